@@ -1,0 +1,33 @@
+# The README's two commands: `make demo` and `make test`. Both create .venv when missing and
+# install everything once; the stamp file makes a second run skip the installs in seconds.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.agora-installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export RAY_AUTH_MODE := disabled
+export RAY_USAGE_STATS_ENABLED := 0
+
+.PHONY: install demo test bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/agora demo
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) bench/ledger_bench.py
+
+clean:
+	rm -rf $(VENV) .agora .pytest_cache

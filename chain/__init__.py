@@ -1,0 +1,47 @@
+"""Settlement: one :class:`Ledger` interface, a memory backend and an EVM backend.
+
+Money is an int of the token's base units; every balance change goes through a ledger;
+``ledger.is_conserved()`` checks that balances plus escrow equal the supply at any moment.
+"""
+
+from __future__ import annotations
+
+from chain.errors import (
+    AlreadySettled,
+    ChainError,
+    DeadlineNotReached,
+    EscrowExists,
+    EscrowNotFound,
+    InsufficientFunds,
+    InvalidAmount,
+    InvalidArgument,
+    TransactionFailed,
+    Unauthorized,
+)
+from chain.evm import EVMLedger
+from chain.ledger import Ledger, Signer
+from chain.memory import MemoryLedger
+from chain.types import BPS, EscrowState, EscrowTerms, Prepared, Receipt, split
+
+__all__ = [
+    "BPS",
+    "AlreadySettled",
+    "ChainError",
+    "DeadlineNotReached",
+    "EVMLedger",
+    "EscrowExists",
+    "EscrowNotFound",
+    "EscrowState",
+    "EscrowTerms",
+    "InsufficientFunds",
+    "InvalidAmount",
+    "InvalidArgument",
+    "Ledger",
+    "MemoryLedger",
+    "Prepared",
+    "Receipt",
+    "Signer",
+    "TransactionFailed",
+    "Unauthorized",
+    "split",
+]

@@ -1,0 +1,128 @@
+# pragma version ~=0.4.3
+"""
+@title Agora escrow
+@notice Locks a buyer's maximum price for one contract id, then either releases an actual
+        cost split among the payees (the rest back to the buyer) or refunds it all.
+        A contract id settles exactly once.
+@dev Split rule, shared with the memory ledger: payee i>0 gets amount * bps[i] // 10000,
+     payee 0 gets amount minus the others, so the remainder of integer division goes to
+     the first payee (the compute provider in an Agora deal) and nothing is lost.
+     Who may act: release -- buyer or arbiter; refund -- payee 0 or the arbiter at any
+     time, the buyer once the deadline has passed.
+"""
+from ethereum.ercs import IERC20
+
+MAX_PAYEES: constant(uint256) = 8
+BPS: constant(uint256) = 10000
+
+OPEN: constant(uint8) = 1
+RELEASED: constant(uint8) = 2
+REFUNDED: constant(uint8) = 3
+
+struct Deal:
+    buyer: address
+    arbiter: address
+    amount: uint256
+    deadline: uint256
+    state: uint8
+
+event Opened:
+    deal_id: indexed(bytes32)
+    buyer: indexed(address)
+    amount: uint256
+    deadline: uint256
+
+event Released:
+    deal_id: indexed(bytes32)
+    paid: uint256
+    returned: uint256
+
+event Refunded:
+    deal_id: indexed(bytes32)
+    amount: uint256
+
+token: public(IERC20)
+deals: public(HashMap[bytes32, Deal])
+payees: HashMap[bytes32, DynArray[address, MAX_PAYEES]]
+shares: HashMap[bytes32, DynArray[uint256, MAX_PAYEES]]
+locked: public(uint256)
+
+
+@deploy
+def __init__(_token: address):
+    self.token = IERC20(_token)
+
+
+@view
+@external
+def payees_of(_id: bytes32) -> DynArray[address, MAX_PAYEES]:
+    return self.payees[_id]
+
+
+@view
+@external
+def shares_of(_id: bytes32) -> DynArray[uint256, MAX_PAYEES]:
+    return self.shares[_id]
+
+
+@external
+def open(_id: bytes32, _payees: DynArray[address, MAX_PAYEES], _shares: DynArray[uint256, MAX_PAYEES], _amount: uint256, _deadline: uint256, _arbiter: address):
+    assert self.deals[_id].state == 0, "escrow: exists"
+    assert len(_payees) > 0 and len(_payees) == len(_shares), "escrow: bad payees"
+    total: uint256 = 0
+    for i: uint256 in range(MAX_PAYEES):
+        if i >= len(_payees):
+            break
+        assert _payees[i] != empty(address), "escrow: bad payees"
+        total += _shares[i]
+    assert total == BPS, "escrow: bad shares"
+    assert _amount > 0, "escrow: bad amount"
+    assert _deadline > block.timestamp, "escrow: bad deadline"
+    self.deals[_id] = Deal(buyer=msg.sender, arbiter=_arbiter, amount=_amount, deadline=_deadline, state=OPEN)
+    self.payees[_id] = _payees
+    self.shares[_id] = _shares
+    self.locked += _amount
+    assert extcall self.token.transferFrom(msg.sender, self, _amount), "escrow: transfer failed"
+    log Opened(deal_id=_id, buyer=msg.sender, amount=_amount, deadline=_deadline)
+
+
+@external
+def release(_id: bytes32, _paid: uint256):
+    deal: Deal = self.deals[_id]
+    assert deal.state != 0, "escrow: unknown"
+    assert deal.state == OPEN, "escrow: settled"
+    assert msg.sender == deal.buyer or msg.sender == deal.arbiter, "escrow: unauthorized"
+    assert _paid <= deal.amount, "escrow: bad amount"
+    self.deals[_id].state = RELEASED
+    self.locked -= deal.amount
+    payees: DynArray[address, MAX_PAYEES] = self.payees[_id]
+    shares: DynArray[uint256, MAX_PAYEES] = self.shares[_id]
+    rest: uint256 = _paid
+    for i: uint256 in range(1, MAX_PAYEES):
+        if i >= len(payees):
+            break
+        part: uint256 = _paid * shares[i] // BPS
+        rest -= part
+        if part > 0:
+            assert extcall self.token.transfer(payees[i], part), "escrow: transfer failed"
+    if rest > 0:
+        assert extcall self.token.transfer(payees[0], rest), "escrow: transfer failed"
+    if deal.amount > _paid:
+        assert extcall self.token.transfer(deal.buyer, deal.amount - _paid), "escrow: transfer failed"
+    log Released(deal_id=_id, paid=_paid, returned=deal.amount - _paid)
+
+
+@external
+def refund(_id: bytes32):
+    deal: Deal = self.deals[_id]
+    assert deal.state != 0, "escrow: unknown"
+    assert deal.state == OPEN, "escrow: settled"
+    allowed: bool = msg.sender == deal.arbiter or msg.sender == self.payees[_id][0]
+    if msg.sender == deal.buyer:
+        assert block.timestamp >= deal.deadline, "escrow: deadline not reached"
+        allowed = True
+    assert allowed, "escrow: unauthorized"
+    self.deals[_id].state = REFUNDED
+    self.locked -= deal.amount
+    assert extcall self.token.transfer(deal.buyer, deal.amount), "escrow: transfer failed"
+    log Refunded(deal_id=_id, amount=deal.amount)

@@ -1,0 +1,74 @@
+# pragma version ~=0.4.3
+"""
+@title Agora settlement token
+@notice A plain ERC-20 with an owner-only mint. Every Agora price, escrow and payout is
+        counted in this token's base units, so conservation is checkable from totalSupply.
+"""
+from ethereum.ercs import IERC20
+
+implements: IERC20
+
+event Transfer:
+    sender: indexed(address)
+    receiver: indexed(address)
+    value: uint256
+
+event Approval:
+    owner: indexed(address)
+    spender: indexed(address)
+    value: uint256
+
+name: public(String[32])
+symbol: public(String[8])
+decimals: public(uint8)
+totalSupply: public(uint256)
+balanceOf: public(HashMap[address, uint256])
+allowance: public(HashMap[address, HashMap[address, uint256]])
+minter: public(address)
+
+
+@deploy
+def __init__(_name: String[32], _symbol: String[8], _decimals: uint8):
+    self.name = _name
+    self.symbol = _symbol
+    self.decimals = _decimals
+    self.minter = msg.sender
+
+
+@internal
+def _move(_from: address, _to: address, _value: uint256):
+    assert _to != empty(address), "token: zero address"
+    assert self.balanceOf[_from] >= _value, "token: insufficient balance"
+    self.balanceOf[_from] -= _value
+    self.balanceOf[_to] += _value
+    log Transfer(sender=_from, receiver=_to, value=_value)
+
+
+@external
+def transfer(_to: address, _value: uint256) -> bool:
+    self._move(msg.sender, _to, _value)
+    return True
+
+
+@external
+def transferFrom(_from: address, _to: address, _value: uint256) -> bool:
+    assert self.allowance[_from][msg.sender] >= _value, "token: insufficient allowance"
+    self.allowance[_from][msg.sender] -= _value
+    self._move(_from, _to, _value)
+    return True
+
+
+@external
+def approve(_spender: address, _value: uint256) -> bool:
+    self.allowance[msg.sender][_spender] = _value
+    log Approval(owner=msg.sender, spender=_spender, value=_value)
+    return True
+
+
+@external
+def mint(_to: address, _value: uint256):
+    assert msg.sender == self.minter, "token: unauthorized"
+    assert _to != empty(address), "token: zero address"
+    self.totalSupply += _value
+    self.balanceOf[_to] += _value
+    log Transfer(sender=empty(address), receiver=_to, value=_value)

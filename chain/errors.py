@@ -1,0 +1,89 @@
+"""Errors of the settlement layer.
+
+Every ledger backend raises the same classes for the same broken rule, so code written
+against the memory ledger behaves identically on the EVM. A contract revert carries a short
+reason string ("escrow: settled"); :func:`error_for_reason` turns it into the class below,
+and the memory ledger raises through the same table, so even the messages agree.
+
+    ChainError
+     ├── InvalidAmount (ValueError)        not an int, negative, above uint256, above the lock
+     ├── InvalidArgument (ValueError)      bad address, payees, shares or deadline
+     ├── InsufficientFunds                 the payer's balance is short
+     ├── Unauthorized (PermissionError)    the caller may not do this
+     ├── EscrowNotFound (KeyError)         no escrow with that id
+     ├── EscrowExists                      the id is taken
+     ├── AlreadySettled                    released or refunded before
+     ├── DeadlineNotReached                a buyer's refund before the deadline
+     └── TransactionFailed                 a revert or failure with no known reason
+"""
+
+from __future__ import annotations
+
+
+class ChainError(Exception):
+    """Root of every error raised by the chain package."""
+
+
+class InvalidAmount(ChainError, ValueError):
+    """An amount that is not a non-negative integer of base units, or too large."""
+
+
+class InvalidArgument(ChainError, ValueError):
+    """A malformed address, payee list, share list or deadline."""
+
+
+class InsufficientFunds(ChainError):
+    """The payer does not hold enough of the token."""
+
+
+class Unauthorized(ChainError, PermissionError):
+    """The caller is not allowed to perform this operation."""
+
+
+class EscrowNotFound(ChainError, KeyError):
+    """No escrow is recorded under this id."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class EscrowExists(ChainError):
+    """An escrow with this id was already opened."""
+
+
+class AlreadySettled(ChainError):
+    """The escrow was released or refunded already: an id settles exactly once."""
+
+
+class DeadlineNotReached(ChainError):
+    """The buyer asked for a refund before the escrow's deadline."""
+
+
+class TransactionFailed(ChainError):
+    """A transaction failed for a reason the ledger cannot name."""
+
+
+REVERT_REASONS: dict[str, type[ChainError]] = {
+    "token: insufficient balance": InsufficientFunds,
+    "token: insufficient allowance": Unauthorized,
+    "token: unauthorized": Unauthorized,
+    "token: zero address": InvalidArgument,
+    "escrow: exists": EscrowExists,
+    "escrow: bad payees": InvalidArgument,
+    "escrow: bad shares": InvalidArgument,
+    "escrow: bad amount": InvalidAmount,
+    "escrow: bad deadline": InvalidArgument,
+    "escrow: unknown": EscrowNotFound,
+    "escrow: settled": AlreadySettled,
+    "escrow: unauthorized": Unauthorized,
+    "escrow: deadline not reached": DeadlineNotReached,
+}
+
+
+def error_for_reason(reason: str, detail: str = "") -> ChainError:
+    """Map a revert reason (as the contracts write it) to the typed error, with context."""
+    reason = reason.strip()
+    for known, cls in REVERT_REASONS.items():
+        if known in reason:
+            return cls(f"{known}{': ' + detail if detail else ''}")
+    return TransactionFailed(f"{reason}{': ' + detail if detail else ''}")

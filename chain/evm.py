@@ -1,0 +1,186 @@
+"""EVMLedger: settlement on a real EVM through web3, with the project's Vyper contracts.
+
+Two ways to reach a chain: :meth:`EVMLedger.embedded` runs py-evm in this process (web3's
+EthereumTesterProvider), and :meth:`EVMLedger.connect` talks JSON-RPC to any node. The
+operator (first unlocked account of the node) deploys the token and escrow, mints and funds
+gas; agents sign their own transactions locally (see :class:`chain.ledger.Ledger`).
+
+Reverts are translated at this boundary into the same typed errors the memory ledger raises.
+Transactions are estimated before they are sent, so a bad one fails without touching the chain.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eth_tester import EthereumTester, PyEVMBackend
+from eth_tester.exceptions import TransactionFailed as TesterFailed
+from web3 import EthereumTesterProvider, HTTPProvider, Web3
+from web3.exceptions import ContractLogicError
+
+from chain.compiler import compile_contract
+from chain.errors import ChainError, TransactionFailed, error_for_reason
+from chain.ledger import Ledger
+from chain.types import UINT256_MAX, EscrowState, EscrowTerms, Prepared, Receipt
+
+_STATUS = {1: "open", 2: "released", 3: "refunded"}
+GAS_ALLOWANCE_WEI = 10**18  # native coin handed to each account for its transactions
+
+
+def _reverted(exc: Exception) -> ChainError:
+    text = str(exc.args[0] if exc.args else exc)
+    return error_for_reason(text.removeprefix("execution reverted: "))
+
+
+class EVMLedger(Ledger):
+    """A ledger whose state lives in the Token and Escrow contracts on an EVM chain."""
+
+    def __init__(self, w3: Web3, operator: str | None = None, token_name: str = "Agora") -> None:
+        self.w3 = w3
+        self.operator = operator or w3.eth.accounts[0]
+        self._seen: dict[str, None] = {}
+        self.token = self._deploy("Token", token_name, self.symbol, self.decimals)
+        self.escrow_contract = self._deploy("Escrow", self.token.address)
+        self.receipts: list[Receipt] = []
+
+    @classmethod
+    def embedded(cls) -> EVMLedger:
+        """A fresh in-process chain (py-evm): nothing to install or start."""
+        return cls(Web3(EthereumTesterProvider(EthereumTester(PyEVMBackend()))))
+
+    @classmethod
+    def connect(cls, url: str) -> EVMLedger:
+        """A ledger on any JSON-RPC node whose first account is unlocked (anvil, a devnet)."""
+        w3 = Web3(HTTPProvider(url))
+        if not w3.is_connected():
+            raise TransactionFailed(f"no JSON-RPC node answers at {url}")
+        return cls(w3)
+
+    # -- reads -------------------------------------------------------------------------
+    def balance_of(self, address: str) -> int:
+        return self.token.functions.balanceOf(address).call()
+
+    def escrow(self, escrow_id: str) -> EscrowState:
+        key = bytes.fromhex(escrow_id[2:])
+        buyer, arbiter, amount, deadline, state = self.escrow_contract.functions.deals(key).call()
+        if state == 0:
+            raise error_for_reason("escrow: unknown", escrow_id)
+        zero = int(arbiter, 16) == 0
+        return EscrowState(
+            escrow_id=escrow_id.lower(),
+            buyer=buyer,
+            arbiter=None if zero else arbiter,
+            payees=self.escrow_contract.functions.payees_of(key).call(),
+            shares_bps=self.escrow_contract.functions.shares_of(key).call(),
+            amount=amount,
+            deadline=deadline,
+            status=_STATUS[state],
+        )
+
+    def total_supply(self) -> int:
+        return self.token.functions.totalSupply().call()
+
+    def escrowed_total(self) -> int:
+        return self.balance_of(self.escrow_contract.address)
+
+    def accounts(self) -> list[str]:
+        return list(self._seen)
+
+    def now(self) -> int:
+        return self.w3.eth.get_block("latest")["timestamp"]
+
+    def gas_price(self) -> int:
+        return self.w3.eth.gas_price
+
+    # -- operator ----------------------------------------------------------------------
+    def advance_time(self, seconds: int) -> int:
+        if int(seconds) <= 0:
+            return self.now()
+        target = self.now() + int(seconds)
+        provider = self.w3.provider
+        if isinstance(provider, EthereumTesterProvider):
+            provider.ethereum_tester.time_travel(target)
+        else:  # anvil / hardhat style nodes
+            provider.make_request("evm_setNextBlockTimestamp", [target])
+            provider.make_request("evm_mine", [])
+        return self.now()
+
+    def _mint(self, to: str, amount: int) -> Receipt:
+        self._seen.setdefault(to)
+        return self._operator_tx("mint", self.token.functions.mint(to, amount))
+
+    def fund_gas(self, address: str) -> Receipt | None:
+        if self.w3.eth.get_balance(address) >= GAS_ALLOWANCE_WEI // 2:
+            return None
+        tx = {"from": self.operator, "to": address, "value": GAS_ALLOWANCE_WEI}
+        return self._receipt("fund_gas", self.operator, self.w3.eth.send_transaction(tx))
+
+    # -- writes --------------------------------------------------------------------------
+    def _call(self, op: str, args: dict[str, Any]) -> Any:
+        fns = self.escrow_contract.functions
+        if op == "open_account":
+            return self.token.functions.approve(self.escrow_contract.address, UINT256_MAX)
+        if op == "transfer":
+            return self.token.functions.transfer(args["to"], args["amount"])
+        if op == "open_escrow":
+            t = EscrowTerms(**args)
+            arbiter = t.arbiter or "0x" + "00" * 20
+            return fns.open(bytes.fromhex(t.escrow_id[2:]), t.payees, t.shares_bps, t.amount, t.deadline, arbiter)
+        if op == "release":
+            return fns.release(bytes.fromhex(args["escrow_id"][2:]), args["amount"])
+        if op == "refund":
+            return fns.refund(bytes.fromhex(args["escrow_id"][2:]))
+        raise TransactionFailed(f"unknown operation {op!r}")
+
+    def prepare(self, sender: str, op: str, args: dict[str, Any]) -> Prepared:
+        try:
+            tx = self._call(op, args).build_transaction(
+                {"from": sender, "nonce": self.w3.eth.get_transaction_count(sender, "pending")}
+            )
+        except (TesterFailed, ContractLogicError) as exc:
+            raise _reverted(exc) from None
+        return Prepared(sender=sender, op=op, args=args, tx=dict(tx))
+
+    def submit(self, prepared: Prepared, signed: bytes | None) -> Receipt:
+        if signed is None:
+            raise TransactionFailed(f"{prepared.op} needs a signed transaction")
+        try:
+            tx_hash = self.w3.eth.send_raw_transaction(signed)
+        except (TesterFailed, ContractLogicError) as exc:
+            raise _reverted(exc) from None
+        self._seen.setdefault(prepared.sender)
+        if prepared.op == "transfer":
+            self._seen.setdefault(prepared.args["to"])
+        if prepared.op == "open_escrow":
+            self._seen.update(dict.fromkeys(prepared.args["payees"]))
+        return self._receipt(prepared.op, prepared.sender, tx_hash)
+
+    # -- helpers -------------------------------------------------------------------------
+    def _deploy(self, name: str, *args: Any) -> Any:
+        art = compile_contract(name)
+        factory = self.w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
+        tx_hash = factory.constructor(*args).transact({"from": self.operator})
+        address = self.w3.eth.wait_for_transaction_receipt(tx_hash)["contractAddress"]
+        return self.w3.eth.contract(address=address, abi=art["abi"])
+
+    def _operator_tx(self, op: str, call: Any) -> Receipt:
+        try:
+            tx_hash = call.transact({"from": self.operator})
+        except (TesterFailed, ContractLogicError) as exc:
+            raise _reverted(exc) from None
+        return self._receipt(op, self.operator, tx_hash)
+
+    def _receipt(self, op: str, sender: str, tx_hash: bytes) -> Receipt:
+        r = self.w3.eth.wait_for_transaction_receipt(tx_hash)
+        if r["status"] != 1:
+            raise TransactionFailed(f"{op} from {sender} reverted in block {r['blockNumber']}")
+        receipt = Receipt(
+            op=op,
+            sender=sender,
+            tx_hash="0x" + bytes(r["transactionHash"]).hex(),
+            block=r["blockNumber"],
+            gas_used=r["gasUsed"],
+            gas_cost_wei=r["gasUsed"] * r.get("effectiveGasPrice", 0),
+        )
+        self.receipts.append(receipt)
+        return receipt

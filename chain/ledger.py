@@ -1,0 +1,126 @@
+"""The one ledger interface that every backend implements.
+
+Reads are plain methods. Every write goes through two steps, ``prepare`` (validate against the
+ledger's state, build the transaction) and ``submit`` (apply it), with the sender's signature
+made in between by :meth:`Ledger.execute`: the key never leaves the agent that owns it, even
+when the ledger itself runs in another process or on a remote node.
+
+The public write methods validate their arguments here, once, before any backend sees them,
+so bad input raises the same typed error everywhere and changes nothing.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Protocol, runtime_checkable
+
+from chain.types import (
+    EscrowState,
+    EscrowTerms,
+    Prepared,
+    Receipt,
+    check_address,
+    check_amount,
+    check_id,
+)
+
+
+@runtime_checkable
+class Signer(Protocol):
+    """Anything that owns a key: it has an address and can sign an EVM transaction."""
+
+    @property
+    def address(self) -> str: ...
+
+    def sign_transaction(self, tx: dict[str, Any]) -> bytes: ...
+
+
+class Ledger(ABC):
+    """Balances, transfers and escrow in integer base units of one settlement token."""
+
+    decimals: int = 18
+    symbol: str = "AGR"
+
+    # -- reads -------------------------------------------------------------------------
+    @abstractmethod
+    def balance_of(self, address: str) -> int:
+        """Token balance of ``address`` in base units."""
+
+    @abstractmethod
+    def escrow(self, escrow_id: str) -> EscrowState:
+        """The escrow's recorded state; EscrowNotFound if it was never opened."""
+
+    @abstractmethod
+    def total_supply(self) -> int:
+        """All tokens in existence: held by accounts plus locked in escrow."""
+
+    @abstractmethod
+    def escrowed_total(self) -> int:
+        """Tokens locked in open escrows right now."""
+
+    @abstractmethod
+    def accounts(self) -> list[str]:
+        """Every address this ledger has seen hold or receive tokens."""
+
+    @abstractmethod
+    def now(self) -> int:
+        """Ledger time in unix seconds (the latest block's timestamp on a chain)."""
+
+    # -- operator actions (set-up and time) --------------------------------------------
+    @abstractmethod
+    def advance_time(self, seconds: int) -> int:
+        """Move ledger time forward (simulation and tests); returns the new time."""
+
+    @abstractmethod
+    def _mint(self, to: str, amount: int) -> Receipt:
+        """Create tokens for ``to`` (the operator's set-up step; counted in total_supply)."""
+
+    @abstractmethod
+    def fund_gas(self, address: str) -> Receipt | None:
+        """Give ``address`` native coin for gas where the backend needs it."""
+
+    # -- the two write steps -----------------------------------------------------------
+    @abstractmethod
+    def prepare(self, sender: str, op: str, args: dict[str, Any]) -> Prepared:
+        """Check ``op`` against current state and build what the sender must authorize."""
+
+    @abstractmethod
+    def submit(self, prepared: Prepared, signed: bytes | None) -> Receipt:
+        """Apply a prepared operation, with the sender's signed transaction if it has one."""
+
+    # -- public API ----------------------------------------------------------------------
+    def execute(self, by: Signer, op: str, args: dict[str, Any]) -> Receipt:
+        prepared = self.prepare(by.address, op, args)
+        signed = by.sign_transaction(prepared.tx) if prepared.tx is not None else None
+        return self.submit(prepared, signed)
+
+    def mint(self, to: str, amount: int) -> Receipt:
+        return self._mint(check_address(to, "to"), check_amount(amount))
+
+    def open_account(self, by: Signer) -> Receipt:
+        """Make ``by`` ready to trade: gas where needed, and the escrow allowed to pull the
+        amounts it locks (only ever from the caller of ``open_escrow``)."""
+        self.fund_gas(by.address)
+        return self.execute(by, "open_account", {})
+
+    def transfer(self, by: Signer, to: str, amount: int) -> Receipt:
+        args = {"to": check_address(to, "to"), "amount": check_amount(amount)}
+        return self.execute(by, "transfer", args)
+
+    def open_escrow(self, by: Signer, terms: EscrowTerms) -> Receipt:
+        """Lock ``terms.amount`` of the buyer's tokens until release or refund."""
+        return self.execute(by, "open_escrow", terms.model_dump())
+
+    def release(self, by: Signer, escrow_id: str, amount: int) -> Receipt:
+        """Pay ``amount`` (at most the lock) split among the payees; the rest goes back."""
+        args = {"escrow_id": check_id(escrow_id), "amount": check_amount(amount)}
+        return self.execute(by, "release", args)
+
+    def refund(self, by: Signer, escrow_id: str) -> Receipt:
+        """Return the whole lock to the buyer."""
+        return self.execute(by, "refund", {"escrow_id": check_id(escrow_id)})
+
+    def is_conserved(self) -> bool:
+        """True when every token is accounted for: balances plus escrow equal the supply."""
+        held = sum(self.balance_of(a) for a in self.accounts())
+        return held + self.escrowed_total() == self.total_supply()

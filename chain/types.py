@@ -1,0 +1,158 @@
+"""Value types shared by every ledger backend: escrow terms, escrow state, receipts, and the
+one split rule.
+
+Money is an ``int`` count of the token's base units everywhere; floats and bools are refused.
+Shares are basis points (1/10,000) summing to exactly 10,000.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from eth_utils import is_address, to_checksum_address
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+
+from chain.errors import InvalidAmount, InvalidArgument
+
+BPS = 10_000
+MAX_PAYEES = 8
+UINT256_MAX = 2**256 - 1
+
+
+def check_amount(value: Any, name: str = "amount") -> int:
+    """Return ``value`` if it is a valid amount of base units, else raise InvalidAmount."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidAmount(f"{name} must be an int of base units, got {value!r} ({type(value).__name__})")
+    if value < 0 or value > UINT256_MAX:
+        raise InvalidAmount(f"{name} must be between 0 and 2**256-1, got {value}")
+    return value
+
+
+def check_address(value: Any, name: str = "address") -> str:
+    """Return the checksummed form of ``value`` or raise InvalidArgument naming the field."""
+    if not isinstance(value, str) or not is_address(value):
+        raise InvalidArgument(f"{name} is not an Ethereum address: {value!r}")
+    address = to_checksum_address(value)
+    if int(address, 16) == 0:
+        raise InvalidArgument(f"{name} is the zero address")
+    return address
+
+
+def check_id(value: Any, name: str = "escrow_id") -> str:
+    """Escrow ids are 32 bytes written as 0x-prefixed hex."""
+    if not isinstance(value, str) or not value.startswith("0x") or len(value) != 66:
+        raise InvalidArgument(f"{name} must be 0x followed by 64 hex digits, got {value!r}")
+    try:
+        int(value, 16)
+    except ValueError:
+        raise InvalidArgument(f"{name} is not hex: {value!r}") from None
+    return value.lower()
+
+
+def split(amount: int, shares_bps: list[int]) -> list[int]:
+    """The one split rule every backend applies (the Escrow contract does the same in Vyper).
+
+    Payee i>0 receives ``amount * bps[i] // 10000``; payee 0 receives the rest, so the
+    remainder of integer division goes to the first payee and the parts always sum to amount.
+    """
+    parts = [amount * bps // BPS for bps in shares_bps[1:]]
+    return [amount - sum(parts), *parts]
+
+
+class EscrowTerms(BaseModel):
+    """What a buyer locks: who gets paid in which shares, how much at most, until when."""
+
+    model_config = ConfigDict(frozen=True)
+
+    escrow_id: str
+    payees: list[str]
+    shares_bps: list[int]
+    amount: int
+    deadline: int
+    arbiter: str | None = None
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise InvalidArgument(f"invalid escrow terms: {exc}") from None
+
+    @field_validator("escrow_id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        return check_id(v)
+
+    @field_validator("payees")
+    @classmethod
+    def _payees(cls, v: list[str]) -> list[str]:
+        if not 1 <= len(v) <= MAX_PAYEES:
+            raise ValueError(f"need 1 to {MAX_PAYEES} payees, got {len(v)}")
+        return [check_address(p, f"payees[{i}]") for i, p in enumerate(v)]
+
+    @field_validator("arbiter")
+    @classmethod
+    def _arbiter(cls, v: str | None) -> str | None:
+        return None if v is None else check_address(v, "arbiter")
+
+    @field_validator("amount")
+    @classmethod
+    def _amount(cls, v: int) -> int:
+        if check_amount(v) == 0:
+            raise ValueError("amount must be positive")
+        return v
+
+    @model_validator(mode="after")
+    def _shares(self) -> EscrowTerms:
+        if len(self.shares_bps) != len(self.payees):
+            raise ValueError("shares_bps and payees differ in length")
+        if any(s < 0 for s in self.shares_bps) or sum(self.shares_bps) != BPS:
+            raise ValueError(f"shares_bps must be non-negative and sum to {BPS}, got {self.shares_bps}")
+        return self
+
+
+EscrowStatus = Literal["open", "released", "refunded"]
+
+
+class EscrowState(BaseModel):
+    """An escrow as the ledger records it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    escrow_id: str
+    buyer: str
+    arbiter: str | None
+    payees: list[str]
+    shares_bps: list[int]
+    amount: int
+    deadline: int
+    status: EscrowStatus
+
+
+class Receipt(BaseModel):
+    """Proof that a ledger operation happened; gas is in the chain's native coin (0 in memory)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    op: str
+    sender: str
+    tx_hash: str
+    block: int = 0
+    gas_used: int = 0
+    gas_cost_wei: int = 0
+
+
+OpKind = Literal["open_account", "transfer", "open_escrow", "release", "refund"]
+
+
+class Prepared(BaseModel):
+    """A write operation ready to be authorized by its sender.
+
+    ``tx`` is the unsigned EVM transaction (None on the memory ledger). Splitting prepare
+    from submit keeps keys in the agent's process: the ledger may live elsewhere (a Ray
+    actor), the signature is made where the key is.
+    """
+
+    sender: str
+    op: OpKind
+    args: dict[str, Any]
+    tx: dict[str, Any] | None = None

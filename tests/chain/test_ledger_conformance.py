@@ -1,0 +1,169 @@
+"""One suite for every ledger backend: same rules, same errors, same results."""
+
+from __future__ import annotations
+
+import pytest
+
+from chain import (
+    AlreadySettled,
+    DeadlineNotReached,
+    EscrowExists,
+    EscrowNotFound,
+    EscrowTerms,
+    InsufficientFunds,
+    InvalidAmount,
+    InvalidArgument,
+    Ledger,
+    Unauthorized,
+    split,
+)
+from tests.conftest import TOKEN
+
+ESCROW_ID = "0x" + "ab" * 32
+
+
+def _setup(ledger: Ledger, people: dict) -> None:
+    for who in people.values():
+        ledger.open_account(who)
+    ledger.mint(people["buyer"].address, 100 * TOKEN)
+
+
+def _terms(ledger: Ledger, people: dict, amount: int = 10 * TOKEN, **kw) -> EscrowTerms:
+    base = dict(
+        escrow_id=ESCROW_ID,
+        payees=[people["provider"].address, people["owner"].address, people["data"].address],
+        shares_bps=[5000, 3333, 1667],
+        amount=amount,
+        deadline=ledger.now() + 600,
+        arbiter=people["arbiter"].address,
+    )
+    return EscrowTerms(**{**base, **kw})
+
+
+def _balances(ledger: Ledger, people: dict) -> dict[str, int]:
+    return {k: ledger.balance_of(p.address) for k, p in people.items()}
+
+
+def test_mint_and_transfer_conserve(ledger: Ledger, people: dict) -> None:
+    _setup(ledger, people)
+    ledger.transfer(people["buyer"], people["stranger"].address, 7)
+    assert ledger.balance_of(people["stranger"].address) == 7
+    assert ledger.balance_of(people["buyer"].address) == 100 * TOKEN - 7
+    assert ledger.total_supply() == 100 * TOKEN
+    assert ledger.is_conserved()
+
+
+def test_release_splits_by_rule_and_returns_rest(ledger: Ledger, people: dict) -> None:
+    _setup(ledger, people)
+    before = _balances(ledger, people)
+    ledger.open_escrow(people["buyer"], _terms(ledger, people, amount=1001))
+    assert ledger.escrowed_total() == 1001 and ledger.is_conserved()
+    ledger.release(people["buyer"], ESCROW_ID, 999)
+    after = _balances(ledger, people)
+    parts = split(999, [5000, 3333, 1667])
+    assert parts == [501, 332, 166]  # remainder of integer division goes to payee 0
+    assert after["provider"] - before["provider"] == parts[0]
+    assert after["owner"] - before["owner"] == parts[1]
+    assert after["data"] - before["data"] == parts[2]
+    assert after["buyer"] - before["buyer"] == -999
+    assert ledger.escrow(ESCROW_ID).status == "released"
+    assert ledger.escrowed_total() == 0 and ledger.is_conserved()
+
+
+def test_settles_exactly_once(ledger: Ledger, people: dict) -> None:
+    _setup(ledger, people)
+    ledger.open_escrow(people["buyer"], _terms(ledger, people))
+    ledger.release(people["arbiter"], ESCROW_ID, 10 * TOKEN)
+    snapshot = _balances(ledger, people)
+    with pytest.raises(AlreadySettled):
+        ledger.release(people["buyer"], ESCROW_ID, 1)
+    with pytest.raises(AlreadySettled):
+        ledger.refund(people["arbiter"], ESCROW_ID)
+    assert _balances(ledger, people) == snapshot
+
+
+def test_refund_rules_follow_the_deadline(ledger: Ledger, people: dict) -> None:
+    _setup(ledger, people)
+    ledger.open_escrow(people["buyer"], _terms(ledger, people))
+    with pytest.raises(DeadlineNotReached):
+        ledger.refund(people["buyer"], ESCROW_ID)
+    with pytest.raises(Unauthorized):
+        ledger.refund(people["stranger"], ESCROW_ID)
+    ledger.advance_time(601)  # time travel instead of sleeping
+    ledger.refund(people["buyer"], ESCROW_ID)
+    assert ledger.balance_of(people["buyer"].address) == 100 * TOKEN
+    assert ledger.escrow(ESCROW_ID).status == "refunded"
+    assert ledger.is_conserved()
+
+
+def test_provider_may_refund_before_deadline(ledger: Ledger, people: dict) -> None:
+    _setup(ledger, people)
+    ledger.open_escrow(people["buyer"], _terms(ledger, people))
+    ledger.refund(people["provider"], ESCROW_ID)
+    assert ledger.balance_of(people["buyer"].address) == 100 * TOKEN
+
+
+def test_stranger_cannot_release_and_nothing_changes(ledger: Ledger, people: dict) -> None:
+    _setup(ledger, people)
+    ledger.open_escrow(people["buyer"], _terms(ledger, people))
+    snapshot = _balances(ledger, people)
+    for who in ("stranger", "provider", "owner"):
+        with pytest.raises(Unauthorized):
+            ledger.release(people[who], ESCROW_ID, 1)
+    assert _balances(ledger, people) == snapshot
+    assert ledger.escrow(ESCROW_ID).status == "open"
+
+
+def test_bad_input_is_refused_with_typed_errors(ledger: Ledger, people: dict) -> None:
+    _setup(ledger, people)
+    snapshot = _balances(ledger, people)
+    for bad in (-1, 1.5, "10", True, None, 2**256):
+        with pytest.raises(InvalidAmount):
+            ledger.transfer(people["buyer"], people["stranger"].address, bad)
+    with pytest.raises(InvalidArgument):
+        ledger.transfer(people["buyer"], "0xnot-an-address", 1)
+    with pytest.raises(InsufficientFunds):
+        ledger.transfer(people["stranger"], people["buyer"].address, 1)
+    with pytest.raises(InsufficientFunds):
+        ledger.open_escrow(people["buyer"], _terms(ledger, people, amount=101 * TOKEN))
+    with pytest.raises(InvalidArgument):
+        _terms(ledger, people, shares_bps=[5000, 5000, 1])
+    with pytest.raises(InvalidArgument):
+        _terms(ledger, people, amount=0)
+    with pytest.raises(InvalidArgument):
+        ledger.open_escrow(people["buyer"], _terms(ledger, people, deadline=ledger.now() - 1))
+    with pytest.raises(EscrowNotFound):
+        ledger.release(people["buyer"], ESCROW_ID, 1)
+    with pytest.raises(EscrowNotFound):
+        ledger.escrow(ESCROW_ID)
+    assert _balances(ledger, people) == snapshot
+    assert ledger.total_supply() == 100 * TOKEN and ledger.is_conserved()
+
+
+def test_escrow_id_cannot_be_reused_and_over_release_refused(ledger: Ledger, people: dict) -> None:
+    _setup(ledger, people)
+    ledger.open_escrow(people["buyer"], _terms(ledger, people, amount=50))
+    with pytest.raises(EscrowExists):
+        ledger.open_escrow(people["buyer"], _terms(ledger, people, amount=50))
+    with pytest.raises(InvalidAmount):
+        ledger.release(people["buyer"], ESCROW_ID, 51)
+    assert ledger.escrowed_total() == 50
+
+
+def test_escrow_needs_an_opened_account(ledger: Ledger, people: dict) -> None:
+    ledger.mint(people["stranger"].address, 100)
+    ledger.fund_gas(people["stranger"].address)
+    with pytest.raises(Unauthorized):
+        ledger.open_escrow(people["stranger"], _terms(ledger, people, amount=10))
+    assert ledger.balance_of(people["stranger"].address) == 100
+
+
+def test_escrow_state_is_readable(ledger: Ledger, people: dict) -> None:
+    _setup(ledger, people)
+    terms = _terms(ledger, people)
+    ledger.open_escrow(people["buyer"], terms)
+    state = ledger.escrow(ESCROW_ID)
+    assert state.buyer == people["buyer"].address
+    assert state.payees == terms.payees and state.shares_bps == terms.shares_bps
+    assert state.amount == terms.amount and state.deadline == terms.deadline
+    assert state.arbiter == people["arbiter"].address
