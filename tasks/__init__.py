@@ -1,0 +1,33 @@
+"""AI work: a content-addressed store, job specs, model runners, executors and verification."""
+
+from __future__ import annotations
+
+from tasks.errors import IntegrityError, InvalidJob, JobFailed, TasksError, UnknownArtifact, VerificationFailed
+from tasks.executor import Executor, LocalExecutor, RayExecutor, read_dataset, run_job
+from tasks.jobs import JobResult, JobSpec, Metering, Resources
+from tasks.runner import EmbeddingRunner, RunnerCache
+from tasks.store import ContentStore, digest_tree
+from tasks.verify import verify_embeddings
+
+__all__ = [
+    "ContentStore",
+    "EmbeddingRunner",
+    "Executor",
+    "IntegrityError",
+    "InvalidJob",
+    "JobFailed",
+    "JobResult",
+    "JobSpec",
+    "LocalExecutor",
+    "Metering",
+    "RayExecutor",
+    "Resources",
+    "RunnerCache",
+    "TasksError",
+    "UnknownArtifact",
+    "VerificationFailed",
+    "digest_tree",
+    "read_dataset",
+    "run_job",
+    "verify_embeddings",
+]

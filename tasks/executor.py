@@ -1,0 +1,116 @@
+"""Executors: where a provider's jobs run.
+
+:func:`run_job` is the unit of work, a plain function: verify and load the model from the
+content store, read the inputs, embed, meter. :class:`LocalExecutor` calls it in-process (tests,
+simulations); :class:`RayExecutor` runs it as a Ray task that asks for the job's GPUs and CPUs,
+so Ray's scheduler places it on a node with free capacity. Agents see only ``Executor.run``
+and never import Ray.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+from tasks.errors import JobFailed, TasksError
+from tasks.jobs import JobResult, JobSpec, Metering
+from tasks.runner import RunnerCache
+from tasks.store import ContentStore
+
+_CACHE = RunnerCache()  # per worker process: Ray reuses workers, so models stay warm
+
+
+def read_dataset(store: ContentStore, digest: str) -> list[str]:
+    """A dataset artifact is one JSONL file of {"text": ...} rows (or one text per line)."""
+    rows = []
+    for line in store.file(digest).read_text().splitlines():
+        if line.strip():
+            rows.append(json.loads(line)["text"] if line.lstrip().startswith("{") else line)
+    return rows
+
+
+def run_job(spec: JobSpec, store_root: str, cache: RunnerCache | None = None) -> JobResult:
+    """Run one embedding job against the store at ``store_root``; raises TasksError."""
+    store = ContentStore(store_root)
+    model_path = store.path(spec.model_hash)  # verified: a tampered model never loads
+    texts = spec.inputs if spec.inputs is not None else read_dataset(store, spec.dataset_hash or "")
+    runner = (cache or _CACHE).get(model_path)
+    start = time.perf_counter()
+    vectors, tokens = runner.embed(texts, spec.batch_size)
+    gpu_ids, node_id = _ray_placement()
+    metering = Metering(
+        items=len(texts),
+        tokens=tokens,
+        seconds=time.perf_counter() - start,
+        device=runner.device,
+        gpu_ids=gpu_ids,
+        node_id=node_id,
+    )
+    return JobResult.from_array(spec.job_id, vectors, metering)
+
+
+def _ray_placement() -> tuple[list[str], str]:
+    """The GPU ids and node Ray gave this task, when running under Ray."""
+    try:
+        import ray
+
+        if ray.is_initialized():
+            ctx = ray.get_runtime_context()
+            return [str(g) for g in ctx.get_accelerator_ids().get("GPU", [])], ctx.get_node_id()
+    except Exception:  # noqa: BLE001 - placement is informative, never fatal
+        pass
+    return [], ""
+
+
+class Executor(ABC):
+    """Runs jobs for a compute provider."""
+
+    store_root: str
+
+    @abstractmethod
+    def run(self, spec: JobSpec, timeout_s: float | None = None) -> JobResult:
+        """Run ``spec`` and return its result, or raise JobFailed / another TasksError."""
+
+
+class LocalExecutor(Executor):
+    """In-process execution, with its own warm-model cache."""
+
+    def __init__(self, store_root: Path | str) -> None:
+        self.store_root = str(store_root)
+        self._cache = RunnerCache()
+
+    def run(self, spec: JobSpec, timeout_s: float | None = None) -> JobResult:
+        try:
+            return run_job(spec, self.store_root, self._cache)
+        except TasksError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any model/runtime error is a job failure
+            raise JobFailed(f"job {spec.job_id} failed: {exc!r}") from exc
+
+
+class RayExecutor(Executor):
+    """Each job is a Ray task asking for the job's resources (logical GPUs work without one)."""
+
+    def __init__(self, store_root: Path | str, **task_options: Any) -> None:
+        self.store_root = str(store_root)
+        self.task_options = task_options
+
+    def run(self, spec: JobSpec, timeout_s: float | None = None) -> JobResult:
+        import ray
+        from ray.exceptions import GetTimeoutError, RayError
+
+        options = {"num_gpus": spec.resources.gpus, "num_cpus": spec.resources.cpus, "max_retries": 0}
+        ref = ray.remote(run_job).options(**{**options, **self.task_options}).remote(spec, self.store_root)
+        try:
+            return ray.get(ref, timeout=timeout_s)
+        except GetTimeoutError:
+            ray.cancel(ref, force=True)
+            raise JobFailed(f"job {spec.job_id} missed its {timeout_s:.0f} s limit") from None
+        except RayError as exc:
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, TasksError):
+                raise cause from None
+            raise JobFailed(f"job {spec.job_id} failed on Ray: {exc}") from exc
