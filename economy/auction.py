@@ -1,0 +1,69 @@
+"""The reverse auction: a buyer posts an order, providers bid, the best acceptable bid wins.
+
+As Akash does for compute leases. The mechanism only ranks bids and names a winner; it never
+moves money (the contract and ledger do that). Winners pay as bid.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+
+from economy.errors import InvalidBid, OverBudget
+
+
+class Bid(BaseModel):
+    """A provider's offer to do the job for ``price`` base units."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bidder: str = Field(min_length=1)
+    price: StrictInt = Field(ge=0)
+    reputation: float = Field(default=0.0, ge=0.0, le=1.0)
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise InvalidBid(f"invalid bid: {exc}") from None
+
+
+class Award(BaseModel):
+    """The mechanism's output: who won, at what price, out of how many valid bids."""
+
+    model_config = ConfigDict(frozen=True)
+
+    winner: str
+    price: int
+    bids: int
+
+
+class ReverseAuction:
+    """Lowest price wins; ties go to the higher reputation, then to the lower bidder id, so
+    the outcome never depends on arrival order."""
+
+    def __init__(self, max_price: int) -> None:
+        if isinstance(max_price, bool) or not isinstance(max_price, int) or max_price < 0:
+            raise InvalidBid(f"max_price must be a non-negative int, got {max_price!r}")
+        self.max_price = max_price
+        self._bids: dict[str, Bid] = {}
+
+    def submit(self, bid: Bid) -> None:
+        """Accept a bid; an over-budget or repeated bid is refused and changes nothing."""
+        if bid.price > self.max_price:
+            raise OverBudget(f"bid of {bid.price} from {bid.bidder} exceeds the maximum {self.max_price}")
+        if bid.bidder in self._bids:
+            raise InvalidBid(f"{bid.bidder} has already bid")
+        self._bids[bid.bidder] = bid
+
+    @property
+    def bids(self) -> list[Bid]:
+        return list(self._bids.values())
+
+    def clear(self) -> Award | None:
+        """The award, or None when nobody made an acceptable bid."""
+        if not self._bids:
+            return None
+        best = min(self._bids.values(), key=lambda b: (b.price, -b.reputation, b.bidder))
+        return Award(winner=best.bidder, price=best.price, bids=len(self._bids))

@@ -1,0 +1,30 @@
+"""Errors of the economy package.
+
+    EconomyError
+     ├── InvalidBid (ValueError)              a bid with a bad price or bidder
+     ├── OverBudget (ValueError)              a bid above the buyer's maximum
+     ├── InvalidContract (ValueError)         contract terms that do not add up
+     └── BadContractSignature (PermissionError)  a signature not made by the named party
+"""
+
+from __future__ import annotations
+
+
+class EconomyError(Exception):
+    """Root of every error raised by the economy package."""
+
+
+class InvalidBid(EconomyError, ValueError):
+    """A bid failed validation; the message names the field."""
+
+
+class OverBudget(EconomyError, ValueError):
+    """A bid asks more than the buyer will pay."""
+
+
+class InvalidContract(EconomyError, ValueError):
+    """Contract terms failed validation."""
+
+
+class BadContractSignature(EconomyError, PermissionError):
+    """A contract signature that was not made by the party it claims."""
