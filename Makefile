@@ -6,7 +6,6 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.agora-installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
-export RAY_AUTH_MODE := disabled
 export RAY_USAGE_STATS_ENABLED := 0
 
 .PHONY: install demo test bench clean

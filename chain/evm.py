@@ -41,7 +41,7 @@ class EVMLedger(Ledger):
         self._seen: dict[str, None] = {}
         self.token = self._deploy("Token", token_name, self.symbol, self.decimals)
         self.escrow_contract = self._deploy("Escrow", self.token.address)
-        self.receipts: list[Receipt] = []
+        self._receipts: list[Receipt] = []
 
     @classmethod
     def embedded(cls) -> EVMLedger:
@@ -86,6 +86,9 @@ class EVMLedger(Ledger):
     def accounts(self) -> list[str]:
         return list(self._seen)
 
+    def receipts(self) -> list[Receipt]:
+        return list(self._receipts)
+
     def now(self) -> int:
         return self.w3.eth.get_block("latest")["timestamp"]
 
@@ -93,10 +96,10 @@ class EVMLedger(Ledger):
         return self.w3.eth.gas_price
 
     # -- operator ----------------------------------------------------------------------
-    def advance_time(self, seconds: int) -> int:
-        if int(seconds) <= 0:
+    def sync_time(self, timestamp: int) -> int:
+        target = int(timestamp)
+        if target <= self.now():
             return self.now()
-        target = self.now() + int(seconds)
         provider = self.w3.provider
         if isinstance(provider, EthereumTesterProvider):
             provider.ethereum_tester.time_travel(target)
@@ -182,5 +185,5 @@ class EVMLedger(Ledger):
             gas_used=r["gasUsed"],
             gas_cost_wei=r["gasUsed"] * r.get("effectiveGasPrice", 0),
         )
-        self.receipts.append(receipt)
+        self._receipts.append(receipt)
         return receipt

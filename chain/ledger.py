@@ -63,13 +63,24 @@ class Ledger(ABC):
         """Every address this ledger has seen hold or receive tokens."""
 
     @abstractmethod
+    def receipts(self) -> list[Receipt]:
+        """Every operation this ledger carried out, oldest first (gas, hashes, senders)."""
+
+    @abstractmethod
     def now(self) -> int:
         """Ledger time in unix seconds (the latest block's timestamp on a chain)."""
 
     # -- operator actions (set-up and time) --------------------------------------------
     @abstractmethod
+    def sync_time(self, timestamp: int) -> int:
+        """Move ledger time forward to ``timestamp`` if it is behind (never backward).
+
+        Runtimes call this so chain time follows their clock (virtual in simulation, wall in
+        deployment) and a deadline means the same to agents and to the escrow."""
+
     def advance_time(self, seconds: int) -> int:
-        """Move ledger time forward (simulation and tests); returns the new time."""
+        """Move ledger time forward by ``seconds`` (tests travel in time, never sleep)."""
+        return self.sync_time(self.now() + max(0, int(seconds)))
 
     @abstractmethod
     def _mint(self, to: str, amount: int) -> Receipt:

@@ -20,7 +20,7 @@ from chain.types import EscrowState, EscrowTerms, Prepared, Receipt, split
 
 class MemoryLedger(Ledger):
     """An in-memory ledger. ``clock`` gives the base time (wall time unless given); the
-    operator moves it forward with :meth:`advance_time`, as time travel does on a chain."""
+    operator moves it forward with :meth:`sync_time`, as time travel does on a chain."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
@@ -30,6 +30,7 @@ class MemoryLedger(Ledger):
         self._escrows: dict[str, EscrowState] = {}
         self._supply = 0
         self._seq = itertools.count(1)
+        self._receipts: list[Receipt] = []
 
     # reads
     def balance_of(self, address: str) -> int:
@@ -50,12 +51,15 @@ class MemoryLedger(Ledger):
     def accounts(self) -> list[str]:
         return list(self._balances)
 
+    def receipts(self) -> list[Receipt]:
+        return list(self._receipts)
+
     def now(self) -> int:
         return int(self._clock()) + self._offset
 
     # operator
-    def advance_time(self, seconds: int) -> int:
-        self._offset += max(0, int(seconds))
+    def sync_time(self, timestamp: int) -> int:
+        self._offset += max(0, int(timestamp) - self.now())
         return self.now()
 
     def _mint(self, to: str, amount: int) -> Receipt:
@@ -155,4 +159,6 @@ class MemoryLedger(Ledger):
 
     def _receipt(self, op: str, sender: str) -> Receipt:
         n = next(self._seq)
-        return Receipt(op=op, sender=sender, tx_hash="0x" + keccak(text=f"memory:{n}").hex(), block=n)
+        receipt = Receipt(op=op, sender=sender, tx_hash="0x" + keccak(text=f"memory:{n}").hex(), block=n)
+        self._receipts.append(receipt)
+        return receipt

@@ -1,0 +1,138 @@
+"""The registry: one discovery service for models, datasets, compute providers and agents.
+
+Owners publish offers; buyers look them up by capability. Offers are validated on the way in
+(a negative or non-integer price is refused with InvalidOffer naming the field), and lookups of
+unknown keys raise UnknownOffer. Later markets extend this registry; none adds a second one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from eth_utils import is_address, to_checksum_address
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
+
+from agents.errors import InvalidOffer, UnknownOffer
+
+_HASH = r"^[0-9a-f]{64}$"
+
+
+class Offer(BaseModel):
+    """Base of every offer: frozen, strict about prices, with an owner address."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    owner: str
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise InvalidOffer(f"invalid {type(self).__name__}: {exc}") from None
+
+    @field_validator("owner")
+    @classmethod
+    def _owner(cls, v: str) -> str:
+        if not is_address(v):
+            raise ValueError(f"owner is not an address: {v!r}")
+        return to_checksum_address(v)
+
+
+class ModelOffer(Offer):
+    """A model for hire: content hash of its files, what it does, its price per call."""
+
+    model_hash: str = Field(pattern=_HASH)
+    name: str = Field(min_length=1)
+    task: str = "embedding"
+    price_per_call: StrictInt = Field(ge=0)
+    license: str = ""
+
+
+class DatasetOffer(Offer):
+    """A dataset: content hash, size, price per use."""
+
+    dataset_hash: str = Field(pattern=_HASH)
+    name: str = Field(min_length=1)
+    items: StrictInt = Field(ge=0)
+    price_per_use: StrictInt = Field(ge=0)
+
+
+class ComputeOffer(Offer):
+    """A provider's capacity: GPUs (logical or real), their memory, CPUs, price per second."""
+
+    gpus: float = Field(ge=0)
+    gpu_memory_mb: StrictInt = Field(default=0, ge=0)
+    cpus: float = Field(default=1.0, ge=0)
+    price_per_second: StrictInt = Field(ge=0)
+    throughput: float = Field(default=100.0, gt=0, description="items per second it expects to embed")
+
+
+O = TypeVar("O", bound=Offer)
+
+
+class Registry:
+    """In-memory discovery. Plain class: a runtime may host it in a Ray actor."""
+
+    def __init__(self) -> None:
+        self._models: dict[str, ModelOffer] = {}
+        self._datasets: dict[str, DatasetOffer] = {}
+        self._compute: dict[str, ComputeOffer] = {}
+        self._agents: dict[str, dict[str, str]] = {}
+
+    # publish
+    def register_model(self, offer: ModelOffer) -> str:
+        self._models[_check(offer, ModelOffer).model_hash] = offer
+        return offer.model_hash
+
+    def register_dataset(self, offer: DatasetOffer) -> str:
+        self._datasets[_check(offer, DatasetOffer).dataset_hash] = offer
+        return offer.dataset_hash
+
+    def register_compute(self, offer: ComputeOffer) -> str:
+        self._compute[_check(offer, ComputeOffer).owner] = offer
+        return offer.owner
+
+    def register_agent(self, address: str, name: str, role: str) -> None:
+        self._agents[to_checksum_address(address)] = {"name": name, "role": role}
+
+    # look up
+    def model(self, model_hash: str) -> ModelOffer:
+        return _get(self._models, model_hash, "model")
+
+    def dataset(self, dataset_hash: str) -> DatasetOffer:
+        return _get(self._datasets, dataset_hash, "dataset")
+
+    def compute(self, provider: str) -> ComputeOffer:
+        return _get(self._compute, provider, "compute provider")
+
+    def agents(self) -> dict[str, dict[str, str]]:
+        return dict(self._agents)
+
+    def find_models(self, task: str = "embedding", name: str | None = None) -> list[ModelOffer]:
+        """Models that do ``task`` (and carry ``name``), cheapest first."""
+        found = [m for m in self._models.values() if m.task == task and name in (None, m.name)]
+        return sorted(found, key=lambda m: (m.price_per_call, m.model_hash))
+
+    def find_datasets(self, name: str | None = None) -> list[DatasetOffer]:
+        found = [d for d in self._datasets.values() if name in (None, d.name)]
+        return sorted(found, key=lambda d: (d.price_per_use, d.dataset_hash))
+
+    def find_compute(self, gpus: float = 0.0, gpu_memory_mb: int = 0, cpus: float = 0.0) -> list[ComputeOffer]:
+        """Providers with at least this much capacity, cheapest first."""
+        found = [
+            c for c in self._compute.values() if c.gpus >= gpus and c.gpu_memory_mb >= gpu_memory_mb and c.cpus >= cpus
+        ]
+        return sorted(found, key=lambda c: (c.price_per_second, c.owner))
+
+
+def _check(offer: Any, cls: type[O]) -> O:
+    if not isinstance(offer, cls):
+        raise InvalidOffer(f"expected a {cls.__name__}, got {type(offer).__name__}")
+    return offer
+
+
+def _get(table: dict[str, O], key: str, what: str) -> O:
+    try:
+        return table[key]
+    except KeyError:
+        raise UnknownOffer(f"no {what} registered under {key!r}") from None

@@ -1,0 +1,299 @@
+"""The buyer: finds offers, calls for proposals, awards by reverse auction, signs the contract,
+locks the price in escrow, verifies the result and releases payment, or gets its refund."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from agents.agent import Agent, Context, on_message
+from agents.errors import UnknownOffer
+from agents.identity import Identity
+from agents.protocol import (
+    AcceptContract,
+    AwardContract,
+    CallForProposals,
+    DeadlinePassed,
+    DeclineContract,
+    Deliver,
+    EscrowFunded,
+    Propose,
+    ProposalsDue,
+    Refuse,
+    RejectProposal,
+    ReportFailure,
+    Settled,
+)
+from chain import ChainError, DeadlineNotReached, Receipt
+from economy.auction import Bid, ReverseAuction
+from economy.contract import Contract, Payee, deal_id_for
+from economy.errors import EconomyError
+from tasks.errors import TasksError
+from tasks.jobs import JobResult, JobSpec, Resources
+from tasks.verify import verify_embeddings
+
+DealStatus = Literal["calling", "awarded", "funded", "settled", "refunded", "no_award", "failed"]
+
+
+class JobRequest(BaseModel):
+    """What the buyer wants, by capability: a task, a model and dataset by name (or inline
+    inputs), the resources, the most it pays in total, and how long it may take."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task: str = "embedding"
+    model: str | None = None
+    dataset: str | None = None
+    inputs: list[str] | None = None
+    resources: Resources = Resources()
+    max_price: int = Field(ge=0)
+    deadline_s: int = Field(default=300, gt=0)
+    reply_window_s: float = Field(default=5.0, gt=0)
+
+
+class DealRecord(BaseModel):
+    """The buyer's view of one deal, from call to settlement: what the demo reports."""
+
+    deal_id: str
+    status: DealStatus = "calling"
+    reason: str = ""
+    invited: list[str] = []
+    bids: dict[str, int] = {}
+    refused: dict[str, str] = {}
+    contract: Contract | None = None
+    job: JobSpec | None = None
+    result_hash: str = ""
+    result_shape: tuple[int, int] | None = None
+    metering: dict[str, Any] = {}
+    paid: int = 0
+    receipts: list[Receipt] = []
+    started_at: float = 0.0
+    finished_at: float = 0.0
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("settled", "refunded", "no_award", "failed")
+
+
+@dataclass
+class _Call:
+    """What the buyer keeps privately while a call is open."""
+
+    auction: ReverseAuction
+    fees: list[Payee]
+    deadline: int
+    answered: set[str] = field(default_factory=set)
+
+
+class Buyer(Agent):
+    role = "buyer"
+
+    def __init__(self, name: str, identity: Identity, requests: list[JobRequest]) -> None:
+        super().__init__(name, identity)
+        self.requests = list(requests)
+        self.deals: dict[str, DealRecord] = {}
+        self.results: dict[str, JobResult] = {}
+        self._calls: dict[str, _Call] = {}
+
+    def on_start(self, ctx: Context) -> None:
+        ctx.wallet.open_account()
+        ctx.registry.register_agent(self.address, self.name, self.role)
+        for n, request in enumerate(self.requests):
+            self.open_call(ctx, request, n)
+
+    def deal(self, deal_id: str) -> DealRecord:
+        return self.deals[deal_id]
+
+    def result_vectors(self, deal_id: str) -> np.ndarray | None:
+        """The verified embeddings of a settled deal."""
+        result = self.results.get(deal_id)
+        return None if result is None else result.array()
+
+    def all_done(self) -> bool:
+        return len(self.deals) == len(self.requests) and all(d.done for d in self.deals.values())
+
+    # -- 1. find offers and call for proposals -------------------------------------------
+    def open_call(self, ctx: Context, request: JobRequest, n: int) -> DealRecord:
+        try:
+            spec, fees = self._resolve(ctx, request, n)
+        except (UnknownOffer, TasksError) as exc:
+            return self._record(f"unresolved-{n}", status="no_award", reason=str(exc))
+        job_hash = "0x" + spec.digest()
+        deal_id = deal_id_for(self.address, job_hash, n)
+        budget = request.max_price - sum(f.amount for f in fees)
+        providers = [c.owner for c in ctx.registry.find_compute(gpus=spec.resources.gpus, gpu_memory_mb=spec.resources.gpu_memory_mb)]
+        record = self._record(deal_id, job=spec, invited=providers)
+        if budget <= 0:
+            return self._end(record, "no_award", f"posted fees {sum(f.amount for f in fees)} leave no compute budget")
+        if not providers:
+            return self._end(record, "no_award", "no provider has the resources")
+        deadline = int(ctx.now()) + request.deadline_s
+        self._calls[deal_id] = _Call(auction=ReverseAuction(max_price=budget), fees=fees, deadline=deadline)
+        for p in providers:
+            ctx.send(p, CallForProposals(deal_id=deal_id, job=spec, job_hash=job_hash, compute_budget=budget, deadline=deadline))
+        ctx.schedule(request.reply_window_s, ProposalsDue(deal_id=deal_id))
+        return record
+
+    def _resolve(self, ctx: Context, request: JobRequest, n: int) -> tuple[JobSpec, list[Payee]]:
+        """Turn a request by name into a spec by hash, and the posted fees as payees."""
+        models = ctx.registry.find_models(task=request.task, name=request.model)
+        if not models:
+            raise UnknownOffer(f"no {request.task} model named {request.model!r} is offered")
+        fees = [Payee(address=models[0].owner, role="model_owner", amount=models[0].price_per_call)]
+        dataset_hash = None
+        if request.dataset is not None:
+            datasets = ctx.registry.find_datasets(name=request.dataset)
+            if not datasets:
+                raise UnknownOffer(f"no dataset named {request.dataset!r} is offered")
+            dataset_hash = datasets[0].dataset_hash
+            fees.append(Payee(address=datasets[0].owner, role="data_owner", amount=datasets[0].price_per_use))
+        spec = JobSpec(
+            job_id=f"{self.name}-{n}",
+            model_hash=models[0].model_hash,
+            inputs=request.inputs,
+            dataset_hash=dataset_hash,
+            resources=request.resources,
+        )
+        return spec, fees
+
+    # -- 2. collect bids, award by reverse auction ---------------------------------------
+    @on_message(Propose)
+    def propose(self, ctx: Context, sender: str, msg: Propose) -> None:
+        call = self._open(msg.deal_id, sender)
+        if call is None:
+            return
+        call.answered.add(sender)
+        try:
+            call.auction.submit(Bid(bidder=sender, price=msg.price))
+            self.deals[msg.deal_id].bids[sender] = msg.price
+        except EconomyError as exc:
+            self.deals[msg.deal_id].refused[sender] = f"bid rejected: {exc}"
+        self._award_when_all_answered(ctx, msg.deal_id)
+
+    @on_message(Refuse)
+    def refuse(self, ctx: Context, sender: str, msg: Refuse) -> None:
+        call = self._open(msg.deal_id, sender)
+        if call is None:
+            return
+        call.answered.add(sender)
+        self.deals[msg.deal_id].refused[sender] = msg.reason
+        self._award_when_all_answered(ctx, msg.deal_id)
+
+    @on_message(ProposalsDue)
+    def proposals_due(self, ctx: Context, sender: str, msg: ProposalsDue) -> None:
+        if sender == self.address and self.deals[msg.deal_id].status == "calling":
+            self.award(ctx, msg.deal_id)
+
+    def _open(self, deal_id: str, sender: str) -> _Call | None:
+        record = self.deals.get(deal_id)
+        if record is None or record.status != "calling" or sender not in record.invited:
+            return None
+        return self._calls[deal_id]
+
+    def _award_when_all_answered(self, ctx: Context, deal_id: str) -> None:
+        if self._calls[deal_id].answered >= set(self.deals[deal_id].invited):
+            self.award(ctx, deal_id)
+
+    def award(self, ctx: Context, deal_id: str) -> None:
+        record, call = self.deals[deal_id], self._calls[deal_id]
+        award = call.auction.clear()
+        if award is None:
+            self._end(record, "no_award", "no acceptable proposal")
+            return
+        assert record.job is not None
+        contract = Contract(
+            deal_id=deal_id,
+            buyer=self.address,
+            payees=[Payee(address=award.winner, role="provider", amount=award.price), *call.fees],
+            deadline=call.deadline,
+            job_hash="0x" + record.job.digest(),
+        )
+        record.contract, record.status = contract, "awarded"
+        ctx.send(award.winner, AwardContract(deal_id=deal_id, contract=contract, buyer_signature=ctx.wallet.sign_typed_data(contract.typed_data())))
+        for loser in call.auction.bids:
+            if loser.bidder != award.winner:
+                ctx.send(loser.bidder, RejectProposal(deal_id=deal_id))
+
+    # -- 3. countersigned: lock the price in escrow ---------------------------------------
+    @on_message(AcceptContract)
+    def accepted(self, ctx: Context, sender: str, msg: AcceptContract) -> None:
+        record = self.deals.get(msg.deal_id)
+        if record is None or record.status != "awarded" or record.contract is None or sender != record.contract.provider:
+            return
+        try:
+            record.contract.verify_signature(msg.provider_signature, sender)
+            receipt = ctx.wallet.open_escrow(record.contract.escrow_terms())
+        except (EconomyError, ChainError) as exc:
+            self._end(record, "failed", f"could not fund the contract: {exc}")
+            return
+        record.receipts.append(receipt)
+        record.status = "funded"
+        ctx.send(sender, EscrowFunded(deal_id=msg.deal_id, tx_hash=receipt.tx_hash))
+        ctx.schedule(max(0.0, record.contract.deadline - ctx.now()) + 1, DeadlinePassed(deal_id=msg.deal_id))
+
+    @on_message(DeclineContract)
+    def declined(self, ctx: Context, sender: str, msg: DeclineContract) -> None:
+        record = self.deals.get(msg.deal_id)
+        if record is not None and record.status == "awarded" and record.contract and sender == record.contract.provider:
+            self._end(record, "no_award", f"provider declined: {msg.reason}")
+
+    # -- 4. delivery: verify, then pay ------------------------------------------------------
+    @on_message(Deliver)
+    def delivered(self, ctx: Context, sender: str, msg: Deliver) -> None:
+        record = self.deals.get(msg.deal_id)
+        if record is None or record.status != "funded" or record.contract is None or sender != record.contract.provider:
+            return
+        assert record.job is not None
+        items = len(record.job.inputs) if record.job.inputs is not None else ctx.registry.dataset(record.job.dataset_hash).items
+        try:
+            verify_embeddings(msg.result, items)
+        except TasksError as exc:
+            record.reason = f"result rejected: {exc}"  # no payment; refunded at the deadline
+            return
+        receipt = ctx.wallet.release(msg.deal_id, record.contract.max_amount)
+        record.receipts.append(receipt)
+        self.results[msg.deal_id] = msg.result
+        record.result_hash, record.result_shape = msg.result.result_hash, msg.result.shape
+        record.metering = msg.result.metering.model_dump()
+        record.paid = record.contract.max_amount
+        self._end(record, "settled", "")
+        for payee in {p.address for p in record.contract.payees}:
+            ctx.send(payee, Settled(deal_id=msg.deal_id, paid=record.paid, tx_hash=receipt.tx_hash))
+
+    # -- failure paths: the provider refunded, or the deadline passed ----------------------
+    @on_message(ReportFailure)
+    def failure(self, ctx: Context, sender: str, msg: ReportFailure) -> None:
+        record = self.deals.get(msg.deal_id)
+        if record is None or record.contract is None or sender != record.contract.provider or record.done:
+            return
+        if ctx.ledger.escrow(msg.deal_id).status == "refunded":  # trust the ledger, not the message
+            self._end(record, "refunded", f"provider failed: {msg.reason}")
+        else:
+            record.reason = f"provider failed without refunding: {msg.reason}"
+
+    @on_message(DeadlinePassed)
+    def deadline_passed(self, ctx: Context, sender: str, msg: DeadlinePassed) -> None:
+        record = self.deals.get(msg.deal_id)
+        if sender != self.address or record is None or record.status != "funded":
+            return
+        try:
+            record.receipts.append(ctx.wallet.refund(msg.deal_id))
+        except DeadlineNotReached:  # the ledger's clock lags ours: look again shortly
+            ctx.schedule(1.0, DeadlinePassed(deal_id=msg.deal_id))
+            return
+        self._end(record, "refunded", record.reason or "deadline passed without a delivery")
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _record(self, deal_id: str, **fields: Any) -> DealRecord:
+        record = DealRecord(deal_id=deal_id, started_at=time.time(), **fields)
+        self.deals[deal_id] = record
+        return record
+
+    @staticmethod
+    def _end(record: DealRecord, status: DealStatus, reason: str) -> DealRecord:
+        record.status, record.reason, record.finished_at = status, reason, time.time()
+        return record

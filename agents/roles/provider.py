@@ -1,0 +1,153 @@
+"""The compute provider: bids on jobs it can run, countersigns, runs the job on its executor
+(Ray tasks with the job's GPUs in deployment), delivers, or refunds the buyer when it fails."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from agents.agent import Agent, Context, on_message
+from agents.identity import Identity
+from agents.protocol import (
+    AcceptContract,
+    AwardContract,
+    CallForProposals,
+    DeclineContract,
+    Deliver,
+    EscrowFunded,
+    Propose,
+    Refuse,
+    RejectProposal,
+    ReportFailure,
+    Settled,
+)
+from agents.registry import ComputeOffer
+from chain import ChainError
+from economy.contract import Contract
+from economy.errors import EconomyError
+from tasks.errors import TasksError
+
+
+@dataclass
+class _Job:
+    call: CallForProposals
+    buyer: str
+    price: int
+    contract: Contract | None = None
+    status: str = "proposed"
+
+
+class ComputeProvider(Agent):
+    """Sells GPU/CPU time at ``price_per_second``; quotes ``ceil(items / throughput)`` seconds."""
+
+    role = "compute_provider"
+
+    def __init__(self, name: str, identity: Identity, *, gpus: float, price_per_second: int, throughput: float = 100.0, gpu_memory_mb: int = 0, cpus: float = 1.0) -> None:
+        super().__init__(name, identity)
+        self.capacity = {"gpus": gpus, "gpu_memory_mb": gpu_memory_mb, "cpus": cpus}
+        self.price_per_second = price_per_second
+        self.throughput = throughput
+        self.jobs: dict[str, _Job] = {}
+
+    def on_start(self, ctx: Context) -> None:
+        ctx.wallet.open_account()
+        offer = ComputeOffer(owner=self.address, price_per_second=self.price_per_second, throughput=self.throughput, **self.capacity)
+        ctx.registry.register_compute(offer)
+        ctx.registry.register_agent(self.address, self.name, self.role)
+
+    def quote(self, items: int) -> int:
+        return max(1, math.ceil(items / self.throughput)) * self.price_per_second
+
+    @on_message(CallForProposals)
+    def call_for_proposals(self, ctx: Context, sender: str, msg: CallForProposals) -> None:
+        job = msg.job
+        reason = self._cannot_run(ctx, msg)
+        if reason:
+            ctx.send(sender, Refuse(deal_id=msg.deal_id, reason=reason))
+            return
+        items = len(job.inputs) if job.inputs is not None else ctx.registry.dataset(job.dataset_hash).items
+        price = self.quote(items)
+        if price > msg.compute_budget:
+            ctx.send(sender, Refuse(deal_id=msg.deal_id, reason=f"my price {price} exceeds the budget {msg.compute_budget}"))
+            return
+        self.jobs[msg.deal_id] = _Job(call=msg, buyer=sender, price=price)
+        ctx.send(sender, Propose(deal_id=msg.deal_id, price=price))
+
+    def _cannot_run(self, ctx: Context, msg: CallForProposals) -> str:
+        need = msg.job.resources
+        if need.gpus > self.capacity["gpus"] or need.gpu_memory_mb > self.capacity["gpu_memory_mb"]:
+            return f"needs {need.gpus} GPUs / {need.gpu_memory_mb} MB, I have {self.capacity}"
+        if msg.job_hash != "0x" + msg.job.digest():
+            return "job hash does not match the job"
+        if msg.deadline <= ctx.now():
+            return "deadline already passed"
+        return ""
+
+    @on_message(AwardContract)
+    def award(self, ctx: Context, sender: str, msg: AwardContract) -> None:
+        job = self.jobs.get(msg.deal_id)
+        c = msg.contract
+        problem = ""
+        if job is None or sender != job.buyer or c.buyer != sender:
+            problem = "no proposal of mine matches this award"
+        elif c.provider != self.address or c.payees[0].amount != job.price:
+            problem = "contract does not pay my proposed price to me"
+        elif c.job_hash != job.call.job_hash or c.deadline != job.call.deadline:
+            problem = "contract terms differ from the call for proposals"
+        else:
+            try:
+                c.verify_signature(msg.buyer_signature, sender)
+            except EconomyError as exc:
+                problem = str(exc)
+        if problem:
+            ctx.send(sender, DeclineContract(deal_id=msg.deal_id, reason=problem))
+            return
+        job.contract, job.status = c, "signed"
+        ctx.send(sender, AcceptContract(deal_id=msg.deal_id, provider_signature=ctx.wallet.sign_typed_data(c.typed_data())))
+
+    @on_message(RejectProposal)
+    def rejected(self, ctx: Context, sender: str, msg: RejectProposal) -> None:
+        job = self.jobs.get(msg.deal_id)
+        if job is not None and sender == job.buyer:
+            job.status = "lost"
+
+    @on_message(EscrowFunded)
+    def funded(self, ctx: Context, sender: str, msg: EscrowFunded) -> None:
+        job = self.jobs.get(msg.deal_id)
+        if job is None or job.contract is None or sender != job.buyer:
+            return
+        escrow = ctx.ledger.escrow(msg.deal_id)  # trust the ledger, not the message
+        terms = job.contract.escrow_terms()
+        if escrow.status != "open" or escrow.amount != terms.amount or escrow.payees != terms.payees:
+            ctx.log.warning("escrow for %s does not match the contract; not starting", msg.deal_id)
+            return
+        job.status = "running"
+        self.run_job(ctx, job)
+
+    def run_job(self, ctx: Context, job: _Job) -> None:
+        """Run the job and deliver it, or refund the buyer and say why."""
+        assert job.contract is not None
+        budget = max(1.0, job.contract.deadline - ctx.now())
+        try:
+            result = ctx.executor.run(job.call.job, timeout_s=budget)
+        except TasksError as exc:
+            job.status = "failed"
+            refund = ""
+            try:
+                refund = ctx.wallet.refund(job.call.deal_id).tx_hash
+            except ChainError as chain_exc:  # already settled or refunded by the buyer
+                ctx.log.warning("refund of %s failed: %s", job.call.deal_id, chain_exc)
+            ctx.send(job.buyer, ReportFailure(deal_id=job.call.deal_id, reason=str(exc), refund_tx=refund))
+            return
+        job.status = "delivered"
+        ctx.send(job.buyer, Deliver(deal_id=job.call.deal_id, result=result))
+
+    @on_message(Settled)
+    def settled(self, ctx: Context, sender: str, msg: Settled) -> None:
+        job = self.jobs.get(msg.deal_id)
+        if job is not None and sender == job.buyer:
+            job.status = "paid"
+
+    def job_status(self, deal_id: str) -> str:
+        job = self.jobs.get(deal_id)
+        return job.status if job else "unknown"

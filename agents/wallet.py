@@ -1,0 +1,51 @@
+"""An agent's wallet: its identity bound to a ledger.
+
+Handlers pay, lock, release and sign through the wallet; they never see the key. The wallet
+also keeps the receipts of what it did, so an agent can report its gas and transactions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chain import EscrowTerms, Ledger, Receipt
+from agents.identity import Identity
+
+
+class Wallet:
+    def __init__(self, identity: Identity, ledger: Ledger) -> None:
+        self._identity = identity
+        self.ledger = ledger
+        self.receipts: list[Receipt] = []
+
+    @property
+    def address(self) -> str:
+        return self._identity.address
+
+    def balance(self) -> int:
+        return self.ledger.balance_of(self.address)
+
+    def _keep(self, receipt: Receipt) -> Receipt:
+        self.receipts.append(receipt)
+        return receipt
+
+    def open_account(self) -> Receipt:
+        return self._keep(self.ledger.open_account(self._identity))
+
+    def transfer(self, to: str, amount: int) -> Receipt:
+        return self._keep(self.ledger.transfer(self._identity, to, amount))
+
+    def open_escrow(self, terms: EscrowTerms) -> Receipt:
+        return self._keep(self.ledger.open_escrow(self._identity, terms))
+
+    def release(self, escrow_id: str, amount: int) -> Receipt:
+        return self._keep(self.ledger.release(self._identity, escrow_id, amount))
+
+    def refund(self, escrow_id: str) -> Receipt:
+        return self._keep(self.ledger.refund(self._identity, escrow_id))
+
+    def sign_typed_data(self, full_message: dict[str, Any]) -> str:
+        return self._identity.sign_typed_data(full_message)
+
+    def gas_used(self) -> int:
+        return sum(r.gas_used for r in self.receipts)

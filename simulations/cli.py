@@ -1,0 +1,56 @@
+"""The `agora` command line. Entry points start or join Ray; library code never does."""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import typer
+
+app = typer.Typer(help="Agora: a multi-agent economy for AI work.", no_args_is_help=True, add_completion=False)
+
+
+@app.callback()
+def main() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@app.command()
+def demo(
+    runtime: str = typer.Option("ray", help="ray (agents as Ray actors) or local (one process)"),
+    ledger: str = typer.Option("evm", help="evm (embedded py-evm chain) or memory"),
+    address: Optional[str] = typer.Option(None, help="join an existing Ray cluster at this address"),
+    gpus: int = typer.Option(1, help="logical GPUs for the local Ray head (no GPU needed)"),
+    seed: int = typer.Option(7, help="run seed: same seed, same keys and outcome"),
+) -> None:
+    """Run one AI trade end to end and print who paid and earned what."""
+    from simulations.demo import TradeConfig, run_trade
+    from simulations.report import render
+
+    config = TradeConfig(runtime=runtime, ledger=ledger, seed=seed, gpus=min(1, gpus))
+    if runtime == "ray":
+        import ray
+
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_gpus=gpus, include_dashboard=False, log_to_driver=False)
+    try:
+        report = run_trade(config)
+    finally:
+        if runtime == "ray":
+            import ray
+
+            ray.shutdown()
+    render(report)
+    if report.deal.status != "settled" or not report.conserved:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def version() -> None:
+    """Print the installed version."""
+    from importlib.metadata import version as v
+
+    typer.echo(v("agora-economy"))
