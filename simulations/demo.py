@@ -109,12 +109,15 @@ def build_runtime(config: TradeConfig) -> Runtime:
     )
 
 
-def run_trade(config: TradeConfig, runtime: Runtime | None = None, timeout: float = 600) -> TradeReport:
-    """Run the demo trade to its end and report balances, receipts and the result."""
+def run_trade(config: TradeConfig, runtime: Runtime | None = None, agents: dict[str, Any] | None = None, timeout: float = 600) -> TradeReport:
+    """Run the demo trade to its end and report balances, receipts and the result.
+
+    ``runtime`` and ``agents`` default to :func:`build_runtime` and :func:`make_agents`; pass
+    your own to run a variation (another provider, a runtime on a remote cluster)."""
     started = time.perf_counter()
     runtime = runtime or build_runtime(config)
     texts = demo_texts()
-    agents = make_agents(config, texts)
+    agents = agents or make_agents(config, texts)
     for agent in agents.values():
         runtime.add(agent)
     buyer = agents["buyer"].address

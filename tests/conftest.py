@@ -43,7 +43,14 @@ def ray_cluster() -> Iterator[None]:
     """One local Ray for the session: 2 logical GPUs, CPU work capped to this machine."""
     import ray
 
-    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False)
+    root = str(Path(__file__).resolve().parent.parent)  # so actors can import test-defined agents
+    ray.init(
+        num_cpus=2,
+        num_gpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": root, "HF_HUB_OFFLINE": "1", "RAY_AUTH_MODE": "disabled"}},
+    )
     yield
     ray.shutdown()
 

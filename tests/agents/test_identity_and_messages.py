@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from agents import BadSignature, Envelope, Identity, Message, UnknownMessage
+from agents.identity import recover_message
+
+
+class Ping(Message):
+    text: str
+
+
+class Pong(Message):
+    text: str
+    count: int = 0
+
+
+def test_keys_derive_from_the_seed() -> None:
+    a, b = Identity.from_seed(1, "alice"), Identity.from_seed(1, "alice")
+    assert a.address == b.address
+    assert Identity.from_seed(2, "alice").address != a.address
+    assert Identity.from_seed(1, "bob").address != a.address
+
+
+def test_key_never_shows_in_text() -> None:
+    ident = Identity.from_seed(1, "alice")
+    key_hex = pickle.loads(pickle.dumps(ident))._account.key.hex()
+    assert key_hex not in repr(ident) and key_hex not in str(ident)
+    assert pickle.loads(pickle.dumps(ident)).address == ident.address
+
+
+def test_signatures_recover_the_signer() -> None:
+    ident = Identity.from_seed(1, "alice")
+    sig = ident.sign_message(b"hello")
+    assert recover_message(b"hello", sig) == ident.address
+    assert recover_message(b"hellO", sig) != ident.address
+
+
+def test_schema_digest_tells_protocols_apart() -> None:
+    assert Ping.schema_digest() != Pong.schema_digest()
+    assert len(Ping.schema_digest()) == 64 and Ping.schema_digest() == Ping.schema_digest()
+
+
+def test_envelope_round_trip_and_rejections() -> None:
+    alice, bob, mallory = (Identity.from_seed(0, n) for n in ("alice", "bob", "mallory"))
+    types = {Ping.schema_digest(): Ping}
+    env = Envelope.seal(alice, bob.address, Ping(deal_id="d1", text="hi"), nonce=1)
+    msg = env.open(types)
+    assert msg == Ping(deal_id="d1", text="hi")
+
+    tampered = env.model_copy(update={"payload": Ping(deal_id="d1", text="pay me").model_dump_json()})
+    with pytest.raises(BadSignature):
+        tampered.open(types)
+    impostor = Envelope.seal(mallory, bob.address, Ping(text="hi"), nonce=1).model_copy(update={"sender": alice.address})
+    with pytest.raises(BadSignature, match="signed by"):
+        impostor.open(types)
+    with pytest.raises(BadSignature):
+        env.model_copy(update={"signature": "0xdead"}).open(types)
+    with pytest.raises(UnknownMessage):
+        Envelope.seal(alice, bob.address, Pong(text="x"), nonce=2).open(types)
+    unsigned = Envelope.seal(alice, bob.address, Ping(text="x"), nonce=3, sign=False)
+    assert unsigned.signature == "" and unsigned.open(types, verify=False).text == "x"
+    with pytest.raises(BadSignature):
+        unsigned.open(types)

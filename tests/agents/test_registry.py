@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import pytest
+
+from agents import ComputeOffer, DatasetOffer, InvalidOffer, ModelOffer, Registry, UnknownOffer
+
+OWNER = "0x" + "12" * 20
+H1, H2 = "a" * 64, "b" * 64
+
+
+def test_publish_and_find_by_capability() -> None:
+    reg = Registry()
+    reg.register_model(ModelOffer(owner=OWNER, model_hash=H1, name="mini", price_per_call=5))
+    reg.register_model(ModelOffer(owner=OWNER, model_hash=H2, name="mini", price_per_call=3))
+    reg.register_model(ModelOffer(owner=OWNER, model_hash="c" * 64, name="gen", task="generation", price_per_call=1))
+    assert [m.model_hash for m in reg.find_models(task="embedding")] == [H2, H1]  # cheapest first
+    assert reg.find_models(name="nope") == []
+    assert reg.model(H1).price_per_call == 5
+    reg.register_compute(ComputeOffer(owner=OWNER, gpus=1, gpu_memory_mb=8000, price_per_second=2))
+    reg.register_compute(ComputeOffer(owner="0x" + "34" * 20, gpus=0, price_per_second=1))
+    assert [c.gpus for c in reg.find_compute(gpus=1)] == [1]
+    assert len(reg.find_compute()) == 2
+    assert reg.find_compute(gpus=1, gpu_memory_mb=16000) == []
+    reg.register_dataset(DatasetOffer(owner=OWNER, dataset_hash=H1, name="d", items=3, price_per_use=0))
+    assert reg.find_datasets("d")[0].items == 3
+
+
+@pytest.mark.parametrize("price", [-1, 1.5, "10", None, True])
+def test_bad_prices_are_refused(price) -> None:
+    with pytest.raises(InvalidOffer, match="price_per_call"):
+        ModelOffer(owner=OWNER, model_hash=H1, name="m", price_per_call=price)
+    with pytest.raises(InvalidOffer, match="price_per_second"):
+        ComputeOffer(owner=OWNER, gpus=1, price_per_second=price)
+
+
+def test_bad_fields_are_named() -> None:
+    with pytest.raises(InvalidOffer, match="owner"):
+        ModelOffer(owner="alice", model_hash=H1, name="m", price_per_call=1)
+    with pytest.raises(InvalidOffer, match="model_hash"):
+        ModelOffer(owner=OWNER, model_hash="xyz", name="m", price_per_call=1)
+    with pytest.raises(InvalidOffer, match="ModelOffer"):
+        Registry().register_model({"owner": OWNER})  # type: ignore[arg-type]
+
+
+def test_unknown_keys_raise_typed_errors() -> None:
+    reg = Registry()
+    with pytest.raises(UnknownOffer, match="model"):
+        reg.model(H1)
+    with pytest.raises(UnknownOffer):
+        reg.dataset(H1)
+    with pytest.raises(UnknownOffer):
+        reg.compute(OWNER)
