@@ -70,7 +70,9 @@ class AgentHost:
         self._timer(max(0.0, delay), self._seal(self.agent.address, message))
 
     def start(self) -> None:
-        self._guard("on_start", lambda: self.agent.on_start(self.ctx))
+        """Run on_start. Unlike a handler, a failed start raises: an agent that could not
+        publish its offers or open its account must not run half set up."""
+        self.agent.on_start(self.ctx)
 
     def deliver(self, envelope: Envelope) -> None:
         def run() -> None:

@@ -47,7 +47,7 @@ class RemoteProxy:
 class _RayHost:
     """The actor body around an AgentHost: ships envelopes to peer actors, runs timers."""
 
-    def __init__(self, agent: Agent, ledger: Any, registry: Any, store_root: str | None, seed: int | str) -> None:
+    def __init__(self, agent: Agent, ledger: Any, registry: Any, store_root: str, seed: int | str) -> None:
         import ray
 
         from tasks.executor import RayExecutor
@@ -62,8 +62,8 @@ class _RayHost:
             transport=self._transport,
             timer=self._timer,
             clock=time.time,
-            store=ContentStore(store_root) if store_root else None,
-            executor=RayExecutor(store_root) if store_root else None,
+            store=ContentStore(store_root),
+            executor=RayExecutor(store_root),
             seed=seed,
             sign=True,
         )
@@ -115,7 +115,9 @@ class RayRuntime(Runtime):
         self._registry_actor = ray.remote(Registry).options(**service).remote()
         self.ledger = RemoteLedger(self._ledger_actor)
         self.registry = RemoteProxy(self._registry_actor)  # type: ignore[assignment]
-        self.store_root = store_root
+        from tasks.store import default_root
+
+        self.store_root = str(store_root or default_root())  # a folder every node can read
         self.seed = seed
         self.actor_options = {"num_cpus": 0, **(actor_options or {})}
         self._actors: dict[str, Any] = {}

@@ -65,8 +65,10 @@ class LocalRuntime(Runtime):
     ) -> None:
         self.ledger = ledger
         self.registry = registry or Registry()
-        self.store = store
-        self.executor = executor
+        from tasks import ContentStore, LocalExecutor
+
+        self.store = store or ContentStore()
+        self.executor = executor or LocalExecutor(self.store.root)
         self.seed = seed
         self.sign = sign
         self.latency = latency

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from agents import Buyer, ComputeProvider, DataOwner, DealRecord, Identity, JobRequest, LocalRuntime, ModelOwner, Runtime
 from chain import EVMLedger, Ledger, MemoryLedger, Receipt
-from tasks import ContentStore, LocalExecutor, Resources
+from tasks import ContentStore, Resources
 
 DATA_FILE = Path(__file__).parent / "data" / "demo_sentences.txt"
 UNIT = 10**18  # one token in base units (18 decimals)
@@ -104,9 +104,7 @@ def build_runtime(config: TradeConfig) -> Runtime:
         from agents.ray_runtime import RayRuntime
 
         return RayRuntime(ledger_factory(config.ledger), store_root=store_root, seed=config.seed)
-    return LocalRuntime(
-        ledger_factory(config.ledger)(), store=ContentStore(store_root), executor=LocalExecutor(store_root), seed=config.seed
-    )
+    return LocalRuntime(ledger_factory(config.ledger)(), store=ContentStore(store_root), seed=config.seed)
 
 
 def run_trade(config: TradeConfig, runtime: Runtime | None = None, agents: dict[str, Any] | None = None, timeout: float = 600) -> TradeReport:

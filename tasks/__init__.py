@@ -5,7 +5,6 @@ from __future__ import annotations
 from tasks.errors import IntegrityError, InvalidJob, JobFailed, TasksError, UnknownArtifact, VerificationFailed
 from tasks.executor import Executor, LocalExecutor, RayExecutor, read_dataset, run_job
 from tasks.jobs import JobResult, JobSpec, Metering, Resources
-from tasks.runner import EmbeddingRunner, RunnerCache
 from tasks.store import ContentStore, digest_tree
 from tasks.verify import verify_embeddings
 
@@ -31,3 +30,11 @@ __all__ = [
     "run_job",
     "verify_embeddings",
 ]
+
+
+def __getattr__(name: str):  # the runner pulls in torch: import it only when asked for
+    if name in ("EmbeddingRunner", "RunnerCache"):
+        from tasks import runner
+
+        return getattr(runner, name)
+    raise AttributeError(name)

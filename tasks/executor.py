@@ -13,14 +13,26 @@ import json
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tasks.errors import JobFailed, TasksError
 from tasks.jobs import JobResult, JobSpec, Metering
-from tasks.runner import RunnerCache
 from tasks.store import ContentStore
 
-_CACHE = RunnerCache()  # per worker process: Ray reuses workers, so models stay warm
+if TYPE_CHECKING:
+    from tasks.runner import RunnerCache
+
+_CACHES: list[RunnerCache] = []  # one per worker process: Ray reuses workers, so models stay warm
+
+
+def _process_cache() -> RunnerCache:
+    """torch and transformers load on first use, not on import: agents that never run a
+    model (buyers, owners, actors hosting them) start without them."""
+    from tasks.runner import RunnerCache
+
+    if not _CACHES:
+        _CACHES.append(RunnerCache())
+    return _CACHES[0]
 
 
 def read_dataset(store: ContentStore, digest: str) -> list[str]:
@@ -37,7 +49,7 @@ def run_job(spec: JobSpec, store_root: str, cache: RunnerCache | None = None) ->
     store = ContentStore(store_root)
     model_path = store.path(spec.model_hash)  # verified: a tampered model never loads
     texts = spec.inputs if spec.inputs is not None else read_dataset(store, spec.dataset_hash or "")
-    runner = (cache or _CACHE).get(model_path)
+    runner = (cache or _process_cache()).get(model_path)
     start = time.perf_counter()
     vectors, tokens = runner.embed(texts, spec.batch_size)
     gpu_ids, node_id = _ray_placement()
@@ -76,15 +88,14 @@ class Executor(ABC):
 
 
 class LocalExecutor(Executor):
-    """In-process execution, with its own warm-model cache."""
+    """In-process execution; models stay warm in the process-wide cache."""
 
     def __init__(self, store_root: Path | str) -> None:
         self.store_root = str(store_root)
-        self._cache = RunnerCache()
 
     def run(self, spec: JobSpec, timeout_s: float | None = None) -> JobResult:
         try:
-            return run_job(spec, self.store_root, self._cache)
+            return run_job(spec, self.store_root)
         except TasksError:
             raise
         except Exception as exc:  # noqa: BLE001 - any model/runtime error is a job failure

@@ -118,3 +118,15 @@ def test_ray_runtime_needs_ray_started_by_the_caller() -> None:
     code = "from agents.ray_runtime import RayRuntime\ntry:\n    RayRuntime()\nexcept Exception as e:\n    print(type(e).__name__, e)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
     assert out.startswith("RuntimeFailure") and "ray.init" in out
+
+
+class BrokenStart(Agent):
+    def on_start(self, ctx: Context) -> None:
+        raise ValueError("cannot publish")
+
+
+def test_failed_start_is_not_silent() -> None:
+    rt = LocalRuntime(MemoryLedger())
+    rt.add(BrokenStart("x", Identity.from_seed(0, "x")))
+    with pytest.raises(ValueError, match="cannot publish"):
+        rt.start()

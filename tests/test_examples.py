@@ -1,0 +1,25 @@
+"""Every example is run by a test, as a newcomer would run it: its own process, its own Ray."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_quickstart_settles_a_trade(tmp_path) -> None:
+    env = {**os.environ, "AGORA_HOME": str(tmp_path), "RAY_AUTH_MODE": "disabled"}
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLES / "quickstart.py")], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "deal settled" in out.stdout
+    assert "(3, 384)" in out.stdout and "Ray GPU ['0']" in out.stdout
+    assert "money conserved: True" in out.stdout
