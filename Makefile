@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.agora-installed
+ANVIL  := node_modules/.bin/anvil
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
@@ -22,11 +23,16 @@ $(STAMP): pyproject.toml
 demo: install
 	$(VENV)/bin/agora demo
 
-test: install
+$(ANVIL): package.json
+	npm install --no-audit --no-fund --no-package-lock --loglevel=error
+	$(ANVIL) --version >/dev/null
+	touch $(ANVIL)
+
+test: install $(ANVIL)
 	$(PY) -m pytest -q
 
 bench: install
 	$(PY) bench/ledger_bench.py
 
 clean:
-	rm -rf $(VENV) .agora .pytest_cache
+	rm -rf $(VENV) node_modules .agora .pytest_cache

@@ -20,6 +20,7 @@ def main() -> None:
 def demo(
     runtime: str = typer.Option("ray", help="ray (agents as Ray actors) or local (one process)"),
     ledger: str = typer.Option("evm", help="evm (embedded py-evm chain) or memory"),
+    rpc_url: Optional[str] = typer.Option(None, help="with --ledger evm: settle on this JSON-RPC node (anvil, a devnet)"),
     address: Optional[str] = typer.Option(None, help="join an existing Ray cluster at this address"),
     gpus: int = typer.Option(1, help="logical GPUs for the local Ray head (no GPU needed)"),
     seed: int = typer.Option(7, help="run seed: same seed, same keys and outcome"),
@@ -28,7 +29,7 @@ def demo(
     from simulations.demo import TradeConfig, run_trade
     from simulations.report import render
 
-    config = TradeConfig(runtime=runtime, ledger=ledger, seed=seed, gpus=min(1, gpus))
+    config = TradeConfig(runtime=runtime, ledger=ledger, seed=seed, gpus=min(1, gpus), rpc_url=rpc_url)
     if runtime == "ray":
         import ray
 

@@ -9,6 +9,7 @@ embeddings and releases the split. :func:`run_trade` returns everything the repo
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -50,6 +51,7 @@ class TradeConfig(BaseModel):
     data_fee: int = 1 * MILLI
     deadline_s: int = 300
     store_root: str | None = None
+    rpc_url: str | None = None  # with ledger="evm": a JSON-RPC node instead of the embedded chain
 
 
 class Party(BaseModel):
@@ -93,8 +95,11 @@ def make_agents(config: TradeConfig, texts: list[str]) -> dict[str, Any]:
     }
 
 
-def ledger_factory(kind: str) -> Callable[[], Ledger]:
-    return EVMLedger.embedded if kind == "evm" else MemoryLedger
+def ledger_factory(kind: str, rpc_url: str | None = None) -> Callable[[], Ledger]:
+    """A picklable constructor (a Ray actor may build the ledger in its own process)."""
+    if kind == "memory":
+        return MemoryLedger
+    return functools.partial(EVMLedger.connect, rpc_url) if rpc_url else EVMLedger.embedded
 
 
 def build_runtime(config: TradeConfig) -> Runtime:
@@ -103,8 +108,8 @@ def build_runtime(config: TradeConfig) -> Runtime:
     if config.runtime == "ray":
         from agents.ray_runtime import RayRuntime
 
-        return RayRuntime(ledger_factory(config.ledger), store_root=store_root, seed=config.seed)
-    return LocalRuntime(ledger_factory(config.ledger)(), store=ContentStore(store_root), seed=config.seed)
+        return RayRuntime(ledger_factory(config.ledger, config.rpc_url), store_root=store_root, seed=config.seed)
+    return LocalRuntime(ledger_factory(config.ledger, config.rpc_url)(), store=ContentStore(store_root), seed=config.seed)
 
 
 def run_trade(config: TradeConfig, runtime: Runtime | None = None, agents: dict[str, Any] | None = None, timeout: float = 600) -> TradeReport:

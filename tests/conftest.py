@@ -8,6 +8,10 @@ backend through the ``ledger`` fixture.
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -25,11 +29,63 @@ from chain import EVMLedger, Ledger, MemoryLedger
 TOKEN = 10**18
 
 
-@pytest.fixture(params=["memory", "embedded"])
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _anvil_binary() -> str:
+    """The native anvil that `npm install` put under node_modules (make test installs it)."""
+    native = sorted(ROOT.glob("node_modules/@foundry-rs/anvil-*/bin/anvil"))
+    if native:
+        return str(native[0])
+    found = shutil.which("anvil")
+    if found is None:  # a required tool: missing is a failure, never a skip
+        pytest.fail("anvil is not installed: run `make test` (it runs npm install) or `npm install`")
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def anvil_url() -> Iterator[str]:
+    """A real anvil JSON-RPC node on 127.0.0.1, hardfork pinned to the embedded chain's."""
+    binary = _anvil_binary()
+    for _attempt in range(5):  # the port may be taken between picking and binding: retry
+        port = _free_port()
+        proc = subprocess.Popen(
+            [binary, "--host", "127.0.0.1", "--port", str(port), "--hardfork", "prague", "--silent"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and proc.poll() is None:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        if proc.poll() is None:
+            break
+    else:
+        pytest.fail(f"anvil would not start (exit code {proc.returncode})")
+    yield url
+    proc.terminate()  # stop it by its PID
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(params=["memory", "embedded", pytest.param("anvil", marks=pytest.mark.anvil)])
 def ledger(request: pytest.FixtureRequest) -> Ledger:
     """Each ledger backend in turn: the conformance suite runs against all of them."""
     if request.param == "memory":
         return MemoryLedger()
+    if request.param == "anvil":
+        return EVMLedger.connect(request.getfixturevalue("anvil_url"))
     return EVMLedger.embedded()
 
 

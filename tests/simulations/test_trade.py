@@ -124,3 +124,21 @@ def test_missed_deadline_on_ray_refunds(ray_cluster, store) -> None:
     assert report.deal.status == "refunded"
     assert all(p.after == p.before for p in report.parties)
     assert report.conserved
+
+
+@pytest.mark.anvil
+def test_trade_settles_on_a_real_json_rpc_node(store, anvil_url) -> None:
+    report = run_trade(_config(store, ledger="evm", rpc_url=anvil_url))
+    assert report.deal.status == "settled", report.deal.reason
+    assert all(r.gas_used > 0 for r in report.receipts)
+    _check_money(report)
+
+
+@pytest.mark.anvil
+def test_missed_deadline_on_anvil_uses_chain_time_travel(store, anvil_url) -> None:
+    config = _config(store, ledger="evm", rpc_url=anvil_url, deadline_s=3600)
+    agents = make_agents(config, demo_texts())
+    agents["gpu_a"] = StallingProvider("gpu-a", Identity.from_seed(config.seed, "gpu-a"), gpus=1, gpu_memory_mb=16_000, price_per_second=10**15, throughput=32)
+    report = run_trade(config, agents=agents, timeout=7200)  # virtual seconds on LocalRuntime
+    assert report.deal.status == "refunded"  # an hour passed on chain in well under a second
+    assert all(p.after == p.before for p in report.parties) and report.conserved
