@@ -21,6 +21,7 @@ from agents.identity import Identity
 from agents.messages import Message
 from agents.registry import Registry
 from agents.wallet import Wallet
+from chain.ledger import LedgerReader
 
 M = TypeVar("M", bound=Message)
 Handler = Callable[[Any, "Context", str, Any], None]
@@ -53,7 +54,8 @@ class Context:
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("agora.agent"))
 
     @property
-    def ledger(self) -> Any:
+    def ledger(self) -> LedgerReader:
+        """Read-only: balances, escrows, ledger time. Pay and lock through ``wallet``."""
         return self.wallet.ledger
 
 

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from chain import EscrowTerms, Ledger, Receipt
+from chain import EscrowTerms, Ledger, LedgerReader, Receipt
 from agents.identity import Identity
 
 
 class Wallet:
     def __init__(self, identity: Identity, ledger: Ledger) -> None:
         self._identity = identity
-        self.ledger = ledger
+        self._ledger = ledger
+        self.ledger = LedgerReader(ledger)  # what handlers may read; writes go through methods
         self.receipts: list[Receipt] = []
 
     @property
@@ -30,19 +31,19 @@ class Wallet:
         return receipt
 
     def open_account(self) -> Receipt:
-        return self._keep(self.ledger.open_account(self._identity))
+        return self._keep(self._ledger.open_account(self._identity))
 
     def transfer(self, to: str, amount: int) -> Receipt:
-        return self._keep(self.ledger.transfer(self._identity, to, amount))
+        return self._keep(self._ledger.transfer(self._identity, to, amount))
 
     def open_escrow(self, terms: EscrowTerms) -> Receipt:
-        return self._keep(self.ledger.open_escrow(self._identity, terms))
+        return self._keep(self._ledger.open_escrow(self._identity, terms))
 
     def release(self, escrow_id: str, amount: int) -> Receipt:
-        return self._keep(self.ledger.release(self._identity, escrow_id, amount))
+        return self._keep(self._ledger.release(self._identity, escrow_id, amount))
 
     def refund(self, escrow_id: str) -> Receipt:
-        return self._keep(self.ledger.refund(self._identity, escrow_id))
+        return self._keep(self._ledger.refund(self._identity, escrow_id))
 
     def sign_typed_data(self, full_message: dict[str, Any]) -> str:
         return self._identity.sign_typed_data(full_message)

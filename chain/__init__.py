@@ -19,7 +19,7 @@ from chain.errors import (
     Unauthorized,
 )
 from chain.evm import EVMLedger
-from chain.ledger import Ledger, Signer
+from chain.ledger import Ledger, LedgerReader, Signer
 from chain.memory import MemoryLedger
 from chain.types import BPS, EscrowState, EscrowTerms, Prepared, Receipt, split
 
@@ -37,6 +37,7 @@ __all__ = [
     "InvalidAmount",
     "InvalidArgument",
     "Ledger",
+    "LedgerReader",
     "MemoryLedger",
     "Prepared",
     "Receipt",

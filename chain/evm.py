@@ -21,7 +21,7 @@ from web3.exceptions import ContractLogicError
 from chain.compiler import compile_contract
 from chain.errors import ChainError, TransactionFailed, error_for_reason
 from chain.ledger import Ledger
-from chain.types import UINT256_MAX, EscrowState, EscrowTerms, Prepared, Receipt
+from chain.types import UINT256_MAX, EscrowState, EscrowTerms, Prepared, Receipt, check_id
 
 _STATUS = {1: "open", 2: "released", 3: "refunded"}
 GAS_ALLOWANCE_WEI = 10**18  # native coin handed to each account for its transactions
@@ -61,6 +61,7 @@ class EVMLedger(Ledger):
         return self.token.functions.balanceOf(address).call()
 
     def escrow(self, escrow_id: str) -> EscrowState:
+        escrow_id = check_id(escrow_id)
         key = bytes.fromhex(escrow_id[2:])
         buyer, arbiter, amount, deadline, state = self.escrow_contract.functions.deals(key).call()
         if state == 0:

@@ -135,3 +135,23 @@ class Ledger(ABC):
         """True when every token is accounted for: balances plus escrow equal the supply."""
         held = sum(self.balance_of(a) for a in self.accounts())
         return held + self.escrowed_total() == self.total_supply()
+
+
+class LedgerReader:
+    """The read-only face of a ledger that agents get: balances, escrows, time. Writes go
+    through a wallet (which signs); minting and moving time stay with the operator."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    def balance_of(self, address: str) -> int:
+        return self._ledger.balance_of(address)
+
+    def escrow(self, escrow_id: str) -> EscrowState:
+        return self._ledger.escrow(escrow_id)
+
+    def total_supply(self) -> int:
+        return self._ledger.total_supply()
+
+    def now(self) -> int:
+        return self._ledger.now()

@@ -15,7 +15,7 @@ from eth_utils import keccak
 
 from chain.errors import error_for_reason
 from chain.ledger import Ledger
-from chain.types import EscrowState, EscrowTerms, Prepared, Receipt, split
+from chain.types import EscrowState, EscrowTerms, Prepared, Receipt, check_id, split
 
 
 class MemoryLedger(Ledger):
@@ -38,7 +38,7 @@ class MemoryLedger(Ledger):
 
     def escrow(self, escrow_id: str) -> EscrowState:
         try:
-            return self._escrows[escrow_id.lower()]
+            return self._escrows[check_id(escrow_id)]
         except KeyError:
             raise error_for_reason("escrow: unknown", escrow_id) from None
 

@@ -65,7 +65,12 @@ class ContentStore:
             shutil.copytree(source, staging, dirs_exist_ok=True)
         else:
             shutil.copy2(source, staging / source.name)
-        staging.rename(target)
+        try:
+            staging.rename(target)
+        except OSError:  # another process stored the same content first: same bytes, keep theirs
+            shutil.rmtree(staging, ignore_errors=True)
+            if not target.exists():
+                raise
         return digest
 
     def put_bytes(self, data: bytes, name: str) -> str:

@@ -204,19 +204,24 @@ class Buyer(Agent):
         if award is None:
             self._end(record, "no_award", "no acceptable proposal")
             return
-        assert record.job is not None
-        contract = Contract(
-            deal_id=deal_id,
-            buyer=self.address,
-            payees=[Payee(address=award.winner, role="provider", amount=award.price), *call.fees],
-            deadline=call.deadline,
-            job_hash="0x" + record.job.digest(),
-        )
+        contract = self.draft_contract(record, award.winner, award.price)
         record.contract, record.status = contract, "awarded"
         ctx.send(award.winner, AwardContract(deal_id=deal_id, contract=contract, buyer_signature=ctx.wallet.sign_typed_data(contract.typed_data())))
         for loser in call.auction.bids:
             if loser.bidder != award.winner:
                 ctx.send(loser.bidder, RejectProposal(deal_id=deal_id))
+
+    def draft_contract(self, record: DealRecord, provider: str, price: int) -> Contract:
+        """The contract the buyer signs: the provider at its bid, then the posted fees."""
+        assert record.job is not None
+        call = self._calls[record.deal_id]
+        return Contract(
+            deal_id=record.deal_id,
+            buyer=self.address,
+            payees=[Payee(address=provider, role="provider", amount=price), *call.fees],
+            deadline=call.deadline,
+            job_hash="0x" + record.job.digest(),
+        )
 
     # -- 3. countersigned: lock the price in escrow ---------------------------------------
     @on_message(AcceptContract)

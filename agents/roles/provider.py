@@ -118,7 +118,8 @@ class ComputeProvider(Agent):
             return
         escrow = ctx.ledger.escrow(msg.deal_id)  # trust the ledger, not the message
         terms = job.contract.escrow_terms()
-        if escrow.status != "open" or escrow.amount != terms.amount or escrow.payees != terms.payees:
+        agreed = (terms.amount, terms.payees, terms.shares_bps, terms.deadline)
+        if escrow.status != "open" or (escrow.amount, escrow.payees, escrow.shares_bps, escrow.deadline) != agreed:
             ctx.log.warning("escrow for %s does not match the contract; not starting", msg.deal_id)
             return
         job.status = "running"

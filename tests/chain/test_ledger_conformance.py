@@ -167,3 +167,11 @@ def test_escrow_state_is_readable(ledger: Ledger, people: dict) -> None:
     assert state.payees == terms.payees and state.shares_bps == terms.shares_bps
     assert state.amount == terms.amount and state.deadline == terms.deadline
     assert state.arbiter == people["arbiter"].address
+
+
+def test_malformed_escrow_ids_are_refused(ledger: Ledger, people: dict) -> None:
+    for bad in ("0x1234", "ab" * 32, "0x" + "zz" * 32, 7):
+        with pytest.raises(InvalidArgument):
+            ledger.escrow(bad)
+        with pytest.raises(InvalidArgument):
+            ledger.refund(people["buyer"], bad)

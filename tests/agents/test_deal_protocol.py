@@ -1,0 +1,71 @@
+"""Parties that misbehave: the protocol protects the honest side and money never moves wrongly."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from agents import Buyer, ComputeProvider, Identity
+from agents.protocol import Deliver
+from economy import Contract
+from simulations.demo import TradeConfig, demo_texts, make_agents, run_trade
+from tasks import JobResult
+
+
+class ForgingProvider(ComputeProvider):
+    """Delivers made-up vectors instead of running the model."""
+
+    def run_job(self, ctx, job) -> None:
+        rows = len(demo_texts())
+        fake = np.ones((rows, 384), dtype="f4")  # not unit-length: not what the model produces
+        ctx.send(job.buyer, Deliver(deal_id=job.call.deal_id, result=JobResult.from_array(job.call.job.job_id, fake, _meter(rows))))
+
+
+def _meter(rows: int):
+    from tasks import Metering
+
+    return Metering(items=rows, tokens=rows, seconds=0.01, device="cpu")
+
+
+class ShortchangingBuyer(Buyer):
+    """Signs a contract that pays the winner half of what it bid."""
+
+    def draft_contract(self, record, provider: str, price: int) -> Contract:
+        return super().draft_contract(record, provider, price // 2)
+
+
+def _config(store, **kw) -> TradeConfig:
+    return TradeConfig(runtime="local", ledger="memory", store_root=str(store.root), **kw)
+
+
+def test_forged_result_is_not_paid_and_the_buyer_is_refunded(store) -> None:
+    config = _config(store, deadline_s=60)
+    agents = make_agents(config, demo_texts())
+    agents["gpu_a"] = ForgingProvider("gpu-a", Identity.from_seed(config.seed, "gpu-a"), gpus=1, gpu_memory_mb=16_000, price_per_second=10**15, throughput=32)
+    report = run_trade(config, agents=agents)
+    assert report.deal.status == "refunded"
+    assert "unit-length" in report.deal.reason
+    assert all(p.after == p.before for p in report.parties)
+    assert report.conserved
+
+
+def test_provider_declines_a_contract_that_underpays_it(store) -> None:
+    config = _config(store)
+    agents = make_agents(config, demo_texts())
+    request = agents["buyer"].requests[0]
+    agents["buyer"] = ShortchangingBuyer("buyer", Identity.from_seed(config.seed, "buyer"), [request])
+    report = run_trade(config, agents=agents)
+    assert report.deal.status == "no_award"
+    assert "price" in report.deal.reason  # the provider's reason comes back
+    assert all(p.after == p.before for p in report.parties)
+
+
+def test_handlers_get_a_read_only_ledger(store) -> None:
+    from agents import LocalRuntime
+    from chain import MemoryLedger
+
+    rt = LocalRuntime(MemoryLedger())
+    buyer = Buyer("b", Identity.from_seed(0, "b"), [])
+    rt.add(buyer)
+    ctx = rt._hosts[buyer.address].ctx
+    assert not hasattr(ctx.ledger, "mint") and not hasattr(ctx.ledger, "sync_time")
+    assert ctx.ledger.balance_of(buyer.address) == 0
