@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from chain.errors import (
     AlreadySettled,
+    BadSignature,
     ChainError,
+    ChannelExists,
+    ChannelNotFound,
     DeadlineNotReached,
     EscrowExists,
     EscrowNotFound,
@@ -21,12 +24,35 @@ from chain.errors import (
 from chain.evm import EVMLedger
 from chain.ledger import Ledger, LedgerReader, Signer
 from chain.memory import MemoryLedger
-from chain.types import BPS, EscrowState, EscrowTerms, Prepared, Receipt, split
+from chain.offchain import ChannelReceiver, EpochBuilder, authorization_typed_data, voucher_typed_data
+from chain.types import (
+    BPS,
+    BatchAccount,
+    BatchSubmission,
+    ChannelClaim,
+    ChannelState,
+    ChannelTerms,
+    EscrowState,
+    EscrowTerms,
+    Prepared,
+    Receipt,
+    split,
+)
 
 __all__ = [
     "BPS",
     "AlreadySettled",
+    "BadSignature",
+    "BatchAccount",
+    "BatchSubmission",
     "ChainError",
+    "ChannelClaim",
+    "ChannelExists",
+    "ChannelNotFound",
+    "ChannelReceiver",
+    "ChannelState",
+    "ChannelTerms",
+    "EpochBuilder",
     "DeadlineNotReached",
     "EVMLedger",
     "EscrowExists",
@@ -44,5 +70,7 @@ __all__ = [
     "Signer",
     "TransactionFailed",
     "Unauthorized",
+    "authorization_typed_data",
     "split",
+    "voucher_typed_data",
 ]

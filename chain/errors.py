@@ -12,6 +12,9 @@ and the memory ledger raises through the same table, so even the messages agree.
      ├── Unauthorized (PermissionError)    the caller may not do this
      ├── EscrowNotFound (KeyError)         no escrow with that id
      ├── EscrowExists                      the id is taken
+     ├── ChannelNotFound (KeyError)        no payment channel with that id
+     ├── ChannelExists                     the channel id is taken
+     ├── BadSignature (PermissionError)    a voucher or authorization not signed by its payer
      ├── AlreadySettled                    released or refunded before
      ├── DeadlineNotReached                a buyer's refund before the deadline
      └── TransactionFailed                 a revert or failure with no known reason
@@ -51,6 +54,21 @@ class EscrowExists(ChainError):
     """An escrow with this id was already opened."""
 
 
+class ChannelNotFound(ChainError, KeyError):
+    """No payment channel is recorded under this id."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ChannelExists(ChainError):
+    """A channel with this id was already opened."""
+
+
+class BadSignature(ChainError, PermissionError):
+    """A voucher or batch authorization that its payer did not sign."""
+
+
 class AlreadySettled(ChainError):
     """The escrow was released or refunded already: an id settles exactly once."""
 
@@ -77,6 +95,22 @@ REVERT_REASONS: dict[str, type[ChainError]] = {
     "escrow: settled": AlreadySettled,
     "escrow: unauthorized": Unauthorized,
     "escrow: deadline not reached": DeadlineNotReached,
+    "channel: exists": ChannelExists,
+    "channel: bad recipient": InvalidArgument,
+    "channel: bad amount": InvalidAmount,
+    "channel: bad expiration": InvalidArgument,
+    "channel: bad claims": InvalidArgument,
+    "channel: unknown": ChannelNotFound,
+    "channel: unauthorized": Unauthorized,
+    "channel: bad signature": BadSignature,
+    "channel: not expired": DeadlineNotReached,
+    "batch: bad amount": InvalidAmount,
+    "batch: locked": DeadlineNotReached,
+    "batch: insufficient deposit": InsufficientFunds,
+    "batch: bad lines": InvalidArgument,
+    "batch: bad epoch": InvalidArgument,
+    "batch: bad signature": BadSignature,
+    "batch: settled": AlreadySettled,
 }
 
 

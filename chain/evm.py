@@ -21,7 +21,19 @@ from web3.exceptions import ContractLogicError
 from chain.compiler import compile_contract
 from chain.errors import ChainError, TransactionFailed, error_for_reason
 from chain.ledger import Ledger
-from chain.types import UINT256_MAX, EscrowState, EscrowTerms, Prepared, Receipt, check_id
+from chain.offchain import domain
+from chain.types import (
+    UINT256_MAX,
+    BatchAccount,
+    BatchSubmission,
+    ChannelClaim,
+    ChannelState,
+    EscrowState,
+    EscrowTerms,
+    Prepared,
+    Receipt,
+    check_id,
+)
 
 _STATUS = {1: "open", 2: "released", 3: "refunded"}
 GAS_ALLOWANCE_WEI = 10**18  # native coin handed to each account for its transactions
@@ -35,12 +47,15 @@ def _reverted(exc: Exception) -> ChainError:
 class EVMLedger(Ledger):
     """A ledger whose state lives in the Token and Escrow contracts on an EVM chain."""
 
-    def __init__(self, w3: Web3, operator: str | None = None, token_name: str = "Agora") -> None:
+    def __init__(self, w3: Web3, operator: str | None = None, token_name: str = "Agora", withdraw_delay: int = 3600) -> None:
         self.w3 = w3
         self.operator = operator or w3.eth.accounts[0]
         self._seen: dict[str, None] = {}
         self.token = self._deploy("Token", token_name, self.symbol, self.decimals)
         self.escrow_contract = self._deploy("Escrow", self.token.address)
+        self.channel_contract = self._deploy("PaymentChannel", self.token.address)
+        self.batch_contract = self._deploy("BatchSettlement", self.token.address, withdraw_delay)
+        self.chain_id = w3.eth.chain_id
         self._receipts: list[Receipt] = []
 
     @classmethod
@@ -78,11 +93,29 @@ class EVMLedger(Ledger):
             status=_STATUS[state],
         )
 
+    def channel(self, channel_id: str) -> ChannelState:
+        channel_id = check_id(channel_id, "channel_id")
+        sender, recipient, deposit, nonce, expiration = self.channel_contract.functions.channels(bytes.fromhex(channel_id[2:])).call()
+        if int(sender, 16) == 0:
+            raise error_for_reason("channel: unknown", channel_id)
+        return ChannelState(channel_id=channel_id, sender=sender, recipient=recipient, deposit=deposit, nonce=nonce, expiration=expiration)
+
+    def batch_account(self, buyer: str) -> BatchAccount:
+        fns = self.batch_contract.functions
+        return BatchAccount(deposit=fns.deposit_of(buyer).call(), last_epoch=fns.last_epoch(buyer).call(), unlock_at=fns.unlock_at(buyer).call())
+
+    def domains(self) -> dict[str, dict[str, Any]]:
+        return {
+            "channel": domain("AgoraChannel", self.chain_id, self.channel_contract.address),
+            "batch": domain("AgoraBatch", self.chain_id, self.batch_contract.address),
+        }
+
     def total_supply(self) -> int:
         return self.token.functions.totalSupply().call()
 
     def escrowed_total(self) -> int:
-        return self.balance_of(self.escrow_contract.address)
+        holders = (self.escrow_contract, self.channel_contract, self.batch_contract)
+        return sum(self.balance_of(c.address) for c in holders)
 
     def accounts(self) -> list[str]:
         return list(self._seen)
@@ -123,7 +156,8 @@ class EVMLedger(Ledger):
     def _call(self, op: str, args: dict[str, Any]) -> Any:
         fns = self.escrow_contract.functions
         if op == "open_account":
-            return self.token.functions.approve(self.escrow_contract.address, UINT256_MAX)
+            spenders = [c.address for c in (self.escrow_contract, self.channel_contract, self.batch_contract)]
+            return self.token.functions.approve_many(spenders, UINT256_MAX)
         if op == "transfer":
             return self.token.functions.transfer(args["to"], args["amount"])
         if op == "open_escrow":
@@ -134,6 +168,33 @@ class EVMLedger(Ledger):
             return fns.release(bytes.fromhex(args["escrow_id"][2:]), args["amount"])
         if op == "refund":
             return fns.refund(bytes.fromhex(args["escrow_id"][2:]))
+        return self._call_channel_or_batch(op, args)
+
+    def _call_channel_or_batch(self, op: str, args: dict[str, Any]) -> Any:
+        ch, bt = self.channel_contract.functions, self.batch_contract.functions
+        key = bytes.fromhex(args["channel_id"][2:]) if "channel_id" in args else b""
+        if op == "open_channel":
+            return ch.open(key, args["recipient"], args["amount"], args["expiration"])
+        if op == "top_up_channel":
+            return ch.top_up(key, args["amount"])
+        if op == "extend_channel":
+            return ch.extend(key, args["expiration"])
+        if op == "claim_channels":
+            claims = [ChannelClaim(**c) for c in args["claims"]]
+            ids = [bytes.fromhex(c.channel_id[2:]) for c in claims]
+            return ch.claim_many(ids, [c.amount for c in claims], [bytes.fromhex(c.signature.removeprefix("0x")) for c in claims])
+        if op == "reclaim_channel":
+            return ch.reclaim(key)
+        if op == "deposit":
+            return bt.deposit(args["amount"])
+        if op == "request_withdrawal":
+            return bt.request_withdrawal()
+        if op == "withdraw":
+            return bt.withdraw(args["amount"])
+        if op == "settle_batch":
+            b = BatchSubmission(**args)
+            sigs = [bytes.fromhex(sig.removeprefix("0x")) for sig in b.signatures]
+            return bt.settle(b.epoch, b.buyers, b.counts, sigs, b.payees, b.lines)
         raise TransactionFailed(f"unknown operation {op!r}")
 
     def prepare(self, sender: str, op: str, args: dict[str, Any]) -> Prepared:
@@ -156,6 +217,8 @@ class EVMLedger(Ledger):
         if prepared.op == "transfer":
             self._seen.setdefault(prepared.args["to"])
         if prepared.op == "open_escrow":
+            self._seen.update(dict.fromkeys(prepared.args["payees"]))
+        if prepared.op == "settle_batch":
             self._seen.update(dict.fromkeys(prepared.args["payees"]))
         return self._receipt(prepared.op, prepared.sender, tx_hash)
 

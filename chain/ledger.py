@@ -14,7 +14,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, Protocol, runtime_checkable
 
+from chain.errors import InvalidArgument
 from chain.types import (
+    BatchAccount,
+    BatchSubmission,
+    ChannelClaim,
+    ChannelState,
+    ChannelTerms,
     EscrowState,
     EscrowTerms,
     Prepared,
@@ -51,12 +57,24 @@ class Ledger(ABC):
         """The escrow's recorded state; EscrowNotFound if it was never opened."""
 
     @abstractmethod
+    def channel(self, channel_id: str) -> ChannelState:
+        """A payment channel's state; ChannelNotFound if it was never opened."""
+
+    @abstractmethod
+    def batch_account(self, buyer: str) -> BatchAccount:
+        """A buyer's deposit for netted settlement, its last settled epoch and unlock time."""
+
+    @abstractmethod
+    def domains(self) -> dict[str, dict[str, Any]]:
+        """EIP-712 domains ("channel", "batch") that vouchers and authorizations bind to."""
+
+    @abstractmethod
     def total_supply(self) -> int:
         """All tokens in existence: held by accounts plus locked in escrow."""
 
     @abstractmethod
     def escrowed_total(self) -> int:
-        """Tokens locked in open escrows right now."""
+        """Tokens locked right now: open escrows, channel deposits and batch deposits."""
 
     @abstractmethod
     def accounts(self) -> list[str]:
@@ -131,6 +149,45 @@ class Ledger(ABC):
         """Return the whole lock to the buyer."""
         return self.execute(by, "refund", {"escrow_id": check_id(escrow_id)})
 
+    # -- pay-per-call channels -----------------------------------------------------------
+    def open_channel(self, by: Signer, terms: ChannelTerms) -> Receipt:
+        return self.execute(by, "open_channel", terms.model_dump())
+
+    def top_up_channel(self, by: Signer, channel_id: str, amount: int) -> Receipt:
+        args = {"channel_id": check_id(channel_id, "channel_id"), "amount": check_amount(amount)}
+        return self.execute(by, "top_up_channel", args)
+
+    def extend_channel(self, by: Signer, channel_id: str, expiration: int) -> Receipt:
+        args = {"channel_id": check_id(channel_id, "channel_id"), "expiration": check_amount(expiration, "expiration")}
+        return self.execute(by, "extend_channel", args)
+
+    def claim_channels(self, by: Signer, claims: list[ChannelClaim]) -> Receipt:
+        """Redeem vouchers on several channels (all paying ``by``) in one operation."""
+        return self.execute(by, "claim_channels", {"claims": [c.model_dump() for c in claims]})
+
+    def reclaim_channel(self, by: Signer, channel_id: str) -> Receipt:
+        return self.execute(by, "reclaim_channel", {"channel_id": check_id(channel_id, "channel_id")})
+
+    # -- netted batch settlement -----------------------------------------------------------
+    def deposit(self, by: Signer, amount: int) -> Receipt:
+        return self.execute(by, "deposit", {"amount": check_amount(amount)})
+
+    def request_withdrawal(self, by: Signer) -> Receipt:
+        return self.execute(by, "request_withdrawal", {})
+
+    def withdraw(self, by: Signer, amount: int) -> Receipt:
+        return self.execute(by, "withdraw", {"amount": check_amount(amount)})
+
+    def settle_batch(self, by: Signer, batch: BatchSubmission) -> Receipt:
+        """Submit one epoch; anyone may, since only what each buyer signed is paid."""
+        if sum(batch.counts) != len(batch.lines) or not len(batch.buyers) == len(batch.counts) == len(batch.signatures):
+            raise InvalidArgument("batch: bad lines: counts, buyers and signatures do not match the lines")
+        for i, payee in enumerate(batch.payees):
+            check_address(payee, f"payees[{i}]")
+        if any(line >> 240 >= len(batch.payees) for line in batch.lines):
+            raise InvalidArgument("batch: bad lines: a line names a payee index out of range")
+        return self.execute(by, "settle_batch", batch.model_dump())
+
     def is_conserved(self) -> bool:
         """True when every token is accounted for: balances plus escrow equal the supply."""
         held = sum(self.balance_of(a) for a in self.accounts())
@@ -155,3 +212,12 @@ class LedgerReader:
 
     def now(self) -> int:
         return self._ledger.now()
+
+    def channel(self, channel_id: str) -> ChannelState:
+        return self._ledger.channel(channel_id)
+
+    def batch_account(self, buyer: str) -> BatchAccount:
+        return self._ledger.batch_account(buyer)
+
+    def domains(self) -> dict[str, dict[str, Any]]:
+        return self._ledger.domains()

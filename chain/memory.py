@@ -15,15 +15,35 @@ from eth_utils import keccak
 
 from chain.errors import error_for_reason
 from chain.ledger import Ledger
-from chain.types import EscrowState, EscrowTerms, Prepared, Receipt, check_id, split
+from chain.offchain import authorization_typed_data, domain, recover, voucher_typed_data
+from chain.types import (
+    BatchAccount,
+    BatchSubmission,
+    ChannelClaim,
+    ChannelState,
+    ChannelTerms,
+    EscrowState,
+    EscrowTerms,
+    Prepared,
+    Receipt,
+    check_id,
+    split,
+)
+
+# Stand-in contract addresses for the memory ledger's EIP-712 domains (chain id 0).
+MEMORY_CHANNEL = "0x" + keccak(text="agora:memory:PaymentChannel")[12:].hex()
+MEMORY_BATCH = "0x" + keccak(text="agora:memory:BatchSettlement")[12:].hex()
 
 
 class MemoryLedger(Ledger):
     """An in-memory ledger. ``clock`` gives the base time (wall time unless given); the
     operator moves it forward with :meth:`sync_time`, as time travel does on a chain."""
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time, withdraw_delay: int = 3600) -> None:
         self._clock = clock
+        self.withdraw_delay = withdraw_delay
+        self._channels: dict[str, ChannelState] = {}
+        self._batch: dict[str, BatchAccount] = {}
         self._offset = 0
         self._balances: dict[str, int] = {}
         self._opened: set[str] = set()
@@ -46,7 +66,20 @@ class MemoryLedger(Ledger):
         return self._supply
 
     def escrowed_total(self) -> int:
-        return sum(e.amount for e in self._escrows.values() if e.status == "open")
+        escrowed = sum(e.amount for e in self._escrows.values() if e.status == "open")
+        return escrowed + sum(c.deposit for c in self._channels.values()) + sum(a.deposit for a in self._batch.values())
+
+    def channel(self, channel_id: str) -> ChannelState:
+        try:
+            return self._channels[check_id(channel_id, "channel_id")]
+        except KeyError:
+            raise error_for_reason("channel: unknown", channel_id) from None
+
+    def batch_account(self, buyer: str) -> BatchAccount:
+        return self._batch.get(buyer, BatchAccount(deposit=0, last_epoch=0, unlock_at=0))
+
+    def domains(self) -> dict[str, dict[str, Any]]:
+        return {"channel": domain("AgoraChannel", 0, MEMORY_CHANNEL), "batch": domain("AgoraBatch", 0, MEMORY_BATCH)}
 
     def accounts(self) -> list[str]:
         return list(self._balances)
@@ -104,9 +137,7 @@ class MemoryLedger(Ledger):
             raise error_for_reason("escrow: exists", t.escrow_id)
         if t.deadline <= self.now():
             raise error_for_reason("escrow: bad deadline", f"{t.deadline} is not after {self.now()}")
-        if sender not in self._opened:
-            raise error_for_reason("token: insufficient allowance", f"{sender} has not opened an account")
-        self._check_transfer(sender, sender, t.amount)
+        self._check_pull(sender, t.amount)
 
     def _apply_open_escrow(self, sender: str, **terms: Any) -> None:
         t = EscrowTerms(**terms)
@@ -148,7 +179,152 @@ class MemoryLedger(Ledger):
         e = self._settle(escrow_id, "refunded")
         self._credit(e.buyer, e.amount)
 
+    # -- channels (mirroring PaymentChannel.vy) -------------------------------------------
+    def _check_open_channel(self, sender: str, **terms: Any) -> None:
+        t = ChannelTerms(**terms)
+        if t.channel_id in self._channels:
+            raise error_for_reason("channel: exists", t.channel_id)
+        if t.expiration <= self.now():
+            raise error_for_reason("channel: bad expiration", f"{t.expiration} is not after {self.now()}")
+        self._check_pull(sender, t.amount)
+
+    def _apply_open_channel(self, sender: str, **terms: Any) -> None:
+        t = ChannelTerms(**terms)
+        self._balances[sender] -= t.amount
+        self._channels[t.channel_id] = ChannelState(
+            channel_id=t.channel_id, sender=sender, recipient=t.recipient, deposit=t.amount, nonce=0, expiration=t.expiration
+        )
+
+    def _own_channel(self, sender: str, channel_id: str) -> ChannelState:
+        c = self.channel(channel_id)
+        if sender != c.sender:
+            raise error_for_reason("channel: unauthorized", f"{sender} does not own {channel_id}")
+        return c
+
+    def _check_top_up_channel(self, sender: str, channel_id: str, amount: int) -> None:
+        self._own_channel(sender, channel_id)
+        if amount == 0:
+            raise error_for_reason("channel: bad amount", "top-up must be positive")
+        self._check_pull(sender, amount)
+
+    def _apply_top_up_channel(self, sender: str, channel_id: str, amount: int) -> None:
+        c = self._channels[channel_id]
+        self._balances[sender] -= amount
+        self._channels[channel_id] = c.model_copy(update={"deposit": c.deposit + amount})
+
+    def _check_extend_channel(self, sender: str, channel_id: str, expiration: int) -> None:
+        if expiration <= self._own_channel(sender, channel_id).expiration:
+            raise error_for_reason("channel: bad expiration", "a channel can only be extended")
+
+    def _apply_extend_channel(self, sender: str, channel_id: str, expiration: int) -> None:
+        self._channels[channel_id] = self._channels[channel_id].model_copy(update={"expiration": expiration})
+
+    def _run_claims(self, sender: str, claims: list[dict[str, Any]], commit: bool) -> None:
+        """Check (and with ``commit``, apply) claims in order, as one all-or-nothing call."""
+        states = dict(self._channels)
+        total = 0
+        for raw in claims:
+            claim = ChannelClaim(**raw)
+            c = states.get(claim.channel_id)
+            if c is None:
+                raise error_for_reason("channel: unknown", claim.channel_id)
+            if sender != c.recipient:
+                raise error_for_reason("channel: unauthorized", f"{sender} is not the recipient of {claim.channel_id}")
+            if claim.amount > c.deposit:
+                raise error_for_reason("channel: bad amount", f"claim {claim.amount} exceeds the deposit {c.deposit}")
+            typed = voucher_typed_data(self.domains()["channel"], claim.channel_id, c.nonce, claim.amount)
+            if recover(typed, claim.signature) != c.sender:
+                raise error_for_reason("channel: bad signature", f"voucher for nonce {c.nonce} not signed by {c.sender}")
+            states[claim.channel_id] = c.model_copy(update={"deposit": c.deposit - claim.amount, "nonce": c.nonce + 1})
+            total += claim.amount
+        if commit:
+            self._channels = states
+            if total:
+                self._credit(sender, total)
+
+    def _check_claim_channels(self, sender: str, claims: list[dict[str, Any]]) -> None:
+        self._run_claims(sender, claims, commit=False)
+
+    def _apply_claim_channels(self, sender: str, claims: list[dict[str, Any]]) -> None:
+        self._run_claims(sender, claims, commit=True)
+
+    def _check_reclaim_channel(self, sender: str, channel_id: str) -> None:
+        c = self._own_channel(sender, channel_id)
+        if self.now() < c.expiration:
+            raise error_for_reason("channel: not expired", f"expires at {c.expiration}, now {self.now()}")
+
+    def _apply_reclaim_channel(self, sender: str, channel_id: str) -> None:
+        c = self._channels[channel_id]
+        self._channels[channel_id] = c.model_copy(update={"deposit": 0})
+        self._credit(sender, c.deposit)
+
+    # -- netted batches (mirroring BatchSettlement.vy) -----------------------------------
+    def _check_deposit(self, sender: str, amount: int) -> None:
+        if amount == 0 or self.batch_account(sender).deposit + amount >= 2**192:
+            raise error_for_reason("batch: bad amount", f"cannot deposit {amount}")
+        self._check_pull(sender, amount)
+
+    def _apply_deposit(self, sender: str, amount: int) -> None:
+        a = self.batch_account(sender)
+        self._balances[sender] -= amount
+        self._batch[sender] = a.model_copy(update={"deposit": a.deposit + amount})
+
+    def _check_request_withdrawal(self, sender: str) -> None:
+        pass
+
+    def _apply_request_withdrawal(self, sender: str) -> None:
+        self._batch[sender] = self.batch_account(sender).model_copy(update={"unlock_at": self.now() + self.withdraw_delay})
+
+    def _check_withdraw(self, sender: str, amount: int) -> None:
+        a = self.batch_account(sender)
+        if a.unlock_at == 0 or self.now() < a.unlock_at:
+            raise error_for_reason("batch: locked", f"withdrawal unlocks at {a.unlock_at or 'request first'}")
+        if amount > a.deposit:
+            raise error_for_reason("batch: insufficient deposit", f"{amount} exceeds the deposit {a.deposit}")
+
+    def _apply_withdraw(self, sender: str, amount: int) -> None:
+        a = self.batch_account(sender)
+        self._batch[sender] = a.model_copy(update={"deposit": a.deposit - amount})
+        self._credit(sender, amount)
+
+    def _run_batch(self, sender: str, commit: bool, **raw: Any) -> None:
+        batch = BatchSubmission(**raw)
+        if not 0 < batch.epoch < 2**64:
+            raise error_for_reason("batch: bad epoch", str(batch.epoch))
+        accounts = {}
+        owed: dict[str, int] = {}
+        for (buyer, lines), sig in zip(batch.unpacked(), batch.signatures):
+            typed = authorization_typed_data(self.domains()["batch"], batch.epoch, lines)
+            if recover(typed, sig) != buyer:
+                raise error_for_reason("batch: bad signature", f"lines for {buyer} are not what it signed")
+            a = accounts.get(buyer) or self.batch_account(buyer)
+            total = sum(amount for _, amount in lines)
+            if a.last_epoch >= batch.epoch:
+                raise error_for_reason("batch: settled", f"{buyer} already settled epoch {a.last_epoch}")
+            if a.deposit < total:
+                raise error_for_reason("batch: insufficient deposit", f"{buyer} owes {total}, holds {a.deposit}")
+            accounts[buyer] = a.model_copy(update={"deposit": a.deposit - total, "last_epoch": batch.epoch})
+            for payee, amount in lines:
+                owed[payee] = owed.get(payee, 0) + amount
+        if commit:
+            self._batch.update(accounts)
+            for payee, amount in owed.items():
+                if amount:
+                    self._credit(payee, amount)
+
+    def _check_settle_batch(self, sender: str, **raw: Any) -> None:
+        self._run_batch(sender, False, **raw)
+
+    def _apply_settle_batch(self, sender: str, **raw: Any) -> None:
+        self._run_batch(sender, True, **raw)
+
     # helpers
+    def _check_pull(self, sender: str, amount: int) -> None:
+        """What the token's transferFrom checks when a contract pulls from ``sender``."""
+        if sender not in self._opened:
+            raise error_for_reason("token: insufficient allowance", f"{sender} has not opened an account")
+        self._check_transfer(sender, sender, amount)
+
     def _settle(self, escrow_id: str, status: str) -> EscrowState:
         e = self._escrows[escrow_id]
         self._escrows[escrow_id] = e.model_copy(update={"status": status})

@@ -12,7 +12,7 @@ import time
 from typing import Any, Callable
 
 from chain.ledger import Ledger
-from chain.types import EscrowState, Prepared, Receipt
+from chain.types import BatchAccount, ChannelState, EscrowState, Prepared, Receipt
 
 
 class LedgerService:
@@ -48,6 +48,15 @@ class RemoteLedger(Ledger):
 
     def escrow(self, escrow_id: str) -> EscrowState:
         return self._call("escrow", escrow_id)
+
+    def channel(self, channel_id: str) -> ChannelState:
+        return self._call("channel", channel_id)
+
+    def batch_account(self, buyer: str) -> BatchAccount:
+        return self._call("batch_account", buyer)
+
+    def domains(self) -> dict[str, dict[str, Any]]:
+        return self._call("domains")
 
     def total_supply(self) -> int:
         return self._call("total_supply")

@@ -141,7 +141,22 @@ class Receipt(BaseModel):
     gas_cost_wei: int = 0
 
 
-OpKind = Literal["open_account", "transfer", "open_escrow", "release", "refund"]
+OpKind = Literal[
+    "open_account",
+    "transfer",
+    "open_escrow",
+    "release",
+    "refund",
+    "open_channel",
+    "top_up_channel",
+    "extend_channel",
+    "claim_channels",
+    "reclaim_channel",
+    "deposit",
+    "request_withdrawal",
+    "withdraw",
+    "settle_batch",
+]
 
 
 class Prepared(BaseModel):
@@ -156,3 +171,101 @@ class Prepared(BaseModel):
     op: OpKind
     args: dict[str, Any]
     tx: dict[str, Any] | None = None
+
+
+class ChannelTerms(BaseModel):
+    """A pay-per-call channel a buyer opens for one provider."""
+
+    model_config = ConfigDict(frozen=True)
+
+    channel_id: str
+    recipient: str
+    amount: int
+    expiration: int
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise InvalidArgument(f"invalid channel terms: {exc}") from None
+
+    @field_validator("channel_id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        return check_id(v, "channel_id")
+
+    @field_validator("recipient")
+    @classmethod
+    def _recipient(cls, v: str) -> str:
+        return check_address(v, "recipient")
+
+    @field_validator("amount")
+    @classmethod
+    def _amount(cls, v: int) -> int:
+        if check_amount(v) == 0:
+            raise ValueError("amount must be positive")
+        return v
+
+
+class ChannelState(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    channel_id: str
+    sender: str
+    recipient: str
+    deposit: int
+    nonce: int
+    expiration: int
+
+
+class ChannelClaim(BaseModel):
+    """A voucher the recipient redeems: the amount the sender signed for the current nonce."""
+
+    model_config = ConfigDict(frozen=True)
+
+    channel_id: str
+    amount: int
+    signature: str
+
+    @field_validator("channel_id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        return check_id(v, "channel_id")
+
+    @field_validator("amount")
+    @classmethod
+    def _amount(cls, v: int) -> int:
+        return check_amount(v)
+
+
+class BatchAccount(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    deposit: int
+    last_epoch: int
+    unlock_at: int
+
+
+class BatchSubmission(BaseModel):
+    """One epoch of netted payments, as the BatchSettlement contract takes it.
+
+    ``lines`` pack the payee index (top 16 bits) with the amount; ``counts[i]`` lines belong
+    to ``buyers[i]``, whose ``signatures[i]`` authorizes exactly those lines for ``epoch``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    epoch: int
+    buyers: list[str]
+    counts: list[int]
+    signatures: list[str]
+    payees: list[str]
+    lines: list[int]
+
+    def unpacked(self) -> list[tuple[str, list[tuple[str, int]]]]:
+        """[(buyer, [(payee, amount), ...]), ...] in submission order."""
+        out, cursor = [], 0
+        for buyer, count in zip(self.buyers, self.counts):
+            chunk = self.lines[cursor : cursor + count]
+            out.append((buyer, [(self.payees[line >> 240], line & (2**240 - 1)) for line in chunk]))
+            cursor += count
+        return out

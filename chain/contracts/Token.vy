@@ -66,6 +66,15 @@ def approve(_spender: address, _value: uint256) -> bool:
 
 
 @external
+def approve_many(_spenders: DynArray[address, 8], _value: uint256) -> bool:
+    """Approve several settlement contracts in one transaction (opening an Agora account)."""
+    for spender: address in _spenders:
+        self.allowance[msg.sender][spender] = _value
+        log Approval(owner=msg.sender, spender=spender, value=_value)
+    return True
+
+
+@external
 def mint(_to: address, _value: uint256):
     assert msg.sender == self.minter, "token: unauthorized"
     assert _to != empty(address), "token: zero address"

@@ -1,0 +1,139 @@
+# pragma version ~=0.4.3
+"""
+@title Agora netted batch settlement
+@notice Buyers deposit once. For each epoch, every buyer signs one EIP-712 Authorization over
+        the hash of its payment lines (payee, amount) for that epoch; anyone may submit the
+        epoch. The contract checks each buyer's signature against the lines it is given, debits
+        the buyer's deposit, nets what every payee is owed across all buyers, and pays each
+        payee once. Nothing is paid that a buyer did not sign; an epoch settles at most once per
+        buyer (epochs only go up), so a retry never pays twice.
+@dev Calldata is compact: payees are listed once, and each line packs the payee's index in
+     the top 16 bits with the amount below (amounts < 2**240). A buyer's account packs its
+     last settled epoch (top 64 bits) with its deposit (low 192 bits) in one storage slot.
+     Line hash chain: h0 = 0, h = keccak256(h ++ payee ++ amount) per line, in order.
+"""
+from ethereum.ercs import IERC20
+
+MAX_BUYERS: constant(uint256) = 128
+MAX_PAYEES: constant(uint256) = 256
+MAX_LINES: constant(uint256) = 2048
+DEPOSIT_MASK: constant(uint256) = 2**192 - 1
+AMOUNT_MASK: constant(uint256) = 2**240 - 1
+DOMAIN_TYPEHASH: constant(bytes32) = keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
+AUTH_TYPEHASH: constant(bytes32) = keccak256("Authorization(uint256 epoch,bytes32 linesHash)")
+
+event Deposited:
+    buyer: indexed(address)
+    amount: uint256
+
+event Withdrawn:
+    buyer: indexed(address)
+    amount: uint256
+
+event EpochSettled:
+    epoch: indexed(uint256)
+    buyers: uint256
+    lines: uint256
+    total: uint256
+
+token: public(IERC20)
+accounts: HashMap[address, uint256]
+unlock_at: public(HashMap[address, uint256])
+withdraw_delay: public(uint256)
+locked: public(uint256)
+
+
+@deploy
+def __init__(_token: address, _withdraw_delay: uint256):
+    self.token = IERC20(_token)
+    self.withdraw_delay = _withdraw_delay
+
+
+@view
+@external
+def deposit_of(_buyer: address) -> uint256:
+    return self.accounts[_buyer] & DEPOSIT_MASK
+
+
+@view
+@external
+def last_epoch(_buyer: address) -> uint256:
+    return self.accounts[_buyer] >> 192
+
+
+@external
+def deposit(_amount: uint256):
+    assert _amount > 0, "batch: bad amount"
+    account: uint256 = self.accounts[msg.sender]
+    assert (account & DEPOSIT_MASK) + _amount <= DEPOSIT_MASK, "batch: bad amount"
+    self.accounts[msg.sender] = account + _amount
+    self.locked += _amount
+    assert extcall self.token.transferFrom(msg.sender, self, _amount), "batch: transfer failed"
+    log Deposited(buyer=msg.sender, amount=_amount)
+
+
+@external
+def request_withdrawal():
+    """Start the delay after which the buyer may withdraw; settlement goes on meanwhile."""
+    self.unlock_at[msg.sender] = block.timestamp + self.withdraw_delay
+
+
+@external
+def withdraw(_amount: uint256):
+    account: uint256 = self.accounts[msg.sender]
+    assert self.unlock_at[msg.sender] != 0 and block.timestamp >= self.unlock_at[msg.sender], "batch: locked"
+    assert _amount <= account & DEPOSIT_MASK, "batch: insufficient deposit"
+    self.accounts[msg.sender] = account - _amount
+    self.locked -= _amount
+    assert extcall self.token.transfer(msg.sender, _amount), "batch: transfer failed"
+    log Withdrawn(buyer=msg.sender, amount=_amount)
+
+
+@view
+@internal
+def _signer(_epoch: uint256, _lines_hash: bytes32, _sig: Bytes[65]) -> address:
+    domain: bytes32 = keccak256(abi_encode(DOMAIN_TYPEHASH, keccak256("AgoraBatch"), keccak256("1"), chain.id, self))
+    digest: bytes32 = keccak256(concat(b"\x19\x01", domain, keccak256(abi_encode(AUTH_TYPEHASH, _epoch, _lines_hash))))
+    v: uint256 = convert(slice(_sig, 64, 1), uint256)
+    return ecrecover(digest, v, extract32(_sig, 0), extract32(_sig, 32))
+
+
+@external
+def settle(_epoch: uint256, _buyers: DynArray[address, MAX_BUYERS], _counts: DynArray[uint256, MAX_BUYERS], _sigs: DynArray[Bytes[65], MAX_BUYERS], _payees: DynArray[address, MAX_PAYEES], _lines: DynArray[uint256, MAX_LINES]):
+    assert len(_buyers) == len(_counts) and len(_buyers) == len(_sigs), "batch: bad lines"
+    assert _epoch > 0 and _epoch < 2**64, "batch: bad epoch"
+    owed: DynArray[uint256, MAX_PAYEES] = []
+    for p: address in _payees:
+        assert p != empty(address), "batch: bad lines"
+        owed.append(0)
+    cursor: uint256 = 0
+    grand: uint256 = 0
+    for b: uint256 in range(MAX_BUYERS):
+        if b >= len(_buyers):
+            break
+        h: bytes32 = empty(bytes32)
+        total: uint256 = 0
+        for k: uint256 in range(MAX_LINES):
+            if k >= _counts[b]:
+                break
+            line: uint256 = _lines[cursor + k]
+            idx: uint256 = line >> 240
+            amount: uint256 = line & AMOUNT_MASK
+            h = keccak256(concat(h, convert(_payees[idx], bytes32), convert(amount, bytes32)))
+            owed[idx] += amount
+            total += amount
+        cursor += _counts[b]
+        assert self._signer(_epoch, h, _sigs[b]) == _buyers[b], "batch: bad signature"
+        account: uint256 = self.accounts[_buyers[b]]
+        assert (account >> 192) < _epoch, "batch: settled"
+        assert account & DEPOSIT_MASK >= total, "batch: insufficient deposit"
+        self.accounts[_buyers[b]] = (_epoch << 192) | ((account & DEPOSIT_MASK) - total)
+        grand += total
+    assert cursor == len(_lines), "batch: bad lines"
+    self.locked -= grand
+    for i: uint256 in range(MAX_PAYEES):
+        if i >= len(_payees):
+            break
+        if owed[i] > 0:
+            assert extcall self.token.transfer(_payees[i], owed[i]), "batch: transfer failed"
+    log EpochSettled(epoch=_epoch, buyers=len(_buyers), lines=cursor, total=grand)
