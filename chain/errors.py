@@ -105,6 +105,8 @@ REVERT_REASONS: dict[str, type[ChainError]] = {
     "channel: bad signature": BadSignature,
     "channel: not expired": DeadlineNotReached,
     "batch: bad amount": InvalidAmount,
+    "batch: unauthorized": Unauthorized,
+    "token: receiver refused": TransactionFailed,
     "batch: locked": DeadlineNotReached,
     "batch: insufficient deposit": InsufficientFunds,
     "batch: bad lines": InvalidArgument,

@@ -260,9 +260,9 @@ class MemoryLedger(Ledger):
 
     # -- netted batches (mirroring BatchSettlement.vy) -----------------------------------
     def _check_deposit(self, sender: str, amount: int) -> None:
+        self._check_transfer(sender, sender, amount)  # transferAndCall: no allowance needed
         if amount == 0 or self.batch_account(sender).deposit + amount >= 2**192:
             raise error_for_reason("batch: bad amount", f"cannot deposit {amount}")
-        self._check_pull(sender, amount)
 
     def _apply_deposit(self, sender: str, amount: int) -> None:
         a = self.batch_account(sender)

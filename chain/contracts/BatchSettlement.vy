@@ -1,7 +1,7 @@
 # pragma version ~=0.4.3
 """
 @title Agora netted batch settlement
-@notice Buyers deposit once. For each epoch, every buyer signs one EIP-712 Authorization over
+@notice Buyers deposit once (token.transferAndCall: one transaction, no approval). For each epoch, every buyer signs one EIP-712 Authorization over
         the hash of its payment lines (payee, amount) for that epoch; anyone may submit the
         epoch. The contract checks each buyer's signature against the lines it is given, debits
         the buyer's deposit, nets what every payee is owed across all buyers, and pays each
@@ -40,7 +40,6 @@ token: public(IERC20)
 accounts: HashMap[address, uint256]
 unlock_at: public(HashMap[address, uint256])
 withdraw_delay: public(uint256)
-locked: public(uint256)
 
 
 @deploy
@@ -62,14 +61,15 @@ def last_epoch(_buyer: address) -> uint256:
 
 
 @external
-def deposit(_amount: uint256):
-    assert _amount > 0, "batch: bad amount"
-    account: uint256 = self.accounts[msg.sender]
-    assert (account & DEPOSIT_MASK) + _amount <= DEPOSIT_MASK, "batch: bad amount"
-    self.accounts[msg.sender] = account + _amount
-    self.locked += _amount
-    assert extcall self.token.transferFrom(msg.sender, self, _amount), "batch: transfer failed"
-    log Deposited(buyer=msg.sender, amount=_amount)
+def onTokenTransfer(_sender: address, _value: uint256, _data: Bytes[64]) -> bool:
+    """Credit a deposit; only the settlement token can call this, after moving the tokens."""
+    assert msg.sender == self.token.address, "batch: unauthorized"
+    assert _value > 0, "batch: bad amount"
+    account: uint256 = self.accounts[_sender]
+    assert (account & DEPOSIT_MASK) + _value <= DEPOSIT_MASK, "batch: bad amount"
+    self.accounts[_sender] = account + _value
+    log Deposited(buyer=_sender, amount=_value)
+    return True
 
 
 @external
@@ -84,7 +84,6 @@ def withdraw(_amount: uint256):
     assert self.unlock_at[msg.sender] != 0 and block.timestamp >= self.unlock_at[msg.sender], "batch: locked"
     assert _amount <= account & DEPOSIT_MASK, "batch: insufficient deposit"
     self.accounts[msg.sender] = account - _amount
-    self.locked -= _amount
     assert extcall self.token.transfer(msg.sender, _amount), "batch: transfer failed"
     log Withdrawn(buyer=msg.sender, amount=_amount)
 
@@ -130,7 +129,6 @@ def settle(_epoch: uint256, _buyers: DynArray[address, MAX_BUYERS], _counts: Dyn
         self.accounts[_buyers[b]] = (_epoch << 192) | ((account & DEPOSIT_MASK) - total)
         grand += total
     assert cursor == len(_lines), "batch: bad lines"
-    self.locked -= grand
     for i: uint256 in range(MAX_PAYEES):
         if i >= len(_payees):
             break

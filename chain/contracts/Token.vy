@@ -8,6 +8,10 @@ from ethereum.ercs import IERC20
 
 implements: IERC20
 
+
+interface TokenReceiver:
+    def onTokenTransfer(_sender: address, _value: uint256, _data: Bytes[64]) -> bool: nonpayable
+
 event Transfer:
     sender: indexed(address)
     receiver: indexed(address)
@@ -62,6 +66,15 @@ def transferFrom(_from: address, _to: address, _value: uint256) -> bool:
 def approve(_spender: address, _value: uint256) -> bool:
     self.allowance[msg.sender][_spender] = _value
     log Approval(owner=msg.sender, spender=_spender, value=_value)
+    return True
+
+
+@external
+def transferAndCall(_to: address, _value: uint256, _data: Bytes[64]) -> bool:
+    """ERC-677: transfer, then tell the receiving contract, in one transaction and with no
+    allowance (how buyers fund the batch settlement contract)."""
+    self._move(msg.sender, _to, _value)
+    assert extcall TokenReceiver(_to).onTokenTransfer(msg.sender, _value, _data), "token: receiver refused"
     return True
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chain import AlreadySettled, BadSignature, DeadlineNotReached, EpochBuilder, InsufficientFunds, InvalidArgument, Ledger
+from chain import AlreadySettled, BadSignature, DeadlineNotReached, EpochBuilder, InsufficientFunds, InvalidAmount, InvalidArgument, Ledger
 from tests.conftest import TOKEN
 
 
@@ -89,3 +89,18 @@ def test_deposit_limits_and_withdrawal_delay(ledger: Ledger, people: dict) -> No
     ledger.withdraw(people["buyer"], 1000)
     assert ledger.balance_of(people["buyer"].address) == 100 * TOKEN
     assert ledger.batch_account(people["buyer"].address).deposit == 0 and ledger.is_conserved()
+
+
+def test_deposit_needs_no_approval(ledger: Ledger, people: dict) -> None:
+    """Deposits go through transferAndCall: one transaction, no allowance, no opened account."""
+    buyer = people["stranger"]
+    ledger.mint(buyer.address, 50)
+    ledger.fund_gas(buyer.address)
+    ledger.deposit(buyer, 30)
+    assert ledger.batch_account(buyer.address).deposit == 30
+    assert ledger.balance_of(buyer.address) == 20
+    with pytest.raises(InsufficientFunds):
+        ledger.deposit(buyer, 21)
+    with pytest.raises(InvalidAmount):
+        ledger.deposit(buyer, 0)
+    assert ledger.is_conserved()
