@@ -13,10 +13,11 @@ from typing import Any, Callable
 
 from eth_utils import keccak
 
-from chain.errors import error_for_reason
+from chain.errors import TransactionFailed, error_for_reason
 from chain.ledger import Ledger
 from chain.offchain import authorization_typed_data, domain, recover, voucher_typed_data
 from chain.types import (
+    UINT256_MAX,
     BatchAccount,
     BatchSubmission,
     ChannelClaim,
@@ -96,6 +97,8 @@ class MemoryLedger(Ledger):
         return self.now()
 
     def _mint(self, to: str, amount: int) -> Receipt:
+        if self._supply + amount > UINT256_MAX:  # the token's checked arithmetic reverts here
+            raise TransactionFailed(f"mint of {amount} would overflow the uint256 supply")
         self._supply += amount
         self._credit(to, amount)
         return self._receipt("mint", "operator")
