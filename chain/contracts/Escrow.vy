@@ -45,7 +45,6 @@ token: public(IERC20)
 deals: public(HashMap[bytes32, Deal])
 payees: HashMap[bytes32, DynArray[address, MAX_PAYEES]]
 shares: HashMap[bytes32, DynArray[uint256, MAX_PAYEES]]
-locked: public(uint256)
 
 
 @deploy
@@ -81,7 +80,6 @@ def open(_id: bytes32, _payees: DynArray[address, MAX_PAYEES], _shares: DynArray
     self.deals[_id] = Deal(buyer=msg.sender, arbiter=_arbiter, amount=_amount, deadline=_deadline, state=OPEN)
     self.payees[_id] = _payees
     self.shares[_id] = _shares
-    self.locked += _amount
     assert extcall self.token.transferFrom(msg.sender, self, _amount), "escrow: transfer failed"
     log Opened(deal_id=_id, buyer=msg.sender, amount=_amount, deadline=_deadline)
 
@@ -94,7 +92,6 @@ def release(_id: bytes32, _paid: uint256):
     assert msg.sender == deal.buyer or msg.sender == deal.arbiter, "escrow: unauthorized"
     assert _paid <= deal.amount, "escrow: bad amount"
     self.deals[_id].state = RELEASED
-    self.locked -= deal.amount
     payees: DynArray[address, MAX_PAYEES] = self.payees[_id]
     shares: DynArray[uint256, MAX_PAYEES] = self.shares[_id]
     rest: uint256 = _paid
@@ -123,6 +120,5 @@ def refund(_id: bytes32):
         allowed = True
     assert allowed, "escrow: unauthorized"
     self.deals[_id].state = REFUNDED
-    self.locked -= deal.amount
     assert extcall self.token.transfer(deal.buyer, deal.amount), "escrow: transfer failed"
     log Refunded(deal_id=_id, amount=deal.amount)

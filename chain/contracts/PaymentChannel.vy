@@ -39,7 +39,6 @@ VOUCHER_TYPEHASH: constant(bytes32) = keccak256("Voucher(bytes32 channelId,uint2
 
 token: public(IERC20)
 channels: public(HashMap[bytes32, Channel])
-locked: public(uint256)
 
 
 @deploy
@@ -68,7 +67,6 @@ def open(_id: bytes32, _recipient: address, _amount: uint256, _expiration: uint2
     assert _amount > 0, "channel: bad amount"
     assert _expiration > block.timestamp, "channel: bad expiration"
     self.channels[_id] = Channel(sender=msg.sender, recipient=_recipient, deposit=_amount, nonce=0, expiration=_expiration)
-    self.locked += _amount
     assert extcall self.token.transferFrom(msg.sender, self, _amount), "channel: transfer failed"
     log ChannelOpened(channel_id=_id, sender=msg.sender, recipient=_recipient, deposit=_amount, expiration=_expiration)
 
@@ -79,7 +77,6 @@ def top_up(_id: bytes32, _amount: uint256):
     assert msg.sender == self.channels[_id].sender, "channel: unauthorized"
     assert _amount > 0, "channel: bad amount"
     self.channels[_id].deposit += _amount
-    self.locked += _amount
     assert extcall self.token.transferFrom(msg.sender, self, _amount), "channel: transfer failed"
 
 
@@ -113,7 +110,6 @@ def claim_many(_ids: DynArray[bytes32, MAX_CLAIMS], _amounts: DynArray[uint256, 
         if i >= len(_ids):
             break
         total += self._claim(_ids[i], _amounts[i], _sigs[i])
-    self.locked -= total
     if total > 0:
         assert extcall self.token.transfer(msg.sender, total), "channel: transfer failed"
 
@@ -125,7 +121,6 @@ def reclaim(_id: bytes32):
     assert msg.sender == c.sender, "channel: unauthorized"
     assert block.timestamp >= c.expiration, "channel: not expired"
     self.channels[_id].deposit = 0
-    self.locked -= c.deposit
     if c.deposit > 0:
         assert extcall self.token.transfer(c.sender, c.deposit), "channel: transfer failed"
     log ChannelReclaimed(channel_id=_id, amount=c.deposit)
