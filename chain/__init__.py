@@ -13,6 +13,7 @@ from chain.errors import (
     ChannelExists,
     ChannelNotFound,
     DeadlineNotReached,
+    Disputed,
     EscrowExists,
     EscrowNotFound,
     InsufficientFunds,
@@ -36,6 +37,7 @@ from chain.types import (
     EscrowTerms,
     Prepared,
     Receipt,
+    StakeState,
     split,
 )
 
@@ -54,6 +56,7 @@ __all__ = [
     "ChannelTerms",
     "EpochBuilder",
     "DeadlineNotReached",
+    "Disputed",
     "EVMLedger",
     "EscrowExists",
     "EscrowNotFound",
@@ -68,6 +71,7 @@ __all__ = [
     "Prepared",
     "Receipt",
     "Signer",
+    "StakeState",
     "TransactionFailed",
     "Unauthorized",
     "authorization_typed_data",

@@ -17,6 +17,8 @@ import vyper
 from vyper.compiler import compile_code
 
 CONTRACTS_DIR = Path(__file__).parent / "contracts"
+CONTRACTS = ("Token", "Escrow", "PaymentChannel", "BatchSettlement", "Staking")
+_FORMATS = ("abi", "bytecode", "bytecode_runtime")
 
 
 def cache_dir() -> Path:
@@ -27,14 +29,14 @@ def cache_dir() -> Path:
 
 @lru_cache(maxsize=None)
 def compile_contract(name: str) -> dict[str, Any]:
-    """Return ``{"abi": [...], "bytecode": "0x..."}`` for ``contracts/<name>.vy``."""
+    """Return ``{"abi", "bytecode", "bytecode_runtime"}`` for ``contracts/<name>.vy``."""
     source = (CONTRACTS_DIR / f"{name}.vy").read_text()
-    key = hashlib.sha256(f"{vyper.__version__}\n{source}".encode()).hexdigest()[:24]
+    key = hashlib.sha256(f"{vyper.__version__}\n{_FORMATS}\n{source}".encode()).hexdigest()[:24]
     path = cache_dir() / f"{name}-{key}.json"
     if path.exists():
         return json.loads(path.read_text())
-    out = compile_code(source, output_formats=["abi", "bytecode"])
-    artifact = {"abi": out["abi"], "bytecode": out["bytecode"], "vyper": vyper.__version__}
+    out = compile_code(source, output_formats=list(_FORMATS))
+    artifact = {**{f: out[f] for f in _FORMATS}, "vyper": vyper.__version__}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(artifact))

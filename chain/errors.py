@@ -16,6 +16,7 @@ and the memory ledger raises through the same table, so even the messages agree.
      ├── ChannelExists                     the channel id is taken
      ├── BadSignature (PermissionError)    a voucher or authorization not signed by its payer
      ├── AlreadySettled                    released or refunded before
+     ├── Disputed                          frozen until the resolver rules
      ├── DeadlineNotReached                a buyer's refund before the deadline
      └── TransactionFailed                 a revert or failure with no known reason
 """
@@ -73,6 +74,10 @@ class AlreadySettled(ChainError):
     """The escrow was released or refunded already: an id settles exactly once."""
 
 
+class Disputed(ChainError):
+    """The escrow is under dispute: only the resolver set at deployment may settle it."""
+
+
 class DeadlineNotReached(ChainError):
     """The buyer asked for a refund before the escrow's deadline."""
 
@@ -95,6 +100,13 @@ REVERT_REASONS: dict[str, type[ChainError]] = {
     "escrow: settled": AlreadySettled,
     "escrow: unauthorized": Unauthorized,
     "escrow: deadline not reached": DeadlineNotReached,
+    "escrow: disputed": Disputed,
+    "escrow: not disputed": InvalidArgument,
+    "stake: unauthorized": Unauthorized,
+    "stake: bad amount": InvalidAmount,
+    "stake: bad address": InvalidArgument,
+    "stake: locked": DeadlineNotReached,
+    "stake: insufficient stake": InsufficientFunds,
     "channel: exists": ChannelExists,
     "channel: bad recipient": InvalidArgument,
     "channel: bad amount": InvalidAmount,

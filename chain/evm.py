@@ -20,6 +20,7 @@ from web3 import EthereumTesterProvider, HTTPProvider, Web3
 from eth_utils.exceptions import ValidationError as EthValidationError
 from web3.exceptions import ContractLogicError, Web3RPCError
 
+from chain.addressbook import AddressBook, check, record
 from chain.compiler import compile_contract
 from chain.errors import ChainError, TransactionFailed, error_for_reason
 from chain.ledger import Ledger
@@ -34,10 +35,11 @@ from chain.types import (
     EscrowTerms,
     Prepared,
     Receipt,
+    StakeState,
     check_id,
 )
 
-_STATUS = {1: "open", 2: "released", 3: "refunded"}
+_STATUS = {1: "open", 2: "released", 3: "refunded", 4: "disputed"}
 GAS_ALLOWANCE_WEI = 10**18  # native coin handed to each account for its transactions
 
 
@@ -63,34 +65,87 @@ def _one_shot_gas_estimate(state: Any, transaction: Any) -> int:
     return min(state.gas_limit, used * 5 // 4 + 30_000)
 
 
+def c_name(contract: Any) -> str:
+    """The contract's name in the address book, from the ledger attribute that holds it."""
+    return contract._agora_name
+
+
 class EVMLedger(Ledger):
     """A ledger whose state lives in the Token and Escrow contracts on an EVM chain."""
 
-    def __init__(self, w3: Web3, operator: str | None = None, token_name: str = "Agora", withdraw_delay: int = 3600) -> None:
+    def __init__(
+        self,
+        w3: Web3,
+        operator: str | None = None,
+        token_name: str = "Agora",
+        withdraw_delay: int = 3600,
+        address_book: AddressBook | None = None,
+        arbiter: str | None = None,
+        treasury: str | None = None,
+        unbond_delay: int = 86_400,
+    ) -> None:
         self.w3 = w3
-        self.operator = operator or w3.eth.accounts[0]
-        self._seen: dict[str, None] = {}
-        self.token = self._deploy("Token", token_name, self.symbol, self.decimals)
-        self.escrow_contract = self._deploy("Escrow", self.token.address)
-        self.channel_contract = self._deploy("PaymentChannel", self.token.address)
-        self.batch_contract = self._deploy("BatchSettlement", self.token.address, withdraw_delay)
+        self.operator = operator or (address_book.operator if address_book else w3.eth.accounts[0])
         self.chain_id = w3.eth.chain_id
+        self._seen: dict[str, None] = {}
         self._receipts: list[Receipt] = []
+        if address_book is None:
+            arbiter = arbiter or self.operator
+            treasury = treasury or self.operator
+            self.token = self._deploy("Token", token_name, self.symbol, self.decimals)
+            self.escrow_contract = self._deploy("Escrow", self.token.address, arbiter)
+            self.channel_contract = self._deploy("PaymentChannel", self.token.address)
+            self.batch_contract = self._deploy("BatchSettlement", self.token.address, withdraw_delay)
+            self.staking_contract = self._deploy("Staking", self.token.address, arbiter, treasury, unbond_delay)
+        else:
+            found = {name: self._at(name, d.address) for name, d in address_book.contracts.items()}
+            check(address_book, self.chain_id, {n: bytes(w3.eth.get_code(c.address)) for n, c in found.items()})
+            self.token, self.escrow_contract = found["Token"], found["Escrow"]
+            self.channel_contract, self.batch_contract = found["PaymentChannel"], found["BatchSettlement"]
+            self.staking_contract = found["Staking"]
+            self._rebuild_accounts()
+        self.arbiter = self.escrow_contract.functions.resolver().call()
+        self.treasury = self.staking_contract.functions.treasury().call()
+
+    def _holders(self) -> tuple[Any, ...]:
+        """The contracts that hold locked tokens."""
+        return (self.escrow_contract, self.channel_contract, self.batch_contract, self.staking_contract)
+
+    def _rebuild_accounts(self) -> None:
+        """Every holder the token's Transfer events name, so conservation covers past runs."""
+        contracts = {c.address for c in self._holders()}
+        for event in self.token.events.Transfer.get_logs(from_block=0):
+            for who in (event["args"]["sender"], event["args"]["receiver"]):
+                if int(who, 16) != 0 and who not in contracts:
+                    self._seen.setdefault(who)
+
+    def address_book(self) -> AddressBook:
+        """The record of this ledger's deployment, to save and reuse on later runs."""
+        contracts = {"Token": self.token, **{c_name(c): c for c in self._holders()}}
+        return record(
+            self.chain_id,
+            self.operator,
+            {n: c.address for n, c in contracts.items()},
+            {n: bytes(self.w3.eth.get_code(c.address)) for n, c in contracts.items()},
+        )
 
     @classmethod
-    def embedded(cls) -> EVMLedger:
+    def embedded(cls, **options: Any) -> EVMLedger:
         """A fresh in-process chain (py-evm): nothing to install or start."""
         backend = PyEVMBackend()
         backend.chain.gas_estimator = _one_shot_gas_estimate
-        return cls(Web3(EthereumTesterProvider(EthereumTester(backend))))
+        return cls(Web3(EthereumTesterProvider(EthereumTester(backend))), **options)
 
     @classmethod
-    def connect(cls, url: str) -> EVMLedger:
-        """A ledger on any JSON-RPC node whose first account is unlocked (anvil, a devnet)."""
+    def connect(cls, url: str, address_book: str | None = None, **options: Any) -> EVMLedger:
+        """A ledger on any JSON-RPC node whose operator account is unlocked (anvil, a devnet).
+
+        Without ``address_book`` the contracts are deployed afresh; with one, the deployment it
+        records is found and checked (chain id, code, source) instead."""
         w3 = Web3(HTTPProvider(url))
         if not w3.is_connected():
             raise TransactionFailed(f"no JSON-RPC node answers at {url}")
-        return cls(w3)
+        return cls(w3, address_book=AddressBook.load(address_book) if address_book else None, **options)
 
     # -- reads -------------------------------------------------------------------------
     def balance_of(self, address: str) -> int:
@@ -135,8 +190,11 @@ class EVMLedger(Ledger):
         return self.token.functions.totalSupply().call()
 
     def escrowed_total(self) -> int:
-        holders = (self.escrow_contract, self.channel_contract, self.batch_contract)
-        return sum(self.balance_of(c.address) for c in holders)
+        return sum(self.balance_of(c.address) for c in self._holders())
+
+    def stake_of(self, provider: str) -> StakeState:
+        fns = self.staking_contract.functions
+        return StakeState(stake=fns.stakes(provider).call(), unlock_at=fns.unlock_at(provider).call())
 
     def accounts(self) -> list[str]:
         return list(self._seen)
@@ -177,7 +235,7 @@ class EVMLedger(Ledger):
     def _call(self, op: str, args: dict[str, Any]) -> Any:
         fns = self.escrow_contract.functions
         if op == "open_account":
-            spenders = [c.address for c in (self.escrow_contract, self.channel_contract, self.batch_contract)]
+            spenders = [c.address for c in (self.escrow_contract, self.channel_contract)]
             return self.token.functions.approve_many(spenders, UINT256_MAX)
         if op == "transfer":
             return self.token.functions.transfer(args["to"], args["amount"])
@@ -189,6 +247,19 @@ class EVMLedger(Ledger):
             return fns.release(bytes.fromhex(args["escrow_id"][2:]), args["amount"])
         if op == "refund":
             return fns.refund(bytes.fromhex(args["escrow_id"][2:]))
+        if op == "dispute":
+            return fns.dispute(bytes.fromhex(args["escrow_id"][2:]))
+        if op == "resolve":
+            return fns.resolve(bytes.fromhex(args["escrow_id"][2:]), args["amount"])
+        st = self.staking_contract.functions
+        if op == "stake":  # ERC-677: one transaction, no allowance
+            return self.token.functions.transferAndCall(self.staking_contract.address, args["amount"], b"")
+        if op == "request_unstake":
+            return st.request_unstake()
+        if op == "unstake":
+            return st.unstake(args["amount"])
+        if op == "slash":
+            return st.slash(args["provider"], args["amount"], args["buyer"], args["compensation"])
         return self._call_channel_or_batch(op, args)
 
     def _call_channel_or_batch(self, op: str, args: dict[str, Any]) -> Any:
@@ -245,15 +316,21 @@ class EVMLedger(Ledger):
             self._seen.update(dict.fromkeys(prepared.args["payees"]))
         if prepared.op == "settle_batch":
             self._seen.update(dict.fromkeys(prepared.args["payees"]))
+        if prepared.op == "slash":
+            self._seen.update(dict.fromkeys([prepared.args["buyer"], self.treasury]))
         return self._receipt(prepared.op, prepared.sender, tx_hash)
 
     # -- helpers -------------------------------------------------------------------------
+    def _at(self, name: str, address: str) -> Any:
+        contract = self.w3.eth.contract(address=address, abi=compile_contract(name)["abi"])
+        contract._agora_name = name
+        return contract
+
     def _deploy(self, name: str, *args: Any) -> Any:
         art = compile_contract(name)
         factory = self.w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
         tx_hash = factory.constructor(*args).transact({"from": self.operator})
-        address = self.w3.eth.wait_for_transaction_receipt(tx_hash)["contractAddress"]
-        return self.w3.eth.contract(address=address, abi=art["abi"])
+        return self._at(name, self.w3.eth.wait_for_transaction_receipt(tx_hash)["contractAddress"])
 
     def _operator_tx(self, op: str, call: Any) -> Receipt:
         try:
@@ -263,7 +340,7 @@ class EVMLedger(Ledger):
         return self._receipt(op, self.operator, tx_hash)
 
     def _receipt(self, op: str, sender: str, tx_hash: bytes) -> Receipt:
-        r = self.w3.eth.wait_for_transaction_receipt(tx_hash)
+        r = self.w3.eth.wait_for_transaction_receipt(tx_hash, poll_latency=0.005)  # nodes mine within ms
         if r["status"] != 1:
             raise TransactionFailed(f"{op} from {sender} reverted in block {r['blockNumber']}")
         receipt = Receipt(

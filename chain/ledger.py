@@ -22,6 +22,7 @@ from chain.types import (
     ChannelState,
     ChannelTerms,
     EscrowState,
+    StakeState,
     EscrowTerms,
     Prepared,
     Receipt,
@@ -46,6 +47,8 @@ class Ledger(ABC):
 
     decimals: int = 18
     symbol: str = "AGR"
+    arbiter: str  # resolves disputed escrows and slashes stakes; set when the ledger is made
+    treasury: str  # receives slashed stake beyond the harmed buyer's compensation
 
     # -- reads -------------------------------------------------------------------------
     @abstractmethod
@@ -63,6 +66,10 @@ class Ledger(ABC):
     @abstractmethod
     def batch_account(self, buyer: str) -> BatchAccount:
         """A buyer's deposit for netted settlement, its last settled epoch and unlock time."""
+
+    @abstractmethod
+    def stake_of(self, provider: str) -> StakeState:
+        """A provider's bonded stake and when it may unstake (0: not requested)."""
 
     @abstractmethod
     def domains(self) -> dict[str, dict[str, Any]]:
@@ -149,6 +156,35 @@ class Ledger(ABC):
         """Return the whole lock to the buyer."""
         return self.execute(by, "refund", {"escrow_id": check_id(escrow_id)})
 
+    def dispute(self, by: Signer, escrow_id: str) -> Receipt:
+        """Buyer or provider freezes an open escrow for the arbiter's ruling."""
+        return self.execute(by, "dispute", {"escrow_id": check_id(escrow_id)})
+
+    def resolve(self, by: Signer, escrow_id: str, amount: int) -> Receipt:
+        """The arbiter's ruling on a disputed escrow: pay ``amount`` split, return the rest."""
+        return self.execute(by, "resolve", {"escrow_id": check_id(escrow_id), "amount": check_amount(amount)})
+
+    # -- stakes and slashing ---------------------------------------------------------------
+    def stake(self, by: Signer, amount: int) -> Receipt:
+        return self.execute(by, "stake", {"amount": check_amount(amount)})
+
+    def request_unstake(self, by: Signer) -> Receipt:
+        return self.execute(by, "request_unstake", {})
+
+    def unstake(self, by: Signer, amount: int) -> Receipt:
+        return self.execute(by, "unstake", {"amount": check_amount(amount)})
+
+    def slash(self, by: Signer, provider: str, amount: int, buyer: str, compensation: int) -> Receipt:
+        """The arbiter takes ``amount`` of the provider's stake: ``compensation`` to the buyer,
+        the rest to the treasury. Nothing is burnt."""
+        args = {
+            "provider": check_address(provider, "provider"),
+            "amount": check_amount(amount),
+            "buyer": check_address(buyer, "buyer"),
+            "compensation": check_amount(compensation, "compensation"),
+        }
+        return self.execute(by, "slash", args)
+
     # -- pay-per-call channels -----------------------------------------------------------
     def open_channel(self, by: Signer, terms: ChannelTerms) -> Receipt:
         return self.execute(by, "open_channel", terms.model_dump())
@@ -221,3 +257,6 @@ class LedgerReader:
 
     def domains(self) -> dict[str, dict[str, Any]]:
         return self._ledger.domains()
+
+    def stake_of(self, provider: str) -> StakeState:
+        return self._ledger.stake_of(provider)

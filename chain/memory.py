@@ -11,7 +11,7 @@ import itertools
 import time
 from typing import Any, Callable
 
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 
 from chain.errors import TransactionFailed, error_for_reason
 from chain.ledger import Ledger
@@ -27,6 +27,8 @@ from chain.types import (
     EscrowTerms,
     Prepared,
     Receipt,
+    StakeState,
+    check_address,
     check_id,
     split,
 )
@@ -34,15 +36,27 @@ from chain.types import (
 # Stand-in contract addresses for the memory ledger's EIP-712 domains (chain id 0).
 MEMORY_CHANNEL = "0x" + keccak(text="agora:memory:PaymentChannel")[12:].hex()
 MEMORY_BATCH = "0x" + keccak(text="agora:memory:BatchSettlement")[12:].hex()
+MEMORY_OPERATOR = to_checksum_address("0x" + keccak(text="agora:memory:operator")[12:].hex())
 
 
 class MemoryLedger(Ledger):
     """An in-memory ledger. ``clock`` gives the base time (wall time unless given); the
     operator moves it forward with :meth:`sync_time`, as time travel does on a chain."""
 
-    def __init__(self, clock: Callable[[], float] = time.time, withdraw_delay: int = 3600) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.time,
+        withdraw_delay: int = 3600,
+        arbiter: str | None = None,
+        treasury: str | None = None,
+        unbond_delay: int = 86_400,
+    ) -> None:
         self._clock = clock
         self.withdraw_delay = withdraw_delay
+        self.arbiter = check_address(arbiter, "arbiter") if arbiter else MEMORY_OPERATOR
+        self.treasury = check_address(treasury, "treasury") if treasury else MEMORY_OPERATOR
+        self.unbond_delay = unbond_delay
+        self._stakes: dict[str, StakeState] = {}
         self._channels: dict[str, ChannelState] = {}
         self._batch: dict[str, BatchAccount] = {}
         self._offset = 0
@@ -67,8 +81,12 @@ class MemoryLedger(Ledger):
         return self._supply
 
     def escrowed_total(self) -> int:
-        escrowed = sum(e.amount for e in self._escrows.values() if e.status == "open")
-        return escrowed + sum(c.deposit for c in self._channels.values()) + sum(a.deposit for a in self._batch.values())
+        escrowed = sum(e.amount for e in self._escrows.values() if e.status in ("open", "disputed"))
+        escrowed += sum(c.deposit for c in self._channels.values()) + sum(a.deposit for a in self._batch.values())
+        return escrowed + sum(s.stake for s in self._stakes.values())
+
+    def stake_of(self, provider: str) -> StakeState:
+        return self._stakes.get(provider, StakeState(stake=0, unlock_at=0))
 
     def channel(self, channel_id: str) -> ChannelState:
         try:
@@ -149,6 +167,8 @@ class MemoryLedger(Ledger):
 
     def _open(self, escrow_id: str) -> EscrowState:
         e = self.escrow(escrow_id)
+        if e.status == "disputed":
+            raise error_for_reason("escrow: disputed", f"{escrow_id} awaits the arbiter")
         if e.status != "open":
             raise error_for_reason("escrow: settled", f"{escrow_id} is {e.status}")
         return e
@@ -161,7 +181,10 @@ class MemoryLedger(Ledger):
             raise error_for_reason("escrow: bad amount", f"{amount} exceeds the locked {e.amount}")
 
     def _apply_release(self, sender: str, escrow_id: str, amount: int) -> None:
-        e = self._settle(escrow_id, "released")
+        self._pay(escrow_id, amount, "released")
+
+    def _pay(self, escrow_id: str, amount: int, status: str) -> None:
+        e = self._settle(escrow_id, status)
         for payee, part in zip(e.payees, split(amount, e.shares_bps)):
             if part:
                 self._credit(payee, part)
@@ -181,6 +204,71 @@ class MemoryLedger(Ledger):
     def _apply_refund(self, sender: str, escrow_id: str) -> None:
         e = self._settle(escrow_id, "refunded")
         self._credit(e.buyer, e.amount)
+
+    def _check_dispute(self, sender: str, escrow_id: str) -> None:
+        e = self._open(escrow_id)
+        if sender not in (e.buyer, e.payees[0]):
+            raise error_for_reason("escrow: unauthorized", f"{sender} is not a party to {escrow_id}")
+
+    def _apply_dispute(self, sender: str, escrow_id: str) -> None:
+        self._settle(escrow_id, "disputed")
+
+    def _check_resolve(self, sender: str, escrow_id: str, amount: int) -> None:
+        e = self.escrow(escrow_id)
+        if sender != self.arbiter:
+            raise error_for_reason("escrow: unauthorized", f"only the arbiter {self.arbiter} resolves disputes")
+        if e.status != "disputed":
+            raise error_for_reason("escrow: not disputed", f"{escrow_id} is {e.status}")
+        if amount > e.amount:
+            raise error_for_reason("escrow: bad amount", f"{amount} exceeds the locked {e.amount}")
+
+    def _apply_resolve(self, sender: str, escrow_id: str, amount: int) -> None:
+        self._pay(escrow_id, amount, "released" if amount > 0 else "refunded")
+
+    # -- stakes (mirroring Staking.vy) ----------------------------------------------------
+    def _check_stake(self, sender: str, amount: int) -> None:
+        self._check_transfer(sender, sender, amount)  # transferAndCall: no allowance needed
+        if amount == 0:
+            raise error_for_reason("stake: bad amount", "stake must be positive")
+
+    def _apply_stake(self, sender: str, amount: int) -> None:
+        st = self.stake_of(sender)
+        self._balances[sender] -= amount
+        self._stakes[sender] = st.model_copy(update={"stake": st.stake + amount})
+
+    def _check_request_unstake(self, sender: str) -> None:
+        pass
+
+    def _apply_request_unstake(self, sender: str) -> None:
+        self._stakes[sender] = self.stake_of(sender).model_copy(update={"unlock_at": self.now() + self.unbond_delay})
+
+    def _check_unstake(self, sender: str, amount: int) -> None:
+        st = self.stake_of(sender)
+        if st.unlock_at == 0 or self.now() < st.unlock_at:
+            raise error_for_reason("stake: locked", f"unstaking unlocks at {st.unlock_at or 'request first'}")
+        if amount > st.stake:
+            raise error_for_reason("stake: insufficient stake", f"{amount} exceeds the stake {st.stake}")
+
+    def _apply_unstake(self, sender: str, amount: int) -> None:
+        st = self.stake_of(sender)
+        self._stakes[sender] = st.model_copy(update={"stake": st.stake - amount})
+        self._credit(sender, amount)
+
+    def _check_slash(self, sender: str, provider: str, amount: int, buyer: str, compensation: int) -> None:
+        if sender != self.arbiter:
+            raise error_for_reason("stake: unauthorized", f"only the arbiter {self.arbiter} slashes")
+        if amount > self.stake_of(provider).stake:
+            raise error_for_reason("stake: insufficient stake", f"{provider} stakes {self.stake_of(provider).stake}")
+        if compensation > amount:
+            raise error_for_reason("stake: bad amount", f"compensation {compensation} exceeds the slash {amount}")
+
+    def _apply_slash(self, sender: str, provider: str, amount: int, buyer: str, compensation: int) -> None:
+        st = self.stake_of(provider)
+        self._stakes[provider] = st.model_copy(update={"stake": st.stake - amount})
+        if compensation:
+            self._credit(buyer, compensation)
+        if amount > compensation:
+            self._credit(self.treasury, amount - compensation)
 
     # -- channels (mirroring PaymentChannel.vy) -------------------------------------------
     def _check_open_channel(self, sender: str, **terms: Any) -> None:

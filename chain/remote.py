@@ -12,7 +12,7 @@ import time
 from typing import Any, Callable
 
 from chain.ledger import Ledger
-from chain.types import BatchAccount, ChannelState, EscrowState, Prepared, Receipt
+from chain.types import BatchAccount, ChannelState, EscrowState, Prepared, Receipt, StakeState
 
 
 class LedgerService:
@@ -22,10 +22,19 @@ class LedgerService:
         self.ledger = factory()
         self.follow_wall_clock = follow_wall_clock
 
+    def attribute(self, name: str) -> Any:
+        return getattr(self.ledger, name)
+
     def call(self, method: str, *args: Any) -> Any:
         if self.follow_wall_clock and method in {"now", "prepare", "submit", "escrow"}:
             self.ledger.sync_time(int(time.time()))
         return getattr(self.ledger, method)(*args)
+
+
+def ray_get_attribute(handle: Any, name: str) -> Any:
+    import ray
+
+    return ray.get(handle.attribute.remote(name))
 
 
 class RemoteLedger(Ledger):
@@ -33,6 +42,7 @@ class RemoteLedger(Ledger):
 
     def __init__(self, handle: Any) -> None:
         self._handle = handle
+        self.arbiter, self.treasury = (ray_get_attribute(handle, name) for name in ("arbiter", "treasury"))
 
     def _call(self, method: str, *args: Any) -> Any:
         import ray
@@ -57,6 +67,9 @@ class RemoteLedger(Ledger):
 
     def domains(self) -> dict[str, dict[str, Any]]:
         return self._call("domains")
+
+    def stake_of(self, provider: str) -> StakeState:
+        return self._call("stake_of", provider)
 
     def total_supply(self) -> int:
         return self._call("total_supply")

@@ -110,7 +110,7 @@ class EscrowTerms(BaseModel):
         return self
 
 
-EscrowStatus = Literal["open", "released", "refunded"]
+EscrowStatus = Literal["open", "released", "refunded", "disputed"]
 
 
 class EscrowState(BaseModel):
@@ -156,6 +156,12 @@ OpKind = Literal[
     "request_withdrawal",
     "withdraw",
     "settle_batch",
+    "dispute",
+    "resolve",
+    "stake",
+    "request_unstake",
+    "unstake",
+    "slash",
 ]
 
 
@@ -269,3 +275,10 @@ class BatchSubmission(BaseModel):
             out.append((buyer, [(self.payees[line >> 240], line & (2**240 - 1)) for line in chunk]))
             cursor += count
         return out
+
+
+class StakeState(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    stake: int
+    unlock_at: int

@@ -85,19 +85,24 @@ def anvil_url() -> Iterator[str]:
         proc.kill()
 
 
+ARBITER = Identity.from_seed("tests", "arbiter")
+TREASURY = Identity.from_seed("tests", "treasury")
+
+
 @pytest.fixture(params=["memory", "embedded", pytest.param("anvil", marks=pytest.mark.anvil)])
 def ledger(request: pytest.FixtureRequest) -> Ledger:
     """Each ledger backend in turn: the conformance suite runs against all of them."""
+    roles = {"arbiter": ARBITER.address, "treasury": TREASURY.address}
     if request.param == "memory":
-        return MemoryLedger()
+        return MemoryLedger(**roles)
     if request.param == "anvil":
-        return EVMLedger.connect(request.getfixturevalue("anvil_url"))
-    return EVMLedger.embedded()
+        return EVMLedger.connect(request.getfixturevalue("anvil_url"), **roles)
+    return EVMLedger.embedded(**roles)
 
 
 @pytest.fixture
 def people() -> dict[str, Identity]:
-    return {name: Identity.from_seed("tests", name) for name in ("buyer", "provider", "owner", "data", "stranger", "arbiter")}
+    return {name: Identity.from_seed("tests", name) for name in ("buyer", "provider", "owner", "data", "stranger", "arbiter", "treasury")}
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,10 @@
 @dev Split rule, shared with the memory ledger: payee i>0 gets amount * bps[i] // 10000,
      payee 0 gets amount minus the others, so the remainder of integer division goes to
      the first payee (the compute provider in an Agora deal) and nothing is lost.
-     Who may act: release -- buyer or arbiter; refund -- payee 0 or the arbiter at any
-     time, the buyer once the deadline has passed.
+     Who may act: release -- buyer or the deal's arbiter; refund -- payee 0 or the deal's
+     arbiter at any time, the buyer once the deadline has passed; dispute -- buyer or payee 0
+     while open. A disputed escrow is frozen until the resolver (set at deployment) pays
+     what it finds owed and returns the rest.
 """
 from ethereum.ercs import IERC20
 
@@ -18,6 +20,7 @@ BPS: constant(uint256) = 10000
 OPEN: constant(uint8) = 1
 RELEASED: constant(uint8) = 2
 REFUNDED: constant(uint8) = 3
+DISPUTED: constant(uint8) = 4
 
 struct Deal:
     buyer: address
@@ -41,15 +44,21 @@ event Refunded:
     deal_id: indexed(bytes32)
     amount: uint256
 
+event Disputed:
+    deal_id: indexed(bytes32)
+    by: indexed(address)
+
 token: public(IERC20)
+resolver: public(address)
 deals: public(HashMap[bytes32, Deal])
 payees: HashMap[bytes32, DynArray[address, MAX_PAYEES]]
 shares: HashMap[bytes32, DynArray[uint256, MAX_PAYEES]]
 
 
 @deploy
-def __init__(_token: address):
+def __init__(_token: address, _resolver: address):
     self.token = IERC20(_token)
+    self.resolver = _resolver
 
 
 @view
@@ -84,14 +93,21 @@ def open(_id: bytes32, _payees: DynArray[address, MAX_PAYEES], _shares: DynArray
     log Opened(deal_id=_id, buyer=msg.sender, amount=_amount, deadline=_deadline)
 
 
-@external
-def release(_id: bytes32, _paid: uint256):
+@view
+@internal
+def _open_deal(_id: bytes32) -> Deal:
     deal: Deal = self.deals[_id]
     assert deal.state != 0, "escrow: unknown"
+    assert deal.state != DISPUTED, "escrow: disputed"
     assert deal.state == OPEN, "escrow: settled"
-    assert msg.sender == deal.buyer or msg.sender == deal.arbiter, "escrow: unauthorized"
+    return deal
+
+
+@internal
+def _pay(_id: bytes32, deal: Deal, _paid: uint256):
+    """Pay ``_paid`` split among the payees (remainder to payee 0), return the rest."""
     assert _paid <= deal.amount, "escrow: bad amount"
-    self.deals[_id].state = RELEASED
+    self.deals[_id].state = RELEASED if _paid > 0 else REFUNDED
     payees: DynArray[address, MAX_PAYEES] = self.payees[_id]
     shares: DynArray[uint256, MAX_PAYEES] = self.shares[_id]
     rest: uint256 = _paid
@@ -110,10 +126,36 @@ def release(_id: bytes32, _paid: uint256):
 
 
 @external
-def refund(_id: bytes32):
+def release(_id: bytes32, _paid: uint256):
+    deal: Deal = self._open_deal(_id)
+    assert msg.sender == deal.buyer or msg.sender == deal.arbiter, "escrow: unauthorized"
+    self._pay(_id, deal, _paid)
+    self.deals[_id].state = RELEASED  # a release of 0 is still a release, not a refund
+
+
+@external
+def dispute(_id: bytes32):
+    """Freeze the escrow for the resolver: the buyer contests a delivery, or the provider
+    contests a refusal to pay."""
+    deal: Deal = self._open_deal(_id)
+    assert msg.sender == deal.buyer or msg.sender == self.payees[_id][0], "escrow: unauthorized"
+    self.deals[_id].state = DISPUTED
+    log Disputed(deal_id=_id, by=msg.sender)
+
+
+@external
+def resolve(_id: bytes32, _paid: uint256):
+    """The resolver's ruling: pay ``_paid`` as a release would, return the rest to the buyer."""
     deal: Deal = self.deals[_id]
     assert deal.state != 0, "escrow: unknown"
-    assert deal.state == OPEN, "escrow: settled"
+    assert msg.sender == self.resolver, "escrow: unauthorized"
+    assert deal.state == DISPUTED, "escrow: not disputed"
+    self._pay(_id, deal, _paid)
+
+
+@external
+def refund(_id: bytes32):
+    deal: Deal = self._open_deal(_id)
     allowed: bool = msg.sender == deal.arbiter or msg.sender == self.payees[_id][0]
     if msg.sender == deal.buyer:
         assert block.timestamp >= deal.deadline, "escrow: deadline not reached"
