@@ -224,6 +224,14 @@ class Ledger(ABC):
             raise InvalidArgument("batch: bad lines: a line names a payee index out of range")
         return self.execute(by, "settle_batch", batch.model_dump())
 
+    def gas_by_sender(self) -> dict[str, int]:
+        """Gas each address spent, in the chain's native coin's gas units (0 on memory):
+        reported per agent and apart from the token, which gas never touches."""
+        spent: dict[str, int] = {}
+        for r in self.receipts():
+            spent[r.sender] = spent.get(r.sender, 0) + r.gas_used
+        return spent
+
     def is_conserved(self) -> bool:
         """True when every token is accounted for: balances plus escrow equal the supply."""
         held = sum(self.balance_of(a) for a in self.accounts())

@@ -61,6 +61,7 @@ class Party(BaseModel):
     before: int
     after: int
     expected_change: int
+    gas_used: int = 0
 
 
 class TradeReport(BaseModel):
@@ -130,8 +131,17 @@ def run_trade(config: TradeConfig, runtime: Runtime | None = None, agents: dict[
     runtime.run(until=lambda: runtime.query(buyer, "all_done"), timeout=timeout)
     (deal,) = runtime.query(buyer, "deals").values()
     expected = _expected_changes(deal, buyer)
+    gas = runtime.ledger.gas_by_sender()
     parties = [
-        Party(name=a.name, role=a.role, address=a.address, before=before[a.address], after=runtime.ledger.balance_of(a.address), expected_change=expected.get(a.address, 0))
+        Party(
+            name=a.name,
+            role=a.role,
+            address=a.address,
+            before=before[a.address],
+            after=runtime.ledger.balance_of(a.address),
+            expected_change=expected.get(a.address, 0),
+            gas_used=gas.get(a.address, 0),
+        )
         for a in agents.values()
     ]
     return TradeReport(

@@ -30,11 +30,12 @@ def render(report: TradeReport, console: Console | None = None) -> None:
         console.print(f"bids (AGR): {bids or 'none'} · refused: {refused or 'none'} · awarded to {winner}")
 
     money = Table(title="Who paid and earned what (AGR)")
-    for col in ("party", "role", "before", "after", "change", "expected", "ok"):
-        money.add_column(col, justify="right" if col in ("before", "after", "change", "expected") else "left")
+    for col in ("party", "role", "before", "after", "change", "expected", "ok", "gas used"):
+        money.add_column(col, justify="right" if col in ("before", "after", "change", "expected", "gas used") else "left")
     for p in report.parties:
         change = p.after - p.before
-        money.add_row(p.name, p.role, tokens(p.before), tokens(p.after), tokens(change), tokens(p.expected_change), "✓" if change == p.expected_change else "✗")
+        ok = "✓" if change == p.expected_change else "✗"
+        money.add_row(p.name, p.role, tokens(p.before), tokens(p.after), tokens(change), tokens(p.expected_change), ok, f"{p.gas_used:,}")
     console.print(money)
 
     txs = Table(title="Ledger transactions")

@@ -43,6 +43,9 @@ def test_trade_settles_and_pays_each_party_its_share(store, ledger) -> None:
     assert deal.result_shape == (len(demo_texts()), 384)
     assert set(deal.refused) == set() and len(deal.bids) == 2  # the CPU-only provider is not invited
     _check_money(report)
+    buyer = next(p for p in report.parties if p.role == "buyer")
+    own = sum(r.gas_used for r in report.receipts if r.sender == buyer.address)
+    assert buyer.gas_used == own and (own > 0) == (ledger == "evm")  # gas per agent, apart from the token
     a, b, sim = report.nearest
     assert sim > 0.6 and a != b  # real embeddings: the closest pair are paraphrases
 
