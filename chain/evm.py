@@ -11,12 +11,17 @@ Transactions are estimated before they are sent, so a bad one fails without touc
 
 from __future__ import annotations
 
+import threading
 from typing import Any
+
+import requests
 
 from eth.vm.spoof import SpoofTransaction
 from eth_tester import EthereumTester, PyEVMBackend
 from eth_tester.exceptions import TransactionFailed as TesterFailed
+from eth_utils import keccak
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
+from web3.providers.rpc.utils import REQUEST_RETRY_ALLOWLIST, ExceptionRetryConfiguration
 from eth_utils.exceptions import ValidationError as EthValidationError
 from web3.exceptions import ContractLogicError, Web3RPCError
 
@@ -65,6 +70,18 @@ def _one_shot_gas_estimate(state: Any, transaction: Any) -> int:
     return min(state.gas_limit, used * 5 // 4 + 30_000)
 
 
+class _SerialTesterProvider(EthereumTesterProvider):
+    """py-evm is not thread-safe: requests from several threads take turns."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lock = threading.RLock()
+
+    def make_request(self, method: Any, params: Any) -> Any:
+        with self._lock:
+            return super().make_request(method, params)
+
+
 def c_name(contract: Any) -> str:
     """The contract's name in the address book, from the ledger attribute that holds it."""
     return contract._agora_name
@@ -89,6 +106,7 @@ class EVMLedger(Ledger):
         self.chain_id = w3.eth.chain_id
         self._seen: dict[str, None] = {}
         self._receipts: list[Receipt] = []
+        self._locks: dict[str, threading.Lock] = {}
         if address_book is None:
             arbiter = arbiter or self.operator
             treasury = treasury or self.operator
@@ -134,7 +152,7 @@ class EVMLedger(Ledger):
         """A fresh in-process chain (py-evm): nothing to install or start."""
         backend = PyEVMBackend()
         backend.chain.gas_estimator = _one_shot_gas_estimate
-        return cls(Web3(EthereumTesterProvider(EthereumTester(backend))), **options)
+        return cls(Web3(_SerialTesterProvider(EthereumTester(backend))), **options)
 
     @classmethod
     def connect(cls, url: str, address_book: str | None = None, **options: Any) -> EVMLedger:
@@ -142,7 +160,14 @@ class EVMLedger(Ledger):
 
         Without ``address_book`` the contracts are deployed afresh; with one, the deployment it
         records is found and checked (chain id, code, source) instead."""
-        w3 = Web3(HTTPProvider(url))
+        retry = ExceptionRetryConfiguration(
+            errors=(ConnectionError, requests.ConnectionError, requests.HTTPError, requests.Timeout),
+            retries=5,
+            backoff_factor=0.1,
+            # resending the same signed bytes is idempotent: same hash, same nonce
+            method_allowlist=[*REQUEST_RETRY_ALLOWLIST, "eth_sendRawTransaction"],
+        )
+        w3 = Web3(HTTPProvider(url, exception_retry_configuration=retry))
         if not w3.is_connected():
             raise TransactionFailed(f"no JSON-RPC node answers at {url}")
         return cls(w3, address_book=AddressBook.load(address_book) if address_book else None, **options)
@@ -307,7 +332,11 @@ class EVMLedger(Ledger):
             tx_hash = self.w3.eth.send_raw_transaction(signed)
         except (TesterFailed, ContractLogicError) as exc:
             raise _reverted(exc) from None
-        except (EthValidationError, Web3RPCError) as exc:  # e.g. no native coin for gas
+        except Web3RPCError as exc:
+            tx_hash = self._already_sent(signed, exc)  # a retried send the node had already taken
+            if tx_hash is None:
+                raise TransactionFailed(f"{prepared.op} from {prepared.sender} rejected by the node: {exc}") from None
+        except EthValidationError as exc:  # e.g. no native coin for gas
             raise TransactionFailed(f"{prepared.op} from {prepared.sender} rejected by the node: {exc}") from None
         self._seen.setdefault(prepared.sender)
         if prepared.op == "transfer":
@@ -319,6 +348,25 @@ class EVMLedger(Ledger):
         if prepared.op == "slash":
             self._seen.update(dict.fromkeys([prepared.args["buyer"], self.treasury]))
         return self._receipt(prepared.op, prepared.sender, tx_hash)
+
+    def execute(self, by: Signer, op: str, args: dict[str, Any]) -> Receipt:
+        """One sender's transactions go through prepare, sign and submit one at a time, so
+        concurrent callers never draw the same nonce (the nonce manager is this lock plus the
+        node's pending count, which stays right even across processes)."""
+        with self._locks.setdefault(by.address, threading.Lock()):
+            return super().execute(by, op, args)
+
+    def _already_sent(self, signed: bytes, exc: Exception) -> bytes | None:
+        """After a lost response the retried send is refused as a duplicate: find the first."""
+        text = str(exc).lower()
+        if not any(k in text for k in ("already known", "nonce too low", "already imported")):
+            return None
+        tx_hash = keccak(signed)
+        try:
+            self.w3.eth.get_transaction(tx_hash)
+        except Exception:  # noqa: BLE001 - not found means it really was refused
+            return None
+        return tx_hash
 
     # -- helpers -------------------------------------------------------------------------
     def _at(self, name: str, address: str) -> Any:

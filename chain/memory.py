@@ -8,6 +8,7 @@ balance and every error. Senders are trusted in-process: there are no signatures
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from typing import Any, Callable
 
@@ -57,6 +58,7 @@ class MemoryLedger(Ledger):
         self.treasury = check_address(treasury, "treasury") if treasury else MEMORY_OPERATOR
         self.unbond_delay = unbond_delay
         self._stakes: dict[str, StakeState] = {}
+        self._lock = threading.RLock()
         self._channels: dict[str, ChannelState] = {}
         self._batch: dict[str, BatchAccount] = {}
         self._offset = 0
@@ -115,11 +117,12 @@ class MemoryLedger(Ledger):
         return self.now()
 
     def _mint(self, to: str, amount: int) -> Receipt:
-        if self._supply + amount > UINT256_MAX:  # the token's checked arithmetic reverts here
-            raise TransactionFailed(f"mint of {amount} would overflow the uint256 supply")
-        self._supply += amount
-        self._credit(to, amount)
-        return self._receipt("mint", "operator")
+        with self._lock:
+            if self._supply + amount > UINT256_MAX:  # the token's checked arithmetic reverts here
+                raise TransactionFailed(f"mint of {amount} would overflow the uint256 supply")
+            self._supply += amount
+            self._credit(to, amount)
+            return self._receipt("mint", "operator")
 
     def fund_gas(self, address: str) -> Receipt | None:
         return None
@@ -131,10 +134,12 @@ class MemoryLedger(Ledger):
         return Prepared(sender=sender, op=op, args=args)
 
     def submit(self, prepared: Prepared, signed: bytes | None) -> Receipt:
-        # Re-check at apply time: state may have moved since prepare.
-        getattr(self, f"_check_{prepared.op}")(prepared.sender, **prepared.args)
-        getattr(self, f"_apply_{prepared.op}")(prepared.sender, **prepared.args)
-        return self._receipt(prepared.op, prepared.sender)
+        # Check and apply as one step (other threads may write), re-checking at apply time:
+        # state may have moved since prepare.
+        with self._lock:
+            getattr(self, f"_check_{prepared.op}")(prepared.sender, **prepared.args)
+            getattr(self, f"_apply_{prepared.op}")(prepared.sender, **prepared.args)
+            return self._receipt(prepared.op, prepared.sender)
 
     # -- rules (mirroring Token.vy and Escrow.vy) -----------------------------------------
     def _check_open_account(self, sender: str) -> None:

@@ -1,0 +1,121 @@
+"""Concurrent senders and a flaky network: nonces never collide, nothing is spent twice."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlparse
+
+import pytest
+
+from agents.identity import Identity
+from chain import EVMLedger, InsufficientFunds, Ledger
+
+
+def test_one_sender_many_threads(ledger: Ledger, people: dict) -> None:
+    buyer, to = people["buyer"], people["provider"].address
+    ledger.open_account(buyer)
+    ledger.mint(buyer.address, 50)
+
+    def attempt(_: int) -> bool:
+        try:
+            ledger.transfer(buyer, to, 5)
+            return True
+        except InsufficientFunds:
+            return False
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        outcomes = list(pool.map(attempt, range(14)))
+    assert outcomes.count(True) == 10 and outcomes.count(False) == 4  # no double-spend
+    assert ledger.balance_of(buyer.address) == 0 and ledger.balance_of(to) == 50
+    assert ledger.is_conserved()
+
+
+class FlakyProxy:
+    """A loopback proxy that breaks some HTTP requests on purpose: every ``refuse_every``-th
+    request is cut before it reaches the node; every ``lose_every``-th reaches the node, which
+    acts on it, but its answer is lost. Either way the connection drops, as in a real outage."""
+
+    def __init__(self, upstream: tuple[str, int], refuse_every: int = 4, lose_every: int = 5) -> None:
+        self.upstream = upstream
+        self.refuse_every, self.lose_every = refuse_every, lose_every
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.requests = 0
+        self.faults = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._pipe, args=(client,), daemon=True).start()
+
+    def _pipe(self, client: socket.socket) -> None:
+        up = socket.create_connection(self.upstream)
+        lost = threading.Event()
+
+        def close() -> None:
+            for sock in (client, up):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+
+        def answers() -> None:
+            try:
+                while data := up.recv(65536):
+                    if lost.is_set():
+                        break
+                    client.sendall(data)
+            except OSError:
+                pass
+            close()
+
+        threading.Thread(target=answers, daemon=True).start()
+        try:
+            while data := client.recv(65536):
+                if data.startswith(b"POST"):
+                    self.requests += 1
+                    if self.requests % self.refuse_every == 0:
+                        self.faults += 1
+                        break
+                    if self.requests % self.lose_every == 0:
+                        self.faults += 1
+                        lost.set()
+                up.sendall(data)
+        except OSError:
+            pass
+        close()
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@pytest.mark.anvil
+@pytest.mark.chaos
+def test_lost_requests_and_answers_are_retried_without_paying_twice(anvil_url, tmp_path) -> None:
+    u = urlparse(anvil_url)
+    proxy = FlakyProxy((u.hostname, u.port))
+    try:
+        direct = EVMLedger.connect(anvil_url)
+        book = direct.address_book().save(tmp_path / "book.json")
+        flaky = EVMLedger.connect(f"http://127.0.0.1:{proxy.port}", address_book=str(book))
+        recovered = []
+        original = flaky._already_sent
+        flaky._already_sent = lambda signed, exc: recovered.append(original(signed, exc)) or recovered[-1]  # type: ignore[method-assign]
+        a, b = Identity.from_seed("flaky", "a"), Identity.from_seed("flaky", "b")
+        direct.open_account(a)
+        direct.mint(a.address, 1000)
+        for _ in range(12):
+            flaky.transfer(a, b.address, 7)
+        assert proxy.faults >= 3  # the network really misbehaved
+        assert any(recovered)  # a send whose answer was lost was found on the node, not resent
+        assert direct.balance_of(b.address) == 84  # every transfer landed exactly once
+        assert direct.balance_of(a.address) == 1000 - 84
+    finally:
+        proxy.close()
