@@ -38,6 +38,7 @@ from chain.types import (
     ChannelState,
     EscrowState,
     EscrowTerms,
+    Positions,
     Prepared,
     Receipt,
     StakeState,
@@ -216,6 +217,24 @@ class EVMLedger(Ledger):
 
     def escrowed_total(self) -> int:
         return sum(self.balance_of(c.address) for c in self._holders())
+
+    def positions(self) -> Positions:
+        """Rebuilt from events: the ids come from the logs, the states from the contracts."""
+        esc, ch = self.escrow_contract.events, self.channel_contract.events
+        escrow_ids = {"0x" + bytes(e["args"]["deal_id"]).hex() for e in esc.Opened.get_logs(from_block=0)}
+        channel_ids = {"0x" + bytes(e["args"]["channel_id"]).hex() for e in ch.ChannelOpened.get_logs(from_block=0)}
+        buyers = {e["args"]["buyer"] for e in self.batch_contract.events.Deposited.get_logs(from_block=0)}
+        providers = {e["args"]["provider"] for e in self.staking_contract.events.Staked.get_logs(from_block=0)}
+        escrows = [s for s in map(self.escrow, sorted(escrow_ids)) if s.status in ("open", "disputed")]
+        channels = [c for c in map(self.channel, sorted(channel_ids)) if c.deposit]
+        deposits = {b: self.batch_account(b).deposit for b in sorted(buyers)}
+        stakes = {p: self.stake_of(p).stake for p in sorted(providers)}
+        return Positions(
+            escrows=escrows,
+            channels=channels,
+            deposits={b: d for b, d in deposits.items() if d},
+            stakes={p: v for p, v in stakes.items() if v},
+        )
 
     def stake_of(self, provider: str) -> StakeState:
         fns = self.staking_contract.functions

@@ -22,6 +22,7 @@ from chain.types import (
     ChannelState,
     ChannelTerms,
     EscrowState,
+    Positions,
     StakeState,
     EscrowTerms,
     Prepared,
@@ -70,6 +71,12 @@ class Ledger(ABC):
     @abstractmethod
     def stake_of(self, provider: str) -> StakeState:
         """A provider's bonded stake and when it may unstake (0: not requested)."""
+
+    @abstractmethod
+    def positions(self) -> Positions:
+        """Open escrows, funded channels, batch deposits and stakes, sorted by id / address.
+        On a chain this is rebuilt from the contracts' events, so a restarted process (or a
+        second one) recovers every open position without any local state."""
 
     @abstractmethod
     def domains(self) -> dict[str, dict[str, Any]]:

@@ -26,6 +26,7 @@ from chain.types import (
     ChannelTerms,
     EscrowState,
     EscrowTerms,
+    Positions,
     Prepared,
     Receipt,
     StakeState,
@@ -89,6 +90,14 @@ class MemoryLedger(Ledger):
 
     def stake_of(self, provider: str) -> StakeState:
         return self._stakes.get(provider, StakeState(stake=0, unlock_at=0))
+
+    def positions(self) -> Positions:
+        return Positions(
+            escrows=sorted((e for e in self._escrows.values() if e.status in ("open", "disputed")), key=lambda e: e.escrow_id),
+            channels=sorted((c for c in self._channels.values() if c.deposit), key=lambda c: c.channel_id),
+            deposits={a: acct.deposit for a, acct in sorted(self._batch.items()) if acct.deposit},
+            stakes={a: st.stake for a, st in sorted(self._stakes.items()) if st.stake},
+        )
 
     def channel(self, channel_id: str) -> ChannelState:
         try:

@@ -12,7 +12,7 @@ import time
 from typing import Any, Callable
 
 from chain.ledger import Ledger
-from chain.types import BatchAccount, ChannelState, EscrowState, Prepared, Receipt, StakeState
+from chain.types import BatchAccount, ChannelState, EscrowState, Positions, Prepared, Receipt, StakeState
 
 
 class LedgerService:
@@ -70,6 +70,9 @@ class RemoteLedger(Ledger):
 
     def stake_of(self, provider: str) -> StakeState:
         return self._call("stake_of", provider)
+
+    def positions(self) -> Positions:
+        return self._call("positions")
 
     def total_supply(self) -> int:
         return self._call("total_supply")

@@ -282,3 +282,17 @@ class StakeState(BaseModel):
 
     stake: int
     unlock_at: int
+
+
+class Positions(BaseModel):
+    """Everything a ledger holds locked for someone: what a restarted process must pick up."""
+
+    model_config = ConfigDict(frozen=True)
+
+    escrows: list[EscrowState]  # open or disputed
+    channels: list[ChannelState]  # with a deposit left
+    deposits: dict[str, int]  # batch deposits by buyer
+    stakes: dict[str, int]  # stakes by provider
+
+    def total(self) -> int:
+        return sum(e.amount for e in self.escrows) + sum(c.deposit for c in self.channels) + sum(self.deposits.values()) + sum(self.stakes.values())

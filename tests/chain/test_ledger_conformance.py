@@ -93,6 +93,8 @@ def test_refund_rules_follow_the_deadline(ledger: Ledger, people: dict) -> None:
     ledger.refund(people["buyer"], ESCROW_ID)
     assert ledger.balance_of(people["buyer"].address) == 100 * TOKEN
     assert ledger.escrow(ESCROW_ID).status == "refunded"
+    with pytest.raises(AlreadySettled):  # a release after a refund
+        ledger.release(people["buyer"], ESCROW_ID, 1)
     assert ledger.is_conserved()
 
 

@@ -1,0 +1,50 @@
+"""Recovery: every open position is visible from the ledger alone, and on a chain a fresh
+process rebuilds them all from the contracts' events."""
+
+from __future__ import annotations
+
+import pytest
+
+from chain import ChannelTerms, EscrowTerms, EVMLedger, Ledger
+from tests.conftest import ARBITER, TOKEN, TREASURY
+
+
+def _open_positions(ledger: Ledger, people: dict) -> None:
+    buyer, provider = people["buyer"], people["provider"]
+    for who in people.values():
+        ledger.open_account(who)
+    ledger.mint(buyer.address, 100 * TOKEN)
+    ledger.mint(provider.address, 5 * TOKEN)
+    now = ledger.now()
+    for n in range(3):
+        terms = EscrowTerms(escrow_id="0x" + f"{n + 1:064x}", payees=[provider.address], shares_bps=[10_000], amount=(n + 1) * TOKEN, deadline=now + 600)
+        ledger.open_escrow(buyer, terms)
+    ledger.release(buyer, "0x" + f"{1:064x}", TOKEN)  # settled: not a position any more
+    ledger.dispute(provider, "0x" + f"{2:064x}")  # disputed: still locked
+    ledger.open_channel(buyer, ChannelTerms(channel_id="0x" + "cc" * 32, recipient=provider.address, amount=4 * TOKEN, expiration=now + 3600))
+    ledger.deposit(buyer, 7 * TOKEN)
+    ledger.stake(provider, 2 * TOKEN)
+
+
+def test_positions_account_for_everything_locked(ledger: Ledger, people: dict) -> None:
+    _open_positions(ledger, people)
+    pos = ledger.positions()
+    assert [e.escrow_id[-1] for e in pos.escrows] == ["2", "3"]
+    assert [e.status for e in pos.escrows] == ["disputed", "open"]
+    assert [c.deposit for c in pos.channels] == [4 * TOKEN]
+    assert pos.deposits == {people["buyer"].address: 7 * TOKEN}
+    assert pos.stakes == {people["provider"].address: 2 * TOKEN}
+    assert pos.total() == ledger.escrowed_total()  # nothing locked that positions miss
+
+
+@pytest.mark.anvil
+def test_a_fresh_process_recovers_every_position_from_events(anvil_url, tmp_path, people) -> None:
+    first = EVMLedger.connect(anvil_url, arbiter=ARBITER.address, treasury=TREASURY.address)
+    _open_positions(first, people)
+    book = first.address_book().save(tmp_path / "book.json")
+    del first  # the process that opened them is gone
+    again = EVMLedger.connect(anvil_url, address_book=str(book))
+    pos = again.positions()
+    assert len(pos.escrows) == 2 and len(pos.channels) == 1
+    assert pos.total() == again.escrowed_total()
+    assert again.arbiter == ARBITER.address and again.treasury == TREASURY.address
