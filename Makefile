@@ -34,6 +34,7 @@ test: install $(ANVIL)
 bench: install
 	$(PY) bench/ledger_bench.py
 	$(PY) bench/inference_bench.py
+	$(PY) bench/settlement.py
 
 clean:
 	rm -rf $(VENV) node_modules .agora .pytest_cache
