@@ -12,6 +12,7 @@ Transactions are estimated before they are sent, so a bad one fails without touc
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import requests
@@ -101,8 +102,12 @@ class EVMLedger(Ledger):
         arbiter: str | None = None,
         treasury: str | None = None,
         unbond_delay: int = 86_400,
+        confirmations: int = 1,
+        confirmation_timeout: float = 120.0,
     ) -> None:
         self.w3 = w3
+        self.confirmations = max(1, int(confirmations))
+        self.confirmation_timeout = confirmation_timeout
         self.operator = operator or (address_book.operator if address_book else w3.eth.accounts[0])
         self.chain_id = w3.eth.chain_id
         self._seen: dict[str, None] = {}
@@ -406,10 +411,24 @@ class EVMLedger(Ledger):
             raise _reverted(exc) from None
         return self._receipt(op, self.operator, tx_hash)
 
+    def _await_confirmations(self, block: int, tx_hash: bytes) -> None:
+        """On a real node a write counts once ``confirmations`` blocks hold it (1: included).
+        If the transaction left the chain meanwhile (a reorg), that is a failure, not a success."""
+        if self.confirmations <= 1:
+            return
+        deadline = time.monotonic() + self.confirmation_timeout
+        while self.w3.eth.block_number < block + self.confirmations - 1:
+            if time.monotonic() > deadline:
+                raise TransactionFailed(f"{tx_hash.hex()} has fewer than {self.confirmations} confirmations after {self.confirmation_timeout:.0f} s")
+            time.sleep(0.05)
+        if self.w3.eth.get_transaction_receipt(tx_hash)["blockNumber"] != block:
+            raise TransactionFailed(f"{tx_hash.hex()} moved out of block {block} (reorg)")
+
     def _receipt(self, op: str, sender: str, tx_hash: bytes) -> Receipt:
         r = self.w3.eth.wait_for_transaction_receipt(tx_hash, poll_latency=0.005)  # nodes mine within ms
         if r["status"] != 1:
             raise TransactionFailed(f"{op} from {sender} reverted in block {r['blockNumber']}")
+        self._await_confirmations(r["blockNumber"], tx_hash)
         receipt = Receipt(
             op=op,
             sender=sender,

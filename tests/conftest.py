@@ -55,14 +55,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def anvil_url() -> Iterator[str]:
-    """A real anvil JSON-RPC node on 127.0.0.1, hardfork pinned to the embedded chain's."""
+def start_anvil(*extra: str) -> tuple[subprocess.Popen, str]:
+    """Start anvil on a free loopback port (retrying if the port is taken); returns (proc, url)."""
     binary = _anvil_binary()
     for _attempt in range(5):  # the port may be taken between picking and binding: retry
         port = _free_port()
         proc = subprocess.Popen(
-            [binary, "--host", "127.0.0.1", "--port", str(port), "--hardfork", "prague", "--silent"],
+            [binary, "--host", "127.0.0.1", "--port", str(port), "--hardfork", "prague", "--silent", *extra],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -74,15 +73,24 @@ def anvil_url() -> Iterator[str]:
                     break
             time.sleep(0.05)
         if proc.poll() is None:
-            break
-    else:
-        pytest.fail(f"anvil would not start (exit code {proc.returncode})")
-    yield url
+            return proc, url
+    pytest.fail(f"anvil would not start (exit code {proc.returncode})")
+
+
+def stop(proc: subprocess.Popen) -> None:
     proc.terminate()  # stop it by its PID
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@pytest.fixture(scope="session")
+def anvil_url() -> Iterator[str]:
+    """A real anvil JSON-RPC node on 127.0.0.1, hardfork pinned to the embedded chain's."""
+    proc, url = start_anvil()
+    yield url
+    stop(proc)
 
 
 ARBITER = Identity.from_seed("tests", "arbiter")

@@ -140,3 +140,14 @@ def test_channel_bad_input(ledger: Ledger, people: dict) -> None:
     with pytest.raises(InvalidAmount):
         ledger.top_up_channel(people["buyer"], CH, -1)
     assert ledger.balance_of(people["buyer"].address) == 90 * TOKEN
+
+
+def test_no_claim_after_the_buyer_reclaimed(ledger: Ledger, people: dict) -> None:
+    """A provider may still claim after expiry until the buyer reclaims; after that, nothing is left."""
+    _open(ledger, people)
+    late = _voucher(ledger, people["buyer"], CH, 5)
+    ledger.advance_time(3601)
+    ledger.reclaim_channel(people["buyer"], CH)
+    with pytest.raises(InvalidAmount):
+        ledger.claim_channels(people["provider"], [late])
+    assert ledger.balance_of(people["buyer"].address) == 100 * TOKEN and ledger.is_conserved()

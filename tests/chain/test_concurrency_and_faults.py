@@ -119,3 +119,24 @@ def test_lost_requests_and_answers_are_retried_without_paying_twice(anvil_url, t
         assert direct.balance_of(a.address) == 1000 - 84
     finally:
         proxy.close()
+
+
+@pytest.mark.anvil
+@pytest.mark.slow
+def test_writes_wait_for_confirmations_on_a_mining_node() -> None:
+    """A node that mines a block every second: with 3 confirmations a write returns only once
+    two more blocks sit on top of the one that holds it."""
+    from tests.conftest import start_anvil, stop
+
+    proc, url = start_anvil("--block-time", "1")
+    try:
+        ledger = EVMLedger.connect(url)  # set-up without waiting
+        a, b = Identity.from_seed("conf", "a"), Identity.from_seed("conf", "b")
+        ledger.open_account(a)
+        ledger.mint(a.address, 10)
+        ledger.confirmations = 3
+        receipt = ledger.transfer(a, b.address, 4)
+        assert ledger.w3.eth.block_number >= receipt.block + 2
+        assert ledger.balance_of(b.address) == 4
+    finally:
+        stop(proc)
