@@ -39,6 +39,7 @@ from chain.types import (
     ChannelState,
     EscrowState,
     EscrowTerms,
+    LedgerEvent,
     Positions,
     Prepared,
     Receipt,
@@ -222,6 +223,30 @@ class EVMLedger(Ledger):
 
     def escrowed_total(self) -> int:
         return sum(self.balance_of(c.address) for c in self._holders())
+
+    _EVENTS = {
+        "escrow_contract": ("Opened", "Released", "Refunded", "Disputed"),
+        "channel_contract": ("ChannelOpened", "ChannelClaimed", "ChannelReclaimed"),
+        "batch_contract": ("Deposited", "Withdrawn", "EpochSettled"),
+        "staking_contract": ("Staked", "Unstaked", "Slashed"),
+    }
+
+    def events(self, from_block: int = 0) -> list[LedgerEvent]:
+        found = []
+        for attr, kinds in self._EVENTS.items():
+            contract = getattr(self, attr)
+            for kind in kinds:
+                for log in getattr(contract.events, kind).get_logs(from_block=from_block):
+                    found.append(((log["blockNumber"], log["logIndex"]), kind, log))
+        return [
+            LedgerEvent(
+                kind=kind,
+                block=log["blockNumber"],
+                tx_hash="0x" + bytes(log["transactionHash"]).hex(),
+                args={k: "0x" + bytes(v).hex() if isinstance(v, (bytes, bytearray)) else v for k, v in log["args"].items()},
+            )
+            for _, kind, log in sorted(found, key=lambda f: f[0])
+        ]
 
     def positions(self) -> Positions:
         """Rebuilt from events: the ids come from the logs, the states from the contracts."""

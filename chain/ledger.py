@@ -22,6 +22,7 @@ from chain.types import (
     ChannelState,
     ChannelTerms,
     EscrowState,
+    LedgerEvent,
     Positions,
     StakeState,
     EscrowTerms,
@@ -71,6 +72,10 @@ class Ledger(ABC):
     @abstractmethod
     def stake_of(self, provider: str) -> StakeState:
         """A provider's bonded stake and when it may unstake (0: not requested)."""
+
+    @abstractmethod
+    def events(self, from_block: int = 0) -> list[LedgerEvent]:
+        """Escrow, channel, batch and stake events in chain order (see LedgerEvent)."""
 
     @abstractmethod
     def positions(self) -> Positions:

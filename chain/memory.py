@@ -26,6 +26,7 @@ from chain.types import (
     ChannelTerms,
     EscrowState,
     EscrowTerms,
+    LedgerEvent,
     Positions,
     Prepared,
     Receipt,
@@ -60,6 +61,8 @@ class MemoryLedger(Ledger):
         self.unbond_delay = unbond_delay
         self._stakes: dict[str, StakeState] = {}
         self._lock = threading.RLock()
+        self._events: list[LedgerEvent] = []
+        self._pending: list[tuple[str, dict[str, Any]]] = []
         self._channels: dict[str, ChannelState] = {}
         self._batch: dict[str, BatchAccount] = {}
         self._offset = 0
@@ -146,9 +149,19 @@ class MemoryLedger(Ledger):
         # Check and apply as one step (other threads may write), re-checking at apply time:
         # state may have moved since prepare.
         with self._lock:
+            self._pending.clear()
             getattr(self, f"_check_{prepared.op}")(prepared.sender, **prepared.args)
             getattr(self, f"_apply_{prepared.op}")(prepared.sender, **prepared.args)
-            return self._receipt(prepared.op, prepared.sender)
+            receipt = self._receipt(prepared.op, prepared.sender)
+            self._events += [LedgerEvent(kind=k, block=receipt.block, tx_hash=receipt.tx_hash, args=a) for k, a in self._pending]
+            self._pending.clear()
+            return receipt
+
+    def events(self, from_block: int = 0) -> list[LedgerEvent]:
+        return [e for e in self._events if e.block >= from_block]
+
+    def _emit(self, kind: str, **args: Any) -> None:
+        self._pending.append((kind, args))
 
     # -- rules (mirroring Token.vy and Escrow.vy) -----------------------------------------
     def _check_open_account(self, sender: str) -> None:
@@ -179,6 +192,7 @@ class MemoryLedger(Ledger):
         self._balances[sender] -= t.amount
         self._escrows[t.escrow_id] = EscrowState(buyer=sender, status="open", **t.model_dump())
 
+        self._emit("Opened", deal_id=t.escrow_id, buyer=sender, amount=t.amount, deadline=t.deadline)
     def _open(self, escrow_id: str) -> EscrowState:
         e = self.escrow(escrow_id)
         if e.status == "disputed":
@@ -205,6 +219,7 @@ class MemoryLedger(Ledger):
         if e.amount > amount:
             self._credit(e.buyer, e.amount - amount)
 
+        self._emit("Released", deal_id=escrow_id, paid=amount, returned=e.amount - amount)
     def _check_refund(self, sender: str, escrow_id: str) -> None:
         e = self._open(escrow_id)
         allowed = sender in (e.arbiter, e.payees[0])
@@ -219,6 +234,7 @@ class MemoryLedger(Ledger):
         e = self._settle(escrow_id, "refunded")
         self._credit(e.buyer, e.amount)
 
+        self._emit("Refunded", deal_id=escrow_id, amount=e.amount)
     def _check_dispute(self, sender: str, escrow_id: str) -> None:
         e = self._open(escrow_id)
         if sender not in (e.buyer, e.payees[0]):
@@ -227,6 +243,7 @@ class MemoryLedger(Ledger):
     def _apply_dispute(self, sender: str, escrow_id: str) -> None:
         self._settle(escrow_id, "disputed")
 
+        self._emit("Disputed", deal_id=escrow_id, by=sender)
     def _check_resolve(self, sender: str, escrow_id: str, amount: int) -> None:
         e = self.escrow(escrow_id)
         if sender != self.arbiter:
@@ -250,6 +267,7 @@ class MemoryLedger(Ledger):
         self._balances[sender] -= amount
         self._stakes[sender] = st.model_copy(update={"stake": st.stake + amount})
 
+        self._emit("Staked", provider=sender, amount=amount)
     def _check_request_unstake(self, sender: str) -> None:
         pass
 
@@ -268,6 +286,7 @@ class MemoryLedger(Ledger):
         self._stakes[sender] = st.model_copy(update={"stake": st.stake - amount})
         self._credit(sender, amount)
 
+        self._emit("Unstaked", provider=sender, amount=amount)
     def _check_slash(self, sender: str, provider: str, amount: int, buyer: str, compensation: int) -> None:
         if sender != self.arbiter:
             raise error_for_reason("stake: unauthorized", f"only the arbiter {self.arbiter} slashes")
@@ -285,6 +304,7 @@ class MemoryLedger(Ledger):
             self._credit(self.treasury, amount - compensation)
 
     # -- channels (mirroring PaymentChannel.vy) -------------------------------------------
+        self._emit("Slashed", provider=provider, buyer=buyer, amount=amount, compensation=compensation)
     def _check_open_channel(self, sender: str, **terms: Any) -> None:
         t = ChannelTerms(**terms)
         if t.channel_id in self._channels:
@@ -300,6 +320,7 @@ class MemoryLedger(Ledger):
             channel_id=t.channel_id, sender=sender, recipient=t.recipient, deposit=t.amount, nonce=0, expiration=t.expiration
         )
 
+        self._emit("ChannelOpened", channel_id=t.channel_id, sender=sender, recipient=t.recipient, deposit=t.amount, expiration=t.expiration)
     def _own_channel(self, sender: str, channel_id: str) -> ChannelState:
         c = self.channel(channel_id)
         if sender != c.sender:
@@ -342,6 +363,8 @@ class MemoryLedger(Ledger):
                 raise error_for_reason("channel: bad signature", f"voucher for nonce {c.nonce} not signed by {c.sender}")
             states[claim.channel_id] = c.model_copy(update={"deposit": c.deposit - claim.amount, "nonce": c.nonce + 1})
             total += claim.amount
+            if commit:
+                self._emit("ChannelClaimed", channel_id=claim.channel_id, amount=claim.amount, nonce=c.nonce)
         if commit:
             self._channels = states
             if total:
@@ -364,6 +387,7 @@ class MemoryLedger(Ledger):
         self._credit(sender, c.deposit)
 
     # -- netted batches (mirroring BatchSettlement.vy) -----------------------------------
+        self._emit("ChannelReclaimed", channel_id=channel_id, amount=c.deposit)
     def _check_deposit(self, sender: str, amount: int) -> None:
         self._check_transfer(sender, sender, amount)  # transferAndCall: no allowance needed
         if amount == 0 or self.batch_account(sender).deposit + amount >= 2**192:
@@ -374,6 +398,7 @@ class MemoryLedger(Ledger):
         self._balances[sender] -= amount
         self._batch[sender] = a.model_copy(update={"deposit": a.deposit + amount})
 
+        self._emit("Deposited", buyer=sender, amount=amount)
     def _check_request_withdrawal(self, sender: str) -> None:
         pass
 
@@ -392,6 +417,7 @@ class MemoryLedger(Ledger):
         self._batch[sender] = a.model_copy(update={"deposit": a.deposit - amount})
         self._credit(sender, amount)
 
+        self._emit("Withdrawn", buyer=sender, amount=amount)
     def _run_batch(self, sender: str, commit: bool, **raw: Any) -> None:
         batch = BatchSubmission(**raw)
         if not 0 < batch.epoch < 2**64:
@@ -416,6 +442,8 @@ class MemoryLedger(Ledger):
             for payee, amount in owed.items():
                 if amount:
                     self._credit(payee, amount)
+            total = sum(line & (2**240 - 1) for line in batch.lines)
+            self._emit("EpochSettled", epoch=batch.epoch, buyers=len(batch.buyers), lines=len(batch.lines), total=total)
 
     def _check_settle_batch(self, sender: str, **raw: Any) -> None:
         self._run_batch(sender, False, **raw)

@@ -12,7 +12,7 @@ import time
 from typing import Any, Callable
 
 from chain.ledger import Ledger
-from chain.types import BatchAccount, ChannelState, EscrowState, Positions, Prepared, Receipt, StakeState
+from chain.types import BatchAccount, ChannelState, EscrowState, LedgerEvent, Positions, Prepared, Receipt, StakeState
 
 
 class LedgerService:
@@ -73,6 +73,9 @@ class RemoteLedger(Ledger):
 
     def positions(self) -> Positions:
         return self._call("positions")
+
+    def events(self, from_block: int = 0) -> list[LedgerEvent]:
+        return self._call("events", from_block)
 
     def total_supply(self) -> int:
         return self._call("total_supply")

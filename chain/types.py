@@ -296,3 +296,16 @@ class Positions(BaseModel):
 
     def total(self) -> int:
         return sum(e.amount for e in self.escrows) + sum(c.deposit for c in self.channels) + sum(self.deposits.values()) + sum(self.stakes.values())
+
+
+class LedgerEvent(BaseModel):
+    """A contract event, the same kinds and fields on every backend (token transfers aside):
+    Opened, Released, Refunded, Disputed, ChannelOpened, ChannelClaimed, ChannelReclaimed,
+    Deposited, Withdrawn, EpochSettled, Staked, Unstaked, Slashed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str
+    block: int
+    tx_hash: str
+    args: dict[str, Any]

@@ -114,6 +114,8 @@ def test_top_up_extend_and_reclaim_after_expiry(ledger: Ledger, people: dict) ->
     expiration = ledger.channel(CH).expiration
     with pytest.raises(InvalidArgument):
         ledger.extend_channel(buyer, CH, expiration - 1)
+    with pytest.raises(Unauthorized):
+        ledger.extend_channel(people["provider"], CH, expiration + 1)
     ledger.extend_channel(buyer, CH, expiration + 600)
     assert ledger.channel(CH).deposit == 11 * TOKEN and ledger.channel(CH).expiration == expiration + 600
     with pytest.raises(DeadlineNotReached):

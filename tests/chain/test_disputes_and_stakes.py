@@ -101,3 +101,20 @@ def test_slash_compensates_the_buyer_and_the_treasury_gets_the_rest(ledger: Ledg
     assert ledger.balance_of(buyer.address) == 200
     assert ledger.balance_of(ledger.treasury) == 100
     assert ledger.total_supply() == 1000 and ledger.is_conserved()
+
+
+@pytest.mark.chain
+def test_deposit_hooks_only_accept_the_token() -> None:
+    """Calling onTokenTransfer directly would credit a deposit or stake without tokens."""
+    from agents.identity import Identity
+    from chain import EVMLedger
+
+    ledger = EVMLedger.embedded()
+    mallory = Identity.from_seed("tests", "mallory")
+    ledger.fund_gas(mallory.address)
+    for contract in (ledger.batch_contract, ledger.staking_contract):
+        call = contract.functions.onTokenTransfer(mallory.address, 10**18, b"")
+        with pytest.raises(Exception, match="unauthorized"):
+            call.build_transaction({"from": mallory.address})
+    assert ledger.batch_account(mallory.address).deposit == 0
+    assert ledger.stake_of(mallory.address).stake == 0

@@ -48,3 +48,19 @@ def test_a_fresh_process_recovers_every_position_from_events(anvil_url, tmp_path
     assert len(pos.escrows) == 2 and len(pos.channels) == 1
     assert pos.total() == again.escrowed_total()
     assert again.arbiter == ARBITER.address and again.treasury == TREASURY.address
+
+
+def test_events_are_the_same_on_memory_and_the_evm(people) -> None:
+    from chain import MemoryLedger
+
+    logs = []
+    for ledger in (MemoryLedger(arbiter=ARBITER.address, treasury=TREASURY.address), EVMLedger.embedded(arbiter=ARBITER.address, treasury=TREASURY.address)):
+        _open_positions(ledger, people)
+        ledger.resolve(people["arbiter"], "0x" + f"{2:064x}", TOKEN)
+        events = ledger.events()
+        blocks = [e.block for e in events]
+        assert blocks == sorted(blocks) and all(e.tx_hash.startswith("0x") for e in events)
+        logs.append([(e.kind, {k: v for k, v in e.args.items() if k not in ("deadline", "expiration")}) for e in events])
+    assert logs[0] == logs[1]
+    kinds = [k for k, _ in logs[0]]
+    assert kinds == ["Opened", "Opened", "Opened", "Released", "Disputed", "ChannelOpened", "Deposited", "Staked", "Released"]
