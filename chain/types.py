@@ -59,10 +59,21 @@ def split(amount: int, shares_bps: list[int]) -> list[int]:
     return [amount - sum(parts), *parts]
 
 
-class EscrowTerms(BaseModel):
-    """What a buyer locks: who gets paid in which shares, how much at most, until when."""
+class _Terms(BaseModel):
+    """Terms a caller writes: a validation failure is the chain's InvalidArgument, naming the
+    field, so bad input meets the same typed error as every other ledger refusal."""
 
     model_config = ConfigDict(frozen=True)
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise InvalidArgument(f"invalid {type(self).__name__}: {exc}") from None
+
+
+class EscrowTerms(_Terms):
+    """What a buyer locks: who gets paid in which shares, how much at most, until when."""
 
     escrow_id: str
     payees: list[str]
@@ -70,12 +81,6 @@ class EscrowTerms(BaseModel):
     amount: int
     deadline: int
     arbiter: str | None = None
-
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise InvalidArgument(f"invalid escrow terms: {exc}") from None
 
     @field_validator("escrow_id")
     @classmethod
@@ -179,21 +184,13 @@ class Prepared(BaseModel):
     tx: dict[str, Any] | None = None
 
 
-class ChannelTerms(BaseModel):
+class ChannelTerms(_Terms):
     """A pay-per-call channel a buyer opens for one provider."""
-
-    model_config = ConfigDict(frozen=True)
 
     channel_id: str
     recipient: str
     amount: int
     expiration: int
-
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise InvalidArgument(f"invalid channel terms: {exc}") from None
 
     @field_validator("channel_id")
     @classmethod
