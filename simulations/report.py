@@ -17,7 +17,7 @@ def tokens(amount: int) -> str:
 
 
 def render(report: TradeReport, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or Console(width=max(110, Console().width))  # the tables need ~105 columns
     deal = report.deal
     c = report.config
     names = {p.address: p.name for p in report.parties}
