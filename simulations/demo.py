@@ -117,9 +117,19 @@ def run_trade(config: TradeConfig, runtime: Runtime | None = None, agents: dict[
     """Run the demo trade to its end and report balances, receipts and the result.
 
     ``runtime`` and ``agents`` default to :func:`build_runtime` and :func:`make_agents`; pass
-    your own to run a variation (another provider, a runtime on a remote cluster)."""
+    your own to run a variation (another provider, a runtime on a remote cluster). A runtime
+    made here is shut down here; one passed in stays up for its owner."""
     started = time.perf_counter()
+    owned = runtime is None
     runtime = runtime or build_runtime(config)
+    try:
+        return _trade(config, runtime, agents, timeout, started)
+    finally:
+        if owned:
+            runtime.shutdown()
+
+
+def _trade(config: TradeConfig, runtime: Runtime, agents: dict[str, Any] | None, timeout: float, started: float) -> TradeReport:
     texts = demo_texts()
     agents = agents or make_agents(config, texts)
     for agent in agents.values():
