@@ -82,7 +82,7 @@ def main() -> None:
         ledger = make()
         a, b = setup(ledger)
         raw = rate(n, raw_web3_transfer(ledger))
-        agora = rate(n, lambda i: ledger.transfer(a, b.address, 1))
+        agora = rate(n, lambda i, ledger=ledger, a=a, b=b: ledger.transfer(a, b.address, 1))
         table.add_row(label, "transfer", f"{agora:,.1f}", f"{raw:,.1f} (web3 transact)", f"{agora / raw:.2f}")
         cycles = rate(max(1, n // 4), escrow_cycle(ledger, a, b, "f"))
         table.add_row(label, "escrow open+release", f"{cycles:,.1f}", "-", "-")

@@ -29,7 +29,7 @@ from web3.exceptions import ContractLogicError, Web3RPCError
 from chain.addressbook import AddressBook, check, record
 from chain.compiler import compile_contract
 from chain.errors import ChainError, TransactionFailed, error_for_reason
-from chain.ledger import Ledger
+from chain.ledger import Ledger, Signer
 from chain.offchain import domain
 from chain.types import (
     UINT256_MAX,
