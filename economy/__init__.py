@@ -5,6 +5,7 @@ from __future__ import annotations
 from economy.auction import Award, Bid, ReverseAuction
 from economy.contract import Contract, Payee, deal_id_for
 from economy.errors import BadContractSignature, EconomyError, InvalidBid, InvalidContract, OverBudget
+from economy.mechanism import Mechanism
 from economy.metrics import allocative_efficiency, equilibrium, gini, max_surplus, price_dispersion, smiths_alpha
 from economy.sealed_bid import SealedBidAuction
 
@@ -16,6 +17,7 @@ __all__ = [
     "EconomyError",
     "InvalidBid",
     "InvalidContract",
+    "Mechanism",
     "OverBudget",
     "Payee",
     "ReverseAuction",
