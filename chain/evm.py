@@ -390,9 +390,7 @@ class EVMLedger(Ledger):
         self._seen.setdefault(prepared.sender)
         if prepared.op == "transfer":
             self._seen.setdefault(prepared.args["to"])
-        if prepared.op == "open_escrow":
-            self._seen.update(dict.fromkeys(prepared.args["payees"]))
-        if prepared.op == "settle_batch":
+        if prepared.op in ("open_escrow", "settle_batch"):
             self._seen.update(dict.fromkeys(prepared.args["payees"]))
         if prepared.op == "slash":
             self._seen.update(dict.fromkeys([prepared.args["buyer"], self.treasury]))

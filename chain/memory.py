@@ -39,6 +39,7 @@ from chain.types import (
 # Stand-in contract addresses for the memory ledger's EIP-712 domains (chain id 0).
 MEMORY_CHANNEL = "0x" + keccak(text="agora:memory:PaymentChannel")[12:].hex()
 MEMORY_BATCH = "0x" + keccak(text="agora:memory:BatchSettlement")[12:].hex()
+_DOMAINS = {"channel": domain("AgoraChannel", 0, MEMORY_CHANNEL), "batch": domain("AgoraBatch", 0, MEMORY_BATCH)}
 MEMORY_OPERATOR = to_checksum_address("0x" + keccak(text="agora:memory:operator")[12:].hex())
 
 
@@ -112,7 +113,7 @@ class MemoryLedger(Ledger):
         return self._batch.get(buyer, BatchAccount(deposit=0, last_epoch=0, unlock_at=0))
 
     def domains(self) -> dict[str, dict[str, Any]]:
-        return {"channel": domain("AgoraChannel", 0, MEMORY_CHANNEL), "batch": domain("AgoraBatch", 0, MEMORY_BATCH)}
+        return _DOMAINS
 
     def accounts(self) -> list[str]:
         return list(self._balances)
@@ -358,7 +359,7 @@ class MemoryLedger(Ledger):
                 raise error_for_reason("channel: unauthorized", f"{sender} is not the recipient of {claim.channel_id}")
             if claim.amount > c.deposit:
                 raise error_for_reason("channel: bad amount", f"claim {claim.amount} exceeds the deposit {c.deposit}")
-            typed = voucher_typed_data(self.domains()["channel"], claim.channel_id, c.nonce, claim.amount)
+            typed = voucher_typed_data(_DOMAINS["channel"], claim.channel_id, c.nonce, claim.amount)
             if recover(typed, claim.signature) != c.sender:
                 raise error_for_reason("channel: bad signature", f"voucher for nonce {c.nonce} not signed by {c.sender}")
             states[claim.channel_id] = c.model_copy(update={"deposit": c.deposit - claim.amount, "nonce": c.nonce + 1})
@@ -425,7 +426,7 @@ class MemoryLedger(Ledger):
         accounts = {}
         owed: dict[str, int] = {}
         for (buyer, lines), sig in zip(batch.unpacked(), batch.signatures):
-            typed = authorization_typed_data(self.domains()["batch"], batch.epoch, lines)
+            typed = authorization_typed_data(_DOMAINS["batch"], batch.epoch, lines)
             if recover(typed, sig) != buyer:
                 raise error_for_reason("batch: bad signature", f"lines for {buyer} are not what it signed")
             a = accounts.get(buyer) or self.batch_account(buyer)

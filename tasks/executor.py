@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from abc import ABC, abstractmethod
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,17 +23,15 @@ from tasks.store import ContentStore
 if TYPE_CHECKING:
     from tasks.runner import RunnerCache
 
-_CACHES: list[RunnerCache] = []  # one per worker process: Ray reuses workers, so models stay warm
 
-
+@cache
 def _process_cache() -> RunnerCache:
-    """torch and transformers load on first use, not on import: agents that never run a
-    model (buyers, owners, actors hosting them) start without them."""
+    """One warm-model cache per process (Ray reuses workers, so models stay warm). torch and
+    transformers load on first use, not on import: agents that never run a model (buyers,
+    owners, actors hosting them) start without them."""
     from tasks.runner import RunnerCache
 
-    if not _CACHES:
-        _CACHES.append(RunnerCache())
-    return _CACHES[0]
+    return RunnerCache()
 
 
 def read_dataset(store: ContentStore, digest: str) -> list[str]:
@@ -44,12 +43,12 @@ def read_dataset(store: ContentStore, digest: str) -> list[str]:
     return rows
 
 
-def run_job(spec: JobSpec, store_root: str, cache: RunnerCache | None = None) -> JobResult:
+def run_job(spec: JobSpec, store_root: str) -> JobResult:
     """Run one embedding job against the store at ``store_root``; raises TasksError."""
     store = ContentStore(store_root)
     model_path = store.path(spec.model_hash)  # verified: a tampered model never loads
     texts = spec.inputs if spec.inputs is not None else read_dataset(store, spec.dataset_hash or "")
-    runner = (cache or _process_cache()).get(model_path)
+    runner = _process_cache().get(model_path)
     start = time.perf_counter()
     vectors, tokens = runner.embed(texts, spec.batch_size)
     gpu_ids, node_id = _ray_placement()
