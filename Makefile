@@ -35,6 +35,7 @@ bench: install
 	$(PY) bench/ledger_bench.py
 	$(PY) bench/inference_bench.py
 	$(PY) bench/settlement.py
+	$(PY) bench/orderbook.py
 
 clean:
 	rm -rf $(VENV) node_modules .agora .pytest_cache

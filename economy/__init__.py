@@ -3,13 +3,33 @@
 from __future__ import annotations
 
 from economy.auction import Award, Bid, ReverseAuction
+from economy.callmarket import CallMarket
 from economy.contract import Contract, Payee, deal_id_for
-from economy.errors import BadContractSignature, EconomyError, InvalidBid, InvalidContract, OverBudget
-from economy.mechanism import Mechanism
+from economy.errors import (
+    BadContractSignature,
+    DuplicateOrder,
+    EconomyError,
+    InvalidBid,
+    InvalidContract,
+    InvalidOrder,
+    OverBudget,
+)
+from economy.mechanism import Market, Mechanism
 from economy.metrics import allocative_efficiency, equilibrium, gini, max_surplus, price_dispersion, smiths_alpha
+from economy.orderbook import ContinuousDoubleAuction
+from economy.orders import BUY, SELL, Fill, Order
 from economy.sealed_bid import SealedBidAuction
 
 __all__ = [
+    "BUY",
+    "SELL",
+    "CallMarket",
+    "ContinuousDoubleAuction",
+    "DuplicateOrder",
+    "Fill",
+    "InvalidOrder",
+    "Market",
+    "Order",
     "Award",
     "BadContractSignature",
     "Bid",

@@ -3,6 +3,8 @@
     EconomyError
      ├── InvalidBid (ValueError)              a bid with a bad price or bidder
      ├── OverBudget (ValueError)              a bid above the buyer's maximum
+     ├── InvalidOrder (ValueError)            an order with a bad field, or bad market input
+     │    └── DuplicateOrder                  an order id used before (ids are single-use)
      ├── InvalidContract (ValueError)         contract terms that do not add up
      └── BadContractSignature (PermissionError)  a signature not made by the named party
 """
@@ -20,6 +22,14 @@ class InvalidBid(EconomyError, ValueError):
 
 class OverBudget(EconomyError, ValueError):
     """A bid asks more than the buyer will pay."""
+
+
+class InvalidOrder(EconomyError, ValueError):
+    """An order (or other market input) failed validation; the message names the field."""
+
+
+class DuplicateOrder(InvalidOrder):
+    """An order id that was used before: ids are single-use, so a replayed order cannot trade twice."""
 
 
 class InvalidContract(EconomyError, ValueError):
