@@ -19,10 +19,20 @@ from economy.metrics import allocative_efficiency, equilibrium, gini, max_surplu
 from economy.orderbook import ContinuousDoubleAuction
 from economy.orders import BUY, SELL, Fill, Order
 from economy.sealed_bid import SealedBidAuction
+from economy.session import SessionResult, run_session
+from economy.strategies import ZIC, ZIP, ZIU, Shading, Strategy, Truthful
 
 __all__ = [
     "BUY",
     "SELL",
+    "ZIC",
+    "ZIP",
+    "ZIU",
+    "SessionResult",
+    "Shading",
+    "Strategy",
+    "Truthful",
+    "run_session",
     "CallMarket",
     "ContinuousDoubleAuction",
     "DuplicateOrder",

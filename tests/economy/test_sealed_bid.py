@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from economy import Bid, InvalidBid, SealedBidAuction
+from economy import BUY, Bid, InvalidBid, SealedBidAuction
+from economy.strategies import Shading, Truthful
 
 
 def _run(rule: str, bids: dict[str, int], reserve: int = 0):
@@ -50,16 +51,19 @@ def test_truthful_bidding_is_never_beaten_in_a_second_price_auction(value: int, 
 
 
 def test_revenue_equivalence_with_uniform_values() -> None:
-    """n bidders, values uniform on [0, 1): first price (equilibrium bids (n-1)/n * v) and second
-    price (truthful) both earn (n-1)/(n+1) in expectation."""
+    """n bidders, values uniform on [0, 1): first price (the Shading strategy's equilibrium bids,
+    (n-1)/n * v) and second price (Truthful) both earn (n-1)/(n+1) in expectation."""
     rng = random.Random(7)
     scale, rounds = 10**6, 4000
     for n in (2, 4):
+        shade, truthful = Shading.equilibrium(n, ceiling=scale), Truthful(ceiling=scale)
         revenue = {"first": 0, "second": 0}
         for _ in range(rounds):
-            values = [rng.random() for _ in range(n)]
-            revenue["first"] += _run("first", {f"b{i}": int(v * (n - 1) / n * scale) for i, v in enumerate(values)}).price
-            revenue["second"] += _run("second", {f"b{i}": int(v * scale) for i, v in enumerate(values)}).price
+            values = [1 + int(rng.random() * (scale - 1)) for _ in range(n)]
+            first = {f"b{i}": shade.quote(BUY, v, rng) for i, v in enumerate(values)}
+            second = {f"b{i}": truthful.quote(BUY, v, rng) for i, v in enumerate(values)}
+            revenue["first"] += _run("first", first).price
+            revenue["second"] += _run("second", second).price
         expected = (n - 1) / (n + 1)
         for rule, total in revenue.items():
             assert abs(total / rounds / scale - expected) < 0.02, (n, rule)
