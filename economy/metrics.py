@@ -3,7 +3,8 @@
 Surplus is value minus cost summed over trades; allocative efficiency is achieved surplus over
 the competitive-equilibrium maximum; Smith's alpha measures how far transaction prices sit from
 the equilibrium price (root mean square deviation, in percent of that price); price dispersion is
-the coefficient of variation of prices; the Gini coefficient measures how unequal earnings are.
+the coefficient of variation of prices; the Gini coefficient measures how unequal earnings are;
+utilization is the share of offered capacity that was sold.
 Inputs are plain numbers so the same functions serve simulations, tests and reports.
 """
 
@@ -67,3 +68,12 @@ def gini(earnings: Sequence[float]) -> float:
         return 0.0
     weighted = sum((i + 1) * x for i, x in enumerate(xs))
     return (2 * weighted) / (n * total) - (n + 1) / n
+
+
+def utilization(busy: Sequence[float], capacity: Sequence[float]) -> float:
+    """Used over available capacity (GPU-seconds sold over GPU-seconds offered, say), summed
+    over resources; 0.0 when nothing was offered."""
+    if len(busy) != len(capacity):
+        raise ValueError(f"busy and capacity differ in length: {len(busy)} and {len(capacity)}")
+    total = sum(capacity)
+    return sum(busy) / total if total > 0 else 0.0

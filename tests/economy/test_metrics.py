@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from economy import allocative_efficiency, equilibrium, gini, max_surplus, price_dispersion, smiths_alpha
+from economy import allocative_efficiency, equilibrium, gini, max_surplus, price_dispersion, smiths_alpha, utilization
 
 VALUES = [140, 130, 120, 110, 100, 90]
 COSTS = [80, 90, 100, 110, 120, 130]
@@ -26,3 +26,10 @@ def test_efficiency_alpha_dispersion_gini() -> None:
     assert gini([1, 1, 1, 1]) == pytest.approx(0)
     assert gini([0, 0, 0, 10]) == pytest.approx(0.75)  # (n-1)/n when one takes all
     assert gini([]) == 0
+
+
+def test_utilization() -> None:
+    assert utilization([30, 10], [60, 20]) == pytest.approx(0.5)
+    assert utilization([], []) == 0.0
+    with pytest.raises(ValueError, match="length"):
+        utilization([1], [1, 2])
