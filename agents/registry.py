@@ -3,6 +3,11 @@
 Owners publish offers; buyers look them up by capability. Offers are validated on the way in
 (a negative or non-integer price is refused with InvalidOffer naming the field), and lookups of
 unknown keys raise UnknownOffer. Later markets extend this registry; none adds a second one.
+
+The registry also keeps the one reputation graph every market feeds: buyers ``rate`` each
+verified or failed delivery (compute, model or data), and ask for ``trust`` as they see it
+(personalized PageRank from themselves and the pre-trusted agents), so work verified in one
+market counts in all of them and a ring of fake accounts rating itself counts in none.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from eth_utils import is_address, to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from agents.errors import InvalidOffer, UnknownOffer
+from economy.errors import EconomyError
+from economy.reputation import Market, ReputationGraph, relative
 
 _HASH = r"^[0-9a-f]{64}$"
 
@@ -73,7 +80,8 @@ O = TypeVar("O", bound=Offer)
 class Registry:
     """In-memory discovery. Plain class: a runtime may host it in a Ray actor."""
 
-    def __init__(self) -> None:
+    def __init__(self, pretrusted: list[str] | None = None) -> None:
+        self.reputation = ReputationGraph(to_checksum_address(a) for a in pretrusted or [])
         self._models: dict[str, ModelOffer] = {}
         self._datasets: dict[str, DatasetOffer] = {}
         self._compute: dict[str, ComputeOffer] = {}
@@ -94,6 +102,29 @@ class Registry:
 
     def register_agent(self, address: str, name: str, role: str) -> None:
         self._agents[to_checksum_address(address)] = {"name": name, "role": role}
+
+    # reputation
+    def rate(self, rater: str, ratee: str, verified: bool, amount: int = 1, market: Market = "any") -> None:
+        """Record that a delivery ``rater`` bought from ``ratee`` was verified or failed."""
+        for who in (rater, ratee):
+            if not is_address(who):
+                raise InvalidOffer(f"a rating needs agent addresses, got {who!r}")
+        try:
+            self.reputation.record(to_checksum_address(rater), to_checksum_address(ratee), verified, amount, market)
+        except EconomyError as exc:
+            raise InvalidOffer(str(exc)) from None
+
+    def trust(self, viewer: str, among: list[str]) -> dict[str, float]:
+        """How much ``viewer`` can trust each of ``among``, relative to the most trusted of them
+        (1.0; everyone 1.0 when nothing is known of any). Personalized PageRank restarting at
+        the viewer and the pre-trusted agents; EigenTrust over everyone when neither has rated."""
+        graph = self.reputation
+        seeds = {to_checksum_address(viewer)} | graph.pretrusted
+        if any(graph.graph.has_node(s) and graph.graph.out_degree(s) for s in seeds):
+            raw = graph.pagerank(personal=seeds)
+        else:
+            raw = graph.eigentrust()
+        return relative(raw, [to_checksum_address(a) for a in among])
 
     # look up
     def model(self, model_hash: str) -> ModelOffer:

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from economy.errors import InvalidBid, OverBudget
+from economy.reputation import risk_adjusted
 
 
 class Bid(BaseModel):
@@ -40,13 +41,18 @@ class Award(BaseModel):
 
 
 class ReverseAuction:
-    """Lowest price wins; ties go to the higher reputation, then to the lower bidder id, so
-    the outcome never depends on arrival order."""
+    """The lowest risk-adjusted price wins: price * (1 + risk_weight * (1 - reputation)), so with
+    the default ``risk_weight`` of 0 the lowest price wins outright and a buyer who prices risk
+    pays more for a provider it can trust. Ties go to the higher reputation, then to the lower
+    bidder id, so the outcome never depends on arrival order. The winner is paid its bid."""
 
-    def __init__(self, max_price: int) -> None:
+    def __init__(self, max_price: int, risk_weight: float = 0.0) -> None:
         if isinstance(max_price, bool) or not isinstance(max_price, int) or max_price < 0:
             raise InvalidBid(f"max_price must be a non-negative int, got {max_price!r}")
+        if not isinstance(risk_weight, (int, float)) or not risk_weight >= 0:
+            raise InvalidBid(f"risk_weight must be a number >= 0, got {risk_weight!r}")
         self.max_price = max_price
+        self.risk_weight = float(risk_weight)
         self._bids: dict[str, Bid] = {}
 
     def submit(self, bid: Bid) -> None:
@@ -65,5 +71,6 @@ class ReverseAuction:
         """The award, or None when nobody made an acceptable bid."""
         if not self._bids:
             return None
-        best = min(self._bids.values(), key=lambda b: (b.price, -b.reputation, b.bidder))
+        w = self.risk_weight
+        best = min(self._bids.values(), key=lambda b: (risk_adjusted(b.price, b.reputation, w), -b.reputation, b.bidder))
         return Award(winner=best.bidder, price=best.price, bids=len(self._bids))

@@ -99,19 +99,27 @@ class ReputationGraph:
         return tally["verified"] / (tally["verified"] + tally["failed"])
 
 
+def risk_adjusted(price: int, trust: float, risk_weight: float) -> float:
+    """What a bid costs once its risk is priced in: price * (1 + risk_weight * (1 - trust)),
+    ``trust`` being relative (1.0 for the most trusted bidder, 0.0 for an unknown one)."""
+    return price * (1.0 + risk_weight * (1.0 - trust))
+
+
+def relative(trust: Mapping[str, float], among: Iterable[str]) -> dict[str, float]:
+    """Trust scaled so the most trusted of ``among`` has 1.0 (everyone 1.0 when none is known,
+    so price alone decides)."""
+    names = list(among)
+    top = max((trust.get(n, 0.0) for n in names), default=0.0)
+    return {n: (trust.get(n, 0.0) / top if top > 0 else 1.0) for n in names}
+
+
 def choose(bids: Sequence[tuple[str, int]], trust: Mapping[str, float], risk_weight: float = 1.0) -> str:
-    """The bidder with the best price for its risk: price * (1 + risk_weight * (1 - trust / the
-    highest trust among the bidders)). With no trust known, the lowest price wins; ties go to
-    the lower id, so the choice never depends on arrival order."""
+    """The bidder with the lowest risk-adjusted price (see ``risk_adjusted``; trust is scaled by
+    ``relative``). With no trust known, the lowest price wins; ties go to the lower id, so the
+    choice never depends on arrival order."""
     if not bids:
         raise InvalidBid("no bids to choose from")
     if risk_weight < 0:
         raise InvalidBid(f"risk_weight must be >= 0, got {risk_weight}")
-    top = max((trust.get(who, 0.0) for who, _ in bids), default=0.0)
-
-    def score(bid: tuple[str, int]) -> tuple[float, str]:
-        who, price = bid
-        relative = trust.get(who, 0.0) / top if top > 0 else 1.0
-        return price * (1.0 + risk_weight * (1.0 - relative)), who
-
-    return min(bids, key=score)[0]
+    rel = relative(trust, (who for who, _ in bids))
+    return min(bids, key=lambda b: (risk_adjusted(b[1], rel[b[0]], risk_weight), b[0]))[0]

@@ -23,3 +23,12 @@ def test_quickstart_settles_a_trade(tmp_path) -> None:
     assert "deal settled" in out.stdout
     assert "(3, 384)" in out.stdout and "Ray GPU ['0']" in out.stdout
     assert "money conserved: True" in out.stdout
+
+
+def test_double_auction_example_shows_the_textbook_ranking() -> None:
+    out = subprocess.run([sys.executable, str(EXAMPLES / "double_auction.py")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = {line.split("│")[1].strip(): line for line in out.stdout.splitlines() if line.count("│") >= 4}
+    efficiency = {k.split(" ")[0]: float(v.split("│")[2]) for k, v in rows.items()}
+    assert efficiency["ZI-C"] >= 0.95 and efficiency["ZI-U"] < efficiency["ZI-C"] - 0.1
+    assert "2 @ 120" in out.stdout and "best bid 130" in out.stdout

@@ -1,5 +1,7 @@
-"""The buyer: finds offers, calls for proposals, awards by reverse auction, signs the contract,
-locks the price in escrow, verifies the result and releases payment, or gets its refund."""
+"""The buyer: finds offers, calls for proposals, awards by reverse auction (price weighed against
+each provider's reputation as the buyer sees it), signs the contract, locks the price in escrow,
+verifies the result and releases payment, or gets its refund; and rates the delivery either way,
+feeding the registry's one reputation graph."""
 
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ from tasks.errors import TasksError
 from tasks.jobs import JobResult, JobSpec, Resources
 from tasks.verify import verify_embeddings
 
+_MARKET = {"provider": "compute", "model_owner": "model", "data_owner": "data"}
 DealStatus = Literal["calling", "awarded", "funded", "settled", "refunded", "no_award", "failed"]
 
 
@@ -53,6 +56,7 @@ class JobRequest(BaseModel):
     max_price: int = Field(ge=0)
     deadline_s: int = Field(default=300, gt=0)
     reply_window_s: float = Field(default=5.0, gt=0)
+    risk_weight: float = Field(default=1.0, ge=0, description="how much dearer a trusted provider may be (see ReverseAuction)")
 
 
 class DealRecord(BaseModel):
@@ -86,6 +90,7 @@ class _Call:
     auction: ReverseAuction
     fees: list[Payee]
     deadline: int
+    trust: dict[str, float] = field(default_factory=dict)
     answered: set[str] = field(default_factory=set)
 
 
@@ -132,7 +137,9 @@ class Buyer(Agent):
         if not providers:
             return self._end(record, "no_award", "no provider has the resources")
         deadline = int(ctx.now()) + request.deadline_s
-        self._calls[deal_id] = _Call(auction=ReverseAuction(max_price=budget), fees=fees, deadline=deadline)
+        trust = ctx.registry.trust(self.address, providers)
+        auction = ReverseAuction(max_price=budget, risk_weight=request.risk_weight)
+        self._calls[deal_id] = _Call(auction=auction, fees=fees, deadline=deadline, trust=trust)
         for p in providers:
             ctx.send(p, CallForProposals(deal_id=deal_id, job=spec, job_hash=job_hash, compute_budget=budget, deadline=deadline))
         ctx.schedule(request.reply_window_s, ProposalsDue(deal_id=deal_id))
@@ -168,7 +175,7 @@ class Buyer(Agent):
             return
         call.answered.add(sender)
         try:
-            call.auction.submit(Bid(bidder=sender, price=msg.price))
+            call.auction.submit(Bid(bidder=sender, price=msg.price, reputation=call.trust.get(sender, 0.0)))
             self.deals[msg.deal_id].bids[sender] = msg.price
         except EconomyError as exc:
             self.deals[msg.deal_id].refused[sender] = f"bid rejected: {exc}"
@@ -258,6 +265,7 @@ class Buyer(Agent):
             verify_embeddings(msg.result, items)
         except TasksError as exc:
             record.reason = f"result rejected: {exc}"  # no payment; refunded at the deadline
+            self._rate(ctx, record, verified=False)
             return
         receipt = ctx.wallet.release(msg.deal_id, record.contract.max_amount)
         record.receipts.append(receipt)
@@ -266,6 +274,7 @@ class Buyer(Agent):
         record.metering = msg.result.metering.model_dump()
         record.paid = record.contract.max_amount
         self._end(record, "settled", "")
+        self._rate(ctx, record, verified=True)
         for payee in {p.address for p in record.contract.payees}:
             ctx.send(payee, Settled(deal_id=msg.deal_id, paid=record.paid, tx_hash=receipt.tx_hash))
 
@@ -277,6 +286,7 @@ class Buyer(Agent):
             return
         if ctx.ledger.escrow(msg.deal_id).status == "refunded":  # trust the ledger, not the message
             self._end(record, "refunded", f"provider failed: {msg.reason}")
+            self._rate(ctx, record, verified=False)
         else:
             record.reason = f"provider failed without refunding: {msg.reason}"
 
@@ -290,9 +300,25 @@ class Buyer(Agent):
         except DeadlineNotReached:  # the ledger's clock lags ours: look again shortly
             ctx.schedule(1.0, DeadlinePassed(deal_id=msg.deal_id))
             return
+        rejected = record.reason.startswith("result rejected")  # already rated when rejected
         self._end(record, "refunded", record.reason or "deadline passed without a delivery")
+        if not rejected:
+            self._rate(ctx, record, verified=False)
 
     # -- helpers -----------------------------------------------------------------------------
+    @staticmethod
+    def _rate(ctx: Context, record: DealRecord, verified: bool) -> None:
+        """Feed the one reputation graph: a verified delivery counts for every payee in its own
+        market; a failed one counts against the provider."""
+        contract = record.contract
+        assert contract is not None
+        if not verified:
+            ctx.registry.rate(ctx.wallet.address, contract.provider, False, max(contract.max_amount, 1), "compute")
+            return
+        for payee in contract.payees:
+            if payee.address != ctx.wallet.address:  # a buyer that owns the model does not rate itself
+                ctx.registry.rate(ctx.wallet.address, payee.address, True, max(payee.amount, 1), _MARKET[payee.role])
+
     def _record(self, deal_id: str, **fields: Any) -> DealRecord:
         record = DealRecord(deal_id=deal_id, started_at=time.time(), **fields)
         self.deals[deal_id] = record

@@ -69,3 +69,27 @@ def test_handlers_get_a_read_only_ledger(store) -> None:
     ctx = rt._hosts[buyer.address].ctx
     assert not hasattr(ctx.ledger, "mint") and not hasattr(ctx.ledger, "sync_time")
     assert ctx.ledger.balance_of(buyer.address) == 0
+
+
+def test_reputation_outweighs_a_lower_price_and_settlement_feeds_it(store) -> None:
+    """gpu-a bids lowest, but the buyer has verified gpu-b's work before and nothing of gpu-a's:
+    pricing risk (risk_weight 1), it pays gpu-b's higher bid; the deal it settles is rated in
+    the compute, model and data markets alike."""
+    from simulations.demo import build_runtime
+
+    config = _config(store)
+    agents = make_agents(config, demo_texts())
+    runtime = build_runtime(config)
+    buyer, gpu_a, gpu_b = (agents[k].address for k in ("buyer", "gpu_a", "gpu_b"))
+    runtime.registry.rate(buyer, gpu_b, True, 10**15, "compute")
+    report = run_trade(config, runtime=runtime, agents=agents)
+    runtime.shutdown()
+    deal = report.deal
+    assert deal.status == "settled" and deal.contract.provider == gpu_b
+    assert deal.bids[gpu_a] < deal.bids[gpu_b]  # it was not the cheapest
+    graph = runtime.registry.reputation
+    for key in ("gpu_b", "model_owner", "data_owner"):
+        assert graph.success_rate(agents[key].address) == 1.0
+    markets = {graph.graph[buyer][agents[k].address]["markets"].pop() for k in ("model_owner", "data_owner")}
+    assert markets == {"model", "data"}
+    assert runtime.registry.trust(buyer, [gpu_a, gpu_b])[gpu_b] == 1.0

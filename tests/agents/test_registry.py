@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents import ComputeOffer, DatasetOffer, InvalidOffer, ModelOffer, Registry, UnknownOffer
+from agents import ComputeOffer, DatasetOffer, Identity, InvalidOffer, ModelOffer, Registry, UnknownOffer
 
 OWNER = "0x" + "12" * 20
 H1, H2 = "a" * 64, "b" * 64
@@ -50,3 +50,22 @@ def test_unknown_keys_raise_typed_errors() -> None:
         reg.dataset(H1)
     with pytest.raises(UnknownOffer):
         reg.compute(OWNER)
+
+
+def test_one_reputation_for_every_market() -> None:
+    ids = {n: Identity.from_seed("rep", n).address for n in ("verifier", "buyer", "good", "bad", "sybil1", "sybil2")}
+    registry = Registry(pretrusted=[ids["verifier"]])
+    registry.rate(ids["verifier"], ids["good"], True, 100, "compute")
+    registry.rate(ids["verifier"], ids["bad"], True, 10, "model")
+    registry.rate(ids["verifier"], ids["bad"], False, 100, "data")  # its data failed: net negative
+    for _ in range(50):
+        registry.rate(ids["sybil1"], ids["sybil2"], True, 10**6, "compute")
+        registry.rate(ids["sybil2"], ids["sybil1"], True, 10**6, "compute")
+    trust = registry.trust(ids["buyer"], [ids["good"], ids["bad"], ids["sybil1"], ids["sybil2"]])
+    assert trust[ids["good"]] == 1.0 and trust[ids["bad"]] == 0.0
+    assert trust[ids["sybil1"]] < 1e-9 and trust[ids["sybil2"]] < 1e-9
+    with pytest.raises(InvalidOffer, match="address"):
+        registry.rate("nobody", ids["good"], True)
+    with pytest.raises(InvalidOffer, match="amount"):
+        registry.rate(ids["buyer"], ids["good"], True, 0)
+    assert registry.reputation.outcomes[ids["good"]] == {"verified": 1, "failed": 0}

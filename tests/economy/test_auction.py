@@ -41,3 +41,14 @@ def test_bad_and_over_budget_bids_are_refused() -> None:
 
 def test_no_bids_no_award() -> None:
     assert ReverseAuction(max_price=10).clear() is None
+
+
+def test_a_buyer_who_prices_risk_pays_more_for_a_trusted_provider() -> None:
+    bids = [Bid(bidder="new", price=60, reputation=0.0), Bid(bidder="known", price=80, reputation=1.0)]
+    for weight, winner in ((0.0, "new"), (0.2, "new"), (0.5, "known")):  # 60 * 1.2 = 72 < 80 < 60 * 1.5
+        auction = ReverseAuction(max_price=100, risk_weight=weight)
+        for b in bids:
+            auction.submit(b)
+        assert auction.clear().winner == winner
+    with pytest.raises(InvalidBid):
+        ReverseAuction(max_price=100, risk_weight=-1)
