@@ -45,6 +45,12 @@ class Wallet:
     def refund(self, escrow_id: str) -> Receipt:
         return self._keep(self._ledger.refund(self._identity, escrow_id))
 
+    def dispute(self, escrow_id: str) -> Receipt:
+        return self._keep(self._ledger.dispute(self._identity, escrow_id))
+
+    def resolve(self, escrow_id: str, amount: int) -> Receipt:
+        return self._keep(self._ledger.resolve(self._identity, escrow_id, amount))
+
     def sign_typed_data(self, full_message: dict[str, Any]) -> str:
         return self._identity.sign_typed_data(full_message)
 

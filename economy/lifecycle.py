@@ -2,9 +2,15 @@
 through the ledger.
 
     proposed ─sign×2─> signed ─fund─> funded ─start─> running ─deliver─> delivered ─verify─> verified ─settle─> settled
-         funded | running ──timeout (after the deadline)──> refunded
+                                      funded ──────────deliver (start is optional)──> delivered
+         funded | running | delivered ──timeout (after the deadline)──> refunded
          funded | running | delivered ──fail (the provider gives up)──> refunded
          funded | running | delivered | verified ──dispute (either party)──> disputed ─resolve (arbiter)─> settled | refunded
+
+Each party keeps its own ``Deal`` (the buyer and the provider agents each hold one): a step a party
+takes itself moves money through its own wallet; a step another party took on the ledger (the
+buyer funding, the provider refunding, the arbiter resolving) reaches the other's view through
+``sync()``, which reads the escrow: the ledger is the truth, never a message.
 
 Each step checks, in order, that the state allows it, that the right party takes it, and that the
 deadline allows it; an illegal step raises ``IllegalTransition`` (``DeadlinePassed`` for a late
@@ -21,10 +27,12 @@ payee, a refund after failure or a dispute lost counts against the provider.
 from __future__ import annotations
 
 from enum import Enum
+from typing import Protocol
+
 from pydantic import BaseModel, ConfigDict
 
-from chain.ledger import Ledger, Signer
-from chain.types import Receipt
+from chain.errors import EscrowNotFound
+from chain.types import EscrowState, EscrowTerms, Receipt
 from economy.contract import Contract
 from economy.errors import DeadlinePassed, IllegalTransition
 from economy.reputation import ReputationGraph
@@ -44,6 +52,27 @@ class DealState(str, Enum):
 
 S = DealState
 FINAL = frozenset({S.SETTLED, S.REFUNDED})
+_ON_LEDGER = {"released": S.SETTLED, "refunded": S.REFUNDED, "disputed": S.DISPUTED}
+
+
+class EscrowWallet(Protocol):
+    """What a party acts through: its address and the escrow operations, signed with its key
+    (``agents.Wallet`` is one)."""
+
+    @property
+    def address(self) -> str: ...
+    def open_escrow(self, terms: EscrowTerms) -> Receipt: ...
+    def release(self, escrow_id: str, amount: int) -> Receipt: ...
+    def refund(self, escrow_id: str) -> Receipt: ...
+    def dispute(self, escrow_id: str) -> Receipt: ...
+    def resolve(self, escrow_id: str, amount: int) -> Receipt: ...
+
+
+class LedgerView(Protocol):
+    """What a deal reads: the time, and its escrow (a Ledger or a LedgerReader)."""
+
+    def now(self) -> int: ...
+    def escrow(self, escrow_id: str) -> EscrowState: ...
 
 
 class Step(BaseModel):
@@ -59,7 +88,7 @@ class Step(BaseModel):
 
 
 class Deal:
-    def __init__(self, contract: Contract, ledger: Ledger, reputation: ReputationGraph | None = None) -> None:
+    def __init__(self, contract: Contract, ledger: LedgerView, reputation: ReputationGraph | None = None) -> None:
         self.contract, self.ledger, self.reputation = contract, ledger, reputation
         self.state = S.PROPOSED
         self.signatures: dict[str, str] = {}
@@ -85,12 +114,12 @@ class Deal:
         if set(self.signatures) == {self.buyer, self.provider}:
             self._move(S.SIGNED, party)
 
-    def fund(self, buyer: Signer) -> None:
+    def fund(self, buyer: EscrowWallet) -> None:
         """The buyer locks the contract's maximum in escrow."""
         self._expect({S.SIGNED}, "fund")
         self._party(buyer.address, {self.buyer}, "fund")
         self._before_deadline("fund")
-        receipt = self.ledger.open_escrow(buyer, self.contract.escrow_terms())
+        receipt = buyer.open_escrow(self.contract.escrow_terms())
         self._move(S.FUNDED, buyer.address, receipt)
 
     def start(self, provider: str) -> None:
@@ -101,7 +130,7 @@ class Deal:
 
     def deliver(self, provider: str, result_hash: str, cost: int) -> None:
         """The provider hands over the result (its hash) and the metered cost."""
-        self._expect({S.RUNNING}, "deliver")
+        self._expect({S.FUNDED, S.RUNNING}, "deliver")
         self._party(provider, {self.provider}, "deliver")
         self._before_deadline("deliver")
         if type(cost) is not int or not 0 <= cost <= self.contract.max_amount:
@@ -119,47 +148,69 @@ class Deal:
             raise IllegalTransition(f"verify: the checked result {result_hash} is not the delivered {self.result_hash}; dispute instead")
         self._move(S.VERIFIED, buyer)
 
-    def settle(self, buyer: Signer) -> None:
+    def settle(self, buyer: EscrowWallet) -> None:
         """Pay the delivered cost out of escrow; the rest returns to the buyer."""
         self._expect({S.VERIFIED}, "settle")
         self._party(buyer.address, {self.buyer}, "settle")
         assert self.cost is not None
-        receipt = self.ledger.release(buyer, self.contract.deal_id, self.cost)
+        receipt = buyer.release(self.contract.deal_id, self.cost)
         self._move(S.SETTLED, buyer.address, receipt, note=f"paid {self.cost}")
         self._rate(verified=True, amount=self.cost)
 
-    def timeout(self, buyer: Signer) -> None:
-        """Nothing was delivered by the deadline: the buyer takes the escrow back."""
-        self._expect({S.FUNDED, S.RUNNING}, "timeout")
+    def timeout(self, buyer: EscrowWallet) -> None:
+        """The deadline passed with nothing delivered, or with a delivery the buyer could not
+        verify (the provider had until the deadline to dispute): the buyer takes the escrow back."""
+        self._expect({S.FUNDED, S.RUNNING, S.DELIVERED}, "timeout")
         self._party(buyer.address, {self.buyer}, "timeout")
         if self.ledger.now() < self.contract.deadline:
             raise IllegalTransition(f"timeout: the deadline {self.contract.deadline} has not passed (now {self.ledger.now()})")
-        receipt = self.ledger.refund(buyer, self.contract.deal_id)
+        receipt = buyer.refund(self.contract.deal_id)
         self._move(S.REFUNDED, buyer.address, receipt, note="timeout")
         self._rate(verified=False, amount=self.contract.max_amount)
 
-    def fail(self, provider: Signer) -> None:
+    def fail(self, provider: EscrowWallet) -> None:
         """The provider reports it cannot do the work: the escrow returns to the buyer at once."""
         self._expect({S.FUNDED, S.RUNNING, S.DELIVERED}, "fail")
         self._party(provider.address, {self.provider}, "fail")
-        receipt = self.ledger.refund(provider, self.contract.deal_id)
+        receipt = provider.refund(self.contract.deal_id)
         self._move(S.REFUNDED, provider.address, receipt, note="failure")
         self._rate(verified=False, amount=self.contract.max_amount)
 
-    def dispute(self, party: Signer, reason: str = "") -> None:
+    def dispute(self, party: EscrowWallet, reason: str = "") -> None:
         """Either party freezes the escrow for the arbiter."""
         self._expect({S.FUNDED, S.RUNNING, S.DELIVERED, S.VERIFIED}, "dispute")
         self._party(party.address, {self.buyer, self.provider}, "dispute")
-        receipt = self.ledger.dispute(party, self.contract.deal_id)
+        receipt = party.dispute(self.contract.deal_id)
         self._move(S.DISPUTED, party.address, receipt, note=reason)
 
-    def resolve(self, arbiter: Signer, amount: int) -> None:
+    def resolve(self, arbiter: EscrowWallet, amount: int) -> None:
         """The arbiter pays ``amount`` to the payees (the rest back to the buyer); 0 refunds."""
         self._expect({S.DISPUTED}, "resolve")
-        receipt = self.ledger.resolve(arbiter, self.contract.deal_id, amount)
+        receipt = arbiter.resolve(self.contract.deal_id, amount)
         final = S.SETTLED if amount > 0 else S.REFUNDED
         self._move(final, arbiter.address, receipt, note=f"arbiter paid {amount}")
         self._rate(verified=amount > 0, amount=amount if amount > 0 else self.contract.max_amount)
+
+    def sync(self) -> DealState:
+        """Catch up with steps other parties took on the ledger: the buyer's funding (checked
+        against the contract's terms), a refund, a release, a dispute or its resolution."""
+        if self.state is S.PROPOSED or self.state in FINAL:
+            return self.state
+        try:
+            escrow = self.ledger.escrow(self.contract.deal_id)
+        except EscrowNotFound:
+            return self.state
+        if self.state is S.SIGNED:
+            terms = self.contract.escrow_terms()
+            agreed = (terms.amount, terms.payees, terms.shares_bps, terms.deadline)
+            on_ledger = (escrow.amount, escrow.payees, escrow.shares_bps, escrow.deadline)
+            if escrow.buyer.lower() != self.buyer.lower() or on_ledger != agreed:
+                raise IllegalTransition(f"sync: the escrow {self.contract.deal_id} on the ledger does not match the contract")
+            self._move(S.FUNDED, escrow.buyer, note="seen on the ledger")
+        seen = _ON_LEDGER.get(escrow.status)
+        if seen is not None and seen is not self.state:
+            self._move(seen, "ledger", note=f"escrow {escrow.status} on the ledger")
+        return self.state
 
     # -- checks and bookkeeping ----------------------------------------------------------
     def _expect(self, allowed: set[DealState], step: str) -> None:

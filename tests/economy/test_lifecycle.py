@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from chain import Ledger
+from agents.wallet import Wallet
+from chain import EscrowTerms, Ledger
 from economy import Contract, deal_id_for
 from economy.errors import BadContractSignature, DeadlinePassed, IllegalTransition
 from economy.lifecycle import Deal, DealState
@@ -37,6 +38,10 @@ def _deal(ledger: Ledger, people: dict, reputation: ReputationGraph | None = Non
     return deal
 
 
+def _w(ledger: Ledger, people: dict, who: str) -> Wallet:
+    return Wallet(people[who], ledger)
+
+
 def _balances(ledger: Ledger, people: dict) -> dict[str, int]:
     return {k: ledger.balance_of(p.address) for k, p in people.items()}
 
@@ -45,12 +50,12 @@ def test_the_whole_path_pays_the_delivered_cost_by_shares(ledger: Ledger, people
     reputation = ReputationGraph()
     deal = _deal(ledger, people, reputation)
     before = _balances(ledger, people)
-    deal.fund(people["buyer"])
+    deal.fund(_w(ledger, people, "buyer"))
     assert ledger.escrowed_total() == 10_000
     deal.start(people["provider"].address)
     deal.deliver(people["provider"].address, RESULT, cost=8_000)
     deal.verify(people["buyer"].address, RESULT)
-    deal.settle(people["buyer"])
+    deal.settle(_w(ledger, people, "buyer"))
     after = _balances(ledger, people)
     assert after["buyer"] - before["buyer"] == -8_000
     assert [after[k] - before[k] for k in ("provider", "owner", "data")] == [4_800, 2_400, 800]
@@ -64,14 +69,14 @@ def test_timeout_and_failure_refund_in_full(ledger: Ledger, people: dict) -> Non
     reputation = ReputationGraph()
     deal = _deal(ledger, people, reputation, ttl=100)
     before = _balances(ledger, people)
-    deal.fund(people["buyer"])
+    deal.fund(_w(ledger, people, "buyer"))
     deal.start(people["provider"].address)
     with pytest.raises(IllegalTransition, match="has not passed"):
-        deal.timeout(people["buyer"])
+        deal.timeout(_w(ledger, people, "buyer"))
     ledger.advance_time(101)
     with pytest.raises(DeadlinePassed):
         deal.deliver(people["provider"].address, RESULT, cost=1)  # too late to deliver
-    deal.timeout(people["buyer"])
+    deal.timeout(_w(ledger, people, "buyer"))
     assert deal.state is DealState.REFUNDED and _balances(ledger, people) == before
     assert reputation.success_rate(people["provider"].address) == 0.0
     assert ledger.is_conserved()
@@ -80,21 +85,21 @@ def test_timeout_and_failure_refund_in_full(ledger: Ledger, people: dict) -> Non
 def test_provider_failure_refunds_before_the_deadline(ledger: Ledger, people: dict) -> None:
     deal = _deal(ledger, people)
     before = _balances(ledger, people)
-    deal.fund(people["buyer"])
-    deal.fail(people["provider"])
+    deal.fund(_w(ledger, people, "buyer"))
+    deal.fail(_w(ledger, people, "provider"))
     assert deal.state is DealState.REFUNDED and _balances(ledger, people) == before
 
 
 def test_dispute_goes_to_the_arbiter(ledger: Ledger, people: dict) -> None:
     deal = _deal(ledger, people)
     before = _balances(ledger, people)
-    deal.fund(people["buyer"])
+    deal.fund(_w(ledger, people, "buyer"))
     deal.start(people["provider"].address)
     deal.deliver(people["provider"].address, RESULT, cost=10_000)
     with pytest.raises(IllegalTransition, match="dispute instead"):
         deal.verify(people["buyer"].address, "0x" + "44" * 32)  # the checked result differs
-    deal.dispute(people["buyer"], reason="embeddings do not match")
-    deal.resolve(people["arbiter"], 5_000)  # the arbiter pays half
+    deal.dispute(_w(ledger, people, "buyer"), reason="embeddings do not match")
+    deal.resolve(_w(ledger, people, "arbiter"), 5_000)  # the arbiter pays half
     assert deal.state is DealState.SETTLED
     assert _balances(ledger, people)["buyer"] - before["buyer"] == -5_000
     assert ledger.is_conserved()
@@ -103,18 +108,18 @@ def test_dispute_goes_to_the_arbiter(ledger: Ledger, people: dict) -> None:
 def test_illegal_steps_change_nothing(ledger: Ledger, people: dict) -> None:
     deal = _deal(ledger, people)
     with pytest.raises(IllegalTransition, match="needs it"):
-        deal.settle(people["buyer"])  # not yet funded
+        deal.settle(_w(ledger, people, "buyer"))  # not yet funded
     with pytest.raises(IllegalTransition, match="not allowed"):
-        deal.fund(people["stranger"])
-    deal.fund(people["buyer"])
+        deal.fund(_w(ledger, people, "stranger"))
+    deal.fund(_w(ledger, people, "buyer"))
     before, history = _balances(ledger, people), list(deal.history)
     for bad in (
-        lambda: deal.fund(people["buyer"]),  # funded already
+        lambda: deal.fund(_w(ledger, people, "buyer")),  # funded already
         lambda: deal.start(people["buyer"].address),  # only the provider starts
-        lambda: deal.deliver(people["provider"].address, RESULT, 1),  # not running yet
-        lambda: deal.timeout(people["buyer"]),  # deadline not passed
-        lambda: deal.dispute(people["stranger"]),
-        lambda: deal.resolve(people["arbiter"], 1),  # not disputed
+        lambda: deal.verify(people["buyer"].address, RESULT),  # nothing delivered yet
+        lambda: deal.timeout(_w(ledger, people, "buyer")),  # deadline not passed
+        lambda: deal.dispute(_w(ledger, people, "stranger")),
+        lambda: deal.resolve(_w(ledger, people, "arbiter"), 1),  # not disputed
     ):
         with pytest.raises(IllegalTransition):
             bad()
@@ -136,3 +141,30 @@ def test_signatures_are_checked(people: dict) -> None:
     with pytest.raises(IllegalTransition, match="not allowed to sign"):
         other.sign(people["stranger"].address, people["stranger"].sign_typed_data(deal.contract.typed_data()))
     assert other.state is DealState.PROPOSED and not other.signatures
+
+
+def test_the_other_party_follows_the_ledger(ledger: Ledger, people: dict) -> None:
+    """The provider's own view of the deal learns of the funding and the payment from the ledger."""
+    buyer_view = _deal(ledger, people)
+    provider_view = Deal(buyer_view.contract, ledger)
+    for who in ("buyer", "provider"):
+        provider_view.sign(people[who].address, buyer_view.signatures[people[who].address])
+    assert provider_view.sync() is DealState.SIGNED  # nothing on the ledger yet
+    buyer_view.fund(_w(ledger, people, "buyer"))
+    assert provider_view.sync() is DealState.FUNDED
+    provider_view.start(people["provider"].address)
+    provider_view.deliver(people["provider"].address, RESULT, cost=10_000)
+    buyer_view.deliver(people["provider"].address, RESULT, cost=10_000)  # the buyer records the Deliver message
+    buyer_view.verify(people["buyer"].address, RESULT)
+    buyer_view.settle(_w(ledger, people, "buyer"))
+    assert provider_view.sync() is DealState.SETTLED and provider_view.history[-1].note == "escrow released on the ledger"
+
+
+def test_an_escrow_that_differs_from_the_contract_is_not_funding(ledger: Ledger, people: dict) -> None:
+    deal = _deal(ledger, people)
+    t = deal.contract.escrow_terms()
+    cheap = EscrowTerms(escrow_id=t.escrow_id, payees=t.payees, shares_bps=t.shares_bps, amount=t.amount - 1, deadline=t.deadline, arbiter=t.arbiter)
+    ledger.open_escrow(people["buyer"], cheap)
+    with pytest.raises(IllegalTransition, match="does not match"):
+        deal.sync()
+    assert deal.state is DealState.SIGNED
