@@ -16,15 +16,14 @@ import time
 from typing import Any
 
 import requests
-
 from eth.vm.spoof import SpoofTransaction
 from eth_tester import EthereumTester, PyEVMBackend
 from eth_tester.exceptions import TransactionFailed as TesterFailed
 from eth_utils import keccak
-from web3 import EthereumTesterProvider, HTTPProvider, Web3
-from web3.providers.rpc.utils import REQUEST_RETRY_ALLOWLIST, ExceptionRetryConfiguration
 from eth_utils.exceptions import ValidationError as EthValidationError
+from web3 import EthereumTesterProvider, HTTPProvider, Web3
 from web3.exceptions import ContractLogicError, Web3RPCError
+from web3.providers.rpc.utils import REQUEST_RETRY_ALLOWLIST, ExceptionRetryConfiguration
 
 from chain.addressbook import AddressBook, check, record
 from chain.compiler import compile_contract

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from economy.errors import DuplicateOrder, InvalidOrder
-from economy.orders import BUY, Fill, Order
+from economy.errors import InvalidOrder
+from economy.orders import BUY, Fill, Order, admit
 
 
 class CallMarket:
@@ -25,13 +25,7 @@ class CallMarket:
 
     def submit(self, order: Order) -> Sequence[Fill]:
         """Queue an order for the next call; nothing trades until ``clear``."""
-        if type(order) is not Order:
-            raise InvalidOrder(f"expected an Order, got {type(order).__name__}")
-        if order.id in self._seen:
-            raise DuplicateOrder(f"order id {order.id} was used before: ids are single-use")
-        if order.expires is not None and order.expires <= self.now:
-            raise InvalidOrder(f"order {order.id} expired at {order.expires}, before the market's time {self.now}")
-        self._seen.add(order.id)
+        admit(order, self._seen, self.now)
         self._orders[order.id] = [order, order.qty]
         return ()
 

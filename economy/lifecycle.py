@@ -94,6 +94,7 @@ class Deal:
         self.signatures: dict[str, str] = {}
         self.result_hash: str | None = None
         self.cost: int | None = None
+        self.receipts: list[Receipt] = []  # of the steps this party paid for
         self.history: list[Step] = [Step(state=S.PROPOSED, by=contract.buyer, at=ledger.now())]
 
     @property
@@ -229,7 +230,10 @@ class Deal:
 
     def _move(self, state: DealState, by: str, receipt: Receipt | None = None, note: str = "") -> None:
         self.state = state
-        tx = receipt.tx_hash if receipt is not None else None
+        tx = None
+        if receipt is not None:
+            self.receipts.append(receipt)
+            tx = receipt.tx_hash
         self.history.append(Step(state=state, by=by, at=self.ledger.now(), tx=tx, note=note))
 
     def _rate(self, verified: bool, amount: int) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from economy.errors import InvalidOrder
+from economy.errors import DuplicateOrder, InvalidOrder
 
 Side = Literal["buy", "sell"]
 BUY: Side = "buy"
@@ -63,6 +63,19 @@ class Order:
     def __repr__(self) -> str:
         what = "market" if self.price is None else f"@{self.price}"
         return f"Order({self.id}, {self.trader}, {self.side} {self.qty} {what})"
+
+
+def admit(order: Order, seen: set[int], now: float) -> None:
+    """The checks a market makes when an order arrives (an Order, an id never used before, not
+    already expired), then the id is spent. Raises and changes nothing when one fails. The
+    order book inlines the same checks on its hot path."""
+    if type(order) is not Order:
+        raise InvalidOrder(f"expected an Order, got {type(order).__name__}")
+    if order.id in seen:
+        raise DuplicateOrder(f"order id {order.id} was used before: ids are single-use, so a replay cannot trade twice")
+    if order.expires is not None and order.expires <= now:
+        raise InvalidOrder(f"order {order.id} expired at {order.expires}, before the market's time {now}")
+    seen.add(order.id)
 
 
 class Fill:

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from economy.errors import DuplicateOrder, InvalidOrder
-from economy.orders import BUY, Fill, Order
+from economy.errors import InvalidOrder
+from economy.orders import BUY, Fill, Order, admit
 
 Per = Literal["call", "use", "unit"]
 
@@ -49,15 +49,9 @@ class PostedPrice:
         return self.price * units
 
     def submit(self, order: Order) -> Sequence[Fill]:
-        if type(order) is not Order:
-            raise InvalidOrder(f"expected an Order, got {type(order).__name__}")
-        if order.side != BUY:
+        if isinstance(order, Order) and order.side != BUY:
             raise InvalidOrder(f"order {order.id}: only {self.seller} sells at a posted price; sell orders are refused")
-        if order.id in self._seen:
-            raise DuplicateOrder(f"order id {order.id} was used before: ids are single-use")
-        if order.expires is not None and order.expires <= self.now:
-            raise InvalidOrder(f"order {order.id} expired at {order.expires}, before the market's time {self.now}")
-        self._seen.add(order.id)
+        admit(order, self._seen, self.now)
         if order.price is not None and order.price < self.price:
             return ()
         qty = order.qty if self.left is None else min(order.qty, self.left)

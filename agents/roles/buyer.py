@@ -23,8 +23,8 @@ from agents.protocol import (
     DeclineContract,
     Deliver,
     EscrowFunded,
-    Propose,
     ProposalsDue,
+    Propose,
     Refuse,
     RejectProposal,
     ReportFailure,
@@ -34,6 +34,7 @@ from chain import ChainError, DeadlineNotReached, Receipt
 from economy.auction import Bid, ReverseAuction
 from economy.contract import Contract, Payee, deal_id_for
 from economy.errors import EconomyError
+from economy.lifecycle import Deal, DealState
 from tasks.errors import TasksError
 from tasks.jobs import JobResult, JobSpec, Resources
 from tasks.verify import verify_embeddings
@@ -103,6 +104,7 @@ class Buyer(Agent):
         self.deals: dict[str, DealRecord] = {}
         self.results: dict[str, JobResult] = {}
         self._calls: dict[str, _Call] = {}
+        self._lifecycles: dict[str, Deal] = {}  # the signed contract's state machine, per deal
 
     def on_start(self, ctx: Context) -> None:
         ctx.wallet.open_account()
@@ -213,7 +215,10 @@ class Buyer(Agent):
             return
         contract = self.draft_contract(record, award.winner, award.price)
         record.contract, record.status = contract, "awarded"
-        ctx.send(award.winner, AwardContract(deal_id=deal_id, contract=contract, buyer_signature=ctx.wallet.sign_typed_data(contract.typed_data())))
+        deal = self._lifecycles[deal_id] = Deal(contract, ctx.ledger)
+        signature = ctx.wallet.sign_typed_data(contract.typed_data())
+        deal.sign(self.address, signature)
+        ctx.send(award.winner, AwardContract(deal_id=deal_id, contract=contract, buyer_signature=signature))
         for loser in call.auction.bids:
             if loser.bidder != award.winner:
                 ctx.send(loser.bidder, RejectProposal(deal_id=deal_id))
@@ -236,12 +241,14 @@ class Buyer(Agent):
         record = self.deals.get(msg.deal_id)
         if record is None or record.status != "awarded" or record.contract is None or sender != record.contract.provider:
             return
+        deal = self._lifecycles[msg.deal_id]
         try:
-            record.contract.verify_signature(msg.provider_signature, sender)
-            receipt = ctx.wallet.open_escrow(record.contract.escrow_terms())
+            deal.sign(sender, msg.provider_signature)  # checks it is the provider's signature
+            deal.fund(ctx.wallet)
         except (EconomyError, ChainError) as exc:
             self._end(record, "failed", f"could not fund the contract: {exc}")
             return
+        receipt = deal.receipts[-1]
         record.receipts.append(receipt)
         record.status = "funded"
         ctx.send(sender, EscrowFunded(deal_id=msg.deal_id, tx_hash=receipt.tx_hash))
@@ -260,6 +267,12 @@ class Buyer(Agent):
         if record is None or record.status != "funded" or record.contract is None or sender != record.contract.provider:
             return
         assert record.job is not None
+        deal = self._lifecycles[msg.deal_id]
+        try:
+            deal.deliver(sender, msg.result.result_hash, cost=record.contract.max_amount)
+        except EconomyError as exc:  # late, or delivered twice
+            record.reason = f"delivery refused: {exc}"
+            return
         items = len(record.job.inputs) if record.job.inputs is not None else ctx.registry.dataset(record.job.dataset_hash).items
         try:
             verify_embeddings(msg.result, items)
@@ -267,7 +280,9 @@ class Buyer(Agent):
             record.reason = f"result rejected: {exc}"  # no payment; refunded at the deadline
             self._rate(ctx, record, verified=False)
             return
-        receipt = ctx.wallet.release(msg.deal_id, record.contract.max_amount)
+        deal.verify(self.address, msg.result.result_hash)
+        deal.settle(ctx.wallet)
+        receipt = deal.receipts[-1]
         record.receipts.append(receipt)
         self.results[msg.deal_id] = msg.result
         record.result_hash, record.result_shape = msg.result.result_hash, msg.result.shape
@@ -284,7 +299,7 @@ class Buyer(Agent):
         record = self.deals.get(msg.deal_id)
         if record is None or record.contract is None or sender != record.contract.provider or record.done:
             return
-        if ctx.ledger.escrow(msg.deal_id).status == "refunded":  # trust the ledger, not the message
+        if self._lifecycles[msg.deal_id].sync() is DealState.REFUNDED:  # trust the ledger, not the message
             self._end(record, "refunded", f"provider failed: {msg.reason}")
             self._rate(ctx, record, verified=False)
         else:
@@ -295,11 +310,15 @@ class Buyer(Agent):
         record = self.deals.get(msg.deal_id)
         if sender != self.address or record is None or record.status != "funded":
             return
+        deal = self._lifecycles[msg.deal_id]
         try:
-            record.receipts.append(ctx.wallet.refund(msg.deal_id))
+            if ctx.ledger.now() < deal.contract.deadline:
+                raise DeadlineNotReached(f"ledger time {ctx.ledger.now()}")
+            deal.timeout(ctx.wallet)
         except DeadlineNotReached:  # the ledger's clock lags ours: look again shortly
             ctx.schedule(1.0, DeadlinePassed(deal_id=msg.deal_id))
             return
+        record.receipts.append(deal.receipts[-1])
         rejected = record.reason.startswith("result rejected")  # already rated when rejected
         self._end(record, "refunded", record.reason or "deadline passed without a delivery")
         if not rejected:

@@ -25,6 +25,7 @@ from agents.registry import ComputeOffer
 from chain import ChainError
 from economy.contract import Contract
 from economy.errors import EconomyError
+from economy.lifecycle import Deal, DealState
 from tasks.errors import TasksError
 
 
@@ -34,6 +35,7 @@ class _Job:
     buyer: str
     price: int
     contract: Contract | None = None
+    deal: Deal | None = None  # the provider's own view of the signed contract
     status: str = "proposed"
 
 
@@ -95,15 +97,18 @@ class ComputeProvider(Agent):
         elif c.job_hash != job.call.job_hash or c.deadline != job.call.deadline:
             problem = "contract terms differ from the call for proposals"
         else:
+            deal = Deal(c, ctx.ledger)
             try:
-                c.verify_signature(msg.buyer_signature, sender)
+                deal.sign(sender, msg.buyer_signature)
             except EconomyError as exc:
                 problem = str(exc)
         if problem:
             ctx.send(sender, DeclineContract(deal_id=msg.deal_id, reason=problem))
             return
-        job.contract, job.status = c, "signed"
-        ctx.send(sender, AcceptContract(deal_id=msg.deal_id, provider_signature=ctx.wallet.sign_typed_data(c.typed_data())))
+        signature = ctx.wallet.sign_typed_data(c.typed_data())
+        deal.sign(self.address, signature)
+        job.contract, job.deal, job.status = c, deal, "signed"
+        ctx.send(sender, AcceptContract(deal_id=msg.deal_id, provider_signature=signature))
 
     @on_message(RejectProposal)
     def rejected(self, ctx: Context, sender: str, msg: RejectProposal) -> None:
@@ -114,20 +119,22 @@ class ComputeProvider(Agent):
     @on_message(EscrowFunded)
     def funded(self, ctx: Context, sender: str, msg: EscrowFunded) -> None:
         job = self.jobs.get(msg.deal_id)
-        if job is None or job.contract is None or sender != job.buyer:
+        if job is None or job.deal is None or sender != job.buyer:
             return
-        escrow = ctx.ledger.escrow(msg.deal_id)  # trust the ledger, not the message
-        terms = job.contract.escrow_terms()
-        agreed = (terms.amount, terms.payees, terms.shares_bps, terms.deadline)
-        if escrow.status != "open" or (escrow.amount, escrow.payees, escrow.shares_bps, escrow.deadline) != agreed:
-            ctx.log.warning("escrow for %s does not match the contract; not starting", msg.deal_id)
+        try:
+            funded = job.deal.sync() is DealState.FUNDED  # trust the ledger, not the message
+        except EconomyError as exc:
+            funded = False
+            ctx.log.warning("not starting %s: %s", msg.deal_id, exc)
+        if not funded:
             return
+        job.deal.start(self.address)
         job.status = "running"
         self.run_job(ctx, job)
 
     def run_job(self, ctx: Context, job: _Job) -> None:
         """Run the job and deliver it, or refund the buyer and say why."""
-        assert job.contract is not None
+        assert job.contract is not None and job.deal is not None
         budget = max(1.0, job.contract.deadline - ctx.now())
         try:
             result = ctx.executor.run(job.call.job, timeout_s=budget)
@@ -135,10 +142,17 @@ class ComputeProvider(Agent):
             job.status = "failed"
             refund = ""
             try:
-                refund = ctx.wallet.refund(job.call.deal_id).tx_hash
-            except ChainError as chain_exc:  # already settled or refunded by the buyer
+                job.deal.fail(ctx.wallet)
+                refund = job.deal.receipts[-1].tx_hash
+            except (ChainError, EconomyError) as chain_exc:  # already settled or refunded by the buyer
                 ctx.log.warning("refund of %s failed: %s", job.call.deal_id, chain_exc)
             ctx.send(job.buyer, ReportFailure(deal_id=job.call.deal_id, reason=str(exc), refund_tx=refund))
+            return
+        try:
+            job.deal.deliver(self.address, result.result_hash, cost=job.contract.max_amount)
+        except EconomyError as exc:  # finished after the deadline: the buyer takes its refund
+            job.status = "late"
+            ctx.log.warning("not delivering %s: %s", job.call.deal_id, exc)
             return
         job.status = "delivered"
         ctx.send(job.buyer, Deliver(deal_id=job.call.deal_id, result=result))
@@ -146,7 +160,7 @@ class ComputeProvider(Agent):
     @on_message(Settled)
     def settled(self, ctx: Context, sender: str, msg: Settled) -> None:
         job = self.jobs.get(msg.deal_id)
-        if job is not None and sender == job.buyer:
+        if job is not None and job.deal is not None and sender == job.buyer and job.deal.sync() is DealState.SETTLED:
             job.status = "paid"
 
     def job_status(self, deal_id: str) -> str:

@@ -5,7 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from chain import AlreadySettled, DeadlineNotReached, Disputed, EscrowTerms, InsufficientFunds, InvalidAmount, InvalidArgument, Ledger, Unauthorized, split
+from chain import (
+    AlreadySettled,
+    DeadlineNotReached,
+    Disputed,
+    EscrowTerms,
+    InsufficientFunds,
+    InvalidAmount,
+    InvalidArgument,
+    Ledger,
+    Unauthorized,
+    split,
+)
 from tests.conftest import TOKEN
 
 ESCROW_ID = "0x" + "d1" * 32
