@@ -6,19 +6,50 @@ clock) and in :class:`RayRuntime` (actors on a cluster).
 
 from __future__ import annotations
 
-from agents.agent import Agent, Context, on_message
-from agents.errors import AgentsError, BadSignature, InvalidOffer, RuntimeFailure, UnknownMessage, UnknownOffer
+from agents.agent import Agent, Context, on_interval, on_message
+from agents.errors import (
+    AgentsError,
+    BadEnvelope,
+    BadSignature,
+    ExpiredMessage,
+    InvalidOffer,
+    KeystoreError,
+    PayloadTooLarge,
+    RateLimited,
+    Rejected,
+    ReplayedMessage,
+    RuntimeFailure,
+    UndeclaredReply,
+    UnknownMessage,
+    UnknownOffer,
+)
 from agents.identity import Identity
+from agents.inbox import Quota
 from agents.messages import Envelope, Message
+from agents.protocol import Protocol
 from agents.registry import ComputeOffer, DatasetOffer, ModelOffer, Registry
 from agents.roles import Buyer, ComputeProvider, DataOwner, DealRecord, JobRequest, ModelOwner
-from agents.runtime import LocalRuntime, Runtime
+from agents.runtime import Link, LocalRuntime, Runtime
+from agents.storage import Storage
 from agents.wallet import Wallet
 
 __all__ = [
     "Agent",
     "AgentsError",
+    "BadEnvelope",
     "BadSignature",
+    "ExpiredMessage",
+    "KeystoreError",
+    "Link",
+    "PayloadTooLarge",
+    "Protocol",
+    "Quota",
+    "RateLimited",
+    "Rejected",
+    "ReplayedMessage",
+    "Storage",
+    "UndeclaredReply",
+    "on_interval",
     "Buyer",
     "ComputeOffer",
     "ComputeProvider",

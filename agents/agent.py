@@ -4,34 +4,60 @@ Agent code never imports Ray and never touches keys: a runtime (in-process or Ra
 agent, builds its :class:`Context` and delivers messages to the handler declared for their type::
 
     class Echo(Agent):
-        @on_message(Ping)
+        @on_message(Ping, replies={Pong})
         def ping(self, ctx: Context, sender: str, msg: Ping) -> None:
             ctx.send(sender, Pong(deal_id=msg.deal_id))
+
+        @on_interval(30.0)
+        def heartbeat(self, ctx: Context) -> None:
+            ctx.registry.heartbeat(ctx.address, ctx.now())
+
+Handlers may also come from shared :class:`~agents.protocol.Protocol` objects listed in the
+class's ``protocols``. The methods an agent declares itself form its own protocol, named after
+the class. ``on_start`` and ``on_stop`` are the startup and shutdown hooks.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, TypeVar
+from typing import Any, ClassVar
 
-from agents.errors import UnknownMessage
+from agents.errors import RuntimeFailure, UnknownMessage
 from agents.identity import Identity
 from agents.messages import Message
+from agents.protocol import Protocol, Route, digest_of, replies_of
 from agents.registry import Registry
+from agents.storage import Storage
 from agents.wallet import Wallet
 from chain.ledger import LedgerReader
 
-M = TypeVar("M", bound=Message)
-Handler = Callable[[Any, "Context", str, Any], None]
+Handler = Callable[..., Any]
 
 
-def on_message(message_type: type[Message]) -> Callable[[Handler], Handler]:
-    """Declare a method as the handler for ``message_type``."""
+def on_message(message_type: type[Message], replies: Iterable[type[Message]] | None = None) -> Callable[[Handler], Handler]:
+    """Declare a method as the handler for ``message_type`` (and, optionally, the only types it
+    may send back to the sender)."""
+    if not (isinstance(message_type, type) and issubclass(message_type, Message)):
+        raise RuntimeFailure(f"on_message needs a Message type, got {message_type!r}")
+    declared = replies_of(replies)
 
     def mark(fn: Handler) -> Handler:
-        fn._agora_handles = message_type  # type: ignore[attr-defined]
+        fn._agora_handles = (message_type, declared)  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def on_interval(period: float) -> Callable[[Handler], Handler]:
+    """Declare a method ``fn(self, ctx)`` to run every ``period`` seconds of the runtime clock."""
+    if not period > 0:
+        raise RuntimeFailure(f"an interval must be positive, got {period!r}")
+
+    def mark(fn: Handler) -> Handler:
+        fn._agora_interval = float(period)  # type: ignore[attr-defined]
         return fn
 
     return mark
@@ -52,28 +78,54 @@ class Context:
     store: Any = None  # tasks.ContentStore where the runtime has one
     executor: Any = None  # tasks.Executor for providers
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("agora.agent"))
+    storage: Storage = field(default_factory=Storage)
 
     @property
     def ledger(self) -> LedgerReader:
         """Read-only: balances, escrows, ledger time. Pay and lock through ``wallet``."""
         return self.wallet.ledger
 
+    @property
+    def logger(self) -> logging.Logger:
+        return self.log
+
+    def broadcast(self, message: Message, to: Iterable[str] | None = None, capability: str | None = None) -> int:
+        """Send ``message`` to every address in ``to``, or to every agent whose live service
+        offers ``capability``; returns how many were sent (never to oneself)."""
+        if to is None:
+            if capability is None:
+                raise RuntimeFailure("broadcast needs addresses (to=) or a capability")
+            to = [s.address for s in self.registry.search(capability, now=self.now())]
+        sent = 0
+        for target in dict.fromkeys(to):
+            if target != self.address:
+                self.send(target, message)
+                sent += 1
+        return sent
+
 
 class Agent:
-    """Base class: subclasses declare handlers with :func:`on_message` and may override
-    :meth:`on_start`. Public attributes are the agent's observable state."""
+    """Base class: subclasses declare handlers with :func:`on_message` (or list shared
+    ``protocols``) and may override :meth:`on_start` and :meth:`on_stop`. Public attributes are
+    the agent's observable state."""
 
     role: ClassVar[str] = "agent"
-    _handlers: ClassVar[dict[type[Message], str]] = {}
+    protocols: ClassVar[tuple[Protocol, ...]] = ()
+    _handlers: ClassVar[dict[type[Message], tuple[str, frozenset[type[Message]] | None]]] = {}
+    _intervals: ClassVar[dict[str, float]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        handlers: dict[type[Message], str] = {}
+        handlers: dict[type[Message], tuple[str, frozenset[type[Message]] | None]] = {}
+        intervals: dict[str, float] = {}
         for klass in reversed(cls.__mro__):
             for name, value in vars(klass).items():
                 if hasattr(value, "_agora_handles"):
-                    handlers[value._agora_handles] = name
-        cls._handlers = handlers
+                    message_type, replies = value._agora_handles
+                    handlers[message_type] = (name, replies)
+                if hasattr(value, "_agora_interval"):
+                    intervals[name] = value._agora_interval
+        cls._handlers, cls._intervals = handlers, intervals
 
     def __init__(self, name: str, identity: Identity) -> None:
         self.name = name
@@ -83,17 +135,46 @@ class Agent:
     def address(self) -> str:
         return self.identity.address
 
+    def routes(self) -> dict[type[Message], Route]:
+        """Every message type this agent handles and how: its own methods, then its protocols
+        (a type handled twice is an error: which handler would run must never be a guess)."""
+        routes = {t: Route(getattr(self, name), replies) for t, (name, replies) in self._handlers.items()}
+        for protocol in self.protocols:
+            for t, route in protocol.routes.items():
+                if t in routes:
+                    raise RuntimeFailure(f"{type(self).__name__} handles {t.__name__} twice (protocol {protocol.name})")
+                routes[t] = route
+        return routes
+
+    def intervals(self) -> list[tuple[float, Callable[[Context], Any]]]:
+        found = [(period, getattr(self, name)) for name, period in self._intervals.items()]
+        return found + [iv for p in self.protocols for iv in p.intervals]
+
     @classmethod
     def message_types(cls) -> dict[str, type[Message]]:
         """Schema digest -> message type, for every message this agent handles."""
-        return {t.schema_digest(): t for t in cls._handlers}
+        types = {t.schema_digest(): t for t in cls._handlers}
+        for protocol in cls.protocols:
+            types.update(protocol.message_types())
+        return types
+
+    @classmethod
+    def protocol_digests(cls) -> dict[str, str]:
+        """Protocol name -> digest: the agent's own handlers (named after its class) and each
+        included protocol. Published with its services so peers can check compatibility."""
+        digests = {p.name: p.digest for p in cls.protocols}
+        if cls._handlers:
+            digests[cls.__name__] = digest_of(cls.__name__, "1", {t: r for t, (_, r) in cls._handlers.items()})
+        return digests
 
     def on_start(self, ctx: Context) -> None:
         """Called once when the runtime starts the agent (register offers, open accounts)."""
 
-    def handle(self, ctx: Context, sender: str, message: Message) -> None:
-        try:
-            name = self._handlers[type(message)]
-        except KeyError:
-            raise UnknownMessage(f"{self.name} has no handler for {type(message).__name__}") from None
-        getattr(self, name)(ctx, sender, message)
+    def on_stop(self, ctx: Context) -> None:
+        """Called once when the runtime stops the agent (withdraw services, flush state)."""
+
+    def handle(self, ctx: Context, sender: str, message: Message) -> Any:
+        route = self.routes().get(type(message))
+        if route is None:
+            raise UnknownMessage(f"{self.name} has no handler for {type(message).__name__}")
+        return route.handler(ctx, sender, message)

@@ -1,11 +1,19 @@
 """Errors of the agents package.
 
     AgentsError
-     ├── InvalidOffer (ValueError)       an offer with a bad price, hash or resource
-     ├── UnknownOffer (KeyError)         no model, dataset or provider under that key
-     ├── BadSignature (PermissionError)  an envelope whose signature does not match its sender
-     ├── UnknownMessage (ValueError)     a schema digest no handler knows
-     └── RuntimeFailure                  the runtime could not deliver or host an agent
+     ├── InvalidOffer (ValueError)          an offer with a bad price, hash or resource
+     ├── UnknownOffer (KeyError)            no model, dataset, provider or service under that key
+     ├── Rejected                           an envelope the receiver refused (logged; the agent runs on)
+     │    ├── BadSignature (PermissionError)   not signed by the sender it names
+     │    ├── BadEnvelope (ValueError)         a header field of the wrong type
+     │    ├── UnknownMessage (ValueError)      a schema digest no handler knows
+     │    ├── ReplayedMessage (PermissionError) a nonce this receiver has already seen from that sender
+     │    ├── ExpiredMessage (TimeoutError)    delivered after its expiry
+     │    ├── PayloadTooLarge (ValueError)     a payload over the receiver's cap
+     │    └── RateLimited (PermissionError)    a sender over its rate quota
+     ├── UndeclaredReply (TypeError)        a handler replied with a type its protocol did not declare
+     ├── KeystoreError (ValueError)         a keystore file or seed phrase that cannot give a key
+     └── RuntimeFailure                     the runtime could not deliver or host an agent
 """
 
 from __future__ import annotations
@@ -26,12 +34,44 @@ class UnknownOffer(AgentsError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class BadSignature(AgentsError, PermissionError):
+class Rejected(AgentsError):
+    """Base of every reason a receiver refuses an envelope before any handler sees it."""
+
+
+class BadSignature(Rejected, PermissionError):
     """An envelope was not signed by the sender it names."""
 
 
-class UnknownMessage(AgentsError, ValueError):
+class BadEnvelope(Rejected, ValueError):
+    """An envelope header field has the wrong type (it came from another process)."""
+
+
+class UnknownMessage(Rejected, ValueError):
     """A message type (schema digest) that the receiving agent does not speak."""
+
+
+class ReplayedMessage(Rejected, PermissionError):
+    """A nonce the receiver has already accepted from that sender (or one too old to tell)."""
+
+
+class ExpiredMessage(Rejected, TimeoutError):
+    """An envelope delivered after its expiry time."""
+
+
+class PayloadTooLarge(Rejected, ValueError):
+    """A payload larger than the receiver accepts."""
+
+
+class RateLimited(Rejected, PermissionError):
+    """A sender that exceeded the receiver's per-sender rate quota."""
+
+
+class UndeclaredReply(AgentsError, TypeError):
+    """A handler sent its sender a message type its protocol does not declare as a reply."""
+
+
+class KeystoreError(AgentsError, ValueError):
+    """A keystore that cannot be decrypted, or a seed phrase that is not valid."""
 
 
 class RuntimeFailure(AgentsError, RuntimeError):

@@ -1,26 +1,42 @@
 """AgentHost: what every runtime does for one agent, written once.
 
-It builds the agent's :class:`~agents.agent.Context`, seals outgoing messages in signed
-envelopes, opens and verifies incoming ones, and dispatches them to the handlers. A handler
-that raises is logged and recorded; the agent keeps running. Runtimes differ only in how an
-envelope travels (``transport``), how a timer fires (``timer``) and what clock they keep.
+It builds the agent's :class:`~agents.agent.Context`, seals outgoing messages in envelopes
+(signed, with a nonce and an expiry, when the runtime's policy says so), passes incoming ones
+through the agent's :class:`~agents.inbox.Inbox` (signature, replay, expiry, size, quota,
+schema), and dispatches them to the handlers, enforcing declared replies and driving ``async``
+handlers. A refused envelope or a handler that raises is logged and recorded; the agent keeps
+running. Runtimes differ only in how an envelope travels (``transport``), how a timer fires
+(``timer``) and what clock they keep.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import itertools
 import logging
 import random
-from typing import Any, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from agents.agent import Agent, Context
-from agents.messages import Envelope, Message
+from agents.errors import Rejected, UndeclaredReply, UnknownMessage
+from agents.inbox import Inbox, Quota
+from agents.messages import _DIGESTS, Envelope, Message
+from agents.protocol import Route
 from agents.registry import Registry
+from agents.storage import Storage
 from agents.wallet import Wallet
 from chain import Ledger
 
 Transport = Callable[[Envelope], None]
 Timer = Callable[[float, Envelope], None]
+
+
+class IntervalTick(Message):
+    """A host's timer to itself for the agent's ``index``-th interval handler (internal)."""
+
+    index: int
 
 
 class AgentHost:
@@ -37,13 +53,25 @@ class AgentHost:
         executor: Any = None,
         seed: int | str = 0,
         sign: bool = True,
+        ttl: float | None = 300.0,
+        quota: Quota | None = None,
+        storage: Storage | None = None,
     ) -> None:
         self.agent = agent
+        self._address = agent.address
         self.sign = sign
+        self.ttl = ttl
         self._transport = transport
         self._timer = timer
+        self._clock = clock
         self._nonce = itertools.count()
-        self._types = agent.message_types()
+        self._routes: dict[type[Message], Route] = agent.routes()
+        self._intervals = agent.intervals()
+        types = {t.schema_digest(): t for t in self._routes}
+        types[IntervalTick.schema_digest()] = IntervalTick
+        self.inbox = Inbox(agent.address, types, quota or getattr(agent, "quota", None) or Quota(), verify=sign)
+        self._replying: tuple[str, frozenset[type[Message]] | None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.errors: list[str] = []
         self.log = logging.getLogger(f"agora.agent.{agent.name}")
         self.ctx = Context(
@@ -58,35 +86,116 @@ class AgentHost:
             store=store,
             executor=executor,
             log=self.log,
+            storage=storage or Storage(),
         )
 
-    def _seal(self, target: str, message: Message) -> Envelope:
-        return Envelope.seal(self.agent.identity, target, message, next(self._nonce), sign=self.sign)
+    # -- out ------------------------------------------------------------------------------
+    def _seal(self, target: str, message: Message, expires: float | None) -> Envelope:
+        return Envelope.seal(self.agent.identity, target, message, next(self._nonce), expires=expires, sign=self.sign)
 
     def _send(self, target: str, message: Message) -> None:
-        self._transport(self._seal(target, message))
+        replying = self._replying
+        if replying is not None and replying[1] is not None and target == replying[0] and type(message) not in replying[1]:
+            allowed = ", ".join(sorted(t.__name__ for t in replying[1])) or "nothing"
+            raise UndeclaredReply(f"{self.agent.name} may reply {allowed}, not {type(message).__name__}")
+        ttl = self.ttl
+        expires = None if ttl is None else self._clock() + ttl
+        if self.sign:
+            self._transport(self._seal(target, message, expires))
+            return
+        # the unsigned fast path of a trusted single-process simulation: the same envelope, built inline
+        kind = type(message)
+        self._transport(
+            Envelope(
+                self._address,
+                target,
+                _DIGESTS.get(kind) or kind.schema_digest(),
+                message.__pydantic_serializer__.to_json(message).decode(),
+                next(self._nonce),
+                message.deal_id,
+                expires,
+                "",
+                message,
+            )
+        )
 
     def _schedule(self, delay: float, message: Message) -> None:
-        self._timer(max(0.0, delay), self._seal(self.agent.address, message))
+        self._timer(max(0.0, delay), self._seal(self.agent.address, message, None))
 
+    # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
-        """Run on_start. Unlike a handler, a failed start raises: an agent that could not
-        publish its offers or open its account must not run half set up."""
+        """Run on_start, then arm the interval handlers. Unlike a handler, a failed start
+        raises: an agent that could not publish its offers or open its account must not run
+        half set up."""
         self.agent.on_start(self.ctx)
+        for index, (period, _) in enumerate(self._intervals):
+            self._schedule(period, IntervalTick(index=index))
 
-    def deliver(self, envelope: Envelope) -> None:
-        def run() -> None:
-            message = envelope.open(self._types, verify=self.sign)
-            self.agent.handle(self.ctx, envelope.sender, message)
+    def stop(self) -> None:
+        self._guard("on_stop", lambda: self.agent.on_stop(self.ctx))
+        if self._loop is not None:
+            self._loop.close()
+            self._loop = None
 
-        self._guard(f"message from {envelope.sender}", run)
+    # -- in -------------------------------------------------------------------------------
+    def deliver(self, envelope: Envelope, now: float | None = None, remote: bool = False) -> None:
+        """Admit ``envelope`` through the inbox and run its handler (``now``: the runtime's
+        time, when the caller already has it; ``remote``: it came from another process, so
+        its header is validated too)."""
+        try:
+            if remote:
+                envelope.check()
+            message = self.inbox.admit(envelope, self._clock() if now is None else now)
+        except Rejected as exc:
+            name = type(exc).__name__
+            self.inbox.rejected[name] += 1
+            self.errors.append(f"rejected {name}: {exc}")
+            self.log.warning("%s refused an envelope from %s: %s: %s", self.agent.name, envelope.sender, name, exc)
+            return
+        if type(message) is IntervalTick:
+            self._tick(message.index)
+            return
+        route = self._routes.get(type(message))
+        if route is None:  # only a type listed in the inbox gets here; kept for a clear error
+            raise UnknownMessage(f"{self.agent.name} has no handler for {type(message).__name__}")
+        replies = route.replies
+        if replies is not None:
+            self._replying = (envelope.sender, replies)
+        try:
+            result = route.handler(self.ctx, envelope.sender, message)
+            if result is not None and inspect.iscoroutine(result):
+                self._drive(result)
+        except Exception as exc:  # noqa: BLE001 - one bad message must not stop the agent
+            self._failed(f"message from {envelope.sender}", exc)
+        finally:
+            if replies is not None:
+                self._replying = None
 
-    def _guard(self, what: str, fn: Callable[[], None]) -> None:
+    def _tick(self, index: int) -> None:
+        period, fn = self._intervals[index]
+        self._schedule(period, IntervalTick(index=index))  # re-arm first: a failing tick still ticks
+        self._guard(f"interval {getattr(fn, '__name__', index)}", lambda: self._maybe_drive(fn(self.ctx)))
+
+    def _maybe_drive(self, result: Any) -> None:
+        if inspect.iscoroutine(result):
+            self._drive(result)
+
+    def _drive(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run an async handler to completion on this host's own loop (a sharded host runs
+        many at once on its actor's loop instead)."""
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        self._loop.run_until_complete(coro)
+
+    def _guard(self, what: str, fn: Callable[[], Any]) -> None:
         try:
             fn()
         except Exception as exc:  # noqa: BLE001 - one bad message must not stop the agent
-            self.errors.append(f"{what}: {type(exc).__name__}: {exc}")
-            self.log.warning("%s failed handling %s: %s", self.agent.name, what, exc, exc_info=True)
+            self._failed(what, exc)
+
+    def _failed(self, what: str, exc: Exception) -> None:
+        self.errors.append(f"{what}: {type(exc).__name__}: {exc}")
+        self.log.warning("%s failed handling %s: %s", self.agent.name, what, exc, exc_info=True)
 
     def query(self, method: str, *args: Any) -> Any:
         """Call a public method of the agent (state for drivers, tests and reports)."""

@@ -86,7 +86,10 @@ class _RayHost:
         self.host.start()
 
     def deliver(self, envelope: Envelope) -> None:
-        self.host.deliver(envelope)
+        self.host.deliver(envelope, remote=True)
+
+    def stop(self) -> None:
+        self.host.stop()
 
     def query(self, method: str, *args: Any) -> Any:
         return self.host.query(method, *args)
@@ -160,6 +163,10 @@ class RayRuntime(Runtime):
     def shutdown(self) -> None:
         import ray
 
+        try:  # on_stop hooks first, then the actors go
+            ray.get([a.stop.remote() for a in self._actors.values()], timeout=30)
+        except Exception:  # noqa: BLE001 - a dead actor must not keep the others running
+            pass
         for actor in [*self._actors.values(), self._ledger_actor, self._registry_actor]:
             ray.kill(actor)
         self._actors.clear()

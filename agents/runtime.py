@@ -1,21 +1,33 @@
 """Runtimes host agents. The interface is small and the agent code is the same in each:
 
-- :class:`LocalRuntime`: one process, a virtual clock, deterministic delivery order. Fast, for
-  tests and simulations; time jumps to the next event, and the ledger's clock follows it.
-- :class:`agents.ray_runtime.RayRuntime`: each agent in a Ray actor, wall clock, for clusters.
+- :class:`LocalRuntime`: one process, a discrete-event queue on a virtual clock, deterministic
+  delivery order, seeded. Fast, for tests and simulations; time jumps to the next event and the
+  ledger's clock follows it. Links may have latency, jitter and loss (as ABIDES models them),
+  drawn from the run's seed; the runtime keeps a running hash of every delivered envelope, so
+  two runs with one seed can be compared by one string.
+- :class:`agents.ray_runtime.RayRuntime`: agents in Ray actors, wall clock, for clusters.
+
+Signing is the runtime's policy: a single-process simulation of trusted agents may turn it off
+(secp256k1 in Python signs a few thousand messages a second); across processes it is always on.
 """
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import itertools
+import random
 import time
 from abc import ABC, abstractmethod
+from collections import deque
 from typing import Any, Callable
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from agents.agent import Agent
 from agents.errors import RuntimeFailure
 from agents.host import AgentHost
+from agents.inbox import Quota
 from agents.messages import Envelope
 from agents.registry import Registry
 from chain import Ledger
@@ -46,7 +58,17 @@ class Runtime(ABC):
         """Handler failures per agent name: they are logged, never fatal."""
 
     def shutdown(self) -> None:
-        """Release what the runtime holds."""
+        """Stop the agents (their on_stop hooks run) and release what the runtime holds."""
+
+
+class Link(BaseModel):
+    """How envelopes travel between two agents: a delay (plus uniform jitter), and a loss rate."""
+
+    model_config = ConfigDict(frozen=True)
+
+    latency: float = Field(default=0.0, ge=0)
+    jitter: float = Field(default=0.0, ge=0)
+    loss: float = Field(default=0.0, ge=0, le=1)
 
 
 class LocalRuntime(Runtime):
@@ -62,6 +84,9 @@ class LocalRuntime(Runtime):
         seed: int | str = 0,
         sign: bool = True,
         latency: float = 0.0,
+        link: Link | None = None,
+        ttl: float | None = 300.0,
+        quota: Quota | None = None,
     ) -> None:
         self.ledger = ledger
         self.registry = registry or Registry()
@@ -71,11 +96,22 @@ class LocalRuntime(Runtime):
         self.executor = executor or LocalExecutor(self.store.root)
         self.seed = seed
         self.sign = sign
-        self.latency = latency
+        self.link = link or Link(latency=latency)
+        self.links: dict[tuple[str, str], Link] = {}  # per (sender, target) overrides
+        self._noisy = bool(self.link.jitter or self.link.loss)
+        self._latency = self.link.latency
+        self.ttl = ttl
+        self.quota = quota
         self.clock = float(ledger.now())
         self._hosts: dict[str, AgentHost] = {}
-        self._queue: list[tuple[float, int, Envelope]] = []
+        self._queue: list[tuple[float, int, Envelope]] = []  # timers and jittered links
+        self._fifo: deque[tuple[float, int, Envelope]] = deque()  # constant-delay links, already in order
         self._seq = itertools.count()
+        self._rng = random.Random(f"{seed}:links")
+        self._log = hashlib.blake2b(digest_size=16)
+        self._pending: list[str] = []  # delivered envelopes not yet hashed (hashed in batches)
+        self.delivered = 0
+        self.lost = 0
 
     def now(self) -> float:
         return self.clock
@@ -87,18 +123,55 @@ class LocalRuntime(Runtime):
             agent,
             self.ledger,
             self.registry,
-            transport=lambda env: self._push(self.clock + self.latency, env),
+            transport=self._travel,
             timer=lambda delay, env: self._push(self.clock + delay, env),
             clock=self.now,
             store=self.store,
             executor=self.executor,
             seed=self.seed,
             sign=self.sign,
+            ttl=self.ttl,
+            quota=self.quota,
         )
         return agent.address
 
+    def set_link(self, sender: str, target: str, link: Link) -> None:
+        """Give one direction between two agents its own latency and loss."""
+        self.links[(sender, target)] = link
+
+    def _travel(self, envelope: Envelope) -> None:
+        if not self.links and not self._noisy:
+            # a constant delay on a monotonic clock arrives in send order: a FIFO, no heap needed
+            self._fifo.append((self.clock + self._latency, next(self._seq), envelope))
+            return
+        link = self.links.get((envelope.sender, envelope.target), self.link)
+        delay = link.latency
+        if link is not self.link or self._noisy:
+            rng = self._rng
+            if link.loss and rng.random() < link.loss:
+                self.lost += 1
+                return
+            delay += rng.uniform(0.0, link.jitter) if link.jitter else 0.0
+            heapq.heappush(self._queue, (self.clock + delay, next(self._seq), envelope))
+            return
+        # a constant delay on a monotonic clock arrives in send order: a FIFO, no heap needed
+        self._fifo.append((self.clock + delay, next(self._seq), envelope))
+
     def _push(self, at: float, envelope: Envelope) -> None:
         heapq.heappush(self._queue, (at, next(self._seq), envelope))
+
+    def log_hash(self) -> str:
+        """A hash of every envelope delivered so far, in order (time, sender, target, schema,
+        nonce, payload): one seed, one hash."""
+        self._flush_log()
+        return self._log.hexdigest()
+
+    def _flush_log(self) -> None:
+        pending = self._pending
+        if pending:
+            self.delivered += len(pending)
+            self._log.update(("\n".join(pending) + "\n").encode())
+            pending.clear()
 
     def start(self) -> None:
         for host in self._hosts.values():
@@ -107,20 +180,34 @@ class LocalRuntime(Runtime):
     def run(self, until: Callable[[], bool] | None = None, timeout: float | None = None) -> bool:
         """Process events in order; ``timeout`` is in virtual seconds from now."""
         limit = None if timeout is None else self.clock + timeout
-        while self._queue:
-            if until is not None and until():
-                return True
-            at, _, envelope = self._queue[0]
-            if limit is not None and at > limit:
-                break
-            heapq.heappop(self._queue)
-            self.clock = max(self.clock, at)
-            self.ledger.sync_time(int(self.clock))  # the ledger follows the virtual clock
-            host = self._hosts.get(envelope.target)
-            if host is None:
-                raise RuntimeFailure(f"message for unknown agent {envelope.target}")
-            host.deliver(envelope)
-        return until() if until is not None else not self._queue
+        queue, fifo, hosts, pending = self._queue, self._fifo, self._hosts, self._pending
+        log, pop, popleft = pending.append, heapq.heappop, fifo.popleft
+        synced = int(self.clock)
+        self.ledger.sync_time(synced)
+        try:
+            while queue or fifo:
+                if until is not None and until():
+                    return True
+                from_fifo = bool(fifo) and (not queue or fifo[0] < queue[0])
+                at = fifo[0][0] if from_fifo else queue[0][0]
+                if limit is not None and at > limit:
+                    break
+                _, _, envelope = popleft() if from_fifo else pop(queue)
+                if at > self.clock:
+                    self.clock = at
+                    if int(at) != synced:  # the ledger follows the virtual clock
+                        synced = int(at)
+                        self.ledger.sync_time(synced)
+                host = hosts.get(envelope.target)
+                if host is None:
+                    raise RuntimeFailure(f"message for unknown agent {envelope.target}")
+                log(f"{at!r}|{envelope.sender}|{envelope.target}|{envelope.schema_digest}|{envelope.nonce}|{envelope.payload}")
+                if len(pending) >= 4096:
+                    self._flush_log()
+                host.deliver(envelope, self.clock)
+        finally:
+            self._flush_log()
+        return until() if until is not None else not (queue or fifo)
 
     def query(self, address: str, method: str, *args: Any) -> Any:
         return self._hosts[address].query(method, *args)
@@ -130,6 +217,14 @@ class LocalRuntime(Runtime):
 
     def errors(self) -> dict[str, list[str]]:
         return {h.agent.name: list(h.errors) for h in self._hosts.values() if h.errors}
+
+    def rejections(self) -> dict[str, dict[str, int]]:
+        """Envelopes each agent refused, by reason (BadSignature, ReplayedMessage, ...)."""
+        return {h.agent.name: dict(h.inbox.rejected) for h in self._hosts.values() if h.inbox.rejected}
+
+    def shutdown(self) -> None:
+        for host in self._hosts.values():
+            host.stop()
 
 
 def wait_until(until: Callable[[], bool], timeout: float | None, poll: float = 0.05) -> bool:

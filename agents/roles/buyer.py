@@ -13,9 +13,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.agent import Agent, Context, on_message
-from agents.errors import UnknownOffer
-from agents.identity import Identity
-from agents.protocol import (
+from agents.deal_protocol import (
     AcceptContract,
     AwardContract,
     CallForProposals,
@@ -30,6 +28,8 @@ from agents.protocol import (
     ReportFailure,
     Settled,
 )
+from agents.errors import UnknownOffer
+from agents.identity import Identity
 from chain import ChainError, DeadlineNotReached, Receipt
 from economy.auction import Bid, ReverseAuction
 from economy.contract import Contract, Payee, deal_id_for

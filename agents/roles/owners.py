@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 from agents.agent import Agent, Context, on_message
+from agents.deal_protocol import Settled
 from agents.identity import Identity
-from agents.protocol import Settled
 from agents.registry import DatasetOffer, ModelOffer
 
 

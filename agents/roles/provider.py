@@ -7,8 +7,7 @@ import math
 from dataclasses import dataclass
 
 from agents.agent import Agent, Context, on_message
-from agents.identity import Identity
-from agents.protocol import (
+from agents.deal_protocol import (
     AcceptContract,
     AwardContract,
     CallForProposals,
@@ -21,6 +20,7 @@ from agents.protocol import (
     ReportFailure,
     Settled,
 )
+from agents.identity import Identity
 from agents.registry import ComputeOffer
 from chain import ChainError
 from economy.contract import Contract

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from agents import Buyer, ComputeProvider, Identity
-from agents.protocol import Deliver
+from agents.deal_protocol import Deliver
 from economy import Contract
 from simulations.demo import TradeConfig, demo_texts, make_agents, run_trade
 from tasks import JobResult

@@ -50,14 +50,14 @@ def test_envelope_round_trip_and_rejections() -> None:
     msg = env.open(types)
     assert msg == Ping(deal_id="d1", text="hi")
 
-    tampered = env.model_copy(update={"payload": Ping(deal_id="d1", text="pay me").model_dump_json()})
+    tampered = env.replace(payload=Ping(deal_id="d1", text="pay me").model_dump_json())
     with pytest.raises(BadSignature):
         tampered.open(types)
-    impostor = Envelope.seal(mallory, bob.address, Ping(text="hi"), nonce=1).model_copy(update={"sender": alice.address})
+    impostor = Envelope.seal(mallory, bob.address, Ping(text="hi"), nonce=1).replace(sender=alice.address)
     with pytest.raises(BadSignature, match="signed by"):
         impostor.open(types)
     with pytest.raises(BadSignature):
-        env.model_copy(update={"signature": "0xdead"}).open(types)
+        env.replace(signature="0xdead").open(types)
     with pytest.raises(UnknownMessage):
         Envelope.seal(alice, bob.address, Pong(text="x"), nonce=2).open(types)
     unsigned = Envelope.seal(alice, bob.address, Ping(text="x"), nonce=3, sign=False)

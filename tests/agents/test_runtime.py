@@ -76,7 +76,7 @@ def test_forged_envelope_is_refused_and_logged() -> None:
     rt.add(a)
     rt.add(b)
     mallory = Identity.from_seed(0, "mallory")
-    forged = Envelope.seal(mallory, b.address, Ping(n=7), nonce=0).model_copy(update={"sender": a.address})
+    forged = Envelope.seal(mallory, b.address, Ping(n=7), nonce=0).replace(sender=a.address)
     rt._push(rt.now(), forged)
     rt.run()
     assert 7 not in b.seen

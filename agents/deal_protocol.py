@@ -1,0 +1,82 @@
+"""The inference-deal protocol: the messages a buyer and providers exchange for one job.
+
+    buyer                              provider
+      CallForProposals  ─────────────▶
+                        ◀─────────────  Propose | Refuse
+      AwardContract (buyer-signed) ──▶              (RejectProposal to the others)
+                        ◀─────────────  AcceptContract (countersigned) | DeclineContract
+      [buyer locks the price in escrow]
+      EscrowFunded      ─────────────▶
+                                        [runs the job on its executor]
+                        ◀─────────────  Deliver (result + hash) | ReportFailure (refunded)
+      [buyer verifies, releases the split]
+      Settled           ─────────────▶  (also to the model and data owners)
+
+Timers a buyer sets on itself: ProposalsDue (stop waiting for bids), DeadlinePassed (refund).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from agents.messages import Message
+from economy.contract import Contract
+from tasks.jobs import JobResult, JobSpec
+
+
+class CallForProposals(Message):
+    job: JobSpec
+    job_hash: str
+    compute_budget: int  # the most the buyer will pay for compute, after posted model/data fees
+    deadline: int  # ledger time by which the result must be delivered
+
+
+class Propose(Message):
+    price: int = Field(ge=0)
+
+
+class Refuse(Message):
+    reason: str
+
+
+class AwardContract(Message):
+    contract: Contract
+    buyer_signature: str
+
+
+class RejectProposal(Message):
+    reason: str = "another bid won"
+
+
+class AcceptContract(Message):
+    provider_signature: str
+
+
+class DeclineContract(Message):
+    reason: str
+
+
+class EscrowFunded(Message):
+    tx_hash: str
+
+
+class Deliver(Message):
+    result: JobResult
+
+
+class ReportFailure(Message):
+    reason: str
+    refund_tx: str = ""
+
+
+class Settled(Message):
+    paid: int
+    tx_hash: str
+
+
+class ProposalsDue(Message):
+    """Timer: the buyer stops waiting for proposals."""
+
+
+class DeadlinePassed(Message):
+    """Timer: the contract deadline is here; refund if nothing was delivered."""

@@ -1,0 +1,89 @@
+"""The receiver's gate: every envelope passes it before any handler sees the message.
+
+Checks, cheapest and most telling first: the payload is under the cap; the envelope has not
+expired; the signature is the named sender's (when the runtime signs); the nonce is new from that
+sender; the sender is within its rate quota; the schema is one this agent speaks. Each failure is
+its own typed error (see agents.errors); the host logs and counts it and the agent runs on.
+
+Replays are caught with a sliding window per sender, as IPsec does: nonces above the highest
+seen are new; those within ``window`` below it are checked against the set seen; older ones are
+refused. Memory per sender is bounded by the window, however long the run. Rate quotas are token
+buckets per sender on the runtime's clock (virtual in a simulation, wall time on Ray), like the
+per-sender quotas of Fetch.ai's uAgents; an agent's timers to itself are exempt.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agents.errors import ExpiredMessage, PayloadTooLarge, RateLimited, ReplayedMessage, UnknownMessage
+from agents.messages import Envelope, Message
+
+
+class Quota(BaseModel):
+    """What one agent accepts from each sender."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rate: float | None = Field(default=None, gt=0, description="messages per second per sender; None: unlimited")
+    burst: int = Field(default=50, ge=1, description="messages a sender may send at once before the rate applies")
+    max_payload: int = Field(default=4 * 1024 * 1024, ge=1, description="bytes of JSON payload")
+    window: int = Field(default=4096, ge=16, description="nonces remembered per sender for replay checks")
+
+
+class Inbox:
+    def __init__(self, owner: str, types: dict[str, type[Message]], quota: Quota, verify: bool) -> None:
+        self.owner = owner
+        self.types = types
+        self.quota = quota
+        self.verify = verify
+        self._max_payload, self._window, self._rate = quota.max_payload, quota.window, quota.rate
+        self.rejected: Counter[str] = Counter()
+        self._high: dict[str, int] = {}
+        self._recent: dict[str, set[int]] = {}
+        self._buckets: dict[str, list[float]] = {}  # sender -> [tokens, last refill time]
+
+    def admit(self, env: Envelope, now: float) -> Message:
+        """The message inside ``env``, or the typed error saying why it is refused."""
+        if len(env.payload) > self._max_payload:
+            raise PayloadTooLarge(f"{len(env.payload)} bytes from {env.sender} exceed the cap of {self._max_payload}")
+        if env.expires is not None and now > env.expires:
+            raise ExpiredMessage(f"envelope {env.nonce} from {env.sender} expired at {env.expires}, now {now}")
+        if self.verify:
+            env.verify()
+        sender, nonce = env.sender, env.nonce
+        cls = self.types.get(env.schema_digest)
+        if cls is None:
+            raise UnknownMessage(f"no handler for schema {env.schema_digest[:12]}… from {sender}")
+        high = self._high.get(sender, -1)
+        if nonce <= high and (nonce <= high - self._window or nonce in self._recent[sender]):
+            raise ReplayedMessage(f"nonce {nonce} from {sender} was already seen (highest {high})")
+        if self._rate is not None and sender != self.owner:
+            self._spend(sender, now, self.quota)  # after the replay check: replays cannot drain a quota
+        message = env._message
+        if type(message) is not cls:  # parsed here unless it was sealed in this process
+            message = cls.model_validate_json(env.payload)
+        # remember only what was accepted: a refused nonce may come again
+        recent = self._recent.get(sender)
+        if recent is None:
+            recent = self._recent[sender] = set()
+        recent.add(nonce)
+        if nonce > high:
+            self._high[sender] = nonce
+            if len(recent) > 2 * self._window:  # forget what fell out of the window
+                floor = nonce - self._window
+                self._recent[sender] = {n for n in recent if n > floor}
+        return message
+
+    def _spend(self, sender: str, now: float, quota: Quota) -> None:
+        bucket = self._buckets.get(sender)
+        if bucket is None:
+            bucket = self._buckets[sender] = [float(quota.burst), now]
+        tokens = min(float(quota.burst), bucket[0] + (now - bucket[1]) * quota.rate)  # type: ignore[operator]
+        bucket[1] = now
+        if tokens < 1.0:
+            bucket[0] = tokens
+            raise RateLimited(f"{sender} is over its quota of {quota.rate} messages/s (burst {quota.burst})")
+        bucket[0] = tokens - 1.0
