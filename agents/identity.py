@@ -1,17 +1,25 @@
 """An agent's identity: one secp256k1 key and its Ethereum address.
 
-Only this object touches the key. Everything else (messages, registry, ledger, logs) sees the
-address. ``repr`` and pickling never show the key in text; in simulation keys derive from the
-run seed, so a seed replays the same addresses.
+Only this object touches the key. Everything else (messages, registry, ledger, logs, storage
+snapshots) sees the address. ``repr`` never shows the key; in simulation keys derive from the run
+seed, so a seed replays the same addresses. For deployment a key comes from an encrypted keystore
+file (the Ethereum keystore v3 format eth-account writes, scrypt or pbkdf2) or from a BIP-39 seed
+phrase with BIP-44 derivation (m/44'/60'/0'/0/index), one phrase for a whole population.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_defunct, encode_typed_data
 from eth_utils import keccak
+
+from agents.errors import KeystoreError
+
+Account.enable_unaudited_hdwallet_features()  # BIP-39/44 derivation (eth-account's own, pure Python)
 
 
 class Identity:
@@ -31,6 +39,35 @@ class Identity:
     def from_seed(cls, seed: int | str, name: str) -> Identity:
         """A key derived from a run seed and the agent's name: same seed, same address."""
         return cls(keccak(text=f"agora-identity:{seed}:{name}"))
+
+    @classmethod
+    def from_mnemonic(cls, phrase: str, index: int = 0, passphrase: str = "") -> Identity:
+        """The ``index``-th account of a BIP-39 seed phrase (path m/44'/60'/0'/0/index)."""
+        if type(index) is not int or index < 0:
+            raise KeystoreError(f"account index must be a non-negative int, got {index!r}")
+        try:
+            account = Account.from_mnemonic(phrase, passphrase=passphrase, account_path=f"m/44'/60'/0'/0/{index}")
+        except Exception as exc:  # noqa: BLE001 - eth-account raises several types for a bad phrase
+            raise KeystoreError(f"not a valid seed phrase: {type(exc).__name__}") from None
+        return cls(account.key)
+
+    @classmethod
+    def from_keystore(cls, source: str | Path | dict[str, Any], password: str) -> Identity:
+        """Decrypt a keystore (a path to the JSON file, or the parsed JSON)."""
+        try:
+            keyfile = source if isinstance(source, dict) else json.loads(Path(source).read_text())
+            return cls(Account.decrypt(keyfile, password))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise KeystoreError(f"cannot read keystore {source if not isinstance(source, dict) else ''}: {exc}") from None
+        except ValueError as exc:  # eth-account: wrong password (MAC mismatch) or a malformed file
+            raise KeystoreError(f"cannot decrypt keystore: {exc}") from None
+
+    def to_keystore(self, password: str, kdf: str = "scrypt", iterations: int | None = None) -> dict[str, Any]:
+        """This key encrypted under ``password`` as a keystore v3 document (write it with
+        ``json.dump``). Only the encrypted key leaves this object."""
+        if not password:
+            raise KeystoreError("a keystore needs a non-empty password")
+        return Account.encrypt(self._account.key, password, kdf=kdf, iterations=iterations)
 
     @property
     def address(self) -> str:

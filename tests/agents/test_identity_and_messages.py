@@ -64,3 +64,34 @@ def test_envelope_round_trip_and_rejections() -> None:
     assert unsigned.signature == "" and unsigned.open(types, verify=False).text == "x"
     with pytest.raises(BadSignature):
         unsigned.open(types)
+
+
+def test_keystore_round_trip_and_wrong_password(tmp_path) -> None:
+    import json
+
+    from agents import KeystoreError
+
+    me = Identity.from_seed(0, "deploy")
+    path = tmp_path / "key.json"
+    path.write_text(json.dumps(me.to_keystore("correct horse", kdf="pbkdf2", iterations=2000)))
+    text = path.read_text()
+    assert bytes(me._account.key).hex() not in text and me.address[2:].lower() in text.lower()
+    assert Identity.from_keystore(path, "correct horse").address == me.address
+    with pytest.raises(KeystoreError, match="decrypt"):
+        Identity.from_keystore(path, "wrong")
+    with pytest.raises(KeystoreError, match="read"):
+        Identity.from_keystore(tmp_path / "missing.json", "x")
+    with pytest.raises(KeystoreError, match="password"):
+        me.to_keystore("")
+
+
+def test_seed_phrase_derivation_matches_the_standard_path() -> None:
+    from agents import KeystoreError
+
+    phrase = "test test test test test test test test test test test junk"  # anvil's well-known accounts
+    assert Identity.from_mnemonic(phrase, 0).address == "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+    assert Identity.from_mnemonic(phrase, 1).address == "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+    third = Identity.from_mnemonic(phrase, 2)
+    assert repr(third) == f"Identity({third.address})" and bytes(third._account.key).hex() not in repr(third)
+    with pytest.raises(KeystoreError, match="seed phrase"):
+        Identity.from_mnemonic("not a valid phrase at all", 0)
