@@ -27,7 +27,7 @@ from agents.identity import Identity
 from agents.inbox import Quota
 from agents.messages import Envelope, Message
 from agents.protocol import Protocol
-from agents.registry import ComputeOffer, DatasetOffer, ModelOffer, Registry
+from agents.registry import ComputeOffer, DatasetOffer, ModelOffer, Registry, ServiceRecord
 from agents.roles import Buyer, ComputeProvider, DataOwner, DealRecord, JobRequest, ModelOwner
 from agents.runtime import Link, LocalRuntime, Runtime
 from agents.storage import Storage
@@ -47,6 +47,7 @@ __all__ = [
     "RateLimited",
     "Rejected",
     "ReplayedMessage",
+    "ServiceRecord",
     "Storage",
     "UndeclaredReply",
     "on_interval",

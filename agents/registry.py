@@ -4,6 +4,12 @@ Owners publish offers; buyers look them up by capability. Offers are validated o
 (a negative or non-integer price is refused with InvalidOffer naming the field), and lookups of
 unknown keys raise UnknownOffer. Later markets extend this registry; none adds a second one.
 
+Services are discovery as Fetch.ai's Almanac does it: an agent registers what it offers
+(capability, price, terms, where to reach it, the digests of the protocols it speaks) with a
+time-to-live, and keeps it alive with heartbeats; a record not renewed in time drops out of
+``search``, which filters by capability, price ceiling, protocol and minimum reputation. Time is
+whatever clock the caller runs on (virtual in a simulation, wall time on a cluster).
+
 The registry also keeps the one reputation graph every market feeds: buyers ``rate`` each
 verified or failed delivery (compute, model or data), and ask for ``trust`` as they see it
 (personalized PageRank from themselves and the pre-trusted agents), so work verified in one
@@ -22,6 +28,38 @@ from economy.errors import EconomyError
 from economy.reputation import Market, ReputationGraph, relative
 
 _HASH = r"^[0-9a-f]{64}$"
+
+
+class ServiceRecord(BaseModel):
+    """One service an agent offers, as discovery lists it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    address: str
+    name: str = Field(min_length=1)
+    capability: str = Field(min_length=1)
+    price: StrictInt = Field(ge=0)
+    terms: dict[str, str | int | float] = {}
+    endpoint: str = ""
+    protocols: dict[str, str] = {}
+    ttl: float = Field(default=300.0, gt=0)
+    last_seen: float = 0.0
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise InvalidOffer(f"invalid ServiceRecord: {exc}") from None
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        if not is_address(v):
+            raise ValueError(f"address is not an address: {v!r}")
+        return to_checksum_address(v)
+
+    def alive(self, now: float) -> bool:
+        return now <= self.last_seen + self.ttl
 
 
 class Offer(BaseModel):
@@ -86,6 +124,7 @@ class Registry:
         self._datasets: dict[str, DatasetOffer] = {}
         self._compute: dict[str, ComputeOffer] = {}
         self._agents: dict[str, dict[str, str]] = {}
+        self._services: dict[tuple[str, str], ServiceRecord] = {}  # (address, capability) -> record
 
     # publish
     def register_model(self, offer: ModelOffer) -> str:
@@ -103,7 +142,77 @@ class Registry:
     def register_agent(self, address: str, name: str, role: str) -> None:
         self._agents[to_checksum_address(address)] = {"name": name, "role": role}
 
+    # services: discovery with a time-to-live
+    def register_service(self, record: ServiceRecord, now: float) -> ServiceRecord:
+        """List (or replace) ``record``'s service, alive until ``now + ttl`` unless renewed."""
+        record = _check(record, ServiceRecord).model_copy(update={"last_seen": float(now)})
+        self._services[(record.address, record.capability)] = record
+        return record
+
+    def heartbeat(self, address: str, now: float) -> int:
+        """Renew every service ``address`` offers; returns how many. Unknown agents raise."""
+        key = to_checksum_address(address) if is_address(address) else address
+        found = [k for k in self._services if k[0] == key]
+        if not found:
+            raise UnknownOffer(f"no services registered by {address!r}")
+        for k in found:
+            self._services[k] = self._services[k].model_copy(update={"last_seen": float(now)})
+        return len(found)
+
+    def withdraw(self, address: str, capability: str | None = None) -> int:
+        """Remove an agent's services (one capability, or all); returns how many."""
+        key = to_checksum_address(address) if is_address(address) else address
+        gone = [k for k in self._services if k[0] == key and capability in (None, k[1])]
+        for k in gone:
+            del self._services[k]
+        return len(gone)
+
+    def expire(self, now: float) -> int:
+        """Drop the records whose time-to-live ran out; returns how many."""
+        dead = [k for k, r in self._services.items() if not r.alive(now)]
+        for k in dead:
+            del self._services[k]
+        return len(dead)
+
+    def search(
+        self,
+        capability: str,
+        now: float,
+        *,
+        max_price: int | None = None,
+        protocol: str | None = None,
+        min_reputation: float | None = None,
+        viewer: str | None = None,
+    ) -> list[ServiceRecord]:
+        """Live services offering ``capability``, cheapest first (ties by address), filtered by
+        price ceiling, a protocol digest they must speak, and reputation (0..1, relative to the
+        most trusted agent as ``viewer`` sees it; an agent nobody rated has 0)."""
+        found = [
+            r
+            for (_, cap), r in self._services.items()
+            if cap == capability
+            and r.alive(now)
+            and (max_price is None or r.price <= max_price)
+            and (protocol is None or protocol in r.protocols.values())
+        ]
+        if min_reputation is not None:
+            scores = self.reputation_scores(viewer)
+            found = [r for r in found if scores.get(r.address, 0.0) >= min_reputation]
+        return sorted(found, key=lambda r: (r.price, r.address))
+
     # reputation
+    def reputation_scores(self, viewer: str | None = None) -> dict[str, float]:
+        """Every rated agent's trust in [0, 1], 1.0 for the most trusted: personalized PageRank
+        from ``viewer`` and the pre-trusted agents, or EigenTrust when neither has rated."""
+        graph = self.reputation
+        seeds = set(graph.pretrusted) | ({to_checksum_address(viewer)} if viewer else set())
+        if any(graph.graph.has_node(s) and graph.graph.out_degree(s) for s in seeds):
+            raw = graph.pagerank(personal=seeds)
+        else:
+            raw = graph.eigentrust()
+        top = max(raw.values(), default=0.0)
+        return {a: (v / top if top > 0 else 0.0) for a, v in raw.items()}
+
     def rate(self, rater: str, ratee: str, verified: bool, amount: int = 1, market: Market = "any") -> None:
         """Record that a delivery ``rater`` bought from ``ratee`` was verified or failed."""
         for who in (rater, ratee):
@@ -118,13 +227,7 @@ class Registry:
         """How much ``viewer`` can trust each of ``among``, relative to the most trusted of them
         (1.0; everyone 1.0 when nothing is known of any). Personalized PageRank restarting at
         the viewer and the pre-trusted agents; EigenTrust over everyone when neither has rated."""
-        graph = self.reputation
-        seeds = {to_checksum_address(viewer)} | graph.pretrusted
-        if any(graph.graph.has_node(s) and graph.graph.out_degree(s) for s in seeds):
-            raw = graph.pagerank(personal=seeds)
-        else:
-            raw = graph.eigentrust()
-        return relative(raw, [to_checksum_address(a) for a in among])
+        return relative(self.reputation_scores(viewer), [to_checksum_address(a) for a in among])
 
     # look up
     def model(self, model_hash: str) -> ModelOffer:

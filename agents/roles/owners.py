@@ -9,7 +9,9 @@ from pathlib import Path
 from agents.agent import Agent, Context, on_message
 from agents.deal_protocol import Settled
 from agents.identity import Identity
-from agents.registry import DatasetOffer, ModelOffer
+from agents.registry import DatasetOffer, ModelOffer, ServiceRecord
+
+SERVICE_TTL = 24 * 3600.0  # how long a listing lives without a heartbeat
 
 
 class _Earner(Agent):
@@ -39,6 +41,12 @@ class ModelOwner(_Earner):
         self.model_hash = ctx.store.put(self.model_path)
         ctx.registry.register_model(ModelOffer(owner=self.address, model_hash=self.model_hash, **self.offer_terms))
         ctx.registry.register_agent(self.address, self.name, self.role)
+        terms = {"name": self.offer_terms["name"], "task": self.offer_terms["task"], "model_hash": self.model_hash, "per": "call"}
+        service = ServiceRecord(
+            address=self.address, name=self.name, capability="model", price=self.offer_terms["price_per_call"],
+            terms=terms, protocols=self.protocol_digests(), ttl=SERVICE_TTL,
+        )
+        ctx.registry.register_service(service, now=ctx.now())
 
 
 class DataOwner(_Earner):
@@ -61,3 +69,9 @@ class DataOwner(_Earner):
         )
         ctx.registry.register_dataset(offer)
         ctx.registry.register_agent(self.address, self.name, self.role)
+        terms = {"name": self.dataset_name, "items": len(self.texts), "dataset_hash": self.dataset_hash, "per": "use"}
+        service = ServiceRecord(
+            address=self.address, name=self.name, capability="dataset", price=self.price_per_use,
+            terms=terms, protocols=self.protocol_digests(), ttl=SERVICE_TTL,
+        )
+        ctx.registry.register_service(service, now=ctx.now())

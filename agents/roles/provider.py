@@ -21,7 +21,8 @@ from agents.deal_protocol import (
     Settled,
 )
 from agents.identity import Identity
-from agents.registry import ComputeOffer
+from agents.registry import ComputeOffer, ServiceRecord
+from agents.roles.owners import SERVICE_TTL
 from chain import ChainError
 from economy.contract import Contract
 from economy.errors import EconomyError
@@ -56,6 +57,12 @@ class ComputeProvider(Agent):
         offer = ComputeOffer(owner=self.address, price_per_second=self.price_per_second, throughput=self.throughput, **self.capacity)
         ctx.registry.register_compute(offer)
         ctx.registry.register_agent(self.address, self.name, self.role)
+        terms = {"gpus": self.capacity["gpus"], "gpu_memory_mb": self.capacity["gpu_memory_mb"], "throughput": self.throughput, "per": "second"}
+        service = ServiceRecord(
+            address=self.address, name=self.name, capability="compute", price=self.price_per_second,
+            terms=terms, protocols=self.protocol_digests(), ttl=SERVICE_TTL,
+        )
+        ctx.registry.register_service(service, now=ctx.now())
 
     def quote(self, items: int) -> int:
         return max(1, math.ceil(items / self.throughput)) * self.price_per_second

@@ -69,3 +69,42 @@ def test_one_reputation_for_every_market() -> None:
     with pytest.raises(InvalidOffer, match="amount"):
         registry.rate(ids["buyer"], ids["good"], True, 0)
     assert registry.reputation.outcomes[ids["good"]] == {"verified": 1, "failed": 0}
+
+
+def test_services_live_by_heartbeat_and_search_filters() -> None:
+    from agents import ServiceRecord
+
+    ids = {n: Identity.from_seed("disc", n).address for n in ("cheap", "dear", "quiet", "buyer")}
+    reg = Registry()
+    for name, price, ttl in (("cheap", 5, 60.0), ("dear", 9, 60.0), ("quiet", 1, 10.0)):
+        reg.register_service(ServiceRecord(address=ids[name], name=name, capability="gpu-hour", price=price, ttl=ttl, protocols={"deal": "d1"}), now=0.0)
+    assert [r.name for r in reg.search("gpu-hour", now=5.0)] == ["quiet", "cheap", "dear"]  # cheapest first
+    assert [r.name for r in reg.search("gpu-hour", now=11.0)] == ["cheap", "dear"]  # quiet's ttl ran out
+    reg.heartbeat(ids["quiet"], now=11.0)
+    assert reg.search("gpu-hour", now=20.0)[0].name == "quiet"  # renewed
+    assert [r.name for r in reg.search("gpu-hour", now=20.0, max_price=5)] == ["quiet", "cheap"]
+    assert reg.search("gpu-hour", now=20.0, protocol="other") == []
+    reg.rate(ids["buyer"], ids["dear"], True, 100, "compute")
+    assert [r.name for r in reg.search("gpu-hour", now=20.0, min_reputation=0.5, viewer=ids["buyer"])] == ["dear"]
+    assert reg.expire(now=100.0) == 3 and reg.search("gpu-hour", now=100.0) == []
+    with pytest.raises(UnknownOffer):
+        reg.heartbeat(ids["quiet"], now=101.0)
+    with pytest.raises(InvalidOffer, match="price"):
+        ServiceRecord(address=ids["cheap"], name="x", capability="gpu-hour", price=-1)
+
+
+def test_roles_list_their_services(store) -> None:
+    from simulations.demo import TradeConfig, build_runtime, demo_texts, make_agents
+
+    config = TradeConfig(runtime="local", ledger="memory", store_root=str(store.root))
+    runtime = build_runtime(config)
+    agents = make_agents(config, demo_texts())
+    for agent in agents.values():
+        runtime.add(agent)
+    runtime.start()
+    now = runtime.now()
+    compute = runtime.registry.search("compute", now=now)
+    assert {r.name for r in compute} == {"gpu-a", "gpu-b", "cpu-c"} and compute[0].name == "cpu-c"
+    assert runtime.registry.search("model", now=now)[0].terms["name"] == "all-MiniLM-L6-v2"
+    assert runtime.registry.search("dataset", now=now)[0].protocols == agents["data_owner"].protocol_digests()
+    runtime.shutdown()
