@@ -36,6 +36,7 @@ bench: install
 	$(PY) bench/inference_bench.py
 	$(PY) bench/settlement.py
 	$(PY) bench/orderbook.py
+	$(PY) bench/messaging.py
 
 clean:
 	rm -rf $(VENV) node_modules .agora .pytest_cache

@@ -104,6 +104,14 @@ class Context:
         return sent
 
 
+_TABLES: dict[type, dict[type[Message], tuple[Callable[..., Any], frozenset[type[Message]] | None]]] = {}
+
+
+def _unbound(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A protocol's ``fn(ctx, sender, msg)`` in the dispatch table's ``(agent, ctx, sender, msg)`` form."""
+    return lambda agent, ctx, sender, msg: fn(ctx, sender, msg)
+
+
 class Agent:
     """Base class: subclasses declare handlers with :func:`on_message` (or list shared
     ``protocols``) and may override :meth:`on_start` and :meth:`on_stop`. Public attributes are
@@ -145,6 +153,21 @@ class Agent:
                     raise RuntimeFailure(f"{type(self).__name__} handles {t.__name__} twice (protocol {protocol.name})")
                 routes[t] = route
         return routes
+
+    @classmethod
+    def dispatch_table(cls) -> dict[type[Message], tuple[Callable[..., Any], frozenset[type[Message]] | None]]:
+        """Message type -> (``fn(agent, ctx, sender, msg)``, declared replies), built once per
+        class and shared by every agent of it: a population of thousands keeps one table."""
+        table = _TABLES.get(cls)
+        if table is None:
+            table = {t: (getattr(cls, name), replies) for t, (name, replies) in cls._handlers.items()}
+            for protocol in cls.protocols:
+                for t, route in protocol.routes.items():
+                    if t in table:
+                        raise RuntimeFailure(f"{cls.__name__} handles {t.__name__} twice (protocol {protocol.name})")
+                    table[t] = (_unbound(route.handler), route.replies)
+            _TABLES[cls] = table
+        return table
 
     def intervals(self) -> list[tuple[float, Callable[[Context], Any]]]:
         found = [(period, getattr(self, name)) for name, period in self._intervals.items()]

@@ -23,7 +23,6 @@ from agents.agent import Agent, Context
 from agents.errors import Rejected, UndeclaredReply, UnknownMessage
 from agents.inbox import Inbox, Quota
 from agents.messages import _DIGESTS, Envelope, Message
-from agents.protocol import Route
 from agents.registry import Registry
 from agents.storage import Storage
 from agents.wallet import Wallet
@@ -37,6 +36,18 @@ class IntervalTick(Message):
     """A host's timer to itself for the agent's ``index``-th interval handler (internal)."""
 
     index: int
+
+
+_TYPES: dict[type, dict[str, type[Message]]] = {}
+
+
+def _types_of(cls: type[Agent]) -> dict[str, type[Message]]:
+    """Schema digest -> type for what ``cls`` handles plus the host's own ticks; one per class."""
+    types = _TYPES.get(cls)
+    if types is None:
+        types = _TYPES[cls] = {t.schema_digest(): t for t in cls.dispatch_table()}
+        types[IntervalTick.schema_digest()] = IntervalTick
+    return types
 
 
 class AgentHost:
@@ -65,11 +76,9 @@ class AgentHost:
         self._timer = timer
         self._clock = clock
         self._nonce = itertools.count()
-        self._routes: dict[type[Message], Route] = agent.routes()
+        self._routes = type(agent).dispatch_table()
         self._intervals = agent.intervals()
-        types = {t.schema_digest(): t for t in self._routes}
-        types[IntervalTick.schema_digest()] = IntervalTick
-        self.inbox = Inbox(agent.address, types, quota or getattr(agent, "quota", None) or Quota(), verify=sign)
+        self.inbox = Inbox(agent.address, _types_of(type(agent)), quota or getattr(agent, "quota", None) or Quota(), verify=sign)
         self._replying: tuple[str, frozenset[type[Message]] | None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.errors: list[str] = []
@@ -158,11 +167,11 @@ class AgentHost:
         route = self._routes.get(type(message))
         if route is None:  # only a type listed in the inbox gets here; kept for a clear error
             raise UnknownMessage(f"{self.agent.name} has no handler for {type(message).__name__}")
-        replies = route.replies
+        handler, replies = route
         if replies is not None:
             self._replying = (envelope.sender, replies)
         try:
-            result = route.handler(self.ctx, envelope.sender, message)
+            result = handler(self.agent, self.ctx, envelope.sender, message)
             if result is not None and inspect.iscoroutine(result):
                 self._drive(result)
         except Exception as exc:  # noqa: BLE001 - one bad message must not stop the agent

@@ -102,7 +102,7 @@ class LocalRuntime(Runtime):
         self._latency = self.link.latency
         self.ttl = ttl
         self.quota = quota
-        self.clock = float(ledger.now())
+        self.clock = self.epoch = float(ledger.now())  # the log records time since the epoch
         self._hosts: dict[str, AgentHost] = {}
         self._queue: list[tuple[float, int, Envelope]] = []  # timers and jittered links
         self._fifo: deque[tuple[float, int, Envelope]] = deque()  # constant-delay links, already in order
@@ -161,8 +161,8 @@ class LocalRuntime(Runtime):
         heapq.heappush(self._queue, (at, next(self._seq), envelope))
 
     def log_hash(self) -> str:
-        """A hash of every envelope delivered so far, in order (time, sender, target, schema,
-        nonce, payload): one seed, one hash."""
+        """A hash of every envelope delivered so far, in order (time since the runtime's epoch,
+        sender, target, schema, nonce, payload): one seed, one hash."""
         self._flush_log()
         return self._log.hexdigest()
 
@@ -181,30 +181,43 @@ class LocalRuntime(Runtime):
         """Process events in order; ``timeout`` is in virtual seconds from now."""
         limit = None if timeout is None else self.clock + timeout
         queue, fifo, hosts, pending = self._queue, self._fifo, self._hosts, self._pending
-        log, pop, popleft = pending.append, heapq.heappop, fifo.popleft
+        log, pop, popleft, epoch = pending.append, heapq.heappop, fifo.popleft, self.epoch
         synced = int(self.clock)
         self.ledger.sync_time(synced)
+        clock = self.clock
         try:
-            while queue or fifo:
+            while True:
+                if fifo:
+                    head = fifo[0]
+                    from_heap = bool(queue) and queue[0] < head
+                    if from_heap:
+                        head = queue[0]
+                elif queue:
+                    head, from_heap = queue[0], True
+                else:
+                    break
                 if until is not None and until():
                     return True
-                from_fifo = bool(fifo) and (not queue or fifo[0] < queue[0])
-                at = fifo[0][0] if from_fifo else queue[0][0]
+                at = head[0]
                 if limit is not None and at > limit:
                     break
-                _, _, envelope = popleft() if from_fifo else pop(queue)
-                if at > self.clock:
-                    self.clock = at
+                if from_heap:
+                    pop(queue)
+                else:
+                    popleft()
+                envelope = head[2]
+                if at > clock:
+                    self.clock = clock = at
                     if int(at) != synced:  # the ledger follows the virtual clock
                         synced = int(at)
                         self.ledger.sync_time(synced)
                 host = hosts.get(envelope.target)
                 if host is None:
                     raise RuntimeFailure(f"message for unknown agent {envelope.target}")
-                log(f"{at!r}|{envelope.sender}|{envelope.target}|{envelope.schema_digest}|{envelope.nonce}|{envelope.payload}")
+                log(f"{at - epoch!r}|{envelope.sender}|{envelope.target}|{envelope.schema_digest}|{envelope.nonce}|{envelope.payload}")
                 if len(pending) >= 4096:
                     self._flush_log()
-                host.deliver(envelope, self.clock)
+                host.deliver(envelope, clock)
         finally:
             self._flush_log()
         return until() if until is not None else not (queue or fifo)

@@ -1,0 +1,179 @@
+"""Messaging throughput: Agora's runtimes against raw Ray actor calls, same payload, one run.
+
+    python bench/messaging.py [--agents 1000] [--messages 200000] [--ray-messages 3000] [--no-ray]
+
+Rows:
+- LocalRuntime, signing off (a trusted single-process simulation; the runtime's policy), the
+  message-log hash on: agents play ping-pong in pairs, every message a pydantic model built
+  inside the handler, sealed in an envelope (nonce, expiry, payload JSON), passed through the
+  receiver's inbox (expiry, replay window, size cap, schema) and dispatched.
+- LocalRuntime, signing on: the same with every envelope signed and verified (secp256k1 in Python).
+- Spawning: agents added to a LocalRuntime per second (seed-derived key, host, inbox, context), and
+  resident memory per hosted agent.
+- RayRuntime (one actor per agent, signed): messages delivered and handled per second between
+  agent actors, with p50/p99 latency.
+- Raw Ray: async actor calls carrying the same payload (the message's JSON, as an envelope
+  carries it), awaited in batches of 64 (the baseline).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import statistics
+import time
+
+from rich.console import Console
+from rich.table import Table
+
+from agents import Agent, Context, Identity, LocalRuntime, Message, on_message
+from chain import MemoryLedger
+
+BODY = "x" * 64  # the payload every row carries
+
+
+class Ping(Message):
+    n: int
+    sent: float = 0.0
+    body: str = BODY
+
+
+class Player(Agent):
+    """Returns every ping with n - 1 until n reaches 0; records wall-clock latency."""
+
+    def __init__(self, name: str, seed: int, serve: str | None = None, rally: int = 0, timed: bool = False) -> None:
+        super().__init__(name, Identity.from_seed(seed, name))
+        self.serve, self.rally, self.timed = serve, rally, timed
+        self.handled = 0
+        self.latencies: list[float] = []
+
+    def on_start(self, ctx: Context) -> None:
+        if self.serve:
+            ctx.send(self.serve, Ping(n=self.rally - 1, sent=time.time() if self.timed else 0.0))
+
+    @on_message(Ping)
+    def ping(self, ctx: Context, sender: str, msg: Ping) -> None:
+        self.handled += 1
+        if msg.sent:
+            self.latencies.append(time.time() - msg.sent)
+        if msg.n > 0:
+            ctx.send(sender, Ping(deal_id=msg.deal_id, n=msg.n - 1, sent=time.time() if msg.sent else 0.0))
+
+    def stats(self) -> tuple[int, list[float]]:
+        return self.handled, self.latencies
+
+
+def rss_mb() -> float:
+    with open(f"/proc/{os.getpid()}/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def local_rate(agents: int, messages: int, sign: bool) -> tuple[float, str]:
+    rt = LocalRuntime(MemoryLedger(), sign=sign, seed=1)
+    rally = max(1, messages // (agents // 2))
+    players = []
+    for i in range(0, agents - 1, 2):
+        b = Player(f"p{i + 1}", 1)
+        players += [Player(f"p{i}", 1, serve=b.address, rally=rally), b]
+    for p in players:
+        rt.add(p)
+    rt.start()
+    start = time.perf_counter()
+    rt.run()
+    seconds = time.perf_counter() - start
+    handled = sum(p.handled for p in players)
+    return handled / seconds, rt.log_hash()
+
+
+def spawn(agents: int) -> tuple[float, float]:
+    gc.collect()
+    before = rss_mb()
+    rt = LocalRuntime(MemoryLedger(), sign=False, seed=2)
+    start = time.perf_counter()
+    for i in range(agents):
+        rt.add(Player(f"s{i}", 2))
+    seconds = time.perf_counter() - start
+    gc.collect()
+    return agents / seconds, (rss_mb() - before) * 1024 / agents
+
+
+def ray_rows(messages: int) -> list[tuple[str, float, str]]:
+    import ray
+
+    from agents.ray_runtime import RayRuntime
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": os.getcwd()}})
+    rows = []
+    try:
+
+        @ray.remote(num_cpus=0)
+        class Raw:
+            async def handle(self, payload: str) -> None:
+                await asyncio.sleep(0)
+
+        raw = Raw.remote()
+        payload = Ping(n=1).model_dump_json()  # what an envelope carries
+        ray.get(raw.handle.remote(payload))
+        start = time.perf_counter()
+        for _ in range(max(1, messages // 64)):
+            ray.get([raw.handle.remote(payload) for _ in range(64)])
+        raw_rate = (max(1, messages // 64) * 64) / (time.perf_counter() - start)
+
+        rt = RayRuntime()
+        b = Player("ray-b", 3)
+        a = Player("ray-a", 3, serve=b.address, rally=messages, timed=True)
+        rt.add(b)
+        rt.add(a)
+        start = time.perf_counter()
+        rt.start()  # a's on_start serves; the ping bounces until n reaches 0
+        done = lambda: sum(rt.query(x.address, "stats")[0] for x in (a, b)) >= messages  # noqa: E731
+        rt.run(until=done, timeout=600)
+        seconds = time.perf_counter() - start
+        lat = sorted(lt for x in (a, b) for lt in rt.query(x.address, "stats")[1])
+        p50 = statistics.median(lat) * 1e3 if lat else float("nan")
+        p99 = lat[int(len(lat) * 0.99) - 1] * 1e3 if lat else float("nan")
+        rt.shutdown()
+        rows.append(("RayRuntime, one actor per agent, signed", messages / seconds, f"p50 {p50:.2f} ms, p99 {p99:.2f} ms"))
+        rows.append(("raw Ray async actor calls, batches of 64 (baseline)", raw_rate, "same payload"))
+    finally:
+        ray.shutdown()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", type=int, default=1000)
+    parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--signed-messages", type=int, default=2_000)
+    parser.add_argument("--ray-messages", type=int, default=3_000)
+    parser.add_argument("--no-ray", action="store_true")
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    console = Console()
+    table = Table(title="messaging (this machine; best of the repeats for local rows)")
+    for col in ("row", "per second", "notes"):
+        table.add_column(col, justify="right" if col == "per second" else "left")
+    with console.status("LocalRuntime..."):
+        for agents in sorted({100, args.agents}):
+            rates, hashes = [], set()
+            for _ in range(args.repeat):
+                rate, digest = local_rate(agents, args.messages, sign=False)
+                rates.append(rate)
+                hashes.add(digest)
+            note = f"{agents:,} agents in pairs; median {statistics.median(rates):,.0f}; log hash identical across runs: {len(hashes) == 1}"
+            table.add_row("LocalRuntime, signing off, log hash on", f"{max(rates):,.0f}", note)
+        signed, _ = local_rate(20, args.signed_messages, sign=True)
+        table.add_row("LocalRuntime, signing on", f"{signed:,.0f}", "secp256k1 sign + recover per message")
+        per_s, kib = spawn(args.agents * 10)
+        table.add_row("LocalRuntime agents spawned", f"{per_s:,.0f}", f"{kib:.1f} KiB resident per agent ({args.agents * 10:,} agents)")
+    if not args.no_ray:
+        with console.status("Ray..."):
+            for label, rate, note in ray_rows(args.ray_messages):
+                table.add_row(label, f"{rate:,.0f}", note)
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
