@@ -26,6 +26,7 @@ from agents.errors import (
 from agents.identity import Identity
 from agents.inbox import Quota
 from agents.messages import Envelope, Message
+from agents.population import Population, PopulationError, register_role
 from agents.protocol import Protocol
 from agents.registry import ComputeOffer, DatasetOffer, ModelOffer, Registry, ServiceRecord
 from agents.roles import Buyer, ComputeProvider, DataOwner, DealRecord, JobRequest, ModelOwner
@@ -42,6 +43,8 @@ __all__ = [
     "KeystoreError",
     "Link",
     "PayloadTooLarge",
+    "Population",
+    "PopulationError",
     "Protocol",
     "Quota",
     "RateLimited",
@@ -51,6 +54,7 @@ __all__ = [
     "Storage",
     "UndeclaredReply",
     "on_interval",
+    "register_role",
     "Buyer",
     "ComputeOffer",
     "ComputeProvider",

