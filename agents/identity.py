@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import coincurve
 from eth_account import Account
 from eth_account.messages import encode_defunct, encode_typed_data
 from eth_utils import keccak
@@ -25,10 +26,11 @@ Account.enable_unaudited_hdwallet_features()  # BIP-39/44 derivation (eth-accoun
 class Identity:
     """A key pair that signs messages, typed data and transactions."""
 
-    __slots__ = ("_account",)
+    __slots__ = ("_account", "_fast")
 
     def __init__(self, private_key: bytes | str) -> None:
         self._account = Account.from_key(private_key)
+        self._fast: coincurve.PrivateKey | None = None
 
     @classmethod
     def generate(cls) -> Identity:
@@ -77,6 +79,15 @@ class Identity:
         """EIP-191 personal signature over ``data``; hex string."""
         return "0x" + bytes(self._account.sign_message(encode_defunct(data)).signature).hex()
 
+    def sign_digest(self, digest: bytes) -> str:
+        """EIP-191 signature over a 32-byte digest (what envelopes use): the same bytes
+        eth-account's ``sign_message(encode_defunct(digest))`` makes, through libsecp256k1
+        directly, about ten times faster."""
+        if self._fast is None:
+            self._fast = coincurve.PrivateKey(bytes(self._account.key))
+        raw = self._fast.sign_recoverable(keccak(_EIP191_32 + digest), hasher=None)
+        return "0x" + raw[:64].hex() + ("1c" if raw[64] else "1b")
+
     def sign_typed_data(self, full_message: dict[str, Any]) -> str:
         """EIP-712 signature over a full typed-data message; hex string."""
         signable = encode_typed_data(full_message=full_message)
@@ -92,6 +103,18 @@ class Identity:
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled only to move an agent into its host process; the key stays out of reprs.
         return (Identity, (bytes(self._account.key),))
+
+
+_EIP191_32 = b"\x19Ethereum Signed Message:\n32"
+
+
+def recover_digest(digest: bytes, signature: str) -> str:
+    """The lowercase address that made an EIP-191 ``signature`` over a 32-byte ``digest``."""
+    raw = bytes.fromhex(signature[2:] if signature.startswith("0x") else signature)
+    if len(raw) != 65 or raw[64] not in (27, 28):
+        raise ValueError(f"a signature is 65 bytes ending in v = 27 or 28, got {len(raw)} bytes")
+    public = coincurve.PublicKey.from_signature_and_message(raw[:64] + bytes([raw[64] - 27]), keccak(_EIP191_32 + digest), hasher=None)
+    return "0x" + keccak(public.format(compressed=False)[1:])[-20:].hex()
 
 
 def recover_message(data: bytes, signature: str) -> str:

@@ -24,7 +24,7 @@ from eth_utils import keccak
 from pydantic import BaseModel, ConfigDict
 
 from agents.errors import BadEnvelope, BadSignature, UnknownMessage
-from agents.identity import Identity, recover_message
+from agents.identity import Identity, recover_digest
 
 
 class Message(BaseModel):
@@ -103,16 +103,16 @@ class Envelope:
             message,
         )
         if sign:
-            env.signature = identity.sign_message(env.signing_bytes())
+            env.signature = identity.sign_digest(env.signing_bytes())
         return env
 
     def verify(self) -> None:
         """Raise BadSignature unless the named sender signed exactly this envelope."""
         try:
-            signer = recover_message(self.signing_bytes(), self.signature)
+            signer = recover_digest(self.signing_bytes(), self.signature)
         except Exception as exc:  # noqa: BLE001 - any malformed signature is a bad one
             raise BadSignature(f"unreadable signature from {self.sender}: {exc}") from None
-        if signer != self.sender:
+        if signer != self.sender.lower():
             raise BadSignature(f"envelope claims {self.sender} but was signed by {signer}")
 
     def open(self, types: dict[str, type[Message]], verify: bool = True) -> Message:

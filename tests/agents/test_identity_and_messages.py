@@ -95,3 +95,19 @@ def test_seed_phrase_derivation_matches_the_standard_path() -> None:
     assert repr(third) == f"Identity({third.address})" and bytes(third._account.key).hex() not in repr(third)
     with pytest.raises(KeystoreError, match="seed phrase"):
         Identity.from_mnemonic("not a valid phrase at all", 0)
+
+
+def test_fast_envelope_signatures_are_plain_eip191() -> None:
+    """Envelopes are signed through libsecp256k1 directly; the bytes are eth-account's."""
+    from eth_utils import keccak
+
+    from agents.identity import recover_digest, recover_message
+
+    me = Identity.from_seed(0, "fast")
+    digest = keccak(b"envelope")
+    signature = me.sign_digest(digest)
+    assert signature == me.sign_message(digest)  # deterministic (RFC 6979): identical to eth-account's
+    assert recover_message(digest, signature) == me.address == Identity.from_seed(0, "fast").address
+    assert recover_digest(digest, signature) == me.address.lower()
+    with pytest.raises(ValueError, match="65 bytes"):
+        recover_digest(digest, signature[:-2])
