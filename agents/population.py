@@ -19,7 +19,8 @@ bidding strategy, starting funds) and where their keys come from::
 
 It is YAML validated by pydantic: a wrong field, an unknown role or a bad count is refused with
 an error naming it, before any agent exists. Roles are looked up in a registry users extend with
-``register_role`` (the four built-in roles are there already). Keys: ``seed`` derives each key
+``register_role`` (the four built-in roles are there already), or given as an import path
+(``role: mypackage.agents:Trader``). Keys: ``seed`` derives each key
 from the population's seed and the agent's name (simulation: a seed replays the same run);
 ``mnemonic`` derives them by BIP-44 index from a phrase read from an environment variable
 (deployment: the phrase itself never sits in the file).
@@ -58,6 +59,27 @@ def register_role(name: str, factory: RoleFactory) -> None:
 def roles() -> list[str]:
     _builtin_roles()
     return sorted(_ROLES)
+
+
+def user_roles() -> dict[str, RoleFactory]:
+    """The roles registered in this process beyond the built-in ones (a runtime ships them to
+    the processes that build agents: classes travel by reference, so they must be importable)."""
+    _builtin_roles()
+    return {k: v for k, v in _ROLES.items() if k not in _BUILTIN}
+
+
+def _factory(role: str) -> RoleFactory | None:
+    """A registered role, or ``package.module:Name`` imported on the spot."""
+    found = _ROLES.get(role)
+    if found is None and ":" in role:
+        import importlib
+
+        module, _, attr = role.partition(":")
+        try:
+            found = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise PopulationError(f"cannot import role {role!r}: {exc}") from None
+    return found
 
 
 class StrategySpec(BaseModel):
@@ -157,27 +179,30 @@ class Population(BaseModel):
     def size(self) -> int:
         return sum(g.count for g in self.agents)
 
-    def identities(self) -> dict[str, Identity]:
-        """Every agent's key, in file order."""
+    def identities(self, only: set[str] | None = None) -> dict[str, Identity]:
+        """Every agent's key (or the ``only`` named ones'), in file order."""
         names = [n for g in self.agents for n in g.names()]
         if self.keys.source == "seed":
-            return {n: Identity.from_seed(self.seed, n) for n in names}
+            return {n: Identity.from_seed(self.seed, n) for n in names if only is None or n in only}
         phrase = os.environ.get(self.keys.phrase_env)
         if not phrase:
             raise PopulationError(f"keys come from a seed phrase, but ${self.keys.phrase_env} is not set")
-        return {n: Identity.from_mnemonic(phrase, index) for index, n in enumerate(names)}
+        return {n: Identity.from_mnemonic(phrase, index) for index, n in enumerate(names) if only is None or n in only}
 
-    def build(self) -> list[tuple[Agent, AgentGroup]]:
-        """Make every agent (with the group it came from, for its funds and strategy)."""
+    def build(self, only: set[str] | None = None) -> list[tuple[Agent, AgentGroup]]:
+        """Make every agent, or the ``only`` named ones (a shard builds its part), each with
+        the group it came from (for its funds and strategy)."""
         _builtin_roles()
-        keys = self.identities()
+        keys = self.identities(only)
         made = []
         for group in self.agents:
-            factory = _ROLES.get(group.role)
+            factory = _factory(group.role)
             if factory is None:
                 raise PopulationError(f"unknown role {group.role!r}; known: {', '.join(sorted(_ROLES))}")
             settings = {k: self._resolve(k, v) for k, v in group.settings.items()}
             for name in group.names():
+                if only is not None and name not in only:
+                    continue
                 try:
                     agent = factory(name, keys[name], **settings)
                 except (TypeError, ValidationError, ValueError) as exc:
@@ -226,3 +251,6 @@ def _builtin_roles() -> None:
         return DataOwner(name, identity, texts, **terms)
 
     _ROLES.update({"buyer": buyer, "model_owner": model_owner, "data_owner": data_owner, "compute_provider": ComputeProvider})
+
+
+_BUILTIN = frozenset({"buyer", "model_owner", "data_owner", "compute_provider"})

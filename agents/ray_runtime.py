@@ -1,16 +1,31 @@
-"""RayRuntime: agents as Ray actors, for a laptop or a cluster.
+"""RayRuntime: agents on a Ray cluster, many to an actor.
 
-Each agent lives in an actor (``ray.remote(_RayHost)``, zero CPUs reserved, so the cluster's
-cores stay free for jobs); the ledger and the registry each live in an actor too, and agents
-reach them through proxies. Envelopes are always signed here: they cross process and machine
-boundaries. Library code never calls ``ray.init()``: the caller starts or joins Ray first.
+One Ray actor per agent cannot scale (on this 2-core machine an actor takes about a third of a
+second and ~100 MB to start), so agents live in *shards*: each shard is one Ray actor hosting
+many :class:`~agents.host.AgentHost`s, the same hosts the LocalRuntime uses. Envelopes between
+shards travel in batches of at most ``batch`` per Ray call, flushed when a batch fills, when the
+call that produced them ends, and every few milliseconds for sends made by timers; envelopes
+between agents of one shard never leave the process. A heavy agent may get a shard of its own
+with Ray resources (``add(agent, dedicated={"num_gpus": 1})``). Shards are placed by Ray's
+scheduler over the cluster's nodes (``SPREAD`` by default).
+
+Inside a shard each agent has its own queue and lock, and the actor runs several calls at once
+(threads): a handler that blocks on the ledger or a job holds only its own agent; the others keep
+being served. Envelopes are always signed here and their headers validated on arrival, since
+they cross process and machine boundaries. The ledger and the registry live in actors of their
+own; registry writes from a shard are batched into one call per flush. Library code never calls
+``ray.init()``: the caller starts or joins Ray first.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
 import time
-from typing import Any, Callable
+from collections import deque
+from collections.abc import Callable
+from typing import Any
 
 from agents.agent import Agent
 from agents.errors import RuntimeFailure
@@ -44,107 +59,354 @@ class RemoteProxy:
         return lambda *args, **kwargs: _unwrap(lambda: ray.get(method.remote(*args, **kwargs)))
 
 
-class _RayHost:
-    """The actor body around an AgentHost: ships envelopes to peer actors, runs timers."""
+_REGISTRY_WRITES = frozenset(
+    {"register_model", "register_dataset", "register_compute", "register_agent", "register_service", "heartbeat", "withdraw", "rate"}
+)
 
-    def __init__(self, agent: Agent, ledger: Any, registry: Any, store_root: str, seed: int | str) -> None:
+
+class RegistryService(Registry):
+    """The registry as an actor: ``apply`` runs a batch of writes in order and returns the
+    errors, so a shard reaches it once per flush instead of once per write."""
+
+    def apply(self, ops: list[tuple[str, tuple, dict]]) -> list[str]:
+        errors = []
+        for name, args, kwargs in ops:
+            try:
+                getattr(self, name)(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - reported back to the shard, which logs it
+                errors.append(f"registry {name}: {type(exc).__name__}: {exc}")
+        return errors
+
+
+class BatchedRegistry:
+    """What agents in a shard see as ``ctx.registry``: writes queue up and go in one call when
+    the shard flushes; a read first flushes, so an agent always reads its own writes."""
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+        self._proxy = RemoteProxy(handle)
+        self._ops: list[tuple[str, tuple, dict]] = []
+        self._lock = threading.Lock()
+        self.errors: list[str] = []
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name in _REGISTRY_WRITES:
+            return lambda *args, **kwargs: self._queue(name, args, kwargs)
+        read = getattr(self._proxy, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.flush()
+            return read(*args, **kwargs)
+
+        return call
+
+    def _queue(self, name: str, args: tuple, kwargs: dict) -> None:
+        with self._lock:
+            self._ops.append((name, args, kwargs))
+
+    def flush(self) -> None:
         import ray
 
+        with self._lock:
+            ops, self._ops = self._ops, []
+        if ops:
+            self.errors += ray.get(self._handle.apply.remote(ops))
+
+
+class _Mailbox:
+    """One agent's inbound queue and lock: whoever holds the lock drains the queue."""
+
+    __slots__ = ("host", "queue", "lock")
+
+    def __init__(self, host: AgentHost) -> None:
+        self.host, self.queue, self.lock = host, deque(), threading.Lock()
+
+
+class _Shard:
+    """The actor body: hosts many agents, batches envelopes to other shards, runs timers."""
+
+    def __init__(
+        self, index: int, ledger: Any, registry: Any, store_root: str, seed: int | str, batch: int, ttl: float | None, linger: float
+    ) -> None:
         from tasks.executor import RayExecutor
         from tasks.store import ContentStore
 
-        self._peers: dict[str, Any] = {}
-        self._self = ray.get_runtime_context().current_actor
-        self.host = AgentHost(
-            agent,
-            RemoteLedger(ledger),
-            RemoteProxy(registry),  # type: ignore[arg-type]
-            transport=self._transport,
-            timer=self._timer,
-            clock=time.time,
-            store=ContentStore(store_root),
-            executor=RayExecutor(store_root),
-            seed=seed,
-            sign=True,
-        )
+        self.index, self.batch, self.ttl, self.seed = index, batch, ttl, seed
+        self.linger = linger  # seconds an envelope may wait for others bound to the same shard
+        self._ledger = RemoteLedger(ledger)
+        self._registry = BatchedRegistry(registry)
+        self._store, self._executor = ContentStore(store_root), RayExecutor(store_root)
+        self._boxes: dict[str, _Mailbox] = {}
+        self._placement: dict[str, int] = {}
+        self._shards: list[Any] = []
+        self._out: dict[int, list[Envelope]] = {}
+        self._out_lock = threading.Lock()
+        self._timers: list[tuple[float, int, Envelope]] = []
+        self._timer_seq = itertools.count()
+        self._timer_cv = threading.Condition()
+        self._running = True
+        self.sent = self.received = self.handled = self.calls = 0
+        threading.Thread(target=self._timer_loop, daemon=True, name=f"shard{index}-timers").start()
+        threading.Thread(target=self._flush_loop, daemon=True, name=f"shard{index}-flush").start()
 
-    def set_peers(self, peers: dict[str, Any]) -> None:
-        self._peers = peers
+    # -- hosting --------------------------------------------------------------------------
+    def add(self, agents: list[Agent]) -> list[str]:
+        for agent in agents:
+            if agent.address in self._boxes:
+                raise RuntimeFailure(f"{agent.name} ({agent.address}) is already hosted")
+            host = AgentHost(
+                agent,
+                self._ledger,
+                self._registry,  # type: ignore[arg-type]
+                transport=self._send,
+                timer=self._arm,
+                clock=time.time,
+                store=self._store,
+                executor=self._executor,
+                seed=self.seed,
+                sign=True,
+                ttl=self.ttl,
+            )
+            self._boxes[agent.address] = _Mailbox(host)
+        return [a.address for a in agents]
 
-    def _transport(self, envelope: Envelope) -> None:
-        peer = self._peers.get(envelope.target)
-        if peer is None:
-            raise RuntimeFailure(f"no agent {envelope.target} in this runtime")
-        peer.deliver.remote(envelope)
+    def build(self, population: dict[str, Any], names: list[str], roles: dict[str, Any]) -> list[tuple[str, str]]:
+        """Build the named agents of a population here (keys derived in this process), with
+        the driver's user-registered roles."""
+        from agents.population import Population, register_role
 
-    def _timer(self, delay: float, envelope: Envelope) -> None:
-        timer = threading.Timer(delay, self._self.deliver.remote, args=(envelope,))
-        timer.daemon = True
-        timer.start()
+        for role, factory in roles.items():
+            register_role(role, factory)
+        built = Population.parse(population).build(only=set(names))
+        self.add([agent for agent, _ in built])
+        return [(agent.name, agent.address) for agent, _ in built]
 
-    def start(self) -> None:
-        self.host.start()
+    def connect(self, shards: list[Any], placement: dict[str, int]) -> None:
+        self._shards, self._placement = shards, placement
 
-    def deliver(self, envelope: Envelope) -> None:
-        self.host.deliver(envelope, remote=True)
+    def start(self, addresses: list[str]) -> None:
+        try:
+            for address in addresses:
+                box = self._boxes[address]
+                with box.lock:
+                    box.host.start()
+        finally:
+            self._flush_all()
 
     def stop(self) -> None:
-        self.host.stop()
+        self._running = False
+        for box in self._boxes.values():
+            with box.lock:
+                box.host.stop()
+        self._flush_all()
 
-    def query(self, method: str, *args: Any) -> Any:
-        return self.host.query(method, *args)
+    # -- traffic --------------------------------------------------------------------------
+    def deliver(self, envelopes: list[Envelope]) -> None:
+        """A batch from another shard (or the driver)."""
+        self.received += len(envelopes)
+        self.calls += 1
+        try:
+            for envelope in envelopes:
+                self._enqueue(envelope, remote=True)
+        finally:
+            self._registry.flush()  # envelopes wait for the flusher, so replies travel together
 
-    def errors(self) -> list[str]:
-        return list(self.host.errors)
+    def _enqueue(self, envelope: Envelope, remote: bool) -> None:
+        box = self._boxes.get(envelope.target)
+        if box is None:
+            return
+        box.queue.append((envelope, remote))
+        while box.queue:
+            if not box.lock.acquire(blocking=False):
+                return  # the holder drains what we queued
+            try:
+                while box.queue:
+                    env, from_afar = box.queue.popleft()
+                    box.host.deliver(env, remote=from_afar)
+                    self.handled += 1
+            finally:
+                box.lock.release()
+
+    def _send(self, envelope: Envelope) -> None:
+        dest = self._placement.get(envelope.target)
+        if dest is None:
+            raise RuntimeFailure(f"no agent {envelope.target} in this runtime")
+        self.sent += 1
+        if dest == self.index:
+            self._enqueue(envelope, remote=False)
+            return
+        with self._out_lock:
+            pending = self._out.setdefault(dest, [])
+            pending.append(envelope)
+            full = len(pending) >= self.batch
+            if full:
+                self._out[dest] = []
+        if full:
+            self._shards[dest].deliver.remote(pending)
+
+    def _flush_all(self) -> None:
+        with self._out_lock:
+            out, self._out = self._out, {}
+        for dest, pending in out.items():
+            for i in range(0, len(pending), self.batch):
+                self._shards[dest].deliver.remote(pending[i : i + self.batch])
+        self._registry.flush()
+
+    def _flush_loop(self) -> None:
+        while self._running:
+            time.sleep(self.linger)
+            if self._out:
+                self._flush_all()
+
+    def _arm(self, delay: float, envelope: Envelope) -> None:
+        with self._timer_cv:
+            heapq.heappush(self._timers, (time.time() + delay, next(self._timer_seq), envelope))
+            self._timer_cv.notify()
+
+    def _timer_loop(self) -> None:
+        while self._running:
+            with self._timer_cv:
+                wait = self._timers[0][0] - time.time() if self._timers else 0.5
+                if wait > 0:
+                    self._timer_cv.wait(min(wait, 0.5))
+                    continue
+                _, _, envelope = heapq.heappop(self._timers)
+            self._enqueue(envelope, remote=False)
+
+    # -- reading --------------------------------------------------------------------------
+    def query(self, address: str, method: str, *args: Any) -> Any:
+        box = self._boxes[address]
+        with box.lock:
+            return box.host.query(method, *args)
+
+    def errors(self) -> dict[str, list[str]]:
+        found = {b.host.agent.name: list(b.host.errors) for b in self._boxes.values() if b.host.errors}
+        if self._registry.errors:
+            found[f"shard{self.index}"] = list(self._registry.errors)
+        return found
+
+    def rejections(self) -> dict[str, dict[str, int]]:
+        return {b.host.agent.name: dict(b.host.inbox.rejected) for b in self._boxes.values() if b.host.inbox.rejected}
+
+    def stats(self) -> dict[str, Any]:
+        queued = sum(len(b.queue) for b in self._boxes.values())
+        return {"agents": len(self._boxes), "sent": self.sent, "received": self.received, "handled": self.handled, "calls": self.calls, "queued": queued, "cpu_s": time.process_time()}
 
 
 class RayRuntime(Runtime):
-    """Hosts agents as actors on the Ray cluster this process is connected to."""
+    """Hosts agents in shard actors on the Ray cluster this process is connected to."""
 
     def __init__(
         self,
         ledger_factory: Callable[[], Ledger] = MemoryLedger,
         *,
+        shards: int = 2,
         store_root: str | None = None,
         seed: int | str = 0,
+        batch: int = 64,
+        linger: float = 0.005,
+        ttl: float | None = 300.0,
         actor_options: dict[str, Any] | None = None,
     ) -> None:
         import ray
 
         if not ray.is_initialized():
             raise RuntimeFailure("Ray is not running: call ray.init() (or ray.init(address=...)) in your entry point first")
-        service = {"num_cpus": 0, "max_concurrency": 1}
-        self._ledger_actor = ray.remote(LedgerService).options(**service).remote(ledger_factory)
-        self._registry_actor = ray.remote(Registry).options(**service).remote()
-        self.ledger = RemoteLedger(self._ledger_actor)
-        self.registry = RemoteProxy(self._registry_actor)  # type: ignore[assignment]
+        if shards < 1 or not 1 <= batch <= 64:
+            raise RuntimeFailure(f"need at least one shard and a batch of 1..64, got {shards} and {batch}")
         from tasks.store import default_root
 
+        service = {"num_cpus": 0, "max_concurrency": 1}
+        self._ledger_actor = ray.remote(LedgerService).options(**service).remote(ledger_factory)
+        self._registry_actor = ray.remote(RegistryService).options(**service).remote()
+        self.ledger = RemoteLedger(self._ledger_actor)
+        self.registry = RemoteProxy(self._registry_actor)  # type: ignore[assignment]
         self.store_root = str(store_root or default_root())  # a folder every node can read
-        self.seed = seed
-        self.actor_options = {"num_cpus": 0, **(actor_options or {})}
-        self._actors: dict[str, Any] = {}
+        self.seed, self.batch, self.ttl, self.linger = seed, batch, ttl, linger
+        self.actor_options = {"num_cpus": 0, "max_concurrency": 8, "scheduling_strategy": "SPREAD", **(actor_options or {})}
+        self._shards: list[Any] = [self._new_shard(i, {}) for i in range(shards)]
+        self._general = shards
+        self._placement: dict[str, int] = {}
         self._names: dict[str, str] = {}
+        self._pending: dict[int, list[Agent]] = {}
+        self._order: list[str] = []
+        self._next = itertools.count()
 
-    def add(self, agent: Agent) -> str:
+    def _new_shard(self, index: int, options: dict[str, Any]) -> Any:
         import ray
 
-        if agent.address in self._actors:
-            raise RuntimeFailure(f"{agent.name} ({agent.address}) is already hosted")
-        self._actors[agent.address] = (
-            ray.remote(_RayHost)
-            .options(**self.actor_options)
-            .remote(agent, self._ledger_actor, self._registry_actor, self.store_root, self.seed)
+        return (
+            ray.remote(_Shard)
+            .options(**{**self.actor_options, **options})
+            .remote(index, self._ledger_actor, self._registry_actor, self.store_root, self.seed, self.batch, self.ttl, self.linger)
         )
-        self._names[agent.address] = agent.name
+
+    @property
+    def shards(self) -> int:
+        return len(self._shards)
+
+    def add(self, agent: Agent, dedicated: dict[str, Any] | None = None) -> str:
+        """Host ``agent`` in a shard (round robin), or in a shard of its own with the Ray
+        resources in ``dedicated`` (a GPU provider: ``{"num_gpus": 1}``)."""
+        if agent.address in self._placement:
+            raise RuntimeFailure(f"{agent.name} ({agent.address}) is already hosted")
+        if dedicated is not None:
+            index = len(self._shards)
+            self._shards.append(self._new_shard(index, dedicated))
+        else:
+            index = next(self._next) % self._general
+        self._pending.setdefault(index, []).append(agent)
+        self._place(agent.name, agent.address, index)
         return agent.address
 
-    def start(self) -> None:
+    def add_population(self, population: Any) -> dict[str, str]:
+        """Build a whole population inside the shards (keys derived there, in parallel);
+        returns name -> address."""
         import ray
 
-        ray.get([a.set_peers.remote(self._actors) for a in self._actors.values()])
-        for actor in self._actors.values():  # in order: owners publish before buyers look
-            ray.get(actor.start.remote())
+        names = [n for group in population.agents for n in group.names()]
+        parts: dict[int, list[str]] = {}
+        for name in names:
+            parts.setdefault(next(self._next) % self._general, []).append(name)
+        from agents.population import user_roles
+
+        spec, extra = population.model_dump(mode="json"), user_roles()
+        built = _unwrap(lambda: ray.get([self._shards[i].build.remote(spec, part, extra) for i, part in parts.items()]))
+        found: dict[str, str] = {}
+        for index, pairs in zip(parts, built):
+            for name, address in pairs:
+                self._place(name, address, index)
+                found[name] = address
+        return {n: found[n] for n in names}
+
+    def _place(self, name: str, address: str, index: int) -> None:
+        self._placement[address] = index
+        self._names[address] = name
+        self._order.append(address)
+
+    def start(self) -> None:
+        """Connect the shards, then run every agent's on_start in the order added (owners
+        publish before buyers look)."""
+        import ray
+
+        _unwrap(lambda: ray.get([self._shards[i].add.remote(agents) for i, agents in self._pending.items()]))
+        self._pending.clear()
+        ray.get([s.connect.remote(self._shards, self._placement) for s in self._shards])
+        run: list[tuple[int, list[str]]] = []
+        for address in self._order:  # consecutive agents of one shard start in one call
+            index = self._placement[address]
+            if run and run[-1][0] == index:
+                run[-1][1].append(address)
+            else:
+                run.append((index, [address]))
+        for index, addresses in run:
+            _unwrap(lambda: ray.get(self._shards[index].start.remote(addresses)))  # noqa: B023
+
+    def send(self, target: str, envelopes: list[Envelope]) -> None:
+        """Inject already-sealed envelopes (tests, tools) into the target's shard."""
+        import ray
+
+        ray.get(self._shards[self._placement[target]].deliver.remote(envelopes))
 
     def run(self, until: Callable[[], bool] | None = None, timeout: float | None = None) -> bool:
         return wait_until(until or (lambda: True), timeout)
@@ -152,21 +414,36 @@ class RayRuntime(Runtime):
     def query(self, address: str, method: str, *args: Any) -> Any:
         import ray
 
-        return _unwrap(lambda: ray.get(self._actors[address].query.remote(method, *args)))
+        return _unwrap(lambda: ray.get(self._shards[self._placement[address]].query.remote(address, method, *args)))
 
     def errors(self) -> dict[str, list[str]]:
         import ray
 
-        found = ray.get([a.errors.remote() for a in self._actors.values()])
-        return {self._names[addr]: errs for addr, errs in zip(self._actors, found) if errs}
+        merged: dict[str, list[str]] = {}
+        for found in ray.get([s.errors.remote() for s in self._shards]):
+            merged.update(found)
+        return merged
+
+    def rejections(self) -> dict[str, dict[str, int]]:
+        import ray
+
+        merged: dict[str, dict[str, int]] = {}
+        for found in ray.get([s.rejections.remote() for s in self._shards]):
+            merged.update(found)
+        return merged
+
+    def stats(self) -> list[dict[str, Any]]:
+        import ray
+
+        return ray.get([s.stats.remote() for s in self._shards])
 
     def shutdown(self) -> None:
         import ray
 
         try:  # on_stop hooks first, then the actors go
-            ray.get([a.stop.remote() for a in self._actors.values()], timeout=30)
-        except Exception:  # noqa: BLE001 - a dead actor must not keep the others running
+            ray.get([s.stop.remote() for s in self._shards], timeout=30)
+        except Exception:  # noqa: BLE001 - a dead shard must not keep the others running
             pass
-        for actor in [*self._actors.values(), self._ledger_actor, self._registry_actor]:
+        for actor in [*self._shards, self._ledger_actor, self._registry_actor]:
             ray.kill(actor)
-        self._actors.clear()
+        self._shards.clear()

@@ -10,8 +10,9 @@ Rows:
 - LocalRuntime, signing on: the same with every envelope signed and verified (secp256k1 in Python).
 - Spawning: agents added to a LocalRuntime per second (seed-derived key, host, inbox, context), and
   resident memory per hosted agent.
-- RayRuntime (one actor per agent, signed): messages delivered and handled per second between
-  agent actors, with p50/p99 latency.
+- RayRuntime (agents sharded over actors, signed): messages delivered and handled per second
+  between agents in different shards, envelopes batched at most 64 to a Ray call, with p50/p99
+  latency (wall clock, send to handle).
 - Raw Ray: async actor calls carrying the same payload (the message's JSON, as an envelope
   carries it), awaited in batches of 64 (the baseline).
 """
@@ -99,7 +100,7 @@ def spawn(agents: int) -> tuple[float, float]:
     return agents / seconds, (rss_mb() - before) * 1024 / agents
 
 
-def ray_rows(messages: int) -> list[tuple[str, float, str]]:
+def ray_rows(messages: int, pairs: int, shards: int) -> list[tuple[str, float, str]]:
     import ray
 
     from agents.ray_runtime import RayRuntime
@@ -121,21 +122,29 @@ def ray_rows(messages: int) -> list[tuple[str, float, str]]:
             ray.get([raw.handle.remote(payload) for _ in range(64)])
         raw_rate = (max(1, messages // 64) * 64) / (time.perf_counter() - start)
 
-        rt = RayRuntime()
-        b = Player("ray-b", 3)
-        a = Player("ray-a", 3, serve=b.address, rally=messages, timed=True)
-        rt.add(b)
-        rt.add(a)
+        rt = RayRuntime(shards=shards)
+        rally = max(2, messages // pairs)
+        players = []
+        for i in range(pairs):  # added alternately, so each pair spans two shards
+            b = Player(f"ray-b{i}", 3)
+            players += [Player(f"ray-a{i}", 3, serve=b.address, rally=rally, timed=True), b]
+        for p in players:  # a_i then b_i: round-robin placement puts them in different shards
+            rt.add(p)
+        total = rally * pairs
         start = time.perf_counter()
-        rt.start()  # a's on_start serves; the ping bounces until n reaches 0
-        done = lambda: sum(rt.query(x.address, "stats")[0] for x in (a, b)) >= messages  # noqa: E731
+        rt.start()  # the a-players serve; every ping bounces between shards until n reaches 0
+        done = lambda: sum(s["handled"] for s in rt.stats()) >= total  # noqa: E731
         rt.run(until=done, timeout=600)
         seconds = time.perf_counter() - start
-        lat = sorted(lt for x in (a, b) for lt in rt.query(x.address, "stats")[1])
+        lat = sorted(lt for p in players for lt in rt.query(p.address, "stats")[1])
+        handled = sum(rt.query(p.address, "stats")[0] for p in players)
         p50 = statistics.median(lat) * 1e3 if lat else float("nan")
         p99 = lat[int(len(lat) * 0.99) - 1] * 1e3 if lat else float("nan")
         rt.shutdown()
-        rows.append(("RayRuntime, one actor per agent, signed", messages / seconds, f"p50 {p50:.2f} ms, p99 {p99:.2f} ms"))
+        rate = handled / seconds
+        rows.append(
+            (f"RayRuntime, {shards} shards, signed, batches <= 64", rate, f"{pairs} pairs across shards; p50 {p50:.1f} ms, p99 {p99:.1f} ms; {rate / raw_rate:.1f}x raw")
+        )
         rows.append(("raw Ray async actor calls, batches of 64 (baseline)", raw_rate, "same payload"))
     finally:
         ray.shutdown()
@@ -147,7 +156,9 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=1000)
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--signed-messages", type=int, default=2_000)
-    parser.add_argument("--ray-messages", type=int, default=3_000)
+    parser.add_argument("--ray-messages", type=int, default=40_000)
+    parser.add_argument("--pairs", type=int, default=200)
+    parser.add_argument("--shards", type=int, default=2)
     parser.add_argument("--no-ray", action="store_true")
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
@@ -170,7 +181,7 @@ def main() -> None:
         table.add_row("LocalRuntime agents spawned", f"{per_s:,.0f}", f"{kib:.1f} KiB resident per agent ({args.agents * 10:,} agents)")
     if not args.no_ray:
         with console.status("Ray..."):
-            for label, rate, note in ray_rows(args.ray_messages):
+            for label, rate, note in ray_rows(args.ray_messages, args.pairs, args.shards):
                 table.add_row(label, f"{rate:,.0f}", note)
     console.print(table)
 

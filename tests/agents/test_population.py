@@ -88,3 +88,10 @@ def test_user_roles_groups_strategies_and_phrase_keys(monkeypatch) -> None:
     monkeypatch.delenv("AGORA_MNEMONIC")
     with pytest.raises(PopulationError, match="AGORA_MNEMONIC"):
         Population.parse({**spec, "keys": {"source": "mnemonic"}}).build()
+
+
+def test_roles_by_import_path() -> None:
+    built = Population.parse({"name": "p", "agents": [{"role": "tests.agents.test_population:Trader", "name": "x"}]}).build()
+    assert type(built[0][0]) is Trader
+    with pytest.raises(PopulationError, match="cannot import"):
+        Population.parse({"name": "p", "agents": [{"role": "nowhere.at_all:Thing"}]}).build()

@@ -1,0 +1,102 @@
+"""The sharded RayRuntime: many agents per actor, batched envelopes between shards, a dedicated
+shard with resources, populations built inside the shards, and one slow handler not stalling
+the rest of its shard."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from agents import Agent, Context, Envelope, Identity, Message, on_message
+from agents.population import Population
+
+pytestmark = pytest.mark.ray
+
+
+class Ball(Message):
+    n: int
+
+
+class Nap(Message):
+    seconds: float
+
+
+class Player(Agent):
+    def __init__(self, name: str, identity: Identity | None = None, serve: str | None = None, rally: int = 0) -> None:
+        super().__init__(name, identity or Identity.from_seed("shards", name))
+        self.serve, self.rally, self.hits, self.woke = serve, rally, 0, 0.0
+
+    def on_start(self, ctx: Context) -> None:
+        if self.serve:
+            ctx.send(self.serve, Ball(n=self.rally - 1))
+
+    @on_message(Ball)
+    def ball(self, ctx: Context, sender: str, msg: Ball) -> None:
+        self.hits += 1
+        if msg.n > 0:
+            ctx.send(sender, Ball(n=msg.n - 1))
+
+    @on_message(Nap)
+    def nap(self, ctx: Context, sender: str, msg: Nap) -> None:
+        time.sleep(msg.seconds)  # a handler blocked on something slow (a ledger call, a job)
+        self.woke = time.time()
+
+
+def _hits(rt, players) -> int:
+    return sum(s["handled"] for s in rt.stats())
+
+
+def test_pairs_across_shards_batch_and_a_dedicated_shard(ray_cluster) -> None:
+    from agents.ray_runtime import RayRuntime
+
+    rt = RayRuntime(shards=2, seed="t")
+    try:
+        players = []
+        for i in range(20):  # a_i and b_i are added in turn, so round robin splits every pair
+            b = Player(f"b{i}")
+            players += [Player(f"a{i}", serve=b.address, rally=30), b]
+        for p in players:
+            rt.add(p)
+        solo_peer = Player("solo-peer")
+        solo = Player("solo", serve=solo_peer.address, rally=10)
+        rt.add(solo_peer)
+        rt.add(solo, dedicated={"num_gpus": 1})  # its own actor, holding a (logical) GPU
+        assert rt.shards == 3
+        rt.start()
+        assert rt.run(until=lambda: _hits(rt, players) >= 20 * 30 + 10, timeout=120)
+        assert rt.query(players[0].address, "hits") == 15 and rt.query(solo.address, "hits") == 5
+        stats = rt.stats()
+        cross = sum(s["received"] for s in stats)
+        assert cross >= 20 * 30  # every ball crossed shards...
+        assert sum(s["calls"] for s in stats) < cross / 2  # ...in batches, not one Ray call each
+        assert rt.errors() == {}
+    finally:
+        rt.shutdown()
+
+
+def test_population_built_in_shards_replays_refused_and_slow_handlers_isolated(ray_cluster) -> None:
+    from agents.population import register_role
+    from agents.ray_runtime import RayRuntime
+
+    register_role("player", Player)
+    population = Population.parse({"name": "league", "seed": "pop", "agents": [{"role": "player", "count": 6, "name": "p{i}"}]})
+    rt = RayRuntime(shards=2)
+    try:
+        names = rt.add_population(population)
+        assert names["p0"] == Identity.from_seed("pop", "p0").address and len(names) == 6
+        rt.start()
+        p0, p2, p4 = names["p0"], names["p2"], names["p4"]  # all three in shard 0 (round robin)
+        sender = Identity.from_seed("pop", "p1")
+        nap = Envelope.seal(sender, p0, Nap(seconds=3.0), nonce=1, expires=time.time() + 60)
+        rt.send(p0, [nap])  # p0 now sleeps for 3 s inside its handler
+        start = time.time()
+        balls = [Envelope.seal(sender, p2, Ball(n=0), nonce=2, expires=time.time() + 60)]
+        rt.send(p2, balls + balls)  # the second is a replay
+        rt.send(p4, [Envelope.seal(sender, p4, Ball(n=0), nonce=3, expires=time.time() + 60)])
+        assert rt.run(until=lambda: rt.query(p2, "hits") == 1 and rt.query(p4, "hits") == 1, timeout=30)
+        assert time.time() - start < 2.5  # served while p0 was still asleep in the same shard
+        assert rt.run(until=lambda: rt.query(p0, "woke") > 0, timeout=30)
+        assert rt.rejections() == {"p2": {"ReplayedMessage": 1}}
+    finally:
+        rt.shutdown()
