@@ -145,16 +145,14 @@ class Envelope:
         fields.update(changes)
         return Envelope(**fields)
 
-    def __getstate__(self) -> tuple:
-        return tuple(getattr(self, n) for n in self.__slots__[:-1])
+    def _fields(self) -> tuple:
+        return (self.sender, self.target, self.schema_digest, self.payload, self.nonce, self.session, self.expires, self.signature)
 
-    def __setstate__(self, state: tuple) -> None:
-        for name, value in zip(self.__slots__[:-1], state):
-            setattr(self, name, value)
-        self._message = None
+    def __reduce__(self) -> tuple:
+        return (Envelope, self._fields())  # the cached message object stays behind
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Envelope) and self.__getstate__() == other.__getstate__()
+        return isinstance(other, Envelope) and self._fields() == other._fields()
 
     __hash__ = None  # type: ignore[assignment]
 

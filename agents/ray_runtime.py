@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import resource
 import threading
 import time
 from collections import deque
@@ -290,7 +291,8 @@ class _Shard:
 
     def stats(self) -> dict[str, Any]:
         queued = sum(len(b.queue) for b in self._boxes.values())
-        return {"agents": len(self._boxes), "sent": self.sent, "received": self.received, "handled": self.handled, "calls": self.calls, "queued": queued, "cpu_s": time.process_time()}
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # peak resident memory, Linux KiB
+        return {"agents": len(self._boxes), "sent": self.sent, "received": self.received, "handled": self.handled, "calls": self.calls, "queued": queued, "cpu_s": time.process_time(), "rss_mb": rss_mb}
 
 
 class RayRuntime(Runtime):
@@ -384,14 +386,21 @@ class RayRuntime(Runtime):
         self._names[address] = name
         self._order.append(address)
 
-    def start(self) -> None:
+    def start(self, parallel: bool = False) -> None:
         """Connect the shards, then run every agent's on_start in the order added (owners
-        publish before buyers look)."""
+        publish before buyers look), or with ``parallel`` every shard's agents at once (a big
+        population whose agents do not depend on each other's start)."""
         import ray
 
         _unwrap(lambda: ray.get([self._shards[i].add.remote(agents) for i, agents in self._pending.items()]))
         self._pending.clear()
         ray.get([s.connect.remote(self._shards, self._placement) for s in self._shards])
+        if parallel:
+            per_shard: dict[int, list[str]] = {}
+            for address in self._order:
+                per_shard.setdefault(self._placement[address], []).append(address)
+            _unwrap(lambda: ray.get([self._shards[i].start.remote(a) for i, a in per_shard.items()]))
+            return
         run: list[tuple[int, list[str]]] = []
         for address in self._order:  # consecutive agents of one shard start in one call
             index = self._placement[address]

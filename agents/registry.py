@@ -174,6 +174,10 @@ class Registry:
             del self._services[k]
         return len(dead)
 
+    def count(self, capability: str, now: float) -> int:
+        """How many live services offer ``capability``."""
+        return sum(1 for (_, cap), r in self._services.items() if cap == capability and r.alive(now))
+
     def search(
         self,
         capability: str,

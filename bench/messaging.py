@@ -151,6 +151,69 @@ def ray_rows(messages: int, pairs: int, shards: int) -> list[tuple[str, float, s
     return rows
 
 
+class Hello(Message):
+    answer: bool = False
+
+
+class Neighbour(Agent):
+    """Lists an "echo" service, greets its neighbour (the agent next to it in the population,
+    which round-robin placement puts in the other shard) and answers the greeting it gets."""
+
+    def __init__(self, name: str, identity: Identity, seed: int | str = 0) -> None:
+        super().__init__(name, identity)
+        index = int(name[1:])
+        self.neighbour = f"n{index ^ 1}"
+        self.seed, self.answered = seed, False
+
+    def on_start(self, ctx: Context) -> None:
+        from agents import ServiceRecord
+
+        ctx.registry.register_service(ServiceRecord(address=self.address, name=self.name, capability="echo", price=1), now=ctx.now())
+        ctx.send(Identity.from_seed(self.seed, self.neighbour).address, Hello())
+
+    @on_message(Hello)
+    def hello(self, ctx: Context, sender: str, msg: Hello) -> None:
+        if msg.answer:
+            self.answered = True
+        else:
+            ctx.send(sender, Hello(answer=True))
+
+
+def scale_row(agents: int, shards: int) -> list[tuple[str, float, str]]:
+    """``agents`` agents in ``shards`` shards: built in the shards, listed in discovery, each
+    answering one signed greeting from the other shard."""
+    import ray
+
+    from agents.population import Population, register_role
+    from agents.ray_runtime import RayRuntime
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": os.getcwd()}})
+    try:
+        register_role("neighbour", Neighbour)
+        seed = "scale"
+        population = Population.parse(
+            {"name": "scale", "seed": seed, "agents": [{"role": "neighbour", "count": agents, "name": "n{i}", "settings": {"seed": seed}}]}
+        )
+        rt = RayRuntime(shards=shards, ttl=3600.0)
+        start = time.perf_counter()
+        rt.add_population(population)
+        built = time.perf_counter() - start
+        rt.start(parallel=True)
+        ok = rt.run(until=lambda: sum(s["handled"] for s in rt.stats()) >= 2 * agents, timeout=3600)
+        seconds = time.perf_counter() - start
+        stats = rt.stats()
+        listed = rt.registry.count("echo", time.time())
+        memory = sum(s["rss_mb"] for s in stats) * 1024 / agents
+        rt.shutdown()
+    finally:
+        ray.shutdown()
+    note = (
+        f"{agents:,} agents in {shards} shards: built in {built:.0f} s, all greeted and answered: {ok}, "
+        f"{listed:,} listed in discovery, {memory:.1f} KiB peak resident per agent"
+    )
+    return [("RayRuntime agents hosted (build + start + 2 signed messages each)", agents / seconds, note)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=1000)
@@ -160,6 +223,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=200)
     parser.add_argument("--shards", type=int, default=2)
     parser.add_argument("--no-ray", action="store_true")
+    parser.add_argument("--scale", type=int, default=0, help="also host this many agents on RayRuntime (e.g. 100000)")
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     console = Console()
@@ -182,6 +246,10 @@ def main() -> None:
     if not args.no_ray:
         with console.status("Ray..."):
             for label, rate, note in ray_rows(args.ray_messages, args.pairs, args.shards):
+                table.add_row(label, f"{rate:,.0f}", note)
+    if args.scale:
+        with console.status(f"RayRuntime with {args.scale:,} agents..."):
+            for label, rate, note in scale_row(args.scale, args.shards):
                 table.add_row(label, f"{rate:,.0f}", note)
     console.print(table)
 

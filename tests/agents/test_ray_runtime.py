@@ -85,7 +85,7 @@ def test_population_built_in_shards_replays_refused_and_slow_handlers_isolated(r
     try:
         names = rt.add_population(population)
         assert names["p0"] == Identity.from_seed("pop", "p0").address and len(names) == 6
-        rt.start()
+        rt.start(parallel=True)  # every shard starts its agents at once
         p0, p2, p4 = names["p0"], names["p2"], names["p4"]  # all three in shard 0 (round robin)
         sender = Identity.from_seed("pop", "p1")
         nap = Envelope.seal(sender, p0, Nap(seconds=3.0), nonce=1, expires=time.time() + 60)
