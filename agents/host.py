@@ -147,19 +147,17 @@ class AgentHost:
             self._loop = None
 
     # -- in -------------------------------------------------------------------------------
-    def deliver(self, envelope: Envelope, now: float | None = None, remote: bool = False) -> None:
+    def deliver(self, envelope: Envelope, now: float | None = None, remote: bool = False, authenticated: bool = False) -> None:
         """Admit ``envelope`` through the inbox and run its handler (``now``: the runtime's
         time, when the caller already has it; ``remote``: it came from another process, so
-        its header is validated too)."""
+        its header is validated too; ``authenticated``: its sender was already proven, by a
+        batch signature under a key the sender delegated to)."""
         try:
             if remote:
                 envelope.check()
-            message = self.inbox.admit(envelope, self._clock() if now is None else now)
+            message = self.inbox.admit(envelope, self._clock() if now is None else now, authenticated)
         except Rejected as exc:
-            name = type(exc).__name__
-            self.inbox.rejected[name] += 1
-            self.errors.append(f"rejected {name}: {exc}")
-            self.log.warning("%s refused an envelope from %s: %s: %s", self.agent.name, envelope.sender, name, exc)
+            self.reject(envelope, exc)
             return
         if type(message) is IntervalTick:
             self._tick(message.index)
@@ -179,6 +177,13 @@ class AgentHost:
         finally:
             if replies is not None:
                 self._replying = None
+
+    def reject(self, envelope: Envelope, exc: Rejected) -> None:
+        """Count, record and log an envelope refused before any handler saw it."""
+        name = type(exc).__name__
+        self.inbox.rejected[name] += 1
+        self.errors.append(f"rejected {name}: {exc}")
+        self.log.warning("%s refused an envelope from %s: %s: %s", self.agent.name, envelope.sender, name, exc)
 
     def _tick(self, index: int) -> None:
         period, fn = self._intervals[index]

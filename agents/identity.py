@@ -22,6 +22,15 @@ from agents.errors import KeystoreError
 
 Account.enable_unaudited_hdwallet_features()  # BIP-39/44 derivation (eth-account's own, pure Python)
 
+try:  # the C keccak of safe-pysha3: about 4x faster than eth-utils' for an envelope's fields
+    from sha3 import keccak_256 as _keccak_256
+
+    def keccak256(data: bytes) -> bytes:
+        return _keccak_256(data).digest()
+
+except ImportError:  # pragma: no cover - same digest, slower
+    keccak256 = keccak  # type: ignore[assignment]
+
 
 class Identity:
     """A key pair that signs messages, typed data and transactions."""
@@ -85,7 +94,7 @@ class Identity:
         directly, about ten times faster."""
         if self._fast is None:
             self._fast = coincurve.PrivateKey(bytes(self._account.key))
-        raw = self._fast.sign_recoverable(keccak(_EIP191_32 + digest), hasher=None)
+        raw = self._fast.sign_recoverable(keccak256(_EIP191_32 + digest), hasher=None)
         return "0x" + raw[:64].hex() + ("1c" if raw[64] else "1b")
 
     def sign_typed_data(self, full_message: dict[str, Any]) -> str:
@@ -113,8 +122,8 @@ def recover_digest(digest: bytes, signature: str) -> str:
     raw = bytes.fromhex(signature[2:] if signature.startswith("0x") else signature)
     if len(raw) != 65 or raw[64] not in (27, 28):
         raise ValueError(f"a signature is 65 bytes ending in v = 27 or 28, got {len(raw)} bytes")
-    public = coincurve.PublicKey.from_signature_and_message(raw[:64] + bytes([raw[64] - 27]), keccak(_EIP191_32 + digest), hasher=None)
-    return "0x" + keccak(public.format(compressed=False)[1:])[-20:].hex()
+    public = coincurve.PublicKey.from_signature_and_message(raw[:64] + bytes([raw[64] - 27]), keccak256(_EIP191_32 + digest), hasher=None)
+    return "0x" + keccak256(public.format(compressed=False)[1:])[-20:].hex()
 
 
 def recover_message(data: bytes, signature: str) -> str:

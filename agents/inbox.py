@@ -45,13 +45,14 @@ class Inbox:
         self._recent: dict[str, set[int]] = {}
         self._buckets: dict[str, list[float]] = {}  # sender -> [tokens, last refill time]
 
-    def admit(self, env: Envelope, now: float) -> Message:
-        """The message inside ``env``, or the typed error saying why it is refused."""
+    def admit(self, env: Envelope, now: float, authenticated: bool = False) -> Message:
+        """The message inside ``env``, or the typed error saying why it is refused.
+        ``authenticated``: the runtime already checked who sent it (a batch signature)."""
         if len(env.payload) > self._max_payload:
             raise PayloadTooLarge(f"{len(env.payload)} bytes from {env.sender} exceed the cap of {self._max_payload}")
         if env.expires is not None and now > env.expires:
             raise ExpiredMessage(f"envelope {env.nonce} from {env.sender} expired at {env.expires}, now {now}")
-        if self.verify:
+        if self.verify and not authenticated:
             env.verify()
         sender, nonce = env.sender, env.nonce
         cls = self.types.get(env.schema_digest)

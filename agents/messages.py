@@ -20,11 +20,10 @@ import hashlib
 import json
 from typing import Any
 
-from eth_utils import keccak
 from pydantic import BaseModel, ConfigDict
 
 from agents.errors import BadEnvelope, BadSignature, UnknownMessage
-from agents.identity import Identity, recover_digest
+from agents.identity import Identity, keccak256, recover_digest
 
 
 class Message(BaseModel):
@@ -76,7 +75,7 @@ class Envelope:
     def signing_bytes(self) -> bytes:
         expires = "" if self.expires is None else repr(float(self.expires))
         fields = [self.sender, self.target, self.schema_digest, self.session, str(self.nonce), expires, self.payload]
-        return keccak(text="\n".join(fields))
+        return keccak256("\n".join(fields).encode())
 
     @classmethod
     def seal(

@@ -9,6 +9,16 @@ between agents of one shard never leave the process. A heavy agent may get a sha
 with Ray resources (``add(agent, dedicated={"num_gpus": 1})``). Shards are placed by Ray's
 scheduler over the cluster's nodes (``SPREAD`` by default).
 
+How envelopes are signed is the runtime's ``signing`` policy, and across shards it is never off:
+``"session"`` (the default) has each shard make a fresh session key at start; every agent it hosts
+signs, once, a delegation to that key with its own key; a batch to another shard carries one
+session signature over the digests of all its envelopes, and each sender's delegation the first
+time that sender reaches that shard. The receiver checks a delegation once and a batch signature
+once per batch, so secp256k1 is paid per batch, not per message — the trust is the same, since a
+shard holds its agents' keys anyway. ``"agent"`` signs and verifies every envelope with its
+agent's own key. Between agents of one shard, envelopes stay in the process (unsigned under
+``"session"``).
+
 Inside a shard each agent has its own queue and lock, and the actor runs several calls at once
 (threads): a handler that blocks on the ledger or a job holds only its own agent; the others keep
 being served. Envelopes are always signed here and their headers validated on arrival, since
@@ -29,8 +39,9 @@ from collections.abc import Callable
 from typing import Any
 
 from agents.agent import Agent
-from agents.errors import RuntimeFailure
+from agents.errors import BadSignature, Rejected, RuntimeFailure
 from agents.host import AgentHost
+from agents.identity import Identity, keccak256, recover_digest
 from agents.messages import Envelope
 from agents.registry import Registry
 from agents.runtime import Runtime, wait_until
@@ -114,6 +125,11 @@ class BatchedRegistry:
             self.errors += ray.get(self._handle.apply.remote(ops))
 
 
+def delegation_digest(agent: str, session: str) -> bytes:
+    """What an agent signs to let a shard's session key vouch for its envelopes."""
+    return keccak256(f"agora-delegation\n{agent.lower()}\n{session.lower()}".encode())
+
+
 class _Mailbox:
     """One agent's inbound queue and lock: whoever holds the lock drains the queue."""
 
@@ -127,13 +143,29 @@ class _Shard:
     """The actor body: hosts many agents, batches envelopes to other shards, runs timers."""
 
     def __init__(
-        self, index: int, ledger: Any, registry: Any, store_root: str, seed: int | str, batch: int, ttl: float | None, linger: float
+        self,
+        index: int,
+        ledger: Any,
+        registry: Any,
+        store_root: str,
+        seed: int | str,
+        batch: int,
+        ttl: float | None,
+        linger: float,
+        signing: str,
     ) -> None:
+
         from tasks.executor import RayExecutor
         from tasks.store import ContentStore
 
         self.index, self.batch, self.ttl, self.seed = index, batch, ttl, seed
         self.linger = linger  # seconds an envelope may wait for others bound to the same shard
+        self.signing = signing
+        self._session = Identity.generate()  # this process's session key; dies with it
+        self._delegations: dict[str, str] = {}  # hosted agent -> its signed delegation to the session key
+        self._announced: dict[int, set[str]] = {}  # dest shard -> senders whose delegation it has
+        self._trusted: dict[str, str] = {}  # remote sender -> the session address it delegated to
+        self.rejected_batches = 0
         self._ledger = RemoteLedger(ledger)
         self._registry = BatchedRegistry(registry)
         self._store, self._executor = ContentStore(store_root), RayExecutor(store_root)
@@ -165,9 +197,11 @@ class _Shard:
                 store=self._store,
                 executor=self._executor,
                 seed=self.seed,
-                sign=True,
+                sign=self.signing == "agent",
                 ttl=self.ttl,
             )
+            if self.signing == "session":
+                self._delegations[agent.address] = agent.identity.sign_digest(delegation_digest(agent.address, self._session.address))
             self._boxes[agent.address] = _Mailbox(host)
         return [a.address for a in agents]
 
@@ -203,27 +237,69 @@ class _Shard:
 
     # -- traffic --------------------------------------------------------------------------
     def deliver(self, envelopes: list[Envelope]) -> None:
-        """A batch from another shard (or the driver)."""
+        """Envelopes each signed by its own agent (from a shard signing per agent, or injected
+        by the driver): every signature is checked, whatever this shard's own policy."""
         self.received += len(envelopes)
         self.calls += 1
         try:
             for envelope in envelopes:
-                self._enqueue(envelope, remote=True)
+                if self.signing == "session":  # these hosts' inboxes trust batch proofs; check here
+                    try:
+                        envelope.check().verify()
+                    except Rejected as exc:
+                        box = self._boxes.get(envelope.target)
+                        if box is not None:
+                            with box.lock:
+                                box.host.reject(envelope, exc)
+                        continue
+                    self._enqueue(envelope, remote=True, authenticated=True)
+                else:
+                    self._enqueue(envelope, remote=True)
         finally:
             self._registry.flush()  # envelopes wait for the flusher, so replies travel together
 
-    def _enqueue(self, envelope: Envelope, remote: bool) -> None:
+    def deliver_batch(self, session: str, envelopes: list[Envelope], signature: str, delegations: dict[str, str]) -> None:
+        """A batch signed by another shard's session key: check the new delegations, the one
+        batch signature, then hand each envelope on as authenticated (or refuse it)."""
+        self.received += len(envelopes)
+        self.calls += 1
+        try:
+            session_lower = session.lower()
+            for sender, proof in delegations.items():
+                try:
+                    if recover_digest(delegation_digest(sender, session), proof) == sender.lower():
+                        self._trusted[sender] = session_lower
+                except ValueError:
+                    pass
+            try:
+                digests = b"".join(e.check().signing_bytes() for e in envelopes)
+                genuine = recover_digest(keccak256(digests), signature) == session_lower
+            except Exception:  # noqa: BLE001 - a malformed batch is a forged one
+                genuine = False
+            for envelope in envelopes:
+                if genuine and self._trusted.get(envelope.sender) == session_lower:
+                    self._enqueue(envelope, remote=True, authenticated=True)
+                else:
+                    self.rejected_batches += 1
+                    box = self._boxes.get(envelope.target)
+                    if box is not None:
+                        with box.lock:
+                            box.host.reject(envelope, BadSignature(f"no valid session signature or delegation for {envelope.sender}"))
+        finally:
+            self._registry.flush()
+
+    def _enqueue(self, envelope: Envelope, remote: bool, authenticated: bool = False) -> None:
         box = self._boxes.get(envelope.target)
         if box is None:
             return
-        box.queue.append((envelope, remote))
+        box.queue.append((envelope, remote, authenticated))
         while box.queue:
             if not box.lock.acquire(blocking=False):
                 return  # the holder drains what we queued
             try:
                 while box.queue:
-                    env, from_afar = box.queue.popleft()
-                    box.host.deliver(env, remote=from_afar)
+                    env, from_afar, proven = box.queue.popleft()
+                    box.host.deliver(env, remote=from_afar, authenticated=proven)
                     self.handled += 1
             finally:
                 box.lock.release()
@@ -243,14 +319,27 @@ class _Shard:
             if full:
                 self._out[dest] = []
         if full:
-            self._shards[dest].deliver.remote(pending)
+            self._ship(dest, pending)
+
+    def _ship(self, dest: int, envelopes: list[Envelope]) -> None:
+        """One Ray call to shard ``dest``: agent-signed envelopes as they are, or one session
+        signature over the batch (with the delegations ``dest`` has not seen yet)."""
+        if self.signing == "agent":
+            self._shards[dest].deliver.remote(envelopes)
+            return
+        signature = self._session.sign_digest(keccak256(b"".join(e.signing_bytes() for e in envelopes)))
+        with self._out_lock:
+            told = self._announced.setdefault(dest, set())
+            new = {e.sender: self._delegations[e.sender] for e in envelopes if e.sender not in told}
+            told.update(new)
+        self._shards[dest].deliver_batch.remote(self._session.address, envelopes, signature, new)
 
     def _flush_all(self) -> None:
         with self._out_lock:
             out, self._out = self._out, {}
         for dest, pending in out.items():
             for i in range(0, len(pending), self.batch):
-                self._shards[dest].deliver.remote(pending[i : i + self.batch])
+                self._ship(dest, pending[i : i + self.batch])
         self._registry.flush()
 
     def _flush_loop(self) -> None:
@@ -292,7 +381,7 @@ class _Shard:
     def stats(self) -> dict[str, Any]:
         queued = sum(len(b.queue) for b in self._boxes.values())
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # peak resident memory, Linux KiB
-        return {"agents": len(self._boxes), "sent": self.sent, "received": self.received, "handled": self.handled, "calls": self.calls, "queued": queued, "cpu_s": time.process_time(), "rss_mb": rss_mb}
+        return {"agents": len(self._boxes), "sent": self.sent, "received": self.received, "handled": self.handled, "calls": self.calls, "queued": queued, "cpu_s": time.process_time(), "rss_mb": rss_mb, "rejected_batches": self.rejected_batches}
 
 
 class RayRuntime(Runtime):
@@ -307,6 +396,7 @@ class RayRuntime(Runtime):
         seed: int | str = 0,
         batch: int = 64,
         linger: float = 0.005,
+        signing: str = "session",
         ttl: float | None = 300.0,
         actor_options: dict[str, Any] | None = None,
     ) -> None:
@@ -316,6 +406,8 @@ class RayRuntime(Runtime):
             raise RuntimeFailure("Ray is not running: call ray.init() (or ray.init(address=...)) in your entry point first")
         if shards < 1 or not 1 <= batch <= 64:
             raise RuntimeFailure(f"need at least one shard and a batch of 1..64, got {shards} and {batch}")
+        if signing not in ("session", "agent"):
+            raise RuntimeFailure(f"signing across shards is 'session' or 'agent' (never off), got {signing!r}")
         from tasks.store import default_root
 
         service = {"num_cpus": 0, "max_concurrency": 1}
@@ -324,7 +416,7 @@ class RayRuntime(Runtime):
         self.ledger = RemoteLedger(self._ledger_actor)
         self.registry = RemoteProxy(self._registry_actor)  # type: ignore[assignment]
         self.store_root = str(store_root or default_root())  # a folder every node can read
-        self.seed, self.batch, self.ttl, self.linger = seed, batch, ttl, linger
+        self.seed, self.batch, self.ttl, self.linger, self.signing = seed, batch, ttl, linger, signing
         self.actor_options = {"num_cpus": 0, "max_concurrency": 8, "scheduling_strategy": "SPREAD", **(actor_options or {})}
         self._shards: list[Any] = [self._new_shard(i, {}) for i in range(shards)]
         self._general = shards
@@ -340,7 +432,9 @@ class RayRuntime(Runtime):
         return (
             ray.remote(_Shard)
             .options(**{**self.actor_options, **options})
-            .remote(index, self._ledger_actor, self._registry_actor, self.store_root, self.seed, self.batch, self.ttl, self.linger)
+            .remote(
+                index, self._ledger_actor, self._registry_actor, self.store_root, self.seed, self.batch, self.ttl, self.linger, self.signing
+            )
         )
 
     @property

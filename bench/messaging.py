@@ -122,29 +122,35 @@ def ray_rows(messages: int, pairs: int, shards: int) -> list[tuple[str, float, s
             ray.get([raw.handle.remote(payload) for _ in range(64)])
         raw_rate = (max(1, messages // 64) * 64) / (time.perf_counter() - start)
 
-        rt = RayRuntime(shards=shards)
-        rally = max(2, messages // pairs)
-        players = []
-        for i in range(pairs):  # added alternately, so each pair spans two shards
-            b = Player(f"ray-b{i}", 3)
-            players += [Player(f"ray-a{i}", 3, serve=b.address, rally=rally, timed=True), b]
-        for p in players:  # a_i then b_i: round-robin placement puts them in different shards
-            rt.add(p)
-        total = rally * pairs
-        start = time.perf_counter()
-        rt.start()  # the a-players serve; every ping bounces between shards until n reaches 0
-        done = lambda: sum(s["handled"] for s in rt.stats()) >= total  # noqa: E731
-        rt.run(until=done, timeout=600)
-        seconds = time.perf_counter() - start
-        lat = sorted(lt for p in players for lt in rt.query(p.address, "stats")[1])
-        handled = sum(rt.query(p.address, "stats")[0] for p in players)
-        p50 = statistics.median(lat) * 1e3 if lat else float("nan")
-        p99 = lat[int(len(lat) * 0.99) - 1] * 1e3 if lat else float("nan")
-        rt.shutdown()
-        rate = handled / seconds
-        rows.append(
-            (f"RayRuntime, {shards} shards, signed, batches <= 64", rate, f"{pairs} pairs across shards; p50 {p50:.1f} ms, p99 {p99:.1f} ms; {rate / raw_rate:.1f}x raw")
-        )
+        for signing in ("session", "agent"):
+            rt = RayRuntime(shards=shards, signing=signing)
+            rally = max(2, messages // pairs)
+            players = []
+            for i in range(pairs):
+                b = Player(f"ray-b{i}", 3)
+                players += [Player(f"ray-a{i}", 3, serve=b.address, rally=rally, timed=True), b]
+            for p in players:  # a_i then b_i: round-robin placement puts them in different shards
+                rt.add(p)
+            total = rally * pairs
+            start = time.perf_counter()
+            rt.start(parallel=True)  # the a-players serve; every ping bounces between shards until n reaches 0
+            done = lambda: sum(s["handled"] for s in rt.stats()) >= total  # noqa: E731, B023
+            rt.run(until=done, timeout=600)
+            seconds = time.perf_counter() - start
+            lat = sorted(lt for p in players for lt in rt.query(p.address, "stats")[1])
+            handled = sum(rt.query(p.address, "stats")[0] for p in players)
+            p50 = statistics.median(lat) * 1e3 if lat else float("nan")
+            p99 = lat[int(len(lat) * 0.99) - 1] * 1e3 if lat else float("nan")
+            rt.shutdown()
+            rate = handled / seconds
+            how = "a session signature per batch, agents' delegations" if signing == "session" else "every envelope signed and verified by its agent's key"
+            rows.append(
+                (
+                    f"RayRuntime, {shards} shards, signing={signing}, batches <= 64",
+                    rate,
+                    f"{how}; {pairs} pairs across shards; p50 {p50:.1f} ms, p99 {p99:.1f} ms; {rate / raw_rate:.1f}x raw",
+                )
+            )
         rows.append(("raw Ray async actor calls, batches of 64 (baseline)", raw_rate, "same payload"))
     finally:
         ray.shutdown()
@@ -219,8 +225,8 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=1000)
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--signed-messages", type=int, default=2_000)
-    parser.add_argument("--ray-messages", type=int, default=40_000)
-    parser.add_argument("--pairs", type=int, default=200)
+    parser.add_argument("--ray-messages", type=int, default=100_000)
+    parser.add_argument("--pairs", type=int, default=1000)
     parser.add_argument("--shards", type=int, default=2)
     parser.add_argument("--no-ray", action="store_true")
     parser.add_argument("--scale", type=int, default=0, help="also host this many agents on RayRuntime (e.g. 100000)")

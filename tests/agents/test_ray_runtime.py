@@ -100,3 +100,38 @@ def test_population_built_in_shards_replays_refused_and_slow_handlers_isolated(r
         assert rt.rejections() == {"p2": {"ReplayedMessage": 1}}
     finally:
         rt.shutdown()
+
+
+def test_forged_envelopes_and_batches_are_refused(ray_cluster) -> None:
+    """Per-agent signatures on injected envelopes, and the batch proof between shards: a bad
+    signature, a batch signed by a key nobody delegated to, a delegation not made by the sender."""
+    import ray
+
+    from agents.ray_runtime import RayRuntime, delegation_digest
+
+    rt = RayRuntime(shards=2)
+    try:
+        a, b = Player("fa"), Player("fb")
+        rt.add(a)
+        rt.add(b)
+        rt.start()
+        mallory = Identity.from_seed("shards", "mallory")
+        forged = Envelope.seal(mallory, b.address, Ball(n=0), nonce=1, expires=time.time() + 60).replace(sender=a.address)
+        rt.send(b.address, [forged])
+        shard = rt._shards[rt._placement[b.address]]
+        rogue = Identity.from_seed("shards", "rogue-session")
+        env = Envelope.seal(a.identity, b.address, Ball(n=0), nonce=2, expires=time.time() + 60, sign=False)
+        from eth_utils import keccak
+
+        batch_sig = rogue.sign_digest(keccak(env.signing_bytes()))
+        fake_delegation = mallory.sign_digest(delegation_digest(a.address, rogue.address))  # not a's key
+        ray.get(shard.deliver_batch.remote(rogue.address, [env], batch_sig, {a.address: fake_delegation}))
+        real_delegation = a.identity.sign_digest(delegation_digest(a.address, rogue.address))
+        ray.get(shard.deliver_batch.remote(rogue.address, [env], "0x" + "11" * 65, {a.address: real_delegation}))  # bad batch signature
+        time.sleep(0.2)
+        assert rt.query(b.address, "hits") == 0
+        assert rt.rejections() == {"fb": {"BadSignature": 3}}
+        ray.get(shard.deliver_batch.remote(rogue.address, [env], batch_sig, {a.address: real_delegation}))  # a did delegate: accepted
+        assert rt.run(until=lambda: rt.query(b.address, "hits") == 1, timeout=10)
+    finally:
+        rt.shutdown()
