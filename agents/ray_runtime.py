@@ -12,9 +12,8 @@ scheduler over the cluster's nodes (``SPREAD`` by default).
 How envelopes are signed is the runtime's ``signing`` policy, and across shards it is never off:
 ``"session"`` (the default) has each shard make a fresh session key at start; every agent it hosts
 signs, once, a delegation to that key with its own key; a batch to another shard carries one
-session signature over the digests of all its envelopes, and each sender's delegation the first
-time that sender reaches that shard. The receiver checks a delegation once and a batch signature
-once per batch, so secp256k1 is paid per batch, not per message — the trust is the same, since a
+session signature over the digests of all its envelopes, with its senders' delegations. The
+receiver checks each delegation the first time it sees it and a batch signature once per batch, so secp256k1 is paid per batch, not per message — the trust is the same, since a
 shard holds its agents' keys anyway. ``"agent"`` signs and verifies every envelope with its
 agent's own key. Between agents of one shard, envelopes stay in the process (unsigned under
 ``"session"``).
@@ -163,7 +162,6 @@ class _Shard:
         self.signing = signing
         self._session = Identity.generate()  # this process's session key; dies with it
         self._delegations: dict[str, str] = {}  # hosted agent -> its signed delegation to the session key
-        self._announced: dict[int, set[str]] = {}  # dest shard -> senders whose delegation it has
         self._trusted: dict[str, str] = {}  # remote sender -> the session address it delegated to
         self.rejected_batches = 0
         self._ledger = RemoteLedger(ledger)
@@ -266,6 +264,8 @@ class _Shard:
         try:
             session_lower = session.lower()
             for sender, proof in delegations.items():
+                if self._trusted.get(sender) == session_lower:
+                    continue  # checked before
                 try:
                     if recover_digest(delegation_digest(sender, session), proof) == sender.lower():
                         self._trusted[sender] = session_lower
@@ -328,11 +328,10 @@ class _Shard:
             self._shards[dest].deliver.remote(envelopes)
             return
         signature = self._session.sign_digest(keccak256(b"".join(e.signing_bytes() for e in envelopes)))
-        with self._out_lock:
-            told = self._announced.setdefault(dest, set())
-            new = {e.sender: self._delegations[e.sender] for e in envelopes if e.sender not in told}
-            told.update(new)
-        self._shards[dest].deliver_batch.remote(self._session.address, envelopes, signature, new)
+        # every batch carries its senders' delegations: batches may arrive in any order, and the
+        # receiver checks each delegation only the first time it sees it
+        delegations = {e.sender: self._delegations[e.sender] for e in envelopes}
+        self._shards[dest].deliver_batch.remote(self._session.address, envelopes, signature, delegations)
 
     def _flush_all(self) -> None:
         with self._out_lock:

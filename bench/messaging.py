@@ -205,7 +205,7 @@ def scale_row(agents: int, shards: int) -> list[tuple[str, float, str]]:
         rt.add_population(population)
         built = time.perf_counter() - start
         rt.start(parallel=True)
-        ok = rt.run(until=lambda: sum(s["handled"] for s in rt.stats()) >= 2 * agents, timeout=3600)
+        ok = rt.run(until=lambda: sum(s["handled"] for s in rt.stats()) >= 2 * agents, timeout=900)
         seconds = time.perf_counter() - start
         stats = rt.stats()
         listed = rt.registry.count("echo", time.time())
