@@ -18,10 +18,10 @@ market counts in all of them and a ring of fake accounts rating itself counts in
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from eth_utils import is_address, to_checksum_address
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from agents.errors import InvalidOffer, UnknownOffer
 from economy.errors import EconomyError
@@ -30,12 +30,32 @@ from economy.reputation import Market, ReputationGraph, relative
 _HASH = r"^[0-9a-f]{64}$"
 
 
-class ServiceRecord(BaseModel):
-    """One service an agent offers, as discovery lists it."""
+def _checksum(v: str) -> str:
+    if not is_address(v):
+        raise ValueError(f"not an address: {v!r}")
+    return to_checksum_address(v)
+
+
+Address = Annotated[str, AfterValidator(_checksum)]
+
+
+class _Record(BaseModel):
+    """Base of what the registry stores: frozen, no unknown fields, and a validation failure is
+    an InvalidOffer naming the record and the field."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    address: str
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise InvalidOffer(f"invalid {type(self).__name__}: {exc}") from None
+
+
+class ServiceRecord(_Record):
+    """One service an agent offers, as discovery lists it."""
+
+    address: Address
     name: str = Field(min_length=1)
     capability: str = Field(min_length=1)
     price: StrictInt = Field(ge=0)
@@ -45,42 +65,14 @@ class ServiceRecord(BaseModel):
     ttl: float = Field(default=300.0, gt=0)
     last_seen: float = 0.0
 
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise InvalidOffer(f"invalid ServiceRecord: {exc}") from None
-
-    @field_validator("address")
-    @classmethod
-    def _address(cls, v: str) -> str:
-        if not is_address(v):
-            raise ValueError(f"address is not an address: {v!r}")
-        return to_checksum_address(v)
-
     def alive(self, now: float) -> bool:
         return now <= self.last_seen + self.ttl
 
 
-class Offer(BaseModel):
+class Offer(_Record):
     """Base of every offer: frozen, strict about prices, with an owner address."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    owner: str
-
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise InvalidOffer(f"invalid {type(self).__name__}: {exc}") from None
-
-    @field_validator("owner")
-    @classmethod
-    def _owner(cls, v: str) -> str:
-        if not is_address(v):
-            raise ValueError(f"owner is not an address: {v!r}")
-        return to_checksum_address(v)
+    owner: Address
 
 
 class ModelOffer(Offer):
