@@ -32,3 +32,12 @@ def test_double_auction_example_shows_the_textbook_ranking() -> None:
     efficiency = {k.split(" ")[0]: float(v.split("│")[2]) for k, v in rows.items()}
     assert efficiency["ZI-C"] >= 0.95 and efficiency["ZI-U"] < efficiency["ZI-C"] - 0.1
     assert "2 @ 120" in out.stdout and "best bid 130" in out.stdout
+
+
+def test_negotiation_awards_the_trusted_provider_signed_end_to_end(tmp_path) -> None:
+    env = {**os.environ, "AGORA_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, str(EXAMPLES / "negotiation.py")], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "awarded to steady-gpu" in out.stdout and "'bargain-gpu': '0.003 AGR'" in out.stdout
+    assert "deal settled" in out.stdout and "refused: none" in out.stdout
+    assert "money conserved: True" in out.stdout
