@@ -211,6 +211,12 @@ class Population(BaseModel):
         return made
 
 
+    def resolved(self) -> Population:
+        """A copy whose relative ``*_file`` / ``*_path`` settings are absolute, for building in
+        another process (which does not know where the file was)."""
+        groups = [g.model_copy(update={"settings": {k: self._resolve(k, v) for k, v in g.settings.items()}}) for g in self.agents]
+        return self.model_copy(update={"agents": groups})
+
     @staticmethod
     def fund(built: list[tuple[Agent, AgentGroup]], ledger: Any) -> int:
         """Mint each agent its group's starting funds on ``ledger``; returns the total minted."""

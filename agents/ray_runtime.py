@@ -164,6 +164,9 @@ class _Shard:
         self._delegations: dict[str, str] = {}  # hosted agent -> its signed delegation to the session key
         self._trusted: dict[str, str] = {}  # remote sender -> the session address it delegated to
         self.rejected_batches = 0
+        import ray
+
+        self._node = ray.get_runtime_context().get_node_id()  # where Ray placed this shard
         self._ledger = RemoteLedger(ledger)
         self._registry = BatchedRegistry(registry)
         self._store, self._executor = ContentStore(store_root), RayExecutor(store_root)
@@ -380,7 +383,7 @@ class _Shard:
     def stats(self) -> dict[str, Any]:
         queued = sum(len(b.queue) for b in self._boxes.values())
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # peak resident memory, Linux KiB
-        return {"agents": len(self._boxes), "sent": self.sent, "received": self.received, "handled": self.handled, "calls": self.calls, "queued": queued, "cpu_s": time.process_time(), "rss_mb": rss_mb, "rejected_batches": self.rejected_batches}
+        return {"agents": len(self._boxes), "sent": self.sent, "received": self.received, "handled": self.handled, "calls": self.calls, "queued": queued, "cpu_s": time.process_time(), "rss_mb": rss_mb, "rejected_batches": self.rejected_batches, "node": self._node}
 
 
 class RayRuntime(Runtime):
@@ -465,7 +468,7 @@ class RayRuntime(Runtime):
             parts.setdefault(next(self._next) % self._general, []).append(name)
         from agents.population import user_roles
 
-        spec, extra = population.model_dump(mode="json"), user_roles()
+        spec, extra = population.resolved().model_dump(mode="json"), user_roles()
         built = _unwrap(lambda: ray.get([self._shards[i].build.remote(spec, part, extra) for i, part in parts.items()]))
         found: dict[str, str] = {}
         for index, pairs in zip(parts, built):

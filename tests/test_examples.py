@@ -41,3 +41,15 @@ def test_negotiation_awards_the_trusted_provider_signed_end_to_end(tmp_path) -> 
     assert "awarded to steady-gpu" in out.stdout and "'bargain-gpu': '0.003 AGR'" in out.stdout
     assert "deal settled" in out.stdout and "refused: none" in out.stdout
     assert "money conserved: True" in out.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_ray_cluster_example_spreads_the_population_over_three_nodes(tmp_path) -> None:
+    env = {**os.environ, "AGORA_HOME": str(tmp_path), "RAY_AUTH_MODE": "disabled"}
+    out = subprocess.run([sys.executable, str(EXAMPLES / "ray_cluster.py")], capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "nodes in the cluster: 3" in out.stdout
+    distinct = int(out.stdout.split("shards on distinct nodes: ")[1].split()[0])
+    assert distinct >= 2
+    assert "deal settled" in out.stdout and "(64, 384)" in out.stdout and "money conserved: True" in out.stdout
