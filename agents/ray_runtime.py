@@ -153,6 +153,7 @@ class _Shard:
         linger: float,
         signing: str,
     ) -> None:
+        import ray
 
         from tasks.executor import RayExecutor
         from tasks.store import ContentStore
@@ -164,8 +165,6 @@ class _Shard:
         self._delegations: dict[str, str] = {}  # hosted agent -> its signed delegation to the session key
         self._trusted: dict[str, str] = {}  # remote sender -> the session address it delegated to
         self.rejected_batches = 0
-        import ray
-
         self._node = ray.get_runtime_context().get_node_id()  # where Ray placed this shard
         self._ledger = RemoteLedger(ledger)
         self._registry = BatchedRegistry(registry)
