@@ -5,9 +5,10 @@ expired; the signature is the named sender's (when the runtime signs); the nonce
 sender; the sender is within its rate quota; the schema is one this agent speaks. Each failure is
 its own typed error (see agents.errors); the host logs and counts it and the agent runs on.
 
-Replays are caught with a sliding window per sender, as IPsec does: nonces above the highest
-seen are new; those within ``window`` below it are checked against the set seen; older ones are
-refused. Memory per sender is bounded by the window, however long the run. Rate quotas are token
+Replays are caught with a sliding window per sender, as IPsec does (RFC 4303): nonces above the
+highest seen are new; those within ``window`` below it are checked against a bitmap of the ones
+seen; older ones are refused. A sender costs one int and a ``window``-bit mask (512 bytes for the
+default 4096), however long the run. Rate quotas are token
 buckets per sender on the runtime's clock (virtual in a simulation, wall time on Ray), like the
 per-sender quotas of Fetch.ai's uAgents; an agent's timers to itself are exempt.
 """
@@ -40,9 +41,10 @@ class Inbox:
         self.quota = quota
         self.verify = verify
         self._max_payload, self._window, self._rate = quota.max_payload, quota.window, quota.rate
+        self._full = (1 << quota.window) - 1
         self.rejected: Counter[str] = Counter()
         self._high: dict[str, int] = {}
-        self._recent: dict[str, set[int]] = {}
+        self._seen: dict[str, int] = {}  # sender -> bitmap: bit i set = nonce (highest - i) accepted
         self._buckets: dict[str, list[float]] = {}  # sender -> [tokens, last refill time]
 
     def admit(self, env: Envelope, now: float, authenticated: bool = False) -> Message:
@@ -59,7 +61,7 @@ class Inbox:
         if cls is None:
             raise UnknownMessage(f"no handler for schema {env.schema_digest[:12]}… from {sender}")
         high = self._high.get(sender, -1)
-        if nonce <= high and (nonce <= high - self._window or nonce in self._recent[sender]):
+        if nonce <= high and (high - nonce >= self._window or (self._seen[sender] >> (high - nonce)) & 1):
             raise ReplayedMessage(f"nonce {nonce} from {sender} was already seen (highest {high})")
         if self._rate is not None and sender != self.owner:
             self._spend(sender, now, self.quota)  # after the replay check: replays cannot drain a quota
@@ -67,15 +69,13 @@ class Inbox:
         if type(message) is not cls:  # parsed here unless it was sealed in this process
             message = cls.model_validate_json(env.payload)
         # remember only what was accepted: a refused nonce may come again
-        recent = self._recent.get(sender)
-        if recent is None:
-            recent = self._recent[sender] = set()
-        recent.add(nonce)
         if nonce > high:
             self._high[sender] = nonce
-            if len(recent) > 2 * self._window:  # forget what fell out of the window
-                floor = nonce - self._window
-                self._recent[sender] = {n for n in recent if n > floor}
+            gap = nonce - high
+            # a jump past the window forgets everything (and never builds a huge int from a huge nonce)
+            self._seen[sender] = 1 if gap >= self._window else ((self._seen.get(sender, 0) << gap) | 1) & self._full
+        else:
+            self._seen[sender] |= 1 << (high - nonce)
         return message
 
     def _spend(self, sender: str, now: float, quota: Quota) -> None:

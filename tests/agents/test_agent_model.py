@@ -210,3 +210,17 @@ def test_same_seed_same_log_and_links_are_seeded() -> None:
     assert first[1] != sorted(first[1])  # jitter reorders arrivals
     quiet = _chatter(1, Link())
     assert quiet[2] == 0 and quiet[1] == list(range(50))
+
+
+def test_replay_state_stays_small_whatever_the_nonces() -> None:
+    """A sender's replay state is one int and a window-bit mask: a nonce far ahead neither
+    allocates a huge number nor lets older nonces back in."""
+    rt, a, b = _pair()
+    host = rt._hosts[b.address]
+    window = host.inbox.quota.window
+    host.deliver(Envelope.seal(a.identity, b.address, Ping(n=1), nonce=1), now=rt.now())
+    host.deliver(Envelope.seal(a.identity, b.address, Ping(n=2), nonce=10**12), now=rt.now())
+    assert host.inbox._seen[a.address].bit_length() <= window
+    host.deliver(Envelope.seal(a.identity, b.address, Ping(n=3), nonce=10**12 - 5), now=rt.now())  # late, inside the window
+    host.deliver(Envelope.seal(a.identity, b.address, Ping(n=4), nonce=2), now=rt.now())  # far behind: refused
+    assert b.pings == [1, 2, 3] and host.inbox.rejected == {"ReplayedMessage": 1}
