@@ -94,7 +94,7 @@ def run_session(
 ) -> SessionResult:
     """Run ``periods`` periods of ``steps`` shouts each. ``strategy(name, side, rng)`` makes each
     trader's strategy; ``market`` is "cda" (continuous double auction) or "call" (a call market
-    cleared after every round of one shout per active trader)."""
+    cleared once every round of as many shouts as there are traders)."""
     if market not in ("cda", "call"):
         raise InvalidOrder(f"market must be 'cda' or 'call', got {market!r}")
     rng = random.Random(seed)
@@ -128,7 +128,7 @@ def run_session(
             fills = list(book.submit(Order(oid, trader.name, trader.side, price)))
             if market == "call":
                 live[trader.name] = oid
-                if step % len(active) == len(active) - 1:
+                if step % len(traders) == len(traders) - 1:  # one call per round of len(traders) shouts
                     fills = list(book.clear())
             elif not fills:
                 live[trader.name] = oid
