@@ -15,10 +15,12 @@ import asyncio
 import inspect
 import itertools
 import logging
+import pickle
 import random
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from agents import snapshot as snapshots
 from agents.agent import Agent, Context
 from agents.errors import Rejected, UndeclaredReply, UnknownMessage
 from agents.inbox import Inbox, Quota
@@ -210,6 +212,59 @@ class AgentHost:
     def _failed(self, what: str, exc: Exception) -> None:
         self.errors.append(f"{what}: {type(exc).__name__}: {exc}")
         self.log.warning("%s failed handling %s: %s", self.agent.name, what, exc, exc_info=True)
+
+    # -- snapshots ------------------------------------------------------------------------
+    def refs(self) -> dict[str, Any]:
+        """The live objects an agent's state may point at, written into snapshots by name."""
+        ctx = self.ctx
+        return {
+            "context": ctx,
+            "wallet": ctx.wallet,
+            "ledger": ctx.wallet.ledger,
+            "registry": ctx.registry,
+            "store": ctx.store,
+            "executor": ctx.executor,
+        }
+
+    def snapshot(self) -> bytes:
+        """The agent's state, storage, replay windows and next nonce (never its key)."""
+        nonce = next(self._nonce)
+        self._nonce = itertools.count(nonce)
+        inbox = {"high": dict(self.inbox._high), "seen": dict(self.inbox._seen)}
+        body = snapshots.dump({"agent": self.agent, "storage": self.ctx.storage.snapshot(), "inbox": inbox, "nonce": nonce}, self.refs())
+        header = {"version": snapshots.SNAPSHOT_VERSION, "address": self.agent.address, "name": self.agent.name, "class": type(self.agent)}
+        return pickle.dumps({**header, "body": body}, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @staticmethod
+    def skeleton(data: bytes, identity: Any) -> tuple[Agent, bytes]:
+        """An empty agent of the snapshot's class, named and keyed, to host before ``resume``."""
+        try:
+            header = pickle.loads(data)
+        except Exception as exc:  # noqa: BLE001 - a truncated or foreign file
+            raise snapshots.SnapshotError(f"unreadable snapshot: {type(exc).__name__}: {exc}") from None
+        if header.get("version") != snapshots.SNAPSHOT_VERSION:
+            raise snapshots.SnapshotError(f"snapshot version {header.get('version')!r} is not {snapshots.SNAPSHOT_VERSION}")
+        if header["address"] != identity.address:
+            raise snapshots.SnapshotError(f"the snapshot is of {header['address']}, the key given is {identity.address}")
+        agent = header["class"].__new__(header["class"])
+        Agent.__init__(agent, header["name"], identity)
+        return agent, header["body"]
+
+    def resume(self, body: bytes) -> None:
+        """Load a snapshot body into this host (made around ``skeleton``'s agent)."""
+        identity = self.agent.identity
+
+        def key_of(address: str) -> Any:
+            if address != identity.address:
+                raise snapshots.SnapshotError(f"the snapshot holds the identity of {address}, not this agent's")
+            return identity
+
+        state = snapshots.load(body, key_of, self.refs())
+        self.agent = state["agent"]
+        self._intervals = self.agent.intervals()
+        self.ctx.storage = Storage.restore(state["storage"])
+        self.inbox._high, self.inbox._seen = dict(state["inbox"]["high"]), dict(state["inbox"]["seen"])
+        self._nonce = itertools.count(state["nonce"])
 
     def query(self, method: str, *args: Any) -> Any:
         """Call a public method of the agent (state for drivers, tests and reports)."""

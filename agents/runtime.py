@@ -119,7 +119,31 @@ class LocalRuntime(Runtime):
     def add(self, agent: Agent) -> str:
         if agent.address in self._hosts:
             raise RuntimeFailure(f"{agent.name} ({agent.address}) is already hosted")
-        self._hosts[agent.address] = AgentHost(
+        self._hosts[agent.address] = self._host(agent)
+        return agent.address
+
+    def snapshot(self, store: Any) -> list[str]:
+        """Write every agent's snapshot to ``store`` (an agents.snapshot.SnapshotStore)."""
+        for address, host in self._hosts.items():
+            store.put(f"agent-{address}", host.snapshot())
+        return list(self._hosts)
+
+    def restore(self, store: Any, identity: Callable[[str], Any]) -> list[str]:
+        """Host every agent in ``store`` again, as it was, keyed by ``identity(address)`` (keys
+        never sit in snapshots). Call instead of ``add``; ``start`` is not run again."""
+        restored = []
+        for key in store.keys("agent-"):
+            data = store.get(key)
+            agent, body = AgentHost.skeleton(data, identity(key.removeprefix("agent-")))
+            if agent.address in self._hosts:
+                raise RuntimeFailure(f"{agent.name} ({agent.address}) is already hosted")
+            host = self._hosts[agent.address] = self._host(agent)
+            host.resume(body)
+            restored.append(agent.address)
+        return restored
+
+    def _host(self, agent: Agent) -> AgentHost:
+        return AgentHost(
             agent,
             self.ledger,
             self.registry,
@@ -133,7 +157,6 @@ class LocalRuntime(Runtime):
             ttl=self.ttl,
             quota=self.quota,
         )
-        return agent.address
 
     def set_link(self, sender: str, target: str, link: Link) -> None:
         """Give one direction between two agents its own latency and loss."""
