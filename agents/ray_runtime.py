@@ -216,6 +216,36 @@ class _Shard:
         self.add([agent for agent, _ in built])
         return [(agent.name, agent.address) for agent, _ in built]
 
+    def resume(self, root: str, population: dict[str, Any], names: list[str], roles: dict[str, Any]) -> list[tuple[str, str]]:
+        """Host the named agents again from their snapshots under ``root``, keyed from the
+        population (keys never sit in snapshots)."""
+        from agents.population import Population, register_role
+        from agents.snapshot import FolderStore
+
+        for role, factory in roles.items():
+            register_role(role, factory)
+        store, restored = FolderStore(root), []
+        for name, identity in Population.parse(population).identities(only=set(names)).items():
+            data = store.get(f"agent-{identity.address}")
+            if data is None:
+                raise RuntimeFailure(f"no snapshot of {name} ({identity.address}) under {root}")
+            agent, body = AgentHost.skeleton(data, identity)
+            self.add([agent])
+            self._boxes[agent.address].host.resume(body)
+            restored.append((name, agent.address))
+        return restored
+
+    def snapshot(self, root: str) -> list[str]:
+        """Write each hosted agent's snapshot under ``root`` (a folder every node can reach)."""
+        from agents.snapshot import FolderStore
+
+        self._flush_all()
+        store = FolderStore(root)
+        for address, box in self._boxes.items():
+            with box.lock:
+                store.put(f"agent-{address}", box.host.snapshot())
+        return list(self._boxes)
+
     def connect(self, shards: list[Any], placement: dict[str, int]) -> None:
         self._shards, self._placement = shards, placement
 
@@ -425,6 +455,7 @@ class RayRuntime(Runtime):
         self._names: dict[str, str] = {}
         self._pending: dict[int, list[Agent]] = {}
         self._order: list[str] = []
+        self._resumed: set[str] = set()
         self._next = itertools.count()
 
     def _new_shard(self, index: int, options: dict[str, Any]) -> Any:
@@ -456,25 +487,39 @@ class RayRuntime(Runtime):
         self._place(agent.name, agent.address, index)
         return agent.address
 
-    def add_population(self, population: Any) -> dict[str, str]:
-        """Build a whole population inside the shards (keys derived there, in parallel);
-        returns name -> address."""
+    def add_population(self, population: Any, resume_from: str | None = None) -> dict[str, str]:
+        """Build a whole population inside the shards (keys derived there, in parallel), or,
+        with ``resume_from``, host it again from the snapshots a ``snapshot`` call wrote there
+        (``start`` then leaves those agents' on_start alone); returns name -> address."""
         import ray
+
+        from agents.population import user_roles
 
         names = [n for group in population.agents for n in group.names()]
         parts: dict[int, list[str]] = {}
         for name in names:
             parts.setdefault(next(self._next) % self._general, []).append(name)
-        from agents.population import user_roles
-
         spec, extra = population.resolved().model_dump(mode="json"), user_roles()
-        built = _unwrap(lambda: ray.get([self._shards[i].build.remote(spec, part, extra) for i, part in parts.items()]))
+        if resume_from is None:
+            calls = [self._shards[i].build.remote(spec, part, extra) for i, part in parts.items()]
+        else:
+            calls = [self._shards[i].resume.remote(resume_from, spec, part, extra) for i, part in parts.items()]
+        built = _unwrap(lambda: ray.get(calls))
         found: dict[str, str] = {}
         for index, pairs in zip(parts, built):
             for name, address in pairs:
                 self._place(name, address, index)
                 found[name] = address
+                if resume_from is not None:
+                    self._resumed.add(address)
         return {n: found[n] for n in names}
+
+    def snapshot(self, root: str) -> int:
+        """Every shard writes its agents' snapshots under ``root`` (shared by all nodes);
+        returns how many agents were written."""
+        import ray
+
+        return sum(len(done) for done in _unwrap(lambda: ray.get([s.snapshot.remote(root) for s in self._shards])))
 
     def _place(self, name: str, address: str, index: int) -> None:
         self._placement[address] = index
@@ -490,14 +535,15 @@ class RayRuntime(Runtime):
         _unwrap(lambda: ray.get([self._shards[i].add.remote(agents) for i, agents in self._pending.items()]))
         self._pending.clear()
         ray.get([s.connect.remote(self._shards, self._placement) for s in self._shards])
+        order = [a for a in self._order if a not in self._resumed]  # resumed agents started long ago
         if parallel:
             per_shard: dict[int, list[str]] = {}
-            for address in self._order:
+            for address in order:
                 per_shard.setdefault(self._placement[address], []).append(address)
             _unwrap(lambda: ray.get([self._shards[i].start.remote(a) for i, a in per_shard.items()]))
             return
         run: list[tuple[int, list[str]]] = []
-        for address in self._order:  # consecutive agents of one shard start in one call
+        for address in order:  # consecutive agents of one shard start in one call
             index = self._placement[address]
             if run and run[-1][0] == index:
                 run[-1][1].append(address)

@@ -135,3 +135,36 @@ def test_forged_envelopes_and_batches_are_refused(ray_cluster) -> None:
         assert rt.run(until=lambda: rt.query(b.address, "hits") == 1, timeout=10)
     finally:
         rt.shutdown()
+
+
+def test_a_population_snapshotted_and_resumed_on_fresh_shards(ray_cluster, tmp_path) -> None:
+    """What `stop` then a later deploy will do: snapshot every shard, shut down, host the same
+    population again from the snapshots on new shards, and go on where it left off."""
+    from agents.population import register_role
+    from agents.ray_runtime import RayRuntime
+
+    register_role("player", Player)
+    population = Population.parse({"name": "league", "seed": "resume", "agents": [{"role": "player", "count": 4, "name": "p{i}"}]})
+    sender = Identity.from_seed("resume", "p1")
+    rt = RayRuntime(shards=2)
+    try:
+        names = rt.add_population(population)
+        rt.start(parallel=True)
+        p0, p2 = names["p0"], names["p2"]
+        first = Envelope.seal(sender, p0, Ball(n=0), nonce=1, expires=time.time() + 60)
+        rt.send(p0, [first])
+        assert rt.run(until=lambda: rt.query(p0, "hits") == 1, timeout=30)
+        assert rt.snapshot(str(tmp_path)) == 4
+    finally:
+        rt.shutdown()
+    again = RayRuntime(shards=2)
+    try:
+        assert again.add_population(population, resume_from=str(tmp_path)) == names
+        again.start()
+        assert again.query(p0, "hits") == 1  # state came back
+        again.send(p0, [first])  # the old envelope once more: still a replay
+        again.send(p2, [Envelope.seal(sender, p2, Ball(n=1), nonce=2, expires=time.time() + 60)])
+        assert again.run(until=lambda: again.query(p2, "hits") == 1, timeout=30)  # and it goes on
+        assert again.query(p0, "hits") == 1 and again.rejections() == {"p0": {"ReplayedMessage": 1}}
+    finally:
+        again.shutdown()
