@@ -6,8 +6,9 @@ many :class:`~agents.host.AgentHost`s, the same hosts the LocalRuntime uses. Env
 shards travel in batches of at most ``batch`` per Ray call, flushed when a batch fills, when the
 call that produced them ends, and every few milliseconds for sends made by timers; envelopes
 between agents of one shard never leave the process. A heavy agent may get a shard of its own
-with Ray resources (``add(agent, dedicated={"num_gpus": 1})``). Shards are placed by Ray's
-scheduler over the cluster's nodes (``SPREAD`` by default).
+with Ray resources (``add(agent, dedicated={"num_gpus": 1})``), placed by Ray where those are.
+A general shard needs no resources, so shard i goes to node i mod n of the cluster's live nodes,
+unless ``actor_options`` names a scheduling strategy.
 
 How envelopes are signed is the runtime's ``signing`` policy, and across shards it is never off:
 ``"session"`` (the default) has each shard make a fresh session key at start; every agent it hosts
@@ -448,7 +449,7 @@ class RayRuntime(Runtime):
         self.registry = RemoteProxy(self._registry_actor)  # type: ignore[assignment]
         self.store_root = str(store_root or default_root())  # a folder every node can read
         self.seed, self.batch, self.ttl, self.linger, self.signing = seed, batch, ttl, linger, signing
-        self.actor_options = {"num_cpus": 0, "max_concurrency": 8, "scheduling_strategy": "SPREAD", **(actor_options or {})}
+        self.actor_options = {"num_cpus": 0, "max_concurrency": 8, **(actor_options or {})}
         self._shards: list[Any] = [self._new_shard(i, {}) for i in range(shards)]
         self._general = shards
         self._placement: dict[str, int] = {}
@@ -460,10 +461,18 @@ class RayRuntime(Runtime):
 
     def _new_shard(self, index: int, options: dict[str, Any]) -> Any:
         import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+        chosen = {**self.actor_options, **options}
+        if "scheduling_strategy" not in chosen and not options:
+            # a general shard needs no resources, so it fits anywhere: shard i on node i mod n
+            # (Ray's own SPREAD is best effort and often stacks them on one node)
+            nodes = sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive"))
+            if nodes:
+                chosen["scheduling_strategy"] = NodeAffinitySchedulingStrategy(nodes[index % len(nodes)], soft=False)
         return (
             ray.remote(_Shard)
-            .options(**{**self.actor_options, **options})
+            .options(**chosen)
             .remote(
                 index, self._ledger_actor, self._registry_actor, self.store_root, self.seed, self.batch, self.ttl, self.linger, self.signing
             )

@@ -31,7 +31,7 @@ else:
     ray.init(address=cluster.address, log_to_driver=False)
 
 population = Population.load(Path(__file__).resolve().parent.parent / "simulations" / "data" / "demo_population.yaml")
-runtime = RayRuntime(EVMLedger.embedded, shards=3)  # SPREAD: Ray puts the shards on different nodes
+runtime = RayRuntime(EVMLedger.embedded, shards=3)  # shard i on node i mod 3
 names = runtime.add_population(population)
 runtime.ledger.mint(names["buyer"], 10**18)
 runtime.start()  # in file order: owners publish before the buyer looks
