@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 from agents.errors import RuntimeFailure, UnknownMessage
 from agents.identity import Identity
 from agents.messages import Message
-from agents.protocol import Protocol, Route, digest_of, replies_of
+from agents.protocol import Protocol, digest_of, replies_of
 from agents.registry import Registry
 from agents.storage import Storage
 from agents.wallet import Wallet
@@ -143,21 +143,12 @@ class Agent:
     def address(self) -> str:
         return self.identity.address
 
-    def routes(self) -> dict[type[Message], Route]:
-        """Every message type this agent handles and how: its own methods, then its protocols
-        (a type handled twice is an error: which handler would run must never be a guess)."""
-        routes = {t: Route(getattr(self, name), replies) for t, (name, replies) in self._handlers.items()}
-        for protocol in self.protocols:
-            for t, route in protocol.routes.items():
-                if t in routes:
-                    raise RuntimeFailure(f"{type(self).__name__} handles {t.__name__} twice (protocol {protocol.name})")
-                routes[t] = route
-        return routes
-
     @classmethod
     def dispatch_table(cls) -> dict[type[Message], tuple[Callable[..., Any], frozenset[type[Message]] | None]]:
         """Message type -> (``fn(agent, ctx, sender, msg)``, declared replies), built once per
-        class and shared by every agent of it: a population of thousands keeps one table."""
+        class and shared by every agent of it: a population of thousands keeps one table. Its
+        own methods first, then its protocols (a type handled twice is an error: which handler
+        would run must never be a guess)."""
         table = _TABLES.get(cls)
         if table is None:
             table = {t: (getattr(cls, name), replies) for t, (name, replies) in cls._handlers.items()}
@@ -176,10 +167,7 @@ class Agent:
     @classmethod
     def message_types(cls) -> dict[str, type[Message]]:
         """Schema digest -> message type, for every message this agent handles."""
-        types = {t.schema_digest(): t for t in cls._handlers}
-        for protocol in cls.protocols:
-            types.update(protocol.message_types())
-        return types
+        return {t.schema_digest(): t for t in cls.dispatch_table()}
 
     @classmethod
     def protocol_digests(cls) -> dict[str, str]:
@@ -197,7 +185,8 @@ class Agent:
         """Called once when the runtime stops the agent (withdraw services, flush state)."""
 
     def handle(self, ctx: Context, sender: str, message: Message) -> Any:
-        route = self.routes().get(type(message))
+        """Run this agent's handler for ``message`` directly (a host goes through its inbox first)."""
+        route = self.dispatch_table().get(type(message))
         if route is None:
             raise UnknownMessage(f"{self.name} has no handler for {type(message).__name__}")
-        return route.handler(ctx, sender, message)
+        return route[0](self, ctx, sender, message)

@@ -47,7 +47,7 @@ def _types_of(cls: type[Agent]) -> dict[str, type[Message]]:
     """Schema digest -> type for what ``cls`` handles plus the host's own ticks; one per class."""
     types = _TYPES.get(cls)
     if types is None:
-        types = _TYPES[cls] = {t.schema_digest(): t for t in cls.dispatch_table()}
+        types = _TYPES[cls] = cls.message_types()
         types[IntervalTick.schema_digest()] = IntervalTick
     return types
 

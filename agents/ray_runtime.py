@@ -278,10 +278,7 @@ class _Shard:
                     try:
                         envelope.check().verify()
                     except Rejected as exc:
-                        box = self._boxes.get(envelope.target)
-                        if box is not None:
-                            with box.lock:
-                                box.host.reject(envelope, exc)
+                        self._reject(envelope, exc)
                         continue
                     self._enqueue(envelope, remote=True, authenticated=True)
                 else:
@@ -314,12 +311,15 @@ class _Shard:
                     self._enqueue(envelope, remote=True, authenticated=True)
                 else:
                     self.rejected_batches += 1
-                    box = self._boxes.get(envelope.target)
-                    if box is not None:
-                        with box.lock:
-                            box.host.reject(envelope, BadSignature(f"no valid session signature or delegation for {envelope.sender}"))
+                    self._reject(envelope, BadSignature(f"no valid session signature or delegation for {envelope.sender}"))
         finally:
             self._registry.flush()
+
+    def _reject(self, envelope: Envelope, exc: Rejected) -> None:
+        box = self._boxes.get(envelope.target)
+        if box is not None:
+            with box.lock:
+                box.host.reject(envelope, exc)
 
     def _enqueue(self, envelope: Envelope, remote: bool, authenticated: bool = False) -> None:
         box = self._boxes.get(envelope.target)
