@@ -82,6 +82,7 @@ class AgentHost:
         self._intervals = agent.intervals()
         self.inbox = Inbox(agent.address, _types_of(type(agent)), quota or getattr(agent, "quota", None) or Quota(), verify=sign)
         self._replying: tuple[str, frozenset[type[Message]] | None] | None = None
+        self.timers: dict[int, tuple[float, Envelope]] = {}  # nonce -> (due, envelope): armed, not yet handled
         self._loop: asyncio.AbstractEventLoop | None = None
         self.errors: list[str] = []
         self.log = logging.getLogger(f"agora.agent.{agent.name}")
@@ -131,7 +132,10 @@ class AgentHost:
         )
 
     def _schedule(self, delay: float, message: Message) -> None:
-        self._timer(max(0.0, delay), self._seal(self.agent.address, message, None))
+        delay = max(0.0, delay)
+        envelope = self._seal(self.agent.address, message, None)
+        self.timers[envelope.nonce] = (self._clock() + delay, envelope)  # kept until handled, so snapshots carry it
+        self._timer(delay, envelope)
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -154,6 +158,8 @@ class AgentHost:
         time, when the caller already has it; ``remote``: it came from another process, so
         its header is validated too; ``authenticated``: its sender was already proven, by a
         batch signature under a key the sender delegated to)."""
+        if envelope.sender == self._address:
+            self.timers.pop(envelope.nonce, None)
         try:
             if remote:
                 envelope.check()
@@ -227,11 +233,15 @@ class AgentHost:
         }
 
     def snapshot(self) -> bytes:
-        """The agent's state, storage, replay windows and next nonce (never its key)."""
+        """The agent's state, storage, replay windows, next nonce and armed timers (as the
+        time each has left, whatever clock the next host keeps); never its key."""
         nonce = next(self._nonce)
         self._nonce = itertools.count(nonce)
         inbox = {"high": dict(self.inbox._high), "seen": dict(self.inbox._seen)}
-        body = snapshots.dump({"agent": self.agent, "storage": self.ctx.storage.snapshot(), "inbox": inbox, "nonce": nonce}, self.refs())
+        now = self._clock()
+        timers = [(max(0.0, due - now), env) for due, env in self.timers.values()]
+        state = {"agent": self.agent, "storage": self.ctx.storage.snapshot(), "inbox": inbox, "nonce": nonce, "timers": timers}
+        body = snapshots.dump(state, self.refs())
         header = {"version": snapshots.SNAPSHOT_VERSION, "address": self.agent.address, "name": self.agent.name, "class": type(self.agent)}
         return pickle.dumps({**header, "body": body}, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -251,7 +261,8 @@ class AgentHost:
         return agent, header["body"]
 
     def resume(self, body: bytes) -> None:
-        """Load a snapshot body into this host (made around ``skeleton``'s agent)."""
+        """Load a snapshot body into this host (made around ``skeleton``'s agent) and re-arm
+        the timers it had armed (its intervals among them)."""
         identity = self.agent.identity
 
         def key_of(address: str) -> Any:
@@ -265,6 +276,10 @@ class AgentHost:
         self.ctx.storage = Storage.restore(state["storage"])
         self.inbox._high, self.inbox._seen = dict(state["inbox"]["high"]), dict(state["inbox"]["seen"])
         self._nonce = itertools.count(state["nonce"])
+        now = self._clock()
+        for left, envelope in state["timers"]:
+            self.timers[envelope.nonce] = (now + left, envelope)
+            self._timer(left, envelope)
 
     def query(self, method: str, *args: Any) -> Any:
         """Call a public method of the agent (state for drivers, tests and reports)."""

@@ -25,12 +25,24 @@ being served. Envelopes are always signed here and their headers validated on ar
 they cross process and machine boundaries. The ledger and the registry live in actors of their
 own; registry writes from a shard are batched into one call per flush. Library code never calls
 ``ray.init()``: the caller starts or joins Ray first.
+
+Fault tolerance (``durable=FOLDER``, a folder every node reaches): shards are named actors that
+Ray restarts (``max_restarts=-1``) and whose calls it retries after a restart
+(``max_task_retries=-1``), so a delivery is at least once. A shard returns from a delivery only
+after the envelopes in it were handled and the resulting agent states journaled (agents.journal),
+and sends what its agents produced only after that too; it remembers each batch it sent until
+the receiver returns, and sends it again after its own restart. A restarted shard rebuilds its
+agents from the journal (keys from their population, never from the journal) with their replay
+windows, so every redelivered envelope is dropped by nonce: none is lost, none handled twice.
+Effects outside the agents (a ledger call in a handler that ran just before a crash) are not
+rolled back; the ledger's own operations are keyed (escrow by deal id) so a repeat is refused.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import pickle
 import resource
 import threading
 import time
@@ -42,6 +54,7 @@ from agents.agent import Agent
 from agents.errors import BadSignature, Rejected, RuntimeFailure
 from agents.host import AgentHost
 from agents.identity import Identity, keccak256, recover_digest
+from agents.journal import Journal
 from agents.messages import Envelope
 from agents.registry import Registry
 from agents.runtime import Runtime, wait_until
@@ -139,6 +152,26 @@ class _Mailbox:
         self.host, self.queue, self.lock = host, deque(), threading.Lock()
 
 
+class _Countdown:
+    """The envelopes of one delivery call still to be handled."""
+
+    __slots__ = ("left", "lock", "event")
+
+    def __init__(self, n: int) -> None:
+        self.left, self.lock, self.event = n, threading.Lock(), threading.Event()
+        if n == 0:
+            self.event.set()
+
+    def done(self) -> None:
+        with self.lock:
+            self.left -= 1
+            if self.left <= 0:
+                self.event.set()
+
+    def wait(self) -> None:
+        self.event.wait()
+
+
 class _Shard:
     """The actor body: hosts many agents, batches envelopes to other shards, runs timers."""
 
@@ -153,6 +186,9 @@ class _Shard:
         ttl: float | None,
         linger: float,
         signing: str,
+        name: str = "agora",
+        durable: str | None = None,
+        fsync: bool = False,
     ) -> None:
         import ray
 
@@ -179,12 +215,35 @@ class _Shard:
         self._timer_seq = itertools.count()
         self._timer_cv = threading.Condition()
         self._running = True
-        self.sent = self.received = self.handled = self.calls = 0
+        self.sent = self.received = self.handled = self.calls = self.recovered = 0
+        self.name = name
+        self._shard_count = 0
+        # durability (off unless ``durable`` names a folder): see agents.journal
+        self._journal: Journal | None = None
+        self._dirty: set[str] = set()  # agents whose state changed since the last commit
+        self._dirty_lock = threading.Lock()
+        self._commit_lock = threading.Lock()
+        self._unacked: dict[int, tuple[int, list[Envelope]]] = {}  # shipped, not yet acknowledged
+        self._inflight: dict[Any, int] = {}  # Ray reference of a delivery -> its batch id
+        self._inflight_lock = threading.Lock()
+        self._acked: list[int] = []
+        self._meta: dict[str, Any] = {"sources": []}
+        self._meta_changed: dict[str, Any] = {}
+        self._batch_ids = itertools.count()
+        self._reship: list[int] = []
+        if durable is not None:
+            self._journal = Journal(f"{durable}/shard-{index}", fsync=fsync)
+            self._recover(self._journal.recover())
         threading.Thread(target=self._timer_loop, daemon=True, name=f"shard{index}-timers").start()
         threading.Thread(target=self._flush_loop, daemon=True, name=f"shard{index}-flush").start()
 
     # -- hosting --------------------------------------------------------------------------
     def add(self, agents: list[Agent]) -> list[str]:
+        if self._journal is not None:
+            raise RuntimeFailure("a durable shard rebuilds its agents' keys from their population after a restart: host them with add_population")
+        return self._host(agents)
+
+    def _host(self, agents: list[Agent]) -> list[str]:
         for agent in agents:
             if agent.address in self._boxes:
                 raise RuntimeFailure(f"{agent.name} ({agent.address}) is already hosted")
@@ -214,8 +273,22 @@ class _Shard:
         for role, factory in roles.items():
             register_role(role, factory)
         built = Population.parse(population).build(only=set(names))
-        self.add([agent for agent, _ in built])
+        self._host([agent for agent, _ in built])
+        self._hosted_from(population, names, roles, [agent.address for agent, _ in built])
         return [(agent.name, agent.address) for agent, _ in built]
+
+    def _hosted_from(self, population: dict[str, Any], names: list[str], roles: dict[str, Any], addresses: list[str]) -> None:
+        """Durable shards journal where their agents' keys come from (the population, never the
+        keys), and the agents themselves, before the call that hosted them returns."""
+        if self._journal is None:
+            return
+        from ray import cloudpickle  # user roles may be defined in a script: by value, as Ray ships them
+
+        self._meta["sources"] = [*self._meta["sources"], (population, list(names), cloudpickle.dumps(dict(roles)))]
+        self._meta_changed["sources"] = self._meta["sources"]
+        for address in addresses:
+            self._touch(address)
+        self._commit()
 
     def resume(self, root: str, population: dict[str, Any], names: list[str], roles: dict[str, Any]) -> list[tuple[str, str]]:
         """Host the named agents again from their snapshots under ``root``, keyed from the
@@ -231,10 +304,37 @@ class _Shard:
             if data is None:
                 raise RuntimeFailure(f"no snapshot of {name} ({identity.address}) under {root}")
             agent, body = AgentHost.skeleton(data, identity)
-            self.add([agent])
+            self._host([agent])
             self._boxes[agent.address].host.resume(body)
             restored.append((name, agent.address))
+        self._hosted_from(population, names, roles, [address for _, address in restored])
         return restored
+
+    def _recover(self, state: Any) -> None:
+        """Rebuild this shard after a restart: keys from the journaled populations, each agent
+        from its last durable snapshot (its timers re-armed), the placement, and the outbound
+        batches never acknowledged, which go out again (receivers drop what they already have
+        by nonce)."""
+        from agents.population import Population, register_role
+
+        if not state.agents:
+            return
+        self._meta.update(state.meta)
+        keys: dict[str, Identity] = {}
+        for population, names, roles in self._meta["sources"]:
+            for role, factory in pickle.loads(roles).items():
+                register_role(role, factory)
+            keys.update({i.address: i for i in Population.parse(population).identities(only=set(names)).values()})
+        for address, data in state.agents.items():
+            agent, body = AgentHost.skeleton(data, keys[address])
+            self._host([agent])
+            self._boxes[address].host.resume(body)
+        self._placement = dict(self._meta.get("placement", {}))
+        self._shard_count = self._meta.get("shards", 0)
+        self._unacked = dict(state.unacked)
+        self._reship = sorted(self._unacked)
+        self._batch_ids = itertools.count(state.next_batch)
+        self.recovered = len(state.agents)
 
     def snapshot(self, root: str) -> list[str]:
         """Write each hosted agent's snapshot under ``root`` (a folder every node can reach)."""
@@ -245,10 +345,23 @@ class _Shard:
         for address, box in self._boxes.items():
             with box.lock:
                 store.put(f"agent-{address}", box.host.snapshot())
+            self._drain(box)
         return list(self._boxes)
 
     def connect(self, shards: list[Any], placement: dict[str, int]) -> None:
-        self._shards, self._placement = shards, placement
+        self._shards, self._placement, self._shard_count = shards, placement, len(shards)
+        if self._journal is not None:
+            self._meta_changed.update(placement=placement, shards=len(shards))
+            self._meta.update(self._meta_changed)
+            self._commit()
+
+    def _shard(self, index: int) -> Any:
+        """Another shard's handle; after a restart, found again by its name."""
+        if len(self._shards) < self._shard_count:
+            import ray
+
+            self._shards = [ray.get_actor(f"{self.name}-shard-{i}") for i in range(self._shard_count)]
+        return self._shards[index]
 
     def start(self, addresses: list[str]) -> None:
         try:
@@ -256,6 +369,9 @@ class _Shard:
                 box = self._boxes[address]
                 with box.lock:
                     box.host.start()
+                if self._journal is not None:
+                    self._touch(address)
+                self._drain(box)
         finally:
             self._flush_all()
 
@@ -265,6 +381,8 @@ class _Shard:
             with box.lock:
                 box.host.stop()
         self._flush_all()
+        if self._journal is not None:
+            self._journal.close()
 
     # -- traffic --------------------------------------------------------------------------
     def deliver(self, envelopes: list[Envelope]) -> None:
@@ -272,25 +390,27 @@ class _Shard:
         by the driver): every signature is checked, whatever this shard's own policy."""
         self.received += len(envelopes)
         self.calls += 1
+        countdown = self._countdown(len(envelopes))
         try:
             for envelope in envelopes:
                 if self.signing == "session":  # these hosts' inboxes trust batch proofs; check here
                     try:
                         envelope.check().verify()
                     except Rejected as exc:
-                        self._reject(envelope, exc)
+                        self._reject(envelope, exc, countdown)
                         continue
-                    self._enqueue(envelope, remote=True, authenticated=True)
+                    self._enqueue(envelope, remote=True, authenticated=True, countdown=countdown)
                 else:
-                    self._enqueue(envelope, remote=True)
+                    self._enqueue(envelope, remote=True, countdown=countdown)
         finally:
-            self._registry.flush()  # envelopes wait for the flusher, so replies travel together
+            self._settle(countdown)
 
     def deliver_batch(self, session: str, envelopes: list[Envelope], signature: str, delegations: dict[str, str]) -> None:
         """A batch signed by another shard's session key: check the new delegations, the one
         batch signature, then hand each envelope on as authenticated (or refuse it)."""
         self.received += len(envelopes)
         self.calls += 1
+        countdown = self._countdown(len(envelopes))
         try:
             session_lower = session.lower()
             for sender, proof in delegations.items():
@@ -308,32 +428,61 @@ class _Shard:
                 genuine = False
             for envelope in envelopes:
                 if genuine and self._trusted.get(envelope.sender) == session_lower:
-                    self._enqueue(envelope, remote=True, authenticated=True)
+                    self._enqueue(envelope, remote=True, authenticated=True, countdown=countdown)
                 else:
                     self.rejected_batches += 1
-                    self._reject(envelope, BadSignature(f"no valid session signature or delegation for {envelope.sender}"))
+                    self._reject(envelope, BadSignature(f"no valid session signature or delegation for {envelope.sender}"), countdown)
         finally:
-            self._registry.flush()
+            self._settle(countdown)
 
-    def _reject(self, envelope: Envelope, exc: Rejected) -> None:
+    def _countdown(self, n: int) -> _Countdown | None:
+        return _Countdown(n) if self._journal is not None else None
+
+    def _settle(self, countdown: _Countdown | None) -> None:
+        """End of a delivery call. A durable shard returns (acknowledges the batch, so Ray will
+        not retry it) only once every envelope in it was handled and that state is journaled."""
+        if countdown is not None:
+            countdown.wait()
+            self._commit()
+        else:
+            self._registry.flush()  # envelopes wait for the flusher, so replies travel together
+
+    def _reject(self, envelope: Envelope, exc: Rejected, countdown: _Countdown | None = None) -> None:
         box = self._boxes.get(envelope.target)
         if box is not None:
             with box.lock:
                 box.host.reject(envelope, exc)
+            self._drain(box)
+        if countdown is not None:
+            countdown.done()
 
-    def _enqueue(self, envelope: Envelope, remote: bool, authenticated: bool = False) -> None:
+    def _enqueue(self, envelope: Envelope, remote: bool, authenticated: bool = False, countdown: _Countdown | None = None) -> None:
         box = self._boxes.get(envelope.target)
         if box is None:
+            if countdown is not None:
+                countdown.done()
             return
-        box.queue.append((envelope, remote, authenticated))
+        box.queue.append((envelope, remote, authenticated, countdown))
+        self._drain(box)
+
+    def _drain(self, box: _Mailbox) -> None:
+        """Handle what waits in ``box`` unless another thread holds it. Whoever holds a box's
+        lock calls this after letting go, so nothing queued meanwhile is left behind."""
+        durable = self._journal is not None
         while box.queue:
             if not box.lock.acquire(blocking=False):
                 return  # the holder drains what we queued
             try:
                 while box.queue:
-                    env, from_afar, proven = box.queue.popleft()
-                    box.host.deliver(env, remote=from_afar, authenticated=proven)
-                    self.handled += 1
+                    env, from_afar, proven, countdown = box.queue.popleft()
+                    try:
+                        box.host.deliver(env, remote=from_afar, authenticated=proven)
+                    finally:
+                        self.handled += 1
+                        if durable:
+                            self._touch(env.target)  # before the countdown: an ack waits for this state
+                        if countdown is not None:
+                            countdown.done()
             finally:
                 box.lock.release()
 
@@ -348,25 +497,27 @@ class _Shard:
         with self._out_lock:
             pending = self._out.setdefault(dest, [])
             pending.append(envelope)
-            full = len(pending) >= self.batch
+            full = len(pending) >= self.batch and self._journal is None  # a durable shard ships only what is journaled
             if full:
                 self._out[dest] = []
         if full:
             self._ship(dest, pending)
 
-    def _ship(self, dest: int, envelopes: list[Envelope]) -> None:
+    def _ship(self, dest: int, envelopes: list[Envelope]) -> Any:
         """One Ray call to shard ``dest``: agent-signed envelopes as they are, or one session
         signature over the batch (with the delegations ``dest`` has not seen yet)."""
         if self.signing == "agent":
-            self._shards[dest].deliver.remote(envelopes)
-            return
+            return self._shard(dest).deliver.remote(envelopes)
         signature = self._session.sign_digest(keccak256(b"".join(e.signing_bytes() for e in envelopes)))
         # every batch carries its senders' delegations: batches may arrive in any order, and the
         # receiver checks each delegation only the first time it sees it
         delegations = {e.sender: self._delegations[e.sender] for e in envelopes}
-        self._shards[dest].deliver_batch.remote(self._session.address, envelopes, signature, delegations)
+        return self._shard(dest).deliver_batch.remote(self._session.address, envelopes, signature, delegations)
 
     def _flush_all(self) -> None:
+        if self._journal is not None:
+            self._commit()
+            return
         with self._out_lock:
             out, self._out = self._out, {}
         for dest, pending in out.items():
@@ -375,10 +526,97 @@ class _Shard:
         self._registry.flush()
 
     def _flush_loop(self) -> None:
+        last_acks = 0.0
         while self._running:
             time.sleep(self.linger)
-            if self._out:
-                self._flush_all()
+            if self._journal is None:
+                if self._out:
+                    self._flush_all()
+                continue
+            if self._reship:  # after a restart: what was journaled as sent but never acknowledged
+                again, self._reship = self._reship, []
+                for batch_id in again:
+                    self._track(batch_id, *self._unacked[batch_id])
+            if time.time() - last_acks > 0.02:
+                last_acks = time.time()
+                self._collect_acks()
+            if self._dirty or self._out or self._acked:
+                self._commit()
+
+    # -- durability (a shard made with ``durable``) ----------------------------------------
+    def _commit(self) -> None:
+        """Make durable, in one journal record, the agents touched since the last commit, the
+        batches they sent, the acknowledgements received and any change of metadata; then
+        ship those batches (output commit: nothing leaves before the state that made it)."""
+        assert self._journal is not None
+        with self._commit_lock:
+            with self._dirty_lock:
+                dirty, self._dirty = self._dirty, set()
+            agents = {}
+            for address in dirty:
+                box = self._boxes[address]
+                with box.lock:
+                    agents[address] = box.host.snapshot()
+                self._drain(box)
+            # taken after the snapshots: every envelope those states sent is in here (a few
+            # sent after are too, and are sent again on recovery, dropped by nonce)
+            with self._out_lock:
+                out, self._out = self._out, {}
+            batches = [(next(self._batch_ids), dest, pending[i : i + self.batch]) for dest, pending in out.items() for i in range(0, len(pending), self.batch)]
+            acked, self._acked = self._acked, []
+            meta, self._meta_changed = self._meta_changed, {}
+            if agents or batches or acked or meta:
+                self._journal.append({"agents": agents, "out": batches, "acked": acked, "meta": meta})
+                for batch_id, dest, envelopes in batches:
+                    self._unacked[batch_id] = (dest, envelopes)
+                for batch_id in acked:
+                    self._unacked.pop(batch_id, None)
+                if self._journal.due():
+                    self._checkpoint()
+        for batch in batches:
+            self._track(*batch)
+        self._registry.flush()
+
+    def _touch(self, address: str) -> None:
+        with self._dirty_lock:
+            self._dirty.add(address)
+
+    def _checkpoint(self) -> None:
+        """Everything, as one record, under the next generation (called under the commit lock)."""
+        assert self._journal is not None
+        agents = {}
+        for address, box in list(self._boxes.items()):
+            with box.lock:
+                agents[address] = box.host.snapshot()
+            self._drain(box)
+        out = [(batch_id, dest, envelopes) for batch_id, (dest, envelopes) in self._unacked.items()]
+        self._journal.compact({"agents": agents, "out": out, "acked": [], "meta": dict(self._meta)})
+
+    def _track(self, batch_id: int, dest: int, envelopes: list[Envelope]) -> None:
+        ref = self._ship(dest, envelopes)
+        with self._inflight_lock:
+            self._inflight[ref] = batch_id
+
+    def _collect_acks(self) -> None:
+        """Batches the receivers finished (handled and journaled) are acknowledged in the next
+        record; one whose receiver is gone for good goes again."""
+        import ray
+
+        with self._inflight_lock:
+            refs = list(self._inflight)
+        if not refs:
+            return
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        for ref in ready:
+            with self._inflight_lock:
+                batch_id = self._inflight.pop(ref)
+            try:
+                ray.get(ref)
+            except Exception:  # noqa: BLE001 - Ray retries across restarts; this is past them
+                self._shards = []  # look the shards up again by name
+                self._reship.append(batch_id)
+                continue
+            self._acked.append(batch_id)
 
     def _arm(self, delay: float, envelope: Envelope) -> None:
         with self._timer_cv:
@@ -398,8 +636,11 @@ class _Shard:
     # -- reading --------------------------------------------------------------------------
     def query(self, address: str, method: str, *args: Any) -> Any:
         box = self._boxes[address]
-        with box.lock:
-            return box.host.query(method, *args)
+        try:
+            with box.lock:
+                return box.host.query(method, *args)
+        finally:
+            self._drain(box)
 
     def errors(self) -> dict[str, list[str]]:
         found = {b.host.agent.name: list(b.host.errors) for b in self._boxes.values() if b.host.errors}
@@ -413,7 +654,7 @@ class _Shard:
     def stats(self) -> dict[str, Any]:
         queued = sum(len(b.queue) for b in self._boxes.values())
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # peak resident memory, Linux KiB
-        return {"agents": len(self._boxes), "sent": self.sent, "received": self.received, "handled": self.handled, "calls": self.calls, "queued": queued, "cpu_s": time.process_time(), "rss_mb": rss_mb, "rejected_batches": self.rejected_batches, "node": self._node}
+        return {"agents": len(self._boxes), "sent": self.sent, "received": self.received, "handled": self.handled, "calls": self.calls, "queued": queued, "cpu_s": time.process_time(), "rss_mb": rss_mb, "rejected_batches": self.rejected_batches, "node": self._node, "recovered": self.recovered, "unacked": len(self._unacked)}
 
 
 class RayRuntime(Runtime):
@@ -431,6 +672,10 @@ class RayRuntime(Runtime):
         signing: str = "session",
         ttl: float | None = 300.0,
         actor_options: dict[str, Any] | None = None,
+        name: str | None = None,
+        durable: str | None = None,
+        fsync: bool = False,
+        detached: bool = False,
     ) -> None:
         import ray
 
@@ -440,16 +685,24 @@ class RayRuntime(Runtime):
             raise RuntimeFailure(f"need at least one shard and a batch of 1..64, got {shards} and {batch}")
         if signing not in ("session", "agent"):
             raise RuntimeFailure(f"signing across shards is 'session' or 'agent' (never off), got {signing!r}")
+        import uuid
+
         from tasks.store import default_root
 
-        service = {"num_cpus": 0, "max_concurrency": 1}
-        self._ledger_actor = ray.remote(LedgerService).options(**service).remote(ledger_factory)
-        self._registry_actor = ray.remote(RegistryService).options(**service).remote()
+        self.name = name or f"agora-{uuid.uuid4().hex[:8]}"
+        self.durable = None if durable is None else str(durable)
+        self.fsync, self.detached = fsync, detached
+        life = {"lifetime": "detached"} if detached else {}
+        service = {"num_cpus": 0, "max_concurrency": 1, **life}
+        self._ledger_actor = ray.remote(LedgerService).options(name=f"{self.name}-ledger", **service).remote(ledger_factory)
+        self._registry_actor = ray.remote(RegistryService).options(name=f"{self.name}-registry", **service).remote()
         self.ledger = RemoteLedger(self._ledger_actor)
         self.registry = RemoteProxy(self._registry_actor)  # type: ignore[assignment]
         self.store_root = str(store_root or default_root())  # a folder every node can read
         self.seed, self.batch, self.ttl, self.linger, self.signing = seed, batch, ttl, linger, signing
-        self.actor_options = {"num_cpus": 0, "max_concurrency": 8, **(actor_options or {})}
+        self.actor_options = {"num_cpus": 0, "max_concurrency": 8, **life, **(actor_options or {})}
+        if durable is not None:  # a shard that dies comes back (its journal says as what) and gets its calls again
+            self.actor_options.update(max_restarts=-1, max_task_retries=-1)
         self._shards: list[Any] = [self._new_shard(i, {}) for i in range(shards)]
         self._general = shards
         self._placement: dict[str, int] = {}
@@ -463,20 +716,16 @@ class RayRuntime(Runtime):
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        chosen = {**self.actor_options, **options}
+        chosen = {"name": f"{self.name}-shard-{index}", **self.actor_options, **options}
         if "scheduling_strategy" not in chosen and not options:
             # a general shard needs no resources, so it fits anywhere: shard i on node i mod n
-            # (Ray's own SPREAD is best effort and often stacks them on one node)
+            # (Ray's own SPREAD is best effort and often stacks them on one node); soft, so a
+            # shard whose node died restarts on another
             nodes = sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive"))
             if nodes:
-                chosen["scheduling_strategy"] = NodeAffinitySchedulingStrategy(nodes[index % len(nodes)], soft=False)
-        return (
-            ray.remote(_Shard)
-            .options(**chosen)
-            .remote(
-                index, self._ledger_actor, self._registry_actor, self.store_root, self.seed, self.batch, self.ttl, self.linger, self.signing
-            )
-        )
+                chosen["scheduling_strategy"] = NodeAffinitySchedulingStrategy(nodes[index % len(nodes)], soft=True)
+        args = (index, self._ledger_actor, self._registry_actor, self.store_root, self.seed, self.batch, self.ttl, self.linger, self.signing)
+        return ray.remote(_Shard).options(**chosen).remote(*args, name=self.name, durable=self.durable, fsync=self.fsync)
 
     @property
     def shards(self) -> int:
@@ -487,6 +736,8 @@ class RayRuntime(Runtime):
         resources in ``dedicated`` (a GPU provider: ``{"num_gpus": 1}``)."""
         if agent.address in self._placement:
             raise RuntimeFailure(f"{agent.name} ({agent.address}) is already hosted")
+        if self.durable is not None:
+            raise RuntimeFailure("a durable runtime rebuilds agents' keys from their population after a restart: use add_population")
         if dedicated is not None:
             index = len(self._shards)
             self._shards.append(self._new_shard(index, dedicated))

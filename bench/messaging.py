@@ -24,12 +24,14 @@ import asyncio
 import gc
 import os
 import statistics
+import tempfile
 import time
 
 from rich.console import Console
 from rich.table import Table
 
 from agents import Agent, Context, Identity, LocalRuntime, Message, on_message
+from agents.population import Population
 from chain import MemoryLedger
 
 BODY = "x" * 64  # the payload every row carries
@@ -44,8 +46,8 @@ class Ping(Message):
 class Player(Agent):
     """Returns every ping with n - 1 until n reaches 0; records wall-clock latency."""
 
-    def __init__(self, name: str, seed: int, serve: str | None = None, rally: int = 0, timed: bool = False) -> None:
-        super().__init__(name, Identity.from_seed(seed, name))
+    def __init__(self, name: str, seed: int | Identity, serve: str | None = None, rally: int = 0, timed: bool = False) -> None:
+        super().__init__(name, seed if isinstance(seed, Identity) else Identity.from_seed(seed, name))
         self.serve, self.rally, self.timed = serve, rally, timed
         self.handled = 0
         self.latencies: list[float] = []
@@ -64,6 +66,16 @@ class Player(Agent):
 
     def stats(self) -> tuple[int, list[float]]:
         return self.handled, self.latencies
+
+
+def player(name: str, identity: Identity, serve: str | None = None, rally: int = 0) -> Player:
+    """The role a population names (``bench.messaging:player``): a timed Player."""
+    return Player(name, identity, serve=serve, rally=rally, timed=True)
+
+
+class _Named:
+    def __init__(self, address: str) -> None:
+        self.address = address
 
 
 def rss_mb() -> float:
@@ -122,15 +134,27 @@ def ray_rows(messages: int, pairs: int, shards: int) -> list[tuple[str, float, s
             ray.get([raw.handle.remote(payload) for _ in range(64)])
         raw_rate = (max(1, messages // 64) * 64) / (time.perf_counter() - start)
 
-        for signing in ("session", "agent"):
-            rt = RayRuntime(shards=shards, signing=signing)
+        for signing, durable in (("session", False), ("agent", False), ("session", True)):
             rally = max(2, messages // pairs)
-            players = []
-            for i in range(pairs):
-                b = Player(f"ray-b{i}", 3)
-                players += [Player(f"ray-a{i}", 3, serve=b.address, rally=rally, timed=True), b]
-            for p in players:  # a_i then b_i: round-robin placement puts them in different shards
-                rt.add(p)
+            if durable:  # durable shards host populations (they rebuild keys from them after a restart)
+                rt = RayRuntime(shards=shards, signing=signing, durable=tempfile.mkdtemp(prefix="agora-journal-"))
+                groups = []
+                for i in range(pairs):
+                    serve = Identity.from_seed(3, f"ray-b{i}").address
+                    groups += [
+                        {"role": "bench.messaging:player", "name": f"ray-a{i}", "settings": {"serve": serve, "rally": rally}},
+                        {"role": "bench.messaging:player", "name": f"ray-b{i}"},
+                    ]
+                names = rt.add_population(Population.parse({"name": "pairs", "seed": 3, "agents": groups}))
+                players = [_Named(a) for a in names.values()]
+            else:
+                rt = RayRuntime(shards=shards, signing=signing)
+                players = []
+                for i in range(pairs):
+                    b = Player(f"ray-b{i}", 3)
+                    players += [Player(f"ray-a{i}", 3, serve=b.address, rally=rally, timed=True), b]
+                for p in players:  # a_i then b_i: round-robin placement puts them in different shards
+                    rt.add(p)
             total = rally * pairs
             start = time.perf_counter()
             rt.start(parallel=True)  # the a-players serve; every ping bounces between shards until n reaches 0
@@ -144,9 +168,11 @@ def ray_rows(messages: int, pairs: int, shards: int) -> list[tuple[str, float, s
             rt.shutdown()
             rate = handled / seconds
             how = "a session signature per batch, agents' delegations" if signing == "session" else "every envelope signed and verified by its agent's key"
+            if durable:
+                how += "; durable: every batch journaled before it is acknowledged or its replies leave"
             rows.append(
                 (
-                    f"RayRuntime, {shards} shards, signing={signing}, batches <= 64",
+                    f"RayRuntime, {shards} shards, signing={signing}{', durable' if durable else ''}, batches <= 64",
                     rate,
                     f"{how}; {pairs} pairs across shards; p50 {p50:.1f} ms, p99 {p99:.1f} ms; {rate / raw_rate:.1f}x raw",
                 )
