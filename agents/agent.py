@@ -184,6 +184,10 @@ class Agent:
     def on_stop(self, ctx: Context) -> None:
         """Called once when the runtime stops the agent (withdraw services, flush state)."""
 
+    def open_contracts(self) -> int:
+        """Contracts this agent is party to that are not yet settled or refunded (for status)."""
+        return 0
+
     def handle(self, ctx: Context, sender: str, message: Message) -> Any:
         """Run this agent's handler for ``message`` directly (a host goes through its inbox first)."""
         route = self.dispatch_table().get(type(message))

@@ -85,6 +85,7 @@ class AgentHost:
         self.timers: dict[int, tuple[float, Envelope]] = {}  # nonce -> (due, envelope): armed, not yet handled
         self._loop: asyncio.AbstractEventLoop | None = None
         self.errors: list[str] = []
+        self.handled = 0  # messages admitted and dispatched over the agent's life (kept in snapshots)
         self.log = logging.getLogger(f"agora.agent.{agent.name}")
         self.ctx = Context(
             address=agent.address,
@@ -167,6 +168,7 @@ class AgentHost:
         except Rejected as exc:
             self.reject(envelope, exc)
             return
+        self.handled += 1
         if type(message) is IntervalTick:
             self._tick(message.index)
             return
@@ -240,7 +242,7 @@ class AgentHost:
         inbox = {"high": dict(self.inbox._high), "seen": dict(self.inbox._seen)}
         now = self._clock()
         timers = [(max(0.0, due - now), env) for due, env in self.timers.values()]
-        state = {"agent": self.agent, "storage": self.ctx.storage.snapshot(), "inbox": inbox, "nonce": nonce, "timers": timers}
+        state = {"agent": self.agent, "storage": self.ctx.storage.snapshot(), "inbox": inbox, "nonce": nonce, "timers": timers, "handled": self.handled}
         body = snapshots.dump(state, self.refs())
         header = {"version": snapshots.SNAPSHOT_VERSION, "address": self.agent.address, "name": self.agent.name, "class": type(self.agent)}
         return pickle.dumps({**header, "body": body}, protocol=pickle.HIGHEST_PROTOCOL)
@@ -276,6 +278,7 @@ class AgentHost:
         self.ctx.storage = Storage.restore(state["storage"])
         self.inbox._high, self.inbox._seen = dict(state["inbox"]["high"]), dict(state["inbox"]["seen"])
         self._nonce = itertools.count(state["nonce"])
+        self.handled = state.get("handled", 0)
         now = self._clock()
         for left, envelope in state["timers"]:
             self.timers[envelope.nonce] = (now + left, envelope)

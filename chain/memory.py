@@ -75,6 +75,16 @@ class MemoryLedger(Ledger):
         self._receipts: list[Receipt] = []
 
     # reads
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A memory ledger pickles whole (a deployment keeps it across ``agora stop``), less its lock."""
+        state = dict(self.__dict__)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
     def balance_of(self, address: str) -> int:
         return self._balances.get(address, 0)
 

@@ -22,6 +22,12 @@ class LedgerService:
         self.ledger = factory()
         self.follow_wall_clock = follow_wall_clock
 
+    def dump(self) -> bytes:
+        """The whole ledger, pickled (a memory ledger kept across a deployment's stop)."""
+        import pickle
+
+        return pickle.dumps(self.ledger, protocol=pickle.HIGHEST_PROTOCOL)
+
     def attribute(self, name: str) -> Any:
         return getattr(self.ledger, name)
 

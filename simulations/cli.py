@@ -50,6 +50,93 @@ def demo(
         raise typer.Exit(code=1)
 
 
+def _join(address: Optional[str]) -> None:
+    from agents.deployment import DeploymentError, connect
+
+    try:  # tests (only) may run a cluster without Ray's token authentication
+        connect(address, allow_unauthenticated=os.environ.get("AGORA_TESTING_WITHOUT_RAY_AUTH") == "1")
+    except DeploymentError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=2) from None
+
+
+@app.command()
+def deploy(
+    population: Path = typer.Argument(..., help="the population file (YAML)"),
+    address: Optional[str] = typer.Option(None, help="the Ray cluster (default: RAY_ADDRESS or the local one)"),
+    name: str = typer.Option("agora", help="the deployment's name: its actors are NAME-shard-i, NAME-ledger, NAME-registry"),
+    state: Path = typer.Option(Path(".agora/deployments/agora"), help="folder every node reaches: journals, and what `stop` keeps"),
+    shards: int = typer.Option(2, min=1, help="shard actors hosting the agents"),
+    rpc_url: Optional[str] = typer.Option(None, help="settle on this JSON-RPC node (default: a memory ledger kept across stop)"),
+    address_book: Optional[str] = typer.Option(None, help="with --rpc-url: the contracts' address book"),
+) -> None:
+    """Start a population as detached, named actors that outlive this command (or resume it)."""
+    from agents.deployment import DeploymentError
+    from agents.deployment import deploy as start
+
+    _join(address)
+    try:
+        manifest = start(population, name, state, shards=shards, rpc_url=rpc_url, address_book=address_book)
+    except DeploymentError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=1) from None
+    how = "resumed from its last stop" if manifest["resumed"] else "started"
+    typer.echo(f"deployment {name}: {len(manifest['agents'])} agents in {shards} shards {how}; state in {manifest['state']}")
+
+
+@app.command()
+def status(
+    address: Optional[str] = typer.Option(None, help="the Ray cluster"),
+    name: str = typer.Option("agora", help="the deployment's name"),
+    as_json: bool = typer.Option(False, "--json", help="print the rows as JSON"),
+) -> None:
+    """List a deployment's agents: balance, open contracts, queued envelopes."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from agents.deployment import DeploymentError
+    from agents.deployment import status as rows_of
+
+    _join(address)
+    try:
+        rows = rows_of(name)
+    except DeploymentError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=1) from None
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(rows))
+        return
+    table = Table(title=f"deployment {name}")
+    numbers = ("balance", "open contracts", "queued", "handled")
+    for column in ("agent", "address", "kind", "shard@node", *numbers):
+        table.add_column(column, justify="right" if column in numbers else "left")
+    for r in rows:
+        where = f"{r['shard']}@{r['node'][:8]}"
+        table.add_row(r["name"], r["address"], r["class"], where, f"{r['balance']:,}", str(r["open_contracts"]), str(r["queued"]), str(r["handled"]))
+    Console(width=160).print(table)
+
+
+@app.command()
+def stop(
+    address: Optional[str] = typer.Option(None, help="the Ray cluster"),
+    name: str = typer.Option("agora", help="the deployment's name"),
+    drain_timeout: float = typer.Option(60.0, help="seconds to wait for queues to empty"),
+) -> None:
+    """Drain a deployment, snapshot its agents (a later deploy resumes them) and stop its actors."""
+    from agents.deployment import DeploymentError
+    from agents.deployment import stop as halt
+
+    _join(address)
+    try:
+        kept = halt(name, drain_timeout)
+    except DeploymentError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=1) from None
+    typer.echo(f"deployment {name} stopped: {kept['agents']} agents snapshotted in {kept['state']}")
+
+
 chain_app = typer.Typer(help="Deploy and check the settlement contracts on a chain.", no_args_is_help=True)
 app.add_typer(chain_app, name="chain")
 

@@ -34,7 +34,7 @@ from chain import ChainError, DeadlineNotReached, Receipt
 from economy.auction import Bid, ReverseAuction
 from economy.contract import Contract, Payee, deal_id_for
 from economy.errors import EconomyError
-from economy.lifecycle import Deal, DealState
+from economy.lifecycle import FINAL, Deal, DealState
 from tasks.errors import TasksError
 from tasks.jobs import JobResult, JobSpec, Resources
 from tasks.verify import verify_embeddings
@@ -119,6 +119,9 @@ class Buyer(Agent):
         """The verified embeddings of a settled deal."""
         result = self.results.get(deal_id)
         return None if result is None else result.array()
+
+    def open_contracts(self) -> int:
+        return sum(1 for deal in self._lifecycles.values() if deal.state not in FINAL)
 
     def all_done(self) -> bool:
         return len(self.deals) == len(self.requests) and all(d.done for d in self.deals.values())

@@ -26,7 +26,7 @@ from agents.roles.owners import SERVICE_TTL
 from chain import ChainError
 from economy.contract import Contract
 from economy.errors import EconomyError
-from economy.lifecycle import Deal, DealState
+from economy.lifecycle import FINAL, Deal, DealState
 from tasks.errors import TasksError
 
 
@@ -51,6 +51,9 @@ class ComputeProvider(Agent):
         self.price_per_second = price_per_second
         self.throughput = throughput
         self.jobs: dict[str, _Job] = {}
+
+    def open_contracts(self) -> int:
+        return sum(1 for job in self.jobs.values() if job.deal is not None and job.deal.state not in FINAL)
 
     def on_start(self, ctx: Context) -> None:
         ctx.wallet.open_account()

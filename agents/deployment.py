@@ -1,0 +1,165 @@
+"""Deployments: a population left running on a Ray cluster, found again by name.
+
+``agora deploy POPULATION --address ADDR`` starts the population on a RayRuntime whose actors
+(shards, ledger, registry) are *detached* and *named* ``NAME-shard-i``, ``NAME-ledger``,
+``NAME-registry`` in the ``agora`` namespace, so they keep running after the command exits and
+any later command finds them by name. The shards are durable (agents.journal, under the state
+folder): one that dies is restarted with its agents. ``agora status`` lists the agents with
+their balances, open contracts and queue lengths. ``agora stop`` drains the deployment (timers
+paused, queues emptied, every batch acknowledged), snapshots every agent, the registry and a
+memory ledger into the state folder, and stops the actors; a later ``deploy`` of the same
+population with the same state folder resumes from those snapshots instead of starting afresh.
+
+Deployed clusters keep Ray's token authentication on: connecting refuses to go on unless
+``RAY_AUTH_MODE=token`` is set (with the token in ``RAY_AUTH_TOKEN`` or Ray's token file, as on
+the cluster's nodes); only tests pass ``allow_unauthenticated``. The state folder must be one
+every node of the cluster reaches (a shared mount), like the content store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from agents.errors import AgentsError
+from agents.population import Population
+
+NAMESPACE = "agora"
+
+
+class DeploymentError(AgentsError, RuntimeError):
+    """A deployment that cannot be started, found or stopped, with the reason."""
+
+
+def connect(address: str | None, allow_unauthenticated: bool = False) -> None:
+    """Join the cluster at ``address`` in Agora's namespace, refusing an unauthenticated one."""
+    import ray
+
+    if os.environ.get("RAY_AUTH_MODE", "disabled") != "token" and not allow_unauthenticated:
+        raise DeploymentError(
+            "Ray token authentication is off: set RAY_AUTH_MODE=token and the cluster's token "
+            "(RAY_AUTH_TOKEN or `ray get-auth-token`) before deploying; only tests may turn it off"
+        )
+    ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
+
+
+class _Restore:
+    """A ledger factory that brings back a pickled ledger (what ``stop`` kept)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __call__(self) -> Any:
+        return pickle.loads(self.data)
+
+
+def _actor(name: str) -> Any | None:
+    import ray
+
+    try:
+        return ray.get_actor(name, namespace=NAMESPACE)
+    except ValueError:
+        return None
+
+
+def deploy(population_file: str | Path, name: str, state: str | Path, *, shards: int = 2, rpc_url: str | None = None, address_book: str | None = None) -> dict[str, Any]:
+    """Start (or resume) ``population_file`` as deployment ``name``; returns its manifest."""
+    from agents.ray_runtime import RayRuntime
+    from chain import EVMLedger, MemoryLedger
+
+    if _actor(f"{name}-registry") is not None:
+        raise DeploymentError(f"deployment {name!r} is already running: `agora stop --name {name}` first")
+    population = Population.load(population_file)
+    state = Path(state).resolve()
+    snapshots, journal = state / "snapshots", state / "journal"
+    if journal.exists() and any(journal.iterdir()):
+        raise DeploymentError(
+            f"{journal} holds the journal of a deployment that did not stop cleanly; its shards recover "
+            "from it only while they run (restart them, or move it away to start from the last stop)"
+        )
+    resume = snapshots.exists() and any(p.name.startswith("agent-") for p in snapshots.iterdir())
+    if rpc_url:
+        import functools
+
+        factory: Any = functools.partial(EVMLedger.connect, rpc_url, address_book=address_book)
+    elif (state / "ledger.pickle").exists() and resume:
+        factory = _Restore((state / "ledger.pickle").read_bytes())
+    else:
+        factory = MemoryLedger
+    registry = (state / "registry.pickle").read_bytes() if resume and (state / "registry.pickle").exists() else None
+    rt = RayRuntime(factory, shards=shards, name=name, seed=population.seed, durable=str(journal), detached=True, registry_state=registry)
+    names = rt.add_population(population, resume_from=str(snapshots) if resume else None)
+    if not resume:
+        for group in population.agents:
+            if group.funds:
+                for agent in group.names():
+                    rt.ledger.mint(names[agent], group.funds)
+    rt.start()
+    manifest = {
+        "name": name,
+        "shards": shards,
+        "population": str(Path(population_file).resolve()),
+        "state": str(state),
+        "agents": names,
+        "resumed": resume,
+        "ledger": rpc_url or "memory",
+        "started": time.time(),
+    }
+    rt.registry.set_deployment(manifest)
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "deployment.json").write_text(json.dumps(manifest, indent=2))
+    return manifest
+
+
+def _parts(name: str) -> tuple[dict[str, Any], Any, Any, list[Any]]:
+    import ray
+
+    registry = _actor(f"{name}-registry")
+    if registry is None:
+        raise DeploymentError(f"no deployment named {name!r} runs on this cluster")
+    manifest = ray.get(registry.deployment.remote())
+    shards = [_actor(f"{name}-shard-{i}") for i in range(manifest["shards"])]
+    return manifest, registry, _actor(f"{name}-ledger"), shards
+
+
+def status(name: str) -> list[dict[str, Any]]:
+    """One row per deployed agent: name, address, class, balance, open contracts, queued."""
+    import ray
+
+    from chain.remote import RemoteLedger
+
+    _, _, ledger, shards = _parts(name)
+    rows = [row for part in ray.get([s.status.remote() for s in shards]) for row in part]
+    remote = RemoteLedger(ledger)
+    for row in rows:
+        row["balance"] = remote.balance_of(row["address"])
+    return sorted(rows, key=lambda r: r["name"])
+
+
+def stop(name: str, drain_timeout: float = 60.0) -> dict[str, Any]:
+    """Drain, snapshot and stop deployment ``name``; returns what was kept where."""
+    import ray
+
+    manifest, registry, ledger, shards = _parts(name)
+    state = Path(manifest["state"])
+    ray.get([s.pause.remote() for s in shards])  # no new timer work; armed timers stay in the snapshots
+    deadline = time.monotonic() + drain_timeout
+    while sum(ray.get([s.backlog.remote() for s in shards])) > 0:
+        if time.monotonic() > deadline:
+            raise DeploymentError(f"deployment {name!r} did not drain in {drain_timeout:.0f} s; nothing was stopped")
+        time.sleep(0.05)
+    snapshots = state / "snapshots"
+    kept = sum(len(done) for done in ray.get([s.snapshot.remote(str(snapshots)) for s in shards]))
+    (state / "registry.pickle").write_bytes(ray.get(registry.dump.remote()))
+    if manifest["ledger"] == "memory":
+        (state / "ledger.pickle").write_bytes(ray.get(ledger.dump.remote()))
+    ray.get([s.stop.remote() for s in shards])
+    for actor in [*shards, ledger, registry]:
+        ray.kill(actor, no_restart=True)
+    shutil.rmtree(state / "journal", ignore_errors=True)  # the snapshots supersede it
+    return {"agents": kept, "state": str(state)}
