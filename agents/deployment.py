@@ -100,6 +100,7 @@ def deploy(population_file: str | Path, name: str, state: str | Path, *, shards:
                 for agent in group.names():
                     rt.ledger.mint(names[agent], group.funds)
     rt.start()
+    rt.supervise()  # respawns shards whose node dies, with no driver attached
     manifest = {
         "name": name,
         "shards": shards,
@@ -127,14 +128,31 @@ def _parts(name: str) -> tuple[dict[str, Any], Any, Any, list[Any]]:
     return manifest, registry, _actor(f"{name}-ledger"), shards
 
 
+def supervision(name: str) -> dict[str, list]:
+    """What the deployment's supervisor did: shards respawned (their nodes died), in order, and
+    its last failed rounds."""
+    import ray
+
+    supervisor = _actor(f"{name}-supervisor")
+    return {"respawned": [], "failures": []} if supervisor is None else ray.get(supervisor.history.remote())
+
+
 def status(name: str) -> list[dict[str, Any]]:
     """One row per deployed agent: name, address, class, balance, open contracts, queued."""
     import ray
+    from ray.exceptions import GetTimeoutError, RayActorError
 
     from chain.remote import RemoteLedger
 
     _, _, ledger, shards = _parts(name)
-    rows = [row for part in ray.get([s.status.remote() for s in shards]) for row in part]
+    down = [i for i, s in enumerate(shards) if s is None]
+    try:
+        parts = ray.get([s.status.remote() for s in shards if s is not None], timeout=30)
+    except (RayActorError, GetTimeoutError) as exc:
+        raise DeploymentError(f"a shard of {name!r} is down or restarting ({type(exc).__name__}); try again shortly") from None
+    if down:
+        raise DeploymentError(f"shards {down} of {name!r} are down (their node died; the supervisor respawns them); try again shortly")
+    rows = [row for part in parts for row in part]
     remote = RemoteLedger(ledger)
     for row in rows:
         row["balance"] = remote.balance_of(row["address"])
@@ -147,6 +165,9 @@ def stop(name: str, drain_timeout: float = 60.0) -> dict[str, Any]:
 
     manifest, registry, ledger, shards = _parts(name)
     state = Path(manifest["state"])
+    supervisor = _actor(f"{name}-supervisor")
+    if supervisor is not None:  # first, so nothing is respawned while the deployment stops
+        ray.kill(supervisor, no_restart=True)
     ray.get([s.pause.remote() for s in shards])  # no new timer work; armed timers stay in the snapshots
     deadline = time.monotonic() + drain_timeout
     while sum(ray.get([s.backlog.remote() for s in shards])) > 0:

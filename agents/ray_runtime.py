@@ -555,13 +555,22 @@ class _Shard:
                 continue
             if self._reship:  # after a restart: what was journaled as sent but never acknowledged
                 again, self._reship = self._reship, []
-                for batch_id in again:
-                    self._track(batch_id, *self._unacked[batch_id])
+                for n, batch_id in enumerate(again):
+                    try:
+                        self._track(batch_id, *self._unacked[batch_id])
+                    except Exception:  # noqa: BLE001 - the receiver is being respawned: try again shortly
+                        self._shards = []
+                        self._reship += again[n:]
+                        time.sleep(0.2)
+                        break
             if time.time() - last_acks > 0.02:
                 last_acks = time.time()
                 self._collect_acks()
             if self._dirty or self._out or self._acked:
-                self._commit()
+                try:
+                    self._commit()
+                except Exception:  # noqa: BLE001 - e.g. a receiver being respawned; the batches wait in _unacked
+                    self._shards = []
 
     # -- durability (a shard made with ``durable``) ----------------------------------------
     def _commit(self) -> None:
@@ -593,8 +602,13 @@ class _Shard:
                     self._unacked.pop(batch_id, None)
                 if self._journal.due():
                     self._checkpoint()
-        for batch in batches:
-            self._track(*batch)
+        for n, batch in enumerate(batches):
+            try:
+                self._track(*batch)
+            except Exception:  # noqa: BLE001 - a receiver not found (being respawned): sent again later
+                self._shards = []
+                self._reship += [b[0] for b in batches[n:]]
+                break
         self._registry.flush()
 
     def _touch(self, address: str) -> None:
@@ -700,6 +714,87 @@ class _Shard:
         return {"agents": len(self._boxes), "sent": self.sent, "received": self.received, "handled": self.handled, "calls": self.calls, "queued": queued, "cpu_s": time.process_time(), "rss_mb": rss_mb, "rejected_batches": self.rejected_batches, "node": self._node, "recovered": self.recovered, "unacked": len(self._unacked)}
 
 
+def _on_head() -> dict[str, Any]:
+    """Options that keep an actor on the cluster's head node: the ledger and registry services
+    and the supervisor hold what shards cannot rebuild, and the head is the node whose loss ends
+    the cluster anyway (Ray's control store lives there)."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    for node in ray.nodes():
+        if node.get("Alive") and "node:__internal_head__" in node.get("Resources", {}):
+            return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)}
+    return {}
+
+
+class ShardMaker:
+    """How to make shard ``index`` (again): its constructor's arguments and actor options. The
+    runtime keeps one per shard, and so does a deployment's supervisor, which respawns a
+    durable shard whose node died (Ray cannot restart it there: its affinity is hard)."""
+
+    def __init__(self, name: str, args: tuple, kwargs: dict[str, Any], options: dict[str, Any], general: bool) -> None:
+        self.name, self.args, self.kwargs, self.options, self.general = name, args, kwargs, options, general
+
+    def spawn(self, index: int) -> Any:
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        chosen = {"name": f"{self.name}-shard-{index}", **self.options}
+        if self.general and "scheduling_strategy" not in chosen:
+            # a general shard needs no resources, so it fits anywhere: shard i on node i mod n of
+            # the nodes alive now. Hard affinity: Ray's SPREAD and even *soft* node affinity stack
+            # zero-CPU actors on one node (measured on Ray 2.60)
+            nodes = sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive"))
+            if nodes:
+                chosen["scheduling_strategy"] = NodeAffinitySchedulingStrategy(nodes[index % len(nodes)], soft=False)
+        return ray.remote(_Shard).options(**chosen).remote(index, *self.args, name=self.name, **self.kwargs)
+
+
+def respawn_dead(makers: list[ShardMaker], shards: list[Any], probe_timeout: float = 10.0) -> list[int]:
+    """Make again every shard that is dead for good (its node gone); a durable one comes back
+    from its journal. Returns the indexes respawned (``shards`` is updated in place)."""
+    import ray
+    from ray.exceptions import ActorUnschedulableError, GetTimeoutError, RayActorError
+
+    probes = [s.backlog.remote() for s in shards]
+    respawned = []
+    for index, probe in enumerate(probes):
+        try:
+            ray.get(probe, timeout=probe_timeout)
+        except GetTimeoutError:
+            continue  # busy or restarting in place: Ray is on it
+        except (RayActorError, ActorUnschedulableError):  # died, or cannot come back where it was
+            shards[index] = makers[index].spawn(index)
+            respawned.append(index)
+    return respawned
+
+
+class Supervisor:
+    """A deployment's watcher (a detached actor): every ``period`` seconds it respawns the
+    shards that died with their node, so a deployment heals with no driver attached."""
+
+    def __init__(self, makers: list[ShardMaker], shards: list[Any], period: float = 1.0) -> None:
+        self.makers, self.shards, self.period = makers, list(shards), period
+        self.respawned: list[int] = []
+        self.failures: list[str] = []
+        self._running = True
+        threading.Thread(target=self._loop, daemon=True, name="supervisor").start()
+
+    def _loop(self) -> None:
+        while self._running:
+            time.sleep(self.period)
+            try:
+                self.respawned += respawn_dead(self.makers, self.shards)
+            except Exception as exc:  # noqa: BLE001 - a failed round is tried again next period
+                self.failures = [*self.failures[-9:], f"{type(exc).__name__}: {exc}"]
+
+    def history(self) -> dict[str, list]:
+        return {"respawned": list(self.respawned), "failures": list(self.failures)}
+
+    def halt(self) -> None:
+        self._running = False
+
+
 class RayRuntime(Runtime):
     """Hosts agents in shard actors on the Ray cluster this process is connected to."""
 
@@ -737,7 +832,7 @@ class RayRuntime(Runtime):
         self.durable = None if durable is None else str(durable)
         self.fsync, self.detached = fsync, detached
         life = {"lifetime": "detached"} if detached else {}
-        service = {"num_cpus": 0, "max_concurrency": 1, **life}
+        service = {"num_cpus": 0, "max_concurrency": 1, **life, **_on_head()}
         self._ledger_actor = ray.remote(LedgerService).options(name=f"{self.name}-ledger", **service).remote(ledger_factory)
         self._registry_actor = ray.remote(RegistryService).options(name=f"{self.name}-registry", **service).remote(registry_state)
         self.ledger = RemoteLedger(self._ledger_actor)
@@ -747,6 +842,8 @@ class RayRuntime(Runtime):
         self.actor_options = {"num_cpus": 0, "max_concurrency": 8, **life, **(actor_options or {})}
         if durable is not None:  # a shard that dies comes back (its journal says as what) and gets its calls again
             self.actor_options.update(max_restarts=-1, max_task_retries=-1)
+        self._makers: list[ShardMaker] = []
+        self._supervisor: Any = None
         self._shards: list[Any] = [self._new_shard(i, {}) for i in range(shards)]
         self._general = shards
         self._placement: dict[str, int] = {}
@@ -757,20 +854,10 @@ class RayRuntime(Runtime):
         self._next = itertools.count()
 
     def _new_shard(self, index: int, options: dict[str, Any]) -> Any:
-        import ray
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-        chosen = {"name": f"{self.name}-shard-{index}", **self.actor_options, **options}
-        if "scheduling_strategy" not in chosen and not options:
-            # a general shard needs no resources, so it fits anywhere: shard i on node i mod n.
-            # Hard affinity: Ray's SPREAD and even *soft* node affinity stack zero-CPU actors on
-            # one node (measured on Ray 2.60); a shard whose node died is respawned on a live
-            # node by ``heal`` instead
-            nodes = sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive"))
-            if nodes:
-                chosen["scheduling_strategy"] = NodeAffinitySchedulingStrategy(nodes[index % len(nodes)], soft=False)
-        args = (index, self._ledger_actor, self._registry_actor, self.store_root, self.seed, self.batch, self.ttl, self.linger, self.signing)
-        return ray.remote(_Shard).options(**chosen).remote(*args, name=self.name, durable=self.durable, fsync=self.fsync)
+        args = (self._ledger_actor, self._registry_actor, self.store_root, self.seed, self.batch, self.ttl, self.linger, self.signing)
+        if index == len(self._makers):
+            self._makers.append(ShardMaker(self.name, args, {"durable": self.durable, "fsync": self.fsync}, {**self.actor_options, **options}, general=not options))
+        return self._makers[index].spawn(index)
 
     @property
     def shards(self) -> int:
@@ -892,6 +979,19 @@ class RayRuntime(Runtime):
 
         return ray.get([s.stats.remote() for s in self._shards])
 
+    def heal(self) -> list[int]:
+        """Respawn on a live node every shard whose node died (a durable one recovers from its
+        journal); returns their indexes."""
+        return respawn_dead(self._makers, self._shards)
+
+    def supervise(self, period: float = 1.0) -> Any:
+        """Start a detached-if-this-runtime-is supervisor actor that calls ``heal`` every ``period`` s."""
+        import ray
+
+        life = {"lifetime": "detached"} if self.detached else {}
+        self._supervisor = ray.remote(Supervisor).options(name=f"{self.name}-supervisor", num_cpus=0, **life, **_on_head()).remote(self._makers, self._shards, period)
+        return self._supervisor
+
     def shutdown(self) -> None:
         import ray
 
@@ -899,6 +999,8 @@ class RayRuntime(Runtime):
             ray.get([s.stop.remote() for s in self._shards], timeout=30)
         except Exception:  # noqa: BLE001 - a dead shard must not keep the others running
             pass
+        if self._supervisor is not None:
+            ray.kill(self._supervisor)
         for actor in [*self._shards, self._ledger_actor, self._registry_actor]:
             ray.kill(actor)
         self._shards.clear()

@@ -25,12 +25,19 @@ ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = """
 import sys
 from ray.cluster_utils import Cluster
-cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+# a node that stops answering is declared dead after ~5 s instead of Ray's default ~30 s
+config = {"health_check_period_ms": 1000, "health_check_failure_threshold": 5, "health_check_timeout_ms": 1000}
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False, "_system_config": config})
 for _ in range(2):
     cluster.add_node(num_cpus=1)
 cluster.wait_for_nodes()
-print(cluster.address, flush=True)
-sys.stdin.read()  # runs until the test closes stdin
+print(cluster.address, cluster.head_node.node_id, flush=True)
+for line in sys.stdin:  # runs until the test closes stdin; "remove NODE_ID" takes a node down
+    command, _, node_id = line.strip().partition(" ")
+    for node in list(cluster.worker_nodes):
+        if command == "remove" and node.node_id == node_id:
+            cluster.remove_node(node)
+    print("done", flush=True)
 cluster.shutdown()
 """
 
@@ -61,9 +68,15 @@ def cluster(tmp_path_factory) -> dict[str, str]:
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16), "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("AGORA_TESTING_WITHOUT_RAY_AUTH", None)
     proc = subprocess.Popen([sys.executable, "-c", CLUSTER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True)
-    address = proc.stdout.readline().strip()
+    address, _, head = proc.stdout.readline().strip().partition(" ")
     assert address, "the cluster did not start"
-    yield {**env, "RAY_ADDRESS": address}
+
+    def remove(node_id: str) -> None:
+        proc.stdin.write(f"remove {node_id}\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == "done"
+
+    yield {"env": {**env, "RAY_ADDRESS": address}, "head": head, "remove": remove}
     proc.stdin.close()
     proc.wait(timeout=120)
     proc.stdout.close()
@@ -79,7 +92,29 @@ def status(env: dict[str, str], name: str) -> list[dict]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _poll(fn, timeout: float):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = fn()
+        if found:
+            return found
+        time.sleep(1.0)
+    return None
+
+
+def _healed(env: dict[str, str], dead_node: str, before: list[dict]) -> list[dict] | None:
+    """The status once every agent is on a live node and handling beats again."""
+    done = agora(env, "status", "--name", "beacons", "--json")
+    if done.returncode != 0:
+        return None
+    rows = json.loads(done.stdout.strip().splitlines()[-1])
+    moved = all(r["node"] != dead_node for r in rows)
+    going = all(r["handled"] > b["handled"] for r, b in zip(rows, before))
+    return rows if moved and going else None
+
+
 def test_deploy_status_stop_and_resume_on_a_three_node_cluster(cluster, tmp_path) -> None:
+    env = cluster["env"]
     seed, names = "deploy", [f"beacon-{i}" for i in range(6)]
     peers = [Identity.from_seed(seed, names[(i + 1) % 6]).address for i in range(6)]
     groups = [
@@ -91,35 +126,43 @@ def test_deploy_status_stop_and_resume_on_a_three_node_cluster(cluster, tmp_path
     state = tmp_path / "state"
     common = ["--name", "beacons", "--state", str(state), "--shards", "3"]
 
-    refused = agora({**cluster, "RAY_AUTH_MODE": "disabled"}, "deploy", str(population), *common)
+    refused = agora({**env, "RAY_AUTH_MODE": "disabled"}, "deploy", str(population), *common)
     assert refused.returncode == 2 and "token authentication is off" in refused.stderr
 
-    done = agora(cluster, "deploy", str(population), *common)
+    done = agora(env, "deploy", str(population), *common)
     assert done.returncode == 0, done.stderr
     assert "6 agents in 3 shards started" in done.stdout
-    assert agora(cluster, "deploy", str(population), *common).returncode == 1  # already running
+    assert agora(env, "deploy", str(population), *common).returncode == 1  # already running
 
-    first = status(cluster, "beacons")  # the deploy command has exited; the agents run on
+    first = status(env, "beacons")  # the deploy command has exited; the agents run on
     assert [r["name"] for r in first] == names
     assert [r["balance"] for r in first] == [1000 + i for i in range(6)]
     assert len({r["node"] for r in first}) == 3  # three shards on three nodes
     time.sleep(1.0)
-    later = status(cluster, "beacons")
+    later = status(env, "beacons")
     assert all(b["handled"] > a["handled"] for a, b in zip(first, later))
 
-    stopped = agora(cluster, "stop", "--name", "beacons")
+    # a worker node dies: its shard is respawned on a live node from its journal
+    doomed = next(r["node"] for r in later if r["node"] != cluster["head"])
+    cluster["remove"](doomed)
+    healed = _poll(lambda: _healed(env, doomed, later), timeout=90)
+    assert healed, "the shard on the removed node did not come back"
+    assert all(h["handled"] >= b["handled"] for h, b in zip(healed, later))  # its agents' state came back too
+    later = healed
+
+    stopped = agora(env, "stop", "--name", "beacons")
     assert stopped.returncode == 0, stopped.stderr
     assert "6 agents snapshotted" in stopped.stdout
-    gone = agora(cluster, "status", "--name", "beacons")
+    gone = agora(env, "status", "--name", "beacons")
     assert gone.returncode == 1 and "no deployment named 'beacons'" in gone.stderr
     at_stop = {r["name"]: r["handled"] for r in later}
 
-    again = agora(cluster, "deploy", str(population), *common)
+    again = agora(env, "deploy", str(population), *common)
     assert again.returncode == 0, again.stderr
     assert "resumed from its last stop" in again.stdout
-    resumed = status(cluster, "beacons")
+    resumed = status(env, "beacons")
     assert [r["balance"] for r in resumed] == [1000 + i for i in range(6)]  # the memory ledger came back
     assert all(r["handled"] >= at_stop[r["name"]] for r in resumed)  # counted on from the snapshot, not from zero
     time.sleep(1.0)
-    assert all(b["handled"] > a["handled"] for a, b in zip(resumed, status(cluster, "beacons")))  # timers re-armed
-    assert agora(cluster, "stop", "--name", "beacons").returncode == 0
+    assert all(b["handled"] > a["handled"] for a, b in zip(resumed, status(env, "beacons")))  # timers re-armed
+    assert agora(env, "stop", "--name", "beacons").returncode == 0
