@@ -239,7 +239,7 @@ class AgentHost:
         time each has left, whatever clock the next host keeps); never its key."""
         nonce = next(self._nonce)
         self._nonce = itertools.count(nonce)
-        inbox = {"high": dict(self.inbox._high), "seen": dict(self.inbox._seen)}
+        inbox = {"high": dict(self.inbox._high), "holes": dict(self.inbox._holes)}
         now = self._clock()
         timers = [(max(0.0, due - now), env) for due, env in self.timers.values()]
         state = {"agent": self.agent, "storage": self.ctx.storage.snapshot(), "inbox": inbox, "nonce": nonce, "timers": timers, "handled": self.handled}
@@ -276,7 +276,7 @@ class AgentHost:
         self.agent = state["agent"]
         self._intervals = self.agent.intervals()
         self.ctx.storage = Storage.restore(state["storage"])
-        self.inbox._high, self.inbox._seen = dict(state["inbox"]["high"]), dict(state["inbox"]["seen"])
+        self.inbox._high, self.inbox._holes = dict(state["inbox"]["high"]), dict(state["inbox"]["holes"])
         self._nonce = itertools.count(state["nonce"])
         self.handled = state.get("handled", 0)
         now = self._clock()

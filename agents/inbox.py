@@ -7,7 +7,8 @@ its own typed error (see agents.errors); the host logs and counts it and the age
 
 Replays are caught with a sliding window per sender, as IPsec does (RFC 4303): nonces above the
 highest seen are new; those within ``window`` below it are checked against a bitmap of the ones
-seen; older ones are refused. A sender costs one int and a ``window``-bit mask (512 bytes for the
+not yet seen (the holes: in-order traffic leaves it zero, so the common case costs no big-integer
+shift); older ones are refused. A sender costs one int and a ``window``-bit mask (512 bytes for the
 default 4096), however long the run. Rate quotas are token
 buckets per sender on the runtime's clock (virtual in a simulation, wall time on Ray), like the
 per-sender quotas of Fetch.ai's uAgents; an agent's timers to itself are exempt.
@@ -44,7 +45,9 @@ class Inbox:
         self._full = (1 << quota.window) - 1
         self.rejected: Counter[str] = Counter()
         self._high: dict[str, int] = {}
-        self._seen: dict[str, int] = {}  # sender -> bitmap: bit i set = nonce (highest - i) accepted
+        # sender -> bitmap of holes: bit i set = nonce (highest - i) NOT yet accepted. In order
+        # delivery leaves it 0, so the common case shifts no big integer
+        self._holes: dict[str, int] = {}
         self._buckets: dict[str, list[float]] = {}  # sender -> [tokens, last refill time]
 
     def admit(self, env: Envelope, now: float, authenticated: bool = False) -> Message:
@@ -61,7 +64,7 @@ class Inbox:
         if cls is None:
             raise UnknownMessage(f"no handler for schema {env.schema_digest[:12]}… from {sender}")
         high = self._high.get(sender, -1)
-        if nonce <= high and (high - nonce >= self._window or (self._seen[sender] >> (high - nonce)) & 1):
+        if nonce <= high and (high - nonce >= self._window or not (self._holes[sender] >> (high - nonce)) & 1):
             raise ReplayedMessage(f"nonce {nonce} from {sender} was already seen (highest {high})")
         if self._rate is not None and sender != self.owner:
             self._spend(sender, now, self.quota)  # after the replay check: replays cannot drain a quota
@@ -72,10 +75,18 @@ class Inbox:
         if nonce > high:
             self._high[sender] = nonce
             gap = nonce - high
-            # a jump past the window forgets everything (and never builds a huge int from a huge nonce)
-            self._seen[sender] = 1 if gap >= self._window else ((self._seen.get(sender, 0) << gap) | 1) & self._full
+            if gap == 1:
+                holes = self._holes.get(sender, 0)
+                if holes:
+                    self._holes[sender] = (holes << 1) & self._full
+                elif high < 0:
+                    self._holes[sender] = 0
+            elif gap >= self._window:  # a jump past the window: all below unseen (never a huge int from a huge nonce)
+                self._holes[sender] = self._full ^ 1
+            else:  # the gap - 1 nonces skipped become holes, at bits 1 .. gap - 1
+                self._holes[sender] = ((self._holes.get(sender, 0) << gap) | ((1 << gap) - 2)) & self._full
         else:
-            self._seen[sender] |= 1 << (high - nonce)
+            self._holes[sender] ^= 1 << (high - nonce)  # that hole is filled
         return message
 
     def _spend(self, sender: str, now: float, quota: Quota) -> None:

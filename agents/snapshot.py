@@ -27,7 +27,7 @@ from typing import Any
 from agents.errors import AgentsError
 from agents.identity import Identity
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2  # 2: replay windows as holes; armed timers; handled count
 
 
 class SnapshotError(AgentsError, ValueError):
