@@ -35,7 +35,8 @@ the receiver returns, and sends it again after its own restart. A restarted shar
 agents from the journal (keys from their population, never from the journal) with their replay
 windows, so every redelivered envelope is dropped by nonce: none is lost, none handled twice.
 Effects outside the agents (a ledger call in a handler that ran just before a crash) are not
-rolled back; the ledger's own operations are keyed (escrow by deal id) so a repeat is refused.
+rolled back: a handler that runs again after a restart repeats them, which the ledger refuses for
+keyed operations (an escrow, channel or batch epoch exists once) but not for a bare transfer.
 """
 
 from __future__ import annotations
