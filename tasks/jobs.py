@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -28,17 +28,22 @@ class Resources(BaseModel):
 
 
 class JobSpec(BaseModel):
-    """An embedding job: a model by hash, texts inline or a dataset by hash, resources."""
+    """A job: a model by hash, the task it runs, texts inline or a dataset by hash, resources,
+    and the caps that bound what it may use (the provider enforces them: a job never gets more
+    than it paid for)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     job_id: str = Field(min_length=1)
     model_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
-    task: str = "embedding"
+    task: Literal["embedding", "generation", "classification"] = "embedding"
     inputs: list[str] | None = None
     dataset_hash: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     resources: Resources = Resources()
     batch_size: int = Field(default=32, ge=1, le=4096)
+    max_new_tokens: int = Field(default=32, ge=1, le=1024, description="generation: new tokens per prompt, at most")
+    max_output_bytes: int = Field(default=64 << 20, ge=1, description="a larger result is refused, not delivered")
+    timeout_s: float | None = Field(default=None, gt=0, description="wall-clock limit of the run")
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -50,8 +55,6 @@ class JobSpec(BaseModel):
     def _one_source(self) -> JobSpec:
         if (self.inputs is None) == (self.dataset_hash is None):
             raise ValueError("give exactly one of inputs or dataset_hash")
-        if self.task != "embedding":
-            raise ValueError(f"task {self.task!r} is not supported yet (embedding only)")
         return self
 
     def digest(self) -> str:
@@ -61,7 +64,9 @@ class JobSpec(BaseModel):
 
 
 class Metering(BaseModel):
-    """What the job used: the basis of the bill and of utilization metrics."""
+    """What the job used: the basis of the bill and of utilization metrics. ``tokens`` are the
+    input tokens read, ``new_tokens`` those generated; ``gpu_seconds`` is the run's wall time
+    times the GPUs it held."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -69,12 +74,16 @@ class Metering(BaseModel):
     tokens: int
     seconds: float
     device: str
+    new_tokens: int = 0
+    gpu_seconds: float = 0.0
     gpu_ids: list[str] = []
     node_id: str = ""
 
 
 class JobResult(BaseModel):
-    """Embeddings as base64 float32 rows, their sha256, and the metering."""
+    """A job's output and its sha256. Arrays (embeddings; class probabilities) travel as base64
+    float32 rows; generated texts with their token ids, and predicted labels, as lists. The hash
+    covers the array bytes followed, when there are any, by the canonical JSON of the lists."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -83,20 +92,45 @@ class JobResult(BaseModel):
     data_b64: str
     result_hash: str
     metering: Metering
+    task: str = "embedding"
+    texts: list[str] = []
+    token_ids: list[list[int]] = []
+    labels: list[str] = []
 
     @classmethod
-    def from_array(cls, job_id: str, array: np.ndarray, metering: Metering) -> JobResult:
+    def from_array(cls, job_id: str, array: np.ndarray, metering: Metering, **lists: Any) -> JobResult:
+        lists = {k: v for k, v in lists.items() if v != cls.model_fields[k].default}
         raw = np.ascontiguousarray(array, dtype="<f4").tobytes()
+        shape = (int(array.shape[0]), int(array.shape[1]))
         return cls(
             job_id=job_id,
-            shape=(int(array.shape[0]), int(array.shape[1])),
+            shape=shape,
             data_b64=base64.b64encode(raw).decode(),
-            result_hash=hashlib.sha256(raw).hexdigest(),
+            result_hash=hashlib.sha256(raw + _lists_bytes(lists)).hexdigest(),
             metering=metering,
+            **lists,
         )
+
+    @classmethod
+    def from_texts(cls, job_id: str, texts: list[str], token_ids: list[list[int]], metering: Metering) -> JobResult:
+        return cls.from_array(job_id, np.zeros((len(texts), 0), "<f4"), metering, task="generation", texts=texts, token_ids=token_ids)
 
     def raw(self) -> bytes:
         return base64.b64decode(self.data_b64)
 
+    def content(self) -> bytes:
+        """The bytes ``result_hash`` is the sha256 of."""
+        lists = {k: getattr(self, k) for k in ("task", "texts", "token_ids", "labels") if getattr(self, k) != type(self).model_fields[k].default}
+        return self.raw() + _lists_bytes(lists)
+
+    def size(self) -> int:
+        return len(self.content())
+
     def array(self) -> np.ndarray:
         return np.frombuffer(self.raw(), dtype="<f4").reshape(self.shape)
+
+
+def _lists_bytes(lists: dict[str, Any]) -> bytes:
+    """Canonical JSON of a result's non-array parts (nothing for a plain embedding result, so
+    its hash stays the hash of its vectors)."""
+    return json.dumps(lists, sort_keys=True, separators=(",", ":")).encode() if lists else b""
