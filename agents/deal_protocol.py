@@ -33,6 +33,7 @@ class CallForProposals(Message):
 
 class Propose(Message):
     price: int = Field(ge=0)
+    free_gpu_memory_mb: int | None = Field(default=None, ge=0)
 
 
 class Refuse(Message):

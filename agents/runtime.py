@@ -13,11 +13,11 @@ Signing is the runtime's policy: a single-process simulation of trusted agents m
 
 from __future__ import annotations
 
-import hashlib
 import gc
+import hashlib
 import heapq
-import pickle
 import itertools
+import pickle
 import random
 import time
 from abc import ABC, abstractmethod

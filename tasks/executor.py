@@ -157,7 +157,9 @@ class RayExecutor(Executor):
 
         timeout_s = min(t for t in (timeout_s, spec.timeout_s, float("inf")) if t is not None)
         timeout_s = None if timeout_s == float("inf") else timeout_s
-        options = {"num_gpus": spec.resources.gpus, "num_cpus": spec.resources.cpus, "max_retries": 0}
+        from tasks.scheduling import job_options
+
+        options = {**job_options(spec), "max_retries": 0}
         ref = ray.remote(run_job).options(**{**options, **self.task_options}).remote(spec, self.store_root)
         try:
             return ray.get(ref, timeout=timeout_s)

@@ -122,6 +122,7 @@ def ray_cluster() -> Iterator[None]:
     ray.init(
         num_cpus=2,
         num_gpus=2,
+        resources={"gpu_memory_mb": 16000},  # two logical 8 GB GPUs: GPU memory is a resource Ray enforces
         include_dashboard=False,
         log_to_driver=False,
         runtime_env={"env_vars": {"PYTHONPATH": root, "HF_HUB_OFFLINE": "1", "RAY_AUTH_MODE": "disabled"}},

@@ -35,9 +35,9 @@ from economy.auction import Bid, ReverseAuction
 from economy.contract import Contract, Payee, deal_id_for
 from economy.errors import EconomyError
 from economy.lifecycle import FINAL, Deal, DealState
-from tasks.errors import TasksError
+from tasks.errors import TasksError, VerificationFailed
 from tasks.jobs import JobResult, JobSpec, Resources
-from tasks.verify import verify_embeddings
+from tasks.verify import verify_result
 
 _MARKET = {"provider": "compute", "model_owner": "model", "data_owner": "data"}
 DealStatus = Literal["calling", "awarded", "funded", "settled", "refunded", "no_award", "failed"]
@@ -56,6 +56,7 @@ class JobRequest(BaseModel):
     resources: Resources = Resources()
     max_price: int = Field(ge=0)
     deadline_s: int = Field(default=300, gt=0)
+    max_new_tokens: int = Field(default=32, ge=1, le=1024, description="generation: new tokens per prompt, at most")
     reply_window_s: float = Field(default=5.0, gt=0)
     risk_weight: float = Field(default=1.0, ge=0, description="how much dearer a trusted provider may be (see ReverseAuction)")
 
@@ -143,7 +144,7 @@ class Buyer(Agent):
             return self._end(record, "no_award", "no provider has the resources")
         deadline = int(ctx.now()) + request.deadline_s
         trust = ctx.registry.trust(self.address, providers)
-        auction = ReverseAuction(max_price=budget, risk_weight=request.risk_weight)
+        auction = ReverseAuction(max_price=budget, risk_weight=request.risk_weight, gpu_memory_mb=spec.resources.gpu_memory_mb)
         self._calls[deal_id] = _Call(auction=auction, fees=fees, deadline=deadline, trust=trust)
         for p in providers:
             ctx.send(p, CallForProposals(deal_id=deal_id, job=spec, job_hash=job_hash, compute_budget=budget, deadline=deadline))
@@ -169,6 +170,8 @@ class Buyer(Agent):
             inputs=request.inputs,
             dataset_hash=dataset_hash,
             resources=request.resources,
+            task=request.task,
+            max_new_tokens=request.max_new_tokens,
         )
         return spec, fees
 
@@ -180,7 +183,7 @@ class Buyer(Agent):
             return
         call.answered.add(sender)
         try:
-            call.auction.submit(Bid(bidder=sender, price=msg.price, reputation=call.trust.get(sender, 0.0)))
+            call.auction.submit(Bid(bidder=sender, price=msg.price, reputation=call.trust.get(sender, 0.0), free_gpu_memory_mb=msg.free_gpu_memory_mb))
             self.deals[msg.deal_id].bids[sender] = msg.price
         except EconomyError as exc:
             self.deals[msg.deal_id].refused[sender] = f"bid rejected: {exc}"
@@ -278,7 +281,9 @@ class Buyer(Agent):
             return
         items = len(record.job.inputs) if record.job.inputs is not None else ctx.registry.dataset(record.job.dataset_hash).items
         try:
-            verify_embeddings(msg.result, items)
+            if msg.result.metering.items != items:
+                raise VerificationFailed(f"{msg.result.metering.items} items processed, {items} paid for")
+            verify_result(msg.result, record.job)
         except TasksError as exc:
             record.reason = f"result rejected: {exc}"  # no payment; refunded at the deadline
             self._rate(ctx, record, verified=False)

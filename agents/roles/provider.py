@@ -28,6 +28,7 @@ from economy.contract import Contract
 from economy.errors import EconomyError
 from economy.lifecycle import FINAL, Deal, DealState
 from tasks.errors import TasksError
+from tasks.scheduling import Capacity, CapacityExceeded
 
 
 @dataclass
@@ -48,6 +49,7 @@ class ComputeProvider(Agent):
     def __init__(self, name: str, identity: Identity, *, gpus: float, price_per_second: int, throughput: float = 100.0, gpu_memory_mb: int = 0, cpus: float = 1.0) -> None:
         super().__init__(name, identity)
         self.capacity = {"gpus": gpus, "gpu_memory_mb": gpu_memory_mb, "cpus": cpus}
+        self.book = Capacity(gpus, gpu_memory_mb, cpus)  # what accepted jobs hold until they end
         self.price_per_second = price_per_second
         self.throughput = throughput
         self.jobs: dict[str, _Job] = {}
@@ -83,12 +85,19 @@ class ComputeProvider(Agent):
             ctx.send(sender, Refuse(deal_id=msg.deal_id, reason=f"my price {price} exceeds the budget {msg.compute_budget}"))
             return
         self.jobs[msg.deal_id] = _Job(call=msg, buyer=sender, price=price)
-        ctx.send(sender, Propose(deal_id=msg.deal_id, price=price))
+        ctx.send(sender, Propose(deal_id=msg.deal_id, price=price, free_gpu_memory_mb=self.book.free().gpu_memory_mb))
 
     def _cannot_run(self, ctx: Context, msg: CallForProposals) -> str:
         need = msg.job.resources
         if need.gpus > self.capacity["gpus"] or need.gpu_memory_mb > self.capacity["gpu_memory_mb"]:
             return f"needs {need.gpus} GPUs / {need.gpu_memory_mb} MB, I have {self.capacity}"
+        for deal_id, held in self.jobs.items():  # awarded but never funded: free what it held once its deadline passed
+            if held.status == "signed" and held.call.deadline <= ctx.now():
+                self.book.release(deal_id)
+                held.status = "expired"
+        busy = self.book.fits(need)
+        if busy:
+            return f"busy: the job {busy}"
         if msg.job_hash != "0x" + msg.job.digest():
             return "job hash does not match the job"
         if msg.deadline <= ctx.now():
@@ -110,7 +119,8 @@ class ComputeProvider(Agent):
             deal = Deal(c, ctx.ledger)
             try:
                 deal.sign(sender, msg.buyer_signature)
-            except EconomyError as exc:
+                self.book.reserve(msg.deal_id, job.call.job.resources)  # held from acceptance to the job's end
+            except (EconomyError, CapacityExceeded) as exc:
                 problem = str(exc)
         if problem:
             ctx.send(sender, DeclineContract(deal_id=msg.deal_id, reason=problem))
@@ -149,6 +159,7 @@ class ComputeProvider(Agent):
         try:
             result = ctx.executor.run(job.call.job, timeout_s=budget)
         except TasksError as exc:
+            self.book.release(job.call.deal_id)
             job.status = "failed"
             refund = ""
             try:
@@ -158,6 +169,7 @@ class ComputeProvider(Agent):
                 ctx.log.warning("refund of %s failed: %s", job.call.deal_id, chain_exc)
             ctx.send(job.buyer, ReportFailure(deal_id=job.call.deal_id, reason=str(exc), refund_tx=refund))
             return
+        self.book.release(job.call.deal_id)
         try:
             job.deal.deliver(self.address, result.result_hash, cost=job.contract.max_amount)
         except EconomyError as exc:  # finished after the deadline: the buyer takes its refund
