@@ -92,6 +92,9 @@ class DatasetOffer(Offer):
     name: str = Field(min_length=1)
     items: StrictInt = Field(ge=0)
     price_per_use: StrictInt = Field(ge=0)
+    vault: str = Field(default="", description="compute-to-data: the vault jobs on it run in; empty: in the shared store")
+    raw_download: bool = False
+    models: list[str] | None = Field(default=None, description="model hashes allowed to read it; None: any")
 
 
 class ComputeOffer(Offer):

@@ -74,6 +74,7 @@ class TradeReport(BaseModel):
     wall_s: float
     errors: dict[str, list[str]]
     nearest: tuple[str, str, float] | None = None
+    data_access: list[dict[str, Any]] = []  # the data owner's vault log: who read its rows, how
 
 
 def make_agents(config: TradeConfig, texts: list[str]) -> dict[str, Any]:
@@ -164,6 +165,7 @@ def _trade(config: TradeConfig, runtime: Runtime, agents: dict[str, Any] | None,
         wall_s=time.perf_counter() - started,
         errors=runtime.errors(),
         nearest=_nearest_pair(runtime, buyer, deal, texts),
+        data_access=[r for a in agents.values() if a.role == "data_owner" for r in runtime.query(a.address, "access_log")],
     )
 
 

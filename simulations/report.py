@@ -56,6 +56,12 @@ def render(report: TradeReport, console: Console | None = None) -> None:
     if report.nearest:
         a, b, sim = report.nearest
         console.print(f"closest pair by the delivered embeddings (cos {sim:.3f}):\n  “{a}”\n  “{b}”")
+    for r in report.data_access:
+        verdict = "granted" if r["granted"] else f"refused ({r['reason']})"
+        console.print(
+            f"data vault: {r['action']} by {names.get(r['requester'], _short(r['requester']))} — {verdict}; "
+            f"{r['items']} rows read in place, only the result left"
+        )
     gas = sum(r.gas_used for r in report.receipts)
     console.print(
         f"total gas {gas:,} · supply {tokens(report.supply)} AGR · conserved: {'yes' if report.conserved else 'NO'} · wall {report.wall_s:.1f} s"

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from tasks.errors import InvalidJob, JobFailed, TasksError
 from tasks.jobs import JobResult, JobSpec, Metering
 from tasks.store import ContentStore
+from tasks.vault import DataVault
 
 if TYPE_CHECKING:
     from tasks.runner import RunnerCache
@@ -43,7 +44,7 @@ def read_dataset(store: ContentStore, digest: str) -> list[str]:
     return rows
 
 
-def run_job(spec: JobSpec, store_root: str) -> JobResult:
+def run_job(spec: JobSpec, store_root: str, data_root: str | None = None) -> JobResult:
     """Run one job against the store at ``store_root``; raises TasksError.
 
     The model's files are verified against its hash before loading (a tampered model never
@@ -57,7 +58,8 @@ def run_job(spec: JobSpec, store_root: str) -> JobResult:
     kind = artifact_task(model_path)
     if kind != spec.task:
         raise InvalidJob(f"model {spec.model_hash[:12]}… is a {kind} model, the job asks for {spec.task}")
-    texts = spec.inputs if spec.inputs is not None else read_dataset(store, spec.dataset_hash or "")
+    data = store if data_root is None else ContentStore(data_root)  # a vault's private store
+    texts = spec.inputs if spec.inputs is not None else read_dataset(data, spec.dataset_hash or "")
     base = None
     if kind == "classification":
         base = store.path(json.loads((model_path / "card.json").read_text())["base_model"])
@@ -120,28 +122,62 @@ def _ray_placement() -> tuple[list[str], str]:
 
 
 class Executor(ABC):
-    """Runs jobs for a compute provider."""
+    """Runs jobs for a compute provider, and hosts data owners' vaults (tasks.vault): a job
+    whose spec names a vault runs there, where its dataset lives."""
 
     store_root: str
 
     @abstractmethod
-    def run(self, spec: JobSpec, timeout_s: float | None = None) -> JobResult:
+    def run(self, spec: JobSpec, timeout_s: float | None = None, requester: str = "") -> JobResult:
         """Run ``spec`` and return its result, or raise JobFailed / another TasksError."""
+
+    @abstractmethod
+    def open_vault(self, owner: str) -> tuple[str, Any]:
+        """Create (or find) ``owner``'s vault on this node; returns its name and a client."""
+
+    @abstractmethod
+    def vault(self, name: str) -> Any:
+        """A client of the vault called ``name`` (its methods as DataVault's)."""
+
+    def vault_root(self, owner: str) -> Path:
+        """Where a vault keeps its rows: beside the shared store, never inside it."""
+        return Path(self.store_root).parent / "vaults" / owner.lower()
+
+
+def vault_name(owner: str) -> str:
+    return f"agora-vault-{owner.lower()}"
 
 
 class LocalExecutor(Executor):
-    """In-process execution; models stay warm in the process-wide cache."""
+    """In-process execution; models stay warm in the process-wide cache; vaults are objects."""
 
     def __init__(self, store_root: Path | str) -> None:
         self.store_root = str(store_root)
+        self._vaults: dict[str, Any] = {}
 
-    def run(self, spec: JobSpec, timeout_s: float | None = None) -> JobResult:
+    def run(self, spec: JobSpec, timeout_s: float | None = None, requester: str = "") -> JobResult:
         try:
+            if spec.vault is not None:
+                return self.vault(spec.vault).run(spec, requester)
             return run_job(spec, self.store_root)
         except TasksError:
             raise
         except Exception as exc:  # noqa: BLE001 - any model/runtime error is a job failure
             raise JobFailed(f"job {spec.job_id} failed: {exc!r}") from exc
+
+    def open_vault(self, owner: str) -> tuple[str, Any]:
+        name = vault_name(owner)
+        if name not in self._vaults:
+            self._vaults[name] = DataVault(owner, self.vault_root(owner), self.store_root)
+        return name, self._vaults[name]
+
+    def vault(self, name: str) -> Any:
+        from tasks.errors import UnknownArtifact
+
+        found = self._vaults.get(name)
+        if found is None:
+            raise UnknownArtifact(f"no vault {name!r} in this process")
+        return found
 
 
 class RayExecutor(Executor):
@@ -150,17 +186,21 @@ class RayExecutor(Executor):
     def __init__(self, store_root: Path | str, **task_options: Any) -> None:
         self.store_root = str(store_root)
         self.task_options = task_options
+        self._opened: dict[str, Any] = {}
 
-    def run(self, spec: JobSpec, timeout_s: float | None = None) -> JobResult:
+    def run(self, spec: JobSpec, timeout_s: float | None = None, requester: str = "") -> JobResult:
         import ray
         from ray.exceptions import GetTimeoutError, RayError
 
-        timeout_s = min(t for t in (timeout_s, spec.timeout_s, float("inf")) if t is not None)
-        timeout_s = None if timeout_s == float("inf") else timeout_s
         from tasks.scheduling import job_options
 
-        options = {**job_options(spec), "max_retries": 0}
-        ref = ray.remote(run_job).options(**{**options, **self.task_options}).remote(spec, self.store_root)
+        timeout_s = min(t for t in (timeout_s, spec.timeout_s, float("inf")) if t is not None)
+        timeout_s = None if timeout_s == float("inf") else timeout_s
+        if spec.vault is not None:  # compute-to-data: the vault runs it on its own node
+            ref = self._vault_handle(spec.vault).run.remote(spec, requester)
+        else:
+            options = {**job_options(spec), "max_retries": 0}
+            ref = ray.remote(run_job).options(**{**options, **self.task_options}).remote(spec, self.store_root)
         try:
             return ray.get(ref, timeout=timeout_s)
         except GetTimeoutError:
@@ -171,3 +211,90 @@ class RayExecutor(Executor):
             if isinstance(cause, TasksError):
                 raise cause from None
             raise JobFailed(f"job {spec.job_id} failed on Ray: {exc}") from exc
+
+    def open_vault(self, owner: str) -> tuple[str, Any]:
+        """A named actor pinned to this process's node: the data stays where its owner is."""
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        name = vault_name(owner)
+        try:
+            handle = ray.get_actor(name)
+        except ValueError:
+            node = ray.get_runtime_context().get_node_id()
+            options = {"name": name, "num_cpus": 0, "max_concurrency": 4, "get_if_exists": True}
+            handle = ray.remote(RayVault).options(**options, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote(
+                owner, str(self.vault_root(owner)), self.store_root
+            )
+        self._opened[name] = handle  # a named actor still dies with its last handle: keep one
+        return name, _ActorClient(handle)
+
+    def vault(self, name: str) -> Any:
+        return _ActorClient(self._vault_handle(name))
+
+    @staticmethod
+    def _vault_handle(name: str) -> Any:
+        import ray
+
+        from tasks.errors import UnknownArtifact
+
+        try:
+            return ray.get_actor(name)
+        except ValueError:
+            raise UnknownArtifact(f"no vault {name!r} on this cluster") from None
+
+
+class _ActorClient:
+    """Calls an actor's methods synchronously, raising the actor's own errors."""
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+
+    def __getattr__(self, name: str) -> Any:
+        import ray
+        from ray.exceptions import RayTaskError
+
+        method = getattr(self._handle, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return ray.get(method.remote(*args, **kwargs))
+            except RayTaskError as exc:
+                raise exc.cause from None
+
+        return call
+
+
+def _pinned_runner(node: str) -> Any:
+    """Runs a job as a Ray task on ``node`` with the job's resources (compute-to-data)."""
+
+    def run(spec: JobSpec, store_root: str, data_root: str) -> JobResult:
+        import ray
+        from ray.exceptions import RayTaskError, TaskUnschedulableError
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        from tasks.scheduling import job_options
+
+        options = {**job_options(spec), "max_retries": 0, "scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=False)}
+        try:
+            return ray.get(ray.remote(run_job).options(**options).remote(spec, store_root, data_root))
+        except RayTaskError as exc:
+            if isinstance(exc.cause, TasksError):
+                raise exc.cause from None
+            raise JobFailed(f"job {spec.job_id} failed in the vault: {exc}") from exc
+        except TaskUnschedulableError:
+            raise JobFailed(
+                f"job {spec.job_id} needs {spec.resources.gpus} GPUs and {spec.resources.cpus} CPUs, which the vault's node does not have: "
+                "compute-to-data runs where the data lives"
+            ) from None
+
+    return run
+
+
+class RayVault(DataVault):
+    """A DataVault in an actor: its jobs run as Ray tasks pinned to the vault's own node."""
+
+    def run(self, spec: JobSpec, requester: str, runner: Any = None) -> JobResult:
+        import ray
+
+        return super().run(spec, requester, runner or _pinned_runner(ray.get_runtime_context().get_node_id()))

@@ -39,6 +39,7 @@ class JobSpec(BaseModel):
     task: Literal["embedding", "generation", "classification"] = "embedding"
     inputs: list[str] | None = None
     dataset_hash: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    vault: str | None = Field(default=None, description="compute-to-data: the vault holding the dataset; the job runs there")
     resources: Resources = Resources()
     batch_size: int = Field(default=32, ge=1, le=4096)
     max_new_tokens: int = Field(default=32, ge=1, le=1024, description="generation: new tokens per prompt, at most")

@@ -157,18 +157,21 @@ class Buyer(Agent):
         if not models:
             raise UnknownOffer(f"no {request.task} model named {request.model!r} is offered")
         fees = [Payee(address=models[0].owner, role="model_owner", amount=models[0].price_per_call)]
-        dataset_hash = None
+        dataset_hash = vault = None
         if request.dataset is not None:
             datasets = ctx.registry.find_datasets(name=request.dataset)
             if not datasets:
                 raise UnknownOffer(f"no dataset named {request.dataset!r} is offered")
-            dataset_hash = datasets[0].dataset_hash
+            dataset_hash, vault = datasets[0].dataset_hash, datasets[0].vault or None
+            if datasets[0].models is not None and models[0].model_hash not in datasets[0].models:
+                raise UnknownOffer(f"dataset {request.dataset!r} may not be read by model {request.model!r}")
             fees.append(Payee(address=datasets[0].owner, role="data_owner", amount=datasets[0].price_per_use))
         spec = JobSpec(
             job_id=f"{self.name}-{n}",
             model_hash=models[0].model_hash,
             inputs=request.inputs,
             dataset_hash=dataset_hash,
+            vault=vault,
             resources=request.resources,
             task=request.task,
             max_new_tokens=request.max_new_tokens,

@@ -50,28 +50,65 @@ class ModelOwner(_Earner):
 
 
 class DataOwner(_Earner):
-    """Publishes a text dataset (one JSONL file) and sells its use at ``price_per_use``."""
+    """Sells the use of a text dataset at ``price_per_use``. By default compute-to-data: the
+    rows go into the owner's vault on its own node (never into the shared store), jobs that read
+    them run there under the policy (``models`` allowed, raw download or not), and only results
+    leave; ``access_log()`` shows every use. ``compute_to_data=False`` publishes the file to the
+    shared store instead."""
 
     role = "data_owner"
 
-    def __init__(self, name: str, identity: Identity, texts: list[str], dataset_name: str, price_per_use: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        identity: Identity,
+        texts: list[str],
+        dataset_name: str,
+        price_per_use: int,
+        compute_to_data: bool = True,
+        raw_download: bool = False,
+        models: list[str] | None = None,
+    ) -> None:
         super().__init__(name, identity)
         self.texts = list(texts)
         self.dataset_name = dataset_name
         self.price_per_use = price_per_use
+        self.compute_to_data, self.raw_download, self.models = compute_to_data, raw_download, models
         self.dataset_hash = ""
+        self.vault = ""
 
     def on_start(self, ctx: Context) -> None:
-        data = "".join(json.dumps({"text": t}) + "\n" for t in self.texts).encode()
-        self.dataset_hash = ctx.store.put_bytes(data, f"{self.dataset_name}.jsonl")
+        self.items = len(self.texts)
+        if self.compute_to_data:
+            self.vault, vault = ctx.executor.open_vault(self.address)
+            policy = {"price_per_use": self.price_per_use, "raw_download": self.raw_download, "models": self.models}
+            self.dataset_hash = vault.add(self.texts, self.dataset_name, policy)
+            self.texts = []  # the vault holds the rows now
+        else:
+            data = "".join(json.dumps({"text": t}) + "\n" for t in self.texts).encode()
+            self.dataset_hash = ctx.store.put_bytes(data, f"{self.dataset_name}.jsonl")
+        self._executor = ctx.executor  # to read the vault's access log
         offer = DatasetOffer(
-            owner=self.address, dataset_hash=self.dataset_hash, name=self.dataset_name, items=len(self.texts), price_per_use=self.price_per_use
+            owner=self.address,
+            dataset_hash=self.dataset_hash,
+            name=self.dataset_name,
+            items=self.items,
+            price_per_use=self.price_per_use,
+            vault=self.vault,
+            raw_download=self.raw_download or not self.compute_to_data,
+            models=self.models,
         )
         ctx.registry.register_dataset(offer)
         ctx.registry.register_agent(self.address, self.name, self.role)
-        terms = {"name": self.dataset_name, "items": len(self.texts), "dataset_hash": self.dataset_hash, "per": "use"}
+        terms = {"name": self.dataset_name, "items": self.items, "dataset_hash": self.dataset_hash, "per": "use", "compute_to_data": self.compute_to_data}
         service = ServiceRecord(
             address=self.address, name=self.name, capability="dataset", price=self.price_per_use,
             terms=terms, protocols=self.protocol_digests(), ttl=SERVICE_TTL,
         )
         ctx.registry.register_service(service, now=ctx.now())
+
+    def access_log(self) -> list[dict[str, object]]:
+        """Every use of the dataset, granted or refused (compute-to-data only)."""
+        if not self.vault:
+            return []
+        return [r.model_dump() for r in self._executor.vault(self.vault).access_log(self.dataset_hash)]

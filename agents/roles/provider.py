@@ -157,7 +157,7 @@ class ComputeProvider(Agent):
         assert job.contract is not None and job.deal is not None
         budget = max(1.0, job.contract.deadline - ctx.now())
         try:
-            result = ctx.executor.run(job.call.job, timeout_s=budget)
+            result = ctx.executor.run(job.call.job, timeout_s=budget, requester=self.address)
         except TasksError as exc:
             self.book.release(job.call.deal_id)
             job.status = "failed"

@@ -48,6 +48,9 @@ def test_trade_settles_and_pays_each_party_its_share(store, ledger) -> None:
     assert buyer.gas_used == own and (own > 0) == (ledger == "evm")  # gas per agent, apart from the token
     a, b, sim = report.nearest
     assert sim > 0.6 and a != b  # real embeddings: the closest pair are paraphrases
+    provider = next(p for p in report.parties if p.name == "gpu-a").address
+    # compute-to-data: the rows stayed in the owner's vault; the one job that read them is logged
+    assert [(r["requester"], r["granted"], r["items"]) for r in report.data_access] == [(provider, True, len(demo_texts()))]
 
 
 def test_same_seed_replays_the_same_trade(store) -> None:
