@@ -82,6 +82,7 @@ class ModelOffer(Offer):
     name: str = Field(min_length=1)
     task: str = "embedding"
     price_per_call: StrictInt = Field(ge=0)
+    price_per_1k_tokens: StrictInt = Field(default=0, ge=0, description="royalty per 1,000 tokens read or generated")
     license: str = ""
 
 

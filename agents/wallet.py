@@ -42,6 +42,9 @@ class Wallet:
     def release(self, escrow_id: str, amount: int) -> Receipt:
         return self._keep(self._ledger.release(self._identity, escrow_id, amount))
 
+    def release_items(self, escrow_id: str, amounts: list[int]) -> Receipt:
+        return self._keep(self._ledger.release_items(self._identity, escrow_id, amounts))
+
     def refund(self, escrow_id: str) -> Receipt:
         return self._keep(self._ledger.refund(self._identity, escrow_id))
 

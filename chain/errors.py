@@ -102,6 +102,8 @@ REVERT_REASONS: dict[str, type[ChainError]] = {
     "escrow: deadline not reached": DeadlineNotReached,
     "escrow: disputed": Disputed,
     "escrow: not disputed": InvalidArgument,
+    "escrow: over line": InvalidAmount,
+    "escrow: bad lines": InvalidArgument,
     "stake: unauthorized": Unauthorized,
     "stake: bad amount": InvalidAmount,
     "stake: bad address": InvalidArgument,

@@ -318,6 +318,8 @@ class EVMLedger(Ledger):
             return fns.open(bytes.fromhex(t.escrow_id[2:]), t.payees, t.shares_bps, t.amount, t.deadline, arbiter)
         if op == "release":
             return fns.release(bytes.fromhex(args["escrow_id"][2:]), args["amount"])
+        if op == "release_items":
+            return fns.release_items(bytes.fromhex(args["escrow_id"][2:]), args["amounts"])
         if op == "refund":
             return fns.refund(bytes.fromhex(args["escrow_id"][2:]))
         if op == "dispute":

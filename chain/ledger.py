@@ -164,6 +164,14 @@ class Ledger(ABC):
         args = {"escrow_id": check_id(escrow_id), "amount": check_amount(amount)}
         return self.execute(by, "release", args)
 
+    def release_items(self, by: Signer, escrow_id: str, amounts: list[int]) -> Receipt:
+        """Pay each payee its own amount (a metered bill, tasks.metering), each at most its line
+        of the lock as ``split`` gives it; the rest goes back to the buyer."""
+        if not isinstance(amounts, list) or not amounts:
+            raise InvalidArgument(f"amounts must be a non-empty list, got {amounts!r}")
+        args = {"escrow_id": check_id(escrow_id), "amounts": [check_amount(a) for a in amounts]}
+        return self.execute(by, "release_items", args)
+
     def refund(self, by: Signer, escrow_id: str) -> Receipt:
         """Return the whole lock to the buyer."""
         return self.execute(by, "refund", {"escrow_id": check_id(escrow_id)})

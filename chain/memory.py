@@ -222,6 +222,26 @@ class MemoryLedger(Ledger):
     def _apply_release(self, sender: str, escrow_id: str, amount: int) -> None:
         self._pay(escrow_id, amount, "released")
 
+    def _check_release_items(self, sender: str, escrow_id: str, amounts: list[int]) -> None:
+        e = self._open(escrow_id)
+        if sender not in (e.buyer, e.arbiter):
+            raise error_for_reason("escrow: unauthorized", f"{sender} may not release {escrow_id}")
+        if len(amounts) != len(e.payees):
+            raise error_for_reason("escrow: bad lines", f"{len(amounts)} amounts for {len(e.payees)} payees")
+        for payee, amount, cap in zip(e.payees, amounts, split(e.amount, e.shares_bps)):
+            if amount > cap:
+                raise error_for_reason("escrow: over line", f"{amount} to {payee} exceeds its line of {cap}")
+
+    def _apply_release_items(self, sender: str, escrow_id: str, amounts: list[int]) -> None:
+        e = self._settle(escrow_id, "released")
+        for payee, amount in zip(e.payees, amounts):
+            if amount:
+                self._credit(payee, amount)
+        paid = sum(amounts)
+        if e.amount > paid:
+            self._credit(e.buyer, e.amount - paid)
+        self._emit("Released", deal_id=escrow_id, paid=paid, returned=e.amount - paid)
+
     def _pay(self, escrow_id: str, amount: int, status: str) -> None:
         e = self._settle(escrow_id, status)
         for payee, part in zip(e.payees, split(amount, e.shares_bps)):

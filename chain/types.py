@@ -151,6 +151,7 @@ OpKind = Literal[
     "transfer",
     "open_escrow",
     "release",
+    "release_items",
     "refund",
     "open_channel",
     "top_up_channel",

@@ -63,6 +63,7 @@ class EscrowWallet(Protocol):
     def address(self) -> str: ...
     def open_escrow(self, terms: EscrowTerms) -> Receipt: ...
     def release(self, escrow_id: str, amount: int) -> Receipt: ...
+    def release_items(self, escrow_id: str, amounts: list[int]) -> Receipt: ...
     def refund(self, escrow_id: str) -> Receipt: ...
     def dispute(self, escrow_id: str) -> Receipt: ...
     def resolve(self, escrow_id: str, amount: int) -> Receipt: ...
@@ -149,11 +150,21 @@ class Deal:
             raise IllegalTransition(f"verify: the checked result {result_hash} is not the delivered {self.result_hash}; dispute instead")
         self._move(S.VERIFIED, buyer)
 
-    def settle(self, buyer: EscrowWallet) -> None:
-        """Pay the delivered cost out of escrow; the rest returns to the buyer."""
+    def settle(self, buyer: EscrowWallet, amounts: list[int] | None = None) -> None:
+        """Pay the delivered cost out of escrow; the rest returns to the buyer. With ``amounts``
+        (a metered bill, one amount per payee, each within its line) each payee gets its own
+        amount instead of a share of one total."""
         self._expect({S.VERIFIED}, "settle")
         self._party(buyer.address, {self.buyer}, "settle")
         assert self.cost is not None
+        if amounts is not None:
+            if len(amounts) != len(self.contract.payees) or sum(amounts) > self.cost:
+                raise IllegalTransition(f"settle: a bill of {amounts} does not fit {len(self.contract.payees)} payees and the cost {self.cost}")
+            receipt = buyer.release_items(self.contract.deal_id, amounts)
+            self.cost = sum(amounts)
+            self._move(S.SETTLED, buyer.address, receipt, note=f"paid {self.cost} itemized")
+            self._rate(verified=True, amount=self.cost)
+            return
         receipt = buyer.release(self.contract.deal_id, self.cost)
         self._move(S.SETTLED, buyer.address, receipt, note=f"paid {self.cost}")
         self._rate(verified=True, amount=self.cost)

@@ -172,7 +172,11 @@ def _trade(config: TradeConfig, runtime: Runtime, agents: dict[str, Any] | None,
 def _expected_changes(deal: DealRecord, buyer: str) -> dict[str, int]:
     if deal.status != "settled" or deal.contract is None:
         return {}
-    changes = dict(deal.contract.payout(deal.paid))
+    changes: dict[str, int] = {}
+    for line in deal.bill:  # a metered bill: each payee its own line
+        changes[line["payee"]] = changes.get(line["payee"], 0) + line["amount"]
+    if not deal.bill:
+        changes = dict(deal.contract.payout(deal.paid))
     changes[buyer] = changes.get(buyer, 0) - deal.paid
     return changes
 

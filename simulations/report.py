@@ -56,6 +56,9 @@ def render(report: TradeReport, console: Console | None = None) -> None:
     if report.nearest:
         a, b, sim = report.nearest
         console.print(f"closest pair by the delivered embeddings (cos {sim:.3f}):\n  “{a}”\n  “{b}”")
+    for line in deal.bill:
+        who = names.get(line["payee"], _short(line["payee"]))
+        console.print(f"bill: {who} ({line['role']}) {tokens(line['amount'])} AGR of at most {tokens(line['cap'])} — {line['basis']}")
     for r in report.data_access:
         verdict = "granted" if r["granted"] else f"refused ({r['reason']})"
         console.print(

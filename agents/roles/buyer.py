@@ -30,13 +30,14 @@ from agents.deal_protocol import (
 )
 from agents.errors import UnknownOffer
 from agents.identity import Identity
-from chain import ChainError, DeadlineNotReached, Receipt
+from chain import ChainError, DeadlineNotReached, Receipt, split
 from economy.auction import Bid, ReverseAuction
 from economy.contract import Contract, Payee, deal_id_for
 from economy.errors import EconomyError
 from economy.lifecycle import FINAL, Deal, DealState
 from tasks.errors import TasksError, VerificationFailed
 from tasks.jobs import JobResult, JobSpec, Resources
+from tasks.metering import Tariff, bill
 from tasks.verify import verify_result
 
 _MARKET = {"provider": "compute", "model_owner": "model", "data_owner": "data"}
@@ -75,6 +76,7 @@ class DealRecord(BaseModel):
     result_hash: str = ""
     result_shape: tuple[int, int] | None = None
     metering: dict[str, Any] = {}
+    bill: list[dict[str, Any]] = []  # the metered bill, one line per payee (tasks.metering)
     paid: int = 0
     receipts: list[Receipt] = []
     started_at: float = 0.0
@@ -92,6 +94,7 @@ class _Call:
     auction: ReverseAuction
     fees: list[Payee]
     deadline: int
+    tariffs: dict[str, Tariff] = field(default_factory=dict)  # payee -> how its line is metered
     trust: dict[str, float] = field(default_factory=dict)
     answered: set[str] = field(default_factory=set)
 
@@ -130,13 +133,14 @@ class Buyer(Agent):
     # -- 1. find offers and call for proposals -------------------------------------------
     def open_call(self, ctx: Context, request: JobRequest, n: int) -> DealRecord:
         try:
-            spec, fees = self._resolve(ctx, request, n)
+            spec, fees, tariffs = self._resolve(ctx, request, n)
         except (UnknownOffer, TasksError) as exc:
             return self._record(f"unresolved-{n}", status="no_award", reason=str(exc))
         job_hash = "0x" + spec.digest()
         deal_id = deal_id_for(self.address, job_hash, n)
         budget = request.max_price - sum(f.amount for f in fees)
-        providers = [c.owner for c in ctx.registry.find_compute(gpus=spec.resources.gpus, gpu_memory_mb=spec.resources.gpu_memory_mb)]
+        offers = ctx.registry.find_compute(gpus=spec.resources.gpus, gpu_memory_mb=spec.resources.gpu_memory_mb)
+        providers = [c.owner for c in offers]
         record = self._record(deal_id, job=spec, invited=providers)
         if budget <= 0:
             return self._end(record, "no_award", f"posted fees {sum(f.amount for f in fees)} leave no compute budget")
@@ -145,18 +149,28 @@ class Buyer(Agent):
         deadline = int(ctx.now()) + request.deadline_s
         trust = ctx.registry.trust(self.address, providers)
         auction = ReverseAuction(max_price=budget, risk_weight=request.risk_weight, gpu_memory_mb=spec.resources.gpu_memory_mb)
-        self._calls[deal_id] = _Call(auction=auction, fees=fees, deadline=deadline, trust=trust)
+        self._calls[deal_id] = _Call(auction=auction, fees=fees, deadline=deadline, trust=trust, tariffs=self._tariffs(spec, fees, offers, tariffs))
         for p in providers:
             ctx.send(p, CallForProposals(deal_id=deal_id, job=spec, job_hash=job_hash, compute_budget=budget, deadline=deadline))
         ctx.schedule(request.reply_window_s, ProposalsDue(deal_id=deal_id))
         return record
 
-    def _resolve(self, ctx: Context, request: JobRequest, n: int) -> tuple[JobSpec, list[Payee]]:
-        """Turn a request by name into a spec by hash, and the posted fees as payees."""
+    def _resolve(self, ctx: Context, request: JobRequest, n: int) -> tuple[JobSpec, list[Payee], dict[str, Tariff]]:
+        """Turn a request by name into a spec by hash, the posted fees as payees (each line the
+        most that payee may bill) and how each fee is metered."""
         models = ctx.registry.find_models(task=request.task, name=request.model)
         if not models:
             raise UnknownOffer(f"no {request.task} model named {request.model!r} is offered")
-        fees = [Payee(address=models[0].owner, role="model_owner", amount=models[0].price_per_call)]
+        model = models[0]
+        items = len(request.inputs) if request.inputs is not None else None
+        if items is None and request.dataset is not None:
+            found = ctx.registry.find_datasets(name=request.dataset)
+            items = found[0].items if found else 0
+        # the most tokens a job can read (256 per text, the runner's truncation) and generate
+        most_tokens = (items or 0) * (256 + (request.max_new_tokens if request.task == "generation" else 0))
+        royalty_cap = model.price_per_call + -(-model.price_per_1k_tokens * most_tokens // 1000)
+        fees = [Payee(address=model.owner, role="model_owner", amount=royalty_cap)]
+        tariffs = {model.owner: Tariff(payee=model.owner, role="model_owner", cap=royalty_cap, per_call=model.price_per_call, per_1k_tokens=model.price_per_1k_tokens)}
         dataset_hash = vault = None
         if request.dataset is not None:
             datasets = ctx.registry.find_datasets(name=request.dataset)
@@ -166,6 +180,7 @@ class Buyer(Agent):
             if datasets[0].models is not None and models[0].model_hash not in datasets[0].models:
                 raise UnknownOffer(f"dataset {request.dataset!r} may not be read by model {request.model!r}")
             fees.append(Payee(address=datasets[0].owner, role="data_owner", amount=datasets[0].price_per_use))
+            tariffs[datasets[0].owner] = Tariff(payee=datasets[0].owner, role="data_owner", cap=datasets[0].price_per_use, per_call=datasets[0].price_per_use)
         spec = JobSpec(
             job_id=f"{self.name}-{n}",
             model_hash=models[0].model_hash,
@@ -176,7 +191,17 @@ class Buyer(Agent):
             task=request.task,
             max_new_tokens=request.max_new_tokens,
         )
-        return spec, fees
+        return spec, fees, tariffs
+
+    @staticmethod
+    def _tariffs(spec: JobSpec, fees: list[Payee], offers: list[Any], fee_tariffs: dict[str, Tariff]) -> dict[str, Tariff]:
+        """Each provider bills its price per second of what the job held (GPU-seconds for a GPU
+        job), up to its bid; the fees as posted."""
+        metered = dict(fee_tariffs)
+        for offer in offers:
+            rate = {"per_gpu_second": offer.price_per_second} if spec.resources.gpus else {"per_second": offer.price_per_second}
+            metered[offer.owner] = Tariff(payee=offer.owner, role="provider", cap=0, **rate)  # the cap is its bid, set at award
+        return metered
 
     # -- 2. collect bids, award by reverse auction ---------------------------------------
     @on_message(Propose)
@@ -292,13 +317,19 @@ class Buyer(Agent):
             self._rate(ctx, record, verified=False)
             return
         deal.verify(self.address, msg.result.result_hash)
-        deal.settle(ctx.wallet)
+        call = self._calls[msg.deal_id]
+        # each line at most the payee's amount and its line of the escrow (the split of the lock)
+        lines = split(record.contract.max_amount, record.contract.shares_bps())
+        tariffs = [call.tariffs[p.address].model_copy(update={"cap": min(p.amount, line)}) for p, line in zip(record.contract.payees, lines)]
+        charged = bill(msg.result.metering, tariffs)  # what the job used, line by line, each within its line
+        deal.settle(ctx.wallet, amounts=charged.amounts())
         receipt = deal.receipts[-1]
         record.receipts.append(receipt)
         self.results[msg.deal_id] = msg.result
         record.result_hash, record.result_shape = msg.result.result_hash, msg.result.shape
         record.metering = msg.result.metering.model_dump()
-        record.paid = record.contract.max_amount
+        record.bill = [line.model_dump() for line in charged.lines]
+        record.paid = charged.total
         self._end(record, "settled", "")
         self._rate(ctx, record, verified=True)
         for payee in {p.address for p in record.contract.payees}:

@@ -31,10 +31,12 @@ class ModelOwner(_Earner):
 
     role = "model_owner"
 
-    def __init__(self, name: str, identity: Identity, model_path: Path | str, model_name: str, price_per_call: int, task: str = "embedding", license: str = "") -> None:
+    def __init__(
+        self, name: str, identity: Identity, model_path: Path | str, model_name: str, price_per_call: int, task: str = "embedding", license: str = "", price_per_1k_tokens: int = 0
+    ) -> None:
         super().__init__(name, identity)
         self.model_path = str(model_path)
-        self.offer_terms = {"name": model_name, "task": task, "price_per_call": price_per_call, "license": license}
+        self.offer_terms = {"name": model_name, "task": task, "price_per_call": price_per_call, "license": license, "price_per_1k_tokens": price_per_1k_tokens}
         self.model_hash = ""
 
     def on_start(self, ctx: Context) -> None:

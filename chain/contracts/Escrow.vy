@@ -134,6 +134,36 @@ def release(_id: bytes32, _paid: uint256):
 
 
 @external
+def release_items(_id: bytes32, _amounts: DynArray[uint256, MAX_PAYEES]):
+    """Pay each payee its own metered amount, at most its line of the lock (the split of the
+    whole lock), and return the rest to the buyer: a bill paid line by line."""
+    deal: Deal = self._open_deal(_id)
+    assert msg.sender == deal.buyer or msg.sender == deal.arbiter, "escrow: unauthorized"
+    payees: DynArray[address, MAX_PAYEES] = self.payees[_id]
+    shares: DynArray[uint256, MAX_PAYEES] = self.shares[_id]
+    assert len(_amounts) == len(payees), "escrow: bad lines"
+    others: uint256 = 0
+    for i: uint256 in range(1, MAX_PAYEES):
+        if i >= len(payees):
+            break
+        cap: uint256 = deal.amount * shares[i] // BPS
+        assert _amounts[i] <= cap, "escrow: over line"
+        others += cap
+    assert _amounts[0] <= deal.amount - others, "escrow: over line"
+    self.deals[_id].state = RELEASED
+    paid: uint256 = 0
+    for i: uint256 in range(MAX_PAYEES):
+        if i >= len(payees):
+            break
+        paid += _amounts[i]
+        if _amounts[i] > 0:
+            assert extcall self.token.transfer(payees[i], _amounts[i]), "escrow: transfer failed"
+    if deal.amount > paid:
+        assert extcall self.token.transfer(deal.buyer, deal.amount - paid), "escrow: transfer failed"
+    log Released(deal_id=_id, paid=paid, returned=deal.amount - paid)
+
+
+@external
 def dispute(_id: bytes32):
     """Freeze the escrow for the resolver: the buyer contests a delivery, or the provider
     contests a refusal to pay."""

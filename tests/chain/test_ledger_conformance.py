@@ -70,6 +70,31 @@ def test_release_splits_by_rule_and_returns_rest(ledger: Ledger, people: dict) -
     assert ledger.escrowed_total() == 0 and ledger.is_conserved()
 
 
+def test_release_items_pays_each_line_its_own_amount(ledger: Ledger, people: dict) -> None:
+    """A metered bill: each payee its own amount, at most its line (the split of the lock); the
+    rest back to the buyer. Bad bills are refused with the same error everywhere, changing nothing."""
+    _setup(ledger, people)
+    before = _balances(ledger, people)
+    ledger.open_escrow(people["buyer"], _terms(ledger, people, amount=1001))
+    lines = split(1001, [5000, 3333, 1667])  # [502, 333, 166]
+    with pytest.raises(InvalidAmount, match="over line"):
+        ledger.release_items(people["buyer"], ESCROW_ID, [lines[0] + 1, 0, 0])
+    with pytest.raises(InvalidAmount, match="over line"):
+        ledger.release_items(people["buyer"], ESCROW_ID, [0, 0, lines[2] + 1])
+    with pytest.raises(InvalidArgument, match="bad lines"):
+        ledger.release_items(people["buyer"], ESCROW_ID, [1, 2])
+    with pytest.raises(Unauthorized):
+        ledger.release_items(people["stranger"], ESCROW_ID, [1, 2, 3])
+    assert ledger.escrow(ESCROW_ID).status == "open" and _balances(ledger, people)["provider"] == before["provider"]
+    ledger.release_items(people["buyer"], ESCROW_ID, [400, 333, 0])
+    after = _balances(ledger, people)
+    assert after["provider"] - before["provider"] == 400 and after["owner"] - before["owner"] == 333
+    assert after["data"] == before["data"] and after["buyer"] - before["buyer"] == -733
+    assert ledger.escrow(ESCROW_ID).status == "released" and ledger.escrowed_total() == 0 and ledger.is_conserved()
+    with pytest.raises(AlreadySettled):
+        ledger.release_items(people["buyer"], ESCROW_ID, [1, 0, 0])
+
+
 def test_settles_exactly_once(ledger: Ledger, people: dict) -> None:
     _setup(ledger, people)
     ledger.open_escrow(people["buyer"], _terms(ledger, people))
