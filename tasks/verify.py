@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import random
+from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from tasks.errors import VerificationFailed
 from tasks.jobs import JobResult, JobSpec
@@ -61,3 +64,98 @@ def verify_result(result: JobResult, spec: JobSpec, expected_hash: str | None = 
         longest = max((len(ids) for ids in result.token_ids), default=0)
         if longest > spec.max_new_tokens:
             raise VerificationFailed(f"a text of {longest} tokens exceeds the {spec.max_new_tokens} paid for")
+
+
+# -- redundancy and spot checks ---------------------------------------------------------------
+# Honest providers differ in the last bits: a batch of 1 and a batch of 32 pad differently, and
+# GPUs and CPUs sum in different orders. Agreement is therefore judged with tolerances that
+# such differences never cross and that wrong work does: embeddings row by row by cosine,
+# classifications by label (and probabilities within a tolerance), generations token by token
+# with an agreement threshold (greedy decoding may flip a near-tie late in a sequence).
+EMBEDDING_COSINE = 0.999
+PROBABILITY_ATOL = 1e-3
+TOKEN_AGREEMENT = 0.9
+
+
+def agreement(a: JobResult, b: JobResult) -> float:
+    """How far two results of the same job agree, in [0, 1]: the worst row's cosine for
+    embeddings, the share of equal labels for classifications, the share of equal tokens
+    (position by position, over the longer sequence) for generations."""
+    if a.task != b.task:
+        return 0.0
+    if a.task == "generation":
+        if len(a.token_ids) != len(b.token_ids):
+            return 0.0
+        same = total = 0
+        for x, y in zip(a.token_ids, b.token_ids):
+            total += max(len(x), len(y))
+            same += sum(1 for i, j in zip(x, y) if i == j)
+        return same / total if total else 1.0
+    if a.shape != b.shape:
+        return 0.0
+    if a.task == "classification":
+        if not a.labels:
+            return 1.0
+        labels = sum(1 for x, y in zip(a.labels, b.labels) if x == y) / len(a.labels)
+        close = bool(np.allclose(a.array(), b.array(), atol=PROBABILITY_ATOL))
+        return labels if close else min(labels, 0.5)
+    x, y = a.array().astype(np.float64), b.array().astype(np.float64)
+    if not len(x):
+        return 1.0
+    cos = (x * y).sum(axis=1) / np.maximum(np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1), 1e-12)
+    return float(cos.min())
+
+
+def agree(a: JobResult, b: JobResult) -> bool:
+    threshold = {"embedding": EMBEDDING_COSINE, "classification": 1.0, "generation": TOKEN_AGREEMENT}[a.task]
+    return agreement(a, b) >= threshold
+
+
+class Verdict(BaseModel):
+    """The outcome of running one job on several providers: the providers in the largest group
+    of mutually agreeing results (strictly more than half of them), those outside it, and one
+    result of the agreeing group to use. No majority: nobody is blamed, the job is unverified."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    agreed: list[str]
+    dissenters: list[str]
+    result: JobResult | None
+
+    @property
+    def verified(self) -> bool:
+        return self.result is not None
+
+
+def redundant(results: dict[str, JobResult]) -> Verdict:
+    """Compare the results several providers returned for the same job (provider -> result)."""
+    providers = sorted(results)
+    best: list[str] = []
+    for p in providers:
+        group = [q for q in providers if q == p or agree(results[p], results[q])]
+        if len(group) > len(best):
+            best = group
+    if len(best) * 2 <= len(providers):
+        return Verdict(agreed=[], dissenters=[], result=None)
+    return Verdict(agreed=best, dissenters=[p for p in providers if p not in best], result=results[best[0]])
+
+
+def spot_check(result: JobResult, spec: JobSpec, rerun: Any, rng: random.Random, sample: int = 4) -> tuple[bool, list[int]]:
+    """Re-run ``sample`` randomly chosen inputs of an inline-input job on a trusted runner
+    (``rerun(spec) -> JobResult``, e.g. a LocalExecutor's run) and compare those rows with the
+    delivered ones; returns (they agree, the rows checked). A cheater cannot know which rows."""
+    if spec.inputs is None:
+        raise VerificationFailed("spot checks need the inputs inline (a dataset job is checked by redundancy)")
+    rows = sorted(rng.sample(range(len(spec.inputs)), min(sample, len(spec.inputs))))
+    probe = spec.model_copy(update={"job_id": f"{spec.job_id}-spot", "inputs": [spec.inputs[i] for i in rows]})
+    fresh = rerun(probe)
+    picked = _rows(result, rows, probe.job_id)
+    return agree(picked, fresh), rows
+
+
+def _rows(result: JobResult, rows: list[int], job_id: str) -> JobResult:
+    """The given rows of a result, as a result of their own (for comparison only)."""
+    if result.task == "generation":
+        return JobResult.from_texts(job_id, [result.texts[i] for i in rows], [result.token_ids[i] for i in rows], result.metering)
+    lists = {"task": result.task, "labels": [result.labels[i] for i in rows]} if result.task == "classification" else {}
+    return JobResult.from_array(job_id, result.array()[rows], result.metering, **lists)
