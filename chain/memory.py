@@ -74,8 +74,6 @@ class MemoryLedger(Ledger):
         self._seq = itertools.count(1)
         self._receipts: list[Receipt] = []
 
-    # reads
-
     def __getstate__(self) -> dict[str, Any]:
         """A memory ledger pickles whole (a deployment keeps it across ``agora stop``), less its lock."""
         state = dict(self.__dict__)
@@ -85,6 +83,9 @@ class MemoryLedger(Ledger):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.RLock()
+
+    # reads
+
     def balance_of(self, address: str) -> int:
         return self._balances.get(address, 0)
 
