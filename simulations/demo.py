@@ -75,6 +75,7 @@ class TradeReport(BaseModel):
     errors: dict[str, list[str]]
     nearest: tuple[str, str, float] | None = None
     data_access: list[dict[str, Any]] = []  # the data owner's vault log: who read its rows, how
+    attempts: list[DealRecord] = []  # every deal the request made, the refunded ones before the last
 
 
 def make_agents(config: TradeConfig, texts: list[str]) -> dict[str, Any]:
@@ -140,7 +141,8 @@ def _trade(config: TradeConfig, runtime: Runtime, agents: dict[str, Any] | None,
     before = {a.address: runtime.ledger.balance_of(a.address) for a in agents.values()}
     runtime.start()
     runtime.run(until=lambda: runtime.query(buyer, "all_done"), timeout=timeout)
-    (deal,) = runtime.query(buyer, "deals").values()
+    deal = runtime.query(buyer, "latest", 0)  # a request retried after a failure has earlier, refunded attempts
+    attempts = list(runtime.query(buyer, "deals").values())
     expected = _expected_changes(deal, buyer)
     gas = runtime.ledger.gas_by_sender()
     parties = [
@@ -165,6 +167,7 @@ def _trade(config: TradeConfig, runtime: Runtime, agents: dict[str, Any] | None,
         wall_s=time.perf_counter() - started,
         errors=runtime.errors(),
         nearest=_nearest_pair(runtime, buyer, deal, texts),
+        attempts=attempts,
         data_access=[r for a in agents.values() if a.role == "data_owner" for r in runtime.query(a.address, "access_log")],
     )
 

@@ -60,6 +60,7 @@ class JobRequest(BaseModel):
     max_new_tokens: int = Field(default=32, ge=1, le=1024, description="generation: new tokens per prompt, at most")
     reply_window_s: float = Field(default=5.0, gt=0)
     risk_weight: float = Field(default=1.0, ge=0, description="how much dearer a trusted provider may be (see ReverseAuction)")
+    retries: int = Field(default=0, ge=0, le=16, description="after a refund (the provider failed or went silent), call the other providers again this many times")
 
 
 class DealRecord(BaseModel):
@@ -109,6 +110,9 @@ class Buyer(Agent):
         self.results: dict[str, JobResult] = {}
         self._calls: dict[str, _Call] = {}
         self._lifecycles: dict[str, Deal] = {}  # the signed contract's state machine, per deal
+        self._latest: dict[int, str] = {}  # request index -> the deal id of its latest attempt
+        self._attempt: dict[str, tuple[int, int]] = {}  # deal id -> (request index, attempt)
+        self._failed: dict[int, set[str]] = {}  # request index -> providers that failed it
 
     def on_start(self, ctx: Context) -> None:
         ctx.wallet.open_account()
@@ -128,18 +132,28 @@ class Buyer(Agent):
         return sum(1 for deal in self._lifecycles.values() if deal.state not in FINAL)
 
     def all_done(self) -> bool:
-        return len(self.deals) == len(self.requests) and all(d.done for d in self.deals.values())
+        """Every request's latest attempt has ended (and no retry is under way)."""
+        return len(self._latest) == len(self.requests) and all(self.deals[d].done for d in self._latest.values())
+
+    def latest(self, n: int = 0) -> DealRecord:
+        """The latest attempt at request ``n`` (the one that settled, if any did)."""
+        return self.deals[self._latest[n]]
 
     # -- 1. find offers and call for proposals -------------------------------------------
-    def open_call(self, ctx: Context, request: JobRequest, n: int) -> DealRecord:
+    def open_call(self, ctx: Context, request: JobRequest, n: int, attempt: int = 0) -> DealRecord:
         try:
             spec, fees, tariffs = self._resolve(ctx, request, n)
         except (UnknownOffer, TasksError) as exc:
-            return self._record(f"unresolved-{n}", status="no_award", reason=str(exc))
+            record = self._record(f"unresolved-{n}-{attempt}", status="no_award", reason=str(exc))
+            self._latest[n] = record.deal_id
+            return record
         job_hash = "0x" + spec.digest()
-        deal_id = deal_id_for(self.address, job_hash, n)
+        # a new attempt is a new deal: its own id, escrow and contract (the failed one was refunded)
+        deal_id = deal_id_for(self.address, job_hash, n if attempt == 0 else n + 1_000_000 * attempt)
+        self._latest[n], self._attempt[deal_id] = deal_id, (n, attempt)
         budget = request.max_price - sum(f.amount for f in fees)
-        offers = ctx.registry.find_compute(gpus=spec.resources.gpus, gpu_memory_mb=spec.resources.gpu_memory_mb)
+        failed = self._failed.get(n, set())
+        offers = [c for c in ctx.registry.find_compute(gpus=spec.resources.gpus, gpu_memory_mb=spec.resources.gpu_memory_mb) if c.owner not in failed]
         providers = [c.owner for c in offers]
         record = self._record(deal_id, job=spec, invited=providers)
         if budget <= 0:
@@ -344,6 +358,7 @@ class Buyer(Agent):
         if self._lifecycles[msg.deal_id].sync() is DealState.REFUNDED:  # trust the ledger, not the message
             self._end(record, "refunded", f"provider failed: {msg.reason}")
             self._rate(ctx, record, verified=False)
+            self._retry(ctx, record)
         else:
             record.reason = f"provider failed without refunding: {msg.reason}"
 
@@ -365,6 +380,18 @@ class Buyer(Agent):
         self._end(record, "refunded", record.reason or "deadline passed without a delivery")
         if not rejected:
             self._rate(ctx, record, verified=False)
+        self._retry(ctx, record)
+
+    def _retry(self, ctx: Context, record: DealRecord) -> None:
+        """After a refund: call the providers that have not failed this request, if the request
+        allows another attempt. The refunded deal stays as it ended; nothing was paid for it."""
+        found = self._attempt.get(record.deal_id)
+        if found is None or record.contract is None:
+            return
+        n, attempt = found
+        self._failed.setdefault(n, set()).add(record.contract.provider)
+        if attempt < self.requests[n].retries:
+            self.open_call(ctx, self.requests[n], n, attempt + 1)
 
     # -- helpers -----------------------------------------------------------------------------
     @staticmethod

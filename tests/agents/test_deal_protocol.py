@@ -9,6 +9,7 @@ from agents.deal_protocol import Deliver
 from economy import Contract
 from simulations.demo import TradeConfig, demo_texts, make_agents, run_trade
 from tasks import JobResult
+from tests.simulations.test_trade import _check_money
 
 
 class ForgingProvider(ComputeProvider):
@@ -93,3 +94,78 @@ def test_reputation_outweighs_a_lower_price_and_settlement_feeds_it(store) -> No
     markets = {graph.graph[buyer][agents[k].address]["markets"].pop() for k in ("model_owner", "data_owner")}
     assert markets == {"model", "data"}
     assert runtime.registry.trust(buyer, [gpu_a, gpu_b])[gpu_b] == 1.0
+
+
+class _Broken:
+    store_root = ""
+
+    def run(self, spec, timeout_s=None, requester=""):
+        from tasks import JobFailed
+
+        raise JobFailed("the GPU fell off the bus")
+
+
+class CrashingProvider(ComputeProvider):
+    """Every job it accepts fails: it refunds the buyer and says so."""
+
+    def run_job(self, ctx, job) -> None:
+        real, ctx.executor = ctx.executor, _Broken()
+        try:
+            super().run_job(ctx, job)
+        finally:
+            ctx.executor = real
+
+
+class SilentProvider(ComputeProvider):
+    """Wins, countersigns, then never runs the job (a provider that died)."""
+
+    def funded(self, ctx, sender, msg) -> None:
+        return None
+
+
+def _with_retries(config, agents, retries: int = 1) -> None:
+    request = agents["buyer"].requests[0].model_copy(update={"retries": retries})
+    agents["buyer"] = Buyer("buyer", Identity.from_seed(config.seed, "buyer"), [request])
+
+
+def _gpu_a(cls, config):
+    return cls("gpu-a", Identity.from_seed(config.seed, "gpu-a"), gpus=1, gpu_memory_mb=16_000, price_per_second=10**15, throughput=32)
+
+
+def test_a_failed_job_is_retried_elsewhere_and_paid_once(store) -> None:
+    config = _config(store)
+    agents = make_agents(config, demo_texts())
+    agents["gpu_a"] = _gpu_a(CrashingProvider, config)  # the cheapest: it wins the first call
+    _with_retries(config, agents)
+    report = run_trade(config, agents=agents)
+    first, last = report.attempts
+    assert first.status == "refunded" and "fell off the bus" in first.reason and first.contract.provider == agents["gpu_a"].address
+    assert last.status == "settled" and last.contract.provider == agents["gpu_b"].address and agents["gpu_a"].address not in last.invited
+    assert first.deal_id != last.deal_id
+    buyer = next(p for p in report.parties if p.role == "buyer")
+    assert buyer.before - buyer.after == last.paid  # paid once, for the attempt that delivered
+    assert next(p for p in report.parties if p.name == "gpu-a").after == next(p for p in report.parties if p.name == "gpu-a").before
+    _check_money(report)
+
+
+def test_a_provider_that_goes_silent_is_refunded_at_the_deadline_then_replaced(store) -> None:
+    config = _config(store, deadline_s=60)
+    agents = make_agents(config, demo_texts())
+    agents["gpu_a"] = _gpu_a(SilentProvider, config)
+    _with_retries(config, agents)
+    report = run_trade(config, agents=agents)
+    first, last = report.attempts
+    assert first.status == "refunded" and "deadline" in first.reason
+    assert last.status == "settled" and last.contract.provider == agents["gpu_b"].address
+    _check_money(report)
+
+
+def test_retries_end_in_refunds_when_every_provider_fails(store) -> None:
+    config = _config(store)
+    agents = make_agents(config, demo_texts())
+    agents["gpu_a"] = _gpu_a(CrashingProvider, config)
+    agents["gpu_b"] = CrashingProvider("gpu-b", Identity.from_seed(config.seed, "gpu-b"), gpus=1, gpu_memory_mb=24_000, price_per_second=2 * 10**15, throughput=48)
+    _with_retries(config, agents, retries=3)
+    report = run_trade(config, agents=agents)
+    assert [d.status for d in report.attempts] == ["refunded", "refunded", "no_award"]  # nobody left to call
+    assert all(p.after == p.before for p in report.parties) and report.conserved
