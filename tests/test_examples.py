@@ -53,3 +53,13 @@ def test_ray_cluster_example_spreads_the_population_over_three_nodes(tmp_path) -
     distinct = int(out.stdout.split("shards on distinct nodes: ")[1].split()[0])
     assert distinct == 3  # shard i on node i mod 3
     assert "deal settled" in out.stdout and "(64, 384)" in out.stdout and "money conserved: True" in out.stdout
+
+
+def test_data_market_example_sells_use_not_rows(tmp_path) -> None:
+    env = {**os.environ, "AGORA_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, str(EXAMPLES / "data_market.py")], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "researcher: deal settled, embeddings (4, 384)" in out.stdout
+    assert "snoop: deal no_award: dataset 'clinic-notes' may not be read by model 'topics'" in out.stdout
+    assert "raw download refused: compute-to-data only" in out.stdout
+    assert "compute  by gpu    granted (4 rows read in place)" in out.stdout and "money conserved: True" in out.stdout
