@@ -63,3 +63,12 @@ def test_data_market_example_sells_use_not_rows(tmp_path) -> None:
     assert "snoop: deal no_award: dataset 'clinic-notes' may not be read by model 'topics'" in out.stdout
     assert "raw download refused: compute-to-data only" in out.stdout
     assert "compute  by gpu    granted (4 rows read in place)" in out.stdout and "money conserved: True" in out.stdout
+
+
+@pytest.mark.slow
+def test_model_market_example_sells_generation_by_the_token() -> None:
+    """Uses the converted SmolLM2 cache (outside the repository; made on first use)."""
+    out = subprocess.run([sys.executable, str(EXAMPLES / "model_market.py")], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "deal settled" in out.stdout and "Paris" in out.stdout
+    assert "1 call + " in out.stdout and "tokens" in out.stdout and "money conserved: True" in out.stdout
