@@ -16,8 +16,10 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from tasks.errors import InvalidJob, JobFailed, TasksError
-from tasks.jobs import JobResult, JobSpec, Metering
+from tasks.jobs import JobResult, JobSpec, Metering, Resources
 from tasks.store import ContentStore
 from tasks.vault import DataVault
 
@@ -83,6 +85,7 @@ def run_job(spec: JobSpec, store_root: str, data_root: str | None = None) -> Job
         new_tokens=new_tokens,
         seconds=seconds,
         gpu_seconds=seconds * spec.resources.gpus,
+        threads=_torch_threads(),
         device=runner.device,
         gpu_ids=gpu_ids,
         node_id=node_id,
@@ -94,6 +97,36 @@ def run_job(spec: JobSpec, store_root: str, data_root: str | None = None) -> Job
     if result.size() > spec.max_output_bytes:
         raise JobFailed(f"job {spec.job_id}: the result is {result.size()} bytes, over its cap of {spec.max_output_bytes}")
     return result
+
+
+def merge_results(spec: JobSpec, parts: list[JobResult]) -> JobResult:
+    """One result from the slices of a data-parallel job, in input order; metering adds up
+    (wall time is the slowest slice's)."""
+    meters = [p.metering for p in parts]
+    metering = Metering(
+        items=sum(m.items for m in meters),
+        tokens=sum(m.tokens for m in meters),
+        new_tokens=sum(m.new_tokens for m in meters),
+        seconds=max(m.seconds for m in meters),
+        gpu_seconds=sum(m.gpu_seconds for m in meters),
+        device=meters[0].device,
+        gpu_ids=[g for m in meters for g in m.gpu_ids],
+        node_id=meters[0].node_id,
+    )
+    if spec.task == "generation":
+        result = JobResult.from_texts(spec.job_id, [t for p in parts for t in p.texts], [i for p in parts for i in p.token_ids], metering)
+    else:
+        lists = {"task": "classification", "labels": [label for p in parts for label in p.labels]} if spec.task == "classification" else {}
+        result = JobResult.from_array(spec.job_id, np.concatenate([p.array() for p in parts]), metering, **lists)
+    if result.size() > spec.max_output_bytes:
+        raise JobFailed(f"job {spec.job_id}: the result is {result.size()} bytes, over its cap of {spec.max_output_bytes}")
+    return result
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def _cap_gpu_memory(spec: JobSpec) -> None:
@@ -196,21 +229,59 @@ class RayExecutor(Executor):
 
         timeout_s = min(t for t in (timeout_s, spec.timeout_s, float("inf")) if t is not None)
         timeout_s = None if timeout_s == float("inf") else timeout_s
+        group = None
         if spec.vault is not None:  # compute-to-data: the vault runs it on its own node
-            ref = self._vault_handle(spec.vault).run.remote(spec, requester)
+            refs = [self._vault_handle(spec.vault).run.remote(spec, requester)]
+        elif spec.resources.gpus > 1 and float(spec.resources.gpus).is_integer():
+            group, refs = self._gang(spec)
         else:
             options = {**job_options(spec), "max_retries": 0}
-            ref = ray.remote(run_job).options(**{**options, **self.task_options}).remote(spec, self.store_root)
+            refs = [ray.remote(run_job).options(**{**options, **self.task_options}).remote(spec, self.store_root)]
         try:
-            return ray.get(ref, timeout=timeout_s)
+            parts = ray.get(refs, timeout=timeout_s)
+            return parts[0] if len(parts) == 1 else merge_results(spec, parts)
         except GetTimeoutError:
-            ray.cancel(ref, force=True)
+            for ref in refs:
+                ray.cancel(ref, force=True)
             raise JobFailed(f"job {spec.job_id} missed its {timeout_s:.0f} s limit") from None
         except RayError as exc:
             cause = getattr(exc, "cause", None)
             if isinstance(cause, TasksError):
                 raise cause from None
             raise JobFailed(f"job {spec.job_id} failed on Ray: {exc}") from exc
+        finally:
+            if group is not None:
+                from ray.util.placement_group import remove_placement_group
+
+                remove_placement_group(group)
+
+    def _gang(self, spec: JobSpec) -> tuple[Any, list[Any]]:
+        """A job over N whole GPUs runs data-parallel: a placement group reserves N bundles of
+        one GPU (and its share of CPUs and GPU memory) on as few nodes as possible, all or
+        nothing, and one task per bundle takes a contiguous slice of the inputs."""
+        import ray
+        from ray.util.placement_group import placement_group
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        from tasks.scheduling import GPU_MEMORY
+
+        n = int(spec.resources.gpus)
+        texts = spec.inputs if spec.inputs is not None else read_dataset(ContentStore(self.store_root), spec.dataset_hash or "")
+        per = Resources(gpus=1, cpus=spec.resources.cpus / n, gpu_memory_mb=spec.resources.gpu_memory_mb // n)
+        bundle: dict[str, float] = {"GPU": 1.0, "CPU": per.cpus}
+        if per.gpu_memory_mb and GPU_MEMORY in ray.cluster_resources():
+            bundle[GPU_MEMORY] = float(per.gpu_memory_mb)
+        group = placement_group([bundle] * n, strategy="PACK")
+        bounds = [round(i * len(texts) / n) for i in range(n + 1)]
+        refs = []
+        for i in range(n):
+            part = spec.model_copy(update={"inputs": texts[bounds[i] : bounds[i + 1]], "dataset_hash": None, "resources": per})
+            strategy = PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=i)
+            options = {"num_gpus": 1, "num_cpus": per.cpus, "max_retries": 0, "scheduling_strategy": strategy}
+            if GPU_MEMORY in bundle:
+                options["resources"] = {GPU_MEMORY: bundle[GPU_MEMORY]}
+            refs.append(ray.remote(run_job).options(**options).remote(part, self.store_root))
+        return group, refs
 
     def open_vault(self, owner: str) -> tuple[str, Any]:
         """A named actor pinned to this process's node: the data stays where its owner is."""

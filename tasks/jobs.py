@@ -77,6 +77,7 @@ class Metering(BaseModel):
     device: str
     new_tokens: int = 0
     gpu_seconds: float = 0.0
+    threads: int = 0  # torch's intra-op threads: under Ray, the CPUs the task asked for
     gpu_ids: list[str] = []
     node_id: str = ""
 

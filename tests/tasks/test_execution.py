@@ -44,3 +44,27 @@ def test_ray_task_gets_a_gpu_and_matches_local(ray_cluster, store, minilm_hash) 
 def test_ray_errors_come_back_typed(ray_cluster, store) -> None:
     with pytest.raises(UnknownArtifact):
         RayExecutor(store.root).run(JobSpec(job_id="j5", model_hash="c" * 64, inputs=["x"]), timeout_s=60)
+
+
+@pytest.mark.ray
+def test_a_two_gpu_job_runs_data_parallel_in_a_placement_group(ray_cluster, store, minilm_hash) -> None:
+    """Two whole GPUs: a placement group reserves both (all or nothing), one slice per GPU; the
+    merged result is the single-GPU result, rows in input order."""
+    from tasks.verify import agreement
+
+    texts = [f"text number {i} about {w}" for i, w in enumerate(["gpus", "rain", "goals", "rates", "cats", "ships", "tea"])]
+    spec = JobSpec(job_id="dp", model_hash=minilm_hash, inputs=texts, resources=Resources(gpus=2, cpus=1, gpu_memory_mb=4000))
+    merged = RayExecutor(store.root).run(spec, timeout_s=180)
+    assert merged.shape == (7, 384) and merged.metering.items == 7
+    assert sorted(merged.metering.gpu_ids) == ["0", "1"]  # one slice on each GPU
+    single = LocalExecutor(store.root).run(spec.model_copy(update={"resources": Resources()}))
+    assert agreement(merged, single) > 0.9999
+    import ray
+
+    assert ray.util.placement_group_table() == {} or all(g["state"] == "REMOVED" for g in ray.util.placement_group_table().values())
+
+
+@pytest.mark.ray
+def test_inference_runs_with_the_threads_of_the_cpus_it_asked_for(ray_cluster, store, minilm_hash) -> None:
+    spec = JobSpec(job_id="t1", model_hash=minilm_hash, inputs=TEXTS, resources=Resources(cpus=1))
+    assert RayExecutor(store.root).run(spec, timeout_s=120).metering.threads == 1  # Ray sets OMP_NUM_THREADS from num_cpus
