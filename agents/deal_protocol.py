@@ -43,6 +43,7 @@ class Refuse(Message):
 class AwardContract(Message):
     contract: Contract
     buyer_signature: str
+    call_id: str | None = None  # a redundant job's extra deal: the call the provider proposed on
 
 
 class RejectProposal(Message):
@@ -81,3 +82,20 @@ class ProposalsDue(Message):
 
 class DeadlinePassed(Message):
     """Timer: the contract deadline is here; refund if nothing was delivered."""
+
+
+class Claim(Message):
+    """Buyer to arbiter: the delivered result of a disputed deal, with the job it answers."""
+
+    job: JobSpec
+    result: JobResult
+    provider: str
+    cost: int = Field(ge=0)
+
+
+class Ruling(Message):
+    """Arbiter to both parties: what the disputed deal paid, and what the provider lost."""
+
+    paid: int = Field(ge=0)
+    slashed: int = Field(ge=0)
+    reason: str

@@ -54,6 +54,12 @@ class Wallet:
     def resolve(self, escrow_id: str, amount: int) -> Receipt:
         return self._keep(self._ledger.resolve(self._identity, escrow_id, amount))
 
+    def stake(self, amount: int) -> Receipt:
+        return self._keep(self._ledger.stake(self._identity, amount))
+
+    def slash(self, provider: str, amount: int, buyer: str, compensation: int) -> Receipt:
+        return self._keep(self._ledger.slash(self._identity, provider, amount, buyer, compensation))
+
     def sign_typed_data(self, full_message: dict[str, Any]) -> str:
         return self._identity.sign_typed_data(full_message)
 

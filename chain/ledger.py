@@ -264,6 +264,7 @@ class LedgerReader:
 
     def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
+        self.arbiter = ledger.arbiter  # who rules on disputes: agents check rulings come from it
 
     def balance_of(self, address: str) -> int:
         return self._ledger.balance_of(address)

@@ -17,6 +17,7 @@ from agents.deal_protocol import (
     AcceptContract,
     AwardContract,
     CallForProposals,
+    Claim,
     DeadlinePassed,
     DeclineContract,
     Deliver,
@@ -26,6 +27,7 @@ from agents.deal_protocol import (
     Refuse,
     RejectProposal,
     ReportFailure,
+    Ruling,
     Settled,
 )
 from agents.errors import UnknownOffer
@@ -38,10 +40,10 @@ from economy.lifecycle import FINAL, Deal, DealState
 from tasks.errors import TasksError, VerificationFailed
 from tasks.jobs import JobResult, JobSpec, Resources
 from tasks.metering import Tariff, bill
-from tasks.verify import verify_result
+from tasks.verify import redundant, verify_result
 
 _MARKET = {"provider": "compute", "model_owner": "model", "data_owner": "data"}
-DealStatus = Literal["calling", "awarded", "funded", "settled", "refunded", "no_award", "failed"]
+DealStatus = Literal["calling", "awarded", "funded", "disputed", "settled", "refunded", "no_award", "failed"]
 
 
 class JobRequest(BaseModel):
@@ -61,6 +63,7 @@ class JobRequest(BaseModel):
     reply_window_s: float = Field(default=5.0, gt=0)
     risk_weight: float = Field(default=1.0, ge=0, description="how much dearer a trusted provider may be (see ReverseAuction)")
     retries: int = Field(default=0, ge=0, le=16, description="after a refund (the provider failed or went silent), call the other providers again this many times")
+    redundancy: int = Field(default=1, ge=1, le=7, description="run the job on this many providers and pay only those in the agreeing majority")
 
 
 class DealRecord(BaseModel):
@@ -113,6 +116,9 @@ class Buyer(Agent):
         self._latest: dict[int, str] = {}  # request index -> the deal id of its latest attempt
         self._attempt: dict[str, tuple[int, int]] = {}  # deal id -> (request index, attempt)
         self._failed: dict[int, set[str]] = {}  # request index -> providers that failed it
+        self._replicas: dict[str, list[str]] = {}  # first deal id -> the deal ids running the same job
+        self._group_of: dict[str, str] = {}  # replica deal id -> its group's first deal id
+        self._delivered: dict[str, JobResult] = {}  # replica deal id -> its checked result, awaiting the verdict
 
     def on_start(self, ctx: Context) -> None:
         ctx.wallet.open_account()
@@ -132,8 +138,14 @@ class Buyer(Agent):
         return sum(1 for deal in self._lifecycles.values() if deal.state not in FINAL)
 
     def all_done(self) -> bool:
-        """Every request's latest attempt has ended (and no retry is under way)."""
-        return len(self._latest) == len(self.requests) and all(self.deals[d].done for d in self._latest.values())
+        """Every request's latest attempt has ended, replicas included (and no retry is under way)."""
+        latest = [r for d in self._latest.values() for r in self._replicas.get(d, [d])]
+        return len(self._latest) == len(self.requests) and all(self.deals[d].done for d in latest)
+
+    def replicas(self, n: int = 0) -> list[DealRecord]:
+        """Every deal running request ``n``'s latest attempt (one, unless it asked for redundancy)."""
+        first = self._latest[n]
+        return [self.deals[d] for d in self._replicas.get(first, [first])]
 
     def latest(self, n: int = 0) -> DealRecord:
         """The latest attempt at request ``n`` (the one that settled, if any did)."""
@@ -257,19 +269,45 @@ class Buyer(Agent):
 
     def award(self, ctx: Context, deal_id: str) -> None:
         record, call = self.deals[deal_id], self._calls[deal_id]
+        n, _ = self._attempt.get(deal_id, (0, 0))
+        k = self.requests[n].redundancy if n < len(self.requests) else 1
         award = call.auction.clear()
         if award is None:
             self._end(record, "no_award", "no acceptable proposal")
             return
-        contract = self.draft_contract(record, award.winner, award.price)
-        record.contract, record.status = contract, "awarded"
-        deal = self._lifecycles[deal_id] = Deal(contract, ctx.ledger)
-        signature = ctx.wallet.sign_typed_data(contract.typed_data())
-        deal.sign(self.address, signature)
-        ctx.send(award.winner, AwardContract(deal_id=deal_id, contract=contract, buyer_signature=signature))
+        if k == 1:
+            winners = [(award.winner, award.price)]
+        else:  # the k best by the auction's own measure, each on a deal of its own
+            ranked = sorted(call.auction.bids, key=lambda b: (call.auction.cost(b), -b.reputation, b.bidder))
+            if len(ranked) < k:
+                self._end(record, "no_award", f"redundancy {k} needs {k} acceptable proposals, got {len(ranked)}")
+                return
+            winners = [(b.bidder, b.price) for b in ranked[:k]]
+        ids = [deal_id] + [self._replica(record, r) for r in range(1, len(winners))]
+        if k > 1:
+            self._replicas[deal_id] = ids
+            self._group_of.update({i: deal_id for i in ids})
+        for replica_id, (winner, price) in zip(ids, winners):
+            replica = self.deals[replica_id]
+            self._calls[replica_id] = call
+            contract = self.draft_contract(replica, winner, price)
+            replica.contract, replica.status = contract, "awarded"
+            deal = self._lifecycles[replica_id] = Deal(contract, ctx.ledger)
+            signature = ctx.wallet.sign_typed_data(contract.typed_data())
+            deal.sign(self.address, signature)
+            call_id = None if replica_id == deal_id else deal_id
+            ctx.send(winner, AwardContract(deal_id=replica_id, contract=contract, buyer_signature=signature, call_id=call_id))
+        chosen = {w for w, _ in winners}
         for loser in call.auction.bids:
-            if loser.bidder != award.winner:
+            if loser.bidder not in chosen:
                 ctx.send(loser.bidder, RejectProposal(deal_id=deal_id))
+
+    def _replica(self, record: DealRecord, r: int) -> str:
+        """A deal id for the ``r``-th extra provider of a redundant job: same job, own contract."""
+        assert record.job is not None
+        replica_id = deal_id_for(self.address, "0x" + record.job.digest(), int(record.deal_id, 16) % 1_000_000_007 + 10_000_000 * r)
+        self._record(replica_id, job=record.job, invited=record.invited, bids=dict(record.bids))
+        return replica_id
 
     def draft_contract(self, record: DealRecord, provider: str, price: int) -> Contract:
         """The contract the buyer signs: the provider at its bid, then the posted fees."""
@@ -330,24 +368,69 @@ class Buyer(Agent):
             record.reason = f"result rejected: {exc}"  # no payment; refunded at the deadline
             self._rate(ctx, record, verified=False)
             return
-        deal.verify(self.address, msg.result.result_hash)
-        call = self._calls[msg.deal_id]
+        group = self._group_of.get(msg.deal_id)
+        if group is not None:  # a replica: paid or disputed once the replicas can be compared
+            self._delivered[msg.deal_id] = msg.result
+            record.reason = "delivered; awaiting the other replicas"
+            self._judge(ctx, group)
+            return
+        self._pay(ctx, record, msg.result)
+
+    def _pay(self, ctx: Context, record: DealRecord, result: JobResult) -> None:
+        """Verify the delivery on the deal, bill it from its metering, settle line by line."""
+        assert record.contract is not None
+        deal = self._lifecycles[record.deal_id]
+        deal.verify(self.address, result.result_hash)
+        call = self._calls[record.deal_id]
         # each line at most the payee's amount and its line of the escrow (the split of the lock)
         lines = split(record.contract.max_amount, record.contract.shares_bps())
         tariffs = [call.tariffs[p.address].model_copy(update={"cap": min(p.amount, line)}) for p, line in zip(record.contract.payees, lines)]
-        charged = bill(msg.result.metering, tariffs)  # what the job used, line by line, each within its line
+        charged = bill(result.metering, tariffs)  # what the job used, line by line, each within its line
         deal.settle(ctx.wallet, amounts=charged.amounts())
         receipt = deal.receipts[-1]
         record.receipts.append(receipt)
-        self.results[msg.deal_id] = msg.result
-        record.result_hash, record.result_shape = msg.result.result_hash, msg.result.shape
-        record.metering = msg.result.metering.model_dump()
+        self.results[record.deal_id] = result
+        record.result_hash, record.result_shape = result.result_hash, result.shape
+        record.metering = result.metering.model_dump()
         record.bill = [line.model_dump() for line in charged.lines]
         record.paid = charged.total
         self._end(record, "settled", "")
         self._rate(ctx, record, verified=True)
         for payee in {p.address for p in record.contract.payees}:
-            ctx.send(payee, Settled(deal_id=msg.deal_id, paid=record.paid, tx_hash=receipt.tx_hash))
+            ctx.send(payee, Settled(deal_id=record.deal_id, paid=record.paid, tx_hash=receipt.tx_hash))
+
+    # -- redundancy: compare the replicas, pay the majority, take the rest to the arbiter -----
+    def _judge(self, ctx: Context, group: str) -> None:
+        ids = self._replicas[group]
+        if any(not self.deals[i].done and i not in self._delivered for i in ids):
+            return  # a replica is still running (its deadline ends the wait)
+        results = {self.deals[i].contract.provider: self._delivered[i] for i in ids if i in self._delivered}  # type: ignore[union-attr]
+        verdict = redundant(results)
+        arbiters = [a for a, info in ctx.registry.agents().items() if info["role"] == "arbiter"]
+        for i in ids:
+            if i not in self._delivered:
+                continue
+            record, result = self.deals[i], self._delivered.pop(i)
+            assert record.contract is not None
+            if record.contract.provider in verdict.agreed:
+                self._pay(ctx, record, result)
+                continue
+            # in the minority, or nobody agreed: frozen for the arbiter, who re-runs the job
+            why = "outvoted by the other replicas" if verdict.verified else "no majority among the replicas"
+            self._lifecycles[i].dispute(ctx.wallet, why)
+            record.status, record.reason = "disputed", why
+            if arbiters:
+                cost = sum(split(record.contract.max_amount, record.contract.shares_bps()))
+                ctx.send(arbiters[0], Claim(deal_id=i, job=record.job, result=result, provider=record.contract.provider, cost=cost))
+
+    @on_message(Ruling)
+    def ruled(self, ctx: Context, sender: str, msg: Ruling) -> None:
+        record = self.deals.get(msg.deal_id)
+        if record is None or record.status != "disputed" or sender != ctx.ledger.arbiter:
+            return
+        state = self._lifecycles[msg.deal_id].sync()  # the ledger says what the ruling did
+        record.paid = msg.paid if state is DealState.SETTLED else 0
+        self._end(record, "settled" if state is DealState.SETTLED else "refunded", f"arbiter: {msg.reason}")
 
     # -- failure paths: the provider refunded, or the deadline passed ----------------------
     @on_message(ReportFailure)
@@ -380,6 +463,9 @@ class Buyer(Agent):
         self._end(record, "refunded", record.reason or "deadline passed without a delivery")
         if not rejected:
             self._rate(ctx, record, verified=False)
+        if msg.deal_id in self._group_of:
+            self._judge(ctx, self._group_of[msg.deal_id])
+            return
         self._retry(ctx, record)
 
     def _retry(self, ctx: Context, record: DealRecord) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from agents.deal_protocol import (
     Refuse,
     RejectProposal,
     ReportFailure,
+    Ruling,
     Settled,
 )
 from agents.identity import Identity
@@ -39,6 +41,10 @@ class _Job:
     contract: Contract | None = None
     deal: Deal | None = None  # the provider's own view of the signed contract
     status: str = "proposed"
+    deal_id: str = ""  # the deal it runs under: the call's, or a redundant job's own
+
+    def __post_init__(self) -> None:
+        self.deal_id = self.deal_id or self.call.deal_id
 
 
 class ComputeProvider(Agent):
@@ -46,8 +52,11 @@ class ComputeProvider(Agent):
 
     role = "compute_provider"
 
-    def __init__(self, name: str, identity: Identity, *, gpus: float, price_per_second: int, throughput: float = 100.0, gpu_memory_mb: int = 0, cpus: float = 1.0) -> None:
+    def __init__(
+        self, name: str, identity: Identity, *, gpus: float, price_per_second: int, throughput: float = 100.0, gpu_memory_mb: int = 0, cpus: float = 1.0, stake: int = 0
+    ) -> None:
         super().__init__(name, identity)
+        self.stake = stake  # bonded at start: what an arbiter may slash for wrong work
         self.capacity = {"gpus": gpus, "gpu_memory_mb": gpu_memory_mb, "cpus": cpus}
         self.book = Capacity(gpus, gpu_memory_mb, cpus)  # what accepted jobs hold until they end
         self.price_per_second = price_per_second
@@ -59,6 +68,8 @@ class ComputeProvider(Agent):
 
     def on_start(self, ctx: Context) -> None:
         ctx.wallet.open_account()
+        if self.stake:
+            ctx.wallet.stake(self.stake)
         offer = ComputeOffer(owner=self.address, price_per_second=self.price_per_second, throughput=self.throughput, **self.capacity)
         ctx.registry.register_compute(offer)
         ctx.registry.register_agent(self.address, self.name, self.role)
@@ -107,6 +118,9 @@ class ComputeProvider(Agent):
     @on_message(AwardContract)
     def award(self, ctx: Context, sender: str, msg: AwardContract) -> None:
         job = self.jobs.get(msg.deal_id)
+        if job is None and msg.call_id is not None and msg.call_id in self.jobs and self.jobs[msg.call_id].status == "proposed":
+            job = self.jobs[msg.deal_id] = dataclasses.replace(self.jobs[msg.call_id], deal_id=msg.deal_id)  # one replica of a redundant job
+            self.jobs[msg.call_id].status = "replica"
         c = msg.contract
         problem = ""
         if job is None or sender != job.buyer or c.buyer != sender:
@@ -159,25 +173,32 @@ class ComputeProvider(Agent):
         try:
             result = ctx.executor.run(job.call.job, timeout_s=budget, requester=self.address)
         except TasksError as exc:
-            self.book.release(job.call.deal_id)
+            self.book.release(job.deal_id)
             job.status = "failed"
             refund = ""
             try:
                 job.deal.fail(ctx.wallet)
                 refund = job.deal.receipts[-1].tx_hash
             except (ChainError, EconomyError) as chain_exc:  # already settled or refunded by the buyer
-                ctx.log.warning("refund of %s failed: %s", job.call.deal_id, chain_exc)
-            ctx.send(job.buyer, ReportFailure(deal_id=job.call.deal_id, reason=str(exc), refund_tx=refund))
+                ctx.log.warning("refund of %s failed: %s", job.deal_id, chain_exc)
+            ctx.send(job.buyer, ReportFailure(deal_id=job.deal_id, reason=str(exc), refund_tx=refund))
             return
-        self.book.release(job.call.deal_id)
+        self.book.release(job.deal_id)
         try:
             job.deal.deliver(self.address, result.result_hash, cost=job.contract.max_amount)
         except EconomyError as exc:  # finished after the deadline: the buyer takes its refund
             job.status = "late"
-            ctx.log.warning("not delivering %s: %s", job.call.deal_id, exc)
+            ctx.log.warning("not delivering %s: %s", job.deal_id, exc)
             return
         job.status = "delivered"
-        ctx.send(job.buyer, Deliver(deal_id=job.call.deal_id, result=result))
+        ctx.send(job.buyer, Deliver(deal_id=job.deal_id, result=result))
+
+    @on_message(Ruling)
+    def ruled(self, ctx: Context, sender: str, msg: Ruling) -> None:
+        job = self.jobs.get(msg.deal_id)
+        if job is not None and job.deal is not None and sender == ctx.ledger.arbiter:
+            state = job.deal.sync()  # the ledger says what the ruling did
+            job.status = "paid" if state is DealState.SETTLED else f"refunded by the arbiter (slashed {msg.slashed})"
 
     @on_message(Settled)
     def settled(self, ctx: Context, sender: str, msg: Settled) -> None:

@@ -169,3 +169,85 @@ def test_retries_end_in_refunds_when_every_provider_fails(store) -> None:
     report = run_trade(config, agents=agents)
     assert [d.status for d in report.attempts] == ["refunded", "refunded", "no_award"]  # nobody left to call
     assert all(p.after == p.before for p in report.parties) and report.conserved
+
+
+class _Rebatching:
+    """An executor that runs every job with another batch size: honest work, other padding."""
+
+    def __init__(self, inner, batch_size: int) -> None:
+        self.inner, self.batch_size, self.store_root = inner, batch_size, inner.store_root
+
+    def run(self, spec, timeout_s=None, requester=""):
+        return self.inner.run(spec.model_copy(update={"batch_size": self.batch_size}), timeout_s, requester)
+
+
+class OddBatchProvider(ComputeProvider):
+    """Honest, but batches one text at a time (as different hardware would)."""
+
+    def run_job(self, ctx, job) -> None:
+        real, ctx.executor = ctx.executor, _Rebatching(ctx.executor, 1)
+        try:
+            super().run_job(ctx, job)
+        finally:
+            ctx.executor = real
+
+
+class PlausibleCheat(ComputeProvider):
+    """Skips the model and returns random unit vectors: well-formed, passes every shape check."""
+
+    def run_job(self, ctx, job) -> None:
+        rows = len(demo_texts())
+        noise = np.random.default_rng(7).normal(size=(rows, 384))
+        fake = (noise / np.linalg.norm(noise, axis=1, keepdims=True)).astype("f4")
+        job.deal.deliver(self.address, JobResult.from_array(job.call.job.job_id, fake, _meter(rows)).result_hash, cost=job.contract.max_amount)
+        ctx.send(job.buyer, Deliver(deal_id=job.deal_id, result=JobResult.from_array(job.call.job.job_id, fake, _meter(rows))))
+
+
+def _redundant_market(store, providers: dict, redundancy: int, stake: int):
+    from agents import LocalRuntime
+    from agents.roles import Arbiter
+    from chain import MemoryLedger
+    from tasks import ContentStore
+
+    config = _config(store)
+    key = lambda name: Identity.from_seed(config.seed, name)  # noqa: E731
+    arbiter = Arbiter("arbiter", key("arbiter"), slash=stake)
+    runtime = LocalRuntime(MemoryLedger(arbiter=arbiter.address), store=ContentStore(store.root), seed=config.seed)
+    agents = make_agents(config, demo_texts())
+    for name in ("gpu_a", "gpu_b", "cpu_c"):
+        del agents[name]
+    for name, cls in providers.items():
+        agents[name] = cls(name, key(name), gpus=1, gpu_memory_mb=16_000, price_per_second=10**15, throughput=32, stake=stake)
+        runtime.ledger.mint(agents[name].address, stake)
+    agents["arbiter"] = arbiter
+    _with_retries(config, agents, retries=0)
+    request = agents["buyer"].requests[0].model_copy(update={"redundancy": redundancy})
+    del agents["buyer"]
+    agents["buyer"] = Buyer("buyer", key("buyer"), [request])  # last: it calls once the others have published
+    report = run_trade(config, runtime=runtime, agents=agents)
+    return report, agents, runtime
+
+
+def test_redundant_execution_pays_the_majority_and_the_arbiter_slashes_the_cheat(store) -> None:
+    stake = 10**16
+    providers = {"cheat": PlausibleCheat, "honest": ComputeProvider, "odd": OddBatchProvider}
+    report, agents, runtime = _redundant_market(store, providers, redundancy=3, stake=stake)
+    replicas = {runtime.query(agents["buyer"].address, "deals")[d].contract.provider: runtime.query(agents["buyer"].address, "deals")[d]
+                for d in runtime.query(agents["buyer"].address, "deals")}
+    cheat, honest, odd = (agents[n].address for n in ("cheat", "honest", "odd"))
+    assert replicas[honest].status == "settled" and replicas[odd].status == "settled"  # other padding, same answer: paid
+    assert replicas[cheat].status == "refunded" and replicas[cheat].reason.startswith("arbiter: the result differs")
+    ruling = agents["arbiter"].rulings[replicas[cheat].deal_id]
+    assert ruling == {"provider": cheat, "paid": 0, "slashed": stake, "upheld": False}
+    assert runtime.ledger.stake_of(cheat).stake == 0 and runtime.ledger.stake_of(odd).stake == stake  # the honest keep theirs
+    buyer = next(p for p in report.parties if p.role == "buyer")
+    assert buyer.after - buyer.before == stake // 2 - replicas[honest].paid - replicas[odd].paid  # paid twice, compensated once
+    assert runtime.ledger.balance_of(cheat) == 0 and runtime.ledger.is_conserved()
+    assert runtime.registry.trust(agents["buyer"].address, [cheat, honest])[cheat] < runtime.registry.trust(agents["buyer"].address, [cheat, honest])[honest]
+
+
+def test_honest_providers_with_different_batch_shapes_are_never_disputed(store) -> None:
+    report, agents, runtime = _redundant_market(store, {"honest": ComputeProvider, "odd": OddBatchProvider}, redundancy=2, stake=10**16)
+    deals = runtime.query(agents["buyer"].address, "deals").values()
+    assert sorted(d.status for d in deals) == ["settled", "settled"]
+    assert agents["arbiter"].rulings == {} and all(runtime.ledger.stake_of(agents[n].address).stake == 10**16 for n in ("honest", "odd"))
