@@ -72,3 +72,16 @@ def test_model_market_example_sells_generation_by_the_token() -> None:
     assert out.returncode == 0, out.stderr[-2000:]
     assert "deal settled" in out.stdout and "Paris" in out.stdout
     assert "1 call + " in out.stdout and "tokens" in out.stdout and "money conserved: True" in out.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_gpu_rental_example_matches_jobs_by_gpu_memory(tmp_path) -> None:
+    env = {**os.environ, "AGORA_HOME": str(tmp_path), "RAY_AUTH_MODE": "disabled"}
+    out = subprocess.run([sys.executable, str(EXAMPLES / "gpu_rental.py")], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = {line.split("  ")[0]: line for line in out.stdout.splitlines() if "invited" in line}
+    assert "invited [big-gpu] -> big-gpu: settled" in lines["needs 40 GB"]  # the small card lacks the memory
+    assert "invited [big-gpu, small-gpu] -> small-gpu: settled" in lines["needs 8 GB"]  # both fit: the cheaper wins
+    assert "-> big-gpu: settled" in lines["needs 2 GPUs"] and lines["needs 2 GPUs"].count("'") == 4  # two GPU ids
+    assert "money conserved: True" in out.stdout
