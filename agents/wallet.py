@@ -54,6 +54,12 @@ class Wallet:
     def resolve(self, escrow_id: str, amount: int) -> Receipt:
         return self._keep(self._ledger.resolve(self._identity, escrow_id, amount))
 
+    def open_channel(self, terms: Any) -> Receipt:
+        return self._keep(self._ledger.open_channel(self._identity, terms))
+
+    def claim_channels(self, claims: list[Any]) -> Receipt:
+        return self._keep(self._ledger.claim_channels(self._identity, claims))
+
     def stake(self, amount: int) -> Receipt:
         return self._keep(self._ledger.stake(self._identity, amount))
 
