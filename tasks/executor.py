@@ -37,6 +37,13 @@ def _process_cache() -> RunnerCache:
     return RunnerCache()
 
 
+@cache
+def _store(root: str) -> ContentStore:
+    """One store object per root and process: it remembers which artifacts it has verified (and
+    their files' sizes and mtimes), so a warm worker re-hashes a 90 MB model only when it changed."""
+    return ContentStore(root)
+
+
 def read_dataset(store: ContentStore, digest: str) -> list[str]:
     """A dataset artifact is one JSONL file of {"text": ...} rows (or one text per line)."""
     rows = []
@@ -55,12 +62,12 @@ def run_job(spec: JobSpec, store_root: str, data_root: str | None = None) -> Job
     """
     from tasks.models import artifact_task
 
-    store = ContentStore(store_root)
+    store = _store(store_root)
     model_path = store.path(spec.model_hash)
     kind = artifact_task(model_path)
     if kind != spec.task:
         raise InvalidJob(f"model {spec.model_hash[:12]}… is a {kind} model, the job asks for {spec.task}")
-    data = store if data_root is None else ContentStore(data_root)  # a vault's private store
+    data = store if data_root is None else _store(data_root)  # a vault's private store
     texts = spec.inputs if spec.inputs is not None else read_dataset(data, spec.dataset_hash or "")
     base = None
     if kind == "classification":
