@@ -37,6 +37,7 @@ test: install $(ANVIL)
 bench: install
 	$(PY) bench/ledger_bench.py
 	$(PY) bench/inference_bench.py
+	$(PY) bench/inference.py
 	$(PY) bench/settlement.py
 	$(PY) bench/orderbook.py
 	$(PY) bench/messaging.py
