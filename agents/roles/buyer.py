@@ -40,7 +40,7 @@ from economy.lifecycle import FINAL, Deal, DealState
 from tasks.errors import TasksError, VerificationFailed
 from tasks.jobs import JobResult, JobSpec, Resources
 from tasks.metering import Tariff, bill
-from tasks.verify import redundant, verify_result
+from tasks.verify import redundant, spot_check, verify_result
 
 _MARKET = {"provider": "compute", "model_owner": "model", "data_owner": "data"}
 DealStatus = Literal["calling", "awarded", "funded", "disputed", "settled", "refunded", "no_award", "failed"]
@@ -64,6 +64,7 @@ class JobRequest(BaseModel):
     risk_weight: float = Field(default=1.0, ge=0, description="how much dearer a trusted provider may be (see ReverseAuction)")
     retries: int = Field(default=0, ge=0, le=16, description="after a refund (the provider failed or went silent), call the other providers again this many times")
     redundancy: int = Field(default=1, ge=1, le=7, description="run the job on this many providers and pay only those in the agreeing majority")
+    spot_check: int = Field(default=0, ge=0, le=64, description="rows of an inline-input job the buyer re-runs itself, chosen at random, before paying")
 
 
 class DealRecord(BaseModel):
@@ -374,7 +375,35 @@ class Buyer(Agent):
             record.reason = "delivered; awaiting the other replicas"
             self._judge(ctx, group)
             return
+        if not self._spot_checked(ctx, record, msg.result):
+            self._dispute(ctx, record, msg.result, "failed the buyer's spot check")
+            return
         self._pay(ctx, record, msg.result)
+
+    def _spot_checked(self, ctx: Context, record: DealRecord, result: JobResult) -> bool:
+        """Re-run a few randomly chosen rows on the buyer's own executor (the provider cannot know
+        which) and compare them with the delivered ones; True when there is nothing to check."""
+        n, _ = self._attempt.get(record.deal_id, (0, 0))
+        rows = self.requests[n].spot_check if n < len(self.requests) else 0
+        if not rows or record.job is None or record.job.inputs is None or ctx.executor is None:
+            return True
+        try:
+            ok, checked = spot_check(result, record.job, lambda spec: ctx.executor.run(spec, requester=self.address), ctx.rng, rows)
+        except TasksError as exc:
+            ctx.log.warning("spot check of %s could not run: %s", record.deal_id, exc)
+            return True  # no evidence either way: the result already passed verify_result
+        record.reason = f"spot-checked rows {checked}"
+        return ok
+
+    def _dispute(self, ctx: Context, record: DealRecord, result: JobResult, why: str) -> None:
+        """Freeze the deal's escrow and put the result before the arbiter, who re-runs the job."""
+        assert record.contract is not None and record.job is not None
+        self._lifecycles[record.deal_id].dispute(ctx.wallet, why)
+        record.status, record.reason = "disputed", why
+        arbiters = [a for a, info in ctx.registry.agents().items() if info["role"] == "arbiter"]
+        if arbiters:
+            cost = sum(split(record.contract.max_amount, record.contract.shares_bps()))
+            ctx.send(arbiters[0], Claim(deal_id=record.deal_id, job=record.job, result=result, provider=record.contract.provider, cost=cost))
 
     def _pay(self, ctx: Context, record: DealRecord, result: JobResult) -> None:
         """Verify the delivery on the deal, bill it from its metering, settle line by line."""
@@ -406,7 +435,6 @@ class Buyer(Agent):
             return  # a replica is still running (its deadline ends the wait)
         results = {self.deals[i].contract.provider: self._delivered[i] for i in ids if i in self._delivered}  # type: ignore[union-attr]
         verdict = redundant(results)
-        arbiters = [a for a, info in ctx.registry.agents().items() if info["role"] == "arbiter"]
         for i in ids:
             if i not in self._delivered:
                 continue
@@ -416,12 +444,7 @@ class Buyer(Agent):
                 self._pay(ctx, record, result)
                 continue
             # in the minority, or nobody agreed: frozen for the arbiter, who re-runs the job
-            why = "outvoted by the other replicas" if verdict.verified else "no majority among the replicas"
-            self._lifecycles[i].dispute(ctx.wallet, why)
-            record.status, record.reason = "disputed", why
-            if arbiters:
-                cost = sum(split(record.contract.max_amount, record.contract.shares_bps()))
-                ctx.send(arbiters[0], Claim(deal_id=i, job=record.job, result=result, provider=record.contract.provider, cost=cost))
+            self._dispute(ctx, record, result, "outvoted by the other replicas" if verdict.verified else "no majority among the replicas")
 
     @on_message(Ruling)
     def ruled(self, ctx: Context, sender: str, msg: Ruling) -> None:

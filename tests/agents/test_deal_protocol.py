@@ -196,14 +196,14 @@ class PlausibleCheat(ComputeProvider):
     """Skips the model and returns random unit vectors: well-formed, passes every shape check."""
 
     def run_job(self, ctx, job) -> None:
-        rows = len(demo_texts())
+        rows = len(job.call.job.inputs or demo_texts())
         noise = np.random.default_rng(7).normal(size=(rows, 384))
         fake = (noise / np.linalg.norm(noise, axis=1, keepdims=True)).astype("f4")
         job.deal.deliver(self.address, JobResult.from_array(job.call.job.job_id, fake, _meter(rows)).result_hash, cost=job.contract.max_amount)
         ctx.send(job.buyer, Deliver(deal_id=job.deal_id, result=JobResult.from_array(job.call.job.job_id, fake, _meter(rows))))
 
 
-def _redundant_market(store, providers: dict, redundancy: int, stake: int):
+def _redundant_market(store, providers: dict, redundancy: int, stake: int, **request_terms):
     from agents import LocalRuntime
     from agents.roles import Arbiter
     from chain import MemoryLedger
@@ -221,7 +221,7 @@ def _redundant_market(store, providers: dict, redundancy: int, stake: int):
         runtime.ledger.mint(agents[name].address, stake)
     agents["arbiter"] = arbiter
     _with_retries(config, agents, retries=0)
-    request = agents["buyer"].requests[0].model_copy(update={"redundancy": redundancy})
+    request = agents["buyer"].requests[0].model_copy(update={"redundancy": redundancy, **request_terms})
     del agents["buyer"]
     agents["buyer"] = Buyer("buyer", key("buyer"), [request])  # last: it calls once the others have published
     report = run_trade(config, runtime=runtime, agents=agents)
@@ -251,3 +251,15 @@ def test_honest_providers_with_different_batch_shapes_are_never_disputed(store) 
     deals = runtime.query(agents["buyer"].address, "deals").values()
     assert sorted(d.status for d in deals) == ["settled", "settled"]
     assert agents["arbiter"].rulings == {} and all(runtime.ledger.stake_of(agents[n].address).stake == 10**16 for n in ("honest", "odd"))
+
+
+def test_a_spot_check_catches_a_single_cheat_and_the_arbiter_rules(store) -> None:
+    """No redundancy: the buyer re-runs four random rows itself; random vectors fail, an honest
+    provider with another batch shape passes."""
+    inline = {"inputs": demo_texts()[:16], "dataset": None, "spot_check": 4}
+    report, agents, runtime = _redundant_market(store, {"cheat": PlausibleCheat}, redundancy=1, stake=10**16, **inline)
+    deal = report.deal
+    assert deal.status == "refunded" and deal.reason.startswith("arbiter: the result differs")
+    assert runtime.ledger.stake_of(agents["cheat"].address).stake == 0 and runtime.ledger.is_conserved()
+    report, agents, runtime = _redundant_market(store, {"odd": OddBatchProvider}, redundancy=1, stake=10**16, **inline)
+    assert report.deal.status == "settled" and agents["arbiter"].rulings == {}
