@@ -79,6 +79,22 @@ class Context:
     executor: Any = None  # tasks.Executor for providers
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("agora.agent"))
     storage: Storage = field(default_factory=Storage)
+    background: Callable[[Callable[[], None]], None] | None = None  # where the runtime runs off-mailbox work
+
+    def run_off_mailbox(self, work: Callable[[], Any], done: Callable[[Any, Exception | None], Message]) -> None:
+        """Run ``work`` (a job, a slow call) without holding this agent's mailbox, then handle
+        ``done(result, error)`` as a message to itself. A sharded runtime runs it on a thread, so
+        the agent keeps answering while it works; a single-process simulation runs it at once,
+        which keeps the event order, and so the seed's replay, exact."""
+
+        def finish() -> None:
+            try:
+                message = done(work(), None)
+            except Exception as exc:  # noqa: BLE001 - the agent decides what a failure means
+                message = done(None, exc)
+            self.schedule(0.0, message)
+
+        (self.background or (lambda thunk: thunk()))(finish)
 
     @property
     def ledger(self) -> LedgerReader:

@@ -99,3 +99,10 @@ class Ruling(Message):
     paid: int = Field(ge=0)
     slashed: int = Field(ge=0)
     reason: str
+
+
+class JobDone(Message):
+    """A provider to itself: how the job it started off its mailbox ended."""
+
+    result: JobResult | None = None
+    error: str = ""

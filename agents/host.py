@@ -69,6 +69,7 @@ class AgentHost:
         ttl: float | None = 300.0,
         quota: Quota | None = None,
         storage: Storage | None = None,
+        background: Callable[[Callable[[], None]], None] | None = None,
     ) -> None:
         self.agent = agent
         self._address = agent.address
@@ -100,6 +101,7 @@ class AgentHost:
             executor=executor,
             log=self.log,
             storage=storage or Storage(),
+            background=background,
         )
 
     # -- out ------------------------------------------------------------------------------
@@ -232,6 +234,7 @@ class AgentHost:
             "registry": ctx.registry,
             "store": ctx.store,
             "executor": ctx.executor,
+            "background": ctx.background,
         }
 
     def snapshot(self) -> bytes:

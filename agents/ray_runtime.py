@@ -49,6 +49,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from agents.agent import Agent
@@ -224,6 +225,7 @@ class _Shard:
         self._registry = BatchedRegistry(registry)
         self._store, self._executor = ContentStore(store_root), RayExecutor(store_root)
         self._boxes: dict[str, _Mailbox] = {}
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix=f"shard{index}-work")  # agents' off-mailbox work
         self._placement: dict[str, int] = {}
         self._shards: list[Any] = []
         self._out: dict[int, list[Envelope]] = {}
@@ -277,6 +279,7 @@ class _Shard:
                 seed=self.seed,
                 sign=self.signing == "agent",
                 ttl=self.ttl,
+                background=self._pool.submit,
             )
             if self.signing == "session":
                 self._delegations[agent.address] = agent.identity.sign_digest(delegation_digest(agent.address, self._session.address))

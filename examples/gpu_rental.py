@@ -28,7 +28,7 @@ data = DataOwner("data", key("data"), demo_texts(), "sentences", price_per_use=M
 small = ComputeProvider("small-gpu", key("small-gpu"), gpus=1, gpu_memory_mb=16_000, price_per_second=MILLI, throughput=64)
 big = ComputeProvider("big-gpu", key("big-gpu"), gpus=3, gpu_memory_mb=240_000, price_per_second=3 * MILLI, throughput=64)
 ask = lambda gpus, mb: JobRequest(model="all-MiniLM-L6-v2", dataset="sentences", resources=Resources(gpus=gpus, gpu_memory_mb=mb, cpus=0.5),  # noqa: E731
-                                  max_price=50 * MILLI, deadline_s=300, reply_window_s=120)  # a provider answers calls between its jobs
+                                  max_price=50 * MILLI, deadline_s=300)
 buyers = {"needs 40 GB": Buyer("b40", key("b40"), [ask(1, 40_000)]), "needs 8 GB": Buyer("b8", key("b8"), [ask(1, 8_000)]),
           "needs 2 GPUs": Buyer("b2x", key("b2x"), [ask(2, 16_000)])}
 for agent in (owner, data, small, big, *buyers.values()):

