@@ -281,7 +281,7 @@ class AgentHost:
         self.ctx.storage = Storage.restore(state["storage"])
         self.inbox._high, self.inbox._holes = dict(state["inbox"]["high"]), dict(state["inbox"]["holes"])
         self._nonce = itertools.count(state["nonce"])
-        self.handled = state.get("handled", 0)
+        self.handled = state["handled"]
         now = self._clock()
         for left, envelope in state["timers"]:
             self.timers[envelope.nonce] = (now + left, envelope)

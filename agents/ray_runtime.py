@@ -62,6 +62,7 @@ from agents.registry import Registry
 from agents.runtime import Runtime, wait_until
 from chain import Ledger, MemoryLedger
 from chain.remote import LedgerService, RemoteLedger
+from tasks.executor import ActorClient as RemoteProxy
 
 
 def _unwrap(fn: Callable[[], Any]) -> Any:
@@ -71,19 +72,6 @@ def _unwrap(fn: Callable[[], Any]) -> Any:
         return fn()
     except RayTaskError as exc:
         raise exc.cause from None
-
-
-class RemoteProxy:
-    """Calls a plain object's methods on its actor, synchronously, with its own errors."""
-
-    def __init__(self, handle: Any) -> None:
-        self._handle = handle
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        import ray
-
-        method = getattr(self._handle, name)
-        return lambda *args, **kwargs: _unwrap(lambda: ray.get(method.remote(*args, **kwargs)))
 
 
 _REGISTRY_WRITES = frozenset(

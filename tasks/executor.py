@@ -75,12 +75,12 @@ def run_job(spec: JobSpec, store_root: str, data_root: str | None = None) -> Job
     runner = _process_cache().get(model_path, kind, base)
     _cap_gpu_memory(spec)
     start = time.perf_counter()
-    new_tokens, lists = 0, {}
+    new_tokens, array, outputs, ids, labels = 0, None, [], [], []
     if kind == "embedding":
         array, tokens = runner.embed(texts, spec.batch_size)
     elif kind == "classification":
         array, tokens = runner.classify(texts, spec.batch_size)
-        lists = {"task": "classification", "labels": [runner.labels[i] for i in array.argmax(axis=1)]} if len(texts) else {"task": "classification"}
+        labels = [runner.labels[i] for i in array.argmax(axis=1)]
     else:
         outputs, ids, tokens = runner.generate(texts, spec.max_new_tokens, spec.batch_size)
         new_tokens = sum(len(row) for row in ids)
@@ -97,9 +97,15 @@ def run_job(spec: JobSpec, store_root: str, data_root: str | None = None) -> Job
         gpu_ids=gpu_ids,
         node_id=node_id,
     )
-    if kind == "generation":
-        result = JobResult.from_texts(spec.job_id, outputs, ids, metering)
+    return _package(spec, metering, array, outputs, ids, labels)
+
+
+def _package(spec: JobSpec, metering: Metering, array: Any, texts: list[str], token_ids: list[list[int]], labels: list[str]) -> JobResult:
+    """The result of ``spec`` for its task, refused when larger than the job's output cap."""
+    if spec.task == "generation":
+        result = JobResult.from_texts(spec.job_id, texts, token_ids, metering)
     else:
+        lists = {"task": "classification", "labels": labels} if spec.task == "classification" else {}
         result = JobResult.from_array(spec.job_id, array, metering, **lists)
     if result.size() > spec.max_output_bytes:
         raise JobFailed(f"job {spec.job_id}: the result is {result.size()} bytes, over its cap of {spec.max_output_bytes}")
@@ -120,14 +126,9 @@ def merge_results(spec: JobSpec, parts: list[JobResult]) -> JobResult:
         gpu_ids=[g for m in meters for g in m.gpu_ids],
         node_id=meters[0].node_id,
     )
-    if spec.task == "generation":
-        result = JobResult.from_texts(spec.job_id, [t for p in parts for t in p.texts], [i for p in parts for i in p.token_ids], metering)
-    else:
-        lists = {"task": "classification", "labels": [label for p in parts for label in p.labels]} if spec.task == "classification" else {}
-        result = JobResult.from_array(spec.job_id, np.concatenate([p.array() for p in parts]), metering, **lists)
-    if result.size() > spec.max_output_bytes:
-        raise JobFailed(f"job {spec.job_id}: the result is {result.size()} bytes, over its cap of {spec.max_output_bytes}")
-    return result
+    array = None if spec.task == "generation" else np.concatenate([p.array() for p in parts])
+    flat = lambda field: [x for p in parts for x in getattr(p, field)]  # noqa: E731
+    return _package(spec, metering, array, flat("texts"), flat("token_ids"), flat("labels"))
 
 
 def _torch_threads() -> int:
@@ -305,10 +306,10 @@ class RayExecutor(Executor):
                 owner, str(self.vault_root(owner)), self.store_root
             )
         self._opened[name] = handle  # a named actor still dies with its last handle: keep one
-        return name, _ActorClient(handle)
+        return name, ActorClient(handle)
 
     def vault(self, name: str) -> Any:
-        return _ActorClient(self._vault_handle(name))
+        return ActorClient(self._vault_handle(name))
 
     @staticmethod
     def _vault_handle(name: str) -> Any:
@@ -322,8 +323,9 @@ class RayExecutor(Executor):
             raise UnknownArtifact(f"no vault {name!r} on this cluster") from None
 
 
-class _ActorClient:
-    """Calls an actor's methods synchronously, raising the actor's own errors."""
+class ActorClient:
+    """Calls an actor's methods synchronously, raising the actor's own errors (the runtime's
+    proxies for its ledger and registry are this too)."""
 
     def __init__(self, handle: Any) -> None:
         self._handle = handle

@@ -143,11 +143,6 @@ class Buyer(Agent):
         latest = [r for d in self._latest.values() for r in self._replicas.get(d, [d])]
         return len(self._latest) == len(self.requests) and all(self.deals[d].done for d in latest)
 
-    def replicas(self, n: int = 0) -> list[DealRecord]:
-        """Every deal running request ``n``'s latest attempt (one, unless it asked for redundancy)."""
-        first = self._latest[n]
-        return [self.deals[d] for d in self._replicas.get(first, [first])]
-
     def latest(self, n: int = 0) -> DealRecord:
         """The latest attempt at request ``n`` (the one that settled, if any did)."""
         return self.deals[self._latest[n]]
@@ -176,7 +171,7 @@ class Buyer(Agent):
         deadline = int(ctx.now()) + request.deadline_s
         trust = ctx.registry.trust(self.address, providers)
         auction = ReverseAuction(max_price=budget, risk_weight=request.risk_weight, gpu_memory_mb=spec.resources.gpu_memory_mb)
-        self._calls[deal_id] = _Call(auction=auction, fees=fees, deadline=deadline, trust=trust, tariffs=self._tariffs(spec, fees, offers, tariffs))
+        self._calls[deal_id] = _Call(auction=auction, fees=fees, deadline=deadline, trust=trust, tariffs=self._tariffs(spec, offers, tariffs))
         for p in providers:
             ctx.send(p, CallForProposals(deal_id=deal_id, job=spec, job_hash=job_hash, compute_budget=budget, deadline=deadline))
         ctx.schedule(request.reply_window_s, ProposalsDue(deal_id=deal_id))
@@ -189,20 +184,17 @@ class Buyer(Agent):
         if not models:
             raise UnknownOffer(f"no {request.task} model named {request.model!r} is offered")
         model = models[0]
-        items = len(request.inputs) if request.inputs is not None else None
-        if items is None and request.dataset is not None:
-            found = ctx.registry.find_datasets(name=request.dataset)
-            items = found[0].items if found else 0
+        datasets = ctx.registry.find_datasets(name=request.dataset) if request.dataset is not None else []
+        if request.dataset is not None and not datasets:
+            raise UnknownOffer(f"no dataset named {request.dataset!r} is offered")
+        items = len(request.inputs) if request.inputs is not None else (datasets[0].items if datasets else 0)
         # the most tokens a job can read (256 per text, the runner's truncation) and generate
-        most_tokens = (items or 0) * (256 + (request.max_new_tokens if request.task == "generation" else 0))
+        most_tokens = items * (256 + (request.max_new_tokens if request.task == "generation" else 0))
         royalty_cap = model.price_per_call + -(-model.price_per_1k_tokens * most_tokens // 1000)
         fees = [Payee(address=model.owner, role="model_owner", amount=royalty_cap)]
         tariffs = {model.owner: Tariff(payee=model.owner, role="model_owner", cap=royalty_cap, per_call=model.price_per_call, per_1k_tokens=model.price_per_1k_tokens)}
         dataset_hash = vault = None
-        if request.dataset is not None:
-            datasets = ctx.registry.find_datasets(name=request.dataset)
-            if not datasets:
-                raise UnknownOffer(f"no dataset named {request.dataset!r} is offered")
+        if datasets:
             dataset_hash, vault = datasets[0].dataset_hash, datasets[0].vault or None
             if datasets[0].models is not None and models[0].model_hash not in datasets[0].models:
                 raise UnknownOffer(f"dataset {request.dataset!r} may not be read by model {request.model!r}")
@@ -221,7 +213,7 @@ class Buyer(Agent):
         return spec, fees, tariffs
 
     @staticmethod
-    def _tariffs(spec: JobSpec, fees: list[Payee], offers: list[Any], fee_tariffs: dict[str, Tariff]) -> dict[str, Tariff]:
+    def _tariffs(spec: JobSpec, offers: list[Any], fee_tariffs: dict[str, Tariff]) -> dict[str, Tariff]:
         """Each provider bills its price per second of what the job held (GPU-seconds for a GPU
         job), up to its bid; the fees as posted."""
         metered = dict(fee_tariffs)
@@ -270,8 +262,7 @@ class Buyer(Agent):
 
     def award(self, ctx: Context, deal_id: str) -> None:
         record, call = self.deals[deal_id], self._calls[deal_id]
-        n, _ = self._attempt.get(deal_id, (0, 0))
-        k = self.requests[n].redundancy if n < len(self.requests) else 1
+        k = self._request_of(deal_id).redundancy
         award = call.auction.clear()
         if award is None:
             self._end(record, "no_award", "no acceptable proposal")
@@ -380,11 +371,15 @@ class Buyer(Agent):
             return
         self._pay(ctx, record, msg.result)
 
+    def _request_of(self, deal_id: str) -> JobRequest:
+        """The request a deal (or a replica of one) was opened for."""
+        n, _ = self._attempt.get(self._group_of.get(deal_id, deal_id), (0, 0))
+        return self.requests[n]
+
     def _spot_checked(self, ctx: Context, record: DealRecord, result: JobResult) -> bool:
         """Re-run a few randomly chosen rows on the buyer's own executor (the provider cannot know
         which) and compare them with the delivered ones; True when there is nothing to check."""
-        n, _ = self._attempt.get(record.deal_id, (0, 0))
-        rows = self.requests[n].spot_check if n < len(self.requests) else 0
+        rows = self._request_of(record.deal_id).spot_check
         if not rows or record.job is None or record.job.inputs is None or ctx.executor is None:
             return True
         try:
@@ -402,8 +397,7 @@ class Buyer(Agent):
         record.status, record.reason = "disputed", why
         arbiters = [a for a, info in ctx.registry.agents().items() if info["role"] == "arbiter"]
         if arbiters:
-            cost = sum(split(record.contract.max_amount, record.contract.shares_bps()))
-            ctx.send(arbiters[0], Claim(deal_id=record.deal_id, job=record.job, result=result, provider=record.contract.provider, cost=cost))
+            ctx.send(arbiters[0], Claim(deal_id=record.deal_id, job=record.job, result=result, provider=record.contract.provider, cost=record.contract.max_amount))
 
     def _pay(self, ctx: Context, record: DealRecord, result: JobResult) -> None:
         """Verify the delivery on the deal, bill it from its metering, settle line by line."""

@@ -58,11 +58,14 @@ class ComputeProvider(Agent):
     ) -> None:
         super().__init__(name, identity)
         self.stake = stake  # bonded at start: what an arbiter may slash for wrong work
-        self.capacity = {"gpus": gpus, "gpu_memory_mb": gpu_memory_mb, "cpus": cpus}
-        self.book = Capacity(gpus, gpu_memory_mb, cpus)  # what accepted jobs hold until they end
+        self.book = Capacity(gpus, gpu_memory_mb, cpus)  # what it has, and what accepted jobs hold until they end
         self.price_per_second = price_per_second
         self.throughput = throughput
         self.jobs: dict[str, _Job] = {}
+
+    @property
+    def capacity(self) -> dict[str, float]:
+        return self.book.total.model_dump()
 
     def open_contracts(self) -> int:
         return sum(1 for job in self.jobs.values() if job.deal is not None and job.deal.state not in FINAL)
