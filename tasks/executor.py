@@ -162,6 +162,13 @@ def _ray_placement() -> tuple[list[str], str]:
     return [], ""
 
 
+def _retries(spec: JobSpec) -> dict[str, Any]:
+    """Ray's retry options for a job: re-run it when its worker or node dies (a system failure),
+    never when the job raised (an application failure would only fail again, and a cap it hit
+    must stay hit)."""
+    return {"max_retries": spec.crash_retries, "retry_exceptions": False}
+
+
 class Executor(ABC):
     """Runs jobs for a compute provider, and hosts data owners' vaults (tasks.vault): a job
     whose spec names a vault runs there, where its dataset lives."""
@@ -243,7 +250,7 @@ class RayExecutor(Executor):
         elif spec.resources.gpus > 1 and float(spec.resources.gpus).is_integer():
             group, refs = self._gang(spec)
         else:
-            options = {**job_options(spec), "max_retries": 0}
+            options = {**job_options(spec), **_retries(spec)}
             refs = [ray.remote(run_job).options(**{**options, **self.task_options}).remote(spec, self.store_root)]
         try:
             parts = ray.get(refs, timeout=timeout_s)
@@ -285,7 +292,7 @@ class RayExecutor(Executor):
         for i in range(n):
             part = spec.model_copy(update={"inputs": texts[bounds[i] : bounds[i + 1]], "dataset_hash": None, "resources": per})
             strategy = PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=i)
-            options = {"num_gpus": 1, "num_cpus": per.cpus, "max_retries": 0, "scheduling_strategy": strategy}
+            options = {"num_gpus": 1, "num_cpus": per.cpus, **_retries(spec), "scheduling_strategy": strategy}
             if GPU_MEMORY in bundle:
                 options["resources"] = {GPU_MEMORY: bundle[GPU_MEMORY]}
             refs.append(ray.remote(run_job).options(**options).remote(part, self.store_root))
@@ -355,7 +362,7 @@ def _pinned_runner(node: str) -> Any:
 
         from tasks.scheduling import job_options
 
-        options = {**job_options(spec), "max_retries": 0, "scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=False)}
+        options = {**job_options(spec), **_retries(spec), "scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=False)}
         try:
             return ray.get(ray.remote(run_job).options(**options).remote(spec, store_root, data_root))
         except RayTaskError as exc:

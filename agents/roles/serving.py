@@ -8,6 +8,13 @@ margin, deposit, and that it adds exactly the call's price: chain.offchain.Chann
 runs the job on its executor (a Ray task under RayRuntime), answers with the result and its
 metering, and redeems the best voucher on the ledger every ``claim_every`` calls (and when it
 stops). A caller never pays for a call it was refused, and never more than its deposit.
+
+A server may host a model someone else uploaded (``model_hash=``): then a call costs the
+server's fee plus the owner's royalty per call (its ModelOffer's ``price_per_call``), and right
+after each claim the server pays the owner the royalty of every call that claim redeemed, through
+the ledger, so the owner earns on each use without running a daemon of its own. Servers list
+themselves in discovery as ``model-call`` services (price: the whole call; terms: the model, its
+owner, the royalty), which is how callers find them.
 """
 
 from __future__ import annotations
@@ -20,7 +27,8 @@ from pydantic import Field
 from agents.agent import Agent, Context, on_message
 from agents.identity import Identity
 from agents.messages import Message
-from agents.registry import ModelOffer
+from agents.registry import ModelOffer, ServiceRecord
+from agents.roles.owners import SERVICE_TTL
 from chain import ChainError
 from chain.offchain import ChannelReceiver, voucher_typed_data
 from chain.types import ChannelClaim, ChannelTerms
@@ -51,28 +59,47 @@ class CallRefused(Message):
 
 
 class ModelServer(Agent):
-    """Serves one model from the store at ``price_per_call`` through payment channels; the
-    model owner running its own daemon, so the whole price is its."""
+    """Serves one model through payment channels. With ``model_path`` the server is the model's
+    owner (it uploads and lists the model, and ``price_per_call`` is all its); with
+    ``model_hash`` it hosts a model its owner listed, ``price_per_call`` is its serving fee, and
+    each call also carries the owner's royalty, paid on to the owner at every claim."""
 
     role = "model_server"
 
-    def __init__(self, name: str, identity: Identity, model_path: str, model_name: str, price_per_call: int,
-                 resources: dict[str, Any] | None = None, task: str = "embedding", claim_every: int = 100) -> None:
+    def __init__(self, name: str, identity: Identity, model_path: str | None, model_name: str, price_per_call: int,
+                 resources: dict[str, Any] | None = None, task: str = "embedding", claim_every: int = 100, model_hash: str = "") -> None:
         super().__init__(name, identity)
-        self.model_path, self.model_name, self.price_per_call, self.task = str(model_path), model_name, price_per_call, task
+        if bool(model_path) == bool(model_hash):
+            raise TasksError("a ModelServer needs exactly one of model_path (its own model) or model_hash (an owner's listed model)")
+        self.model_path, self.model_name, self.fee, self.task = str(model_path or ""), model_name, price_per_call, task
         self.resources = Resources.model_validate(resources or {})
         self.claim_every = claim_every
-        self.model_hash = ""
+        self.model_hash = model_hash
+        self.owner, self.royalty = "", 0
+        self.price_per_call = price_per_call  # the whole call, royalty included (set at start)
         self.receivers: dict[str, ChannelReceiver] = {}
         self.served = self.refused = 0
+        self.royalty_paid_calls = self.royalty_paid = 0
         self.claims: list[str] = []
 
     def on_start(self, ctx: Context) -> None:
         ctx.wallet.open_account()
-        self.model_hash = ctx.store.put(self.model_path)
-        offer = ModelOffer(owner=self.address, model_hash=self.model_hash, name=self.model_name, task=self.task, price_per_call=self.price_per_call)
-        ctx.registry.register_model(offer)
+        if self.model_path:
+            self.model_hash = ctx.store.put(self.model_path)
+            offer = ModelOffer(owner=self.address, model_hash=self.model_hash, name=self.model_name, task=self.task, price_per_call=self.fee)
+            ctx.registry.register_model(offer)
+        else:
+            offer = ctx.registry.model(self.model_hash)  # UnknownOffer when nobody listed it
+            if offer.task != self.task:
+                raise TasksError(f"model {self.model_hash[:12]}… is a {offer.task} model, not {self.task}")
+            self.owner, self.royalty = offer.owner, offer.price_per_call
+        self.price_per_call = self.fee + self.royalty
         ctx.registry.register_agent(self.address, self.name, self.role)
+        terms = {"name": self.model_name, "task": self.task, "model_hash": self.model_hash, "owner": self.owner or self.address, "royalty_per_call": self.royalty, "per": "call"}
+        ctx.registry.register_service(
+            ServiceRecord(address=self.address, name=self.name, capability="model-call", price=self.price_per_call, terms=terms, protocols=self.protocol_digests(), ttl=SERVICE_TTL),
+            now=ctx.now(),
+        )
 
     def on_stop(self, ctx: Context) -> None:
         self.claim(ctx)
@@ -120,6 +147,17 @@ class ModelServer(Agent):
         self.claims.append(receipt.tx_hash)
         for c, r in self.receivers.items():
             r.claimed(ctx.ledger.channel(c))
+        self._pay_royalty(ctx)
+
+    def _pay_royalty(self, ctx: Context) -> None:
+        """Hand the owner the royalty of every call redeemed so far and not yet paid on: each
+        served call's voucher is in the claim just made, so all of ``served`` is now in hand."""
+        calls = self.served - self.royalty_paid_calls
+        if not self.owner or not self.royalty or calls <= 0:
+            return
+        ctx.wallet.transfer(self.owner, calls * self.royalty)
+        self.royalty_paid_calls += calls
+        self.royalty_paid += calls * self.royalty
 
 
 class Caller(Agent):
@@ -139,11 +177,11 @@ class Caller(Agent):
 
     def on_start(self, ctx: Context) -> None:
         ctx.wallet.open_account()
-        offers = [m for m in ctx.registry.find_models(name=self.model) if m.price_per_call <= self.deposit]
+        offers = [r for r in ctx.registry.search("model-call", ctx.now(), max_price=self.deposit) if r.terms.get("name") == self.model]
         if not offers:
             self.refusals.append(f"no served model named {self.model!r} within the deposit")
             return
-        self.server, self.price = offers[0].owner, offers[0].price_per_call
+        self.server, self.price = offers[0].address, offers[0].price  # the cheapest
         from eth_utils import keccak
 
         self.channel_id = "0x" + keccak(text=f"{self.address}:{self.server}:{ctx.now()}").hex()

