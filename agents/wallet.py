@@ -36,6 +36,12 @@ class Wallet:
     def transfer(self, to: str, amount: int) -> Receipt:
         return self._keep(self._ledger.transfer(self._identity, to, amount))
 
+    def approve(self, spender: str, amount: int) -> Receipt:
+        return self._keep(self._ledger.approve(self._identity, spender, amount))
+
+    def transfer_from_many(self, transfers: list[tuple[str, str, int]]) -> Receipt:
+        return self._keep(self._ledger.transfer_from_many(self._identity, transfers))
+
     def open_escrow(self, terms: EscrowTerms) -> Receipt:
         return self._keep(self._ledger.open_escrow(self._identity, terms))
 

@@ -91,6 +91,7 @@ REVERT_REASONS: dict[str, type[ChainError]] = {
     "token: insufficient allowance": Unauthorized,
     "token: unauthorized": Unauthorized,
     "token: zero address": InvalidArgument,
+    "token: length mismatch": InvalidArgument,
     "escrow: exists": EscrowExists,
     "escrow: bad payees": InvalidArgument,
     "escrow: bad shares": InvalidArgument,

@@ -43,6 +43,7 @@ from chain.types import (
     Prepared,
     Receipt,
     StakeState,
+    check_address,
     check_id,
 )
 
@@ -182,6 +183,9 @@ class EVMLedger(Ledger):
     def balance_of(self, address: str) -> int:
         return self.token.functions.balanceOf(address).call()
 
+    def allowance(self, owner: str, spender: str) -> int:
+        return self.token.functions.allowance(check_address(owner, "owner"), check_address(spender, "spender")).call()
+
     def escrow(self, escrow_id: str) -> EscrowState:
         escrow_id = check_id(escrow_id)
         key = bytes.fromhex(escrow_id[2:])
@@ -312,6 +316,10 @@ class EVMLedger(Ledger):
             return self.token.functions.approve_many(spenders, UINT256_MAX)
         if op == "transfer":
             return self.token.functions.transfer(args["to"], args["amount"])
+        if op == "approve":
+            return self.token.functions.approve(args["spender"], args["amount"])
+        if op == "transfer_from_many":
+            return self.token.functions.transferFromMany(args["froms"], args["tos"], args["amounts"])
         if op == "open_escrow":
             t = EscrowTerms(**args)
             arbiter = t.arbiter or "0x" + "00" * 20
@@ -391,6 +399,8 @@ class EVMLedger(Ledger):
         self._seen.setdefault(prepared.sender)
         if prepared.op == "transfer":
             self._seen.setdefault(prepared.args["to"])
+        if prepared.op == "transfer_from_many":
+            self._seen.update(dict.fromkeys(prepared.args["tos"]))
         if prepared.op in ("open_escrow", "settle_batch"):
             self._seen.update(dict.fromkeys(prepared.args["payees"]))
         if prepared.op == "slash":

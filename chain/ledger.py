@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from chain.errors import InvalidArgument
 from chain.types import (
+    MAX_TRANSFER_LINES,
     BatchAccount,
     BatchSubmission,
     ChannelClaim,
@@ -56,6 +57,10 @@ class Ledger(ABC):
     @abstractmethod
     def balance_of(self, address: str) -> int:
         """Token balance of ``address`` in base units."""
+
+    @abstractmethod
+    def allowance(self, owner: str, spender: str) -> int:
+        """What ``spender`` may still move out of ``owner``'s balance (ERC-20 allowance)."""
 
     @abstractmethod
     def escrow(self, escrow_id: str) -> EscrowState:
@@ -154,6 +159,26 @@ class Ledger(ABC):
     def transfer(self, by: Signer, to: str, amount: int) -> Receipt:
         args = {"to": check_address(to, "to"), "amount": check_amount(amount)}
         return self.execute(by, "transfer", args)
+
+    def approve(self, by: Signer, spender: str, amount: int) -> Receipt:
+        """Let ``spender`` (an exchange) move up to ``amount`` of ``by``'s tokens; replaces
+        any earlier allowance, as ERC-20's approve does."""
+        return self.execute(by, "approve", {"spender": check_address(spender, "spender"), "amount": check_amount(amount)})
+
+    def transfer_from_many(self, by: Signer, transfers: list[tuple[str, str, int]]) -> Receipt:
+        """Move each ``(from, to, amount)`` in order, within what each ``from`` allowed ``by``:
+        one operation, all or nothing (how an exchange settles a step's trades). At most
+        MAX_TRANSFER_LINES lines; a caller with more makes several operations."""
+        if not transfers or len(transfers) > MAX_TRANSFER_LINES:
+            raise InvalidArgument(f"transfer_from_many takes 1 to {MAX_TRANSFER_LINES} lines, got {len(transfers)}")
+        froms, tos, amounts = [], [], []
+        for i, line in enumerate(transfers):
+            if not isinstance(line, (tuple, list)) or len(line) != 3:
+                raise InvalidArgument(f"transfers[{i}] must be (from, to, amount), got {line!r}")
+            froms.append(check_address(line[0], f"transfers[{i}].from"))
+            tos.append(check_address(line[1], f"transfers[{i}].to"))
+            amounts.append(check_amount(line[2], f"transfers[{i}].amount"))
+        return self.execute(by, "transfer_from_many", {"froms": froms, "tos": tos, "amounts": amounts})
 
     def open_escrow(self, by: Signer, terms: EscrowTerms) -> Receipt:
         """Lock ``terms.amount`` of the buyer's tokens until release or refund."""
@@ -268,6 +293,9 @@ class LedgerReader:
 
     def balance_of(self, address: str) -> int:
         return self._ledger.balance_of(address)
+
+    def allowance(self, owner: str, spender: str) -> int:
+        return self._ledger.allowance(owner, spender)
 
     def escrow(self, escrow_id: str) -> EscrowState:
         return self._ledger.escrow(escrow_id)

@@ -69,6 +69,7 @@ class MemoryLedger(Ledger):
         self._offset = 0
         self._balances: dict[str, int] = {}
         self._opened: set[str] = set()
+        self._allowances: dict[tuple[str, str], int] = {}
         self._escrows: dict[str, EscrowState] = {}
         self._supply = 0
         self._seq = itertools.count(1)
@@ -88,6 +89,9 @@ class MemoryLedger(Ledger):
 
     def balance_of(self, address: str) -> int:
         return self._balances.get(address, 0)
+
+    def allowance(self, owner: str, spender: str) -> int:
+        return self._allowances.get((owner, spender), 0)
 
     def escrow(self, escrow_id: str) -> EscrowState:
         try:
@@ -190,6 +194,41 @@ class MemoryLedger(Ledger):
     def _apply_transfer(self, sender: str, to: str, amount: int) -> None:
         self._balances[sender] -= amount
         self._credit(to, amount)
+
+    def _check_approve(self, sender: str, spender: str, amount: int) -> None:
+        pass
+
+    def _apply_approve(self, sender: str, spender: str, amount: int) -> None:
+        self._allowances[(sender, spender)] = amount
+
+    def _run_pulls(self, sender: str, froms: list[str], tos: list[str], amounts: list[int], commit: bool) -> None:
+        """Check (and with ``commit``, apply) the lines in order, all or nothing, exactly as
+        Token.transferFromMany does: a later line sees what earlier ones moved."""
+        if not len(froms) == len(tos) == len(amounts):
+            raise error_for_reason("token: length mismatch", f"{len(froms)} froms, {len(tos)} tos, {len(amounts)} amounts")
+        balances: dict[str, int] = {}
+        allowed: dict[str, int] = {}
+        get = self._balances.get
+        for i, (frm, to, amount) in enumerate(zip(froms, tos, amounts)):
+            left = allowed[frm] if frm in allowed else self._allowances.get((frm, sender), 0)
+            if left < amount:
+                raise error_for_reason("token: insufficient allowance", f"line {i}: {frm} allowed {sender} {left}, needs {amount}")
+            held = balances[frm] if frm in balances else get(frm, 0)
+            if held < amount:
+                raise error_for_reason("token: insufficient balance", f"line {i}: {frm} holds {held}, needs {amount}")
+            allowed[frm] = left - amount
+            balances[frm] = held - amount
+            balances[to] = (balances[to] if to in balances else get(to, 0)) + amount
+        if commit:
+            self._balances.update(balances)
+            for frm, left in allowed.items():
+                self._allowances[(frm, sender)] = left
+
+    def _check_transfer_from_many(self, sender: str, froms: list[str], tos: list[str], amounts: list[int]) -> None:
+        self._run_pulls(sender, froms, tos, amounts, commit=False)
+
+    def _apply_transfer_from_many(self, sender: str, froms: list[str], tos: list[str], amounts: list[int]) -> None:
+        self._run_pulls(sender, froms, tos, amounts, commit=True)
 
     def _check_open_escrow(self, sender: str, **terms: Any) -> None:
         t = EscrowTerms(**terms)

@@ -62,6 +62,9 @@ class RemoteLedger(Ledger):
     def balance_of(self, address: str) -> int:
         return self._call("balance_of", address)
 
+    def allowance(self, owner: str, spender: str) -> int:
+        return self._call("allowance", owner, spender)
+
     def escrow(self, escrow_id: str) -> EscrowState:
         return self._call("escrow", escrow_id)
 

@@ -38,6 +38,9 @@ def check_address(value: Any, name: str = "address") -> str:
     return address
 
 
+MAX_TRANSFER_LINES = 256  # lines in one transfer_from_many (the token contract's bound)
+
+
 def check_id(value: Any, name: str = "escrow_id") -> str:
     """Escrow ids are 32 bytes written as 0x-prefixed hex."""
     if not isinstance(value, str) or not value.startswith("0x") or len(value) != 66:
@@ -149,6 +152,8 @@ class Receipt(BaseModel):
 OpKind = Literal[
     "open_account",
     "transfer",
+    "approve",
+    "transfer_from_many",
     "open_escrow",
     "release",
     "release_items",

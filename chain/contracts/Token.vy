@@ -63,6 +63,19 @@ def transferFrom(_from: address, _to: address, _value: uint256) -> bool:
 
 
 @external
+def transferFromMany(_froms: DynArray[address, 256], _tos: DynArray[address, 256], _values: DynArray[uint256, 256]) -> bool:
+    """Settle many trades in one transaction, in order and all or nothing: line i moves
+    _values[i] from _froms[i] to _tos[i] within what _froms[i] allowed the caller (an
+    exchange clearing a step's fills)."""
+    assert len(_froms) == len(_tos) and len(_tos) == len(_values), "token: length mismatch"
+    for i: uint256 in range(len(_froms), bound=256):
+        assert self.allowance[_froms[i]][msg.sender] >= _values[i], "token: insufficient allowance"
+        self.allowance[_froms[i]][msg.sender] -= _values[i]
+        self._move(_froms[i], _tos[i], _values[i])
+    return True
+
+
+@external
 def approve(_spender: address, _value: uint256) -> bool:
     self.allowance[msg.sender][_spender] = _value
     log Approval(owner=msg.sender, spender=_spender, value=_value)

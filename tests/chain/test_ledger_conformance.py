@@ -202,3 +202,34 @@ def test_malformed_escrow_ids_are_refused(ledger: Ledger, people: dict) -> None:
             ledger.escrow(bad)
         with pytest.raises(InvalidArgument):
             ledger.refund(people["buyer"], bad)
+
+
+def test_an_exchange_settles_trades_within_allowances_all_or_nothing(ledger: Ledger, people: dict) -> None:
+    """transfer_from_many: lines in order (a later line may spend what an earlier one paid in),
+    each within what its payer allowed the caller; one failing line reverts them all."""
+    _setup(ledger, people)
+    buyer, owner, exchange = people["buyer"], people["owner"], people["stranger"]
+    ledger.approve(buyer, exchange.address, 30 * TOKEN)
+    ledger.approve(owner, exchange.address, 5 * TOKEN)
+    assert ledger.allowance(buyer.address, exchange.address) == 30 * TOKEN
+    before = _balances(ledger, people)
+    lines = [(buyer.address, owner.address, 10 * TOKEN), (owner.address, people["data"].address, 4 * TOKEN), (buyer.address, people["provider"].address, 7 * TOKEN)]
+    ledger.transfer_from_many(exchange, lines)
+    after = _balances(ledger, people)
+    assert after["buyer"] == before["buyer"] - 17 * TOKEN and after["owner"] == 6 * TOKEN and after["data"] == 4 * TOKEN and after["provider"] == 7 * TOKEN
+    assert ledger.allowance(buyer.address, exchange.address) == 13 * TOKEN and ledger.allowance(owner.address, exchange.address) == TOKEN
+    with pytest.raises(Unauthorized, match="allowance"):  # line 1 is over the owner's allowance: line 0 is undone too
+        ledger.transfer_from_many(exchange, [(buyer.address, owner.address, TOKEN), (owner.address, buyer.address, 2 * TOKEN)])
+    with pytest.raises(InsufficientFunds):  # within the allowance, beyond the balance
+        ledger.approve(people["data"], exchange.address, 100 * TOKEN)
+        ledger.transfer_from_many(exchange, [(people["data"].address, buyer.address, 5 * TOKEN)])
+    with pytest.raises(Unauthorized):  # nobody allowed the buyer itself to pull
+        ledger.transfer_from_many(buyer, [(owner.address, buyer.address, 1)])
+    with pytest.raises(InvalidArgument, match="1 to 256 lines"):
+        ledger.transfer_from_many(exchange, [])
+    with pytest.raises(InvalidAmount):
+        ledger.transfer_from_many(exchange, [(buyer.address, owner.address, -1)])
+    with pytest.raises(InvalidArgument, match=r"transfers\[0\].to"):
+        ledger.transfer_from_many(exchange, [(buyer.address, "0x12", 1)])
+    assert _balances(ledger, people) == after and ledger.allowance(buyer.address, exchange.address) == 13 * TOKEN
+    assert ledger.is_conserved()
