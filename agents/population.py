@@ -82,6 +82,18 @@ def _factory(role: str) -> RoleFactory | None:
     return found
 
 
+def describe(exc: ValidationError) -> str:
+    """A validation failure as one line per mistake: the field's path, what was wrong, and
+    the value given (``agents[2].count: Input should be greater than or equal to 1 (got 0)``)."""
+    lines = []
+    for err in exc.errors():
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".") or "(top level)"
+        given = err.get("input")
+        shown = "" if err["type"] == "missing" or isinstance(given, dict) else f" (got {given!r})"
+        lines.append(f"  {path}: {err['msg']}{shown}")
+    return "\n".join(lines)
+
+
 class StrategySpec(BaseModel):
     """A bidding strategy by name (economy.strategies) and its parameters."""
 
@@ -123,6 +135,12 @@ class AgentGroup(BaseModel):
     def names(self) -> list[str]:
         pattern = self.name or (f"{self.role}-{{i}}" if self.count > 1 else self.role)
         return [pattern.format(i=i) for i in range(self.count)]
+
+    def settings_for(self, name: str, seed: int | str) -> dict[str, Any]:
+        """The settings agent ``name`` is built with: the group's (a scenario's groups draw
+        some per agent, from the run's seed and the agent's name alone, so a shard building a
+        part of the population draws the same values as a process building all of it)."""
+        return self.settings
 
 
 class KeySource(BaseModel):
@@ -174,7 +192,7 @@ class Population(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            raise PopulationError(f"{where} is not a valid population: {exc}") from None
+            raise PopulationError(f"{where} is not a valid {cls.__name__.lower()}:\n{describe(exc)}") from None
 
     def size(self) -> int:
         return sum(g.count for g in self.agents)
@@ -199,10 +217,12 @@ class Population(BaseModel):
             factory = _factory(group.role)
             if factory is None:
                 raise PopulationError(f"unknown role {group.role!r}; known: {', '.join(sorted(_ROLES))}")
-            settings = {k: self._resolve(k, v) for k, v in group.settings.items()}
             for name in group.names():
                 if only is not None and name not in only:
                     continue
+                settings = {k: self._resolve(k, v) for k, v in group.settings_for(name, self.seed).items()}
+                if group.strategy is not None:  # a role that bids takes its strategy as a setting
+                    settings["strategy"] = group.strategy
                 try:
                     agent = factory(name, keys[name], **settings)
                 except (TypeError, ValidationError, ValueError) as exc:
@@ -234,6 +254,24 @@ class Population(BaseModel):
         return value
 
 
+def to_spec(population: Population) -> dict[str, Any]:
+    """A population as plain data another process can rebuild (``from_spec``), its relative
+    file settings made absolute, naming its class (a scenario is a population too)."""
+    cls = type(population)
+    return {"__class__": f"{cls.__module__}:{cls.__qualname__}", **population.resolved().model_dump(mode="json")}
+
+
+def from_spec(spec: dict[str, Any]) -> Population:
+    import importlib
+
+    data = dict(spec)
+    module, _, name = data.pop("__class__", "agents.population:Population").partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    if not (isinstance(cls, type) and issubclass(cls, Population)):
+        raise PopulationError(f"{module}:{name} is not a population class")
+    return cls.parse(data)
+
+
 def _builtin_roles() -> None:
     if "buyer" in _ROLES:
         return
@@ -256,7 +294,9 @@ def _builtin_roles() -> None:
             texts = [line for line in Path(texts_file).read_text().splitlines() if line.strip()]
         return DataOwner(name, identity, texts, **terms)
 
-    _ROLES.update({"buyer": buyer, "model_owner": model_owner, "data_owner": data_owner, "compute_provider": ComputeProvider})
+    from agents.roles.trader import Trader
+
+    _ROLES.update({"buyer": buyer, "model_owner": model_owner, "data_owner": data_owner, "compute_provider": ComputeProvider, "trader": Trader})
 
 
-_BUILTIN = frozenset({"buyer", "model_owner", "data_owner", "compute_provider"})
+_BUILTIN = frozenset({"buyer", "model_owner", "data_owner", "compute_provider", "trader"})

@@ -277,11 +277,11 @@ class _Shard:
     def build(self, population: dict[str, Any], names: list[str], roles: dict[str, Any]) -> list[tuple[str, str]]:
         """Build the named agents of a population here (keys derived in this process), with
         the driver's user-registered roles."""
-        from agents.population import Population, register_role
+        from agents.population import from_spec, register_role
 
         for role, factory in roles.items():
             register_role(role, factory)
-        built = Population.parse(population).build(only=set(names))
+        built = from_spec(population).build(only=set(names))
         self._host([agent for agent, _ in built])
         self._hosted_from(population, names, roles, [agent.address for agent, _ in built])
         return [(agent.name, agent.address) for agent, _ in built]
@@ -302,13 +302,13 @@ class _Shard:
     def resume(self, root: str, population: dict[str, Any], names: list[str], roles: dict[str, Any]) -> list[tuple[str, str]]:
         """Host the named agents again from their snapshots under ``root``, keyed from the
         population (keys never sit in snapshots)."""
-        from agents.population import Population, register_role
+        from agents.population import from_spec, register_role
         from agents.snapshot import FolderStore
 
         for role, factory in roles.items():
             register_role(role, factory)
         store, restored = FolderStore(root), []
-        for name, identity in Population.parse(population).identities(only=set(names)).items():
+        for name, identity in from_spec(population).identities(only=set(names)).items():
             data = store.get(f"agent-{identity.address}")
             if data is None:
                 raise RuntimeFailure(f"no snapshot of {name} ({identity.address}) under {root}")
@@ -324,7 +324,7 @@ class _Shard:
         from its last durable snapshot (its timers re-armed), the placement, and the outbound
         batches never acknowledged, which go out again (receivers drop what they already have
         by nonce)."""
-        from agents.population import Population, register_role
+        from agents.population import from_spec, register_role
 
         if not state.agents:
             return
@@ -333,7 +333,7 @@ class _Shard:
         for population, names, roles in self._meta["sources"]:
             for role, factory in pickle.loads(roles).items():
                 register_role(role, factory)
-            keys.update({i.address: i for i in Population.parse(population).identities(only=set(names)).values()})
+            keys.update({i.address: i for i in from_spec(population).identities(only=set(names)).values()})
         for address, data in state.agents.items():
             agent, body = AgentHost.skeleton(data, keys[address])
             self._host([agent])
@@ -877,13 +877,13 @@ class RayRuntime(Runtime):
         (``start`` then leaves those agents' on_start alone); returns name -> address."""
         import ray
 
-        from agents.population import user_roles
+        from agents.population import to_spec, user_roles
 
         names = [n for group in population.agents for n in group.names()]
         parts: dict[int, list[str]] = {}
         for name in names:
             parts.setdefault(next(self._next) % self._general, []).append(name)
-        spec, extra = population.resolved().model_dump(mode="json"), user_roles()
+        spec, extra = to_spec(population), user_roles()
         if resume_from is None:
             calls = [self._shards[i].build.remote(spec, part, extra) for i, part in parts.items()]
         else:

@@ -242,6 +242,11 @@ class Registry:
     def agents(self) -> dict[str, dict[str, str]]:
         return dict(self._agents)
 
+    def role_of(self, address: str) -> str | None:
+        """The role ``address`` registered with, or None."""
+        entry = self._agents.get(address)
+        return None if entry is None else entry.get("role")
+
     def find_models(self, task: str = "embedding", name: str | None = None) -> list[ModelOffer]:
         """Models that do ``task`` (and carry ``name``), cheapest first."""
         found = [m for m in self._models.values() if m.task == task and name in (None, m.name)]

@@ -106,6 +106,7 @@ class LocalRuntime(Runtime):
         self.quota = quota
         self.clock = self.epoch = float(ledger.now())  # the log records time since the epoch
         self._hosts: dict[str, AgentHost] = {}
+        self.tap: Callable[[float, Envelope], None] | None = None  # sees every envelope delivered (a run's message records)
         self._queue: list[tuple[float, int, Envelope]] = []  # timers and jittered links
         self._fifo: deque[tuple[float, int, Envelope]] = deque()  # constant-delay links, already in order
         self._seq = itertools.count()
@@ -208,7 +209,7 @@ class LocalRuntime(Runtime):
         """Process events in order; ``timeout`` is in virtual seconds from now."""
         limit = None if timeout is None else self.clock + timeout
         queue, fifo, hosts, pending = self._queue, self._fifo, self._hosts, self._pending
-        log, pop, popleft, epoch = pending.append, heapq.heappop, fifo.popleft, self.epoch
+        log, pop, popleft, epoch, tap = pending.append, heapq.heappop, fifo.popleft, self.epoch, self.tap
         synced = int(self.clock)
         self.ledger.sync_time(synced)
         clock = self.clock
@@ -249,6 +250,8 @@ class LocalRuntime(Runtime):
                 log((at - epoch, envelope.sender, envelope.target, envelope.schema_digest, envelope.nonce, envelope.payload))
                 if len(pending) >= 4096:
                     self._flush_log()
+                if tap is not None:
+                    tap(at, envelope)
                 host.deliver(envelope, clock)
         finally:
             gc.set_threshold(*thresholds)

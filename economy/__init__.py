@@ -32,7 +32,7 @@ from economy.metrics import (
 )
 from economy.orderbook import ContinuousDoubleAuction
 from economy.orders import BUY, SELL, Fill, Order
-from economy.posted import PostedPrice
+from economy.posted import PostedBoard, PostedPrice
 from economy.reputation import ReputationGraph, choose
 from economy.sealed_bid import SealedBidAuction
 from economy.session import SessionResult, run_session
@@ -67,6 +67,7 @@ __all__ = [
     "Order",
     "OverBudget",
     "Payee",
+    "PostedBoard",
     "PostedPrice",
     "Proposal",
     "ProtocolViolation",

@@ -10,11 +10,11 @@ new period, restoring capacity. Sell orders are refused: only the poster sells.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 from economy.errors import InvalidOrder
-from economy.orders import BUY, Fill, Order, admit
+from economy.orders import BUY, SELL, Fill, Order, admit
 
 Per = Literal["call", "use", "unit"]
 
@@ -73,3 +73,68 @@ class PostedPrice:
             self.now = now
         self.left = self.capacity
         return ()
+
+
+class PostedBoard:
+    """Many sellers' posted prices in one market, as a model or data marketplace lists them.
+
+    A sell order is a posting: its price, and its quantity as the capacity for the current
+    period (a later sell order from the same seller replaces it). A buy order goes to the
+    cheapest posting at or under its limit that has capacity left and that ``accept`` admits
+    (a data owner's policy on which models may touch the data); ties go to the seller whose
+    address sorts first, never to arrival order. ``clear(now)`` ends the period: postings lapse
+    and sellers post again. Nothing rests, so ``cancel`` finds nothing. No money moves here.
+    """
+
+    def __init__(self) -> None:
+        self._posts: dict[str, PostedPrice] = {}
+        self._seen: set[int] = set()
+        self.now: float = 0.0
+        self.refused = 0  # buy orders that found no admissible posting
+
+    def submit(self, order: Order, accept: Callable[[str], bool] | None = None) -> Sequence[Fill]:
+        if not isinstance(order, Order):
+            raise InvalidOrder(f"expected an Order, got {type(order).__name__}")
+        if order.side == SELL:
+            if order.price is None:
+                raise InvalidOrder(f"order {order.id}: a posting needs a price")
+            admit(order, self._seen, self.now)
+            post = PostedPrice(order.trader, order.price, capacity=order.qty, per="unit")
+            post.now = self.now
+            self._posts[order.trader] = post
+            return ()
+        admit(order, self._seen, self.now)
+        fills: list[Fill] = []
+        qty = order.qty
+        for post in sorted(self._posts.values(), key=lambda p: (p.price, p.seller)):
+            if qty == 0 or (order.price is not None and post.price > order.price):
+                break
+            if not post.left or (accept is not None and not accept(post.seller)):
+                continue
+            take = min(qty, post.left)
+            post.left -= take
+            post.sold += take
+            qty -= take
+            fills.append(Fill(order.id, 0, order.trader, post.seller, post.price, take, BUY))
+        if not fills:
+            self.refused += 1
+        return fills
+
+    def cancel(self, order_id: int) -> bool:
+        return False
+
+    def withdraw(self, seller: str) -> bool:
+        """Take ``seller``'s posting down for the rest of the period (an outage)."""
+        return self._posts.pop(seller, None) is not None
+
+    def clear(self, now: float | None = None) -> Sequence[Fill]:
+        if now is not None:
+            if now < self.now:
+                raise InvalidOrder(f"time cannot go back from {self.now} to {now}")
+            self.now = now
+        self._posts.clear()
+        return ()
+
+    def postings(self) -> dict[str, tuple[int, int]]:
+        """Seller -> (posted price, capacity left) this period."""
+        return {s: (p.price, p.left or 0) for s, p in sorted(self._posts.items())}

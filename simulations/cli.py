@@ -172,6 +172,122 @@ def chain_check(
     typer.echo(f"ok: chain {ledger.chain_id}, token supply {ledger.total_supply()}, {len(ledger.accounts())} holders")
 
 
+def _overrides(pairs: list[str]) -> dict[str, object]:
+    import yaml
+
+    out: dict[str, object] = {}
+    for pair in pairs:
+        path, sep, value = pair.partition("=")
+        if not sep or not path:
+            typer.echo(f"--set takes PATH=VALUE (markets.gpu.mechanism=call), got {pair!r}", err=True)
+            raise typer.Exit(code=2)
+        out[path.strip()] = yaml.safe_load(value)
+    return out
+
+
+def _load_scenario(name: str, overrides: dict[str, object]):  # noqa: ANN202 - a Scenario
+    from simulations.errors import ScenarioError
+    from simulations.scenario import Scenario
+
+    try:
+        scenario = Scenario.load(name)
+        return scenario.with_overrides(overrides) if overrides else scenario
+    except ScenarioError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=2) from None
+
+
+def _start_ray(address: Optional[str]) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(include_dashboard=False, log_to_driver=False)
+
+
+def _summary_table(results: list) -> None:  # noqa: ANN001 - RunSummary objects
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Runs")
+    for column in ("run", "agents", "steps", "trades", "units", "turnover", "efficiency", "conserved", "errors", "wall s"):
+        table.add_column(column, justify="left" if column == "run" else "right")
+    for r in results:
+        eff = "–" if r.mean_efficiency is None else f"{r.mean_efficiency:.3f}"
+        table.add_row(f"{r.name}/{r.variant}", f"{r.agents:,}", str(r.steps), f"{r.trades:,}", f"{r.volume:,}", f"{int(r.turnover):,}", eff,
+                      "[green]yes[/]" if r.conserved else "[red]NO[/]", str(r.errors), f"{r.wall_s:.1f}")
+    Console().print(table)
+
+
+@app.command()
+def simulate(
+    scenario: str = typer.Argument(..., help="a scenario file (YAML) or a built-in name (agora scenarios)"),
+    runtime: Optional[str] = typer.Option(None, help="local (one process, virtual clock) or ray"),
+    address: Optional[str] = typer.Option(None, help="with --runtime ray: the cluster to join (default: a local Ray)"),
+    ledger: Optional[str] = typer.Option(None, help="memory, embedded (py-evm chain) or a JSON-RPC URL"),
+    seed: Optional[int] = typer.Option(None, help="the run seed (same seed, same run)"),
+    out: Path = typer.Option(Path("runs/latest"), help="folder for the run records (Parquet), summary and report"),
+    set_: list[str] = typer.Option([], "--set", help="override a field: PATH=VALUE (agents.buyers.count=500)"),
+    report: bool = typer.Option(True, help="write report.html when done"),
+) -> None:
+    """Run a scenario with a progress bar, stream its metrics to Parquet, print a summary."""
+    from simulations.errors import SimulationsError
+    from simulations.runner import simulate as run
+
+    overrides = _overrides(set_)
+    for key, value in (("runtime.kind", runtime), ("runtime.address", address), ("ledger", ledger), ("seed", seed)):
+        if value is not None:
+            overrides[key] = value
+    chosen = _load_scenario(scenario, overrides)
+    if chosen.runtime.kind == "ray":
+        _start_ray(chosen.runtime.address)
+    try:
+        results = run(chosen, out)
+    except SimulationsError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=1) from None
+    _summary_table(results)
+    if report:
+        from simulations.htmlreport import write_report
+
+        typer.echo(f"report: {write_report(out)}")
+    if not all(r.conserved for r in results):
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def scenarios() -> None:
+    """List the built-in scenarios."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from simulations.scenario import builtins
+
+    table = Table(title="Built-in scenarios (agora simulate NAME)")
+    for column in ("name", "agents", "markets", "steps", "variants", "what it is"):
+        table.add_column(column)
+    for name, sc in builtins().items():
+        markets = ", ".join(f"{m}:{spec.mechanism}" for m, spec in sc.markets.items()) or "deals"
+        table.add_row(name, f"{sc.size():,}", markets, str(sc.steps()), ", ".join(sc.variants) or "–", sc.description)
+    Console().print(table)
+
+
+@app.command("report")
+def report_cmd(out: Path = typer.Argument(..., help="a run folder (or a folder of variants / sweep points)")) -> None:
+    """Write a self-contained HTML report with plots of a run (or a comparison of runs)."""
+    from simulations.errors import ReportError
+    from simulations.htmlreport import write_report
+
+    try:
+        typer.echo(f"report: {write_report(out)}")
+    except ReportError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=2) from None
+
+
 @app.command()
 def version() -> None:
     """Print the installed version."""

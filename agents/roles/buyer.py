@@ -5,7 +5,6 @@ feeding the registry's one reputation graph."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -32,6 +31,7 @@ from agents.deal_protocol import (
 )
 from agents.errors import UnknownOffer
 from agents.identity import Identity
+from agents.messages import Message
 from chain import ChainError, DeadlineNotReached, Receipt, split
 from economy.auction import Bid, ReverseAuction
 from economy.contract import Contract, Payee, deal_id_for
@@ -65,6 +65,11 @@ class JobRequest(BaseModel):
     retries: int = Field(default=0, ge=0, le=16, description="after a refund (the provider failed or went silent), call the other providers again this many times")
     redundancy: int = Field(default=1, ge=1, le=7, description="run the job on this many providers and pay only those in the agreeing majority")
     spot_check: int = Field(default=0, ge=0, le=64, description="rows of an inline-input job the buyer re-runs itself, chosen at random, before paying")
+    start_s: float = Field(default=0.0, ge=0, description="seconds after the buyer starts before it calls for this job (a population's demand over time)")
+
+
+class _OpenRequest(Message):
+    n: int
 
 
 class DealRecord(BaseModel):
@@ -125,7 +130,15 @@ class Buyer(Agent):
         ctx.wallet.open_account()
         ctx.registry.register_agent(self.address, self.name, self.role)
         for n, request in enumerate(self.requests):
-            self.open_call(ctx, request, n)
+            if request.start_s > 0:
+                ctx.schedule(request.start_s, _OpenRequest(n=n))
+            else:
+                self.open_call(ctx, request, n)
+
+    @on_message(_OpenRequest)
+    def open_later(self, ctx: Context, sender: str, msg: _OpenRequest) -> None:
+        if sender == self.address and msg.n not in self._latest and 0 <= msg.n < len(self.requests):
+            self.open_call(ctx, self.requests[msg.n], msg.n)
 
     def deal(self, deal_id: str) -> DealRecord:
         return self.deals[deal_id]
@@ -152,7 +165,7 @@ class Buyer(Agent):
         try:
             spec, fees, tariffs = self._resolve(ctx, request, n)
         except (UnknownOffer, TasksError) as exc:
-            record = self._record(f"unresolved-{n}-{attempt}", status="no_award", reason=str(exc))
+            record = self._record(ctx.now(), f"unresolved-{n}-{attempt}", status="no_award", reason=str(exc))
             self._latest[n] = record.deal_id
             return record
         job_hash = "0x" + spec.digest()
@@ -163,11 +176,11 @@ class Buyer(Agent):
         failed = self._failed.get(n, set())
         offers = [c for c in ctx.registry.find_compute(gpus=spec.resources.gpus, gpu_memory_mb=spec.resources.gpu_memory_mb) if c.owner not in failed]
         providers = [c.owner for c in offers]
-        record = self._record(deal_id, job=spec, invited=providers)
+        record = self._record(ctx.now(), deal_id, job=spec, invited=providers)
         if budget <= 0:
-            return self._end(record, "no_award", f"posted fees {sum(f.amount for f in fees)} leave no compute budget")
+            return self._end(ctx.now(), record, "no_award", f"posted fees {sum(f.amount for f in fees)} leave no compute budget")
         if not providers:
-            return self._end(record, "no_award", "no provider has the resources")
+            return self._end(ctx.now(), record, "no_award", "no provider has the resources")
         deadline = int(ctx.now()) + request.deadline_s
         trust = ctx.registry.trust(self.address, providers)
         auction = ReverseAuction(max_price=budget, risk_weight=request.risk_weight, gpu_memory_mb=spec.resources.gpu_memory_mb)
@@ -265,14 +278,14 @@ class Buyer(Agent):
         k = self._request_of(deal_id).redundancy
         award = call.auction.clear()
         if award is None:
-            self._end(record, "no_award", "no acceptable proposal")
+            self._end(ctx.now(), record, "no_award", "no acceptable proposal")
             return
         if k == 1:
             winners = [(award.winner, award.price)]
         else:  # the k best by the auction's own measure, each on a deal of its own
             ranked = sorted(call.auction.bids, key=lambda b: (call.auction.cost(b), -b.reputation, b.bidder))
             if len(ranked) < k:
-                self._end(record, "no_award", f"redundancy {k} needs {k} acceptable proposals, got {len(ranked)}")
+                self._end(ctx.now(), record, "no_award", f"redundancy {k} needs {k} acceptable proposals, got {len(ranked)}")
                 return
             winners = [(b.bidder, b.price) for b in ranked[:k]]
         ids = [deal_id] + [self._replica(record, r) for r in range(1, len(winners))]
@@ -298,7 +311,7 @@ class Buyer(Agent):
         """A deal id for the ``r``-th extra provider of a redundant job: same job, own contract."""
         assert record.job is not None
         replica_id = deal_id_for(self.address, "0x" + record.job.digest(), int(record.deal_id, 16) % 1_000_000_007 + 10_000_000 * r)
-        self._record(replica_id, job=record.job, invited=record.invited, bids=dict(record.bids))
+        self._record(record.started_at, replica_id, job=record.job, invited=record.invited, bids=dict(record.bids))
         return replica_id
 
     def draft_contract(self, record: DealRecord, provider: str, price: int) -> Contract:
@@ -324,7 +337,7 @@ class Buyer(Agent):
             deal.sign(sender, msg.provider_signature)  # checks it is the provider's signature
             deal.fund(ctx.wallet)
         except (EconomyError, ChainError) as exc:
-            self._end(record, "failed", f"could not fund the contract: {exc}")
+            self._end(ctx.now(), record, "failed", f"could not fund the contract: {exc}")
             return
         receipt = deal.receipts[-1]
         record.receipts.append(receipt)
@@ -336,7 +349,7 @@ class Buyer(Agent):
     def declined(self, ctx: Context, sender: str, msg: DeclineContract) -> None:
         record = self.deals.get(msg.deal_id)
         if record is not None and record.status == "awarded" and record.contract and sender == record.contract.provider:
-            self._end(record, "no_award", f"provider declined: {msg.reason}")
+            self._end(ctx.now(), record, "no_award", f"provider declined: {msg.reason}")
 
     # -- 4. delivery: verify, then pay ------------------------------------------------------
     @on_message(Deliver)
@@ -417,7 +430,7 @@ class Buyer(Agent):
         record.metering = result.metering.model_dump()
         record.bill = [line.model_dump() for line in charged.lines]
         record.paid = charged.total
-        self._end(record, "settled", "")
+        self._end(ctx.now(), record, "settled", "")
         self._rate(ctx, record, verified=True)
         for payee in {p.address for p in record.contract.payees}:
             ctx.send(payee, Settled(deal_id=record.deal_id, paid=record.paid, tx_hash=receipt.tx_hash))
@@ -447,7 +460,7 @@ class Buyer(Agent):
             return
         state = self._lifecycles[msg.deal_id].sync()  # the ledger says what the ruling did
         record.paid = msg.paid if state is DealState.SETTLED else 0
-        self._end(record, "settled" if state is DealState.SETTLED else "refunded", f"arbiter: {msg.reason}")
+        self._end(ctx.now(), record, "settled" if state is DealState.SETTLED else "refunded", f"arbiter: {msg.reason}")
 
     # -- failure paths: the provider refunded, or the deadline passed ----------------------
     @on_message(ReportFailure)
@@ -456,7 +469,7 @@ class Buyer(Agent):
         if record is None or record.contract is None or sender != record.contract.provider or record.done:
             return
         if self._lifecycles[msg.deal_id].sync() is DealState.REFUNDED:  # trust the ledger, not the message
-            self._end(record, "refunded", f"provider failed: {msg.reason}")
+            self._end(ctx.now(), record, "refunded", f"provider failed: {msg.reason}")
             self._rate(ctx, record, verified=False)
             self._retry(ctx, record)
         else:
@@ -477,7 +490,7 @@ class Buyer(Agent):
             return
         record.receipts.append(deal.receipts[-1])
         rejected = record.reason.startswith("result rejected")  # already rated when rejected
-        self._end(record, "refunded", record.reason or "deadline passed without a delivery")
+        self._end(ctx.now(), record, "refunded", record.reason or "deadline passed without a delivery")
         if not rejected:
             self._rate(ctx, record, verified=False)
         if msg.deal_id in self._group_of:
@@ -510,12 +523,13 @@ class Buyer(Agent):
             if payee.address != ctx.wallet.address:  # a buyer that owns the model does not rate itself
                 ctx.registry.rate(ctx.wallet.address, payee.address, True, max(payee.amount, 1), _MARKET[payee.role])
 
-    def _record(self, deal_id: str, **fields: Any) -> DealRecord:
-        record = DealRecord(deal_id=deal_id, started_at=time.time(), **fields)
+    def _record(self, now: float, deal_id: str, **fields: Any) -> DealRecord:
+        """A new deal record, timed on the runtime's clock (virtual in a simulation)."""
+        record = DealRecord(deal_id=deal_id, started_at=now, **fields)
         self.deals[deal_id] = record
         return record
 
     @staticmethod
-    def _end(record: DealRecord, status: DealStatus, reason: str) -> DealRecord:
-        record.status, record.reason, record.finished_at = status, reason, time.time()
+    def _end(now: float, record: DealRecord, status: DealStatus, reason: str) -> DealRecord:
+        record.status, record.reason, record.finished_at = status, reason, now
         return record

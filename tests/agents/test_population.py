@@ -56,32 +56,33 @@ def test_unknown_roles_and_bad_settings_fail_before_the_run(tmp_path) -> None:
         Population.load(tmp_path / "broken.yaml")
 
 
-class Trader(Agent):
-    role = "trader"
+class Quoter(Agent):
+    role = "quoter"
 
-    def __init__(self, name: str, identity: Identity, side: str = "buy") -> None:
+    def __init__(self, name: str, identity: Identity, side: str = "buy", strategy=None) -> None:
         super().__init__(name, identity)
-        self.side = side
+        self.side, self.strategy = side, strategy
 
 
 def test_user_roles_groups_strategies_and_phrase_keys(monkeypatch) -> None:
     import random
 
-    register_role("trader", Trader)
-    assert "trader" in roles() and "buyer" in roles()
+    register_role("quoter", Quoter)
+    assert {"quoter", "trader", "buyer"} <= set(roles())
     spec = {
         "name": "market",
         "seed": 3,
         "agents": [
-            {"role": "trader", "count": 3, "name": "t{i}", "settings": {"side": "sell"}, "strategy": {"kind": "zic", "params": {"ceiling": 300}}},
-            {"role": "trader", "count": 2},
+            {"role": "quoter", "count": 3, "name": "t{i}", "settings": {"side": "sell"}, "strategy": {"kind": "zic", "params": {"ceiling": 300}}},
+            {"role": "quoter", "count": 2},
         ],
     }
     population = Population.parse(spec)
     built = population.build()
-    assert [a.name for a, _ in built] == ["t0", "t1", "t2", "trader-0", "trader-1"] and population.size() == 5
+    assert [a.name for a, _ in built] == ["t0", "t1", "t2", "quoter-0", "quoter-1"] and population.size() == 5
     assert built[0][0].side == "sell" and built[0][0].address == Identity.from_seed(3, "t0").address
     assert built[0][1].strategy.build("sell", random.Random(0)).ceiling == 300
+    assert built[0][0].strategy == built[0][1].strategy and built[3][0].strategy is None  # the group's strategy is a setting
     monkeypatch.setenv("AGORA_MNEMONIC", "test test test test test test test test test test test junk")
     phrased = Population.parse({**spec, "keys": {"source": "mnemonic"}}).build()
     assert phrased[0][0].address == "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"  # index 0 of the phrase
@@ -91,7 +92,7 @@ def test_user_roles_groups_strategies_and_phrase_keys(monkeypatch) -> None:
 
 
 def test_roles_by_import_path() -> None:
-    built = Population.parse({"name": "p", "agents": [{"role": "tests.agents.test_population:Trader", "name": "x"}]}).build()
-    assert type(built[0][0]) is Trader
+    built = Population.parse({"name": "p", "agents": [{"role": "tests.agents.test_population:Quoter", "name": "x"}]}).build()
+    assert type(built[0][0]) is Quoter
     with pytest.raises(PopulationError, match="cannot import"):
         Population.parse({"name": "p", "agents": [{"role": "nowhere.at_all:Thing"}]}).build()

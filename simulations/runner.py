@@ -1,0 +1,275 @@
+"""Runs a scenario: builds its runtime, ledger and agents, steps the clock, streams the records.
+
+The same agents run on either runtime: the local one (one process, a virtual clock, seeded:
+the same seed gives the same records, byte for byte in ``trades``) or Ray (agents in shard
+actors, the wall clock; the entry point starts or joins Ray, this module never does). Each
+market gets an exchange agent, the shocks a director agent; agents are built from the scenario's
+population (inside the shards on Ray) and funded on the ledger. Every ``step`` the runner
+advances the clock, drains the exchanges' settled trades (or the buyers' settled deals), writes
+the step's metrics, and every ``metrics.agent_every`` steps each agent's state. At the end it
+checks that the ledger conserved every token and writes ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import yaml
+from pydantic import BaseModel
+
+from agents import Identity, LocalRuntime
+from agents.registry import Registry
+from agents.roles.exchange import Exchange
+from chain import EVMLedger, Ledger, MemoryLedger
+from simulations.director import Director, plan
+from simulations.errors import RunError
+from simulations.meter import DealMeter, Holder, MarketMeter, is_nan
+from simulations.recorder import Recorder
+from simulations.scenario import Scenario
+
+PRIOR = Identity.from_seed("agora:reputation-prior", "prior").address  # who vouches for reputation priors
+
+
+class RunSummary(BaseModel):
+    name: str
+    variant: str
+    out: str
+    seed: int | str
+    runtime: str
+    ledger: str
+    steps: int
+    step_s: float
+    agents: int
+    trades: int
+    volume: int
+    turnover: str  # base units, as a decimal string (exact)
+    minted: str
+    supply: str
+    conserved: bool
+    wall_s: float
+    errors: int
+    markets: dict[str, dict[str, Any]] = {}
+    shocks: list[dict[str, Any]] = []
+    mean_efficiency: float | None = None
+
+
+def ledger_for(spec: str) -> Callable[[], Ledger]:
+    if spec == "memory":
+        return MemoryLedger
+    if spec == "embedded":
+        return EVMLedger.embedded
+    return lambda: EVMLedger.connect(spec)
+
+
+@contextmanager
+def _runtime(scenario: Scenario) -> Iterator[Any]:
+    kind = scenario.runtime
+    if kind.kind == "local":
+        registry = Registry(pretrusted=[PRIOR])
+        runtime: Any = LocalRuntime(ledger_for(scenario.ledger)(), registry=registry, seed=scenario.seed, sign=kind.signing, latency=kind.latency)
+    else:
+        import ray
+
+        if not ray.is_initialized():
+            raise RunError("a ray runtime needs Ray running: the entry point calls ray.init() (agora simulate does)")
+        from agents.ray_runtime import RayRuntime
+
+        runtime = RayRuntime(ledger_for(scenario.ledger), shards=kind.shards, seed=scenario.seed)
+    try:
+        yield runtime
+    finally:
+        runtime.shutdown()
+
+
+def simulate(scenario: Scenario, out: Path | str, progress: bool = True) -> list[RunSummary]:
+    """Run the scenario (each of its variants, side by side under ``out/VARIANT``)."""
+    out = Path(out)
+    variants = scenario.variant_scenarios()
+    if list(variants) == ["main"]:
+        return [run(scenario, out, progress=progress)]
+    results = [run(sc, out / name, variant=name, progress=progress) for name, sc in variants.items()]
+    (out / "variants.json").write_text(json.dumps({"scenario": scenario.name, "variants": list(variants)}, indent=2))
+    return results
+
+
+def run(scenario: Scenario, out: Path, variant: str = "main", progress: bool = True) -> RunSummary:
+    started = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "scenario.yaml").write_text(yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False))
+    recorder = Recorder(out, scenario.metrics.flush_rows, messages=scenario.metrics.messages)
+    with _runtime(scenario) as runtime:
+        world = _populate(scenario, runtime)
+        _write_schedule(world, recorder, out)
+        if scenario.metrics.messages and isinstance(runtime, LocalRuntime):
+            runtime.tap = lambda at, env: recorder["messages"].append((at - runtime.epoch, env.sender, env.target, _type_name(env), env.session, env.nonce))
+        runtime.start()
+        t0 = runtime.now()
+        steps = _loop(scenario, runtime, world, recorder, t0, progress)
+        summary = _summary(scenario, runtime, world, out, variant, steps, started)
+    recorder.close()
+    (out / "summary.json").write_text(summary.model_dump_json(indent=2))
+    return summary
+
+
+class _World:
+    """What the runner built: exchanges, agents by name, meters, the director."""
+
+    def __init__(self) -> None:
+        self.exchanges: dict[str, str] = {}  # market -> exchange address
+        self.addresses: dict[str, str] = {}  # agent name -> address
+        self.groups: dict[str, tuple[str, str]] = {}  # address -> (group label, role)
+        self.meters: dict[str, MarketMeter] = {}
+        self.deals: DealMeter | None = None
+        self.buyers: list[str] = []  # deal buyers whose settled deals are the trades
+        self.seen_deals: set[str] = set()
+        self.director = ""
+        self.minted = 0
+        self.pending: dict[int, list[tuple[str, str, str, int, int, float, str, str]]] = {}
+        self.efficiency: list[float] = []
+        self.shocks: list[Any] = []  # per market step where surplus was possible
+
+
+def _populate(scenario: Scenario, runtime: Any) -> _World:
+    world = _World()
+    for market, spec in scenario.markets.items():  # exchanges first: traders look them up at start
+        ex = Exchange(f"exchange-{market}", Identity.from_seed(scenario.seed, f"exchange-{market}"), market, spec.mechanism,
+                      period=scenario.step, rounds=spec.rounds, floor=spec.floor, ceiling=spec.ceiling, good=spec.good)
+        world.exchanges[market] = runtime.add(ex)
+    if isinstance(runtime, LocalRuntime):
+        built = scenario.build()
+        for agent, _ in built:
+            world.addresses[agent.name] = runtime.add(agent)
+    else:
+        world.addresses = runtime.add_population(scenario)
+    groups = scenario.group_of()
+    for name, address in world.addresses.items():
+        world.groups[address] = (groups[name].tag(), groups[name].role)
+        if groups[name].funds:
+            runtime.ledger.mint(address, groups[name].funds)
+            world.minted += groups[name].funds
+        if groups[name].reputation is not None:
+            weight = 100
+            good = int(round(groups[name].reputation * weight))
+            if good:
+                runtime.registry.rate(PRIOR, address, True, good)
+            if weight - good:
+                runtime.registry.rate(PRIOR, address, False, weight - good)
+    shocks = world.shocks = plan(scenario, world.addresses)
+    if shocks:
+        director = Director("director", Identity.from_seed(scenario.seed, "director"), shocks)
+        world.director = runtime.add(director)
+    _meters(scenario, world, shocks)
+    return world
+
+
+def _meters(scenario: Scenario, world: _World, shocks: list[Any]) -> None:
+    holders: dict[str, list[Holder]] = {m: [] for m in scenario.markets}
+    providers: list[str] = []
+    for group in scenario.agents:
+        for name in group.names():
+            address = world.addresses[name]
+            settings = group.settings_for(name, scenario.seed)
+            if group.role == "trader":
+                holders[settings["market"]].append(Holder(address, name, group.tag(), settings["side"], int(settings["limit"]), int(settings.get("units", 1))))
+            elif group.role == "buyer":
+                world.buyers.append(address)
+            elif group.role == "compute_provider":
+                providers.append(address)
+    world.meters = {m: MarketMeter(m, h, shocks, scenario.step) for m, h in holders.items()}
+    if world.buyers:
+        world.deals = DealMeter(providers, scenario.step)
+
+
+def _write_schedule(world: _World, recorder: Recorder, out: Path) -> None:
+    for market, meter in world.meters.items():
+        for h in meter.holders:
+            recorder["schedule"].append((market, h.name, h.address, h.group, h.side, h.limit, h.units))
+    (out / "shocks.json").write_text(json.dumps([s.model_dump() for s in world.shocks], indent=1))
+
+
+def _loop(scenario: Scenario, runtime: Any, world: _World, recorder: Recorder, t0: float, progress: bool) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    steps = scenario.steps()
+    margin = min(scenario.step / (2 * max(s.rounds for s in scenario.markets.values())) if scenario.markets else scenario.step / 2, 0.5)
+    columns = (TextColumn(f"[bold]{scenario.name}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[trades]:,} trades"), TimeElapsedColumn())
+    with Progress(*columns, disable=not progress, transient=False) as bar:
+        task = bar.add_task("steps", total=steps, trades=0)
+        trades = 0
+        for k in range(steps):
+            _advance(runtime, t0 + (k + 1) * scenario.step + margin)
+            trades += _collect(scenario, runtime, world, recorder, k, t0)
+            if (k + 1) % scenario.metrics.agent_every == 0 or k == steps - 1:
+                _agents(scenario, runtime, world, recorder, k)
+            bar.update(task, advance=1, trades=trades)
+    return steps
+
+
+def _advance(runtime: Any, until: float) -> None:
+    if isinstance(runtime, LocalRuntime):
+        runtime.run(timeout=max(0.0, until - runtime.now()))
+    else:
+        time.sleep(max(0.0, until - time.time()))
+
+
+def _collect(scenario: Scenario, runtime: Any, world: _World, recorder: Recorder, k: int, t0: float) -> int:
+    """Drain what settled, file each trade under its step, and write step ``k``'s rows."""
+    for market, address in world.exchanges.items():
+        rounds = scenario.markets[market].rounds
+        for rnd, t, buyer, seller, price, qty, tx in runtime.query(address, "drain"):
+            step = (rnd - 1) // rounds
+            world.pending.setdefault(step, []).append((market, buyer, seller, price, qty, t, tx, ""))
+    busy: dict[str, float] = {}
+    for buyer in world.buyers:
+        for deal_id, deal in runtime.query(buyer, "deals").items():
+            if deal.status == "settled" and deal_id not in world.seen_deals and deal.contract is not None:
+                world.seen_deals.add(deal_id)
+                busy[deal_id] = float(deal.metering.get("seconds", 0.0))
+                world.pending.setdefault(k, []).append(("deals", buyer, deal.contract.provider, deal.paid, 1, deal.finished_at - t0, deal.receipts[-1].tx_hash if deal.receipts else "", deal_id))
+    rows = world.pending.pop(k, [])
+    table = recorder["trades"]
+    for market, buyer, seller, price, qty, t, tx, deal_id in rows:
+        table.append((k, t, market, buyer, seller, price, qty, tx, deal_id))
+    for market, meter in world.meters.items():
+        row = meter.row(k, [(r[1], r[2], r[3], r[4]) for r in rows if r[0] == market])
+        recorder["steps"].append(row)
+        if not is_nan(row[14]):
+            world.efficiency.append(row[14])
+    if world.deals is not None:
+        recorder["steps"].append(world.deals.row(k, [(r[1], r[2], r[3], busy.get(r[7], 0.0)) for r in rows if r[0] == "deals"]))
+    return len(rows)
+
+
+def _agents(scenario: Scenario, runtime: Any, world: _World, recorder: Recorder, k: int) -> None:
+    scores = runtime.registry.reputation_scores()
+    table = recorder["agents"]
+    for name, address in world.addresses.items():
+        group, role = world.groups[address]
+        state = runtime.query(address, "state") if role == "trader" else {}
+        table.append((k, name, address, group, role, runtime.ledger.balance_of(address), int(state.get("traded", 0)),
+                      int(state.get("turnover", 0)), float(state.get("surplus", 0.0)), float(scores.get(address, 0.0))))
+
+
+def _summary(scenario: Scenario, runtime: Any, world: _World, out: Path, variant: str, steps: int, started: float) -> RunSummary:
+    markets = {m: runtime.query(a, "stats") for m, a in world.exchanges.items()}
+    volume = sum(s["volume"] for s in markets.values())
+    turnover = sum(int(s["turnover"]) for s in markets.values())
+    n_trades = sum(s["settled"] for s in markets.values()) + len(world.seen_deals)
+    fired = runtime.query(world.director, "fired") if world.director else []
+    eff = world.efficiency
+    return RunSummary(
+        name=scenario.name, variant=variant, out=str(out), seed=scenario.seed, runtime=scenario.runtime.kind, ledger=scenario.ledger,
+        steps=steps, step_s=scenario.step, agents=len(world.addresses), trades=n_trades, volume=volume, turnover=str(turnover), minted=str(world.minted),
+        supply=str(runtime.ledger.total_supply()), conserved=runtime.ledger.is_conserved() and runtime.ledger.total_supply() == world.minted,
+        wall_s=round(time.perf_counter() - started, 3), errors=sum(len(v) for v in runtime.errors().values()), markets=markets, shocks=fired,
+        mean_efficiency=sum(eff) / len(eff) if eff else None,
+    )
+
+
+def _type_name(envelope: Any) -> str:
+    message = getattr(envelope, "_message", None)
+    return type(message).__name__ if message is not None else envelope.schema_digest[:12]
