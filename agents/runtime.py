@@ -201,9 +201,15 @@ class LocalRuntime(Runtime):
             self._log.update(pickle.dumps(pending, 5))
             pending.clear()
 
-    def start(self) -> None:
-        for host in self._hosts.values():
-            host.start()
+    def start(self, only: list[str] | None = None) -> None:
+        """Run on_start of every agent (or of the ``only`` addresses: agents added later)."""
+        for address, host in self._hosts.items():
+            if only is None or address in only:
+                host.start()
+
+    def context(self, address: str) -> Any:
+        """The Context agent ``address`` acts through (scripts speak for an agent with it)."""
+        return self._hosts[address].ctx
 
     def run(self, until: Callable[[], bool] | None = None, timeout: float | None = None) -> bool:
         """Process events in order; ``timeout`` is in virtual seconds from now."""

@@ -289,6 +289,59 @@ def report_cmd(out: Path = typer.Argument(..., help="a run folder (or a folder o
 
 
 @app.command()
+def sweep(
+    scenario: str = typer.Argument(..., help="a scenario file or a built-in name"),
+    param: list[str] = typer.Option(..., "--param", help="PATH=V1,V2,...: a parameter and the values it takes (repeat for a grid)"),
+    out: Path = typer.Option(Path("runs/sweep"), help="folder for the points (one run folder each) and sweep.json"),
+    address: Optional[str] = typer.Option(None, help="the Ray cluster to spread the points over (default: a local Ray)"),
+    local: bool = typer.Option(False, "--local", help="run the points one by one in this process, without Ray"),
+    report: bool = typer.Option(True, help="write the comparison report when done"),
+) -> None:
+    """Run a grid of parameter values, each point a Ray task; points already done are skipped."""
+    import yaml
+
+    from simulations.errors import SimulationsError
+    from simulations.sweep import sweep as run_sweep
+
+    params: dict[str, list[object]] = {}
+    for item in param:
+        path, sep, values = item.partition("=")
+        if not sep or not values:
+            typer.echo(f"--param takes PATH=V1,V2 (seed=1,2,3), got {item!r}", err=True)
+            raise typer.Exit(code=2)
+        params[path.strip()] = [yaml.safe_load(v) for v in values.split(",")]
+    chosen = _load_scenario(scenario, {})
+    try:
+        if not local:
+            _start_ray(address)
+        results = run_sweep(chosen, params, out, parallel=not local)
+    except SimulationsError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=2) from None
+    _summary_table(results)
+    if report:
+        from simulations.htmlreport import write_report
+
+        typer.echo(f"report: {write_report(out)}")
+
+
+@app.command()
+def trace(
+    deal_id: str = typer.Argument(..., help="a deal id (whole deals), or an exchange settlement's tx hash"),
+    out: Path = typer.Option(Path("runs/latest"), help="the run folder"),
+) -> None:
+    """Tell one deal's story from a run's records: messages, contract states, job, transactions."""
+    from simulations.errors import ReportError
+    from simulations.trace import render, story
+
+    try:
+        render(story(out, deal_id))
+    except ReportError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=2) from None
+
+
+@app.command()
 def version() -> None:
     """Print the installed version."""
     from importlib.metadata import version as v

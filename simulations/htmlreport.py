@@ -222,8 +222,18 @@ def compare_report(out: Path, runs: list[Path]) -> str:
     summaries = {p.name: json.loads((p / "summary.json").read_text()) for p in runs}
     name = next(iter(summaries.values()))["name"]
     parts = [f"<h1>{html.escape(name)}: {len(runs)} runs side by side</h1>"]
-    rows = [[k, s["trades"], s["volume"], int(s["turnover"]), s["mean_efficiency"] if s["mean_efficiency"] is not None else float("nan"), bool(s["conserved"]), float(s["wall_s"])] for k, s in summaries.items()]
-    parts.append(_table(["run", "trades", "units", "turnover", "mean efficiency", "conserved", "wall s"], rows))
+    params: dict[str, str] = {}
+    if (out / "sweep.json").exists():
+        index = json.loads((out / "sweep.json").read_text())
+        params = {p["name"]: ", ".join(f"{k}={v}" for k, v in p["overrides"].items() if k not in ("variants", "runtime.kind")) for p in index["points"]}
+    eff = {k: s["mean_efficiency"] if s["mean_efficiency"] is not None else float("nan") for k, s in summaries.items()}
+    rows = [[k, params.get(k, ""), s["trades"], s["volume"], int(s["turnover"]), eff[k], bool(s["conserved"]), float(s["wall_s"])] for k, s in summaries.items()]
+    parts.append(_table(["run", "parameters", "trades", "units", "turnover", "mean efficiency", "conserved", "wall s"], rows))
+    labels = list(summaries)
+    parts.append("<div class='row'>")
+    parts.append(_img(plots.bars(labels, {"mean allocative efficiency": [eff[k] if eff[k] == eff[k] else 0.0 for k in labels]}, "Efficiency, run by run", "share"), "efficiency compared"))
+    parts.append(_img(plots.bars(labels, {"units traded": [float(summaries[k]["volume"]) for k in labels]}, "Volume, run by run", "units"), "volume compared"))
+    parts.append("</div>")
     parts.append("<p>" + " · ".join(f"<a href='{html.escape(p.name)}/report.html'>{html.escape(p.name)}</a>" for p in runs) + "</p>")
     series = {}
     for p in runs:

@@ -113,7 +113,7 @@ def bars(labels: Sequence[str], series: dict[str, Sequence[float]], title: str, 
     for i, (name, values) in enumerate(series.items()):
         ax.bar([j + (i - (n - 1) / 2) * width for j in range(len(labels))], values, width=width, color=COLORS[i % len(COLORS)], label=name)
     ax.set_xticks(range(len(labels)))
-    ax.set_xticklabels(labels, fontsize=8)
+    ax.set_xticklabels(labels, fontsize=7, rotation=20 if len(labels) > 3 else 0, ha="right" if len(labels) > 3 else "center")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=8)

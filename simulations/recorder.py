@@ -15,6 +15,7 @@ The tables of one run folder:
   turnover, surplus, reputation;
 - ``schedule``: every trader's market, side, limit and units per step (with ``shocks.json``,
   what a report rebuilds any step's supply and demand curves from);
+- ``deals.jsonl``: every deal that ended (whole-deal markets), as its buyer recorded it;
 - ``messages`` (``metrics.messages: true``): every delivered message's header, for ``agora trace``.
 """
 
@@ -98,6 +99,14 @@ class Recorder:
         out.mkdir(parents=True, exist_ok=True)
         names = ["trades", "steps", "agents", "schedule"] + (["messages"] if messages else [])
         self.tables = {n: Table(out / f"{n}.parquet", SCHEMAS[n], flush_rows) for n in names}
+        self._deals = (out / "deals.jsonl").open("w")
+
+    def deal(self, record: dict[str, Any]) -> None:
+        """One ended deal as the buyer saw it (contract, job, bill, receipts, the contract's
+        states), a JSON line in ``deals.jsonl``: what ``agora trace`` tells."""
+        import json
+
+        self._deals.write(json.dumps(record, separators=(",", ":")) + "\n")
 
     def __getitem__(self, name: str) -> Table:
         return self.tables[name]
@@ -105,6 +114,7 @@ class Recorder:
     def close(self) -> None:
         for table in self.tables.values():
             table.close()
+        self._deals.close()
 
 
 def read(out: Path | str, name: str) -> pa.Table:

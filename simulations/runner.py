@@ -101,16 +101,21 @@ def run(scenario: Scenario, out: Path, variant: str = "main", progress: bool = T
     out.mkdir(parents=True, exist_ok=True)
     (out / "scenario.yaml").write_text(yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False))
     recorder = Recorder(out, scenario.metrics.flush_rows, messages=scenario.metrics.messages)
-    with _runtime(scenario) as runtime:
-        world = _populate(scenario, runtime)
-        _write_schedule(world, recorder, out)
-        if scenario.metrics.messages and isinstance(runtime, LocalRuntime):
-            runtime.tap = lambda at, env: recorder["messages"].append((at - runtime.epoch, env.sender, env.target, _type_name(env), env.session, env.nonce))
-        runtime.start()
-        t0 = runtime.now()
-        steps = _loop(scenario, runtime, world, recorder, t0, progress)
-        summary = _summary(scenario, runtime, world, out, variant, steps, started)
-    recorder.close()
+    try:
+        with _runtime(scenario) as runtime:
+            world = _populate(scenario, runtime)
+            _write_schedule(world, recorder, out)
+            if scenario.metrics.messages and isinstance(runtime, LocalRuntime):
+                runtime.tap = lambda at, env: recorder["messages"].append((at - runtime.epoch, env.sender, env.target, _type_name(env), env.session, env.nonce))
+            local = isinstance(runtime, LocalRuntime)
+            t0 = runtime.now() if local else time.time()
+            runtime.start()
+            if world.exchanges:  # the clock the markets keep: their rounds start from it
+                t0 = float(runtime.query(next(iter(world.exchanges.values())), "t0"))
+            steps = _loop(scenario, runtime, world, recorder, t0, progress)
+            summary = _summary(scenario, runtime, world, out, variant, steps, started)
+    finally:
+        recorder.close()
     (out / "summary.json").write_text(summary.model_dump_json(indent=2))
     return summary
 
@@ -125,7 +130,8 @@ class _World:
         self.meters: dict[str, MarketMeter] = {}
         self.deals: DealMeter | None = None
         self.buyers: list[str] = []  # deal buyers whose settled deals are the trades
-        self.seen_deals: set[str] = set()
+        self.seen_deals: set[str] = set()  # deals that ended and were written to deals.jsonl
+        self.settled_deals = 0
         self.director = ""
         self.minted = 0
         self.pending: dict[int, list[tuple[str, str, str, int, int, float, str, str]]] = {}
@@ -226,8 +232,13 @@ def _collect(scenario: Scenario, runtime: Any, world: _World, recorder: Recorder
     busy: dict[str, float] = {}
     for buyer in world.buyers:
         for deal_id, deal in runtime.query(buyer, "deals").items():
-            if deal.status == "settled" and deal_id not in world.seen_deals and deal.contract is not None:
-                world.seen_deals.add(deal_id)
+            if not deal.done or deal_id in world.seen_deals:
+                continue
+            world.seen_deals.add(deal_id)
+            record = {"step": k, "buyer": buyer, **deal.model_dump(mode="json"), "history": runtime.query(buyer, "history", deal_id)}
+            recorder.deal(record)
+            if deal.status == "settled" and deal.contract is not None:
+                world.settled_deals += 1
                 busy[deal_id] = float(deal.metering.get("seconds", 0.0))
                 world.pending.setdefault(k, []).append(("deals", buyer, deal.contract.provider, deal.paid, 1, deal.finished_at - t0, deal.receipts[-1].tx_hash if deal.receipts else "", deal_id))
     rows = world.pending.pop(k, [])
@@ -258,7 +269,7 @@ def _summary(scenario: Scenario, runtime: Any, world: _World, out: Path, variant
     markets = {m: runtime.query(a, "stats") for m, a in world.exchanges.items()}
     volume = sum(s["volume"] for s in markets.values())
     turnover = sum(int(s["turnover"]) for s in markets.values())
-    n_trades = sum(s["settled"] for s in markets.values()) + len(world.seen_deals)
+    n_trades = sum(s["settled"] for s in markets.values()) + world.settled_deals
     fired = runtime.query(world.director, "fired") if world.director else []
     eff = world.efficiency
     return RunSummary(

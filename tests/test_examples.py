@@ -85,3 +85,12 @@ def test_gpu_rental_example_matches_jobs_by_gpu_memory(tmp_path) -> None:
     assert "invited [big-gpu, small-gpu] -> small-gpu: settled" in lines["needs 8 GB"]  # both fit: the cheaper wins
     assert "-> big-gpu: settled" in lines["needs 2 GPUs"] and lines["needs 2 GPUs"].count("'") == 4  # two GPU ids
     assert "money conserved: True" in out.stdout
+
+
+def test_scripted_market_example_runs_like_a_mesa_model() -> None:
+    out = subprocess.run([sys.executable, str(EXAMPLES / "scripted_market.py")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    q = int(out.stdout.split("equilibrium: ")[1].split()[0])
+    assert 30 <= q <= 60 and "money conserved: True" in out.stdout
+    cheap = out.stdout.split("cheap providers sold ")[1]
+    assert int(cheap.split()[0]) > 0

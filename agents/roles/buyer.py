@@ -160,6 +160,12 @@ class Buyer(Agent):
         """The latest attempt at request ``n`` (the one that settled, if any did)."""
         return self.deals[self._latest[n]]
 
+    def history(self, deal_id: str) -> list[dict[str, Any]]:
+        """The signed contract's states as this buyer's Deal walked them (state, by whom, ledger
+        time, transaction): empty for a deal that never got a contract."""
+        deal = self._lifecycles.get(deal_id)
+        return [] if deal is None else [step.model_dump(mode="json") for step in deal.history]
+
     # -- 1. find offers and call for proposals -------------------------------------------
     def open_call(self, ctx: Context, request: JobRequest, n: int, attempt: int = 0) -> DealRecord:
         try:

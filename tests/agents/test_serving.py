@@ -78,7 +78,7 @@ def test_a_server_hosting_an_owners_model_pays_the_royalty_at_each_claim(store) 
     rt.ledger.mint(caller.address, 100 * PRICE)
     for agent in (server, caller):
         rt.add(agent)
-        rt._hosts[agent.address].start()
+        rt.start(only=[agent.address])
     rt.run(until=caller.done)
     assert len(caller.answers) == 6 and caller.price == fee + royalty
     [listing] = rt.registry.search("model-call", rt.now())

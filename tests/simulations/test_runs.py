@@ -174,3 +174,96 @@ def test_the_cli_simulates_lists_and_reports(tmp_path) -> None:
     assert bad.exit_code == 2 and "agents[1].count" in bad.output and not (tmp_path / "x").exists()  # refused before anything ran
     again = runner.invoke(app, ["report", str(tmp_path / "run")])
     assert again.exit_code == 0 and "report.html" in again.output
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_sweep_spreads_points_over_ray_and_resumes(ray_cluster, tmp_path) -> None:
+    import shutil
+
+    from simulations.sweep import sweep
+
+    scenario = Scenario.parse(TINY)
+    params = {"markets.gpu.mechanism": ["cda", "call"], "seed": [1, 2]}
+    results = sweep(scenario, params, tmp_path, progress=False)
+    names = [p["name"] for p in json.loads((tmp_path / "sweep.json").read_text())["points"]]
+    assert names == ["p000-mechanism=cda-seed=1", "p001-mechanism=cda-seed=2", "p002-mechanism=call-seed=1", "p003-mechanism=call-seed=2"]
+    assert [r.seed for r in results] == [1, 2, 1, 2] and all(r.conserved and r.trades for r in results)
+    [alone] = simulate(scenario.with_overrides({"markets.gpu.mechanism": "call", "seed": 2}), tmp_path / "alone", progress=False)
+    assert read(tmp_path / names[3], "trades").equals(read(tmp_path / "alone", "trades"))  # a Ray task replays a local run exactly
+    stamps = {n: (tmp_path / n / "summary.json").stat().st_mtime_ns for n in names}
+    shutil.rmtree(tmp_path / names[1])
+    again = sweep(scenario, params, tmp_path, progress=False)
+    assert [r.trades for r in again] == [r.trades for r in results]
+    assert {n: (tmp_path / n / "summary.json").stat().st_mtime_ns for n in names if n != names[1]} == {n: t for n, t in stamps.items() if n != names[1]}  # finished points not redone
+    from simulations.htmlreport import write_report
+
+    assert "p003-mechanism=call-seed=2" in write_report(tmp_path).read_text()
+
+
+def test_a_sweep_refuses_a_bad_point_before_running(tmp_path) -> None:
+    from simulations.errors import ScenarioError
+    from simulations.sweep import sweep
+
+    with pytest.raises(ScenarioError, match="markets.gpu.mechanism: Input should be 'cda', 'call' or 'posted'"):
+        sweep(Scenario.parse(TINY), {"markets.gpu.mechanism": ["cda", "barter"]}, tmp_path, parallel=False, progress=False)
+    assert not any(p.is_dir() for p in tmp_path.iterdir())
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_the_same_scenario_runs_on_the_ray_runtime(ray_cluster, tmp_path) -> None:
+    """The same traders and exchange in shard actors, on the wall clock: trades settle within
+    every limit, and the ledger conserves every token."""
+    on_ray = Scenario.parse({**TINY, "duration": 6, "step": 2, "markets": {"gpu": {"mechanism": "cda", "rounds": 2}}, "runtime": {"kind": "ray", "shards": 2}})
+    [summary] = simulate(on_ray, tmp_path, progress=False)
+    assert summary.runtime == "ray" and summary.conserved and summary.errors == 0
+    trades = read(tmp_path, "trades")
+    assert trades.num_rows == summary.trades > 0
+    limits = _limits(tmp_path)
+    for buyer, seller, price in zip(trades["buyer"].to_pylist(), trades["seller"].to_pylist(), pc.cast(trades["price"], "int64").to_pylist()):
+        assert limits[seller][1] <= price <= limits[buyer][1]
+    assert read(tmp_path, "agents").num_rows == 20 * 3
+
+
+@pytest.mark.slow
+def test_the_full_economy_settles_real_deals_and_traces_them(tmp_path) -> None:
+    """All four roles with real MiniLM inference: deals settle with metered bills, money is
+    conserved, providers that delivered gain reputation, and a deal's story can be told."""
+    from typer.testing import CliRunner
+
+    from simulations.cli import app
+
+    [summary] = simulate(Scenario.load("full-economy"), tmp_path, progress=False)
+    assert summary.conserved and summary.errors == 0
+    deals = [json.loads(line) for line in (tmp_path / "deals.jsonl").read_text().splitlines()]
+    settled = [d for d in deals if d["status"] == "settled"]
+    assert len(settled) >= 5 and {d["step"] for d in settled} != {settled[0]["step"]}  # demand came over time
+    for d in settled:
+        assert sum(int(line["amount"]) for line in d["bill"]) == d["paid"] <= d["contract"]["payees"][0]["amount"] + sum(int(p["amount"]) for p in d["contract"]["payees"][1:])
+        assert [s["state"] for s in d["history"]][-1] == "settled"
+    steps = read(tmp_path, "steps")
+    assert set(steps["market"].to_pylist()) == {"gpu", "deals"}
+    agents = read(tmp_path, "agents")
+    last = agents.filter(pc.equal(agents["step"], summary.steps - 1)).to_pylist()
+    providers = {settled_d["contract"]["payees"][0]["address"] for settled_d in settled}
+    assert all(r["reputation"] > 0 for r in last if r["address"] in providers)
+    told = CliRunner().invoke(app, ["trace", settled[0]["deal_id"], "--out", str(tmp_path)])
+    assert told.exit_code == 0, told.output
+    for needle in ("CallForProposals", "AwardContract", "Deliver", "funded", "settled", "release_items", "metered bill"):
+        assert needle in told.output, needle
+    missing = CliRunner().invoke(app, ["trace", "0x" + "ab" * 32, "--out", str(tmp_path)])
+    assert missing.exit_code == 2 and "no deal or settlement" in missing.output
+
+
+@pytest.mark.chain
+def test_memory_and_the_embedded_chain_give_the_same_market(tmp_path) -> None:
+    """Money follows identical rules on both ledgers: one seeded market run on the memory ledger
+    and on the embedded EVM settles the same trades and ends with the same balances."""
+    small = {**TINY, "duration": 30, "markets": {"gpu": {"mechanism": "cda", "rounds": 4}}}
+    [memory] = simulate(Scenario.parse(small), tmp_path / "memory", progress=False)
+    [evm] = simulate(Scenario.parse({**small, "ledger": "embedded"}), tmp_path / "evm", progress=False)
+    keep = ["step", "t", "market", "buyer", "seller", "price", "qty"]
+    assert read(tmp_path / "memory", "trades").select(keep).equals(read(tmp_path / "evm", "trades").select(keep))
+    assert read(tmp_path / "memory", "agents").select(["agent", "balance"]).equals(read(tmp_path / "evm", "agents").select(["agent", "balance"]))
+    assert memory.conserved and evm.conserved and memory.trades == evm.trades > 0
