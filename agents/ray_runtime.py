@@ -75,7 +75,7 @@ def _unwrap(fn: Callable[[], Any]) -> Any:
 
 
 _REGISTRY_WRITES = frozenset(
-    {"register_model", "register_dataset", "register_compute", "register_agent", "register_service", "heartbeat", "withdraw", "rate"}
+    {"register_model", "register_dataset", "register_compute", "register_agent", "register_service", "heartbeat", "withdraw", "rate", "register_cohort"}
 )
 
 

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, TypeVar
 
-from eth_utils import is_address, to_checksum_address
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from agents.errors import InvalidOffer, UnknownOffer
+from chain.errors import ChainError
+from chain.types import check_address
 from economy.errors import EconomyError
 from economy.reputation import Market, ReputationGraph, relative
 
@@ -31,9 +32,28 @@ _HASH = r"^[0-9a-f]{64}$"
 
 
 def _checksum(v: str) -> str:
-    if not is_address(v):
+    address = _fast_checksum(v) if isinstance(v, str) else None
+    if address is None:
         raise ValueError(f"not an address: {v!r}")
-    return to_checksum_address(v)
+    return address
+
+
+def _fast_checksum(v: str) -> str | None:
+    """The checksummed address (cached in chain.types: a big population looks the same
+    addresses up all run), or None."""
+    try:
+        return check_address(v)
+    except ChainError:
+        return None
+
+
+def is_address(v: Any) -> bool:
+    return isinstance(v, str) and _fast_checksum(v) is not None
+
+
+def to_checksum_address(v: str) -> str:
+    return _checksum(v)
+
 
 
 Address = Annotated[str, AfterValidator(_checksum)]
@@ -120,6 +140,7 @@ class Registry:
         self._datasets: dict[str, DatasetOffer] = {}
         self._compute: dict[str, ComputeOffer] = {}
         self._agents: dict[str, dict[str, str]] = {}
+        self._cohorts: dict[str, list[str]] = {}
         self._services: dict[tuple[str, str], ServiceRecord] = {}  # (address, capability) -> record
 
     # publish
@@ -241,6 +262,14 @@ class Registry:
 
     def agents(self) -> dict[str, dict[str, str]]:
         return dict(self._agents)
+
+    def register_cohort(self, cohort: str, members: list[str]) -> None:
+        """A cohort agent speaks for these members' accounts (agents/roles/cohort.py); an
+        exchange settles a cohort's orders from the accounts listed here, in this order."""
+        self._cohorts[to_checksum_address(cohort)] = [to_checksum_address(m) for m in members]
+
+    def cohort_members(self, cohort: str) -> list[str]:
+        return list(self._cohorts.get(to_checksum_address(cohort), []))
 
     def role_of(self, address: str) -> str | None:
         """The role ``address`` registered with, or None."""

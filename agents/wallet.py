@@ -19,6 +19,11 @@ class Wallet:
         self.ledger = LedgerReader(ledger)  # what handlers may read; writes go through methods
         self.receipts: list[Receipt] = []
 
+    def for_key(self, identity: Identity) -> Wallet:
+        """A wallet on the same ledger for another key this agent holds (a cohort's members,
+        each acting on its own account)."""
+        return Wallet(identity, self._ledger)
+
     @property
     def address(self) -> str:
         return self._identity.address

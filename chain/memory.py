@@ -31,6 +31,7 @@ from chain.types import (
     Prepared,
     Receipt,
     StakeState,
+    _hexdigest,
     check_address,
     check_id,
     split,
@@ -539,6 +540,6 @@ class MemoryLedger(Ledger):
 
     def _receipt(self, op: str, sender: str) -> Receipt:
         n = next(self._seq)
-        receipt = Receipt(op=op, sender=sender, tx_hash="0x" + keccak(text=f"memory:{n}").hex(), block=n)
+        receipt = Receipt(op=op, sender=sender, tx_hash="0x" + _hexdigest(f"memory:{n}".encode()), block=n)
         self._receipts.append(receipt)
         return receipt

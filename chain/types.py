@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from eth_utils import is_address, to_checksum_address
+import re
+
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from chain.errors import InvalidAmount, InvalidArgument
@@ -28,13 +29,52 @@ def check_amount(value: Any, name: str = "amount") -> int:
     return value
 
 
+_CHECKED: dict[str, str] = {}  # address as given -> checksummed: an exchange settles the same traders all run
+_HEX40 = re.compile(r"(?:0[xX])?([0-9a-fA-F]{40})")
+
+try:  # the C keccak of safe-pysha3 (a dependency): eth-utils' pure-Python one costs ~60 us an address
+    from sha3 import keccak_256 as _keccak_256
+
+    def _hexdigest(data: bytes) -> str:
+        return _keccak_256(data).hexdigest()
+
+except ImportError:  # pragma: no cover
+    from eth_utils import keccak as _slow
+
+    def _hexdigest(data: bytes) -> str:
+        return _slow(data).hex()
+
+
+def checksum_address(value: str) -> str | None:
+    """EIP-55 form of a 40-hex-digit address (0x-prefixed or not) in any case, or None when ``value``
+    is not one: what eth-utils' is_address / to_checksum_address give, with a C keccak."""
+    match = _HEX40.fullmatch(value)
+    if match is None:
+        return None
+    lower = match.group(1).lower()
+    digest = _hexdigest(lower.encode())
+    return "0x" + "".join([c.upper() if d > "7" else c for c, d in zip(lower, digest)])
+
+
+def known_address(address: str) -> None:
+    """Note an address already in checksummed form (an identity just derived it), so checking
+    it later costs a lookup."""
+    if len(_CHECKED) < 1_000_000:
+        _CHECKED[address] = address
+
+
 def check_address(value: Any, name: str = "address") -> str:
     """Return the checksummed form of ``value`` or raise InvalidArgument naming the field."""
-    if not isinstance(value, str) or not is_address(value):
+    known = _CHECKED.get(value) if isinstance(value, str) else None
+    if known is not None:
+        return known
+    address = checksum_address(value) if isinstance(value, str) else None
+    if address is None:
         raise InvalidArgument(f"{name} is not an Ethereum address: {value!r}")
-    address = to_checksum_address(value)
     if int(address, 16) == 0:
         raise InvalidArgument(f"{name} is the zero address")
+    if len(_CHECKED) < 1_000_000:  # bounded: a long-lived process meeting endless addresses stays flat
+        _CHECKED[value] = address
     return address
 
 

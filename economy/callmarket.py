@@ -11,6 +11,7 @@ until cancelled or expired; market and immediate-or-cancel orders get one call.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from economy.errors import InvalidOrder
 from economy.orders import BUY, Fill, Order, admit
@@ -102,3 +103,43 @@ class CallMarket:
 def _next_row(rows: list[list], k: int) -> list[list]:
     """The row at ``k`` (the best order with quantity left after the match), as a 0/1 list."""
     return rows[k : k + 1]
+
+
+def clear_arrays(bid_prices: Any, bid_qty: Any, ask_prices: Any, ask_qty: Any) -> tuple[int | None, Any, Any, Any]:
+    """One call of a book of limit orders held as arrays (arrival order = array order), by the
+    rule ``CallMarket`` applies order by order: bids best price first then earliest, asks
+    likewise, matched while the bid is at least the ask, at the midpoint (rounded down) of the
+    interval bounded by the marginal orders and the best ones left out. Returns (price, bid
+    index, ask index, qty) per fill, in match order; (None, empty...) when nothing crosses.
+
+    Vectorized with numpy: a population's whole book clears in milliseconds, which is what lets
+    one exchange serve a hundred thousand traders a period.
+    """
+    import numpy as np
+
+    bp, bq = np.asarray(bid_prices, dtype=np.int64), np.asarray(bid_qty, dtype=np.int64)
+    ap, aq = np.asarray(ask_prices, dtype=np.int64), np.asarray(ask_qty, dtype=np.int64)
+    empty = np.zeros(0, dtype=np.int64)
+    if not len(bp) or not len(ap):
+        return None, empty, empty, empty
+    bo = np.argsort(-bp, kind="stable")  # stable: earlier orders first at a price
+    ao = np.argsort(ap, kind="stable")
+    sbp, sap = bp[bo], ap[ao]
+    cb, ca = np.cumsum(bq[bo]), np.cumsum(aq[ao])
+    total = min(int(cb[-1]), int(ca[-1]))
+    # the walk pairs segments between consecutive breakpoints of the two cumulative schedules
+    edges = np.union1d(cb[cb < total], ca[ca < total])
+    starts = np.concatenate(([0], edges))
+    ends = np.concatenate((edges, [total]))
+    bi = np.searchsorted(cb, starts, side="right")
+    ai = np.searchsorted(ca, starts, side="right")
+    crosses = sbp[bi] >= sap[ai]
+    stop = int(np.argmin(crosses)) if not crosses.all() else len(crosses)
+    if stop == 0:
+        return None, empty, empty, empty
+    bi, ai, qty = bi[:stop], ai[:stop], (ends - starts)[:stop]
+    traded = int(ends[stop - 1])
+    i, j = int(np.searchsorted(cb, traded, side="right")), int(np.searchsorted(ca, traded, side="right"))
+    low = max([int(sap[ai[-1]])] + ([int(sbp[i])] if i < len(sbp) else []))
+    high = min([int(sbp[bi[-1]])] + ([int(sap[j])] if j < len(sap) else []))
+    return (low + high) // 2, bo[bi], ao[ai], qty

@@ -60,9 +60,10 @@ def plan(scenario: Scenario, addresses: dict[str, str]) -> list[PlannedShock]:
 class Director(Agent):
     role = "director"
 
-    def __init__(self, name: str, identity: Identity, shocks: list[PlannedShock]) -> None:
+    def __init__(self, name: str, identity: Identity, shocks: list[PlannedShock], hosts: dict[str, str] | None = None) -> None:
         super().__init__(name, identity)
         self.shocks = list(shocks)
+        self.hosts = dict(hosts or {})  # a cohort member's address -> the cohort that hosts it
         self.fired: list[dict[str, Any]] = []
         self.started = 0.0
 
@@ -74,12 +75,24 @@ class Director(Agent):
             if shock.duration is not None:
                 ctx.schedule(shock.at + shock.duration, _End(index=shock.index))
 
+    def _split(self, targets: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+        lone, hosted = [], {}
+        for t in targets:
+            if t in self.hosts:
+                hosted.setdefault(self.hosts[t], []).append(t)
+            else:
+                lone.append(t)
+        return lone, hosted
+
     @on_message(_Fire)
     def fire(self, ctx: Context, sender: str, msg: _Fire) -> None:
         if sender != self.address:
             return
         shock = self.shocks[msg.index]
-        ctx.broadcast(ShockStarts(kind=shock.kind, factor=shock.factor, shock=shock.index), to=shock.targets)  # type: ignore[arg-type]
+        lone, hosted = self._split(shock.targets)
+        ctx.broadcast(ShockStarts(kind=shock.kind, factor=shock.factor, shock=shock.index), to=lone)  # type: ignore[arg-type]
+        for cohort, members in hosted.items():
+            ctx.send(cohort, ShockStarts(kind=shock.kind, factor=shock.factor, shock=shock.index, members=members))  # type: ignore[arg-type]
         self.fired.append({"index": shock.index, "kind": shock.kind, "at": round(ctx.now() - self.started, 6), "targets": len(shock.targets), "event": "start"})
 
     @on_message(_End)
@@ -87,5 +100,8 @@ class Director(Agent):
         if sender != self.address:
             return
         shock = self.shocks[msg.index]
-        ctx.broadcast(ShockEnds(shock=shock.index), to=shock.targets)
+        lone, hosted = self._split(shock.targets)
+        ctx.broadcast(ShockEnds(shock=shock.index), to=lone)
+        for cohort, members in hosted.items():
+            ctx.send(cohort, ShockEnds(shock=shock.index, members=members))
         self.fired.append({"index": shock.index, "kind": shock.kind, "at": round(ctx.now() - self.started, 6), "targets": len(shock.targets), "event": "end"})

@@ -16,7 +16,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from economy.metrics import allocative_efficiency, equilibrium, gini, max_surplus, smiths_alpha
+import numpy as np
+
+from economy.metrics import allocative_efficiency, gini
 from simulations.director import PlannedShock
 
 NAN = float("nan")
@@ -36,6 +38,9 @@ class Holder:
 
 @dataclass
 class MarketMeter:
+    """Columns of the market's traders (numpy), so a step's schedule of a hundred thousand
+    traders is rebuilt in milliseconds."""
+
     market: str
     holders: list[Holder]
     shocks: list[PlannedShock]
@@ -43,66 +48,96 @@ class MarketMeter:
     earnings: dict[str, int] = field(default_factory=dict)  # seller -> turnover so far
 
     def __post_init__(self) -> None:
-        self._by_address = {h.address: h for h in self.holders}
-        self._targets = [(s, frozenset(s.targets)) for s in self.shocks]
+        self._index = {h.address: i for i, h in enumerate(self.holders)}
+        self._buy = np.array([h.side == "buy" for h in self.holders], dtype=bool)
+        self._limit = np.array([h.limit for h in self.holders], dtype=np.float64)
+        self._units = np.array([h.units for h in self.holders], dtype=np.float64)
+        self._targets = [(s, np.array([self._index[a] for a in s.targets if a in self._index], dtype=np.int64)) for s in self.shocks]
+        self._sellers = np.flatnonzero(~self._buy)
+        self._earned = np.zeros(len(self.holders), dtype=np.float64)
+
+    def _columns(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(limit, units) of every trader in force at the start of step ``k``."""
+        t = k * self.step + 1e-9
+        limit, units = self._limit.copy(), self._units.copy()
+        for s, who in self._targets:
+            if not (s.at <= t and (s.duration is None or t < s.at + s.duration)) or not len(who):
+                continue
+            if s.kind == "outage":
+                units[who] = 0
+            elif s.kind == "demand_spike":
+                units[who[self._buy[who]]] *= s.factor
+            elif s.kind == "price_shock":
+                limit[who] *= s.factor
+        return np.maximum(1, np.rint(limit)).astype(np.int64), np.rint(units).astype(np.int64)
 
     def effective(self, k: int) -> dict[str, tuple[int, int]]:
         """address -> (limit, units) in force at the start of step ``k``."""
-        t = k * self.step + 1e-9
-        live = [(s, who) for s, who in self._targets if s.at <= t and (s.duration is None or t < s.at + s.duration)]
-        out = {}
-        for h in self.holders:
-            limit, units = float(h.limit), float(h.units)
-            for s, who in live:
-                if h.address not in who:
-                    continue
-                if s.kind == "outage":
-                    units = 0
-                elif s.kind == "demand_spike" and h.side == "buy":
-                    units *= s.factor
-                elif s.kind == "price_shock":
-                    limit *= s.factor
-            out[h.address] = (max(1, int(round(limit))), int(round(units)))
-        return out
+        limit, units = self._columns(k)
+        return {h.address: (int(lim), int(u)) for h, lim, u in zip(self.holders, limit.tolist(), units.tolist())}
 
     def row(self, k: int, trades: list[tuple[str, str, int, int]]) -> tuple[Any, ...]:
         """The ``steps`` row of step ``k`` given its trades (buyer, seller, price, qty)."""
-        eff = self.effective(k)
-        values: list[float] = []
-        costs: list[float] = []
-        offered = demanded = active = 0
-        for h in self.holders:
-            limit, units = eff[h.address]
-            if h.side == "buy":
-                values += [limit] * units
-                demanded += units
-            elif units:
-                costs += [limit] * units
-                offered += units
-                active += 1
-        q, low, high = equilibrium(values, costs)
-        possible = max_surplus(values, costs)
-        volume = sum(t[3] for t in trades)
+        limit, units = self._columns(k)
+        buy = self._buy
+        values = np.repeat(limit[buy], units[buy])
+        costs = np.repeat(limit[~buy], units[~buy])
+        q, low, high, possible = _schedule(values, costs)
+        offered, demanded = int(units[~buy].sum()), int(units[buy].sum())
+        active = int(((units > 0) & ~buy).sum())
+        index = self._index
+        volume = 0
         achieved = 0.0
-        prices: list[float] = []
+        turnover = 0
+        lo = hi = None
         for buyer, seller, price, qty in trades:
-            value = eff.get(buyer, (price, 0))[0]
-            cost = eff.get(seller, (price, 0))[0]
-            achieved += (value - cost) * qty
-            prices += [price] * qty
-            self.earnings[seller] = self.earnings.get(seller, 0) + price * qty
+            b, s = index.get(buyer), index.get(seller)
+            achieved += ((limit[b] if b is not None else price) - (limit[s] if s is not None else price)) * qty
+            volume += qty
+            turnover += price * qty
+            lo = price if lo is None or price < lo else lo
+            hi = price if hi is None or price > hi else hi
+            if s is not None:
+                self._earned[s] += price * qty
+            else:
+                self.earnings[seller] = self.earnings.get(seller, 0) + price * qty
         mid = (low + high) / 2 if q else NAN
-        turnover = sum(p for p in prices)
-        sellers = [self.earnings.get(h.address, 0) for h in self.holders if h.side == "sell"]
+        alpha = NAN
+        if trades and q and mid > 0:
+            p = np.array([t[2] for t in trades], dtype=np.float64)
+            w = np.array([t[3] for t in trades], dtype=np.float64)
+            alpha = 100.0 * math.sqrt(float((w * (p - mid) ** 2).sum() / w.sum())) / mid
+        earned = self._earned[self._sellers]
         return (
             k, (k + 1) * self.step, self.market, len(trades), volume,
-            sum(t[2] for t in trades) / len(trades) if trades else NAN, min(prices) if prices else NAN, max(prices) if prices else NAN,
+            sum(t[2] for t in trades) / len(trades) if trades else NAN, float(lo) if lo is not None else NAN, float(hi) if hi is not None else NAN,
             turnover / volume if volume else NAN,
-            q, low if q else NAN, high if q else NAN, achieved, possible,
-            allocative_efficiency(achieved, possible) if possible > 0 else NAN,
-            smiths_alpha(prices, mid) if prices and q and mid > 0 else NAN,
-            volume / offered if offered else 0.0, offered, demanded, active, gini(sellers) if sellers else 0.0,
+            q, low if q else NAN, high if q else NAN, float(achieved), possible,
+            allocative_efficiency(float(achieved), possible) if possible > 0 else NAN,
+            alpha, volume / offered if offered else 0.0, offered, demanded, active, _gini(earned) if len(earned) else 0.0,
         )
+
+
+def _schedule(values: np.ndarray, costs: np.ndarray) -> tuple[int, float, float, float]:
+    """economy.metrics' equilibrium (quantity, lowest and highest price) and max_surplus of a
+    unit schedule, with numpy (the same answers: tests/simulations check them against it)."""
+    vs, cs = np.sort(values)[::-1], np.sort(costs)
+    n = min(len(vs), len(cs))
+    q = int(np.argmin(vs[:n] > cs[:n])) if n and not (vs[:n] > cs[:n]).all() else n
+    if q == 0:
+        return 0, NAN, NAN, 0.0
+    low = max(float(cs[q - 1]), float(vs[q]) if q < len(vs) else -math.inf)
+    high = min(float(vs[q - 1]), float(cs[q]) if q < len(cs) else math.inf)
+    return q, low, high, float((vs[:q] - cs[:q]).sum())
+
+
+def _gini(earnings: np.ndarray) -> float:
+    """economy.metrics.gini on an array."""
+    xs = np.sort(earnings)
+    n, total = len(xs), float(xs.sum())
+    if n == 0 or total == 0:
+        return 0.0
+    return float(2 * ((np.arange(1, n + 1) * xs).sum()) / (n * total) - (n + 1) / n)
 
 
 @dataclass

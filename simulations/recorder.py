@@ -72,8 +72,14 @@ class Table:
             self.flush()
 
     def extend(self, rows: list[tuple[Any, ...]]) -> None:
-        for row in rows:
-            self.append(row)
+        """Many rows at once, column by column (a step's trades)."""
+        for start in range(0, len(rows), self.flush_rows):
+            chunk = rows[start : start + self.flush_rows]
+            for column, values in zip(self._columns, zip(*chunk)):
+                column.extend(values)
+            self.rows += len(chunk)
+            if len(self._columns[0]) >= self.flush_rows:
+                self.flush()
 
     def flush(self) -> None:
         if not self._columns[0]:

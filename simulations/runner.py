@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from agents import Identity, LocalRuntime
 from agents.registry import Registry
+from agents.roles.cohort import TraderCohort
 from agents.roles.exchange import Exchange
 from chain import EVMLedger, Ledger, MemoryLedger
 from simulations.director import Director, plan
@@ -55,6 +56,7 @@ class RunSummary(BaseModel):
     markets: dict[str, dict[str, Any]] = {}
     shocks: list[dict[str, Any]] = []
     mean_efficiency: float | None = None
+    quotes: int = 0  # orders the exchanges received
 
 
 def ledger_for(spec: str) -> Callable[[], Ledger]:
@@ -85,18 +87,19 @@ def _runtime(scenario: Scenario) -> Iterator[Any]:
         runtime.shutdown()
 
 
-def simulate(scenario: Scenario, out: Path | str, progress: bool = True) -> list[RunSummary]:
-    """Run the scenario (each of its variants, side by side under ``out/VARIANT``)."""
+def simulate(scenario: Scenario, out: Path | str, progress: bool = True, on_step: Callable[[int, int], None] | None = None) -> list[RunSummary]:
+    """Run the scenario (each of its variants, side by side under ``out/VARIANT``).
+    ``on_step(step, trades so far)`` is called after every step (benchmarks sample memory)."""
     out = Path(out)
     variants = scenario.variant_scenarios()
     if list(variants) == ["main"]:
-        return [run(scenario, out, progress=progress)]
-    results = [run(sc, out / name, variant=name, progress=progress) for name, sc in variants.items()]
+        return [run(scenario, out, progress=progress, on_step=on_step)]
+    results = [run(sc, out / name, variant=name, progress=progress, on_step=on_step) for name, sc in variants.items()]
     (out / "variants.json").write_text(json.dumps({"scenario": scenario.name, "variants": list(variants)}, indent=2))
     return results
 
 
-def run(scenario: Scenario, out: Path, variant: str = "main", progress: bool = True) -> RunSummary:
+def run(scenario: Scenario, out: Path, variant: str = "main", progress: bool = True, on_step: Callable[[int, int], None] | None = None) -> RunSummary:
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     (out / "scenario.yaml").write_text(yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False))
@@ -112,7 +115,7 @@ def run(scenario: Scenario, out: Path, variant: str = "main", progress: bool = T
             runtime.start()
             if world.exchanges:  # the clock the markets keep: their rounds start from it
                 t0 = float(runtime.query(next(iter(world.exchanges.values())), "t0"))
-            steps = _loop(scenario, runtime, world, recorder, t0, progress)
+            steps = _loop(scenario, runtime, world, recorder, t0, progress, on_step)
             summary = _summary(scenario, runtime, world, out, variant, steps, started)
     finally:
         recorder.close()
@@ -136,7 +139,10 @@ class _World:
         self.minted = 0
         self.pending: dict[int, list[tuple[str, str, str, int, int, float, str, str]]] = {}
         self.efficiency: list[float] = []
-        self.shocks: list[Any] = []  # per market step where surplus was possible
+        self.shocks: list[Any] = []
+        self.cohorts: dict[str, list[str]] = {}  # cohort address -> its members' names
+        self.hosts: dict[str, str] = {}  # member address -> its cohort
+        self.drawn: dict[str, dict[str, Any]] = {}  # agent name -> its drawn settings  # per market step where surplus was possible
 
 
 def _populate(scenario: Scenario, runtime: Any) -> _World:
@@ -145,12 +151,18 @@ def _populate(scenario: Scenario, runtime: Any) -> _World:
         ex = Exchange(f"exchange-{market}", Identity.from_seed(scenario.seed, f"exchange-{market}"), market, spec.mechanism,
                       period=scenario.step, rounds=spec.rounds, floor=spec.floor, ceiling=spec.ceiling, good=spec.good)
         world.exchanges[market] = runtime.add(ex)
+    cohorts = [g for g in scenario.agents if g.host == "cohort" and g.count]
+    lone = scenario.with_overrides({f"agents.{i}.count": 0 for i, g in enumerate(scenario.agents) if g.host == "cohort"}) if cohorts else scenario
     if isinstance(runtime, LocalRuntime):
-        built = scenario.build()
-        for agent, _ in built:
+        for agent, _ in lone.build():
             world.addresses[agent.name] = runtime.add(agent)
-    else:
-        world.addresses = runtime.add_population(scenario)
+    elif lone.size():
+        world.addresses = runtime.add_population(lone)
+    for group in cohorts:  # many alike traders in one agent each (agents/roles/cohort.py)
+        cohort = _cohort(scenario, world, group)
+        world.cohorts[runtime.add(cohort)] = cohort.names
+        world.addresses.update(zip(cohort.names, cohort.addresses))
+        world.hosts.update(dict.fromkeys(cohort.addresses, cohort.address))
     groups = scenario.group_of()
     for name, address in world.addresses.items():
         world.groups[address] = (groups[name].tag(), groups[name].role)
@@ -166,10 +178,29 @@ def _populate(scenario: Scenario, runtime: Any) -> _World:
                 runtime.registry.rate(PRIOR, address, False, weight - good)
     shocks = world.shocks = plan(scenario, world.addresses)
     if shocks:
-        director = Director("director", Identity.from_seed(scenario.seed, "director"), shocks)
+        director = Director("director", Identity.from_seed(scenario.seed, "director"), shocks, hosts=world.hosts)
         world.director = runtime.add(director)
     _meters(scenario, world, shocks)
     return world
+
+
+def _drawn(scenario: Scenario, world: _World, group: Any, name: str) -> dict[str, Any]:
+    """An agent's drawn settings, drawn once per run (the cohort and the meters both read them)."""
+    found = world.drawn.get(name)
+    if found is None:
+        found = world.drawn[name] = group.settings_for(name, scenario.seed)
+    return found
+
+
+def _cohort(scenario: Scenario, world: _World, group: Any) -> TraderCohort:
+    names = group.names()
+    drawn = [_drawn(scenario, world, group, n) for n in names]
+    first = drawn[0]
+    kind = group.strategy.kind if group.strategy is not None else "truthful"
+    return TraderCohort(
+        f"{group.tag()}-cohort", Identity.from_seed(scenario.seed, f"{group.tag()}-cohort"), first["market"], first["side"], names,
+        [int(d["limit"]) for d in drawn], [int(d.get("units", 1)) for d in drawn], seed=scenario.seed, strategy=kind,
+    )
 
 
 def _meters(scenario: Scenario, world: _World, shocks: list[Any]) -> None:
@@ -178,7 +209,7 @@ def _meters(scenario: Scenario, world: _World, shocks: list[Any]) -> None:
     for group in scenario.agents:
         for name in group.names():
             address = world.addresses[name]
-            settings = group.settings_for(name, scenario.seed)
+            settings = _drawn(scenario, world, group, name)
             if group.role == "trader":
                 holders[settings["market"]].append(Holder(address, name, group.tag(), settings["side"], int(settings["limit"]), int(settings.get("units", 1))))
             elif group.role == "buyer":
@@ -197,7 +228,7 @@ def _write_schedule(world: _World, recorder: Recorder, out: Path) -> None:
     (out / "shocks.json").write_text(json.dumps([s.model_dump() for s in world.shocks], indent=1))
 
 
-def _loop(scenario: Scenario, runtime: Any, world: _World, recorder: Recorder, t0: float, progress: bool) -> int:
+def _loop(scenario: Scenario, runtime: Any, world: _World, recorder: Recorder, t0: float, progress: bool, on_step: Callable[[int, int], None] | None = None) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     steps = scenario.steps()
@@ -212,6 +243,8 @@ def _loop(scenario: Scenario, runtime: Any, world: _World, recorder: Recorder, t
             if (k + 1) % scenario.metrics.agent_every == 0 or k == steps - 1:
                 _agents(scenario, runtime, world, recorder, k)
             bar.update(task, advance=1, trades=trades)
+            if on_step is not None:
+                on_step(k, trades)
     return steps
 
 
@@ -242,9 +275,7 @@ def _collect(scenario: Scenario, runtime: Any, world: _World, recorder: Recorder
                 busy[deal_id] = float(deal.metering.get("seconds", 0.0))
                 world.pending.setdefault(k, []).append(("deals", buyer, deal.contract.provider, deal.paid, 1, deal.finished_at - t0, deal.receipts[-1].tx_hash if deal.receipts else "", deal_id))
     rows = world.pending.pop(k, [])
-    table = recorder["trades"]
-    for market, buyer, seller, price, qty, t, tx, deal_id in rows:
-        table.append((k, t, market, buyer, seller, price, qty, tx, deal_id))
+    recorder["trades"].extend([(k, t, market, buyer, seller, price, qty, tx, deal_id) for market, buyer, seller, price, qty, t, tx, deal_id in rows])
     for market, meter in world.meters.items():
         row = meter.row(k, [(r[1], r[2], r[3], r[4]) for r in rows if r[0] == market])
         recorder["steps"].append(row)
@@ -258,16 +289,20 @@ def _collect(scenario: Scenario, runtime: Any, world: _World, recorder: Recorder
 def _agents(scenario: Scenario, runtime: Any, world: _World, recorder: Recorder, k: int) -> None:
     scores = runtime.registry.reputation_scores()
     table = recorder["agents"]
+    states = {m["address"]: m for c in world.cohorts for m in runtime.query(c, "member_states")}
+    rows = []
     for name, address in world.addresses.items():
         group, role = world.groups[address]
-        state = runtime.query(address, "state") if role == "trader" else {}
-        table.append((k, name, address, group, role, runtime.ledger.balance_of(address), int(state.get("traded", 0)),
-                      int(state.get("turnover", 0)), float(state.get("surplus", 0.0)), float(scores.get(address, 0.0))))
+        state = states.get(address) or (runtime.query(address, "state") if role == "trader" else {})
+        rows.append((k, name, address, group, role, runtime.ledger.balance_of(address), int(state.get("traded", 0)),
+                     int(state.get("turnover", 0)), float(state.get("surplus", 0.0)), float(scores.get(address, 0.0))))
+    table.extend(rows)
 
 
 def _summary(scenario: Scenario, runtime: Any, world: _World, out: Path, variant: str, steps: int, started: float) -> RunSummary:
     markets = {m: runtime.query(a, "stats") for m, a in world.exchanges.items()}
     volume = sum(s["volume"] for s in markets.values())
+    quotes = sum(s["quotes"] for s in markets.values())
     turnover = sum(int(s["turnover"]) for s in markets.values())
     n_trades = sum(s["settled"] for s in markets.values()) + world.settled_deals
     fired = runtime.query(world.director, "fired") if world.director else []
@@ -277,7 +312,7 @@ def _summary(scenario: Scenario, runtime: Any, world: _World, out: Path, variant
         steps=steps, step_s=scenario.step, agents=len(world.addresses), trades=n_trades, volume=volume, turnover=str(turnover), minted=str(world.minted),
         supply=str(runtime.ledger.total_supply()), conserved=runtime.ledger.is_conserved() and runtime.ledger.total_supply() == world.minted,
         wall_s=round(time.perf_counter() - started, 3), errors=sum(len(v) for v in runtime.errors().values()), markets=markets, shocks=fired,
-        mean_efficiency=sum(eff) / len(eff) if eff else None,
+        mean_efficiency=sum(eff) / len(eff) if eff else None, quotes=quotes,
     )
 
 

@@ -126,6 +126,9 @@ class ScenarioGroup(AgentGroup):
     draws: dict[str, Dist] = {}
     label: str = ""
     reputation: float | None = Field(default=None, ge=0, le=1)
+    host: Literal["agents", "cohort"] = Field(
+        default="agents", description="cohort: the group's traders share one agent, their state in arrays (agents/roles/cohort.py); call markets only",
+    )
 
     @model_validator(mode="after")
     def _draw_paths(self) -> ScenarioGroup:
@@ -141,7 +144,8 @@ class ScenarioGroup(AgentGroup):
         if not self.draws:
             return self.settings
         rng = random.Random(f"{seed}:{name}:draws")
-        settings = copy.deepcopy(self.settings)
+        nested = any("." in path for path in self.draws)
+        settings = copy.deepcopy(self.settings) if nested else dict(self.settings)  # top-level draws replace, never mutate
         for path, dist in sorted(self.draws.items()):
             _put(settings, path, dist.draw(rng))
         return settings
@@ -262,6 +266,11 @@ class Scenario(Population):
             market = group.settings.get("market")
             if market is not None and market not in self.markets:
                 raise ValueError(f"agents[{i}] trades in market {market!r}, which markets does not define ({sorted(self.markets)})")
+            if group.host == "cohort":
+                if group.role != "trader" or market is None or self.markets[market].mechanism != "call":
+                    raise ValueError(f"agents[{i}]: a cohort hosts traders of a call market (role trader, a market with mechanism call)")
+                if group.strategy is not None and group.strategy.kind not in ("truthful", "zic", "ziu"):
+                    raise ValueError(f"agents[{i}]: a cohort quotes truthful, zic or ziu, not {group.strategy.kind}")
         return self
 
     # -- loading -----------------------------------------------------------------------

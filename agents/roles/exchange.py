@@ -1,9 +1,10 @@
 """An exchange: one market's mechanism as an agent, clearing house for its trades.
 
-Traders send ``PlaceOrder`` messages; the exchange runs them through its mechanism (a
-continuous double auction, a call market, or a board of posted prices: economy/) and, at the end
-of every round, settles the round's fills on the ledger and tells each trader what its orders
-did in one ``RoundReport``. Settlement is ERC-20 clearing: each buyer allowed the exchange to
+Traders send ``PlaceOrder`` messages (a cohort of traders, one ``CohortOrders`` for all its
+members); the exchange runs them through its mechanism (a continuous double auction, a call
+market cleared as arrays, or a board of posted prices: economy/) and, at the end of every round,
+settles the round's fills on the ledger and tells each trader what its orders did in one
+``RoundReport`` (each cohort, in one ``CohortFills``). Settlement is ERC-20 clearing: each buyer allowed the exchange to
 move its tokens (``approve``), and the exchange moves ``price * qty`` from buyer to seller for
 every fill in one ``transfer_from_many`` per 256 fills, all or nothing; if a batch is refused (a
 buyer spent its allowance or balance elsewhere) the fills are settled one by one and those that
@@ -31,7 +32,7 @@ from agents.messages import Message
 from agents.registry import ServiceRecord
 from chain import ChainError
 from chain.types import MAX_TRANSFER_LINES
-from economy import CallMarket, ContinuousDoubleAuction, EconomyError, Fill, Order, PostedBoard
+from economy import ContinuousDoubleAuction, EconomyError, Fill, Order, PostedBoard
 
 Mechanism = Literal["cda", "call", "posted"]
 
@@ -69,6 +70,26 @@ class RoundReport(Message):
     last_price: int | None = None
 
 
+class CohortOrders(Message):
+    """Cohort to exchange: one limit order per listed member (its index in the cohort)."""
+
+    side: Literal["buy", "sell"]
+    members: list[int]
+    prices: list[int]
+    qtys: list[int]
+
+
+class CohortFills(Message):
+    """Exchange to cohort at the end of a round: each member's settled fills (index, price,
+    qty), and the members whose fills could not be settled."""
+
+    round: int
+    members: list[int] = []
+    prices: list[int] = []
+    qtys: list[int] = []
+    failed: list[int] = []
+
+
 class _Tick(Message):
     round: int
 
@@ -77,8 +98,72 @@ def make_book(mechanism: Mechanism) -> Any:
     if mechanism == "cda":
         return ContinuousDoubleAuction()
     if mechanism == "call":
-        return CallMarket()
+        return None  # a call market's book is the round's order arrays (economy.callmarket.clear_arrays)
     return PostedBoard()
+
+
+# who placed an order: ("t", trader address, its cid) or ("c", cohort address, member index)
+Ref = tuple[str, str, int]
+# a fill on its way to settlement: buyer, seller (the accounts that pay and are paid), price,
+# qty, and who placed each side
+Match = tuple[str, str, int, int, Ref, Ref]
+
+
+class _CallBook:
+    """A call market's orders for one round, as column chunks in arrival order: a lone
+    trader's order is a chunk of one, a cohort's a chunk of all its members' orders. Each order
+    names its owner (an index into ``owners``) and its number there (a cid, a member index)."""
+
+    def __init__(self) -> None:
+        self.owners: list[tuple[str, str, list[str] | None]] = []  # ("t", trader, None) or ("c", cohort, accounts)
+        self._index: dict[str, int] = {}
+        self.chunks: dict[str, list[tuple[Any, Any, Any, Any]]] = {"buy": [], "sell": []}  # (prices, qtys, owner ids, subs)
+
+    def owner(self, kind: str, address: str, accounts: list[str] | None = None) -> int:
+        found = self._index.get(address)
+        if found is None:
+            found = self._index[address] = len(self.owners)
+            self.owners.append((kind, address, accounts))
+        return found
+
+    def add(self, side: str, prices: Any, qtys: Any, owner: int, subs: Any) -> None:
+        import numpy as np
+
+        self.chunks[side].append((prices, qtys, np.full(len(prices), owner, dtype=np.int64), subs))
+
+    def add_one(self, side: str, price: int, qty: int, owner: int, sub: int) -> None:
+        """One lone trader's order: runs of them gather in a plain list segment (an array per
+        order would cost more than the order)."""
+        chunks = self.chunks[side]
+        if not chunks or not isinstance(chunks[-1][0], list):
+            chunks.append(([], [], [], []))
+        segment = chunks[-1]
+        segment[0].append(price)
+        segment[1].append(qty)
+        segment[2].append(owner)
+        segment[3].append(sub)
+
+    def clear(self) -> tuple[int | None, list[Match]]:
+        import numpy as np
+
+        from economy.callmarket import clear_arrays
+
+        cols = {}
+        for side in ("buy", "sell"):
+            chunks = self.chunks[side]
+            cols[side] = [np.concatenate([np.asarray(c[k], dtype=np.int64) for c in chunks]) if chunks else np.zeros(0, dtype=np.int64) for k in range(4)]
+        price, bi, ai, qty = clear_arrays(cols["buy"][0], cols["buy"][1], cols["sell"][0], cols["sell"][1])
+        if price is None:
+            return None, []
+        owners = self.owners
+        bo, bs = cols["buy"][2][bi].tolist(), cols["buy"][3][bi].tolist()
+        so, ss = cols["sell"][2][ai].tolist(), cols["sell"][3][ai].tolist()
+        out: list[Match] = []
+        for b_owner, b_sub, s_owner, s_sub, q in zip(bo, bs, so, ss, qty.tolist()):
+            bk, ba, bacc = owners[b_owner]
+            sk, sa, sacc = owners[s_owner]
+            out.append((bacc[b_sub] if bacc is not None else ba, sacc[s_sub] if sacc is not None else sa, price, q, (bk, ba, b_sub), (sk, sa, s_sub)))
+        return price, out
 
 
 class Exchange(Agent):
@@ -98,6 +183,9 @@ class Exchange(Agent):
         self.market, self.mechanism, self.period, self.rounds = market, mechanism, float(period), int(rounds)
         self.floor, self.ceiling, self.good = floor, ceiling, good
         self.book = make_book(mechanism)
+        self._calls = _CallBook()
+        self._members: dict[str, list[str]] = {}  # cohort -> its members' accounts
+        self._cohorts_in_round: set[str] = set()
         self.t0 = 0.0
         self.round = 0
         self._next_id = 0
@@ -106,12 +194,13 @@ class Exchange(Agent):
         self._postings: dict[str, int] = {}  # posted market: seller -> its live posting's cid
         self._posting_ids: dict[str, int] = {}  # ... and its exchange order id
         self._policy: dict[str, frozenset[str] | None] = {}  # posted market: seller -> models admitted
-        self._pending: list[Fill] = []
+        self._pending: list[Match] = []
         self._last_price: int | None = None
         self._trades: list[tuple[Any, ...]] = []  # settled, awaiting the recorder
         self.settled = self.failed = self.rejected = 0
         self.volume = 0  # units settled
         self.turnover = 0  # base units settled
+        self.quotes = 0  # orders received
 
     @property
     def round_s(self) -> float:
@@ -134,21 +223,57 @@ class Exchange(Agent):
     # -- orders ----------------------------------------------------------------------------
     @on_message(PlaceOrder)
     def place(self, ctx: Context, sender: str, msg: PlaceOrder) -> None:
+        self.quotes += 1
         oid = self._next_id
         self._next_id += 1
         self._owner[oid] = (sender, msg.cid)
         self._open.setdefault(sender, []).append(msg.cid)
+        if self.mechanism == "call":
+            if msg.price is None:
+                self.rejected += 1  # a call clears limit orders; a market order has no price to rank
+                return
+            self._calls.add_one(msg.side, msg.price, msg.qty, self._calls.owner("t", sender), msg.cid)
+            return
         try:
             order = Order(oid, sender, msg.side, msg.price, msg.qty)
-            if self.mechanism == "posted":
-                fills = self._posted(sender, msg, order)
-            else:
-                fills = self.book.submit(order)
+            fills = self._posted(sender, msg, order) if self.mechanism == "posted" else self.book.submit(order)
         except EconomyError:
             self.rejected += 1
             return
-        if fills:
-            self._pending.extend(fills)
+        for f in fills:
+            self._pending.append(self._match(f))
+
+    @on_message(CohortOrders)
+    def place_many(self, ctx: Context, sender: str, msg: CohortOrders) -> None:
+        """A cohort's orders, one per member, each from the member's own account."""
+        if self.mechanism != "call" or not len(msg.members) == len(msg.prices) == len(msg.qtys):
+            self.rejected += len(msg.members)
+            return
+        self._cohorts_in_round.add(sender)
+        import numpy as np
+
+        members = np.asarray(msg.members, dtype=np.int64)
+        accounts = self._members.get(sender)
+        if accounts is None or (len(members) and int(members.max()) >= len(accounts)):
+            # whom the cohort speaks for, as it registered them (read again only while incomplete:
+            # on a cluster the registration may still be on its way)
+            accounts = ctx.registry.cohort_members(sender)
+            if accounts:
+                self._members[sender] = accounts
+        prices = np.asarray(msg.prices, dtype=np.int64)
+        qtys = np.asarray(msg.qtys, dtype=np.int64)
+        ok = (members >= 0) & (members < len(accounts)) & (prices > 0) & (qtys > 0)
+        self.rejected += int(len(ok) - ok.sum())
+        self._calls.add(msg.side, prices[ok], qtys[ok], self._calls.owner("c", sender, accounts), members[ok])
+        self.quotes += len(msg.members)
+
+    def _match(self, f: Fill) -> Match:
+        buyer = self._owner[f.buy_id]
+        if self.mechanism == "posted":
+            seller: tuple[str, int] = (f.seller, self._postings.get(f.seller, -1))
+        else:
+            seller = self._owner[f.sell_id]
+        return (f.buyer, f.seller, f.price, f.qty, ("t", buyer[0], buyer[1]), ("t", seller[0], seller[1]))
 
     @on_message(CancelOrders)
     def cancel(self, ctx: Context, sender: str, msg: CancelOrders) -> None:
@@ -158,8 +283,19 @@ class Exchange(Agent):
                 if self.mechanism == "posted":
                     if self._postings.get(sender) == cid:
                         self.book.withdraw(sender)
-                else:
+                elif self.mechanism == "cda":
                     self.book.cancel(oid)
+        if self.mechanism == "call":  # not yet called: drop them from the round's book
+            book = self._calls
+            mine = book._index.get(sender)
+            if mine is not None:
+                for side in ("buy", "sell"):
+                    kept = []
+                    for c in book.chunks[side]:
+                        rows = [i for i in range(len(c[0])) if not (int(c[2][i]) == mine and int(c[3][i]) in cids)]
+                        if rows:
+                            kept.append(tuple([c[k][i] for i in rows] for k in range(4)))
+                    book.chunks[side] = kept
 
     def _posted(self, sender: str, msg: PlaceOrder, order: Order) -> Any:
         if msg.side == "sell":  # a new posting replaces the seller's last; that one is reported closed
@@ -179,65 +315,77 @@ class Exchange(Agent):
         self.round = msg.round
         now = self.t0 + msg.round * self.round_s
         period_end = msg.round % self.rounds == 0
-        if self.mechanism != "posted" or period_end:
-            fills = self.book.clear(now)
-            if fills:
-                self._pending.extend(fills)
-        if self.mechanism == "cda":  # what still rests had its round: withdraw it
+        if self.mechanism == "call":  # each order gets one call
+            _, matches = self._calls.clear()
+            self._pending.extend(matches)
+            self._calls = _CallBook()
+        elif self.mechanism == "cda":  # what still rests had its round: withdraw it
+            self.book.clear(now)
             for oid in self._owner:
                 self.book.cancel(oid)
-        elif self.mechanism == "call":  # each order gets one call
-            self.book = CallMarket()
+        elif period_end:
+            self.book.clear(now)
         settled, failed = self._settle(ctx, now)
         self._report(ctx, settled, failed, period_end)
         ctx.schedule(max(0.0, self.t0 + (msg.round + 1) * self.round_s - ctx.now()), _Tick(round=msg.round + 1))
 
-    def _settle(self, ctx: Context, now: float) -> tuple[list[Fill], list[Fill]]:
-        fills, self._pending = self._pending, []
-        settled: list[Fill] = []
-        failed: list[Fill] = []
-        for start in range(0, len(fills), MAX_TRANSFER_LINES):
-            chunk = fills[start : start + MAX_TRANSFER_LINES]
+    def _settle(self, ctx: Context, now: float) -> tuple[list[Match], list[Match]]:
+        matches, self._pending = self._pending, []
+        settled: list[Match] = []
+        failed: list[Match] = []
+        for start in range(0, len(matches), MAX_TRANSFER_LINES):
+            chunk = matches[start : start + MAX_TRANSFER_LINES]
             try:
-                receipt = ctx.wallet.transfer_from_many([(f.buyer, f.seller, f.price * f.qty) for f in chunk])
+                receipt = ctx.wallet.transfer_from_many([(m[0], m[1], m[2] * m[3]) for m in chunk])
                 self._record(chunk, now, receipt.tx_hash)
                 settled += chunk
             except ChainError:
-                for f in chunk:  # one by one: only the fills that cannot be paid fail
+                for m in chunk:  # one by one: only the fills that cannot be paid fail
                     try:
-                        receipt = ctx.wallet.transfer_from_many([(f.buyer, f.seller, f.price * f.qty)])
-                        self._record([f], now, receipt.tx_hash)
-                        settled.append(f)
+                        receipt = ctx.wallet.transfer_from_many([(m[0], m[1], m[2] * m[3])])
+                        self._record([m], now, receipt.tx_hash)
+                        settled.append(m)
                     except ChainError:
-                        failed.append(f)
+                        failed.append(m)
         self.failed += len(failed)
         if settled:
-            self._last_price = settled[-1].price
+            self._last_price = settled[-1][2]
         return settled, failed
 
-    def _record(self, fills: list[Fill], now: float, tx_hash: str) -> None:
-        for f in fills:
-            self._trades.append((self.round, now - self.t0, f.buyer, f.seller, f.price, f.qty, tx_hash))
-            self.volume += f.qty
-            self.turnover += f.price * f.qty
-        self.settled += len(fills)
+    def _record(self, matches: list[Match], now: float, tx_hash: str) -> None:
+        rnd, t = self.round, now - self.t0
+        trades = self._trades
+        for buyer, seller, price, qty, _, _ in matches:
+            trades.append((rnd, t, buyer, seller, price, qty, tx_hash))
+            self.volume += qty
+            self.turnover += price * qty
+        self.settled += len(matches)
 
-    def _report(self, ctx: Context, settled: list[Fill], failed: list[Fill], period_end: bool) -> None:
-        owner = self._owner
+    def _report(self, ctx: Context, settled: list[Match], failed: list[Match], period_end: bool) -> None:
         fills: dict[str, list[tuple[int, str, int, int]]] = {}
+        cohorts: dict[str, tuple[list[int], list[int], list[int], list[int]]] = {}
         bad: dict[str, list[int]] = {}
-        for f in settled:
-            buyer, bcid = owner[f.buy_id]
-            fills.setdefault(buyer, []).append((bcid, f.seller, f.price, f.qty))
-            if self.mechanism != "posted":
-                seller, scid = owner[f.sell_id]
-                fills.setdefault(seller, []).append((scid, f.buyer, f.price, f.qty))
+        for buyer, seller, price, qty, bref, sref in settled:
+            for ref, other in ((bref, seller), (sref, buyer)):
+                if ref[0] == "t":
+                    fills.setdefault(ref[1], []).append((ref[2], other, price, qty))
+                else:
+                    c = cohorts.setdefault(ref[1], ([], [], [], []))
+                    c[0].append(ref[2])
+                    c[1].append(price)
+                    c[2].append(qty)
+        for _, _, _, _, bref, _ in failed:
+            if bref[0] == "t":
+                bad.setdefault(bref[1], []).append(bref[2])
             else:
-                fills.setdefault(f.seller, []).append((self._postings.get(f.seller, -1), f.buyer, f.price, f.qty))
-        for f in failed:
-            bad.setdefault(owner[f.buy_id][0], []).append(owner[f.buy_id][1])
-        traders = set(self._open) | set(fills)
-        for trader in sorted(traders):
+                cohorts.setdefault(bref[1], ([], [], [], []))[3].append(bref[2])
+        for cohort in self._cohorts_in_round:  # every cohort that placed orders hears back, fills or not
+            cohorts.setdefault(cohort, ([], [], [], []))
+        self._cohorts_in_round = set()
+        for cohort in sorted(cohorts):
+            members, prices, qtys, lost = cohorts[cohort]
+            ctx.send(cohort, CohortFills(round=self.round, members=members, prices=prices, qtys=qtys, failed=lost))
+        for trader in sorted(set(self._open) | set(fills)):
             cids = self._open.get(trader, [])
             if self.mechanism == "posted" and not period_end and trader in self._postings:
                 closed = [c for c in cids if c != self._postings[trader]]  # the posting lives on
@@ -254,7 +402,7 @@ class Exchange(Agent):
             self._posting_ids.clear()
             self._policy.clear()
         live = set(self._posting_ids.values())  # only postings outlive a round
-        self._owner = {oid: o for oid, o in owner.items() if oid in live}
+        self._owner = {oid: o for oid, o in self._owner.items() if oid in live}
 
     # -- for the recorder ------------------------------------------------------------------
     def drain(self) -> list[tuple[Any, ...]]:
@@ -263,9 +411,12 @@ class Exchange(Agent):
         out, self._trades = self._trades, []
         return out
 
+    def t0_of(self) -> float:
+        return self.t0
+
     def stats(self) -> dict[str, Any]:
         return {
             "market": self.market, "mechanism": self.mechanism, "round": self.round, "settled": self.settled, "failed": self.failed,
             "rejected": self.rejected, "volume": self.volume, "turnover": self.turnover, "last_price": self._last_price,
-            "unmatched_buys": getattr(self.book, "refused", 0),  # posted: buy orders no admissible posting took
+            "quotes": self.quotes, "unmatched_buys": getattr(self.book, "refused", 0),  # posted: buy orders no admissible posting took
         }

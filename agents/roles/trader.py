@@ -33,13 +33,17 @@ Side = Literal["buy", "sell"]
 
 
 class ShockStarts(Message):
+    """Director to an agent: a shock begins (to a cohort: for the ``members`` listed)."""
+
     kind: Literal["outage", "demand_spike", "price_shock"]
     factor: float = Field(default=1.0, gt=0)
     shock: int = 0
+    members: list[str] = []
 
 
 class ShockEnds(Message):
     shock: int = 0
+    members: list[str] = []
 
 
 def _from_director(ctx: Context, sender: str) -> bool:

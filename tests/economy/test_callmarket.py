@@ -55,3 +55,27 @@ def test_bad_input_changes_nothing() -> None:
     with pytest.raises(InvalidOrder, match="back"):
         market.clear(now=1.0)
     assert len(market) == 1 and market.cancel(1) and not market.cancel(1)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_BOOK = st.lists(st.tuples(st.sampled_from([BUY, SELL]), st.integers(1, 30), st.integers(1, 5)), max_size=60)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(_BOOK)
+def test_array_clearing_agrees_with_the_order_by_order_call(book) -> None:
+    """clear_arrays (numpy, a whole population's book at once) makes exactly the fills the
+    CallMarket makes order by order: same pairs, same quantities, same uniform price."""
+    from economy.callmarket import clear_arrays
+
+    market = CallMarket()
+    bids, asks = [], []
+    for i, (side, price, qty) in enumerate(book):
+        market.submit(Order(i, f"t{i}", side, price, qty))
+        (bids if side == BUY else asks).append((i, price, qty))
+    expected = [(f.buy_id, f.sell_id, f.qty, f.price) for f in market.clear()]
+    price, bi, ai, qty = clear_arrays([p for _, p, _ in bids], [q for _, _, q in bids], [p for _, p, _ in asks], [q for _, _, q in asks])
+    got = [(bids[b][0], asks[a][0], int(q), price) for b, a, q in zip(bi, ai, qty)]
+    assert got == expected

@@ -267,3 +267,61 @@ def test_memory_and_the_embedded_chain_give_the_same_market(tmp_path) -> None:
     assert read(tmp_path / "memory", "trades").select(keep).equals(read(tmp_path / "evm", "trades").select(keep))
     assert read(tmp_path / "memory", "agents").select(["agent", "balance"]).equals(read(tmp_path / "evm", "agents").select(["agent", "balance"]))
     assert memory.conserved and evm.conserved and memory.trades == evm.trades > 0
+
+
+COHORTS = {
+    **TINY,
+    "markets": {"gpu": {"mechanism": "call", "rounds": 4}},
+    "agents": [
+        {**TINY["agents"][0], "host": "cohort", "count": 300},
+        {**TINY["agents"][1], "host": "cohort", "count": 300},
+        {"role": "trader", "name": "lone-buyer", "label": "lone", "funds": 5_000, "settings": {"market": "gpu", "side": "buy", "units": 3, "limit": 150}, "strategy": {"kind": "zic"}},
+    ],
+}
+
+
+def test_cohorts_trade_beside_lone_traders_each_member_on_its_own_account(tmp_path) -> None:
+    shocked = Scenario.parse({**COHORTS, "shocks": [{"at": 20, "kind": "outage", "target": "sellers", "fraction": 0.5, "duration": 20}]})
+    [summary] = simulate(shocked, tmp_path, progress=False)
+    assert summary.agents == 601 and summary.conserved and summary.errors == 0 and summary.trades > 300
+    trades, agents = read(tmp_path, "trades"), read(tmp_path, "agents")
+    limits = _limits(tmp_path)
+    paid: dict[str, int] = {}
+    for buyer, seller, price, qty in zip(trades["buyer"].to_pylist(), trades["seller"].to_pylist(), pc.cast(trades["price"], "int64").to_pylist(), trades["qty"].to_pylist()):
+        assert limits[seller][1] <= price <= limits[buyer][1]  # ZI-C within every member's limit
+        paid[buyer] = paid.get(buyer, 0) - price * qty
+        paid[seller] = paid.get(seller, 0) + price * qty
+    last = agents.filter(pc.equal(agents["step"], 5))
+    for address, group, balance, traded in zip(last["address"].to_pylist(), last["group"].to_pylist(), pc.cast(last["balance"], "int64").to_pylist(), last["traded"].to_pylist()):
+        assert balance == (5_000 if group in ("buyers", "lone") else 0) + paid.get(address, 0)  # each member's own account
+    assert "lone-buyer" in set(agents["agent"].to_pylist())
+    lone = [a for a, g in zip(last["address"].to_pylist(), last["group"].to_pylist()) if g == "lone"][0]
+    assert lone in set(trades["buyer"].to_pylist())  # a lone trader trades in the same calls as the cohorts
+    steps = read(tmp_path, "steps").to_pylist()
+    assert [r["offered"] for r in steps] == [600, 600, 300, 300, 600, 600]  # half the sellers out for two steps
+    out = set(json.loads((tmp_path / "shocks.json").read_text())[0]["targets"])
+    late = trades.filter(pc.and_(pc.greater(trades["t"], 20 + 10 / 4 + 1e-6), pc.less(trades["step"], 4)))
+    assert late.num_rows and not out & set(late["seller"].to_pylist())  # members out of the market sold nothing
+    [again] = simulate(shocked, tmp_path / "again", progress=False)
+    assert read(tmp_path / "again", "trades").equals(trades)  # one seed, one run
+
+
+def test_a_cohort_needs_a_call_market() -> None:
+    from simulations.errors import ScenarioError
+
+    with pytest.raises(ScenarioError, match="a cohort hosts traders of a call market"):
+        Scenario.parse({**COHORTS, "markets": {"gpu": {"mechanism": "cda"}}})
+    with pytest.raises(ScenarioError, match="a cohort quotes truthful, zic or ziu, not zip"):
+        Scenario.parse({**COHORTS, "agents": [{**COHORTS["agents"][0], "strategy": {"kind": "zip"}}, COHORTS["agents"][1]]})
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_cohorts_run_on_the_ray_runtime(ray_cluster, tmp_path) -> None:
+    on_ray = Scenario.parse({**COHORTS, "duration": 6, "step": 2, "markets": {"gpu": {"mechanism": "call", "rounds": 2}}, "runtime": {"kind": "ray", "shards": 2}})
+    [summary] = simulate(on_ray, tmp_path, progress=False)
+    assert summary.runtime == "ray" and summary.conserved and summary.errors == 0 and summary.trades > 0
+    limits = _limits(tmp_path)
+    trades = read(tmp_path, "trades")
+    for buyer, seller, price in zip(trades["buyer"].to_pylist(), trades["seller"].to_pylist(), pc.cast(trades["price"], "int64").to_pylist()):
+        assert limits[seller][1] <= price <= limits[buyer][1]
