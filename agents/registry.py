@@ -140,7 +140,7 @@ class Registry:
         self._datasets: dict[str, DatasetOffer] = {}
         self._compute: dict[str, ComputeOffer] = {}
         self._agents: dict[str, dict[str, str]] = {}
-        self._cohorts: dict[str, list[str]] = {}
+        self._cohorts: dict[str, list[tuple[str, str]]] = {}
         self._services: dict[tuple[str, str], ServiceRecord] = {}  # (address, capability) -> record
 
     # publish
@@ -263,12 +263,16 @@ class Registry:
     def agents(self) -> dict[str, dict[str, str]]:
         return dict(self._agents)
 
-    def register_cohort(self, cohort: str, members: list[str]) -> None:
-        """A cohort agent speaks for these members' accounts (agents/roles/cohort.py); an
-        exchange settles a cohort's orders from the accounts listed here, in this order."""
-        self._cohorts[to_checksum_address(cohort)] = [to_checksum_address(m) for m in members]
+    def register_cohort(self, cohort: str, members: list[str], delegations: list[str]) -> None:
+        """A cohort agent lists the members it speaks for (agents/roles/cohort.py), in order,
+        each with its signed consent; an exchange checks the signatures before it settles a
+        cohort's order from a member's account."""
+        if len(members) != len(delegations):
+            raise InvalidOffer(f"cohort {cohort}: {len(members)} members but {len(delegations)} delegations")
+        self._cohorts[to_checksum_address(cohort)] = [(to_checksum_address(m), d) for m, d in zip(members, delegations)]
 
-    def cohort_members(self, cohort: str) -> list[str]:
+    def cohort_members(self, cohort: str) -> list[tuple[str, str]]:
+        """(member, delegation signature) pairs, as the cohort registered them."""
         return list(self._cohorts.get(to_checksum_address(cohort), []))
 
     def role_of(self, address: str) -> str | None:

@@ -197,7 +197,9 @@ def _load_scenario(name: str, overrides: dict[str, object]):  # noqa: ANN202 - a
         raise typer.Exit(code=2) from None
 
 
-def _start_ray(address: Optional[str]) -> None:
+def _start_ray(address: Optional[str], gpus: int = 0) -> None:
+    """Join the cluster at ``address``, or start a local Ray with ``gpus`` logical GPUs (GPU
+    jobs are scheduled on them; no GPU needed)."""
     import ray
 
     if ray.is_initialized():
@@ -205,7 +207,7 @@ def _start_ray(address: Optional[str]) -> None:
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
-        ray.init(include_dashboard=False, log_to_driver=False)
+        ray.init(num_gpus=gpus, include_dashboard=False, log_to_driver=False)
 
 
 def _summary_table(results: list) -> None:  # noqa: ANN001 - RunSummary objects
@@ -232,6 +234,7 @@ def simulate(
     out: Path = typer.Option(Path("runs/latest"), help="folder for the run records (Parquet), summary and report"),
     set_: list[str] = typer.Option([], "--set", help="override a field: PATH=VALUE (agents.buyers.count=500)"),
     report: bool = typer.Option(True, help="write report.html when done"),
+    gpus: int = typer.Option(1, help="with --runtime ray and no --address: logical GPUs for the local Ray"),
 ) -> None:
     """Run a scenario with a progress bar, stream its metrics to Parquet, print a summary."""
     from simulations.errors import SimulationsError
@@ -243,7 +246,7 @@ def simulate(
             overrides[key] = value
     chosen = _load_scenario(scenario, overrides)
     if chosen.runtime.kind == "ray":
-        _start_ray(chosen.runtime.address)
+        _start_ray(chosen.runtime.address, gpus)
     try:
         results = run(chosen, out)
     except SimulationsError as exc:

@@ -149,7 +149,8 @@ def _populate(scenario: Scenario, runtime: Any) -> _World:
     world = _World()
     for market, spec in scenario.markets.items():  # exchanges first: traders look them up at start
         ex = Exchange(f"exchange-{market}", Identity.from_seed(scenario.seed, f"exchange-{market}"), market, spec.mechanism,
-                      period=scenario.step, rounds=spec.rounds, floor=spec.floor, ceiling=spec.ceiling, good=spec.good)
+                      period=scenario.step, rounds=spec.rounds, floor=spec.floor, ceiling=spec.ceiling, good=spec.good,
+                      check_delegations=_signed(scenario))
         world.exchanges[market] = runtime.add(ex)
     cohorts = [g for g in scenario.agents if g.host == "cohort" and g.count]
     lone = scenario.with_overrides({f"agents.{i}.count": 0 for i, g in enumerate(scenario.agents) if g.host == "cohort"}) if cohorts else scenario
@@ -200,7 +201,14 @@ def _cohort(scenario: Scenario, world: _World, group: Any) -> TraderCohort:
     return TraderCohort(
         f"{group.tag()}-cohort", Identity.from_seed(scenario.seed, f"{group.tag()}-cohort"), first["market"], first["side"], names,
         [int(d["limit"]) for d in drawn], [int(d.get("units", 1)) for d in drawn], seed=scenario.seed, strategy=kind,
+        delegate=_signed(scenario),
     )
+
+
+def _signed(scenario: Scenario) -> bool:
+    """Whether the run signs: always on Ray; on the local runtime as the scenario says (a
+    trusted single-process simulation signs neither envelopes nor cohort delegations)."""
+    return scenario.runtime.kind == "ray" or scenario.runtime.signing
 
 
 def _meters(scenario: Scenario, world: _World, shocks: list[Any]) -> None:

@@ -6,9 +6,11 @@ keeps each member's own identity (key and address, from the run's seed and the m
 ledger account, limit, units, cash and counts, but as numpy columns, and speaks for all of them
 at once: one ``CohortOrders`` message a period carries every member's order, one
 ``CohortFills`` brings back every member's fills. Members are still separate parties to the
-ledger: each approves the exchange from its own account, each fill moves money from its own
-balance, and the exchange settles them exactly as it settles lone traders (``transfer_from_many``
-per 256 fills). Quotes follow the same strategies (truthful, ZI-C, ZI-U), drawn for the whole
+ledger: each approves the exchange from its own account, each signs once that the cohort may
+place orders for it (an exchange checks every member's signature before it settles anything from
+that member's account, so a cohort cannot trade away accounts that did not join it), each fill
+moves money from its own balance, and the exchange settles them exactly as it settles lone
+traders (``transfer_from_many`` per 256 fills). Quotes follow the same strategies (truthful, ZI-C, ZI-U), drawn for the whole
 cohort from one generator seeded by the run, so a seed replays the same quotes. Cohorts trade in
 call markets (one uniform-price clearing a period), where every order meets the whole book at
 once; lone traders may trade in the same market beside them.
@@ -24,12 +26,18 @@ from pydantic import Field
 
 from agents.agent import Agent, Context, on_message
 from agents.errors import AgentsError
-from agents.identity import Identity
+from agents.identity import Identity, keccak256
 from agents.messages import Message
 from agents.roles.exchange import CohortFills, CohortOrders
 from agents.roles.trader import ShockEnds, ShockStarts, _from_director
 
 Side = Literal["buy", "sell"]
+
+
+def cohort_digest(cohort: str, member: str) -> bytes:
+    """What a member signs to let ``cohort`` place orders for it (an exchange checks it once
+    before it settles a cohort's order from the member's account)."""
+    return keccak256(f"agora-cohort\n{cohort.lower()}\n{member.lower()}".encode())
 
 
 class _Period(Message):
@@ -41,7 +49,7 @@ class TraderCohort(Agent):
 
     def __init__(
         self, name: str, identity: Identity, market: str, side: Side, members: list[str], limits: list[int], units: list[int],
-        seed: int | str = 0, strategy: str = "zic", floor: int | None = None, ceiling: int | None = None,
+        seed: int | str = 0, strategy: str = "zic", floor: int | None = None, ceiling: int | None = None, delegate: bool = True,
     ) -> None:
         super().__init__(name, identity)
         if side not in ("buy", "sell") or strategy not in ("truthful", "zic", "ziu"):
@@ -54,6 +62,9 @@ class TraderCohort(Agent):
         self.names = list(members)
         self.keys = [Identity.from_seed(seed, m) for m in members]
         self.addresses = [k.address for k in self.keys]
+        # each member's consent, under its own key: without it an exchange that checks (all but a
+        # trusted single-process simulation, which signs nothing) settles nothing from its account
+        self.delegations = [k.sign_digest(cohort_digest(self.address, k.address)) if delegate else "" for k in self.keys]
         self.limit = np.asarray(limits, dtype=np.int64)
         self.units = np.asarray(units, dtype=np.int64)
         n = len(members)
@@ -81,7 +92,7 @@ class TraderCohort(Agent):
 
     def on_start(self, ctx: Context) -> None:
         ctx.registry.register_agent(self.address, self.name, self.role)
-        ctx.registry.register_cohort(self.address, self.addresses)
+        ctx.registry.register_cohort(self.address, self.addresses, self.delegations)
         found = [s for s in ctx.registry.search("market", ctx.now()) if s.terms.get("market") == self.market]
         if not found:
             raise AgentsError(f"cohort {self.name}: no exchange for market {self.market!r}")

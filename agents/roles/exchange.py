@@ -173,9 +173,10 @@ class Exchange(Agent):
 
     def __init__(
         self, name: str, identity: Identity, market: str, mechanism: Mechanism, period: float, rounds: int = 1,
-        floor: int = 1, ceiling: int = 200, good: str = "unit",
+        floor: int = 1, ceiling: int = 200, good: str = "unit", check_delegations: bool = True,
     ) -> None:
         super().__init__(name, identity)
+        self.check_delegations = check_delegations  # off only in a trusted simulation that signs nothing
         if mechanism not in ("cda", "call", "posted"):
             raise EconomyError(f"unknown mechanism {mechanism!r}: cda, call or posted")
         if not period > 0 or rounds < 1:
@@ -201,6 +202,7 @@ class Exchange(Agent):
         self.volume = 0  # units settled
         self.turnover = 0  # base units settled
         self.quotes = 0  # orders received
+        self.refused_members = 0  # cohort members listed without a valid delegation
 
     @property
     def round_s(self) -> float:
@@ -257,15 +259,36 @@ class Exchange(Agent):
         if accounts is None or (len(members) and int(members.max()) >= len(accounts)):
             # whom the cohort speaks for, as it registered them (read again only while incomplete:
             # on a cluster the registration may still be on its way)
-            accounts = ctx.registry.cohort_members(sender)
+            accounts = self._verified(sender, ctx.registry.cohort_members(sender))
             if accounts:
                 self._members[sender] = accounts
         prices = np.asarray(msg.prices, dtype=np.int64)
         qtys = np.asarray(msg.qtys, dtype=np.int64)
         ok = (members >= 0) & (members < len(accounts)) & (prices > 0) & (qtys > 0)
+        if ok.any():
+            ok[ok] = [accounts[m] is not None for m in members[ok].tolist()]  # members whose consent did not check out
         self.rejected += int(len(ok) - ok.sum())
         self._calls.add(msg.side, prices[ok], qtys[ok], self._calls.owner("c", sender, accounts), members[ok])
         self.quotes += len(msg.members)
+
+    def _verified(self, cohort: str, listed: list[tuple[str, str]]) -> list[str | None]:
+        """The members' accounts, each only if its signature lets ``cohort`` trade for it
+        (None where it does not: that member's orders are refused)."""
+        from agents.identity import recover_digest
+        from agents.roles.cohort import cohort_digest
+
+        if not self.check_delegations:
+            return [member for member, _ in listed]
+        accounts: list[str | None] = []
+        for member, signature in listed:
+            try:
+                good = recover_digest(cohort_digest(cohort, member), signature) == member.lower()
+            except ValueError:
+                good = False
+            accounts.append(member if good else None)
+            if not good:
+                self.refused_members += 1
+        return accounts
 
     def _match(self, f: Fill) -> Match:
         buyer = self._owner[f.buy_id]

@@ -40,6 +40,8 @@ ops = st.one_of(
     # embedded chain's clock runs ahead of the memory ledger's cannot flip a deadline check
     st.tuples(st.just("time"), st.sampled_from([0, 250, 700])),
     st.tuples(st.just("deposit"), who, amounts),
+    st.tuples(st.just("approve"), who, who, amounts),
+    st.tuples(st.just("pull"), who, st.lists(st.tuples(who, who, amounts), min_size=1, max_size=3)),
 )
 
 
@@ -61,6 +63,10 @@ def _apply(ledger, op, ids: list[str]) -> None:
         ledger.advance_time(op[1])
     elif kind == "deposit":
         ledger.deposit(PEOPLE[op[1]], op[2])
+    elif kind == "approve":
+        ledger.approve(PEOPLE[op[1]], PEOPLE[op[2]].address, op[3])
+    elif kind == "pull":  # an exchange settling trades by allowance, all or nothing
+        ledger.transfer_from_many(PEOPLE[op[1]], [(PEOPLE[a].address, PEOPLE[b].address, x) for a, b, x in op[2]])
 
 
 @pytest.mark.chain
@@ -86,6 +92,7 @@ def test_memory_and_evm_agree_step_by_step(steps: list[tuple]) -> None:
         assert outcomes[0] == outcomes[1], (op, outcomes)
         assert [mem.balance_of(p.address) for p in PEOPLE] == [evm.balance_of(p.address) for p in PEOPLE], op
         assert mem.escrowed_total() == evm.escrowed_total()
+        assert [mem.allowance(a.address, b.address) for a in PEOPLE for b in PEOPLE] == [evm.allowance(a.address, b.address) for a in PEOPLE for b in PEOPLE], op
         assert mem.is_conserved() and evm.is_conserved()
 
 

@@ -325,3 +325,44 @@ def test_cohorts_run_on_the_ray_runtime(ray_cluster, tmp_path) -> None:
     trades = read(tmp_path, "trades")
     for buyer, seller, price in zip(trades["buyer"].to_pylist(), trades["seller"].to_pylist(), pc.cast(trades["price"], "int64").to_pylist()):
         assert limits[seller][1] <= price <= limits[buyer][1]
+
+
+def test_a_cohort_cannot_trade_away_an_account_that_did_not_join_it() -> None:
+    """A cohort that lists someone else's account (forging the consent) gets none of its
+    orders for that account settled: the victim's allowance to the exchange stays unspent."""
+    from agents import Identity, LocalRuntime
+    from agents.roles.cohort import CohortOrders, TraderCohort, cohort_digest
+    from agents.roles.exchange import Exchange
+    from agents.roles.trader import Trader
+    from chain import MemoryLedger
+
+    class Thief(TraderCohort):
+        victim = ""
+
+        def on_start(self, ctx) -> None:
+            super().on_start(ctx)
+            forged = self.keys[0].sign_digest(cohort_digest(self.address, self.victim))
+            ctx.registry.register_cohort(self.address, [self.victim], [forged])  # lists the victim, signed by the thief
+            ctx.send(self.exchange, CohortOrders(side="buy", members=[0], prices=[200], qtys=[50]))
+
+    rt = LocalRuntime(MemoryLedger(), seed=1, sign=False, latency=0.01)
+    key = lambda n: Identity.from_seed("thief", n)  # noqa: E731
+    where = rt.add(Exchange("ex", key("ex"), "gpu", "call", period=10, rounds=1, ceiling=200))
+    victim = Trader("victim", key("victim"), "gpu", "buy", limit=10, units=0)
+    fence = Trader("fence", key("fence"), "gpu", "sell", limit=1, units=50)
+    Thief.victim = victim.address
+    thief = Thief("thief", key("thief"), "gpu", "buy", ["accomplice"], [200], [1], seed="thief")
+    for agent in (victim, fence, thief):
+        rt.add(agent)
+    rt.ledger.mint(victim.address, 10_000)
+    rt.start()
+    rt.run(timeout=25)
+    exchange = rt.agent(where)
+    assert rt.ledger.balance_of(victim.address) == 10_000 and rt.ledger.balance_of(fence.address) == 0
+    assert exchange.refused_members == 1 and exchange.settled == 0 and rt.ledger.is_conserved()
+
+
+def test_signed_runs_check_every_cohort_members_consent(tmp_path) -> None:
+    signed = Scenario.parse({**COHORTS, "duration": 20, "runtime": {"kind": "local", "signing": True}})
+    [summary] = simulate(signed, tmp_path, progress=False)
+    assert summary.conserved and summary.trades > 0 and summary.markets["gpu"]["rejected"] == 0  # every consent checked out
