@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
@@ -159,6 +159,7 @@ class Population(BaseModel):
     keys: KeySource = KeySource()
     agents: list[AgentGroup] = Field(min_length=1)
     _base: Path | None = PrivateAttr(default=None)  # the file's folder: relative *_file / *_path settings start there
+    error: ClassVar[type[PopulationError]] = PopulationError  # what a file that does not validate raises
 
     @field_validator("version")
     @classmethod
@@ -192,7 +193,7 @@ class Population(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            raise PopulationError(f"{where} is not a valid {cls.__name__.lower()}:\n{describe(exc)}") from None
+            raise cls.error(f"{where} is not a valid {cls.__name__.lower()}:\n{describe(exc)}") from None
 
     def size(self) -> int:
         return sum(g.count for g in self.agents)

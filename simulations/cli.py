@@ -224,6 +224,25 @@ def _summary_table(results: list) -> None:  # noqa: ANN001 - RunSummary objects
     Console().print(table)
 
 
+def _finish(runs, out: Path, report: bool, failure: int) -> None:  # noqa: ANN001 - a thunk giving RunSummary objects
+    """Run, print the summary table, write the report; exit non-zero when a run failed or
+    did not conserve money."""
+    from simulations.errors import SimulationsError
+
+    try:
+        results = runs()
+    except SimulationsError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=failure) from None
+    _summary_table(results)
+    if report:
+        from simulations.htmlreport import write_report
+
+        typer.echo(f"report: {write_report(out)}")
+    if not all(r.conserved for r in results):
+        raise typer.Exit(code=1)
+
+
 @app.command()
 def simulate(
     scenario: str = typer.Argument(..., help="a scenario file (YAML) or a built-in name (agora scenarios)"),
@@ -237,7 +256,6 @@ def simulate(
     gpus: int = typer.Option(1, help="with --runtime ray and no --address: logical GPUs for the local Ray"),
 ) -> None:
     """Run a scenario with a progress bar, stream its metrics to Parquet, print a summary."""
-    from simulations.errors import SimulationsError
     from simulations.runner import simulate as run
 
     overrides = _overrides(set_)
@@ -247,18 +265,7 @@ def simulate(
     chosen = _load_scenario(scenario, overrides)
     if chosen.runtime.kind == "ray":
         _start_ray(chosen.runtime.address, gpus)
-    try:
-        results = run(chosen, out)
-    except SimulationsError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(code=1) from None
-    _summary_table(results)
-    if report:
-        from simulations.htmlreport import write_report
-
-        typer.echo(f"report: {write_report(out)}")
-    if not all(r.conserved for r in results):
-        raise typer.Exit(code=1)
+    _finish(lambda: run(chosen, out), out, report, failure=1)
 
 
 @app.command()
@@ -303,7 +310,6 @@ def sweep(
     """Run a grid of parameter values, each point a Ray task; points already done are skipped."""
     import yaml
 
-    from simulations.errors import SimulationsError
     from simulations.sweep import sweep as run_sweep
 
     params: dict[str, list[object]] = {}
@@ -314,18 +320,9 @@ def sweep(
             raise typer.Exit(code=2)
         params[path.strip()] = [yaml.safe_load(v) for v in values.split(",")]
     chosen = _load_scenario(scenario, {})
-    try:
-        if not local:
-            _start_ray(address)
-        results = run_sweep(chosen, params, out, parallel=not local)
-    except SimulationsError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(code=2) from None
-    _summary_table(results)
-    if report:
-        from simulations.htmlreport import write_report
-
-        typer.echo(f"report: {write_report(out)}")
+    if not local:
+        _start_ray(address)
+    _finish(lambda: run_sweep(chosen, params, out, parallel=not local), out, report, failure=2)
 
 
 @app.command()

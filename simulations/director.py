@@ -86,22 +86,23 @@ class Director(Agent):
 
     @on_message(_Fire)
     def fire(self, ctx: Context, sender: str, msg: _Fire) -> None:
-        if sender != self.address:
-            return
-        shock = self.shocks[msg.index]
-        lone, hosted = self._split(shock.targets)
-        ctx.broadcast(ShockStarts(kind=shock.kind, factor=shock.factor, shock=shock.index), to=lone)  # type: ignore[arg-type]
-        for cohort, members in hosted.items():
-            ctx.send(cohort, ShockStarts(kind=shock.kind, factor=shock.factor, shock=shock.index, members=members))  # type: ignore[arg-type]
-        self.fired.append({"index": shock.index, "kind": shock.kind, "at": round(ctx.now() - self.started, 6), "targets": len(shock.targets), "event": "start"})
+        if sender == self.address:
+            self._announce(ctx, self.shocks[msg.index], start=True)
 
     @on_message(_End)
     def end(self, ctx: Context, sender: str, msg: _End) -> None:
-        if sender != self.address:
-            return
-        shock = self.shocks[msg.index]
+        if sender == self.address:
+            self._announce(ctx, self.shocks[msg.index], start=False)
+
+    def _announce(self, ctx: Context, shock: PlannedShock, start: bool) -> None:
+        """Tell every target (a cohort: once, for its members) that ``shock`` starts or ends."""
+        def message(members: list[str]) -> ShockStarts | ShockEnds:
+            if start:
+                return ShockStarts(kind=shock.kind, factor=shock.factor, shock=shock.index, members=members)  # type: ignore[arg-type]
+            return ShockEnds(shock=shock.index, members=members)
+
         lone, hosted = self._split(shock.targets)
-        ctx.broadcast(ShockEnds(shock=shock.index), to=lone)
+        ctx.broadcast(message([]), to=lone)
         for cohort, members in hosted.items():
-            ctx.send(cohort, ShockEnds(shock=shock.index, members=members))
-        self.fired.append({"index": shock.index, "kind": shock.kind, "at": round(ctx.now() - self.started, 6), "targets": len(shock.targets), "event": "end"})
+            ctx.send(cohort, message(members))
+        self.fired.append({"index": shock.index, "kind": shock.kind, "at": round(ctx.now() - self.started, 6), "targets": len(shock.targets), "event": "start" if start else "end"})

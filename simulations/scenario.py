@@ -42,12 +42,12 @@ import copy
 import math
 import random
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from agents.population import AgentGroup, Population, describe
+from agents.population import AgentGroup, Population
 from simulations.errors import ScenarioError
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "scenarios"
@@ -244,6 +244,7 @@ class Scenario(Population):
     shocks: list[Shock] = []
     metrics: MetricsSpec = MetricsSpec()
     variants: dict[str, dict[str, Any]] = Field(default={}, description="name -> overrides of this scenario, run and reported side by side")
+    error: ClassVar[type[ScenarioError]] = ScenarioError
 
     @field_validator("ledger")
     @classmethod
@@ -275,13 +276,6 @@ class Scenario(Population):
 
     # -- loading -----------------------------------------------------------------------
     @classmethod
-    def parse(cls, data: Any, where: str = "scenario") -> Scenario:
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise ScenarioError(f"{where} is not a valid scenario:\n{describe(exc)}") from None
-
-    @classmethod
     def load(cls, path: str | Path) -> Scenario:
         """A scenario file, or a built-in by name (``gpu-market``)."""
         file = Path(path)
@@ -295,6 +289,7 @@ class Scenario(Population):
         except yaml.YAMLError as exc:
             raise ScenarioError(f"{path} is not YAML: {exc}") from None
         scenario = cls.parse(data, str(path))
+        assert isinstance(scenario, Scenario)
         scenario._base = file.resolve().parent
         return scenario
 
