@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench soak clean
 
 install: $(STAMP)
 
@@ -45,6 +45,10 @@ bench: install
 	$(PY) bench/orderbook.py
 	$(PY) bench/messaging.py
 	$(PY) bench/simulation.py
+
+# a sustained run (minutes, tens of thousands of agents): memory and throughput over time
+soak: install
+	$(PY) bench/soak.py
 
 clean:
 	rm -rf $(VENV) node_modules .agora .pytest_cache

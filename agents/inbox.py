@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agents.errors import ExpiredMessage, PayloadTooLarge, RateLimited, ReplayedMessage, UnknownMessage
+from agents.errors import BadEnvelope, ExpiredMessage, PayloadTooLarge, RateLimited, ReplayedMessage, UnknownMessage
 from agents.messages import Envelope, Message
 
 
@@ -70,7 +70,10 @@ class Inbox:
             self._spend(sender, now, self.quota)  # after the replay check: replays cannot drain a quota
         message = env._message
         if type(message) is not cls:  # parsed here unless it was sealed in this process
-            message = cls.model_validate_json(env.payload)
+            try:
+                message = cls.model_validate_json(env.payload)
+            except ValidationError as exc:  # signed or not, a payload that is not the message it claims
+                raise BadEnvelope(f"payload from {sender} is not a valid {cls.__name__}: {exc.errors()[0]['msg']}") from None
         # remember only what was accepted: a refused nonce may come again
         if nonce > high:
             self._high[sender] = nonce

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from heapq import heappop, heappush
 
 from economy.errors import DuplicateOrder, InvalidOrder
-from economy.orders import BUY, SELL, Fill, Order, Side
+from economy.orders import BUY, SELL, Fill, IncreasingIds, Order, Side
 
 _NO_FILLS: tuple[Fill, ...] = ()
 
@@ -34,14 +34,16 @@ class ContinuousDoubleAuction:
     """A limit order book. ``submit`` an Order and get its fills; ``cancel`` by id; ``clear(now)``
     withdraws the orders that expired by ``now`` (the book's clock only moves when told)."""
 
-    def __init__(self) -> None:
+    def __init__(self, increasing_ids: bool = False) -> None:
+        """``increasing_ids``: every order id is above the last one (an exchange's counter), so
+        the book remembers only the highest instead of every id it ever saw."""
         self._bids: dict[int, deque[list]] = {}
         self._asks: dict[int, deque[list]] = {}
         self._bid_prices: list[int] = []  # negated prices: a max-heap
         self._ask_prices: list[int] = []
         self._live: dict[int, tuple[bool, int, list]] = {}  # id -> (is_buy, price, entry)
         self._expiries: list[tuple[float, int]] = []
-        self._seen: set[int] = set()
+        self._seen: set[int] | IncreasingIds = IncreasingIds() if increasing_ids else set()
         self.now: float = 0.0
         self.last_price: int | None = None
         self.volume = 0  # units traded since the book opened

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Literal
 
 from economy.errors import InvalidOrder
-from economy.orders import BUY, SELL, Fill, Order, admit
+from economy.orders import BUY, SELL, Fill, IncreasingIds, Order, admit
 
 Per = Literal["call", "use", "unit"]
 
@@ -86,9 +86,9 @@ class PostedBoard:
     and sellers post again. Nothing rests, so ``cancel`` finds nothing. No money moves here.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, increasing_ids: bool = False) -> None:
         self._posts: dict[str, PostedPrice] = {}
-        self._seen: set[int] = set()
+        self._seen: set[int] | IncreasingIds = IncreasingIds() if increasing_ids else set()  # see ContinuousDoubleAuction
         self.now: float = 0.0
         self.refused = 0  # buy orders that found no admissible posting
 

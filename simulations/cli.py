@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -221,7 +222,7 @@ def _summary_table(results: list) -> None:  # noqa: ANN001 - RunSummary objects
         eff = "–" if r.mean_efficiency is None else f"{r.mean_efficiency:.3f}"
         table.add_row(f"{r.name}/{r.variant}", f"{r.agents:,}", str(r.steps), f"{r.trades:,}", f"{r.volume:,}", f"{int(r.turnover):,}", eff,
                       "[green]yes[/]" if r.conserved else "[red]NO[/]", str(r.errors), f"{r.wall_s:.1f}")
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 140).print(table)
 
 
 def _finish(runs, out: Path, report: bool, failure: int) -> None:  # noqa: ANN001 - a thunk giving RunSummary objects

@@ -89,6 +89,8 @@ class Table:
             self._writer = pq.ParquetWriter(self.path, self.schema)
         self._writer.write_table(batch)
         self._columns = [[] for _ in self.schema.names]
+        del batch
+        pa.default_memory_pool().release_unused()  # hand the row group's buffers back: a long run stays flat
 
     def close(self) -> None:
         self.flush()

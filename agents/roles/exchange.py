@@ -95,11 +95,12 @@ class _Tick(Message):
 
 
 def make_book(mechanism: Mechanism) -> Any:
+    # order ids come from the exchange's own counter: the books keep the highest, not every id
     if mechanism == "cda":
-        return ContinuousDoubleAuction()
+        return ContinuousDoubleAuction(increasing_ids=True)
     if mechanism == "call":
         return None  # a call market's book is the round's order arrays (economy.callmarket.clear_arrays)
-    return PostedBoard()
+    return PostedBoard(increasing_ids=True)
 
 
 # who placed an order: ("t", trader address, its cid) or ("c", cohort address, member index)

@@ -116,3 +116,35 @@ def test_overrides_and_variants_revalidate() -> None:
         scenario.with_overrides({"markets.cpu.mechanism": "cda"})
     with pytest.raises(ScenarioError, match="agents\\[3\\].count: Input should be greater than or equal to 0"):
         scenario.with_overrides({"agents.low-budget.count": -5})
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_json = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-10, 10**12), st.floats(allow_nan=True), st.text(max_size=12)),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    max_leaves=20,
+)
+_paths = st.sampled_from(["name", "seed", "duration", "step", "ledger", "runtime", "markets", "shocks", "agents", "agents__0__count", "agents__0__settings",
+                          "agents__0__draws", "agents__1__strategy", "agents__0__host", "markets__gpu", "markets__gpu__rounds", "metrics", "variants", "keys"])
+
+
+@settings(max_examples=200)
+@given(st.one_of(_json, st.dictionaries(st.text(max_size=8), _json, max_size=6)))
+def test_random_data_is_a_typed_error_or_a_scenario(data) -> None:
+    try:
+        Scenario.parse(data)
+    except ScenarioError:
+        pass
+
+
+@settings(max_examples=200)
+@given(_paths, _json)
+def test_a_scenario_with_one_field_replaced_by_junk_is_a_typed_error_or_a_scenario(path, value) -> None:
+    try:
+        scenario = Scenario.parse(_with(**{path: value}))
+    except ScenarioError as exc:
+        assert "is not a valid scenario" in str(exc)
+        return
+    assert scenario.steps() >= 1
