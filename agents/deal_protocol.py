@@ -84,8 +84,13 @@ class DeadlinePassed(Message):
     """Timer: the contract deadline is here; refund if nothing was delivered."""
 
 
+class PaymentDue(Message):
+    """Timer: a provider's delivered deal is close to its deadline; claim if still unpaid."""
+
+
 class Claim(Message):
-    """Buyer to arbiter: the delivered result of a disputed deal, with the job it answers."""
+    """Buyer or provider to arbiter: the delivered result of a disputed deal, with the job it
+    answers (a buyer disputing the work, or a provider the buyer never paid)."""
 
     job: JobSpec
     result: JobResult

@@ -2,7 +2,8 @@
 
 A buyer that finds a delivered result out of line (redundant execution put it in the minority,
 or nobody agreed) disputes the escrow and sends the arbiter a ``Claim`` with the job and the
-result. The arbiter re-runs the job on its own executor and compares with the same tolerances
+result; so does a provider whose buyer never paid for a delivery (before the deadline would let
+the buyer take a refund for work it received). The arbiter re-runs the job on its own executor and compares with the same tolerances
 verification uses (tasks.verify.agree), so a result that differs only by batch shape or hardware
 is upheld: an honest provider is paid in full and never slashed. A wrong result is refunded to the
 buyer, the provider's stake is slashed (half to the buyer for its trouble, half to the treasury),
@@ -33,8 +34,9 @@ class Arbiter(Agent):
     @on_message(Claim)
     def claim(self, ctx: Context, sender: str, msg: Claim) -> None:
         escrow = ctx.ledger.escrow(msg.deal_id)
-        if escrow.status != "disputed" or escrow.buyer.lower() != sender.lower() or escrow.payees[0].lower() != msg.provider.lower():
-            return  # only the buyer of a disputed escrow, about its provider
+        parties = {escrow.buyer.lower(), escrow.payees[0].lower()}
+        if escrow.status != "disputed" or sender.lower() not in parties or escrow.payees[0].lower() != msg.provider.lower():
+            return  # only a party to a disputed escrow, about its provider
         if msg.cost > escrow.amount:
             return
         try:
@@ -51,10 +53,10 @@ class Arbiter(Agent):
             ctx.wallet.resolve(msg.deal_id, 0)
             slashed = min(self.slash_amount, ctx.ledger.stake_of(msg.provider).stake)
             if slashed:
-                ctx.wallet.slash(msg.provider, slashed, sender, slashed // 2)
+                ctx.wallet.slash(msg.provider, slashed, escrow.buyer, slashed // 2)
             ctx.registry.rate(self.address, msg.provider, False, max(escrow.amount, 1), "compute")
             reason = "the result differs from the arbiter's own run: refunded and slashed"
         paid = msg.cost if right else 0
         self.rulings[msg.deal_id] = {"provider": msg.provider, "paid": paid, "slashed": slashed, "upheld": right}
-        for party in (sender, msg.provider):
+        for party in dict.fromkeys((escrow.buyer, msg.provider)):
             ctx.send(party, Ruling(deal_id=msg.deal_id, paid=paid, slashed=slashed, reason=reason))

@@ -20,6 +20,8 @@ from agents.deal_protocol import (
     Refuse,
     RejectProposal,
     ReportFailure,
+    Claim,
+    PaymentDue,
     Ruling,
     Settled,
 )
@@ -43,6 +45,7 @@ class _Job:
     deal: Deal | None = None  # the provider's own view of the signed contract
     status: str = "proposed"
     deal_id: str = ""  # the deal it runs under: the call's, or a redundant job's own
+    result: JobResult | None = None  # what it delivered (the evidence if the buyer never pays)
 
     def __post_init__(self) -> None:
         self.deal_id = self.deal_id or self.call.deal_id
@@ -54,9 +57,11 @@ class ComputeProvider(Agent):
     role = "compute_provider"
 
     def __init__(
-        self, name: str, identity: Identity, *, gpus: float, price_per_second: int, throughput: float = 100.0, gpu_memory_mb: int = 0, cpus: float = 1.0, stake: int = 0
+        self, name: str, identity: Identity, *, gpus: float, price_per_second: int, throughput: float = 100.0, gpu_memory_mb: int = 0, cpus: float = 1.0, stake: int = 0,
+        claim_margin_s: float = 30.0,
     ) -> None:
         super().__init__(name, identity)
+        self.claim_margin_s = claim_margin_s  # how long before the deadline an unpaid delivery goes to the arbiter
         self.stake = stake  # bonded at start: what an arbiter may slash for wrong work
         self.book = Capacity(gpus, gpu_memory_mb, cpus)  # what it has, and what accepted jobs hold until they end
         self.price_per_second = price_per_second
@@ -206,7 +211,30 @@ class ComputeProvider(Agent):
             ctx.log.warning("not delivering %s: %s", job.deal_id, exc)
             return
         job.status = "delivered"
+        job.result = msg.result
         ctx.send(job.buyer, Deliver(deal_id=job.deal_id, result=msg.result))
+        # a buyer that never settles would take its refund at the deadline: before then, claim
+        left = job.contract.deadline - ctx.now()
+        ctx.schedule(max(0.0, left - min(self.claim_margin_s, left / 2)), PaymentDue(deal_id=job.deal_id))
+
+    @on_message(PaymentDue)
+    def payment_due(self, ctx: Context, sender: str, msg: PaymentDue) -> None:
+        """Delivered and still unpaid near the deadline: freeze the escrow and ask the arbiter
+        to rule. The arbiter re-runs the job; a result that matches its own run is paid the
+        contract (the buyer's silence does not void what it signed)."""
+        job = self.jobs.get(msg.deal_id)
+        if sender != self.address or job is None or job.deal is None or job.result is None or job.contract is None:
+            return
+        if job.deal.sync() is not DealState.DELIVERED:  # paid, refunded or disputed meanwhile
+            return
+        try:
+            job.deal.dispute(ctx.wallet, reason="delivered, not paid before the deadline")
+        except (ChainError, EconomyError) as exc:
+            ctx.log.warning("could not dispute unpaid %s: %s", job.deal_id, exc)
+            return
+        job.status = "claimed"
+        claim = Claim(deal_id=job.deal_id, job=job.call.job, result=job.result, provider=self.address, cost=job.contract.max_amount)
+        ctx.send(ctx.ledger.arbiter, claim)
 
     @on_message(Ruling)
     def ruled(self, ctx: Context, sender: str, msg: Ruling) -> None:

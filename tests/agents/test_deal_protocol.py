@@ -263,3 +263,48 @@ def test_a_spot_check_catches_a_single_cheat_and_the_arbiter_rules(store) -> Non
     assert runtime.ledger.stake_of(agents["cheat"].address).stake == 0 and runtime.ledger.is_conserved()
     report, agents, runtime = _redundant_market(store, {"odd": OddBatchProvider}, redundancy=1, stake=10**16, **inline)
     assert report.deal.status == "settled" and agents["arbiter"].rulings == {}
+
+
+class SilentBuyer(Buyer):
+    """Takes the delivered work and never pays, waiting to take its refund at the deadline."""
+
+    def delivered(self, ctx, sender, msg) -> None:
+        return None
+
+
+def test_a_buyer_that_never_pays_is_claimed_before_the_deadline_and_the_arbiter_pays(store) -> None:
+    """The provider delivers; the buyer stays silent. Before the deadline would let the buyer
+    refund itself, the provider freezes the escrow and claims; the arbiter re-runs the job, finds
+    the same result and pays the contract to every payee. The buyer's refund comes too late."""
+    from agents import LocalRuntime
+    from agents.roles import Arbiter
+    from chain import MemoryLedger
+    from tasks import ContentStore
+
+    config = _config(store, deadline_s=120)
+    key = lambda name: Identity.from_seed(config.seed, name)  # noqa: E731
+    arbiter = Arbiter("arbiter", key("arbiter"))
+    runtime = LocalRuntime(MemoryLedger(arbiter=arbiter.address), store=ContentStore(store.root), seed=config.seed)
+    agents = make_agents(config, demo_texts())
+    request = agents.pop("buyer").requests[0]
+    agents["arbiter"] = arbiter
+    agents["buyer"] = SilentBuyer("buyer", key("buyer"), [request])
+    for agent in agents.values():
+        runtime.add(agent)
+    buyer = agents["buyer"]
+    runtime.ledger.mint(buyer.address, config.buyer_funds)
+    runtime.start()
+    runtime.run(timeout=400)  # well past the deadline
+    (record,) = buyer.deals.values()
+    contract = record.contract
+    assert contract is not None and record.status == "funded"  # the buyer never acted on the delivery
+    escrow = runtime.ledger.escrow(record.deal_id)
+    assert escrow.status == "released"  # resolved by the arbiter, not refunded
+    ruling = arbiter.rulings[record.deal_id]
+    assert ruling["upheld"] and ruling["paid"] == contract.max_amount
+    for payee in contract.payees:
+        assert runtime.ledger.balance_of(payee.address) == payee.amount  # each payee its line of the contract
+    assert runtime.ledger.balance_of(buyer.address) == config.buyer_funds - contract.max_amount
+    provider = next(a for a in agents.values() if getattr(a, "address", None) == contract.provider)
+    assert provider.job_status(record.deal_id) == "paid"
+    assert runtime.ledger.is_conserved()
