@@ -150,7 +150,7 @@ def _populate(scenario: Scenario, runtime: Any) -> _World:
     for market, spec in scenario.markets.items():  # exchanges first: traders look them up at start
         ex = Exchange(f"exchange-{market}", Identity.from_seed(scenario.seed, f"exchange-{market}"), market, spec.mechanism,
                       period=scenario.step, rounds=spec.rounds, floor=spec.floor, ceiling=spec.ceiling, good=spec.good,
-                      check_delegations=_signed(scenario))
+                      check_delegations=_signed(scenario), max_messages_per_round=spec.max_messages_per_round)
         world.exchanges[market] = runtime.add(ex)
     cohorts = [g for g in scenario.agents if g.host == "cohort" and g.count]
     lone = scenario.with_overrides({f"agents.{i}.count": 0 for i, g in enumerate(scenario.agents) if g.host == "cohort"}) if cohorts else scenario

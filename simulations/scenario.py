@@ -189,6 +189,7 @@ class MarketSpec(BaseModel):
     floor: int = Field(default=1, ge=1)
     ceiling: int = Field(default=200, ge=1)
     rounds: int = Field(default=4, ge=1, le=1000, description="rounds of quoting (a call each, in a call market) per step")
+    max_messages_per_round: int | None = Field(default=16, ge=1, description="order messages one sender may send in a round; the rest are throttled")
 
     @model_validator(mode="after")
     def _range(self) -> MarketSpec:

@@ -174,9 +174,14 @@ class Exchange(Agent):
 
     def __init__(
         self, name: str, identity: Identity, market: str, mechanism: Mechanism, period: float, rounds: int = 1,
-        floor: int = 1, ceiling: int = 200, good: str = "unit", check_delegations: bool = True,
+        floor: int = 1, ceiling: int = 200, good: str = "unit", check_delegations: bool = True, max_messages_per_round: int | None = 16,
     ) -> None:
         super().__init__(name, identity)
+        # a trader (or a cohort, for all its members) needs one order message a round: a sender
+        # past this many in one round is throttled, so a flood cannot crowd out the market
+        self.max_messages_per_round = max_messages_per_round
+        self._sent: dict[str, int] = {}
+        self.throttled = 0
         self.check_delegations = check_delegations  # off only in a trusted simulation that signs nothing
         if mechanism not in ("cda", "call", "posted"):
             raise EconomyError(f"unknown mechanism {mechanism!r}: cda, call or posted")
@@ -224,8 +229,19 @@ class Exchange(Agent):
         ctx.schedule(self.round_s, _Tick(round=1))
 
     # -- orders ----------------------------------------------------------------------------
+    def _throttle(self, sender: str) -> bool:
+        """Count a message from ``sender`` this round; True when it is over its allowance."""
+        n = self._sent.get(sender, 0) + 1
+        self._sent[sender] = n
+        if self.max_messages_per_round is not None and n > self.max_messages_per_round:
+            self.throttled += 1
+            return True
+        return False
+
     @on_message(PlaceOrder)
     def place(self, ctx: Context, sender: str, msg: PlaceOrder) -> None:
+        if self._throttle(sender):
+            return
         self.quotes += 1
         oid = self._next_id
         self._next_id += 1
@@ -249,6 +265,8 @@ class Exchange(Agent):
     @on_message(CohortOrders)
     def place_many(self, ctx: Context, sender: str, msg: CohortOrders) -> None:
         """A cohort's orders, one per member, each from the member's own account."""
+        if self._throttle(sender):
+            return
         if self.mechanism != "call" or not len(msg.members) == len(msg.prices) == len(msg.qtys):
             self.rejected += len(msg.members)
             return
@@ -301,6 +319,8 @@ class Exchange(Agent):
 
     @on_message(CancelOrders)
     def cancel(self, ctx: Context, sender: str, msg: CancelOrders) -> None:
+        if self._throttle(sender):
+            return
         cids = set(msg.cids)
         for oid, (trader, cid) in list(self._owner.items()):
             if trader == sender and cid in cids:
@@ -351,6 +371,7 @@ class Exchange(Agent):
             self.book.clear(now)
         settled, failed = self._settle(ctx, now)
         self._report(ctx, settled, failed, period_end)
+        self._sent = {}  # a new round, a new allowance
         ctx.schedule(max(0.0, self.t0 + (msg.round + 1) * self.round_s - ctx.now()), _Tick(round=msg.round + 1))
 
     def _settle(self, ctx: Context, now: float) -> tuple[list[Match], list[Match]]:
@@ -442,5 +463,5 @@ class Exchange(Agent):
         return {
             "market": self.market, "mechanism": self.mechanism, "round": self.round, "settled": self.settled, "failed": self.failed,
             "rejected": self.rejected, "volume": self.volume, "turnover": self.turnover, "last_price": self._last_price,
-            "quotes": self.quotes, "unmatched_buys": getattr(self.book, "refused", 0),  # posted: buy orders no admissible posting took
+            "quotes": self.quotes, "throttled": self.throttled, "unmatched_buys": getattr(self.book, "refused", 0),  # posted: buy orders no admissible posting took
         }

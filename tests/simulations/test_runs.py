@@ -366,3 +366,32 @@ def test_signed_runs_check_every_cohort_members_consent(tmp_path) -> None:
     signed = Scenario.parse({**COHORTS, "duration": 20, "runtime": {"kind": "local", "signing": True}})
     [summary] = simulate(signed, tmp_path, progress=False)
     assert summary.conserved and summary.trades > 0 and summary.markets["gpu"]["rejected"] == 0  # every consent checked out
+
+
+def test_a_flooding_trader_is_throttled_and_the_market_trades_on(tmp_path) -> None:
+    """A trader sending hundreds of orders a round gets its allowance (4 here) through and no
+    more; everyone else trades as before, and money is conserved."""
+    flood = Scenario.parse({**TINY, "markets": {"gpu": {"mechanism": "cda", "rounds": 8, "max_messages_per_round": 4}},
+                            "agents": [*TINY["agents"], {"role": "tests.simulations.test_runs:Flooder", "name": "flooder", "label": "flooder", "funds": 5_000,
+                                                         "settings": {"market": "gpu", "side": "buy", "units": 1, "limit": 60}}]})
+    [summary] = simulate(flood, tmp_path / "flood", progress=False)
+    [calm] = simulate(Scenario.parse({**TINY, "markets": {"gpu": {"mechanism": "cda", "rounds": 8, "max_messages_per_round": 4}}}), tmp_path / "calm", progress=False)
+    stats = summary.markets["gpu"]
+    assert stats["throttled"] > 10_000 and summary.conserved and summary.errors == 0
+    rounds = 8 * 6 + 1
+    assert stats["quotes"] <= 20 * rounds + 4 * rounds  # one order a round from each honest trader, at most 4 from the flooder
+    assert stats["quotes"] + stats["throttled"] > 10 * stats["quotes"]  # unthrottled, the flood would have been most of the book
+    assert summary.trades >= 0.8 * calm.trades  # the honest traders still trade
+
+
+class Flooder(__import__("agents.roles.trader", fromlist=["Trader"]).Trader):
+    """Sends 300 orders every time it may quote."""
+
+    def _quote(self, ctx) -> None:
+        from agents.roles.exchange import PlaceOrder
+
+        if self.exchange:
+            for i in range(300):
+                ctx.send(self.exchange, PlaceOrder(cid=10_000 + self._cid * 300 + i, side="buy", price=1, qty=1))
+            self._cid += 1
+            self._out[10_000 + self._cid] = self.period
