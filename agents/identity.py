@@ -19,7 +19,7 @@ from eth_account.messages import encode_defunct, encode_typed_data
 from eth_utils import keccak
 
 from agents.errors import KeystoreError
-from chain.types import known_address
+from chain.types import eip55, known_address
 
 Account.enable_unaudited_hdwallet_features()  # BIP-39/44 derivation (eth-account's own, pure Python)
 
@@ -31,12 +31,6 @@ try:  # the C keccak of safe-pysha3: about 4x faster than eth-utils' for an enve
 
 except ImportError:  # pragma: no cover - same digest, slower
     keccak256 = keccak  # type: ignore[assignment]
-
-
-def _checksum(hex40: str) -> str:
-    """EIP-55 mixed-case checksum of a lowercase hex address (40 digits)."""
-    digest = keccak256(hex40.encode()).hex()
-    return "0x" + "".join([c.upper() if d > "7" else c for c, d in zip(hex40, digest)])
 
 
 class Identity:
@@ -53,7 +47,7 @@ class Identity:
         except ValueError as exc:
             raise KeystoreError(f"not a valid secp256k1 private key: {exc}") from None
         self._key = key
-        self._address = _checksum(keccak256(public)[12:].hex())
+        self._address = eip55(keccak256(public)[12:].hex())
         known_address(self._address)
         self._eth: Any = None  # eth-account's LocalAccount, made when something first signs with it
         self._fast: coincurve.PrivateKey | None = None

@@ -31,29 +31,20 @@ from economy.reputation import Market, ReputationGraph, relative
 _HASH = r"^[0-9a-f]{64}$"
 
 
-def _checksum(v: str) -> str:
-    address = _fast_checksum(v) if isinstance(v, str) else None
-    if address is None:
-        raise ValueError(f"not an address: {v!r}")
-    return address
-
-
-def _fast_checksum(v: str) -> str | None:
-    """The checksummed address (cached in chain.types: a big population looks the same
-    addresses up all run), or None."""
+def _normalized(v: Any) -> str | None:
+    """``v`` as a checksummed address (cached in chain.types: a big population looks the same
+    addresses up all run), or None when it is not one."""
     try:
         return check_address(v)
     except ChainError:
         return None
 
 
-def is_address(v: Any) -> bool:
-    return isinstance(v, str) and _fast_checksum(v) is not None
-
-
-def to_checksum_address(v: str) -> str:
-    return _checksum(v)
-
+def _checksum(v: Any) -> str:
+    address = _normalized(v)
+    if address is None:
+        raise ValueError(f"not an address: {v!r}")
+    return address
 
 
 Address = Annotated[str, AfterValidator(_checksum)]
@@ -135,7 +126,7 @@ class Registry:
     """In-memory discovery. Plain class: a runtime may host it in a Ray actor."""
 
     def __init__(self, pretrusted: list[str] | None = None) -> None:
-        self.reputation = ReputationGraph(to_checksum_address(a) for a in pretrusted or [])
+        self.reputation = ReputationGraph(_checksum(a) for a in pretrusted or [])
         self._models: dict[str, ModelOffer] = {}
         self._datasets: dict[str, DatasetOffer] = {}
         self._compute: dict[str, ComputeOffer] = {}
@@ -157,7 +148,7 @@ class Registry:
         return offer.owner
 
     def register_agent(self, address: str, name: str, role: str) -> None:
-        self._agents[to_checksum_address(address)] = {"name": name, "role": role}
+        self._agents[_checksum(address)] = {"name": name, "role": role}
 
     # services: discovery with a time-to-live
     def register_service(self, record: ServiceRecord, now: float) -> ServiceRecord:
@@ -168,7 +159,7 @@ class Registry:
 
     def heartbeat(self, address: str, now: float) -> int:
         """Renew every service ``address`` offers; returns how many. Unknown agents raise."""
-        key = to_checksum_address(address) if is_address(address) else address
+        key = _normalized(address) or address
         found = [k for k in self._services if k[0] == key]
         if not found:
             raise UnknownOffer(f"no services registered by {address!r}")
@@ -178,7 +169,7 @@ class Registry:
 
     def withdraw(self, address: str, capability: str | None = None) -> int:
         """Remove an agent's services (one capability, or all); returns how many."""
-        key = to_checksum_address(address) if is_address(address) else address
+        key = _normalized(address) or address
         gone = [k for k in self._services if k[0] == key and capability in (None, k[1])]
         for k in gone:
             del self._services[k]
@@ -226,7 +217,7 @@ class Registry:
         """Every rated agent's trust in [0, 1], 1.0 for the most trusted: personalized PageRank
         from ``viewer`` and the pre-trusted agents, or EigenTrust when neither has rated."""
         graph = self.reputation
-        seeds = set(graph.pretrusted) | ({to_checksum_address(viewer)} if viewer else set())
+        seeds = set(graph.pretrusted) | ({_checksum(viewer)} if viewer else set())
         if any(graph.graph.has_node(s) and graph.graph.out_degree(s) for s in seeds):
             raw = graph.pagerank(personal=seeds)
         else:
@@ -237,10 +228,10 @@ class Registry:
     def rate(self, rater: str, ratee: str, verified: bool, amount: int = 1, market: Market = "any") -> None:
         """Record that a delivery ``rater`` bought from ``ratee`` was verified or failed."""
         for who in (rater, ratee):
-            if not is_address(who):
+            if _normalized(who) is None:
                 raise InvalidOffer(f"a rating needs agent addresses, got {who!r}")
         try:
-            self.reputation.record(to_checksum_address(rater), to_checksum_address(ratee), verified, amount, market)
+            self.reputation.record(_checksum(rater), _checksum(ratee), verified, amount, market)
         except EconomyError as exc:
             raise InvalidOffer(str(exc)) from None
 
@@ -248,7 +239,7 @@ class Registry:
         """How much ``viewer`` can trust each of ``among``, relative to the most trusted of them
         (1.0; everyone 1.0 when nothing is known of any). Personalized PageRank restarting at
         the viewer and the pre-trusted agents; EigenTrust over everyone when neither has rated."""
-        return relative(self.reputation_scores(viewer), [to_checksum_address(a) for a in among])
+        return relative(self.reputation_scores(viewer), [_checksum(a) for a in among])
 
     # look up
     def model(self, model_hash: str) -> ModelOffer:
@@ -269,11 +260,11 @@ class Registry:
         cohort's order from a member's account."""
         if len(members) != len(delegations):
             raise InvalidOffer(f"cohort {cohort}: {len(members)} members but {len(delegations)} delegations")
-        self._cohorts[to_checksum_address(cohort)] = [(to_checksum_address(m), d) for m, d in zip(members, delegations)]
+        self._cohorts[_checksum(cohort)] = [(_checksum(m), d) for m, d in zip(members, delegations)]
 
     def cohort_members(self, cohort: str) -> list[tuple[str, str]]:
         """(member, delegation signature) pairs, as the cohort registered them."""
-        return list(self._cohorts.get(to_checksum_address(cohort), []))
+        return list(self._cohorts.get(_checksum(cohort), []))
 
     def role_of(self, address: str) -> str | None:
         """The role ``address`` registered with, or None."""

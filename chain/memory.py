@@ -31,9 +31,9 @@ from chain.types import (
     Prepared,
     Receipt,
     StakeState,
-    _hexdigest,
     check_address,
     check_id,
+    keccak_hex,
     split,
 )
 
@@ -540,6 +540,6 @@ class MemoryLedger(Ledger):
 
     def _receipt(self, op: str, sender: str) -> Receipt:
         n = next(self._seq)
-        receipt = Receipt(op=op, sender=sender, tx_hash="0x" + _hexdigest(f"memory:{n}".encode()), block=n)
+        receipt = Receipt(op=op, sender=sender, tx_hash="0x" + keccak_hex(f"memory:{n}".encode()), block=n)
         self._receipts.append(receipt)
         return receipt

@@ -35,13 +35,13 @@ _HEX40 = re.compile(r"(?:0[xX])?([0-9a-fA-F]{40})")
 try:  # the C keccak of safe-pysha3 (a dependency): eth-utils' pure-Python one costs ~60 us an address
     from sha3 import keccak_256 as _keccak_256
 
-    def _hexdigest(data: bytes) -> str:
+    def keccak_hex(data: bytes) -> str:
         return _keccak_256(data).hexdigest()
 
 except ImportError:  # pragma: no cover
     from eth_utils import keccak as _slow
 
-    def _hexdigest(data: bytes) -> str:
+    def keccak_hex(data: bytes) -> str:
         return _slow(data).hex()
 
 
@@ -49,10 +49,13 @@ def checksum_address(value: str) -> str | None:
     """EIP-55 form of a 40-hex-digit address (0x-prefixed or not) in any case, or None when ``value``
     is not one: what eth-utils' is_address / to_checksum_address give, with a C keccak."""
     match = _HEX40.fullmatch(value)
-    if match is None:
-        return None
-    lower = match.group(1).lower()
-    digest = _hexdigest(lower.encode())
+    return None if match is None else eip55(match.group(1).lower())
+
+
+def eip55(lower: str) -> str:
+    """The EIP-55 mixed-case form of 40 lowercase hex digits (what every address check and
+    every derived identity writes)."""
+    digest = keccak_hex(lower.encode())
     return "0x" + "".join([c.upper() if d > "7" else c for c, d in zip(lower, digest)])
 
 

@@ -75,8 +75,9 @@ def run_report(out: Path) -> str:
     parts = [f"<h1>{html.escape(summary['name'])} <span class='muted'>· {html.escape(summary['variant'])}</span></h1>"]
     parts.append(_summary_table(summary))
     markets = sorted(set(steps["market"].to_pylist())) if steps.num_rows else []
+    trades = read(out, "trades").select(["step", "t", "market", "price", "qty"]) if markets else None  # read once for every market
     for market in markets:
-        parts.append(_market_section(out, market, steps, schedule, shocks, summary))
+        parts.append(_market_section(trades.filter(pc.equal(trades["market"], market)), market, steps, schedule, shocks, summary))
     parts.append(_earnings_section(agents, schedule))
     parts.append(_groups_section(agents, schedule))
     return _page(f"{summary['name']} report", "".join(parts))
@@ -95,14 +96,15 @@ def _summary_table(s: dict[str, Any]) -> str:
     return "<h2>Summary</h2>" + _table(["", ""], rows)
 
 
-def _market_section(out: Path, market: str, steps: pa.Table, schedule: pa.Table, shocks: list[dict[str, Any]], summary: dict[str, Any]) -> str:
+def _market_section(trades: pa.Table, market: str, steps: pa.Table, schedule: pa.Table, shocks: list[dict[str, Any]], summary: dict[str, Any]) -> str:
+    """``trades``: this market's trades."""
     rows = steps.filter(pc.equal(steps["market"], market))
     t = _floats(rows, "t")
     series = {k: _floats(rows, k) for k in ("vwap", "min_price", "max_price", "eq_low", "eq_high")}
-    scatter_t, scatter_p = _trade_sample(out, market)
+    scatter_t, scatter_p = _trade_sample(trades)
     s = {"t": t, "vwap": series["vwap"], "min": series["min_price"], "max": series["max_price"], "eq_low": series["eq_low"], "eq_high": series["eq_high"], "scatter_t": scatter_t, "scatter_p": scatter_p}
     parts = [f"<h2>Market: {html.escape(market)}</h2>", _img(plots.price_over_time({market: s}), f"{market} prices")]
-    curves = _curves(out, market, schedule, shocks, summary)
+    curves = _curves(trades, market, schedule, shocks, summary)
     if curves:
         parts.append("<div class='row'>" + "".join(curves) + "</div>")
     parts.append(_img(plots.lines(t, {"units traded": _floats(rows, "volume")}, "Volume per step", "units", kind="bar"), "volume"))
@@ -113,16 +115,14 @@ def _market_section(out: Path, market: str, steps: pa.Table, schedule: pa.Table,
     return "".join(parts)
 
 
-def _trade_sample(out: Path, market: str) -> tuple[list[float], list[float]]:
-    trades = read(out, "trades").select(["t", "market", "price"])
-    trades = trades.filter(pc.equal(trades["market"], market))
+def _trade_sample(trades: pa.Table) -> tuple[list[float], list[float]]:
     if trades.num_rows > SCATTER_MAX:
         stride = trades.num_rows // SCATTER_MAX + 1
         trades = trades.take(list(range(0, trades.num_rows, stride)))
     return _floats(trades, "t"), _floats(trades, "price")
 
 
-def _curves(out: Path, market: str, schedule: pa.Table, shocks: list[dict[str, Any]], summary: dict[str, Any]) -> list[str]:
+def _curves(trades: pa.Table, market: str, schedule: pa.Table, shocks: list[dict[str, Any]], summary: dict[str, Any]) -> list[str]:
     """Supply and demand at the first step and at the start of each shock."""
     from simulations.director import PlannedShock
     from simulations.meter import Holder, MarketMeter
@@ -132,14 +132,11 @@ def _curves(out: Path, market: str, schedule: pa.Table, shocks: list[dict[str, A
         return []
     step = float(summary.get("step_s") or 1.0)
     meter = MarketMeter(market, [Holder(r["address"], r["agent"], r["group"], r["side"], r["limit"], r["units"]) for r in rows], [PlannedShock(**s) for s in shocks], step)
-    trades = read(out, "trades")
     picks = [0] + sorted({int(s["at"] // step) for s in shocks if s["at"] // step < summary["steps"]})
     figures = []
     for k in picks[:3]:
-        eff = meter.effective(k)
-        values = [eff[h.address][0] for h in meter.holders if h.side == "buy" for _ in range(eff[h.address][1])]
-        costs = [eff[h.address][0] for h in meter.holders if h.side == "sell" for _ in range(eff[h.address][1])]
-        at = trades.filter(pc.and_(pc.equal(trades["market"], market), pc.equal(trades["step"], k))) if trades.num_rows else trades
+        values, costs = (a.tolist() for a in meter.schedule(k))
+        at = trades.filter(pc.equal(trades["step"], k)) if trades.num_rows else trades
         prices = [p for p, q in zip(_floats(at, "price"), at["qty"].to_pylist()) for _ in range(int(q))]
         label = "first step" if k == 0 else "shock"
         figures.append(_img(plots.supply_demand(values, costs, prices, f"{market}: supply and demand, step {k} ({label})"), f"curves step {k}"))

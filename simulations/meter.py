@@ -71,17 +71,19 @@ class MarketMeter:
                 limit[who] *= s.factor
         return np.maximum(1, np.rint(limit)).astype(np.int64), np.rint(units).astype(np.int64)
 
-    def effective(self, k: int) -> dict[str, tuple[int, int]]:
-        """address -> (limit, units) in force at the start of step ``k``."""
-        limit, units = self._columns(k)
-        return {h.address: (int(lim), int(u)) for h, lim, u in zip(self.holders, limit.tolist(), units.tolist())}
+    def schedule(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Step ``k``'s unit schedule: every buyer's value and every seller's cost, once per unit."""
+        return self._per_unit(*self._columns(k))
+
+    def _per_unit(self, limit: np.ndarray, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        buy = self._buy
+        return np.repeat(limit[buy], units[buy]), np.repeat(limit[~buy], units[~buy])
 
     def row(self, k: int, trades: list[tuple[str, str, int, int]]) -> tuple[Any, ...]:
         """The ``steps`` row of step ``k`` given its trades (buyer, seller, price, qty)."""
         limit, units = self._columns(k)
         buy = self._buy
-        values = np.repeat(limit[buy], units[buy])
-        costs = np.repeat(limit[~buy], units[~buy])
+        values, costs = self._per_unit(limit, units)
         q, low, high, possible = _schedule(values, costs)
         offered, demanded = int(units[~buy].sum()), int(units[buy].sum())
         active = int(((units > 0) & ~buy).sum())

@@ -57,21 +57,27 @@ def _find_deal(out: Path, key: str) -> dict[str, Any] | None:
     return None
 
 
+def _table(console: Any, title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for c in columns:
+        table.add_column(c)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
 def render(told: dict[str, Any]) -> None:
     """Print a story with rich."""
     from rich.console import Console
-    from rich.table import Table
 
     console = Console()
     names = told["names"]
     who = lambda a: names.get(str(a).lower(), str(a)[:10] + "…")  # noqa: E731
     if told["kind"] == "settlement":
-        table = Table(title=f"settlement {told['trades'][0]['tx']}")
-        for c in ("step", "t", "market", "buyer", "seller", "price", "qty"):
-            table.add_column(c)
-        for t in told["trades"]:
-            table.add_row(str(t["step"]), f"{t['t']:.2f}", t["market"], who(t["buyer"]), who(t["seller"]), str(t["price"]), str(t["qty"]))
-        console.print(table)
+        _table(console, f"settlement {told['trades'][0]['tx']}", ("step", "t", "market", "buyer", "seller", "price", "qty"),
+               [(str(t["step"]), f"{t['t']:.2f}", t["market"], who(t["buyer"]), who(t["seller"]), str(t["price"]), str(t["qty"])) for t in told["trades"]])
         return
     deal = told["deal"]
     contract = deal.get("contract") or {}
@@ -84,32 +90,16 @@ def render(told: dict[str, Any]) -> None:
     if deal.get("bids"):
         console.print("bids: " + ", ".join(f"{who(a)} {b:,}" for a, b in deal["bids"].items()) + (f" · refused: {', '.join(who(a) for a in deal['refused'])}" if deal.get("refused") else ""))
     if told["messages"]:
-        table = Table(title=f"messages ({len(told['messages'])})")
-        for c in ("t (s)", "from", "to", "message"):
-            table.add_column(c)
-        for m in told["messages"]:
-            table.add_row(f"{m['t']:.3f}", who(m["sender"]), who(m["target"]), m["type"])
-        console.print(table)
+        _table(console, f"messages ({len(told['messages'])})", ("t (s)", "from", "to", "message"),
+               [(f"{m['t']:.3f}", who(m["sender"]), who(m["target"]), m["type"]) for m in told["messages"]])
     elif not told["messages_recorded"]:
         console.print("[dim]messages were not recorded in this run (metrics.messages: true records them on the local runtime)[/]")
     if deal.get("history"):
-        table = Table(title="contract states")
-        for c in ("state", "by", "ledger time", "tx"):
-            table.add_column(c)
-        for step in deal["history"]:
-            table.add_row(step["state"], who(step["by"]), str(step["at"]), (step.get("tx") or "")[:18])
-        console.print(table)
+        _table(console, "contract states", ("state", "by", "ledger time", "tx"),
+               [(step["state"], who(step["by"]), str(step["at"]), (step.get("tx") or "")[:18]) for step in deal["history"]])
     if deal.get("bill"):
-        table = Table(title="metered bill")
-        for c in ("payee", "role", "amount", "cap", "basis"):
-            table.add_column(c)
-        for line in deal["bill"]:
-            table.add_row(who(line["payee"]), line["role"], f"{int(line['amount']):,}", f"{int(line['cap']):,}", line["basis"])
-        console.print(table)
+        _table(console, "metered bill", ("payee", "role", "amount", "cap", "basis"),
+               [(who(b["payee"]), b["role"], f"{int(b['amount']):,}", f"{int(b['cap']):,}", b["basis"]) for b in deal["bill"]])
     if deal.get("receipts"):
-        table = Table(title="ledger transactions")
-        for c in ("op", "sender", "tx", "block", "gas"):
-            table.add_column(c)
-        for r in deal["receipts"]:
-            table.add_row(r["op"], who(r["sender"]), r["tx_hash"][:18] + "…", str(r["block"]), f"{r['gas_used']:,}")
-        console.print(table)
+        _table(console, "ledger transactions", ("op", "sender", "tx", "block", "gas"),
+               [(r["op"], who(r["sender"]), r["tx_hash"][:18] + "…", str(r["block"]), f"{r['gas_used']:,}") for r in deal["receipts"]])

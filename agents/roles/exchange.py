@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import Field
 
 from agents.agent import Agent, Context, on_message
@@ -33,6 +34,7 @@ from agents.registry import ServiceRecord
 from chain import ChainError
 from chain.types import MAX_TRANSFER_LINES
 from economy import ContinuousDoubleAuction, EconomyError, Fill, Order, PostedBoard
+from economy.callmarket import clear_arrays
 
 Mechanism = Literal["cda", "call", "posted"]
 
@@ -128,8 +130,6 @@ class _CallBook:
         return found
 
     def add(self, side: str, prices: Any, qtys: Any, owner: int, subs: Any) -> None:
-        import numpy as np
-
         self.chunks[side].append((prices, qtys, np.full(len(prices), owner, dtype=np.int64), subs))
 
     def add_one(self, side: str, price: int, qty: int, owner: int, sub: int) -> None:
@@ -144,11 +144,20 @@ class _CallBook:
         segment[2].append(owner)
         segment[3].append(sub)
 
+    def cancel(self, owner: str, subs: set[int]) -> None:
+        """Take ``owner``'s orders numbered ``subs`` out of the round's book."""
+        mine = self._index.get(owner)
+        if mine is None:
+            return
+        for side in ("buy", "sell"):
+            kept = []
+            for c in self.chunks[side]:
+                rows = [i for i in range(len(c[0])) if not (int(c[2][i]) == mine and int(c[3][i]) in subs)]
+                if rows:
+                    kept.append(tuple([c[k][i] for i in rows] for k in range(4)))
+            self.chunks[side] = kept
+
     def clear(self) -> tuple[int | None, list[Match]]:
-        import numpy as np
-
-        from economy.callmarket import clear_arrays
-
         cols = {}
         for side in ("buy", "sell"):
             chunks = self.chunks[side]
@@ -271,8 +280,6 @@ class Exchange(Agent):
             self.rejected += len(msg.members)
             return
         self._cohorts_in_round.add(sender)
-        import numpy as np
-
         members = np.asarray(msg.members, dtype=np.int64)
         accounts = self._members.get(sender)
         if accounts is None or (len(members) and int(members.max()) >= len(accounts)):
@@ -330,16 +337,7 @@ class Exchange(Agent):
                 elif self.mechanism == "cda":
                     self.book.cancel(oid)
         if self.mechanism == "call":  # not yet called: drop them from the round's book
-            book = self._calls
-            mine = book._index.get(sender)
-            if mine is not None:
-                for side in ("buy", "sell"):
-                    kept = []
-                    for c in book.chunks[side]:
-                        rows = [i for i in range(len(c[0])) if not (int(c[2][i]) == mine and int(c[3][i]) in cids)]
-                        if rows:
-                            kept.append(tuple([c[k][i] for i in rows] for k in range(4)))
-                    book.chunks[side] = kept
+            self._calls.cancel(sender, cids)
 
     def _posted(self, sender: str, msg: PlaceOrder, order: Order) -> Any:
         if msg.side == "sell":  # a new posting replaces the seller's last; that one is reported closed
@@ -455,9 +453,6 @@ class Exchange(Agent):
         price, qty, tx hash)."""
         out, self._trades = self._trades, []
         return out
-
-    def t0_of(self) -> float:
-        return self.t0
 
     def stats(self) -> dict[str, Any]:
         return {
