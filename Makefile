@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install demo test bench soak clean
+.PHONY: install demo test bench soak chaos clean
 
 install: $(STAMP)
 
@@ -49,6 +49,12 @@ bench: install
 # a sustained run (minutes, tens of thousands of agents): memory and throughput over time
 soak: install
 	$(PY) bench/soak.py
+
+# long chaos runs: the full economy on Ray under faults from a seed, on the embedded chain and on
+# anvil (restarted, behind a faulty proxy); each prints what it injected and checked
+chaos: install $(ANVIL)
+	$(VENV)/bin/agora chaos --chain embedded --duration 240 --shard-kills 6 --job-kills 3 --seed 11 --out runs/chaos/embedded
+	$(VENV)/bin/agora chaos --chain anvil --duration 240 --shard-kills 6 --job-kills 3 --chain-restarts 3 --seed 12 --out runs/chaos/anvil
 
 clean:
 	rm -rf $(VENV) node_modules .agora .pytest_cache

@@ -76,3 +76,7 @@ class KeystoreError(AgentsError, ValueError):
 
 class RuntimeFailure(AgentsError, RuntimeError):
     """The runtime failed to host an agent or deliver a message."""
+
+
+class InjectedFault(RuntimeFailure):
+    """A failure a chaos run caused on purpose (a delivery dropped before it was accepted)."""

@@ -87,6 +87,13 @@ class AgentHost:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.errors: list[str] = []
         self.handled = 0  # messages admitted and dispatched over the agent's life (kept in snapshots)
+        # the traffic ledger (kept in snapshots): envelopes sent to each peer, and from each
+        # sender those admitted, those refused as replays (redeliveries) and those refused for
+        # any other reason; summed over a run, every sent envelope is admitted or refused once
+        self.sent_to: dict[str, int] = {}
+        self.admitted_from: dict[str, int] = {}
+        self.replays_from: dict[str, int] = {}
+        self.refused_from: dict[str, int] = {}
         self.log = logging.getLogger(f"agora.agent.{agent.name}")
         self.ctx = Context(
             address=agent.address,
@@ -117,6 +124,7 @@ class AgentHost:
         expires = None if ttl is None else self._clock() + ttl
         if self.sign:
             self._transport(self._seal(target, message, expires))
+            self._count_sent(target)
             return
         # the unsigned fast path of a trusted single-process simulation: the same envelope, built inline
         kind = type(message)
@@ -133,6 +141,12 @@ class AgentHost:
                 message,
             )
         )
+        self._count_sent(target)
+
+    def _count_sent(self, target: str) -> None:
+        """Counted once the transport took the envelope (an unknown target raises first)."""
+        sent = self.sent_to
+        sent[target] = sent.get(target, 0) + 1
 
     def _schedule(self, delay: float, message: Message) -> None:
         delay = max(0.0, delay)
@@ -161,8 +175,8 @@ class AgentHost:
         time, when the caller already has it; ``remote``: it came from another process, so
         its header is validated too; ``authenticated``: its sender was already proven, by a
         batch signature under a key the sender delegated to)."""
-        if envelope.sender == self._address:
-            self.timers.pop(envelope.nonce, None)
+        sender = envelope.sender
+        timer = sender == self._address and self.timers.pop(envelope.nonce, None) is not None
         try:
             if remote:
                 envelope.check()
@@ -171,6 +185,9 @@ class AgentHost:
             self.reject(envelope, exc)
             return
         self.handled += 1
+        if not timer:
+            admitted = self.admitted_from
+            admitted[sender] = admitted.get(sender, 0) + 1
         if type(message) is IntervalTick:
             self._tick(message.index)
             return
@@ -194,6 +211,9 @@ class AgentHost:
         """Count, record and log an envelope refused before any handler saw it."""
         name = type(exc).__name__
         self.inbox.rejected[name] += 1
+        tally = self.replays_from if name == "ReplayedMessage" else self.refused_from
+        who = envelope.sender if isinstance(envelope.sender, str) else repr(envelope.sender)  # a malformed header too
+        tally[who] = tally.get(who, 0) + 1
         self.errors.append(f"rejected {name}: {exc}")
         self.log.warning("%s refused an envelope from %s: %s: %s", self.agent.name, envelope.sender, name, exc)
 
@@ -245,7 +265,7 @@ class AgentHost:
         inbox = {"high": dict(self.inbox._high), "holes": dict(self.inbox._holes)}
         now = self._clock()
         timers = [(max(0.0, due - now), env) for due, env in self.timers.values()]
-        state = {"agent": self.agent, "storage": self.ctx.storage.snapshot(), "inbox": inbox, "nonce": nonce, "timers": timers, "handled": self.handled}
+        state = {"agent": self.agent, "storage": self.ctx.storage.snapshot(), "inbox": inbox, "nonce": nonce, "timers": timers, "handled": self.handled, "traffic": self.traffic()}
         body = snapshots.dump(state, self.refs())
         header = {"version": snapshots.SNAPSHOT_VERSION, "address": self.agent.address, "name": self.agent.name, "class": type(self.agent)}
         return pickle.dumps({**header, "body": body}, protocol=pickle.HIGHEST_PROTOCOL)
@@ -282,10 +302,18 @@ class AgentHost:
         self.inbox._high, self.inbox._holes = dict(state["inbox"]["high"]), dict(state["inbox"]["holes"])
         self._nonce = itertools.count(state["nonce"])
         self.handled = state["handled"]
+        traffic = state.get("traffic") or {}
+        self.sent_to, self.admitted_from = dict(traffic.get("sent", {})), dict(traffic.get("admitted", {}))
+        self.replays_from, self.refused_from = dict(traffic.get("replays", {})), dict(traffic.get("refused", {}))
         now = self._clock()
         for left, envelope in state["timers"]:
             self.timers[envelope.nonce] = (now + left, envelope)
             self._timer(left, envelope)
+
+    def traffic(self) -> dict[str, dict[str, int]]:
+        """This agent's side of the traffic ledger: sent (by target), admitted, replays and
+        refused (by sender)."""
+        return {"sent": dict(self.sent_to), "admitted": dict(self.admitted_from), "replays": dict(self.replays_from), "refused": dict(self.refused_from)}
 
     def query(self, method: str, *args: Any) -> Any:
         """Call a public method of the agent (state for drivers, tests and reports)."""

@@ -53,7 +53,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from agents.agent import Agent
-from agents.errors import BadSignature, Rejected, RuntimeFailure
+from agents.errors import BadSignature, InjectedFault, Rejected, RuntimeFailure
 from agents.host import AgentHost
 from agents.identity import Identity, keccak256, recover_digest
 from agents.journal import Journal
@@ -223,7 +223,8 @@ class _Shard:
         self._timer_cv = threading.Condition()
         self._running = True
         self._live = threading.Event()  # timers fire only while set: once connected, until paused
-        self.sent = self.received = self.handled = self.calls = self.recovered = 0
+        self.sent = self.received = self.handled = self.calls = self.recovered = self.dropped = 0
+        self._drop_rate, self._drop_rng = 0.0, None
         self.name = name
         self._shard_count = 0
         # durability (off unless ``durable`` names a folder): see agents.journal
@@ -232,6 +233,7 @@ class _Shard:
         self._dirty_lock = threading.Lock()
         self._commit_lock = threading.Lock()
         self._unacked: dict[int, tuple[int, list[Envelope]]] = {}  # shipped, not yet acknowledged
+        self._outbox: dict[str, list[Envelope]] = {}  # sender -> what it sent since its last journaled state
         self._inflight: dict[Any, int] = {}  # Ray reference of a delivery -> its batch id
         self._inflight_lock = threading.Lock()
         self._acked: list[int] = []
@@ -246,10 +248,22 @@ class _Shard:
         threading.Thread(target=self._flush_loop, daemon=True, name=f"shard{index}-flush").start()
 
     # -- hosting --------------------------------------------------------------------------
-    def add(self, agents: list[Agent]) -> list[str]:
-        if self._journal is not None:
-            raise RuntimeFailure("a durable shard rebuilds its agents' keys from their population after a restart: host them with add_population")
-        return self._host(agents)
+    def add(self, agents: list[Agent], seeded: list[tuple[int | str, str]] | None = None) -> list[str]:
+        """Host agents built elsewhere; a durable shard takes only those whose keys derive from
+        a seed and their name (``seeded``: (seed, name) of each), journaled so a restart rebuilds them."""
+        if self._journal is None:
+            return self._host(agents)
+        known = {name for _, name in seeded or []}
+        missing = [a.name for a in agents if a.name not in known]
+        if missing:
+            raise RuntimeFailure(f"a durable shard rebuilds its agents' keys after a restart: {', '.join(missing)} came without a key seed")
+        addresses = self._host(agents)
+        self._meta["seeded"] = [*self._meta.get("seeded", []), *(seeded or [])]
+        self._meta_changed["seeded"] = self._meta["seeded"]
+        for address in addresses:
+            self._touch(address)
+        self._commit()
+        return addresses
 
     def _host(self, agents: list[Agent]) -> list[str]:
         for agent in agents:
@@ -334,6 +348,9 @@ class _Shard:
             for role, factory in pickle.loads(roles).items():
                 register_role(role, factory)
             keys.update({i.address: i for i in from_spec(population).identities(only=set(names)).values()})
+        for key_seed, name in self._meta.get("seeded", []):
+            identity = Identity.from_seed(key_seed, name)
+            keys[identity.address] = identity
         for address, data in state.agents.items():
             agent, body = AgentHost.skeleton(data, keys[address])
             self._host([agent])
@@ -397,9 +414,26 @@ class _Shard:
             self._journal.close()
 
     # -- traffic --------------------------------------------------------------------------
+    def set_faults(self, drop_rate: float, seed: int | str = 0) -> None:
+        """Chaos runs: lose this share of the deliveries from other shards before accepting
+        them (the sender hears a failure and sends the batch again; only a durable shard's
+        senders do, so faults are for durable runtimes). Forgotten at a restart."""
+        import random
+
+        if self._journal is None and drop_rate > 0:
+            raise RuntimeFailure("dropped deliveries are only sent again between durable shards")
+        if drop_rate != self._drop_rate:
+            self._drop_rate, self._drop_rng = drop_rate, random.Random(f"drop:{seed}:{self.index}:{self.recovered}")
+
+    def _lose(self) -> None:
+        if self._drop_rate and self._drop_rng.random() < self._drop_rate:
+            self.dropped += 1
+            raise InjectedFault(f"shard {self.index} dropped a delivery (injected)")
+
     def deliver(self, envelopes: list[Envelope]) -> None:
         """Envelopes each signed by its own agent (from a shard signing per agent, or injected
         by the driver): every signature is checked, whatever this shard's own policy."""
+        self._lose()
         self.received += len(envelopes)
         self.calls += 1
         countdown = self._countdown(len(envelopes))
@@ -420,6 +454,7 @@ class _Shard:
     def deliver_batch(self, session: str, envelopes: list[Envelope], signature: str, delegations: dict[str, str]) -> None:
         """A batch signed by another shard's session key: check the new delegations, the one
         batch signature, then hand each envelope on as authenticated (or refuse it)."""
+        self._lose()
         self.received += len(envelopes)
         self.calls += 1
         countdown = self._countdown(len(envelopes))
@@ -503,6 +538,10 @@ class _Shard:
         if dest is None:
             raise RuntimeFailure(f"no agent {envelope.target} in this runtime")
         self.sent += 1
+        if self._journal is not None:  # leaves with the sender's next journaled state, never before
+            with self._out_lock:
+                self._outbox.setdefault(envelope.sender, []).append(envelope)
+            return
         if dest == self.index:
             self._enqueue(envelope, remote=False)
             return
@@ -558,7 +597,7 @@ class _Shard:
             if time.time() - last_acks > 0.02:
                 last_acks = time.time()
                 self._collect_acks()
-            if self._dirty or self._out or self._acked:
+            if self._dirty or self._outbox or self._acked:
                 try:
                     self._commit()
                 except Exception:  # noqa: BLE001 - e.g. a receiver being respawned; the batches wait in _unacked
@@ -573,16 +612,19 @@ class _Shard:
         with self._commit_lock:
             with self._dirty_lock:
                 dirty, self._dirty = self._dirty, set()
+            with self._out_lock:
+                dirty |= self._outbox.keys()  # a sender's envelopes go with its state
             agents = {}
+            out: dict[int, list[Envelope]] = {}
             for address in dirty:
                 box = self._boxes[address]
-                with box.lock:
+                with box.lock:  # the state and exactly the envelopes it sent, together
                     agents[address] = box.host.snapshot()
+                    with self._out_lock:
+                        sent = self._outbox.pop(address, [])
+                for envelope in sent:
+                    out.setdefault(self._placement[envelope.target], []).append(envelope)
                 self._drain(box)
-            # taken after the snapshots: every envelope those states sent is in here (a few
-            # sent after are too, and are sent again on recovery, dropped by nonce)
-            with self._out_lock:
-                out, self._out = self._out, {}
             batches = [(next(self._batch_ids), dest, pending[i : i + self.batch]) for dest, pending in out.items() for i in range(0, len(pending), self.batch)]
             acked, self._acked = self._acked, []
             meta, self._meta_changed = self._meta_changed, {}
@@ -672,7 +714,8 @@ class _Shard:
         self._flush_all()
         with self._inflight_lock:
             inflight = len(self._inflight)
-        return sum(len(b.queue) for b in self._boxes.values()) + sum(len(p) for p in self._out.values()) + inflight + len(self._unacked)
+        outbox = sum(len(p) for p in self._outbox.values())
+        return sum(len(b.queue) for b in self._boxes.values()) + sum(len(p) for p in self._out.values()) + outbox + inflight + len(self._unacked)
 
     # -- reading --------------------------------------------------------------------------
     def query(self, address: str, method: str, *args: Any) -> Any:
@@ -700,10 +743,17 @@ class _Shard:
     def rejections(self) -> dict[str, dict[str, int]]:
         return {b.host.agent.name: dict(b.host.inbox.rejected) for b in self._boxes.values() if b.host.inbox.rejected}
 
+    def traffic(self) -> dict[str, dict[str, dict[str, int]]]:
+        out = {}
+        for address, box in self._boxes.items():
+            with box.lock:
+                out[address] = box.host.traffic()
+        return out
+
     def stats(self) -> dict[str, Any]:
         queued = sum(len(b.queue) for b in self._boxes.values())
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # peak resident memory, Linux KiB
-        return {"agents": len(self._boxes), "sent": self.sent, "received": self.received, "handled": self.handled, "calls": self.calls, "queued": queued, "cpu_s": time.process_time(), "rss_mb": rss_mb, "rejected_batches": self.rejected_batches, "node": self._node, "recovered": self.recovered, "unacked": len(self._unacked)}
+        return {"agents": len(self._boxes), "sent": self.sent, "received": self.received, "handled": self.handled, "calls": self.calls, "queued": queued, "cpu_s": time.process_time(), "rss_mb": rss_mb, "rejected_batches": self.rejected_batches, "node": self._node, "recovered": self.recovered, "unacked": len(self._unacked), "dropped": self.dropped}
 
 
 def _on_head() -> dict[str, Any]:
@@ -844,6 +894,7 @@ class RayRuntime(Runtime):
         self._order: list[str] = []
         self._resumed: set[str] = set()
         self._next = itertools.count()
+        self._seeded: dict[int, list[tuple[int | str, str]]] = {}  # shard -> (key seed, name) of agents added one by one
 
     def _new_shard(self, index: int, options: dict[str, Any]) -> Any:
         args = (self._ledger_actor, self._registry_actor, self.store_root, self.seed, self.batch, self.ttl, self.linger, self.signing)
@@ -855,13 +906,19 @@ class RayRuntime(Runtime):
     def shards(self) -> int:
         return len(self._shards)
 
-    def add(self, agent: Agent, dedicated: dict[str, Any] | None = None) -> str:
+    def add(self, agent: Agent, dedicated: dict[str, Any] | None = None, key_seed: int | str | None = None) -> str:
         """Host ``agent`` in a shard (round robin), or in a shard of its own with the Ray
-        resources in ``dedicated`` (a GPU provider: ``{"num_gpus": 1}``)."""
+        resources in ``dedicated`` (a GPU provider: ``{"num_gpus": 1}``). A durable runtime
+        never journals keys: it takes an agent whose key derives from ``key_seed`` and its name
+        (``Identity.from_seed(key_seed, agent.name)``), or a population (``add_population``)."""
         if agent.address in self._placement:
             raise RuntimeFailure(f"{agent.name} ({agent.address}) is already hosted")
         if self.durable is not None:
-            raise RuntimeFailure("a durable runtime rebuilds agents' keys from their population after a restart: use add_population")
+            if key_seed is None:
+                raise RuntimeFailure("a durable runtime rebuilds agents' keys after a restart: use add_population, or add(agent, key_seed=...) for a key from a seed")
+            if Identity.from_seed(key_seed, agent.name).address != agent.address:
+                raise RuntimeFailure(f"{agent.name}'s key does not derive from key_seed {key_seed!r} and its name: a durable shard could not rebuild it")
+            self._seeded.setdefault(len(self._shards) if dedicated is not None else self._peek(), []).append((key_seed, agent.name))
         if dedicated is not None:
             index = len(self._shards)
             self._shards.append(self._new_shard(index, dedicated))
@@ -870,6 +927,12 @@ class RayRuntime(Runtime):
         self._pending.setdefault(index, []).append(agent)
         self._place(agent.name, agent.address, index)
         return agent.address
+
+    def _peek(self) -> int:
+        """The general shard the next ``add`` goes to (without taking the turn)."""
+        turn = next(self._next)
+        self._next = itertools.count(turn)
+        return turn % self._general
 
     def add_population(self, population: Any, resume_from: str | None = None) -> dict[str, str]:
         """Build a whole population inside the shards (keys derived there, in parallel), or,
@@ -916,7 +979,7 @@ class RayRuntime(Runtime):
         population whose agents do not depend on each other's start)."""
         import ray
 
-        _unwrap(lambda: ray.get([self._shards[i].add.remote(agents) for i, agents in self._pending.items()]))
+        _unwrap(lambda: ray.get([self._shards[i].add.remote(agents, self._seeded.get(i)) for i, agents in self._pending.items()]))
         self._pending.clear()
         ray.get([s.connect.remote(self._shards, self._placement) for s in self._shards])
         order = [a for a in self._order if a not in self._resumed]  # resumed agents started long ago
@@ -970,6 +1033,38 @@ class RayRuntime(Runtime):
         import ray
 
         return ray.get([s.stats.remote() for s in self._shards])
+
+    def traffic(self) -> dict[str, dict[str, dict[str, int]]]:
+        """Each agent's traffic ledger by address, from every shard (see ``audit_traffic``)."""
+        import ray
+
+        merged: dict[str, dict[str, dict[str, int]]] = {}
+        for found in _unwrap(lambda: ray.get([s.traffic.remote() for s in self._shards])):
+            merged.update(found)
+        return merged
+
+    # -- chaos (durable runtimes) ---------------------------------------------------------
+    def kill_shard(self, index: int) -> None:
+        """Kill shard ``index``'s process as a crash would; a durable runtime's Ray restarts it
+        and it rebuilds its agents from its journal."""
+        import ray
+
+        ray.kill(self._shards[index], no_restart=self.durable is None)
+
+    def set_faults(self, drop_rate: float, seed: int | str = 0) -> None:
+        """Have every shard lose ``drop_rate`` of the deliveries it gets from other shards
+        (sent again by their senders); 0 turns it off. A restarted shard forgets it."""
+        import ray
+
+        _unwrap(lambda: ray.get([s.set_faults.remote(drop_rate, seed) for s in self._shards]))
+
+    def quiesce(self, timeout: float = 60.0) -> bool:
+        """Stop firing timers and wait until nothing is queued, unsent or unacknowledged in any
+        shard (what a drain before a stop does); True once quiet."""
+        import ray
+
+        _unwrap(lambda: ray.get([s.pause.remote() for s in self._shards]))
+        return wait_until(lambda: sum(_unwrap(lambda: ray.get([s.backlog.remote() for s in self._shards]))) == 0, timeout)
 
     def heal(self) -> list[int]:
         """Respawn on a live node every shard whose node died (a durable one recovers from its

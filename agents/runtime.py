@@ -277,6 +277,10 @@ class LocalRuntime(Runtime):
         """Envelopes each agent refused, by reason (BadSignature, ReplayedMessage, ...)."""
         return {h.agent.name: dict(h.inbox.rejected) for h in self._hosts.values() if h.inbox.rejected}
 
+    def traffic(self) -> dict[str, dict[str, dict[str, int]]]:
+        """Each agent's traffic ledger by address (see ``audit_traffic``)."""
+        return {address: h.traffic() for address, h in self._hosts.items()}
+
     def shutdown(self) -> None:
         for host in self._hosts.values():
             host.stop()
@@ -290,3 +294,43 @@ def wait_until(until: Callable[[], bool], timeout: float | None, poll: float = 0
             return False
         time.sleep(poll)
     return True
+
+
+class TrafficAudit(BaseModel):
+    """Every envelope an agent's transport took, matched against its target's inbox: each must
+    be admitted once or refused once (expired, over quota, forged); redeliveries refused as
+    replays are counted apart. ``lost``: sent, never admitted nor refused; ``twice``: admitted
+    more often than sent. Both are zero in a correct run, whatever failed on the way."""
+
+    sent: int
+    admitted: int
+    refused: int
+    replays: int
+    lost: int
+    twice: int
+    pairs: int
+    uneven: list[tuple[str, str, int, int]] = []  # (sender, target, sent, admitted + refused) that differ
+
+    @property
+    def exact(self) -> bool:
+        return self.lost == 0 and self.twice == 0
+
+
+def audit_traffic(traffic: dict[str, dict[str, dict[str, int]]]) -> TrafficAudit:
+    """Audit a runtime's ``traffic()``, taken once nothing is in flight any more."""
+    sent = admitted = refused = replays = lost = twice = pairs = 0
+    uneven: list[tuple[str, str, int, int]] = []
+    empty: dict[str, int] = {}
+    for address, mine in traffic.items():
+        admitted += sum(mine["admitted"].values())
+        refused += sum(mine["refused"].values())
+        replays += sum(mine["replays"].values())
+        for target, n in mine["sent"].items():
+            theirs = traffic.get(target, {})
+            seen = theirs.get("admitted", empty).get(address, 0) + theirs.get("refused", empty).get(address, 0)
+            sent, pairs = sent + n, pairs + 1
+            if seen != n:
+                lost, twice = lost + max(0, n - seen), twice + max(0, seen - n)
+                uneven.append((address, target, n, seen))
+    return TrafficAudit(sent=sent, admitted=admitted, refused=refused, replays=replays, lost=lost, twice=twice, pairs=pairs, uneven=uneven[:20])
+

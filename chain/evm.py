@@ -85,6 +85,31 @@ class _SerialTesterProvider(EthereumTesterProvider):
             return super().make_request(method, params)
 
 
+def _wall_clock_vm() -> type:
+    """The embedded chain's VM: Prague, except that a block may share its parent's second.
+
+    py-evm mines one block per transaction and wants each block strictly later than its
+    parent, so under a few transactions a second its clock ran ahead of the wall clock (90 s in
+    a one-minute run on Ray), and contract deadlines, which the chain enforces, expired early.
+    anvil stamps every block with the wall clock (several blocks to a second); so does this."""
+    from eth.vm.forks.prague import PragueVM
+
+    class _WallClockVM(PragueVM):
+        @classmethod
+        def create_header_from_parent(cls, parent_header: Any, **params: Any) -> Any:
+            if parent_header is not None and "timestamp" not in params:
+                params["timestamp"] = max(parent_header.timestamp, int(time.time()))
+            return PragueVM.create_header_from_parent(parent_header, **params)
+
+        @classmethod
+        def validate_header(cls, header: Any, parent_header: Any) -> None:
+            if parent_header is not None and header.timestamp == parent_header.timestamp:
+                parent_header = parent_header.copy(timestamp=header.timestamp - 1)  # equal is fine here
+            super().validate_header(header, parent_header)
+
+    return _WallClockVM
+
+
 def c_name(contract: Any) -> str:
     """The contract's name in the address book, from the ledger attribute that holds it."""
     return contract._agora_name
@@ -156,25 +181,26 @@ class EVMLedger(Ledger):
 
     @classmethod
     def embedded(cls, **options: Any) -> EVMLedger:
-        """A fresh in-process chain (py-evm): nothing to install or start."""
-        backend = PyEVMBackend()
+        """A fresh in-process chain (py-evm): nothing to install or start. Its blocks carry
+        the wall clock as anvil's do (see ``_WallClockVM``)."""
+        backend = PyEVMBackend(vm_configuration=((0, _wall_clock_vm()),))
         backend.chain.gas_estimator = _one_shot_gas_estimate
         return cls(Web3(_SerialTesterProvider(EthereumTester(backend))), **options)
 
     @classmethod
-    def connect(cls, url: str, address_book: str | None = None, **options: Any) -> EVMLedger:
+    def connect(cls, url: str, address_book: str | None = None, *, timeout: float = 10.0, retries: int = 8, **options: Any) -> EVMLedger:
         """A ledger on any JSON-RPC node whose operator account is unlocked (anvil, a devnet).
 
         Without ``address_book`` the contracts are deployed afresh; with one, the deployment it
         records is found and checked (chain id, code, source) instead."""
         retry = ExceptionRetryConfiguration(
             errors=(ConnectionError, requests.ConnectionError, requests.HTTPError, requests.Timeout),
-            retries=5,
+            retries=retries,  # 8: 0.1 s doubling, about 13 s in all (a node restart takes well under 1 s)
             backoff_factor=0.1,
             # resending the same signed bytes is idempotent: same hash, same nonce
             method_allowlist=[*REQUEST_RETRY_ALLOWLIST, "eth_sendRawTransaction"],
         )
-        w3 = Web3(HTTPProvider(url, exception_retry_configuration=retry))
+        w3 = Web3(HTTPProvider(url, exception_retry_configuration=retry, request_kwargs={"timeout": timeout}))
         if not w3.is_connected():
             raise TransactionFailed(f"no JSON-RPC node answers at {url}")
         return cls(w3, address_book=AddressBook.load(address_book) if address_book else None, **options)
@@ -292,7 +318,9 @@ class EVMLedger(Ledger):
             return self.now()
         provider = self.w3.provider
         if isinstance(provider, EthereumTesterProvider):
-            provider.ethereum_tester.time_travel(target)
+            backend = provider.ethereum_tester.backend
+            backend.chain.header = backend.chain.header.copy(timestamp=target)
+            backend.mine_blocks()  # one empty block at ``target``
         else:  # anvil / hardhat style nodes
             provider.make_request("evm_setNextBlockTimestamp", [target])
             provider.make_request("evm_mine", [])

@@ -350,5 +350,55 @@ def version() -> None:
     typer.echo(v("agora-economy"))
 
 
+@app.command()
+def chaos(
+    chain: str = typer.Option("embedded", help="embedded (py-evm in the ledger actor) or anvil (a node the run starts, behind a faulty proxy)"),
+    seed: int = typer.Option(1, help="the fault plan's seed: same seed, same faults at the same moments"),
+    duration: Optional[float] = typer.Option(None, help="seconds of market (default: the scenario's)"),
+    scenario: str = typer.Option("chaos-economy", help="the economy to run (a built-in name or a file)"),
+    shards: int = typer.Option(3, help="shard actors (durable) hosting the agents"),
+    shard_kills: int = typer.Option(2, help="shard processes to kill"),
+    job_kills: int = typer.Option(1, help="running inference job workers to SIGKILL"),
+    chain_restarts: int = typer.Option(1, help="anvil restarts (state dumped and reloaded)"),
+    drop_rate: float = typer.Option(0.05, help="share of cross-shard deliveries lost before acceptance"),
+    rpc_fault_rate: float = typer.Option(0.03, help="share of JSON-RPC requests refused, lost or stalled (anvil)"),
+    out: Path = typer.Option(Path("runs/chaos"), help="folder for the run's records and chaos.json"),
+    gpus: int = typer.Option(2, help="logical GPUs for the local Ray"),
+) -> None:
+    """Run the full economy on Ray under faults drawn from a seed; print what was injected and
+    the exact end checks (exit 1 if any fails)."""
+    from pydantic import ValidationError
+    from rich.console import Console
+    from rich.table import Table
+
+    from simulations.chaos import ChaosConfig, run_chaos
+
+    try:
+        config = ChaosConfig(chain=chain, seed=seed, duration=duration, scenario=scenario, shards=shards, shard_kills=shard_kills,
+                             job_kills=job_kills, chain_restarts=chain_restarts, drop_rate=drop_rate, rpc_fault_rate=rpc_fault_rate)
+    except ValidationError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=2) from None
+    _start_ray(None, gpus)
+    report = run_chaos(config, out)
+    console = Console()
+    injected = Table(title=f"Injected (seed {seed}, {chain} chain)")
+    for column in ("at s", "fault", "target", "outcome"):
+        injected.add_column(column)
+    for f in report.faults:
+        injected.add_row(f"{f.at:.1f}", f.kind, f.target, f.outcome)
+    console.print(injected)
+    console.print(", ".join(f"{k}: {v}" for k, v in report.counts.items()))
+    checked = Table(title="Checked")
+    for column in ("", "check", "expected", "found"):
+        checked.add_column(column)
+    for c in report.checks:
+        checked.add_row("[green]ok[/]" if c.ok else "[red]FAIL[/]", c.name, c.expected, c.found)
+    console.print(checked)
+    console.print(f"{report.trades} trades, deals {report.deals}, {report.wall_s} s; records in {out}")
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
 if __name__ == "__main__":
     app()

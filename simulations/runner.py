@@ -68,7 +68,7 @@ def ledger_for(spec: str) -> Callable[[], Ledger]:
 
 
 @contextmanager
-def _runtime(scenario: Scenario) -> Iterator[Any]:
+def _runtime(scenario: Scenario, out: Path) -> Iterator[Any]:
     kind = scenario.runtime
     if kind.kind == "local":
         registry = Registry(pretrusted=[PRIOR])
@@ -80,32 +80,43 @@ def _runtime(scenario: Scenario) -> Iterator[Any]:
             raise RunError("a ray runtime needs Ray running: the entry point calls ray.init() (agora simulate does)")
         from agents.ray_runtime import RayRuntime
 
-        runtime = RayRuntime(ledger_for(scenario.ledger), shards=kind.shards, seed=scenario.seed)
+        if kind.durable and any(g.host == "cohort" and g.count for g in scenario.agents):
+            raise RunError("a durable run rebuilds every agent's key after a crash; a cohort holds its members' keys: host those traders as agents")
+        journal = None
+        if kind.durable:  # a fresh run: a journal left by an earlier run in this folder would be recovered
+            import shutil
+
+            shutil.rmtree(out / "journal", ignore_errors=True)
+            journal = str((out / "journal").resolve())
+        runtime = RayRuntime(ledger_for(scenario.ledger), shards=kind.shards, seed=scenario.seed, durable=journal)
     try:
         yield runtime
     finally:
         runtime.shutdown()
 
 
-def simulate(scenario: Scenario, out: Path | str, progress: bool = True, on_step: Callable[[int, int], None] | None = None) -> list[RunSummary]:
+def simulate(scenario: Scenario, out: Path | str, progress: bool = True, on_step: Callable[[int, int], None] | None = None, observer: Any = None) -> list[RunSummary]:
     """Run the scenario (each of its variants, side by side under ``out/VARIANT``).
-    ``on_step(step, trades so far)`` is called after every step (benchmarks sample memory)."""
+    ``on_step(step, trades so far)`` is called after every step (benchmarks sample memory);
+    an ``observer`` may have ``started(runtime, world)``, called once the agents run, and
+    ``finished(runtime, world)``, called after the last step while the runtime still runs
+    (the chaos harness injects faults from the one and checks the end state in the other)."""
     out = Path(out)
     variants = scenario.variant_scenarios()
     if list(variants) == ["main"]:
-        return [run(scenario, out, progress=progress, on_step=on_step)]
-    results = [run(sc, out / name, variant=name, progress=progress, on_step=on_step) for name, sc in variants.items()]
+        return [run(scenario, out, progress=progress, on_step=on_step, observer=observer)]
+    results = [run(sc, out / name, variant=name, progress=progress, on_step=on_step, observer=observer) for name, sc in variants.items()]
     (out / "variants.json").write_text(json.dumps({"scenario": scenario.name, "variants": list(variants)}, indent=2))
     return results
 
 
-def run(scenario: Scenario, out: Path, variant: str = "main", progress: bool = True, on_step: Callable[[int, int], None] | None = None) -> RunSummary:
+def run(scenario: Scenario, out: Path, variant: str = "main", progress: bool = True, on_step: Callable[[int, int], None] | None = None, observer: Any = None) -> RunSummary:
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     (out / "scenario.yaml").write_text(yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False))
     recorder = Recorder(out, scenario.metrics.flush_rows, messages=scenario.metrics.messages)
     try:
-        with _runtime(scenario) as runtime:
+        with _runtime(scenario, out) as runtime:
             world = _populate(scenario, runtime)
             _write_schedule(world, recorder, out)
             if scenario.metrics.messages and isinstance(runtime, LocalRuntime):
@@ -115,7 +126,11 @@ def run(scenario: Scenario, out: Path, variant: str = "main", progress: bool = T
             runtime.start()
             if world.exchanges:  # the clock the markets keep: their rounds start from it
                 t0 = float(runtime.query(next(iter(world.exchanges.values())), "t0"))
+            if hasattr(observer, "started"):
+                observer.started(runtime, world)
             steps = _loop(scenario, runtime, world, recorder, t0, progress, on_step)
+            if hasattr(observer, "finished"):
+                observer.finished(runtime, world)
             summary = _summary(scenario, runtime, world, out, variant, steps, started)
     finally:
         recorder.close()
@@ -142,6 +157,7 @@ class _World:
         self.shocks: list[Any] = []
         self.cohorts: dict[str, list[str]] = {}  # cohort address -> its members' names
         self.hosts: dict[str, str] = {}  # member address -> its cohort
+        self.funds: dict[str, int] = {}  # address -> starting funds minted to it
         self.drawn: dict[str, dict[str, Any]] = {}  # agent name -> its drawn settings  # per market step where surplus was possible
 
 
@@ -151,7 +167,7 @@ def _populate(scenario: Scenario, runtime: Any) -> _World:
         ex = Exchange(f"exchange-{market}", Identity.from_seed(scenario.seed, f"exchange-{market}"), market, spec.mechanism,
                       period=scenario.step, rounds=spec.rounds, floor=spec.floor, ceiling=spec.ceiling, good=spec.good,
                       check_delegations=_signed(scenario), max_messages_per_round=spec.max_messages_per_round)
-        world.exchanges[market] = runtime.add(ex)
+        world.exchanges[market] = _add(runtime, ex, scenario)
     cohorts = [g for g in scenario.agents if g.host == "cohort" and g.count]
     lone = scenario.with_overrides({f"agents.{i}.count": 0 for i, g in enumerate(scenario.agents) if g.host == "cohort"}) if cohorts else scenario
     if isinstance(runtime, LocalRuntime):
@@ -168,6 +184,7 @@ def _populate(scenario: Scenario, runtime: Any) -> _World:
     for name, address in world.addresses.items():
         world.groups[address] = (groups[name].tag(), groups[name].role)
         if groups[name].funds:
+            world.funds[address] = groups[name].funds
             runtime.ledger.mint(address, groups[name].funds)
             world.minted += groups[name].funds
         if groups[name].reputation is not None:
@@ -180,9 +197,17 @@ def _populate(scenario: Scenario, runtime: Any) -> _World:
     shocks = world.shocks = plan(scenario, world.addresses)
     if shocks:
         director = Director("director", Identity.from_seed(scenario.seed, "director"), shocks, hosts=world.hosts)
-        world.director = runtime.add(director)
+        world.director = _add(runtime, director, scenario)
     _meters(scenario, world, shocks)
     return world
+
+
+def _add(runtime: Any, agent: Any, scenario: Scenario) -> str:
+    """Host one agent the runner made (its key from the scenario's seed and its name, which a
+    durable Ray runtime needs to rebuild it after a crash)."""
+    if isinstance(runtime, LocalRuntime):
+        return runtime.add(agent)
+    return runtime.add(agent, key_seed=scenario.seed)
 
 
 def _drawn(scenario: Scenario, world: _World, group: Any, name: str) -> dict[str, Any]:

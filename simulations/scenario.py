@@ -206,6 +206,7 @@ class RuntimeSpec(BaseModel):
     shards: int = Field(default=2, ge=1, le=1024)
     signing: bool = Field(default=False, description="local runtime: sign every envelope (a trusted simulation may not); Ray always signs")
     latency: float = Field(default=0.01, ge=0, description="local runtime: seconds each message takes")
+    durable: bool = Field(default=False, description="ray runtime: shards journal their agents (under the run's folder) and come back after a crash")
 
 
 class Shock(BaseModel):

@@ -227,6 +227,9 @@ class ComputeProvider(Agent):
             return
         if job.deal.sync() is not DealState.DELIVERED:  # paid, refunded or disputed meanwhile
             return
+        if ctx.ledger.arbiter not in ctx.registry.agents():  # frozen with nobody to rule, the money would be stuck for good
+            ctx.log.warning("unpaid %s: no arbiter agent runs here to claim from; the buyer's deadline refunds it", job.deal_id)
+            return
         try:
             job.deal.dispute(ctx.wallet, reason="delivered, not paid before the deadline")
         except (ChainError, EconomyError) as exc:

@@ -12,6 +12,7 @@ import pytest
 from agents import Agent, Context, Identity, Message, on_interval, on_message
 from agents.journal import Journal
 from agents.population import Population
+from agents.runtime import audit_traffic
 
 pytestmark = [pytest.mark.ray, pytest.mark.chaos]
 
@@ -76,6 +77,8 @@ def test_a_killed_shard_comes_back_and_nothing_is_lost_or_handled_twice(ray_clus
         stats = rt.stats()
         assert stats[1]["recovered"] == 4 and stats[0]["recovered"] == 0  # shard 1 restarted from its journal
         assert all(s["unacked"] == 0 for s in stats) or rt.run(until=lambda: all(s["unacked"] == 0 for s in rt.stats()), timeout=10)
+        audit = audit_traffic(rt.traffic())  # each side's ledger of envelopes, from the journals too
+        assert audit.exact and audit.sent == 8 * COUNT and audit.admitted == 8 * COUNT, audit
         assert rt.errors().keys() <= {f"r{i}" for i in range(8)}  # at most refused redeliveries
         for errors in rt.errors().values():
             assert all("ReplayedMessage" in e for e in errors)

@@ -140,3 +140,25 @@ def test_writes_wait_for_confirmations_on_a_mining_node() -> None:
         assert ledger.balance_of(b.address) == 4
     finally:
         stop(proc)
+
+
+def test_the_embedded_chain_keeps_the_wall_clock_under_many_writes_a_second() -> None:
+    """One block per transaction used to push py-evm's clock a second ahead per block (90 s
+    ahead in a one-minute run), so deadlines the chain enforces expired early. Like anvil, the
+    embedded chain now stamps blocks with the wall clock, several to a second."""
+    import time
+
+    ledger = EVMLedger.embedded()
+    a, b = Identity.from_seed("clock", "a"), Identity.from_seed("clock", "b")
+    ledger.open_account(a)
+    ledger.mint(a.address, 10**6)
+    start = time.time()
+    for _ in range(40):
+        ledger.transfer(a, b.address, 1)
+    assert ledger.balance_of(b.address) == 40
+    assert ledger.now() <= int(time.time()) + 1  # not 40 s ahead
+    assert ledger.now() >= int(start)
+    ahead = ledger.sync_time(int(time.time()) + 500)  # time travel still lands exactly
+    assert ahead == ledger.now() >= int(start) + 500
+    ledger.transfer(a, b.address, 1)
+    assert ledger.now() == ahead  # and stays there, not before

@@ -35,7 +35,7 @@ def _with(**changes):
 
 
 def test_every_builtin_validates_and_is_listed() -> None:
-    assert builtin_names() == ["access", "data-market", "full-economy", "gpu-market", "model-market"]
+    assert builtin_names() == ["access", "chaos-economy", "data-market", "full-economy", "gpu-market", "model-market"]
     for name in builtin_names():
         scenario = Scenario.load(name)
         assert scenario.name == name and scenario.description and scenario.steps() >= 10
@@ -64,7 +64,7 @@ def test_a_mistake_names_its_field_and_what_was_expected(change, expected) -> No
 
 
 def test_a_missing_file_or_bad_yaml_says_so(tmp_path) -> None:
-    with pytest.raises(ScenarioError, match="built-ins: access, data-market"):
+    with pytest.raises(ScenarioError, match="built-ins: access, chaos-economy, data-market"):
         Scenario.load(tmp_path / "nope.yaml")
     (tmp_path / "bad.yaml").write_text("name: [unclosed")
     with pytest.raises(ScenarioError, match="is not YAML"):
