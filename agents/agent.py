@@ -80,6 +80,16 @@ class Context:
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("agora.agent"))
     storage: Storage = field(default_factory=Storage)
     background: Callable[[Callable[[], None]], None] | None = None  # where the runtime runs off-mailbox work
+    persist: Callable[[], None] | None = None  # a durable runtime's journal write of this agent, now
+
+    def checkpoint(self) -> None:
+        """Make this agent's state, as it is now in the middle of a handler, durable before
+        going on: call it before an effect outside the agents (a ledger write) whose repeat
+        after a crash would matter. After a crash the agent comes back as it was here (the
+        message being handled counts as handled), so it can find out whether the effect landed
+        instead of doing it again. A no-op where nothing is journaled (one process, no crash)."""
+        if self.persist is not None:
+            self.persist()
 
     def run_off_mailbox(self, work: Callable[[], Any], done: Callable[[Any, Exception | None], Message]) -> None:
         """Run ``work`` (a job, a slow call) without holding this agent's mailbox, then handle

@@ -70,6 +70,7 @@ class AgentHost:
         quota: Quota | None = None,
         storage: Storage | None = None,
         background: Callable[[Callable[[], None]], None] | None = None,
+        persist: Callable[[], None] | None = None,
     ) -> None:
         self.agent = agent
         self._address = agent.address
@@ -109,6 +110,7 @@ class AgentHost:
             log=self.log,
             storage=storage or Storage(),
             background=background,
+            persist=persist,
         )
 
     # -- out ------------------------------------------------------------------------------

@@ -30,13 +30,18 @@ Fault tolerance (``durable=FOLDER``, a folder every node reaches): shards are na
 Ray restarts (``max_restarts=-1``) and whose calls it retries after a restart
 (``max_task_retries=-1``), so a delivery is at least once. A shard returns from a delivery only
 after the envelopes in it were handled and the resulting agent states journaled (agents.journal),
-and sends what its agents produced only after that too; it remembers each batch it sent until
+and sends each envelope only with the journaled state of the agent that sent it (envelopes between
+agents of one shard too, so a crash leaves no orphan and loses none); it remembers each batch it sent until
 the receiver returns, and sends it again after its own restart. A restarted shard rebuilds its
 agents from the journal (keys from their population, never from the journal) with their replay
 windows, so every redelivered envelope is dropped by nonce: none is lost, none handled twice.
 Effects outside the agents (a ledger call in a handler that ran just before a crash) are not
 rolled back: a handler that runs again after a restart repeats them, which the ledger refuses for
-keyed operations (an escrow, channel or batch epoch exists once) but not for a bare transfer.
+keyed operations (an escrow, channel or batch epoch exists once, a transfer_from_many with a
+settlement reference settles once). An agent that must not repeat one calls ``ctx.checkpoint()``
+before it (write-ahead): its state is journaled mid-handler, and after a crash it comes back
+there, the message counted as handled, to find out from the ledger whether the effect landed
+(the exchange pays its rounds so).
 """
 
 from __future__ import annotations
@@ -241,6 +246,9 @@ class _Shard:
         self._meta_changed: dict[str, Any] = {}
         self._batch_ids = itertools.count()
         self._reship: list[int] = []
+        self._seq = itertools.count(1)  # snapshots in the order taken: an older one never overwrites a newer
+        self._journaled: dict[str, tuple[int, bytes]] = {}  # agent -> (seq, bytes) of its latest journaled snapshot
+        self._journal_lock = threading.Lock()  # journal writes (commits, checkpoints mid-handler, compaction)
         if durable is not None:
             self._journal = Journal(f"{durable}/shard-{index}", fsync=fsync)
             self._recover(self._journal.recover())
@@ -282,6 +290,7 @@ class _Shard:
                 sign=self.signing == "agent",
                 ttl=self.ttl,
                 background=self._pool.submit,
+                persist=None if self._journal is None else (lambda address=agent.address: self._persist_now(address)),
             )
             if self.signing == "session":
                 self._delegations[agent.address] = agent.identity.sign_digest(delegation_digest(agent.address, self._session.address))
@@ -352,6 +361,7 @@ class _Shard:
             identity = Identity.from_seed(key_seed, name)
             keys[identity.address] = identity
         for address, data in state.agents.items():
+            self._journaled[address] = (0, data)
             agent, body = AgentHost.skeleton(data, keys[address])
             self._host([agent])
             self._boxes[address].host.resume(body)
@@ -614,28 +624,52 @@ class _Shard:
                 dirty, self._dirty = self._dirty, set()
             with self._out_lock:
                 dirty |= self._outbox.keys()  # a sender's envelopes go with its state
-            agents = {}
-            out: dict[int, list[Envelope]] = {}
+            taken = []
             for address in dirty:
                 box = self._boxes[address]
                 with box.lock:  # the state and exactly the envelopes it sent, together
-                    agents[address] = box.host.snapshot()
-                    with self._out_lock:
-                        sent = self._outbox.pop(address, [])
-                for envelope in sent:
-                    out.setdefault(self._placement[envelope.target], []).append(envelope)
+                    taken.append(self._take(address))
                 self._drain(box)
-            batches = [(next(self._batch_ids), dest, pending[i : i + self.batch]) for dest, pending in out.items() for i in range(0, len(pending), self.batch)]
             acked, self._acked = self._acked, []
             meta, self._meta_changed = self._meta_changed, {}
+            batches = self._record(taken, acked, meta)
+        self._ship_batches(batches)
+        self._registry.flush()
+
+    def _take(self, address: str) -> tuple[str, int, bytes, list[Envelope]]:
+        """An agent's snapshot, its order, and what it sent since the last one (its box lock held)."""
+        snapshot = self._boxes[address].host.snapshot()
+        seq = next(self._seq)
+        with self._out_lock:
+            sent = self._outbox.pop(address, [])
+        return address, seq, snapshot, sent
+
+    def _record(self, taken: list[tuple[str, int, bytes, list[Envelope]]], acked: list[int] = (), meta: dict[str, Any] | None = None) -> list[tuple[int, int, list[Envelope]]]:  # type: ignore[assignment]
+        """Append one record; returns the batches it made durable, to ship. A snapshot older
+        than the one already journaled for its agent (a checkpoint taken mid-handler while a
+        commit was collecting) is left out; the envelopes that came with it are not."""
+        assert self._journal is not None
+        with self._journal_lock:
+            agents: dict[str, bytes] = {}
+            out: dict[int, list[Envelope]] = {}
+            for address, seq, snapshot, sent in taken:
+                for envelope in sent:
+                    out.setdefault(self._placement[envelope.target], []).append(envelope)
+                if seq > self._journaled.get(address, (0, b""))[0]:
+                    agents[address] = snapshot
+                    self._journaled[address] = (seq, snapshot)
+            batches = [(next(self._batch_ids), dest, pending[i : i + self.batch]) for dest, pending in out.items() for i in range(0, len(pending), self.batch)]
             if agents or batches or acked or meta:
-                self._journal.append({"agents": agents, "out": batches, "acked": acked, "meta": meta})
+                self._journal.append({"agents": agents, "out": batches, "acked": list(acked), "meta": meta or {}})
                 for batch_id, dest, envelopes in batches:
                     self._unacked[batch_id] = (dest, envelopes)
                 for batch_id in acked:
                     self._unacked.pop(batch_id, None)
                 if self._journal.due():
-                    self._checkpoint()
+                    self._compact()
+        return batches
+
+    def _ship_batches(self, batches: list[tuple[int, int, list[Envelope]]]) -> None:
         for n, batch in enumerate(batches):
             try:
                 self._track(*batch)
@@ -643,20 +677,21 @@ class _Shard:
                 self._shards = []
                 self._reship += [b[0] for b in batches[n:]]
                 break
-        self._registry.flush()
+
+    def _persist_now(self, address: str) -> None:
+        """``ctx.checkpoint()``: journal this agent now, mid-handler (its box lock is held by
+        the calling handler), with what it sent so far; those envelopes leave now too."""
+        self._ship_batches(self._record([self._take(address)]))
 
     def _touch(self, address: str) -> None:
         with self._dirty_lock:
             self._dirty.add(address)
 
-    def _checkpoint(self) -> None:
-        """Everything, as one record, under the next generation (called under the commit lock)."""
+    def _compact(self) -> None:
+        """Everything journaled, as one record, under the next generation (journal lock held):
+        each agent's latest journaled snapshot, the unacknowledged batches, the metadata."""
         assert self._journal is not None
-        agents = {}
-        for address, box in list(self._boxes.items()):
-            with box.lock:
-                agents[address] = box.host.snapshot()
-            self._drain(box)
+        agents = {address: snapshot for address, (_, snapshot) in self._journaled.items()}
         out = [(batch_id, dest, envelopes) for batch_id, (dest, envelopes) in self._unacked.items()]
         self._journal.compact({"agents": agents, "out": out, "acked": [], "meta": dict(self._meta)})
 

@@ -44,8 +44,8 @@ class Wallet:
     def approve(self, spender: str, amount: int) -> Receipt:
         return self._keep(self._ledger.approve(self._identity, spender, amount))
 
-    def transfer_from_many(self, transfers: list[tuple[str, str, int]]) -> Receipt:
-        return self._keep(self._ledger.transfer_from_many(self._identity, transfers))
+    def transfer_from_many(self, transfers: list[tuple[str, str, int]], ref: str | None = None) -> Receipt:
+        return self._keep(self._ledger.transfer_from_many(self._identity, transfers, ref))
 
     def open_escrow(self, terms: EscrowTerms) -> Receipt:
         return self._keep(self._ledger.open_escrow(self._identity, terms))

@@ -92,6 +92,7 @@ REVERT_REASONS: dict[str, type[ChainError]] = {
     "token: unauthorized": Unauthorized,
     "token: zero address": InvalidArgument,
     "token: length mismatch": InvalidArgument,
+    "token: ref settled": AlreadySettled,
     "escrow: exists": EscrowExists,
     "escrow: bad payees": InvalidArgument,
     "escrow: bad shares": InvalidArgument,

@@ -28,7 +28,7 @@ from web3.providers.rpc.utils import REQUEST_RETRY_ALLOWLIST, ExceptionRetryConf
 from chain.addressbook import AddressBook, check, record
 from chain.compiler import compile_contract
 from chain.errors import ChainError, TransactionFailed, error_for_reason
-from chain.ledger import Ledger, Signer
+from chain.ledger import NO_REF, Ledger, Signer, check_ref
 from chain.offchain import domain
 from chain.types import (
     UINT256_MAX,
@@ -212,6 +212,9 @@ class EVMLedger(Ledger):
     def allowance(self, owner: str, spender: str) -> int:
         return self.token.functions.allowance(check_address(owner, "owner"), check_address(spender, "spender")).call()
 
+    def ref_settled(self, ref: str) -> bool:
+        return self.token.functions.settledRef(bytes.fromhex(check_ref(ref)[2:])).call()
+
     def escrow(self, escrow_id: str) -> EscrowState:
         escrow_id = check_id(escrow_id)
         key = bytes.fromhex(escrow_id[2:])
@@ -347,7 +350,7 @@ class EVMLedger(Ledger):
         if op == "approve":
             return self.token.functions.approve(args["spender"], args["amount"])
         if op == "transfer_from_many":
-            return self.token.functions.transferFromMany(args["froms"], args["tos"], args["amounts"])
+            return self.token.functions.transferFromMany(args["froms"], args["tos"], args["amounts"], bytes.fromhex(args.get("ref", NO_REF)[2:]))
         if op == "open_escrow":
             t = EscrowTerms(**args)
             arbiter = t.arbiter or "0x" + "00" * 20

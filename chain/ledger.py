@@ -67,6 +67,10 @@ class Ledger(ABC):
         """The escrow's recorded state; EscrowNotFound if it was never opened."""
 
     @abstractmethod
+    def ref_settled(self, ref: str) -> bool:
+        """Whether a ``transfer_from_many`` with this settlement reference has landed."""
+
+    @abstractmethod
     def channel(self, channel_id: str) -> ChannelState:
         """A payment channel's state; ChannelNotFound if it was never opened."""
 
@@ -165,10 +169,12 @@ class Ledger(ABC):
         any earlier allowance, as ERC-20's approve does."""
         return self.execute(by, "approve", {"spender": check_address(spender, "spender"), "amount": check_amount(amount)})
 
-    def transfer_from_many(self, by: Signer, transfers: list[tuple[str, str, int]]) -> Receipt:
+    def transfer_from_many(self, by: Signer, transfers: list[tuple[str, str, int]], ref: str | None = None) -> Receipt:
         """Move each ``(from, to, amount)`` in order, within what each ``from`` allowed ``by``:
         one operation, all or nothing (how an exchange settles a step's trades). At most
-        MAX_TRANSFER_LINES lines; a caller with more makes several operations."""
+        MAX_TRANSFER_LINES lines; a caller with more makes several operations. A ``ref``
+        (32 bytes, 0x-hex) settles once: asked again it is refused (AlreadySettled), and
+        ``ref_settled`` says whether it landed (an exchange recovering from a crash asks)."""
         if not transfers or len(transfers) > MAX_TRANSFER_LINES:
             raise InvalidArgument(f"transfer_from_many takes 1 to {MAX_TRANSFER_LINES} lines, got {len(transfers)}")
         froms, tos, amounts = [], [], []
@@ -178,7 +184,7 @@ class Ledger(ABC):
             froms.append(check_address(line[0], f"transfers[{i}].from"))
             tos.append(check_address(line[1], f"transfers[{i}].to"))
             amounts.append(check_amount(line[2], f"transfers[{i}].amount"))
-        return self.execute(by, "transfer_from_many", {"froms": froms, "tos": tos, "amounts": amounts})
+        return self.execute(by, "transfer_from_many", {"froms": froms, "tos": tos, "amounts": amounts, "ref": check_ref(ref)})
 
     def open_escrow(self, by: Signer, terms: EscrowTerms) -> Receipt:
         """Lock ``terms.amount`` of the buyer's tokens until release or refund."""
@@ -297,6 +303,9 @@ class LedgerReader:
     def allowance(self, owner: str, spender: str) -> int:
         return self._ledger.allowance(owner, spender)
 
+    def ref_settled(self, ref: str) -> bool:
+        return self._ledger.ref_settled(ref)
+
     def escrow(self, escrow_id: str) -> EscrowState:
         return self._ledger.escrow(escrow_id)
 
@@ -317,3 +326,20 @@ class LedgerReader:
 
     def stake_of(self, provider: str) -> StakeState:
         return self._ledger.stake_of(provider)
+
+
+NO_REF = "0x" + "00" * 32
+
+
+def check_ref(ref: str | None) -> str:
+    """A settlement reference as the contracts take it: 32 bytes as 0x-hex (None: no reference)."""
+    if ref is None:
+        return NO_REF
+    if not isinstance(ref, str) or len(ref) != 66 or not ref.startswith("0x"):
+        raise InvalidArgument(f"ref must be 32 bytes as 0x-hex, got {ref!r}")
+    try:
+        bytes.fromhex(ref[2:])
+    except ValueError:
+        raise InvalidArgument(f"ref must be 32 bytes as 0x-hex, got {ref!r}") from None
+    return ref.lower()
+

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from eth_utils import keccak, to_checksum_address
 
 from chain.errors import TransactionFailed, error_for_reason
-from chain.ledger import Ledger
+from chain.ledger import NO_REF, Ledger, check_ref
 from chain.offchain import authorization_typed_data, domain, recover, voucher_typed_data
 from chain.types import (
     UINT256_MAX,
@@ -71,6 +71,7 @@ class MemoryLedger(Ledger):
         self._balances: dict[str, int] = {}
         self._opened: set[str] = set()
         self._allowances: dict[tuple[str, str], int] = {}
+        self._refs: set[str] = set()  # settlement references transfer_from_many used
         self._escrows: dict[str, EscrowState] = {}
         self._supply = 0
         self._seq = itertools.count(1)
@@ -225,11 +226,20 @@ class MemoryLedger(Ledger):
             for frm, left in allowed.items():
                 self._allowances[(frm, sender)] = left
 
-    def _check_transfer_from_many(self, sender: str, froms: list[str], tos: list[str], amounts: list[int]) -> None:
+    def _check_transfer_from_many(self, sender: str, froms: list[str], tos: list[str], amounts: list[int], ref: str = NO_REF) -> None:
+        if not len(froms) == len(tos) == len(amounts):
+            raise error_for_reason("token: length mismatch", f"{len(froms)} froms, {len(tos)} tos, {len(amounts)} amounts")
+        if ref != NO_REF and ref in self._refs:
+            raise error_for_reason("token: ref settled", ref)
         self._run_pulls(sender, froms, tos, amounts, commit=False)
 
-    def _apply_transfer_from_many(self, sender: str, froms: list[str], tos: list[str], amounts: list[int]) -> None:
+    def _apply_transfer_from_many(self, sender: str, froms: list[str], tos: list[str], amounts: list[int], ref: str = NO_REF) -> None:
         self._run_pulls(sender, froms, tos, amounts, commit=True)
+        if ref != NO_REF:
+            self._refs.add(ref)
+
+    def ref_settled(self, ref: str) -> bool:
+        return check_ref(ref) in self._refs
 
     def _check_open_escrow(self, sender: str, **terms: Any) -> None:
         t = EscrowTerms(**terms)

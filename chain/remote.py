@@ -68,6 +68,9 @@ class RemoteLedger(Ledger):
     def escrow(self, escrow_id: str) -> EscrowState:
         return self._call("escrow", escrow_id)
 
+    def ref_settled(self, ref: str) -> bool:
+        return self._call("ref_settled", ref)
+
     def channel(self, channel_id: str) -> ChannelState:
         return self._call("channel", channel_id)
 

@@ -68,6 +68,7 @@ class ChaosConfig(BaseModel):
     drop_rate: float = Field(default=0.05, ge=0, lt=1)
     rpc_fault_rate: float = Field(default=0.03, ge=0, lt=1, description="anvil only")
     settle_timeout: float = Field(default=150.0, gt=0, description="seconds after the market for every deal to end")
+    overrides: dict[str, Any] = Field(default_factory=dict, description="scenario fields by dotted path (agents.buyers.count: 2)")
 
 
 class Fault(BaseModel):
@@ -134,7 +135,7 @@ def run_chaos(config: ChaosConfig, out: Path | str, progress: bool = True) -> Ch
         ledger = proxy.url
     else:
         ledger = "embedded"
-    scenario = base.with_overrides({"duration": duration, "ledger": ledger, "runtime": {"kind": "ray", "shards": config.shards, "durable": True}})
+    scenario = base.with_overrides({**config.overrides, "duration": duration, "ledger": ledger, "runtime": {"kind": "ray", "shards": config.shards, "durable": True}})
     faults = plan(config, duration)
     observer = _Chaos(config, faults, node, proxy)
     try:

@@ -28,10 +28,10 @@ import numpy as np
 from pydantic import Field
 
 from agents.agent import Agent, Context, on_message
-from agents.identity import Identity
+from agents.identity import Identity, keccak256
 from agents.messages import Message
 from agents.registry import ServiceRecord
-from chain import ChainError
+from chain import AlreadySettled, ChainError
 from chain.types import MAX_TRANSFER_LINES
 from economy import ContinuousDoubleAuction, EconomyError, Fill, Order, PostedBoard
 from economy.callmarket import clear_arrays
@@ -211,6 +211,7 @@ class Exchange(Agent):
         self._posting_ids: dict[str, int] = {}  # ... and its exchange order id
         self._policy: dict[str, frozenset[str] | None] = {}  # posted market: seller -> models admitted
         self._pending: list[Match] = []
+        self._settling: dict[str, Any] | None = None  # the round being paid (durable before any payment)
         self._last_price: int | None = None
         self._trades: list[tuple[Any, ...]] = []  # settled, awaiting the recorder
         self.settled = self.failed = self.rejected = 0
@@ -354,6 +355,10 @@ class Exchange(Agent):
     def tick(self, ctx: Context, sender: str, msg: _Tick) -> None:
         if sender != self.address:
             return
+        # the next round first: a crash while this one is paid must not stop the market
+        ctx.schedule(max(0.0, self.t0 + (msg.round + 1) * self.round_s - ctx.now()), _Tick(round=msg.round + 1))
+        if self._settling is not None:  # a round whose payment a crash (or a failing ledger) interrupted
+            self._finish_round(ctx)
         self.round = msg.round
         now = self.t0 + msg.round * self.round_s
         period_end = msg.round % self.rounds == 0
@@ -367,26 +372,46 @@ class Exchange(Agent):
                 self.book.cancel(oid)
         elif period_end:
             self.book.clear(now)
-        settled, failed = self._settle(ctx, now)
-        self._report(ctx, settled, failed, period_end)
-        self._sent = {}  # a new round, a new allowance
-        ctx.schedule(max(0.0, self.t0 + (msg.round + 1) * self.round_s - ctx.now()), _Tick(round=msg.round + 1))
-
-    def _settle(self, ctx: Context, now: float) -> tuple[list[Match], list[Match]]:
         matches, self._pending = self._pending, []
+        self._settling = {"round": msg.round, "now": now, "period_end": period_end, "matches": matches}
+        self._finish_round(ctx)
+        self._sent = {}  # a new round, a new allowance
+
+    def _finish_round(self, ctx: Context) -> None:
+        """Pay the round's fills and report them. The round is journaled first (write-ahead),
+        and every payment carries a settlement reference of its own: after a crash the
+        exchange comes back with the round still to finish, and a payment that had landed is
+        refused by the ledger as already settled, so it counts once instead of twice."""
+        settling = self._settling
+        assert settling is not None
+        ctx.checkpoint()
+        settled, failed = self._settle(ctx, settling["round"], settling["now"], settling["matches"])
+        self._settling = None
+        self._report(ctx, settled, failed, settling["period_end"])
+
+    def _ref(self, rnd: int, chunk: int, line: int = -1) -> str:
+        return "0x" + keccak256(f"{self.address}:{self.market}:{rnd}:{chunk}:{line}".encode()).hex()
+
+    def _settle(self, ctx: Context, rnd: int, now: float, matches: list[Match]) -> tuple[list[Match], list[Match]]:
         settled: list[Match] = []
         failed: list[Match] = []
-        for start in range(0, len(matches), MAX_TRANSFER_LINES):
+        for n, start in enumerate(range(0, len(matches), MAX_TRANSFER_LINES)):
             chunk = matches[start : start + MAX_TRANSFER_LINES]
             try:
-                receipt = ctx.wallet.transfer_from_many([(m[0], m[1], m[2] * m[3]) for m in chunk])
-                self._record(chunk, now, receipt.tx_hash)
+                receipt = ctx.wallet.transfer_from_many([(m[0], m[1], m[2] * m[3]) for m in chunk], ref=self._ref(rnd, n))
+                self._record(chunk, rnd, now, receipt.tx_hash)
+                settled += chunk
+            except AlreadySettled:  # paid before a crash: the ledger remembers
+                self._record(chunk, rnd, now, "")
                 settled += chunk
             except ChainError:
-                for m in chunk:  # one by one: only the fills that cannot be paid fail
+                for i, m in enumerate(chunk):  # one by one: only the fills that cannot be paid fail
                     try:
-                        receipt = ctx.wallet.transfer_from_many([(m[0], m[1], m[2] * m[3])])
-                        self._record([m], now, receipt.tx_hash)
+                        receipt = ctx.wallet.transfer_from_many([(m[0], m[1], m[2] * m[3])], ref=self._ref(rnd, n, i))
+                        self._record([m], rnd, now, receipt.tx_hash)
+                        settled.append(m)
+                    except AlreadySettled:
+                        self._record([m], rnd, now, "")
                         settled.append(m)
                     except ChainError:
                         failed.append(m)
@@ -395,8 +420,8 @@ class Exchange(Agent):
             self._last_price = settled[-1][2]
         return settled, failed
 
-    def _record(self, matches: list[Match], now: float, tx_hash: str) -> None:
-        rnd, t = self.round, now - self.t0
+    def _record(self, matches: list[Match], rnd: int, now: float, tx_hash: str) -> None:
+        t = now - self.t0
         trades = self._trades
         for buyer, seller, price, qty, _, _ in matches:
             trades.append((rnd, t, buyer, seller, price, qty, tx_hash))

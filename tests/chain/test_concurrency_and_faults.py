@@ -162,3 +162,36 @@ def test_the_embedded_chain_keeps_the_wall_clock_under_many_writes_a_second() ->
     assert ahead == ledger.now() >= int(start) + 500
     ledger.transfer(a, b.address, 1)
     assert ledger.now() == ahead  # and stays there, not before
+
+
+@pytest.mark.anvil
+@pytest.mark.chaos
+def test_a_node_restarted_with_its_state_behind_a_faulty_network_loses_and_repeats_nothing() -> None:
+    """The chaos harness's chain faults on their own: a ledger on anvil behind FaultyRPC (a
+    third of the requests refused, answered never, or answered after the client gave up),
+    and the node stopped and started again with its dumped state halfway: every transfer
+    lands exactly once, and the ledger goes on over the restarted node."""
+    from chain.node import AnvilNode, FaultyRPC
+
+    node = AnvilNode()
+    proxy = FaultyRPC(node.url, seed=3, rate=0.0, stall_s=1.2)
+    try:
+        ledger = EVMLedger.connect(proxy.url, timeout=1.0)
+        a, b = Identity.from_seed("restart", "a"), Identity.from_seed("restart", "b")
+        ledger.open_account(a)
+        ledger.mint(a.address, 1000)
+        proxy.rate = 0.15
+        for i in range(10):
+            if i == 5:
+                proxy.pause()
+                down = node.restart()
+                proxy.resume()
+                assert down < 5
+            ledger.transfer(a, b.address, 5)
+        proxy.rate = 0.0
+        assert sum(proxy.injected.values()) >= 3 and node.restarts == 1  # the network and the node really misbehaved
+        assert ledger.balance_of(b.address) == 50 and ledger.balance_of(a.address) == 950
+        assert ledger.total_supply() == 1000 and ledger.is_conserved()
+    finally:
+        proxy.close()
+        node.stop()

@@ -233,3 +233,28 @@ def test_an_exchange_settles_trades_within_allowances_all_or_nothing(ledger: Led
         ledger.transfer_from_many(exchange, [(buyer.address, "0x12", 1)])
     assert _balances(ledger, people) == after and ledger.allowance(buyer.address, exchange.address) == 13 * TOKEN
     assert ledger.is_conserved()
+
+
+def test_a_settlement_reference_settles_once(ledger: Ledger, people: dict) -> None:
+    """An exchange that crashed after its round's settlement landed asks again with the same
+    reference: refused, nothing moves twice, and ``ref_settled`` tells it the round was paid."""
+    from chain import AlreadySettled
+
+    _setup(ledger, people)
+    buyer, owner, exchange = people["buyer"], people["owner"], people["stranger"]
+    ledger.approve(buyer, exchange.address, 30 * TOKEN)
+    ref, other = "0x" + "ab" * 32, "0x" + "cd" * 32
+    assert not ledger.ref_settled(ref)
+    ledger.transfer_from_many(exchange, [(buyer.address, owner.address, 3 * TOKEN)], ref=ref)
+    assert ledger.ref_settled(ref) and not ledger.ref_settled(other)
+    before = _balances(ledger, people)
+    with pytest.raises(AlreadySettled, match="ref settled"):
+        ledger.transfer_from_many(exchange, [(buyer.address, owner.address, 3 * TOKEN)], ref=ref)
+    assert _balances(ledger, people) == before and ledger.allowance(buyer.address, exchange.address) == 27 * TOKEN
+    ledger.transfer_from_many(exchange, [(buyer.address, owner.address, TOKEN)])  # no reference: as before
+    ledger.transfer_from_many(exchange, [(buyer.address, owner.address, TOKEN)])
+    assert ledger.balance_of(owner.address) == before["owner"] + 2 * TOKEN
+    for bad in ("0x1234", "ab" * 33, "0x" + "zz" * 32, 7):
+        with pytest.raises(InvalidArgument, match="ref"):
+            ledger.transfer_from_many(exchange, [(buyer.address, owner.address, 1)], ref=bad)
+    assert ledger.is_conserved()

@@ -30,10 +30,16 @@ def test_the_plan_comes_from_the_seed_alone() -> None:
 
 
 def test_the_economy_survives_killed_shards_and_jobs_and_lost_deliveries_on_the_embedded_chain(ray_cluster, tmp_path) -> None:
-    config = ChaosConfig(chain="embedded", seed=1, duration=30, shard_kills=2, job_kills=1, drop_rate=0.08, settle_timeout=90)
+    request = {"model": "all-MiniLM-L6-v2", "resources": {"gpus": 1, "cpus": 1}, "max_price": 10**16, "deadline_s": 14, "retries": 1}
+    small = {  # two buyers, one deal each on each dataset, short deadlines: the test's share of make test stays small
+        "agents.buyers.count": 2,
+        "agents.buyers.settings.requests": [{**request, "dataset": "demo-sentences"}, {**request, "dataset": "market-reviews", "start_s": 8}],
+        "agents.buyers.draws": {"requests.0.start_s": {"uniform": [0, 4]}, "requests.1.start_s": {"uniform": [6, 10]}},
+    }
+    config = ChaosConfig(chain="embedded", seed=1, duration=20, shard_kills=2, job_kills=1, drop_rate=0.08, settle_timeout=90, overrides=small)
     report = run_chaos(config, tmp_path)
     print(_show(report))  # what was injected and what was checked (pytest -s shows it)
     assert report.counts["shards killed"] == 2 and report.counts["agents recovered from journals"] > 0, _show(report)
     assert report.ok, _show(report)
-    assert report.deals.get("settled", 0) >= 3 and report.trades > 50, _show(report)
+    assert report.deals.get("settled", 0) >= 2 and report.trades > 25, _show(report)
     assert (tmp_path / "chaos.json").exists() and (tmp_path / "summary.json").exists()
