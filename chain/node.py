@@ -104,6 +104,9 @@ class AnvilNode:
     def restart(self) -> float:
         """Stop the node and start it again on the same port with all its state; returns the
         seconds it was down."""
+        deadline = time.monotonic() + 10  # a transaction taken but not yet mined would not be in the dump
+        while time.monotonic() < deadline and int(rpc(self.url, "txpool_status", [])["pending"], 16):
+            time.sleep(0.02)
         state = rpc(self.url, "anvil_dumpState", [])
         began = time.monotonic()
         self.stop()
