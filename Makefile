@@ -51,10 +51,11 @@ soak: install
 	$(PY) bench/soak.py
 
 # long chaos runs: the full economy on Ray under faults from a seed, on the embedded chain and on
-# anvil (restarted, behind a faulty proxy); each prints what it injected and checked
+# anvil (restarted, behind a faulty proxy); each prints what it injected and checked. On anvil every
+# ledger call goes through one serial ledger actor over HTTP: 90 s of market take several minutes
 chaos: install $(ANVIL)
 	$(VENV)/bin/agora chaos --chain embedded --duration 240 --shard-kills 6 --job-kills 3 --seed 11 --out runs/chaos/embedded
-	$(VENV)/bin/agora chaos --chain anvil --duration 240 --shard-kills 6 --job-kills 3 --chain-restarts 3 --seed 12 --out runs/chaos/anvil
+	$(VENV)/bin/agora chaos --chain anvil --duration 90 --shard-kills 3 --job-kills 2 --chain-restarts 2 --seed 12 --out runs/chaos/anvil
 
 clean:
 	rm -rf $(VENV) node_modules .agora .pytest_cache

@@ -66,7 +66,7 @@ class ChaosConfig(BaseModel):
     job_kills: int = Field(default=1, ge=0, le=100)
     chain_restarts: int = Field(default=1, ge=0, le=100, description="anvil only")
     drop_rate: float = Field(default=0.05, ge=0, lt=1)
-    rpc_fault_rate: float = Field(default=0.03, ge=0, lt=1, description="anvil only")
+    rpc_fault_rate: float = Field(default=0.01, ge=0, lt=1, description="anvil only; each stall holds the (serial) ledger service 12 s")
     settle_timeout: float = Field(default=150.0, gt=0, description="seconds after the market for every deal to end")
     overrides: dict[str, Any] = Field(default_factory=dict, description="scenario fields by dotted path (agents.buyers.count: 2)")
 

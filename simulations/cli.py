@@ -361,7 +361,7 @@ def chaos(
     job_kills: int = typer.Option(1, help="running inference job workers to SIGKILL"),
     chain_restarts: int = typer.Option(1, help="anvil restarts (state dumped and reloaded)"),
     drop_rate: float = typer.Option(0.05, help="share of cross-shard deliveries lost before acceptance"),
-    rpc_fault_rate: float = typer.Option(0.03, help="share of JSON-RPC requests refused, lost or stalled (anvil)"),
+    rpc_fault_rate: float = typer.Option(0.01, help="share of JSON-RPC requests refused, lost or stalled (anvil)"),
     out: Path = typer.Option(Path("runs/chaos"), help="folder for the run's records and chaos.json"),
     gpus: int = typer.Option(2, help="logical GPUs for the local Ray"),
 ) -> None:
