@@ -558,7 +558,7 @@ class _Shard:
         with self._out_lock:
             pending = self._out.setdefault(dest, [])
             pending.append(envelope)
-            full = len(pending) >= self.batch and self._journal is None  # a durable shard ships only what is journaled
+            full = len(pending) >= self.batch
             if full:
                 self._out[dest] = []
         if full:

@@ -216,8 +216,7 @@ class _Chaos:
                 self._runtime.set_faults(0.0)
             elif w.kind == "rpc" and self.proxy is not None:
                 self.proxy.rate = 0.0
-            windows_ended = w.outcome
-            w.outcome = f"{windows_ended}; ended at {time.monotonic() - self._t0:.1f} s"
+            w.outcome += f"; ended at {time.monotonic() - self._t0:.1f} s"
 
     def _apply(self, fault: Fault) -> str:
         rt = self._runtime
@@ -245,7 +244,7 @@ class _Chaos:
         raise RunError(f"unknown fault {fault.kind}")
 
     def _kill_job(self, fault: Fault) -> None:
-        pid = _kill_a_job_worker(timeout=30.0, stop=self._stop)
+        pid = kill_a_job_worker(timeout=30.0, stop=self._stop)
         if pid is None:
             fault.outcome = "no job ran within 30 s of its moment"
             return
@@ -275,11 +274,11 @@ class _Chaos:
         self.deal_statuses = dict(Counter(d.status for d in deals))
 
 
-def _kill_a_job_worker(timeout: float, stop: threading.Event) -> int | None:
+def kill_a_job_worker(timeout: float, stop: threading.Event | None = None, settle_s: float = 0.5) -> int | None:
     """SIGKILL the process running a provider's ``run_job`` task (Ray titles it so), once it
-    has run a moment; None if none ran within ``timeout`` (this node only)."""
+    has run ``settle_s``; None if none ran within ``timeout`` (this node only)."""
     end = time.monotonic() + timeout
-    while time.monotonic() < end and not stop.is_set():
+    while time.monotonic() < end and not (stop is not None and stop.is_set()):
         for proc in Path("/proc").iterdir():
             if not proc.name.isdigit():
                 continue
@@ -288,7 +287,7 @@ def _kill_a_job_worker(timeout: float, stop: threading.Event) -> int | None:
             except OSError:
                 continue
             if title.startswith(b"ray::run_job"):
-                time.sleep(0.5)
+                time.sleep(settle_s)
                 try:
                     os.kill(int(proc.name), signal.SIGKILL)
                 except ProcessLookupError:
@@ -335,13 +334,13 @@ def _checks(runtime: Any, world: Any, ended: bool, quiet: bool) -> list[Check]:
         spent_ok += funds - ledger.balance_of(buyer) == sum(r.paid for r in records.values() if r.status == "settled")
     check("each buyer spent exactly what its settled deals paid", f"{len(deals)} of {len(deals)}", f"{spent_ok} of {len(deals)}")
     # markets
+    sides = {h.address: h.side for m in world.meters.values() for h in m.holders}
     traders = [a for a, (_, role) in world.groups.items() if role == "trader"]
     moved_ok = 0
     for address in traders:
-        state = runtime.query(address, "state")
+        turnover = runtime.query(address, "state")["turnover"]
         delta = ledger.balance_of(address) - _funds(world, address)
-        side = world.meters and next((h.side for m in world.meters.values() for h in m.holders if h.address == address), "buy")
-        moved_ok += delta == (state["turnover"] if side == "sell" else -state["turnover"])
+        moved_ok += delta == (turnover if sides[address] == "sell" else -turnover)
     check("every trader's balance moved by exactly its recorded fills", f"{len(traders)} of {len(traders)}", f"{moved_ok} of {len(traders)}")
     # messages
     check("shards drained (nothing queued, unsent or unacknowledged)", True, quiet)

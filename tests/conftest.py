@@ -8,8 +8,6 @@ backend through the ``ledger`` fixture.
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import time
 
@@ -35,46 +33,18 @@ from chain import EVMLedger, Ledger, MemoryLedger
 TOKEN = 10**18
 
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _anvil_binary() -> str:
-    """The native anvil that `npm install` put under node_modules (make test installs it)."""
-    native = sorted(ROOT.glob("node_modules/@foundry-rs/anvil-*/bin/anvil"))
-    if native:
-        return str(native[0])
-    found = shutil.which("anvil")
-    if found is None:  # a required tool: missing is a failure, never a skip
-        pytest.fail("anvil is not installed: run `make test` (it runs npm install) or `npm install`")
-    return found
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_anvil(*extra: str) -> tuple[subprocess.Popen, str]:
-    """Start anvil on a free loopback port (retrying if the port is taken); returns (proc, url)."""
-    binary = _anvil_binary()
-    for _attempt in range(5):  # the port may be taken between picking and binding: retry
-        port = _free_port()
-        proc = subprocess.Popen(
-            [binary, "--host", "127.0.0.1", "--port", str(port), "--hardfork", "prague", "--silent", *extra],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and proc.poll() is None:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.05)
-        if proc.poll() is None:
-            return proc, url
-    pytest.fail(f"anvil would not start (exit code {proc.returncode})")
+    """Start anvil on a free loopback port (chain.node.AnvilNode); returns (proc, url). A
+    required tool: missing is a failure, never a skip."""
+    from chain.node import AnvilNode, NodeError
+
+    try:
+        node = AnvilNode(*extra)
+    except NodeError as exc:
+        pytest.fail(f"{exc} (make test runs npm install)")
+    return node.proc, node.url
 
 
 def stop(proc: subprocess.Popen) -> None:

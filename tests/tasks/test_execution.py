@@ -71,26 +71,12 @@ def test_inference_runs_with_the_threads_of_the_cpus_it_asked_for(ray_cluster, s
 
 
 def _kill_running_job_worker(deadline_s: float = 60.0) -> int:
-    """SIGKILL the worker process running a ``run_job`` task (Ray titles it ``ray::run_job``)
-    once it has run for a moment; returns its pid."""
-    import os
-    import signal
-    import time
-    from pathlib import Path
+    """SIGKILL the worker running a ``run_job`` task once it has run a second (model loaded)."""
+    from simulations.chaos import kill_a_job_worker
 
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        for proc in Path("/proc").iterdir():
-            try:
-                title = (proc / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if proc.name.isdigit() and title.startswith(b"ray::run_job"):
-                time.sleep(1.0)  # mid-run, model loaded
-                os.kill(int(proc.name), signal.SIGKILL)
-                return int(proc.name)
-        time.sleep(0.05)
-    raise AssertionError("no run_job worker appeared")
+    pid = kill_a_job_worker(timeout=deadline_s, settle_s=1.0)
+    assert pid is not None, "no run_job worker appeared"
+    return pid
 
 
 @pytest.mark.ray
