@@ -51,8 +51,8 @@ soak: install
 	$(PY) bench/soak.py
 
 # long chaos runs: the full economy on Ray under faults from a seed, on the embedded chain and on
-# anvil (restarted, behind a faulty proxy); each prints what it injected and checked. On anvil every
-# ledger call goes through one serial ledger actor over HTTP: 90 s of market take several minutes
+# anvil (restarted, behind a faulty proxy); each prints what it injected and checked (about 7 and
+# 3.5 minutes here)
 chaos: install $(ANVIL)
 	$(VENV)/bin/agora chaos --chain embedded --duration 240 --shard-kills 6 --job-kills 3 --seed 11 --out runs/chaos/embedded
 	$(VENV)/bin/agora chaos --chain anvil --duration 90 --shard-kills 3 --job-kills 2 --chain-restarts 2 --seed 12 --out runs/chaos/anvil

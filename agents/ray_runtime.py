@@ -79,6 +79,10 @@ def _unwrap(fn: Callable[[], Any]) -> Any:
         raise exc.cause from None
 
 
+LEDGER_CONCURRENCY = 32
+"""Ledger calls the service runs at once: about the agent threads that can wait on it
+(shards x their concurrency), so no sender queues behind another's confirmation."""
+
 _REGISTRY_WRITES = frozenset(
     {"register_model", "register_dataset", "register_compute", "register_agent", "register_service", "heartbeat", "withdraw", "rate", "register_cohort"}
 )
@@ -910,7 +914,8 @@ class RayRuntime(Runtime):
         self.fsync, self.detached = fsync, detached
         life = {"lifetime": "detached"} if detached else {}
         service = {"num_cpus": 0, "max_concurrency": 1, **life, **_on_head()}
-        self._ledger_actor = ray.remote(LedgerService).options(name=f"{self.name}-ledger", **service).remote(ledger_factory)
+        served = {**service, "max_concurrency": LEDGER_CONCURRENCY}  # many senders at once (see LedgerService)
+        self._ledger_actor = ray.remote(LedgerService).options(name=f"{self.name}-ledger", **served).remote(ledger_factory)
         self._registry_actor = ray.remote(RegistryService).options(name=f"{self.name}-registry", **service).remote(registry_state)
         self.ledger = RemoteLedger(self._ledger_actor)
         self.registry = RemoteProxy(self._registry_actor)  # type: ignore[assignment]

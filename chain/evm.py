@@ -11,6 +11,7 @@ Transactions are estimated before they are sent, so a bad one fails without touc
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from typing import Any
@@ -116,7 +117,12 @@ def c_name(contract: Any) -> str:
 
 
 class EVMLedger(Ledger):
-    """A ledger whose state lives in the Token and Escrow contracts on an EVM chain."""
+    """A ledger whose state lives in the Token and Escrow contracts on an EVM chain.
+
+    Safe to call from many threads at once (``concurrent``): the node orders transactions,
+    each sender's nonces are drawn under that sender's lock, the operator's under its own."""
+
+    concurrent = True
 
     def __init__(
         self,
@@ -139,6 +145,7 @@ class EVMLedger(Ledger):
         self._seen: dict[str, None] = {}
         self._receipts: list[Receipt] = []
         self._locks: dict[str, threading.Lock] = {}
+        self._operator_lock = threading.Lock()
         if address_book is None:
             arbiter = arbiter or self.operator
             treasury = treasury or self.operator
@@ -321,9 +328,10 @@ class EVMLedger(Ledger):
             return self.now()
         provider = self.w3.provider
         if isinstance(provider, EthereumTesterProvider):
-            backend = provider.ethereum_tester.backend
-            backend.chain.header = backend.chain.header.copy(timestamp=target)
-            backend.mine_blocks()  # one empty block at ``target``
+            with getattr(provider, "_lock", contextlib.nullcontext()):  # no request mid-way
+                backend = provider.ethereum_tester.backend
+                backend.chain.header = backend.chain.header.copy(timestamp=target)
+                backend.mine_blocks()  # one empty block at ``target``
         else:  # anvil / hardhat style nodes
             provider.make_request("evm_setNextBlockTimestamp", [target])
             provider.make_request("evm_mine", [])
@@ -337,7 +345,9 @@ class EVMLedger(Ledger):
         if self.w3.eth.get_balance(address) >= GAS_ALLOWANCE_WEI // 2:
             return None
         tx = {"from": self.operator, "to": address, "value": GAS_ALLOWANCE_WEI}
-        return self._receipt("fund_gas", self.operator, self.w3.eth.send_transaction(tx))
+        with self._operator_lock:
+            tx_hash = self.w3.eth.send_transaction(tx)
+        return self._receipt("fund_gas", self.operator, tx_hash)
 
     # -- writes --------------------------------------------------------------------------
     def _call(self, op: str, args: dict[str, Any]) -> Any:
@@ -471,7 +481,8 @@ class EVMLedger(Ledger):
 
     def _operator_tx(self, op: str, call: Any) -> Receipt:
         try:
-            tx_hash = call.transact({"from": self.operator})
+            with self._operator_lock:  # the operator's nonces, one at a time
+                tx_hash = call.transact({"from": self.operator})
         except (TesterFailed, ContractLogicError) as exc:
             raise _reverted(exc) from None
         return self._receipt(op, self.operator, tx_hash)

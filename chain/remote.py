@@ -8,33 +8,102 @@ The service follows the wall clock, so chain time agrees with deadlines in deplo
 
 from __future__ import annotations
 
+import threading
 import time
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
-from chain.ledger import Ledger
+from chain.ledger import Ledger, Signer
 from chain.types import BatchAccount, ChannelState, EscrowState, LedgerEvent, Positions, Prepared, Receipt, StakeState
 
 
+class _SharedExclusive:
+    """Many holders at once, or one alone: writes share the ledger, whole-ledger reads
+    (conservation, positions, a dump) have it to themselves so they see one consistent state."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._shared = 0
+        self._exclusive = False
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._exclusive)
+            self._shared += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._shared -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._exclusive)
+            self._exclusive = True  # new shared holders wait from here on: no starvation
+            self._cond.wait_for(lambda: self._shared == 0)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
+
+
 class LedgerService:
-    """Holds a ledger built by ``factory`` inside this (actor) process."""
+    """Holds a ledger built by ``factory`` inside this (actor) process.
+
+    Hosted with ``max_concurrency > 1`` it serves many senders at once: a chain node answers
+    each write in milliseconds but a market's agents send hundreds, and one at a time the service
+    was the whole economy's bottleneck. A backend that declares ``concurrent = True`` (the EVM
+    ledger: the node orders transactions, one sender's nonces are kept by that sender's lock in
+    its agent's process) runs its calls side by side; whole-ledger reads still run alone. Any
+    other backend runs every call alone."""
+
+    SNAPSHOTS = frozenset({"is_conserved", "positions", "accounts", "events", "total_supply", "escrowed_total", "receipts"})
 
     def __init__(self, factory: Callable[[], Ledger], follow_wall_clock: bool = True) -> None:
         self.ledger = factory()
         self.follow_wall_clock = follow_wall_clock
+        self.concurrent = bool(getattr(self.ledger, "concurrent", False))
+        self._gate = _SharedExclusive()
+        self._clock = threading.Lock()
+        self._synced = 0  # the wall-clock second the chain was last brought up to
 
     def dump(self) -> bytes:
         """The whole ledger, pickled (a memory ledger kept across a deployment's stop)."""
         import pickle
 
-        return pickle.dumps(self.ledger, protocol=pickle.HIGHEST_PROTOCOL)
+        with self._gate.exclusive():
+            return pickle.dumps(self.ledger, protocol=pickle.HIGHEST_PROTOCOL)
 
     def attribute(self, name: str) -> Any:
         return getattr(self.ledger, name)
 
     def call(self, method: str, *args: Any) -> Any:
-        if self.follow_wall_clock and method in {"now", "prepare", "submit", "escrow"}:
-            self.ledger.sync_time(int(time.time()))
-        return getattr(self.ledger, method)(*args)
+        alone = not self.concurrent or method in self.SNAPSHOTS or method == "sync_time"
+        with self._gate.exclusive() if alone else self._gate.shared():
+            if self.follow_wall_clock and method in {"now", "prepare", "submit", "escrow"}:
+                self._follow()
+            return getattr(self.ledger, method)(*args)
+
+    def _follow(self) -> None:
+        """Bring chain time up to the wall clock, at most once a second (each nudge costs the
+        node a block). Best effort: a nudge that loses a race with a block just mined at that
+        second changes nothing, and the next second tries again."""
+        second = int(time.time())
+        if second <= self._synced:
+            return
+        with self._clock:
+            if second <= self._synced:
+                return  # another caller brought it up while this one waited
+            try:
+                self.ledger.sync_time(second)
+                self._synced = second
+            except Exception:  # noqa: BLE001 - the write that asked must not fail for the clock
+                pass
 
 
 def ray_get_attribute(handle: Any, name: str) -> Any:
@@ -48,6 +117,7 @@ class RemoteLedger(Ledger):
 
     def __init__(self, handle: Any) -> None:
         self._handle = handle
+        self._senders: dict[str, threading.Lock] = {}
         self.arbiter, self.treasury = (ray_get_attribute(handle, name) for name in ("arbiter", "treasury"))
 
     def _call(self, method: str, *args: Any) -> Any:
@@ -58,6 +128,12 @@ class RemoteLedger(Ledger):
             return ray.get(self._handle.call.remote(method, *args))
         except RayTaskError as exc:
             raise exc.cause from None  # the ledger's own typed error, not Ray's wrapper
+
+    def execute(self, by: Signer, op: str, args: dict[str, Any]) -> Receipt:
+        """One sender's writes go prepare, sign, submit one at a time (the service serves many
+        senders at once, and a second prepare before the first submit would draw its nonce)."""
+        with self._senders.setdefault(by.address, threading.Lock()):
+            return super().execute(by, op, args)
 
     def balance_of(self, address: str) -> int:
         return self._call("balance_of", address)

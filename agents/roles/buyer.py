@@ -66,6 +66,7 @@ class JobRequest(BaseModel):
     redundancy: int = Field(default=1, ge=1, le=7, description="run the job on this many providers and pay only those in the agreeing majority")
     spot_check: int = Field(default=0, ge=0, le=64, description="rows of an inline-input job the buyer re-runs itself, chosen at random, before paying")
     start_s: float = Field(default=0.0, ge=0, description="seconds after the buyer starts before it calls for this job (a population's demand over time)")
+    discover_s: float = Field(default=10.0, ge=0, le=3600, description="while the named model, dataset or a provider with the resources is not offered yet, look again each second for this long before giving up (a market still assembling)")
 
 
 class _OpenRequest(Message):
@@ -122,6 +123,7 @@ class Buyer(Agent):
         self._latest: dict[int, str] = {}  # request index -> the deal id of its latest attempt
         self._attempt: dict[str, tuple[int, int]] = {}  # deal id -> (request index, attempt)
         self._failed: dict[int, set[str]] = {}  # request index -> providers that failed it
+        self._looking: dict[int, float] = {}  # request index -> when the buyer first looked for its offers
         self._replicas: dict[str, list[str]] = {}  # first deal id -> the deal ids running the same job
         self._group_of: dict[str, str] = {}  # replica deal id -> its group's first deal id
         self._delivered: dict[str, JobResult] = {}  # replica deal id -> its checked result, awaiting the verdict
@@ -133,12 +135,35 @@ class Buyer(Agent):
             if request.start_s > 0:
                 ctx.schedule(request.start_s, _OpenRequest(n=n))
             else:
-                self.open_call(ctx, request, n)
+                self._call_when_offered(ctx, n)
 
     @on_message(_OpenRequest)
     def open_later(self, ctx: Context, sender: str, msg: _OpenRequest) -> None:
         if sender == self.address and msg.n not in self._latest and 0 <= msg.n < len(self.requests):
-            self.open_call(ctx, self.requests[msg.n], msg.n)
+            self._call_when_offered(ctx, msg.n)
+
+    def _call_when_offered(self, ctx: Context, n: int) -> None:
+        """Call for request ``n`` once what it names is offered. Offers reach the registry as
+        their owners start, which on a cluster is not before every buyer does (each shard
+        publishes in batches), so an absent offer is looked for again each second for the
+        request's ``discover_s`` before the call ends unresolved."""
+        request = self.requests[n]
+        first = self._looking.setdefault(n, ctx.now())
+        if ctx.now() - first < request.discover_s and not self._offered(ctx, request):
+            ctx.schedule(1.0, _OpenRequest(n=n))
+            return
+        self._looking.pop(n, None)
+        self.open_call(ctx, request, n)
+
+    @staticmethod
+    def _offered(ctx: Context, request: JobRequest) -> bool:
+        """Is there a model by that name, the dataset (if any) and a provider with the resources?"""
+        res = request.resources
+        return bool(
+            ctx.registry.find_models(task=request.task, name=request.model)
+            and (request.dataset is None or ctx.registry.find_datasets(name=request.dataset))
+            and ctx.registry.find_compute(gpus=res.gpus, gpu_memory_mb=res.gpu_memory_mb)
+        )
 
     def deal(self, deal_id: str) -> DealRecord:
         return self.deals[deal_id]

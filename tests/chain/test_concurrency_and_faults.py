@@ -195,3 +195,52 @@ def test_a_node_restarted_with_its_state_behind_a_faulty_network_loses_and_repea
     finally:
         proxy.close()
         node.stop()
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("backend", ["memory", "embedded", pytest.param("anvil", marks=pytest.mark.anvil)])
+def test_the_ledger_service_serves_many_senders_at_once_and_whole_ledger_reads_alone(ray_cluster, backend, request) -> None:
+    """The ledger actor serves calls side by side (one at a time it was a Ray economy's
+    bottleneck on anvil). Two threads per sender never draw the same nonce (the sender's lock in
+    its own process); conservation read while transfers fly always sees one whole state."""
+    import functools
+
+    import ray
+
+    from agents.ray_runtime import LEDGER_CONCURRENCY
+    from chain import MemoryLedger
+    from chain.remote import LedgerService, RemoteLedger
+
+    if backend == "memory":
+        factory = MemoryLedger
+    elif backend == "embedded":
+        factory = EVMLedger.embedded
+    else:
+        factory = functools.partial(EVMLedger.connect, request.getfixturevalue("anvil_url"))
+    actor = ray.remote(LedgerService).options(num_cpus=0, max_concurrency=LEDGER_CONCURRENCY).remote(factory)
+    ledger = RemoteLedger(actor)
+    senders = [Identity.from_seed(f"service-{backend}", f"s{i}") for i in range(6)]
+    sink = Identity.from_seed(f"service-{backend}", "sink").address
+    for s in senders:
+        ledger.open_account(s)
+        ledger.mint(s.address, 100)
+    stop_reading = threading.Event()
+    seen: list[bool] = []
+
+    def read() -> None:
+        while not stop_reading.is_set():
+            seen.append(ledger.is_conserved())
+
+    def pay(s: Identity) -> int:
+        return sum(ledger.transfer(s, sink, 3).block > 0 for _ in range(4))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        done = sum(pool.map(pay, senders * 2))  # two threads per sender
+    stop_reading.set()
+    reader.join()
+    assert done == 48
+    assert ledger.balance_of(sink) == 144 and all(ledger.balance_of(s.address) == 76 for s in senders)
+    assert seen and all(seen) and ledger.is_conserved()
+    ray.kill(actor)
