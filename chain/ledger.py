@@ -45,6 +45,30 @@ class Signer(Protocol):
     def sign_transaction(self, tx: dict[str, Any]) -> bytes: ...
 
 
+class SignatureNeeded(Exception):
+    """Raised by :meth:`Ledger.execute` for a :class:`DeferredSigner`: the write is prepared
+    (validated against the ledger's state) and waits for a signature made elsewhere."""
+
+    def __init__(self, prepared: Prepared) -> None:
+        super().__init__(f"{prepared.op} from {prepared.sender} needs its sender's signature")
+        self.prepared = prepared
+
+
+class DeferredSigner:
+    """A sender whose key is somewhere else (an HTTP caller's wallet, behind a gateway).
+
+    A write for it runs the same argument checks and ``prepare`` as any other, then stops with
+    :class:`SignatureNeeded` carrying the transaction to sign; ``submit`` finishes it once the
+    signature comes back. On a ledger that needs no signed transaction (the memory ledger) the
+    write completes at once: whoever made this signer vouches that ``address`` asked for it."""
+
+    def __init__(self, address: str) -> None:
+        self.address = check_address(address, "sender")
+
+    def sign_transaction(self, tx: dict[str, Any]) -> bytes:
+        raise TypeError("a DeferredSigner never signs: Ledger.execute hands its transaction back")
+
+
 class Ledger(ABC):
     """Balances, transfers and escrow in integer base units of one settlement token."""
 
@@ -148,6 +172,8 @@ class Ledger(ABC):
     # -- public API ----------------------------------------------------------------------
     def execute(self, by: Signer, op: str, args: dict[str, Any]) -> Receipt:
         prepared = self.prepare(by.address, op, args)
+        if isinstance(by, DeferredSigner) and prepared.tx is not None:
+            raise SignatureNeeded(prepared)
         signed = by.sign_transaction(prepared.tx) if prepared.tx is not None else None
         return self.submit(prepared, signed)
 

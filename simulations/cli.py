@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -398,6 +398,104 @@ def chaos(
     console.print(f"{report.trades} trades, deals {report.deals}, {report.wall_s} s; records in {out}")
     if not report.ok:
         raise typer.Exit(code=1)
+
+
+@app.command()
+def gateway(
+    scenario: str = typer.Option("gateway-market", help="the market to host in this process (a built-in name or a scenario file)"),
+    host: str = typer.Option("127.0.0.1", help="the address to listen on (0.0.0.0: every interface)"),
+    port: int = typer.Option(8000, min=0, max=65535, help="the port to listen on"),
+    ledger: Optional[str] = typer.Option(None, help="memory, embedded or a JSON-RPC URL (default: the scenario's)"),
+    rate: float = typer.Option(20.0, help="requests per second per address (and per unsigned client), on average"),
+    burst: int = typer.Option(40, help="requests per address in a burst"),
+    faucet: int = typer.Option(0, min=0, help="base units POST /v1/faucet mints once to each caller (a trial market; 0: none)"),
+) -> None:
+    """Serve the market over HTTP: the API under /v1 (OpenAPI at /docs), the explorer at /."""
+    import uvicorn
+
+    from gateway import create_app, hosted
+
+    typer.echo(f"hosting {scenario} ...", err=True)
+    market = hosted(scenario, ledger=ledger)
+    try:
+        typer.echo(f"gateway {market.gateway} on http://{host}:{port} (explorer at /, API docs at /docs)", err=True)
+        uvicorn.run(create_app(market, rate=rate, burst=burst, faucet=faucet), host=host, port=port, log_level="warning")
+    finally:
+        market.close()
+
+
+sign_app = typer.Typer(help="Sign for the gateway with your key, for curl and other HTTP clients (nothing leaves this machine).", no_args_is_help=True)
+app.add_typer(sign_app, name="sign")
+
+
+def _signer(key: Optional[str], seed: Optional[str]) -> Any:
+    from agents.identity import Identity
+
+    key, seed = key or os.environ.get("AGORA_KEY"), seed or os.environ.get("AGORA_SEED")
+    if key:
+        return Identity(key)
+    if seed and ":" in seed:
+        s, name = seed.split(":", 1)
+        return Identity.from_seed(s, name)
+    typer.echo("give --key HEX (or AGORA_KEY), or --seed SEED:NAME (or AGORA_SEED: a throwaway key for trying things out)", err=True)
+    raise typer.Exit(code=2)
+
+
+def _gateway_json(url: str, path: str) -> Any:
+    import httpx
+
+    return httpx.get(url.rstrip("/") + path, timeout=30).raise_for_status().json()
+
+
+@sign_app.command("request")
+def sign_request_cmd(
+    method: str = typer.Argument(..., help="GET or POST"),
+    path: str = typer.Argument(..., help="the path with its query, exactly as sent: /v1/jobs?wait=10"),
+    body: str = typer.Option("", help="the request body, exactly as sent (@FILE reads a file)"),
+    url: str = typer.Option("http://127.0.0.1:8000", help="the gateway (asked for its chain id)"),
+    key: Optional[str] = typer.Option(None, help="your private key, hex (default: $AGORA_KEY)"),
+    seed: Optional[str] = typer.Option(None, help="SEED:NAME, a key derived for trying things out (default: $AGORA_SEED)"),
+) -> None:
+    """Print the four signature headers as curl -H arguments: curl $(agora sign request GET /v1/jobs) ..."""
+    from gateway.auth import sign_request
+
+    data = Path(body[1:]).read_bytes() if body.startswith("@") else body.encode()
+    headers = sign_request(_signer(key, seed), int(_gateway_json(url, "/v1/chain")["chain_id"]), method, path, data)
+    typer.echo(" ".join(f"-H {k}:{v}" for k, v in headers.items()))
+
+
+@sign_app.command("voucher")
+def sign_voucher_cmd(
+    channel: str = typer.Argument(..., help="the channel id"),
+    amount: int = typer.Argument(..., help="the cumulative amount owed since the channel's last claim, this call included"),
+    url: str = typer.Option("http://127.0.0.1:8000", help="the gateway (asked for the channel's nonce and the signing domain)"),
+    key: Optional[str] = typer.Option(None, help="your private key, hex (default: $AGORA_KEY)"),
+    seed: Optional[str] = typer.Option(None, help="SEED:NAME, a key derived for trying things out (default: $AGORA_SEED)"),
+) -> None:
+    """Print the payment JSON for POST /v1/jobs: a voucher for AMOUNT on the channel's current nonce."""
+    import json
+
+    from chain.offchain import voucher_typed_data
+
+    domain = _gateway_json(url, "/v1/chain")["domains"]["channel"]
+    nonce = int(_gateway_json(url, f"/v1/channels/{channel}")["nonce"])
+    signature = _signer(key, seed).sign_typed_data(voucher_typed_data(domain, channel, nonce, amount))
+    typer.echo(json.dumps({"kind": "channel", "channel_id": channel, "amount": amount, "signature": signature}))
+
+
+@sign_app.command("tx")
+def sign_tx_cmd(
+    tx: str = typer.Argument("-", help="the tx object POST /v1/tx answered with (JSON; - reads stdin, @FILE a file)"),
+    key: Optional[str] = typer.Option(None, help="your private key, hex (default: $AGORA_KEY)"),
+    seed: Optional[str] = typer.Option(None, help="SEED:NAME, a key derived for trying things out (default: $AGORA_SEED)"),
+) -> None:
+    """Print {"signed": "0x..."} for POST /v1/tx/{prepared_id}: the transaction signed with your key."""
+    import json
+
+    text = sys.stdin.read() if tx == "-" else Path(tx[1:]).read_text() if tx.startswith("@") else tx
+    data = json.loads(text)
+    data = data.get("tx", data)  # the whole answer of POST /v1/tx, or just its tx
+    typer.echo(json.dumps({"signed": "0x" + bytes(_signer(key, seed).sign_transaction(data)).hex()}))
 
 
 if __name__ == "__main__":

@@ -117,7 +117,7 @@ def run(scenario: Scenario, out: Path, variant: str = "main", progress: bool = T
     recorder = Recorder(out, scenario.metrics.flush_rows, messages=scenario.metrics.messages)
     try:
         with _runtime(scenario, out) as runtime:
-            world = _populate(scenario, runtime)
+            world = populate(scenario, runtime)
             _write_schedule(world, recorder, out)
             if scenario.metrics.messages and isinstance(runtime, LocalRuntime):
                 runtime.tap = lambda at, env: recorder["messages"].append((at - runtime.epoch, env.sender, env.target, _type_name(env), env.session, env.nonce))
@@ -161,7 +161,9 @@ class _World:
         self.drawn: dict[str, dict[str, Any]] = {}  # agent name -> its drawn settings  # per market step where surplus was possible
 
 
-def _populate(scenario: Scenario, runtime: Any) -> _World:
+def populate(scenario: Scenario, runtime: Any) -> _World:
+    """Host the scenario's exchanges, agents (funded, with their reputation priors) and director
+    on ``runtime``, not yet started: what a run steps, and what a gateway's hosted market serves."""
     world = _World()
     for market, spec in scenario.markets.items():  # exchanges first: traders look them up at start
         ex = Exchange(f"exchange-{market}", Identity.from_seed(scenario.seed, f"exchange-{market}"), market, spec.mechanism,

@@ -35,7 +35,7 @@ def _with(**changes):
 
 
 def test_every_builtin_validates_and_is_listed() -> None:
-    assert builtin_names() == ["access", "chaos-economy", "data-market", "full-economy", "gpu-market", "model-market"]
+    assert builtin_names() == ["access", "chaos-economy", "data-market", "full-economy", "gateway-market", "gpu-market", "model-market"]
     for name in builtin_names():
         scenario = Scenario.load(name)
         assert scenario.name == name and scenario.description and scenario.steps() >= 10

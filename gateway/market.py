@@ -1,0 +1,167 @@
+"""The market a gateway fronts: what the HTTP app may read and ask of it.
+
+:class:`Market` is the boundary: the ledger and registry (read, and the caller's own signed
+writes relayed), the gateway agent (``ask``: relay a call, read a job), and a tape of recent
+trades and deals that the market data endpoints and the explorer's live chart read.
+
+:class:`HostedMarket` hosts a scenario's economy in this process for trying the gateway out
+(``agora gateway --scenario NAME``): the agents on a :class:`~agents.LocalRuntime` whose virtual
+clock a pump thread keeps in step with the wall clock, so markets trade, servers answer and
+deadlines pass in real time while HTTP requests come in. Every touch of the runtime, its
+registry and its ledger happens under one lock (the runtime is single-threaded by design).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections import deque
+from typing import Any, Callable, TypeVar
+
+from agents import Identity, LocalRuntime
+from agents.registry import Registry
+from chain import Ledger
+from gateway.relay import GatewayAgent
+
+T = TypeVar("T")
+
+
+class Market(ABC):
+    """What the gateway app needs of a market, whatever hosts it."""
+
+    ledger: Ledger
+    registry: Registry
+    gateway: str  # the gateway agent's address
+    kind: str  # "hosted" or "ray"
+
+    @abstractmethod
+    def locked(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` with the market held still (reads of registry and ledger see one state)."""
+
+    @abstractmethod
+    def ask(self, method: str, *args: Any) -> Any:
+        """Call a public method of the gateway agent."""
+
+    @abstractmethod
+    def tape(self, since: int = 0, limit: int = 200, market: str | None = None) -> tuple[int, list[dict[str, Any]]]:
+        """Trades after sequence number ``since`` (newest last), and the latest sequence number."""
+
+    @abstractmethod
+    def deals(self, limit: int = 20) -> list[dict[str, Any]]:
+        """Recent ended deals with their journey (bid, contract, escrow, run, verify, settle)."""
+
+    def markets(self) -> list[str]:
+        return []
+
+    def agent(self, address: str) -> dict[str, str] | None:
+        """Name and role of an agent of this market (those it listed in discovery, at least)."""
+        return self.registry.agents().get(address)
+
+    def close(self) -> None:
+        """Stop the market (a hosted one) or let go of it (a joined one)."""
+
+
+class HostedMarket(Market):
+    """A scenario's agents in this process, kept in step with the wall clock."""
+
+    kind = "hosted"
+
+    def __init__(self, scenario: Any, *, ledger: Ledger | None = None, tick: float = 0.05, tape_size: int = 5000) -> None:
+        from simulations.runner import PRIOR, ledger_for, populate
+
+        self.scenario = scenario
+        self.ledger = ledger or ledger_for(scenario.ledger)()
+        self.registry = Registry(pretrusted=[PRIOR])
+        self.runtime = LocalRuntime(self.ledger, registry=self.registry, seed=scenario.seed, sign=scenario.runtime.signing, latency=scenario.runtime.latency)
+        self._lock = threading.RLock()
+        self.world = populate(scenario, self.runtime)
+        agent = GatewayAgent("gateway", Identity.from_seed(scenario.seed, "gateway"))
+        self.gateway = self.runtime.add(agent)
+        self._agent = agent
+        self.names = {address: name for name, address in self.world.addresses.items()}
+        self.names.update({address: f"exchange-{m}" for m, address in self.world.exchanges.items()})
+        self._tape: deque[dict[str, Any]] = deque(maxlen=tape_size)
+        self._seq = 0
+        self._deals: deque[dict[str, Any]] = deque(maxlen=500)
+        self._seen_deals: set[str] = set()
+        self.tick = tick
+        self._stop = threading.Event()
+        with self._lock:
+            self.runtime.start()
+        self._wall0, self._virtual0 = time.monotonic(), self.runtime.now()
+        self._pump = threading.Thread(target=self._run, name="agora-gateway-market", daemon=True)
+        self._pump.start()
+
+    # -- Market ----------------------------------------------------------------------------
+    def locked(self, fn: Callable[[], T]) -> T:
+        with self._lock:
+            return fn()
+
+    def ask(self, method: str, *args: Any) -> Any:
+        with self._lock:
+            return self.runtime.query(self.gateway, method, *args)
+
+    def tape(self, since: int = 0, limit: int = 200, market: str | None = None) -> tuple[int, list[dict[str, Any]]]:
+        with self._lock:
+            rows = [t for t in self._tape if t["seq"] > since and (market is None or t["market"] == market)]
+            return self._seq, rows[-limit:]
+
+    def deals(self, limit: int = 20) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._deals)[-limit:][::-1]
+
+    def markets(self) -> list[str]:
+        return list(self.world.exchanges)
+
+    def agent(self, address: str) -> dict[str, str] | None:
+        if address in self.world.groups:
+            return {"name": self.names.get(address, ""), "role": self.world.groups[address][1]}
+        if address in self.world.exchanges.values():
+            return {"name": self.names.get(address, ""), "role": "exchange"}
+        return super().agent(address)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._pump.join(timeout=10)
+        with self._lock:
+            self.runtime.shutdown()
+
+    # -- the pump -----------------------------------------------------------------------------
+    def _run(self) -> None:
+        last_deals = 0.0
+        while not self._stop.wait(self.tick):
+            with self._lock:
+                target = self._virtual0 + (time.monotonic() - self._wall0)
+                self.runtime.run(timeout=max(0.0, target - self.runtime.now()))
+                self._drain()
+                if time.monotonic() - last_deals > 1.0:
+                    self._collect_deals()
+                    last_deals = time.monotonic()
+
+    def _drain(self) -> None:
+        for market, address in self.world.exchanges.items():
+            for rnd, t, buyer, seller, price, qty, tx in self.runtime.query(address, "drain"):
+                self._seq += 1
+                self._tape.append({"seq": self._seq, "market": market, "round": rnd, "t": float(t), "buyer": buyer, "seller": seller, "price": int(price), "qty": int(qty), "tx": tx})
+
+    def _collect_deals(self) -> None:
+        for buyer in self.world.buyers:
+            for deal_id, deal in self.runtime.query(buyer, "deals").items():
+                if not deal.done or deal_id in self._seen_deals:
+                    continue
+                self._seen_deals.add(deal_id)
+                record = {"buyer": buyer, "buyer_name": self.names.get(buyer, ""), **deal.model_dump(mode="json"), "history": self.runtime.query(buyer, "history", deal_id)}
+                record.pop("result", None)
+                self._deals.append(record)
+
+
+def hosted(name_or_path: str, *, ledger: str | None = None, overrides: dict[str, Any] | None = None) -> HostedMarket:
+    """A :class:`HostedMarket` for a built-in scenario name or a scenario file (always on the
+    local runtime: the hosted market is this process)."""
+    from simulations.scenario import Scenario
+
+    changes = {"runtime.kind": "local", **(overrides or {})}
+    if ledger is not None:
+        changes["ledger"] = ledger
+    return HostedMarket(Scenario.load(name_or_path).with_overrides(changes))

@@ -1,0 +1,175 @@
+"""The gateway as an agent: it relays HTTP callers' paid calls into the market.
+
+A caller outside the market (no Ray, no Python, only an HTTP client and a key) has opened a
+payment channel on the ledger to a model server and signed a voucher for the call. The gateway
+agent checks the channel is that caller's and goes to that server, then sends the call on as
+an ordinary :class:`~agents.roles.serving.CallModel` message. The server checks the voucher
+itself (the caller's signature pays, not the gateway's word), runs the job and answers the
+gateway, which files the answer under the caller's job. The gateway holds no caller's money
+and signs nothing for them: it only carries messages, so a gateway that lies can refuse to
+relay but never spend.
+
+Each job keeps its journey (relayed, answered or refused, settled when the server's claim of
+that voucher is on the ledger) for the job endpoint and the explorer.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from agents.agent import Agent, Context, on_interval, on_message
+from agents.identity import Identity
+from agents.roles.serving import CallAnswer, CallModel, CallRefused
+from chain import ChainError
+from gateway.errors import NotFound, PaymentRefused
+from tasks.jobs import JobResult
+
+JobStatus = Literal["relayed", "answered", "refused", "settled"]
+FINAL: frozenset[str] = frozenset({"refused", "settled"})
+
+
+class JobStep(BaseModel):
+    step: str
+    at: float = Field(description="ledger time (unix seconds)")
+    detail: str = ""
+    tx: str | None = Field(default=None, description="transaction hash, where the step is on the ledger")
+
+
+class GatewayJob(BaseModel):
+    """One caller's paid call, as the job endpoint shows it."""
+
+    job_id: str
+    caller: str
+    service: str = Field(description="the model server's address")
+    model: str
+    channel_id: str
+    nonce: int = Field(description="the channel's nonce the voucher is for (a claim moves it on)")
+    amount: int = Field(description="the voucher's cumulative amount since the channel's last claim")
+    price: int = Field(description="what this call costs: the server's fee and the owner's royalty")
+    inputs: int
+    status: JobStatus = "relayed"
+    reason: str = ""
+    result: JobResult | None = None
+    steps: list[JobStep] = []
+
+
+class CallTicket(BaseModel):
+    """What the app hands the agent to relay (already authenticated and checked for shape)."""
+
+    caller: str
+    service: str
+    inputs: list[str] = Field(min_length=1)
+    channel_id: str
+    amount: int = Field(ge=0)
+    signature: str
+
+
+class GatewayAgent(Agent):
+    """Relays signed, paid calls from HTTP callers to model servers and tracks their jobs."""
+
+    role = "gateway"
+
+    def __init__(self, name: str, identity: Identity, keep: int = 10_000) -> None:
+        super().__init__(name, identity)
+        self.jobs: dict[str, GatewayJob] = {}
+        self.keep = keep
+        self._calls: dict[int, str] = {}  # call id -> job id
+        self._ids = itertools.count(1)
+        self._ctx: Context | None = None
+
+    def on_start(self, ctx: Context) -> None:
+        self._ctx = ctx
+        ctx.registry.register_agent(self.address, self.name, self.role)
+
+    # -- called by the app (through the runtime's query) ------------------------------------
+    def relay(self, ticket: dict[str, Any]) -> dict[str, Any]:
+        """Check the payment's channel and send the call on; the new job, as a dict.
+        Raises the ledger's or the registry's typed errors for a payment that cannot pay."""
+        t = CallTicket.model_validate(ticket)
+        ctx = self._context()
+        service = self._service(ctx, t.service)
+        state = ctx.ledger.channel(t.channel_id)  # ChannelNotFound for an unknown one
+        if state.sender.lower() != t.caller.lower():
+            raise PaymentRefused(f"channel {t.channel_id[:10]}… is {state.sender}'s, not the caller's ({t.caller})")
+        if state.recipient.lower() != t.service.lower():
+            raise PaymentRefused(f"channel {t.channel_id[:10]}… pays {state.recipient}, not the service {t.service}")
+        call_id = next(self._ids)
+        job = GatewayJob(
+            job_id=f"job-{call_id:06d}-{self.address[2:8].lower()}",
+            caller=t.caller, service=t.service, model=str(service.terms.get("name", "")), channel_id=t.channel_id,
+            nonce=state.nonce, amount=t.amount, price=service.price, inputs=len(t.inputs),
+        )
+        job.steps.append(JobStep(step="relayed", at=ctx.now(), detail=f"voucher {t.amount} on nonce {state.nonce} to {service.name}"))
+        self.jobs[job.job_id] = job
+        self._calls[call_id] = job.job_id
+        self._trim()
+        ctx.send(t.service, CallModel(call_id=call_id, inputs=t.inputs, channel_id=t.channel_id, amount=t.amount, signature=t.signature, sent_at=time.time()))
+        return job.model_dump(mode="json")
+
+    def job(self, job_id: str) -> dict[str, Any] | None:
+        found = self.jobs.get(job_id)
+        return None if found is None else found.model_dump(mode="json")
+
+    def recent_jobs(self, limit: int = 50) -> list[dict[str, Any]]:
+        return [j.model_dump(mode="json", exclude={"result"}) for j in list(self.jobs.values())[-limit:]][::-1]
+
+    # -- the servers' answers -----------------------------------------------------------------
+    @on_message(CallAnswer)
+    def answered(self, ctx: Context, sender: str, msg: CallAnswer) -> None:
+        job = self._job_for(msg.call_id, sender)
+        if job is None or job.status != "relayed":
+            return
+        job.status, job.result = "answered", msg.result
+        m = msg.result.metering
+        job.steps.append(JobStep(step="answered", at=ctx.now(), detail=f"{msg.result.shape[0]} rows, {m.tokens} tokens, {m.seconds:.3f} s on {m.device}"))
+
+    @on_message(CallRefused)
+    def refused(self, ctx: Context, sender: str, msg: CallRefused) -> None:
+        job = self._job_for(msg.call_id, sender)
+        if job is None or job.status != "relayed":
+            return
+        job.status, job.reason = "refused", msg.reason
+        job.steps.append(JobStep(step="refused", at=ctx.now(), detail=msg.reason))
+
+    @on_interval(1.0)
+    def watch_claims(self, ctx: Context) -> None:
+        """An answered job is settled once its server claimed the voucher: the channel's nonce
+        moved past the job's (the claim's transaction is looked up by the app, which reads events)."""
+        channels: dict[str, int] = {}
+        for job in self.jobs.values():
+            if job.status != "answered":
+                continue
+            if job.channel_id not in channels:
+                try:
+                    channels[job.channel_id] = ctx.ledger.channel(job.channel_id).nonce
+                except ChainError:
+                    continue
+            if channels[job.channel_id] > job.nonce:
+                job.status = "settled"
+                job.steps.append(JobStep(step="settled", at=ctx.now(), detail=f"the server claimed nonce {job.nonce}'s voucher on the ledger"))
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _context(self) -> Context:
+        if self._ctx is None:
+            raise RuntimeError("the gateway agent has not started")
+        return self._ctx
+
+    @staticmethod
+    def _service(ctx: Context, address: str) -> Any:
+        for record in ctx.registry.search("model-call", ctx.now()):
+            if record.address.lower() == address.lower():
+                return record
+        raise NotFound(f"no live model-call service at {address}")
+
+    def _job_for(self, call_id: int, sender: str) -> GatewayJob | None:
+        job = self.jobs.get(self._calls.get(call_id, ""))
+        return job if job is not None and job.service.lower() == sender.lower() else None
+
+    def _trim(self) -> None:
+        while len(self.jobs) > self.keep:  # the oldest first (dicts keep insertion order)
+            oldest = next(iter(self.jobs))
+            del self.jobs[oldest]

@@ -1,0 +1,26 @@
+"""One hosted market behind one real uvicorn server for the gateway tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+
+class Served:
+    def __init__(self, market: Any, url: str) -> None:
+        self.market, self.url = market, url
+
+
+@pytest.fixture(scope="session")
+def served() -> Iterator[Served]:
+    from gateway import create_app, hosted
+    from gateway.server import serve_in_thread
+
+    # the deals buyer left out: its jobs pay the model owner royalties at moments the tests cannot know
+    market = hosted("gateway-market", overrides={"agents.buyers.count": 0})
+    running = serve_in_thread(create_app(market, rate=10_000, burst=10_000))
+    yield Served(market, running.url)
+    running.stop()
+    market.close()
