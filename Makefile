@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install demo test bench soak chaos clean
+.PHONY: install demo test browser bench soak chaos clean
 
 install: $(STAMP)
 
@@ -34,7 +34,17 @@ $(ANVIL): package.json
 	$(ANVIL) --version >/dev/null
 	touch $(ANVIL)
 
-test: install $(ANVIL)
+# the market explorer is tested in a real browser: Debian's Chromium (a system package, no browser
+# download), installed here when missing and this runs as root; otherwise stop with the command
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+	    || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; \
+	  else echo "make test needs Chromium for the explorer's browser test: run  sudo apt-get install -y chromium" >&2; exit 1; fi; }
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null
+
+test: install $(ANVIL) browser
 	$(PY) -m pytest -q
 
 bench: install
@@ -45,6 +55,7 @@ bench: install
 	$(PY) bench/orderbook.py
 	$(PY) bench/messaging.py
 	$(PY) bench/simulation.py
+	$(PY) bench/gateway.py
 
 # a sustained run (minutes, tens of thousands of agents): memory and throughput over time
 soak: install

@@ -174,7 +174,7 @@ class JobSubmit(BaseModel):
 
 
 class Job(GatewayJob):
-    claim_tx: str | None = Field(default=None, description="the server's claim of this call's voucher, once settled")
+    """A job as the API shows it."""
 
 
 # -- the app ------------------------------------------------------------------------------------
@@ -188,7 +188,6 @@ def create_app(market: Market, *, rate: float = 20.0, burst: int = 40, max_skew:
     limiter = RateLimiter(rate=rate, burst=burst)
     prepared: dict[str, tuple[str, float, Prepared]] = {}  # id -> (sender, made at, prepared)
     idempotent: dict[tuple[str, str], tuple[str, str]] = {}  # (caller, key) -> (request digest, job id)
-    claims: dict[str, str] = {}  # job id -> claim tx
     relay_lock = threading.Lock()
 
     app = FastAPI(
@@ -412,23 +411,29 @@ def create_app(market: Market, *, rate: float = 20.0, burst: int = 40, max_skew:
                 raise NotFound(f"no job {job_id[:64]}", "job_id")
             if raw["status"] in goal or time.monotonic() >= deadline:
                 break
-            time.sleep(0.02)
+            time.sleep(0.005)
         job = Job(**raw)
         job.claim_tx = _claim_tx(job)
         return job
 
+    claimed: dict[tuple[str, int], str] = {}  # (channel id, nonce) -> the claim's tx, from the ledger's events
+    scanned = [0]  # the next block to read events from
+
     def _claim_tx(job: Job) -> str | None:
-        if job.status != "settled":
-            return None
-        if job.job_id not in claims:
-            events = market.locked(lambda: market.ledger.events())
-            for e in events:
-                if e.kind == "ChannelClaimed" and str(e.args.get("channel_id", "")).lower() == job.channel_id.lower() and int(e.args.get("nonce", -1)) == job.nonce:
-                    claims[job.job_id] = e.tx_hash
-                    break
-            else:
-                return None
-        return claims[job.job_id]
+        """The claim's transaction: as the server reported it, else from the ledger's events, read
+        incrementally (each block once), under the market's lock."""
+        if job.status != "settled" or job.claim_tx:
+            return job.claim_tx
+        key = (job.channel_id.lower(), job.nonce)
+        if key not in claimed:
+            def scan() -> None:
+                for e in market.ledger.events(from_block=scanned[0]):
+                    if e.kind == "ChannelClaimed":
+                        claimed[(str(e.args.get("channel_id", "")).lower(), int(e.args.get("nonce", -1)))] = e.tx_hash
+                    scanned[0] = max(scanned[0], e.block + 1)
+
+            market.locked(scan)
+        return claimed.get(key)
 
     if faucet > 0:
         funded: set[str] = set()

@@ -122,6 +122,10 @@ class GatewayClient:
             answer = self.request("POST", f"/v1/tx/{answer['prepared_id']}", body={"signed": "0x" + bytes(signed).hex()}, signed=True)
         return answer["receipt"]
 
+    def faucet(self) -> int:
+        """A trial market's tokens for this caller (once; the gateway runs with --faucet)."""
+        return int(self.request("POST", "/v1/faucet", body={}, signed=True)["amount"])
+
     def open_account(self) -> dict[str, Any]:
         return self.execute("open_account")
 
@@ -150,17 +154,27 @@ class GatewayClient:
 
     def call(self, service: str, inputs: list[str], channel_id: str, *, price: int | None = None, wait: float = 30.0, idempotency_key: str | None = None) -> dict[str, Any]:
         """Call the served model at ``service`` on ``inputs``, paying from ``channel_id``; the job
-        (answered or refused). Lost answers are retried with the same idempotency key."""
+        (answered or refused). Lost answers are retried with the same idempotency key. A voucher
+        refused because the server claimed the channel between signing and serving (its nonce
+        moved on; nothing was paid) is signed again for the new nonce and sent once more."""
         if price is None:
             price = next(s["price"] for s in self.services(kind="model-call") if s["address"].lower() == service.lower())
-        payment = self.voucher(channel_id, price)
-        nonce = payment.pop("_nonce")
         key = idempotency_key or uuid.uuid4().hex
-        job = self.request("POST", "/v1/jobs", body={"service": service, "inputs": inputs, "payment": payment}, params={"wait": wait},
-                           signed=True, headers={"Idempotency-Key": key})
-        if job["status"] in ("answered", "settled"):
-            self._vouchers[channel_id] = (nonce, payment["amount"])
-        return job
+        for attempt in range(2):
+            payment = self.voucher(channel_id, price)
+            nonce = payment.pop("_nonce")
+            try:
+                job = self.request("POST", "/v1/jobs", body={"service": service, "inputs": inputs, "payment": payment}, params={"wait": wait},
+                                   signed=True, headers={"Idempotency-Key": key if attempt == 0 else f"{key}-renewed"})
+            except GatewayHTTPError as exc:
+                if exc.status != 402 or attempt or self.channel(channel_id)["nonce"] == nonce:
+                    raise
+                self._vouchers[channel_id] = (nonce + 1, 0)  # claimed meanwhile: vouchers start again from zero
+                continue
+            if job["status"] in ("answered", "settled"):
+                self._vouchers[channel_id] = (nonce, payment["amount"])
+            return job
+        raise AssertionError("unreachable")
 
     def job(self, job_id: str, wait: float = 0.0) -> dict[str, Any]:
         return self.request("GET", f"/v1/jobs/{job_id}", params={"wait": wait}, signed=True)

@@ -87,6 +87,7 @@ class HostedMarket(Market):
         self._seen_deals: set[str] = set()
         self.tick = tick
         self._stop = threading.Event()
+        self._wake = threading.Event()
         with self._lock:
             self.runtime.start()
         self._wall0, self._virtual0 = time.monotonic(), self.runtime.now()
@@ -100,7 +101,9 @@ class HostedMarket(Market):
 
     def ask(self, method: str, *args: Any) -> Any:
         with self._lock:
-            return self.runtime.query(self.gateway, method, *args)
+            answer = self.runtime.query(self.gateway, method, *args)
+        self._wake.set()  # a relayed call waits for the pump: run it now, not at the next tick
+        return answer
 
     def tape(self, since: int = 0, limit: int = 200, market: str | None = None) -> tuple[int, list[dict[str, Any]]]:
         with self._lock:
@@ -123,6 +126,7 @@ class HostedMarket(Market):
 
     def close(self) -> None:
         self._stop.set()
+        self._wake.set()
         self._pump.join(timeout=10)
         with self._lock:
             self.runtime.shutdown()
@@ -130,7 +134,9 @@ class HostedMarket(Market):
     # -- the pump -----------------------------------------------------------------------------
     def _run(self) -> None:
         last_deals = 0.0
-        while not self._stop.wait(self.tick):
+        while not self._stop.is_set():
+            self._wake.wait(self.tick)
+            self._wake.clear()
             with self._lock:
                 target = self._virtual0 + (time.monotonic() - self._wall0)
                 self.runtime.run(timeout=max(0.0, target - self.runtime.now()))

@@ -54,6 +54,7 @@ class GatewayJob(BaseModel):
     status: JobStatus = "relayed"
     reason: str = ""
     result: JobResult | None = None
+    claim_tx: str | None = Field(default=None, description="the server's claim of this call's voucher, once settled")
     steps: list[JobStep] = []
 
 
@@ -126,6 +127,8 @@ class GatewayAgent(Agent):
         job.status, job.result = "answered", msg.result
         m = msg.result.metering
         job.steps.append(JobStep(step="answered", at=ctx.now(), detail=f"{msg.result.shape[0]} rows, {m.tokens} tokens, {m.seconds:.3f} s on {m.device}"))
+        if msg.claim_tx:  # the server claimed this voucher before answering
+            self._settle(ctx, job, msg.claim_tx)
 
     @on_message(CallRefused)
     def refused(self, ctx: Context, sender: str, msg: CallRefused) -> None:
@@ -137,8 +140,9 @@ class GatewayAgent(Agent):
 
     @on_interval(1.0)
     def watch_claims(self, ctx: Context) -> None:
-        """An answered job is settled once its server claimed the voucher: the channel's nonce
-        moved past the job's (the claim's transaction is looked up by the app, which reads events)."""
+        """A job answered before its server claimed the voucher (servers claim every few calls)
+        is settled once the channel's nonce moves past the job's; the claim's transaction is then
+        found in the ledger's events by the app."""
         channels: dict[str, int] = {}
         for job in self.jobs.values():
             if job.status != "answered":
@@ -149,8 +153,12 @@ class GatewayAgent(Agent):
                 except ChainError:
                     continue
             if channels[job.channel_id] > job.nonce:
-                job.status = "settled"
-                job.steps.append(JobStep(step="settled", at=ctx.now(), detail=f"the server claimed nonce {job.nonce}'s voucher on the ledger"))
+                self._settle(ctx, job, None)
+
+    @staticmethod
+    def _settle(ctx: Context, job: GatewayJob, tx: str | None) -> None:
+        job.status, job.claim_tx = "settled", tx
+        job.steps.append(JobStep(step="settled", at=ctx.now(), detail=f"the server claimed nonce {job.nonce}'s voucher on the ledger", tx=tx))
 
     # -- helpers ------------------------------------------------------------------------------
     def _context(self) -> Context:

@@ -51,6 +51,7 @@ class CallAnswer(Message):
     call_id: int
     result: JobResult
     sent_at: float = 0.0
+    claim_tx: str = Field(default="", description="the claim that redeemed this call's voucher, when the server claimed before answering")
 
 
 class CallRefused(Message):
@@ -123,9 +124,11 @@ class ModelServer(Agent):
             ctx.send(sender, CallRefused(deal_id=msg.deal_id, call_id=msg.call_id, reason=f"job failed: {exc}"))
             return
         self.served += 1
+        claim_tx = ""
         if self.served % self.claim_every == 0:
             self.claim(ctx)  # before answering: the caller's next voucher then counts from this claim
-        ctx.send(sender, CallAnswer(deal_id=msg.deal_id, call_id=msg.call_id, result=result, sent_at=msg.sent_at))
+            claim_tx = self.claims[-1] if self.claims else ""
+        ctx.send(sender, CallAnswer(deal_id=msg.deal_id, call_id=msg.call_id, result=result, sent_at=msg.sent_at, claim_tx=claim_tx))
 
     def _receiver(self, ctx: Context, channel_id: str, sender: str) -> ChannelReceiver:
         receiver = self.receivers.get(channel_id)

@@ -7,8 +7,10 @@ conserved throughout. Bounded, derandomized profile in CI (HYPOTHESIS_PROFILE=de
 
 from __future__ import annotations
 
+import os
+
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agents.identity import Identity
@@ -71,6 +73,7 @@ def _apply(ledger, op, ids: list[str]) -> None:
 
 @pytest.mark.chain
 @pytest.mark.slow
+@settings(max_examples=12 if os.environ.get("HYPOTHESIS_PROFILE", "ci") == "ci" else settings.default.max_examples)  # each example deploys a chain (~1 s)
 @given(steps=st.lists(ops, min_size=1, max_size=10))
 def test_memory_and_evm_agree_step_by_step(steps: list[tuple]) -> None:
     mem, evm = MemoryLedger(clock=lambda: 0), EVMLedger.embedded()
