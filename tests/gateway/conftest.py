@@ -18,8 +18,7 @@ def served() -> Iterator[Served]:
     from gateway import create_app, hosted
     from gateway.server import serve_in_thread
 
-    # the deals buyer left out: its jobs pay the model owner royalties at moments the tests cannot know
-    market = hosted("gateway-market", overrides={"agents.buyers.count": 0})
+    market = hosted("gateway-market")  # the whole trial market, its deals buyer included
     running = serve_in_thread(create_app(market, rate=10_000, burst=10_000))
     yield Served(market, running.url)
     running.stop()

@@ -10,22 +10,11 @@ from collections.abc import Iterator
 import pytest
 
 from agents.identity import Identity
-from gateway import GatewayClient, create_app, hosted
-from gateway.server import serve_in_thread
+from gateway import GatewayClient
 from tests.gateway.chromium import Chromium
 from tests.gateway.conftest import Served
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def full() -> Iterator[Served]:
-    """The whole trial market, its deals buyer included (its deals are the journeys shown)."""
-    market = hosted("gateway-market")
-    running = serve_in_thread(create_app(market, rate=10_000, burst=10_000))
-    yield Served(market, running.url)
-    running.stop()
-    market.close()
 
 
 @pytest.fixture
@@ -35,8 +24,7 @@ def browser() -> Iterator[Chromium]:
     page.close()
 
 
-def test_the_explorer_shows_services_a_live_chart_jobs_and_deals_reaching_settled(full: Served, browser: Chromium) -> None:
-    served = full
+def test_the_explorer_shows_services_a_live_chart_jobs_and_deals_reaching_settled(served: Served, browser: Chromium) -> None:
     browser.open(served.url + "/")
     rows = browser.wait_for("document.querySelectorAll('#services tr.service').length >= 6 && [...document.querySelectorAll('#services tr.service')].map(r => r.innerText)")
     assert any("model-call" in r and "all-MiniLM-L6-v2" in r for r in rows) and any(r.startswith("compute") for r in rows)
