@@ -67,7 +67,7 @@ class ErrorBody(BaseModel):
 
 class ChainInfo(BaseModel):
     chain_id: int
-    ledger: str = Field(description="the ledger backend: memory or evm")
+    ledger: str = Field(description="the ledger backend: memory, embedded (an in-process EVM chain) or rpc (a node)")
     symbol: str
     decimals: int
     gateway: str = Field(description="the gateway agent's address")
@@ -189,6 +189,7 @@ def create_app(market: Market, *, rate: float = 20.0, burst: int = 40, max_skew:
     prepared: dict[str, tuple[str, float, Prepared]] = {}  # id -> (sender, made at, prepared)
     idempotent: dict[tuple[str, str], tuple[str, str]] = {}  # (caller, key) -> (request digest, job id)
     relay_lock = threading.Lock()
+    poll = 0.005 if market.kind == "hosted" else 0.02  # on Ray each look at a job is a call to its shard
 
     app = FastAPI(
         title="Agora gateway",
@@ -256,7 +257,7 @@ def create_app(market: Market, *, rate: float = 20.0, burst: int = 40, max_skew:
     def chain() -> ChainInfo:
         led = market.ledger
         return market.locked(lambda: ChainInfo(
-            chain_id=chain_id, ledger="evm" if hasattr(led, "w3") else "memory", symbol=led.symbol, decimals=led.decimals,
+            chain_id=chain_id, ledger=market.ledger_kind, symbol=led.symbol, decimals=led.decimals,
             gateway=market.gateway, now=int(led.now()), domains=led.domains(), markets=market.markets(),
         ))
 
@@ -411,7 +412,7 @@ def create_app(market: Market, *, rate: float = 20.0, burst: int = 40, max_skew:
                 raise NotFound(f"no job {job_id[:64]}", "job_id")
             if raw["status"] in goal or time.monotonic() >= deadline:
                 break
-            time.sleep(0.005)
+            time.sleep(poll)
         job = Job(**raw)
         job.claim_tx = _claim_tx(job)
         return job

@@ -22,6 +22,7 @@ from typing import Any, Callable, TypeVar
 from agents import Identity, LocalRuntime
 from agents.registry import Registry
 from chain import Ledger
+from gateway.errors import GatewayError
 from gateway.relay import GatewayAgent
 
 T = TypeVar("T")
@@ -33,7 +34,8 @@ class Market(ABC):
     ledger: Ledger
     registry: Registry
     gateway: str  # the gateway agent's address
-    kind: str  # "hosted" or "ray"
+    kind: str  # "hosted" (in this process) or "ray"
+    ledger_kind: str  # "memory", "embedded" or "rpc"
 
     @abstractmethod
     def locked(self, fn: Callable[[], T]) -> T:
@@ -63,43 +65,62 @@ class Market(ABC):
 
 
 class HostedMarket(Market):
-    """A scenario's agents in this process, kept in step with the wall clock."""
+    """A scenario's agents hosted by the gateway: on a :class:`~agents.LocalRuntime` in this
+    process, kept in step with the wall clock, or (``runtime="ray"``, Ray already started or
+    joined by the entry point) on a :class:`~agents.ray_runtime.RayRuntime`, whose shards keep
+    the wall clock themselves. The gateway agent is one more agent of the market either way."""
 
-    kind = "hosted"
-
-    def __init__(self, scenario: Any, *, ledger: Ledger | None = None, tick: float = 0.05, tape_size: int = 5000) -> None:
+    def __init__(self, scenario: Any, *, runtime: str = "local", ledger: Ledger | None = None, tick: float = 0.05, tape_size: int = 5000) -> None:
         from simulations.runner import PRIOR, ledger_for, populate
 
         self.scenario = scenario
-        self.ledger = ledger or ledger_for(scenario.ledger)()
-        self.registry = Registry(pretrusted=[PRIOR])
-        self.runtime = LocalRuntime(self.ledger, registry=self.registry, seed=scenario.seed, sign=scenario.runtime.signing, latency=scenario.runtime.latency)
-        self._lock = threading.RLock()
+        self.kind = "hosted" if runtime == "local" else "ray"
+        self.ledger_kind = scenario.ledger if scenario.ledger in ("memory", "embedded") else "rpc"
+        identity = Identity.from_seed(scenario.seed, "gateway")
+        if runtime == "local":
+            self.ledger = ledger or ledger_for(scenario.ledger)()
+            self.registry = Registry(pretrusted=[PRIOR])
+            self.runtime: Any = LocalRuntime(self.ledger, registry=self.registry, seed=scenario.seed, sign=scenario.runtime.signing, latency=scenario.runtime.latency)
+        elif runtime == "ray":
+            import ray
+
+            from agents.ray_runtime import RayRuntime
+
+            if not ray.is_initialized():
+                raise GatewayError("a gateway market on Ray needs Ray running: the entry point starts or joins it (agora gateway --runtime ray)")
+            self.runtime = RayRuntime(ledger_for(scenario.ledger), shards=scenario.runtime.shards, seed=scenario.seed)
+            self.ledger, self.registry = self.runtime.ledger, self.runtime.registry
+        else:
+            raise GatewayError(f"runtime is local or ray, not {runtime!r}", "runtime")
+        self.local = runtime == "local"
+        self._lock = threading.RLock()  # the local runtime is single-threaded; Ray's shards serialize themselves
         self.world = populate(scenario, self.runtime)
-        agent = GatewayAgent("gateway", Identity.from_seed(scenario.seed, "gateway"))
-        self.gateway = self.runtime.add(agent)
-        self._agent = agent
+        self.gateway = self.runtime.add(GatewayAgent("gateway", identity)) if self.local else self.runtime.add(GatewayAgent("gateway", identity), key_seed=scenario.seed)
         self.names = {address: name for name, address in self.world.addresses.items()}
         self.names.update({address: f"exchange-{m}" for m, address in self.world.exchanges.items()})
         self._tape: deque[dict[str, Any]] = deque(maxlen=tape_size)
         self._seq = 0
         self._deals: deque[dict[str, Any]] = deque(maxlen=500)
         self._seen_deals: set[str] = set()
-        self.tick = tick
+        self.tick = tick if self.local else max(tick, 0.25)  # on Ray each drain is a call per exchange
         self._stop = threading.Event()
         self._wake = threading.Event()
         with self._lock:
             self.runtime.start()
-        self._wall0, self._virtual0 = time.monotonic(), self.runtime.now()
+        self._wall0, self._virtual0 = time.monotonic(), self.runtime.now() if self.local else time.time()
         self._pump = threading.Thread(target=self._run, name="agora-gateway-market", daemon=True)
         self._pump.start()
 
     # -- Market ----------------------------------------------------------------------------
     def locked(self, fn: Callable[[], T]) -> T:
+        if not self.local:
+            return fn()  # the ledger service runs whole-ledger reads alone
         with self._lock:
             return fn()
 
     def ask(self, method: str, *args: Any) -> Any:
+        if not self.local:
+            return self.runtime.query(self.gateway, method, *args)  # runs in the gateway agent's shard
         with self._lock:
             answer = self.runtime.query(self.gateway, method, *args)
         self._wake.set()  # a relayed call waits for the pump: run it now, not at the next tick
@@ -138,8 +159,9 @@ class HostedMarket(Market):
             self._wake.wait(self.tick)
             self._wake.clear()
             with self._lock:
-                target = self._virtual0 + (time.monotonic() - self._wall0)
-                self.runtime.run(timeout=max(0.0, target - self.runtime.now()))
+                if self.local:
+                    target = self._virtual0 + (time.monotonic() - self._wall0)
+                    self.runtime.run(timeout=max(0.0, target - self.runtime.now()))
                 self._drain()
                 if time.monotonic() - last_deals > 1.0:
                     self._collect_deals()
@@ -162,12 +184,12 @@ class HostedMarket(Market):
                 self._deals.append(record)
 
 
-def hosted(name_or_path: str, *, ledger: str | None = None, overrides: dict[str, Any] | None = None) -> HostedMarket:
-    """A :class:`HostedMarket` for a built-in scenario name or a scenario file (always on the
-    local runtime: the hosted market is this process)."""
+def hosted(name_or_path: str, *, runtime: str = "local", ledger: str | None = None, overrides: dict[str, Any] | None = None) -> HostedMarket:
+    """A :class:`HostedMarket` for a built-in scenario name or a scenario file, on the local
+    runtime (this process) or on Ray."""
     from simulations.scenario import Scenario
 
-    changes = {"runtime.kind": "local", **(overrides or {})}
+    changes = {"runtime.kind": runtime, **(overrides or {})}
     if ledger is not None:
         changes["ledger"] = ledger
-    return HostedMarket(Scenario.load(name_or_path).with_overrides(changes))
+    return HostedMarket(Scenario.load(name_or_path).with_overrides(changes), runtime=runtime)

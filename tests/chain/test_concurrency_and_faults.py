@@ -128,12 +128,14 @@ def test_writes_wait_for_confirmations_on_a_mining_node() -> None:
     two more blocks sit on top of the one that holds it."""
     from tests.conftest import start_anvil, stop
 
-    proc, url = start_anvil("--block-time", "1")
+    proc, url = start_anvil()
     try:
-        ledger = EVMLedger.connect(url)  # set-up without waiting
+        ledger = EVMLedger.connect(url)  # set-up mined at once
         a, b = Identity.from_seed("conf", "a"), Identity.from_seed("conf", "b")
         ledger.open_account(a)
         ledger.mint(a.address, 10)
+        ledger.w3.provider.make_request("evm_setAutomine", [False])  # from here a block a second, as on a real chain
+        ledger.w3.provider.make_request("evm_setIntervalMining", [1])
         ledger.confirmations = 3
         receipt = ledger.transfer(a, b.address, 4)
         assert ledger.w3.eth.block_number >= receipt.block + 2

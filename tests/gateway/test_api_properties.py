@@ -49,7 +49,7 @@ def test_no_request_gets_a_server_error_or_moves_money(served: Served, mode) -> 
         if (operation.method.upper(), operation.path) in SKIP:
             continue
 
-        @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
+        @settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
         @given(case=operation.as_strategy(generation_mode=mode))
         def check(case) -> None:
             response = _send(served, chain_id, case)
