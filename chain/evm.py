@@ -29,7 +29,7 @@ from web3.providers.rpc.utils import REQUEST_RETRY_ALLOWLIST, ExceptionRetryConf
 from chain.addressbook import AddressBook, check, record
 from chain.compiler import compile_contract
 from chain.errors import ChainError, TransactionFailed, error_for_reason
-from chain.ledger import NO_REF, Ledger, Signer, check_ref
+from chain.ledger import NO_REF, Ledger, OneWriteAtATimePerSender, check_ref
 from chain.offchain import domain
 from chain.types import (
     UINT256_MAX,
@@ -116,11 +116,13 @@ def c_name(contract: Any) -> str:
     return contract._agora_name
 
 
-class EVMLedger(Ledger):
+class EVMLedger(OneWriteAtATimePerSender, Ledger):
     """A ledger whose state lives in the Token and Escrow contracts on an EVM chain.
 
     Safe to call from many threads at once (``concurrent``): the node orders transactions,
-    each sender's nonces are drawn under that sender's lock, the operator's under its own."""
+    each sender's nonces are drawn under that sender's lock (the nonce manager is that lock
+    plus the node's pending count, which stays right even across processes), the operator's
+    under its own."""
 
     concurrent = True
 
@@ -144,7 +146,6 @@ class EVMLedger(Ledger):
         self.chain_id = w3.eth.chain_id
         self._seen: dict[str, None] = {}
         self._receipts: list[Receipt] = []
-        self._locks: dict[str, threading.Lock] = {}
         self._operator_lock = threading.Lock()
         if address_book is None:
             arbiter = arbiter or self.operator
@@ -447,13 +448,6 @@ class EVMLedger(Ledger):
         if prepared.op == "slash":
             self._seen.update(dict.fromkeys([prepared.args["buyer"], self.treasury]))
         return self._receipt(prepared.op, prepared.sender, tx_hash)
-
-    def execute(self, by: Signer, op: str, args: dict[str, Any]) -> Receipt:
-        """One sender's transactions go through prepare, sign and submit one at a time, so
-        concurrent callers never draw the same nonce (the nonce manager is this lock plus the
-        node's pending count, which stays right even across processes)."""
-        with self._locks.setdefault(by.address, threading.Lock()):
-            return super().execute(by, op, args)
 
     def _already_sent(self, signed: bytes, exc: Exception) -> bytes | None:
         """After a lost response the retried send is refused as a duplicate: find the first."""

@@ -11,6 +11,7 @@ so bad input raises the same typed error everywhere and changes nothing.
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from typing import Any, Protocol, runtime_checkable
 
@@ -67,6 +68,18 @@ class DeferredSigner:
 
     def sign_transaction(self, tx: dict[str, Any]) -> bytes:
         raise TypeError("a DeferredSigner never signs: Ledger.execute hands its transaction back")
+
+
+class OneWriteAtATimePerSender:
+    """For a ledger whose writes reach a node that numbers each sender's transactions from its
+    pending count (the EVM ledger; the Ray-hosted proxy of any ledger): one sender's prepare,
+    sign and submit run one at a time, so concurrent callers never draw the same nonce, while
+    different senders go side by side. Put it before :class:`Ledger` in the bases."""
+
+    def execute(self, by: Signer, op: str, args: dict[str, Any]) -> Receipt:
+        locks = self.__dict__.setdefault("_sender_locks", {})  # dict.setdefault is atomic
+        with locks.setdefault(by.address, threading.Lock()):
+            return super().execute(by, op, args)  # type: ignore[misc]
 
 
 class Ledger(ABC):

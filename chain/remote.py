@@ -13,7 +13,7 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
-from chain.ledger import Ledger, Signer
+from chain.ledger import Ledger, OneWriteAtATimePerSender
 from chain.types import BatchAccount, ChannelState, EscrowState, LedgerEvent, Positions, Prepared, Receipt, StakeState
 
 
@@ -112,12 +112,13 @@ def ray_get_attribute(handle: Any, name: str) -> Any:
     return ray.get(handle.attribute.remote(name))
 
 
-class RemoteLedger(Ledger):
-    """The Ledger interface over a LedgerService actor handle."""
+class RemoteLedger(OneWriteAtATimePerSender, Ledger):
+    """The Ledger interface over a LedgerService actor handle. The service serves many senders
+    at once, so one sender's writes go prepare, sign, submit one at a time here, in the process
+    that holds its key (a second prepare before the first submit would draw the same nonce)."""
 
     def __init__(self, handle: Any) -> None:
         self._handle = handle
-        self._senders: dict[str, threading.Lock] = {}
         self.arbiter, self.treasury = (ray_get_attribute(handle, name) for name in ("arbiter", "treasury"))
 
     def _call(self, method: str, *args: Any) -> Any:
@@ -128,12 +129,6 @@ class RemoteLedger(Ledger):
             return ray.get(self._handle.call.remote(method, *args))
         except RayTaskError as exc:
             raise exc.cause from None  # the ledger's own typed error, not Ray's wrapper
-
-    def execute(self, by: Signer, op: str, args: dict[str, Any]) -> Receipt:
-        """One sender's writes go prepare, sign, submit one at a time (the service serves many
-        senders at once, and a second prepare before the first submit would draw its nonce)."""
-        with self._senders.setdefault(by.address, threading.Lock()):
-            return super().execute(by, op, args)
 
     def balance_of(self, address: str) -> int:
         return self._call("balance_of", address)

@@ -28,6 +28,7 @@ import json
 import threading
 import time
 import typing
+from collections import OrderedDict
 from importlib import resources
 from typing import Any, Literal
 
@@ -49,6 +50,7 @@ from gateway.relay import FINAL, GatewayJob
 API = "/v1"
 ADDRESS_PATTERN = r"^0x[0-9a-fA-F]{40}$"
 ID_PATTERN = r"^0x[0-9a-fA-F]{64}$"
+IDEMPOTENCY_KEYS = 100_000  # keys remembered (each a few hundred bytes)
 
 # the writes a caller may have relayed: its own account, transfers, channels, escrows, deposits, stake
 RELAYED_OPS = (
@@ -187,7 +189,9 @@ def create_app(market: Market, *, rate: float = 20.0, burst: int = 40, max_skew:
     verifier = Verifier(chain_id, max_skew=max_skew)
     limiter = RateLimiter(rate=rate, burst=burst)
     prepared: dict[str, tuple[str, float, Prepared]] = {}  # id -> (sender, made at, prepared)
-    idempotent: dict[tuple[str, str], tuple[str, str]] = {}  # (caller, key) -> (request digest, job id)
+    # (caller, key) -> (request digest, job id), the oldest forgotten past IDEMPOTENCY_KEYS (a retry
+    # that old with a forgotten key is relayed again, and its spent voucher is refused by the server)
+    idempotent: OrderedDict[tuple[str, str], tuple[str, str]] = OrderedDict()
     relay_lock = threading.Lock()
     poll = 0.005 if market.kind == "hosted" else 0.02  # on Ray each look at a job is a call to its shard
 
@@ -210,9 +214,8 @@ def create_app(market: Market, *, rate: float = 20.0, burst: int = 40, max_skew:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-        field = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body",)) or None
-        return JSONResponse(status_code=422, content={"error": "invalid", "detail": f"{field}: {first.get('msg')}" if field else str(first.get("msg")), "field": field, "errors": jsonable_encoder(exc.errors())})
+        field, detail = _first_error(exc.errors(), skip=("body",))
+        return JSONResponse(status_code=422, content={"error": "invalid", "detail": detail, "field": field, "errors": jsonable_encoder(exc.errors())})
 
     @app.exception_handler(chain_errors.ChainError)
     async def _chain_error(_: Request, exc: chain_errors.ChainError) -> JSONResponse:
@@ -226,9 +229,7 @@ def create_app(market: Market, *, rate: float = 20.0, burst: int = 40, max_skew:
         elif isinstance(exc, chain_errors.Unauthorized):
             status = 403
         detail = str(exc).strip("'\"")
-        first = detail.split(" ", 1)[0]  # the ledger's checks name the field first ("to is not an Ethereum address")
-        field = first if status == 422 and first.isidentifier() else None
-        return _error(status, type(exc).__name__, detail, field)
+        return _error(status, type(exc).__name__, detail, _named(detail) if status == 422 else None)
 
     @app.exception_handler(AgentsError)
     async def _agents_error(_: Request, exc: AgentsError) -> JSONResponse:
@@ -236,9 +237,8 @@ def create_app(market: Market, *, rate: float = 20.0, burst: int = 40, max_skew:
 
     @app.exception_handler(ValidationError)
     async def _model_error(_: Request, exc: ValidationError) -> JSONResponse:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or None
-        return _error(422, "invalid", f"{field}: {first['msg']}" if field else first["msg"], field)
+        field, detail = _first_error(exc.errors())
+        return _error(422, "invalid", detail, field)
 
     # -- who is asking -------------------------------------------------------------------------
     async def signed(request: Request) -> str:
@@ -312,8 +312,9 @@ def create_app(market: Market, *, rate: float = 20.0, burst: int = 40, max_skew:
             known = market.agent(who)
             if known is None:
                 raise NotFound(f"no agent {who} in this market", "address")
-            mine = [s for s in _services(market, None) if s.address == who]
-            return Profile(address=who, name=known.get("name", ""), role=known.get("role", ""), reputation=_reputation(market).get(who, 0.0),
+            rep = _reputation(market)
+            mine = [s for s in _services(market, None, rep) if s.address == who]
+            return Profile(address=who, name=known.get("name", ""), role=known.get("role", ""), reputation=rep.get(who, 0.0),
                            balance=market.ledger.balance_of(who), services=mine)
 
         return market.locked(read)
@@ -336,8 +337,10 @@ def create_app(market: Market, *, rate: float = 20.0, burst: int = 40, max_skew:
             receipt = market.locked(call)
         except (chain_errors.InvalidArgument, chain_errors.InvalidAmount) as exc:
             detail = str(exc).strip("'\"")
-            first = detail.split(" ", 1)[0]
-            raise Invalid(f"args.{detail}" if first in body.args else detail, f"args.{first}" if first in body.args else "args") from None
+            name = _named(detail)
+            if name in body.args:
+                raise Invalid(f"args.{detail}", f"args.{name}") from None
+            raise Invalid(detail, "args") from None
         except SignatureNeeded as need:
             pid = "0x" + hashlib.sha256(f"{caller}:{time.time_ns()}:{body.op}".encode()).hexdigest()
             with relay_lock:
@@ -383,6 +386,8 @@ def create_app(market: Market, *, rate: float = 20.0, burst: int = 40, max_skew:
                 job_id = market.ask("relay", ticket)["job_id"]
                 if idempotency_key is not None:
                     idempotent[(caller, idempotency_key)] = (digest, job_id)
+                    while len(idempotent) > IDEMPOTENCY_KEYS:
+                        idempotent.popitem(last=False)
         job = _wait_for(job_id, min(wait, max_wait))
         if job.status == "refused" and job.reason.startswith("payment refused"):
             raise PaymentRefused(f"{job.reason} (job {job.job_id})", "payment")
@@ -469,8 +474,9 @@ def _reputation(market: Market) -> dict[str, float]:
     return market.registry.reputation_scores()
 
 
-def _services(market: Market, kind: str | None) -> list[Service]:
-    reg, rep, now = market.registry, _reputation(market), float(market.ledger.now())
+def _services(market: Market, kind: str | None, rep: dict[str, float] | None = None) -> list[Service]:
+    reg, now = market.registry, float(market.ledger.now())
+    rep = _reputation(market) if rep is None else rep
     out: list[Service] = []
     if kind in (None, "model"):
         out += [Service(kind="model", address=m.owner, name=m.name, price=m.price_per_call, unit="call (royalty)", reputation=rep.get(m.owner, 0.0),
@@ -498,6 +504,20 @@ def _price(market_name: str, rows: list[dict[str, Any]]) -> Price:
                  low=min(r["price"] for r in rows), high=max(r["price"] for r in rows), trades=len(rows), volume=volume)
 
 
+def _first_error(errors: list[Any], skip: tuple[str, ...] = (), within: tuple[str, ...] = ()) -> tuple[str | None, str]:
+    """The first of pydantic's errors as (field, "field: reason"); ``skip``: location parts
+    that are not fields (FastAPI's "body"), ``within``: where the validated value sits."""
+    first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+    field = ".".join([*within, *(str(p) for p in first.get("loc", ()) if p not in skip)]) or None
+    return field, f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
+
+
+def _named(detail: str) -> str | None:
+    """The field a ledger check names: its messages start with it ("to is not an Ethereum address")."""
+    first = detail.split(" ", 1)[0]
+    return first if first.isidentifier() else None
+
+
 def _bound(ledger: Ledger, op: str, args: dict[str, Any], caller: str) -> typing.Callable[[], Any]:
     """``ledger.<op>(DeferredSigner(caller), **args)`` with each argument checked against the
     method's signature (pydantic terms validated), so a wrong field is a 422 naming it."""
@@ -516,8 +536,7 @@ def _bound(ledger: Ledger, op: str, args: dict[str, Any], caller: str) -> typing
         try:  # strict: a JSON string is no amount, a number no address
             values[p.name] = TypeAdapter(hints.get(p.name, Any)).validate_python(args[p.name], strict=True)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(["args", p.name, *map(str, first["loc"])])
-            raise Invalid(f"{where}: {first['msg']}", where) from None
+            where, detail = _first_error(exc.errors(), within=("args", p.name))
+            raise Invalid(detail, where) from None
     signer = DeferredSigner(caller)
     return lambda: method(signer, **values)

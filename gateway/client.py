@@ -143,6 +143,10 @@ class GatewayClient:
     def voucher(self, channel_id: str, price: int) -> dict[str, Any]:
         """The payment for one more call of ``price`` on the channel: the cumulative amount since
         its last claim (a claim moves the nonce on and vouchers start again from zero)."""
+        return self._voucher(channel_id, price)[0]
+
+    def _voucher(self, channel_id: str, price: int) -> tuple[dict[str, Any], int]:
+        """The payment and the channel nonce it is signed for."""
         state = self.channel(channel_id)
         nonce, held = self._vouchers.get(channel_id, (state["nonce"], 0))
         if nonce != state["nonce"]:
@@ -150,7 +154,7 @@ class GatewayClient:
         amount = held + price
         domain = self.chain()["domains"]["channel"]
         signature = self.identity.sign_typed_data(voucher_typed_data(domain, channel_id, state["nonce"], amount))
-        return {"kind": "channel", "channel_id": channel_id, "amount": amount, "signature": signature, "_nonce": state["nonce"]}
+        return {"kind": "channel", "channel_id": channel_id, "amount": amount, "signature": signature}, state["nonce"]
 
     def call(self, service: str, inputs: list[str], channel_id: str, *, price: int | None = None, wait: float = 30.0, idempotency_key: str | None = None) -> dict[str, Any]:
         """Call the served model at ``service`` on ``inputs``, paying from ``channel_id``; the job
@@ -161,8 +165,7 @@ class GatewayClient:
             price = next(s["price"] for s in self.services(kind="model-call") if s["address"].lower() == service.lower())
         key = idempotency_key or uuid.uuid4().hex
         for attempt in range(2):
-            payment = self.voucher(channel_id, price)
-            nonce = payment.pop("_nonce")
+            payment, nonce = self._voucher(channel_id, price)
             try:
                 job = self.request("POST", "/v1/jobs", body={"service": service, "inputs": inputs, "payment": payment}, params={"wait": wait},
                                    signed=True, headers={"Idempotency-Key": key if attempt == 0 else f"{key}-renewed"})

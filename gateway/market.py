@@ -107,7 +107,8 @@ class HostedMarket(Market):
         self._wake = threading.Event()
         with self._lock:
             self.runtime.start()
-        self._wall0, self._virtual0 = time.monotonic(), self.runtime.now() if self.local else time.time()
+        self._wall0 = time.monotonic()
+        self._virtual0 = self.runtime.now() if self.local else 0.0  # Ray's shards keep the wall clock: no pacing
         self._pump = threading.Thread(target=self._run, name="agora-gateway-market", daemon=True)
         self._pump.start()
 

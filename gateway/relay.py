@@ -78,7 +78,7 @@ class GatewayAgent(Agent):
         super().__init__(name, identity)
         self.jobs: dict[str, GatewayJob] = {}
         self.keep = keep
-        self._calls: dict[int, str] = {}  # call id -> job id
+        self._unclaimed: set[str] = set()  # answered jobs whose voucher the server has not claimed yet
         self._ids = itertools.count(1)
         self._ctx: Context | None = None
 
@@ -100,13 +100,12 @@ class GatewayAgent(Agent):
             raise PaymentRefused(f"channel {t.channel_id[:10]}… pays {state.recipient}, not the service {t.service}")
         call_id = next(self._ids)
         job = GatewayJob(
-            job_id=f"job-{call_id:06d}-{self.address[2:8].lower()}",
+            job_id=self._job_id(call_id),
             caller=t.caller, service=t.service, model=str(service.terms.get("name", "")), channel_id=t.channel_id,
             nonce=state.nonce, amount=t.amount, price=service.price, inputs=len(t.inputs),
         )
         job.steps.append(JobStep(step="relayed", at=ctx.now(), detail=f"voucher {t.amount} on nonce {state.nonce} to {service.name}"))
         self.jobs[job.job_id] = job
-        self._calls[call_id] = job.job_id
         self._trim()
         ctx.send(t.service, CallModel(call_id=call_id, inputs=t.inputs, channel_id=t.channel_id, amount=t.amount, signature=t.signature, sent_at=time.time()))
         return job.model_dump(mode="json")
@@ -121,19 +120,21 @@ class GatewayAgent(Agent):
     # -- the servers' answers -----------------------------------------------------------------
     @on_message(CallAnswer)
     def answered(self, ctx: Context, sender: str, msg: CallAnswer) -> None:
-        job = self._job_for(msg.call_id, sender)
-        if job is None or job.status != "relayed":
+        job = self._relayed(msg.call_id, sender)
+        if job is None:
             return
         job.status, job.result = "answered", msg.result
         m = msg.result.metering
         job.steps.append(JobStep(step="answered", at=ctx.now(), detail=f"{msg.result.shape[0]} rows, {m.tokens} tokens, {m.seconds:.3f} s on {m.device}"))
         if msg.claim_tx:  # the server claimed this voucher before answering
             self._settle(ctx, job, msg.claim_tx)
+        else:
+            self._unclaimed.add(job.job_id)
 
     @on_message(CallRefused)
     def refused(self, ctx: Context, sender: str, msg: CallRefused) -> None:
-        job = self._job_for(msg.call_id, sender)
-        if job is None or job.status != "relayed":
+        job = self._relayed(msg.call_id, sender)
+        if job is None:
             return
         job.status, job.reason = "refused", msg.reason
         job.steps.append(JobStep(step="refused", at=ctx.now(), detail=msg.reason))
@@ -144,9 +145,7 @@ class GatewayAgent(Agent):
         is settled once the channel's nonce moves past the job's; the claim's transaction is then
         found in the ledger's events by the app."""
         channels: dict[str, int] = {}
-        for job in self.jobs.values():
-            if job.status != "answered":
-                continue
+        for job in [self.jobs[j] for j in self._unclaimed]:  # only those waiting, not every job kept
             if job.channel_id not in channels:
                 try:
                     channels[job.channel_id] = ctx.ledger.channel(job.channel_id).nonce
@@ -155,8 +154,8 @@ class GatewayAgent(Agent):
             if channels[job.channel_id] > job.nonce:
                 self._settle(ctx, job, None)
 
-    @staticmethod
-    def _settle(ctx: Context, job: GatewayJob, tx: str | None) -> None:
+    def _settle(self, ctx: Context, job: GatewayJob, tx: str | None) -> None:
+        self._unclaimed.discard(job.job_id)
         job.status, job.claim_tx = "settled", tx
         job.steps.append(JobStep(step="settled", at=ctx.now(), detail=f"the server claimed nonce {job.nonce}'s voucher on the ledger", tx=tx))
 
@@ -173,11 +172,16 @@ class GatewayAgent(Agent):
                 return record
         raise NotFound(f"no live model-call service at {address}")
 
-    def _job_for(self, call_id: int, sender: str) -> GatewayJob | None:
-        job = self.jobs.get(self._calls.get(call_id, ""))
-        return job if job is not None and job.service.lower() == sender.lower() else None
+    def _job_id(self, call_id: int) -> str:
+        return f"job-{call_id:06d}-{self.address[2:8].lower()}"
+
+    def _relayed(self, call_id: int, sender: str) -> GatewayJob | None:
+        """The job of call ``call_id`` if ``sender`` is its server and it still awaits the answer."""
+        job = self.jobs.get(self._job_id(call_id))
+        return job if job is not None and job.status == "relayed" and job.service.lower() == sender.lower() else None
 
     def _trim(self) -> None:
         while len(self.jobs) > self.keep:  # the oldest first (dicts keep insertion order)
             oldest = next(iter(self.jobs))
             del self.jobs[oldest]
+            self._unclaimed.discard(oldest)

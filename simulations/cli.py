@@ -449,12 +449,6 @@ def _signer(key: Optional[str], seed: Optional[str]) -> Any:
     raise typer.Exit(code=2)
 
 
-def _gateway_json(url: str, path: str) -> Any:
-    import httpx
-
-    return httpx.get(url.rstrip("/") + path, timeout=30).raise_for_status().json()
-
-
 @sign_app.command("request")
 def sign_request_cmd(
     method: str = typer.Argument(..., help="GET or POST"),
@@ -465,10 +459,12 @@ def sign_request_cmd(
     seed: Optional[str] = typer.Option(None, help="SEED:NAME, a key derived for trying things out (default: $AGORA_SEED)"),
 ) -> None:
     """Print the four signature headers as curl -H arguments: curl $(agora sign request GET /v1/jobs) ..."""
-    from gateway.auth import sign_request
+    from gateway import GatewayClient, sign_request
 
     data = Path(body[1:]).read_bytes() if body.startswith("@") else body.encode()
-    headers = sign_request(_signer(key, seed), int(_gateway_json(url, "/v1/chain")["chain_id"]), method, path, data)
+    with GatewayClient(url) as gateway:
+        chain_id = gateway.chain_id
+    headers = sign_request(_signer(key, seed), chain_id, method, path, data)
     typer.echo(" ".join(f"-H {k}:{v}" for k, v in headers.items()))
 
 
@@ -484,9 +480,10 @@ def sign_voucher_cmd(
     import json
 
     from chain.offchain import voucher_typed_data
+    from gateway import GatewayClient
 
-    domain = _gateway_json(url, "/v1/chain")["domains"]["channel"]
-    nonce = int(_gateway_json(url, f"/v1/channels/{channel}")["nonce"])
+    with GatewayClient(url) as gateway:
+        domain, nonce = gateway.chain()["domains"]["channel"], int(gateway.channel(channel)["nonce"])
     signature = _signer(key, seed).sign_typed_data(voucher_typed_data(domain, channel, nonce, amount))
     typer.echo(json.dumps({"kind": "channel", "channel_id": channel, "amount": amount, "signature": signature}))
 
