@@ -173,7 +173,10 @@ class _Chaos:
     # -- injecting ------------------------------------------------------------------------
     def started(self, runtime: Any, world: Any) -> None:
         self._runtime = runtime
-        self._t0 = time.monotonic()
+        # the plan's moments are seconds of market: count them from the market's clock (on Ray the
+        # wall clock), not from this call, which comes after every agent's start (seconds, on a
+        # slow machine: enough to push the last faults past the end of a short run)
+        self._t0 = time.monotonic() - max(0.0, time.time() - world.t0)
         self._thread = threading.Thread(target=self._inject, daemon=True, name="chaos")
         self._thread.start()
 

@@ -126,6 +126,7 @@ def run(scenario: Scenario, out: Path, variant: str = "main", progress: bool = T
             runtime.start()
             if world.exchanges:  # the clock the markets keep: their rounds start from it
                 t0 = float(runtime.query(next(iter(world.exchanges.values())), "t0"))
+            world.t0 = t0
             if hasattr(observer, "started"):
                 observer.started(runtime, world)
             steps = _loop(scenario, runtime, world, recorder, t0, progress, on_step)
@@ -142,6 +143,7 @@ class _World:
     """What the runner built: exchanges, agents by name, meters, the director."""
 
     def __init__(self) -> None:
+        self.t0 = 0.0  # when the market's clock started (virtual on the local runtime, wall on Ray)
         self.exchanges: dict[str, str] = {}  # market -> exchange address
         self.addresses: dict[str, str] = {}  # agent name -> address
         self.groups: dict[str, tuple[str, str]] = {}  # address -> (group label, role)
