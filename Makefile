@@ -56,6 +56,7 @@ bench: install
 	$(PY) bench/messaging.py
 	$(PY) bench/simulation.py
 	$(PY) bench/gateway.py
+	$(PY) bench/gateway.py --runtime ray --calls 100
 
 # a sustained run (minutes, tens of thousands of agents): memory and throughput over time
 soak: install

@@ -21,11 +21,14 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import secrets
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from agents.agent import Agent
 from agents.errors import AgentsError
 from agents.population import Population
 
@@ -83,14 +86,15 @@ def deploy(population_file: str | Path, name: str, state: str | Path, *, shards:
             "from it only while they run (restart them, or move it away to start from the last stop)"
         )
     resume = snapshots.exists() and any(p.name.startswith("agent-") for p in snapshots.iterdir())
-    if rpc_url:
-        import functools
+    import functools
 
-        factory: Any = functools.partial(EVMLedger.connect, rpc_url, address_book=address_book)
+    roles = population.ledger_roles()  # an arbiter agent in the population rules on the ledger's disputes
+    if rpc_url:
+        factory: Any = functools.partial(EVMLedger.connect, rpc_url, address_book=address_book, **roles)
     elif (state / "ledger.pickle").exists() and resume:
         factory = _Restore((state / "ledger.pickle").read_bytes())
     else:
-        factory = MemoryLedger
+        factory = functools.partial(MemoryLedger, **roles)
     registry = (state / "registry.pickle").read_bytes() if resume and (state / "registry.pickle").exists() else None
     rt = RayRuntime(factory, shards=shards, name=name, seed=population.seed, durable=str(journal), detached=True, registry_state=registry)
     names = rt.add_population(population, resume_from=str(snapshots) if resume else None)
@@ -110,6 +114,10 @@ def deploy(population_file: str | Path, name: str, state: str | Path, *, shards:
         "resumed": resume,
         "ledger": rpc_url or "memory",
         "started": time.time(),
+        # what a guest shard needs to speak as this deployment's shards do (agents.deployment.Guest)
+        "seed": population.seed,
+        "signing": rt.signing,
+        "store": rt.store_root,
     }
     rt.registry.set_deployment(manifest)
     state.mkdir(parents=True, exist_ok=True)
@@ -184,3 +192,86 @@ def stop(name: str, drain_timeout: float = 60.0) -> dict[str, Any]:
         ray.kill(actor, no_restart=True)
     shutil.rmtree(state / "journal", ignore_errors=True)  # the snapshots supersede it
     return {"agents": kept, "state": str(state)}
+
+
+class Guest:
+    """Agents of this process joined to running deployment ``name`` for as long as this process
+    holds them: how ``agora gateway --join NAME`` puts its gateway agent into a market someone
+    else deployed. They live in one shard actor of their own (not detached: it goes when this
+    process does) that speaks to the deployment's shards exactly as they speak to each other
+    (signed batches, the same ledger and registry actors); every deployment shard admits it for
+    a lease this process renews every ``renew_s`` (a shard respawned meanwhile learns it again at
+    the next renewal), and ``leave`` (or a lapsed lease) lets it go, so a guest never holds up
+    ``agora stop``. The deployment's own agents are read through ``query``."""
+
+    def __init__(self, name: str, agents: list[Agent], *, lease_s: float = 30.0, renew_s: float = 5.0) -> None:
+        import ray
+
+        from agents.ray_runtime import _Shard
+        from tasks.store import default_root
+
+        if lease_s <= renew_s:
+            raise DeploymentError(f"a guest's lease ({lease_s} s) must outlast its renewal period ({renew_s} s)")
+        self.name, self.lease_s, self.renew_s = name, lease_s, renew_s
+        self.manifest, self.registry_actor, self.ledger_actor, shards = _parts(name)
+        self.rows = self._rows(shards)
+        self.placement = {row["address"]: row["shard"] for row in self.rows}
+        self.index = self.manifest["shards"] + 1 + secrets.randbelow(2**30)  # apart from any other guest's
+        self.shard = ray.remote(_Shard).options(num_cpus=0, max_concurrency=8).remote(
+            self.index, self.ledger_actor, self.registry_actor, self.manifest.get("store") or str(default_root()),
+            self.manifest.get("seed", 0), 64, 300.0, 0.005, self.manifest.get("signing", "session"), name=name,
+        )
+        self.addresses: list[str] = ray.get(self.shard.add.remote(agents))
+        ray.get(self.shard.connect.remote(shards, {**self.placement, **dict.fromkeys(self.addresses, self.index)}))
+        self._admit(shards)
+        ray.get(self.shard.start.remote(self.addresses))
+        self._stop = threading.Event()
+        self._renewer = threading.Thread(target=self._renew, name=f"agora-guest-{name}", daemon=True)
+        self._renewer.start()
+
+    @staticmethod
+    def _rows(shards: list[Any]) -> list[dict[str, Any]]:
+        import ray
+
+        if any(s is None for s in shards):
+            raise DeploymentError("a shard of the deployment is down (the supervisor respawns it); try again shortly")
+        return [row for part in ray.get([s.status.remote() for s in shards], timeout=30) for row in part]
+
+    def _shards(self) -> list[Any]:
+        return [_actor(f"{self.name}-shard-{i}") for i in range(self.manifest["shards"])]
+
+    def _admit(self, shards: list[Any]) -> None:
+        import ray
+
+        ray.get([s.admit.remote(self.index, self.shard, self.addresses, self.lease_s) for s in shards if s is not None], timeout=30)
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.renew_s):
+            try:
+                self._admit(self._shards())  # by name: a respawned shard is a new actor
+            except Exception:  # noqa: BLE001 - a shard restarting; the lease outlasts a missed renewal
+                continue
+
+    def query(self, address: str, method: str, *args: Any) -> Any:
+        """Call a public method of one of this guest's agents, or of a deployed agent."""
+        import ray
+
+        if address in self.addresses:
+            return ray.get(self.shard.query.remote(address, method, *args))
+        index = self.placement.get(address)
+        shard = None if index is None else _actor(f"{self.name}-shard-{index}")
+        if shard is None:
+            raise DeploymentError(f"no agent {address} in deployment {self.name!r}")
+        return ray.get(shard.query.remote(address, method, *args), timeout=30)
+
+    def leave(self) -> None:
+        """Stop the guest's agents and let every deployment shard forget them."""
+        import ray
+
+        self._stop.set()
+        self._renewer.join(timeout=self.renew_s + 1)
+        try:
+            ray.get([s.dismiss.remote(self.index) for s in self._shards() if s is not None], timeout=30)
+            ray.get(self.shard.stop.remote(), timeout=30)
+        finally:
+            ray.kill(self.shard)

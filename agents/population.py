@@ -19,7 +19,8 @@ bidding strategy, starting funds) and where their keys come from::
 
 It is YAML validated by pydantic: a wrong field, an unknown role or a bad count is refused with
 an error naming it, before any agent exists. Roles are looked up in a registry users extend with
-``register_role`` (the four built-in roles are there already), or given as an import path
+``register_role`` (the built-in roles are there already: buyer, model_owner, data_owner,
+compute_provider, trader, model_server, arbiter, the last making the ledger's arbiter), or given as an import path
 (``role: mypackage.agents:Trader``). Keys: ``seed`` derives each key
 from the population's seed and the agent's name (simulation: a seed replays the same run);
 ``mnemonic`` derives them by BIP-44 index from a phrase read from an environment variable
@@ -198,6 +199,14 @@ class Population(BaseModel):
     def size(self) -> int:
         return sum(g.count for g in self.agents)
 
+    def ledger_roles(self) -> dict[str, str]:
+        """The ledger's roles this population fills, for the ledger it runs on: its arbiter
+        group's one agent rules on disputed escrows, so that address is the ledger's arbiter."""
+        arbiters = [n for g in self.agents if g.role == "arbiter" for n in g.names()]
+        if len(arbiters) > 1:
+            raise PopulationError(f"a ledger has one arbiter; this population has {len(arbiters)}: {', '.join(arbiters)}")
+        return {"arbiter": self.identities(only=set(arbiters))[arbiters[0]].address} if arbiters else {}
+
     def identities(self, only: set[str] | None = None) -> dict[str, Identity]:
         """Every agent's key (or the ``only`` named ones'), in file order."""
         names = [n for g in self.agents for n in g.names()]
@@ -312,9 +321,10 @@ def _builtin_roles() -> None:
             return ModelServer(name, identity, None, model_name, price_per_call, model_hash=digest_tree(Path(model_path)), **settings)
         raise PopulationError(f"model server {name}: serves is 'own' or 'listed', got {serves!r}")
 
+    from agents.roles.arbiter import Arbiter
     from agents.roles.trader import Trader
 
-    _ROLES.update({"buyer": buyer, "model_owner": model_owner, "data_owner": data_owner, "compute_provider": ComputeProvider, "trader": Trader, "model_server": model_server})
+    _ROLES.update({"buyer": buyer, "model_owner": model_owner, "data_owner": data_owner, "compute_provider": ComputeProvider, "trader": Trader, "model_server": model_server, "arbiter": Arbiter})
 
 
-_BUILTIN = frozenset({"buyer", "model_owner", "data_owner", "compute_provider", "trader", "model_server"})
+_BUILTIN = frozenset({"buyer", "model_owner", "data_owner", "compute_provider", "trader", "model_server", "arbiter"})

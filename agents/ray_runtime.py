@@ -253,6 +253,8 @@ class _Shard:
         self._seq = itertools.count(1)  # snapshots in the order taken: an older one never overwrites a newer
         self._journaled: dict[str, tuple[int, bytes]] = {}  # agent -> (seq, bytes) of its latest journaled snapshot
         self._journal_lock = threading.Lock()  # journal writes (commits, checkpoints mid-handler, compaction)
+        self._guests: dict[int, tuple[Any, float, list[str]]] = {}  # index -> (handle, lease end, addresses) of guest shards
+        self._guest_grace = 0.0  # after a restart: until when journaled batches to unknown guests wait for them
         if durable is not None:
             self._journal = Journal(f"{durable}/shard-{index}", fsync=fsync)
             self._recover(self._journal.recover())
@@ -375,6 +377,7 @@ class _Shard:
         self._reship = sorted(self._unacked)
         self._batch_ids = itertools.count(state.next_batch)
         self.recovered = len(state.agents)
+        self._guest_grace = time.time() + 30.0  # guests renew their lease within that
         if self._shard_count:
             self._live.set()
 
@@ -398,8 +401,48 @@ class _Shard:
             self._meta.update(self._meta_changed)
             self._commit()
 
+    # -- guests: shards of another process that join a running deployment for a while --------
+    def admit(self, index: int, handle: Any, addresses: list[str], lease_s: float = 30.0) -> None:
+        """Guest shard ``handle`` (a gateway that joined this deployment, agents.deployment.Guest)
+        hosts ``addresses`` as shard ``index``: envelopes to them go to it. A guest is not
+        journaled: it renews its lease every few seconds while it stays (a shard restarted
+        meanwhile learns it again), and one whose lease lapses is let go as if it had left."""
+        if index < self._shard_count or index in self._guests and self._guests[index][0] != handle:
+            raise RuntimeFailure(f"shard index {index} is taken")
+        self._guests[index] = (handle, time.time() + lease_s, list(addresses))
+        for address in addresses:
+            self._placement[address] = index
+
+    def dismiss(self, index: int) -> None:
+        """Guest ``index`` left (or its lease lapsed): its agents are no longer here, and what was
+        sent to them and never acknowledged is dropped (a guest keeps nothing across a restart)."""
+        guest = self._guests.pop(index, None)
+        for address in guest[2] if guest else []:
+            if self._placement.get(address) == index:
+                del self._placement[address]
+        self._drop_batches(lambda dest: dest == index)
+
+    def _drop_batches(self, doomed: Callable[[int], bool]) -> None:
+        with self._journal_lock:
+            dropped = [b for b, (dest, _) in self._unacked.items() if doomed(dest)]
+            for batch_id in dropped:
+                del self._unacked[batch_id]
+            if dropped:
+                self._acked.extend(dropped)  # journaled as done with
+
+    def _lapse(self) -> None:
+        now = time.time()
+        for index in [i for i, (_, until, _) in self._guests.items() if until < now]:
+            self.dismiss(index)
+        if self._guest_grace and now > self._guest_grace:  # guests that never came back after a restart
+            self._guest_grace = 0.0
+            self._drop_batches(lambda dest: dest >= self._shard_count and dest not in self._guests)
+
     def _shard(self, index: int) -> Any:
-        """Another shard's handle; after a restart, found again by its name."""
+        """Another shard's handle (a guest's as it gave it); after a restart, found again by its name."""
+        guest = self._guests.get(index)
+        if guest is not None:
+            return guest[0]
         if len(self._shards) < self._shard_count:
             import ray
 
@@ -594,12 +637,14 @@ class _Shard:
         last_acks = 0.0
         while self._running:
             time.sleep(self.linger)
+            if self._guests or self._guest_grace:
+                self._lapse()
             if self._journal is None:
                 if self._out:
                     self._flush_all()
                 continue
             if self._reship:  # after a restart: what was journaled as sent but never acknowledged
-                again, self._reship = self._reship, []
+                again, self._reship = [b for b in self._reship if b in self._unacked], []  # a dismissed guest's are gone
                 for n, batch_id in enumerate(again):
                     try:
                         self._track(batch_id, *self._unacked[batch_id])
@@ -658,7 +703,9 @@ class _Shard:
             out: dict[int, list[Envelope]] = {}
             for address, seq, snapshot, sent in taken:
                 for envelope in sent:
-                    out.setdefault(self._placement[envelope.target], []).append(envelope)
+                    dest = self._placement.get(envelope.target)
+                    if dest is not None:  # None: a guest's agent that left meanwhile
+                        out.setdefault(dest, []).append(envelope)
                 if seq > self._journaled.get(address, (0, b""))[0]:
                     agents[address] = snapshot
                     self._journaled[address] = (seq, snapshot)
@@ -992,14 +1039,15 @@ class RayRuntime(Runtime):
         else:
             calls = [self._shards[i].resume.remote(resume_from, spec, part, extra) for i, part in parts.items()]
         built = _unwrap(lambda: ray.get(calls))
-        found: dict[str, str] = {}
+        found: dict[str, tuple[str, int]] = {}
         for index, pairs in zip(parts, built):
             for name, address in pairs:
-                self._place(name, address, index)
-                found[name] = address
+                found[name] = (address, index)
                 if resume_from is not None:
                     self._resumed.add(address)
-        return {n: found[n] for n in names}
+        for name in names:  # placed in file order, so ``start`` runs on_start in it (owners publish before servers look)
+            self._place(name, *found[name])
+        return {n: found[n][0] for n in names}
 
     def snapshot(self, root: str) -> int:
         """Every shard writes its agents' snapshots under ``root`` (shared by all nodes);

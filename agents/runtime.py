@@ -166,6 +166,8 @@ class LocalRuntime(Runtime):
         self.links[(sender, target)] = link
 
     def _travel(self, envelope: Envelope) -> None:
+        if envelope.target not in self._hosts:  # refused in the sender's handler, as a Ray shard refuses it
+            raise RuntimeFailure(f"no agent {envelope.target} in this runtime")
         if not self.links and not self._noisy:
             # a constant delay on a monotonic clock arrives in send order: a FIFO, no heap needed
             self._fifo.append((self.clock + self._latency, next(self._seq), envelope))

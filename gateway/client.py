@@ -179,6 +179,30 @@ class GatewayClient:
             return job
         raise AssertionError("unreachable")
 
+    # -- calls paid by an escrow (one escrow, one call) ---------------------------------------------
+    def open_escrow(self, service: str, seconds: int = 600) -> dict[str, Any]:
+        """Lock one call's price for ``service`` in an escrow (terms as the gateway quotes them);
+        the quote: ``terms`` (with the escrow id), ``release`` and ``dispute``."""
+        quote = self.request("GET", f"/v1/services/{service}/escrow", params={"seconds": seconds})
+        self.execute("open_escrow", terms=quote["terms"])
+        return quote
+
+    def call_escrowed(self, service: str, inputs: list[str], escrow_id: str, *, wait: float = 30.0, idempotency_key: str | None = None) -> dict[str, Any]:
+        """Call the served model at ``service`` on ``inputs``, paid by the open escrow ``escrow_id``;
+        the job. Check the answer, then ``release(job)`` pays it (or ``dispute(job)``)."""
+        body = {"service": service, "inputs": inputs, "payment": {"kind": "escrow", "escrow_id": escrow_id}}
+        return self.request("POST", "/v1/jobs", body=body, params={"wait": wait}, signed=True, headers={"Idempotency-Key": idempotency_key or uuid.uuid4().hex})
+
+    def release(self, job: dict[str, Any]) -> dict[str, Any]:
+        """Pay an escrowed job's bill (fee to the server, royalty to the model's owner); the rest
+        of the escrow comes back."""
+        return self.execute("release_items", escrow_id=job["escrow_id"], amounts=job["release"])
+
+    def dispute(self, job: dict[str, Any]) -> dict[str, Any]:
+        """Freeze an escrowed job's escrow: the server puts its result before the arbiter, who
+        re-runs the job and pays it or refunds."""
+        return self.execute("dispute", escrow_id=job["escrow_id"])
+
     def job(self, job_id: str, wait: float = 0.0) -> dict[str, Any]:
         return self.request("GET", f"/v1/jobs/{job_id}", params={"wait": wait}, signed=True)
 

@@ -4,15 +4,19 @@
 writes relayed), the gateway agent (``ask``: relay a call, read a job), and a tape of recent
 trades and deals that the market data endpoints and the explorer's live chart read.
 
-:class:`HostedMarket` hosts a scenario's economy in this process for trying the gateway out
+:class:`JoinedMarket` joins a market already running on Ray (``agora deploy``, then
+``agora gateway --join NAME``): the gateway agent becomes a guest of that deployment.
+:class:`HostedMarket` hosts a scenario's economy itself for trying the gateway out
 (``agora gateway --scenario NAME``): the agents on a :class:`~agents.LocalRuntime` whose virtual
 clock a pump thread keeps in step with the wall clock, so markets trade, servers answer and
-deadlines pass in real time while HTTP requests come in. Every touch of the runtime, its
-registry and its ledger happens under one lock (the runtime is single-threaded by design).
+deadlines pass in real time while HTTP requests come in (every touch of the runtime, its
+registry and its ledger under one lock: the runtime is single-threaded by design), or on a
+RayRuntime of its own.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -26,6 +30,7 @@ from gateway.errors import GatewayError
 from gateway.relay import GatewayAgent
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class Market(ABC):
@@ -64,7 +69,84 @@ class Market(ABC):
         """Stop the market (a hosted one) or let go of it (a joined one)."""
 
 
-class HostedMarket(Market):
+class _Pumped(Market):
+    """What both markets share: a pump thread that reads the exchanges' trades into a tape (each
+    trade once: the exchange hands a trade to whoever drains it) and the buyers' ended deals with
+    their journeys, every ``tick`` seconds, under one lock."""
+
+    exchanges: dict[str, str]  # market -> exchange address
+    buyers: list[str]
+    names: dict[str, str]  # address -> agent name
+
+    def _start_pump(self, tick: float, tape_size: int) -> None:
+        self.tick = tick
+        self._tape: deque[dict[str, Any]] = deque(maxlen=tape_size)
+        self._seq = 0
+        self._deals: deque[dict[str, Any]] = deque(maxlen=500)
+        self._seen_deals: set[str] = set()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._pump = threading.Thread(target=self._run, name="agora-gateway-market", daemon=True)
+        self._pump.start()
+
+    @abstractmethod
+    def _query(self, address: str, method: str, *args: Any) -> Any:
+        """Call a public method of one of the market's agents."""
+
+    def _advance(self) -> None:
+        """Move the market on before each read (a hosted local runtime runs up to the wall clock)."""
+
+    def tape(self, since: int = 0, limit: int = 200, market: str | None = None) -> tuple[int, list[dict[str, Any]]]:
+        with self._lock:
+            rows = [t for t in self._tape if t["seq"] > since and (market is None or t["market"] == market)]
+            return self._seq, rows[-limit:]
+
+    def deals(self, limit: int = 20) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._deals)[-limit:][::-1]
+
+    def markets(self) -> list[str]:
+        return list(self.exchanges)
+
+    def _stop_pump(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._pump.join(timeout=10)
+
+    def _run(self) -> None:
+        last_deals = 0.0
+        while not self._stop.is_set():
+            self._wake.wait(self.tick)
+            self._wake.clear()
+            try:
+                with self._lock:
+                    self._advance()
+                    self._drain()
+                    if time.monotonic() - last_deals > 1.0:
+                        self._collect_deals()
+                        last_deals = time.monotonic()
+            except Exception:  # noqa: BLE001 - the market must keep running behind the gateway
+                log.exception("the gateway's market pump hit an error; it goes on")
+                self._stop.wait(self.tick)
+
+    def _drain(self) -> None:
+        for market, address in self.exchanges.items():
+            for rnd, t, buyer, seller, price, qty, tx in self._query(address, "drain"):
+                self._seq += 1
+                self._tape.append({"seq": self._seq, "market": market, "round": rnd, "t": float(t), "buyer": buyer, "seller": seller, "price": int(price), "qty": int(qty), "tx": tx})
+
+    def _collect_deals(self) -> None:
+        for buyer in self.buyers:
+            for deal_id, deal in self._query(buyer, "deals").items():
+                if not deal.done or deal_id in self._seen_deals:
+                    continue
+                self._seen_deals.add(deal_id)
+                record = {"buyer": buyer, "buyer_name": self.names.get(buyer, ""), **deal.model_dump(mode="json"), "history": self._query(buyer, "history", deal_id)}
+                record.pop("result", None)
+                self._deals.append(record)
+
+
+class HostedMarket(_Pumped):
     """A scenario's agents hosted by the gateway: on a :class:`~agents.LocalRuntime` in this
     process, kept in step with the wall clock, or (``runtime="ray"``, Ray already started or
     joined by the entry point) on a :class:`~agents.ray_runtime.RayRuntime`, whose shards keep
@@ -78,7 +160,7 @@ class HostedMarket(Market):
         self.ledger_kind = scenario.ledger if scenario.ledger in ("memory", "embedded") else "rpc"
         identity = Identity.from_seed(scenario.seed, "gateway")
         if runtime == "local":
-            self.ledger = ledger or ledger_for(scenario.ledger)()
+            self.ledger = ledger or ledger_for(scenario.ledger, **scenario.ledger_roles())()
             self.registry = Registry(pretrusted=[PRIOR])
             self.runtime: Any = LocalRuntime(self.ledger, registry=self.registry, seed=scenario.seed, sign=scenario.runtime.signing, latency=scenario.runtime.latency)
         elif runtime == "ray":
@@ -88,7 +170,7 @@ class HostedMarket(Market):
 
             if not ray.is_initialized():
                 raise GatewayError("a gateway market on Ray needs Ray running: the entry point starts or joins it (agora gateway --runtime ray)")
-            self.runtime = RayRuntime(ledger_for(scenario.ledger), shards=scenario.runtime.shards, seed=scenario.seed)
+            self.runtime = RayRuntime(ledger_for(scenario.ledger, **scenario.ledger_roles()), shards=scenario.runtime.shards, seed=scenario.seed)
             self.ledger, self.registry = self.runtime.ledger, self.runtime.registry
         else:
             raise GatewayError(f"runtime is local or ray, not {runtime!r}", "runtime")
@@ -98,19 +180,12 @@ class HostedMarket(Market):
         self.gateway = self.runtime.add(GatewayAgent("gateway", identity)) if self.local else self.runtime.add(GatewayAgent("gateway", identity), key_seed=scenario.seed)
         self.names = {address: name for name, address in self.world.addresses.items()}
         self.names.update({address: f"exchange-{m}" for m, address in self.world.exchanges.items()})
-        self._tape: deque[dict[str, Any]] = deque(maxlen=tape_size)
-        self._seq = 0
-        self._deals: deque[dict[str, Any]] = deque(maxlen=500)
-        self._seen_deals: set[str] = set()
-        self.tick = tick if self.local else max(tick, 0.25)  # on Ray each drain is a call per exchange
-        self._stop = threading.Event()
-        self._wake = threading.Event()
+        self.exchanges, self.buyers = dict(self.world.exchanges), list(self.world.buyers)
         with self._lock:
             self.runtime.start()
         self._wall0 = time.monotonic()
         self._virtual0 = self.runtime.now() if self.local else 0.0  # Ray's shards keep the wall clock: no pacing
-        self._pump = threading.Thread(target=self._run, name="agora-gateway-market", daemon=True)
-        self._pump.start()
+        self._start_pump(tick if self.local else max(tick, 0.25), tape_size)  # on Ray each drain is a call per exchange
 
     # -- Market ----------------------------------------------------------------------------
     def locked(self, fn: Callable[[], T]) -> T:
@@ -127,18 +202,6 @@ class HostedMarket(Market):
         self._wake.set()  # a relayed call waits for the pump: run it now, not at the next tick
         return answer
 
-    def tape(self, since: int = 0, limit: int = 200, market: str | None = None) -> tuple[int, list[dict[str, Any]]]:
-        with self._lock:
-            rows = [t for t in self._tape if t["seq"] > since and (market is None or t["market"] == market)]
-            return self._seq, rows[-limit:]
-
-    def deals(self, limit: int = 20) -> list[dict[str, Any]]:
-        with self._lock:
-            return list(self._deals)[-limit:][::-1]
-
-    def markets(self) -> list[str]:
-        return list(self.world.exchanges)
-
     def agent(self, address: str) -> dict[str, str] | None:
         if address in self.world.groups:
             return {"name": self.names.get(address, ""), "role": self.world.groups[address][1]}
@@ -147,42 +210,68 @@ class HostedMarket(Market):
         return super().agent(address)
 
     def close(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._pump.join(timeout=10)
+        self._stop_pump()
         with self._lock:
             self.runtime.shutdown()
 
-    # -- the pump -----------------------------------------------------------------------------
-    def _run(self) -> None:
-        last_deals = 0.0
-        while not self._stop.is_set():
-            self._wake.wait(self.tick)
-            self._wake.clear()
-            with self._lock:
-                if self.local:
-                    target = self._virtual0 + (time.monotonic() - self._wall0)
-                    self.runtime.run(timeout=max(0.0, target - self.runtime.now()))
-                self._drain()
-                if time.monotonic() - last_deals > 1.0:
-                    self._collect_deals()
-                    last_deals = time.monotonic()
+    def _query(self, address: str, method: str, *args: Any) -> Any:
+        return self.runtime.query(address, method, *args)
 
-    def _drain(self) -> None:
-        for market, address in self.world.exchanges.items():
-            for rnd, t, buyer, seller, price, qty, tx in self.runtime.query(address, "drain"):
-                self._seq += 1
-                self._tape.append({"seq": self._seq, "market": market, "round": rnd, "t": float(t), "buyer": buyer, "seller": seller, "price": int(price), "qty": int(qty), "tx": tx})
+    def _advance(self) -> None:
+        if self.local:
+            target = self._virtual0 + (time.monotonic() - self._wall0)
+            self.runtime.run(timeout=max(0.0, target - self.runtime.now()))
 
-    def _collect_deals(self) -> None:
-        for buyer in self.world.buyers:
-            for deal_id, deal in self.runtime.query(buyer, "deals").items():
-                if not deal.done or deal_id in self._seen_deals:
-                    continue
-                self._seen_deals.add(deal_id)
-                record = {"buyer": buyer, "buyer_name": self.names.get(buyer, ""), **deal.model_dump(mode="json"), "history": self.runtime.query(buyer, "history", deal_id)}
-                record.pop("result", None)
-                self._deals.append(record)
+
+class JoinedMarket(_Pumped):
+    """A market already running on Ray, deployed with ``agora deploy --name NAME`` on a local
+    Ray or a cluster this process has joined: the gateway agent joins it as a guest
+    (agents.deployment.Guest: a shard actor of its own, admitted by the deployment's shards,
+    gone when the gateway stops) and reads the deployment's ledger and registry actors. The
+    market's agents are the deployment's; stopping the gateway leaves them running."""
+
+    kind = "ray"
+
+    def __init__(self, name: str, *, identity: Identity | None = None, tick: float = 0.5, tape_size: int = 5000) -> None:
+        import ray
+
+        from agents.deployment import Guest
+        from agents.ray_runtime import RemoteProxy
+        from chain.remote import RemoteLedger
+
+        if not ray.is_initialized():
+            raise GatewayError("joining a deployment needs Ray joined: the entry point connects (agora gateway --join NAME --address ADDR)")
+        self.guest = Guest(name, [GatewayAgent("gateway", identity or Identity.generate())])
+        self.gateway = self.guest.addresses[0]
+        self.ledger = RemoteLedger(self.guest.ledger_actor)
+        self.registry = RemoteProxy(self.guest.registry_actor)  # type: ignore[assignment]
+        self.ledger_kind = "memory" if self.guest.manifest["ledger"] == "memory" else "rpc"
+        rows = self.guest.rows
+        self.names = {row["address"]: row["name"] for row in rows}
+        self.classes = {row["address"]: row["class"] for row in rows}
+        self.exchanges = {row["name"]: row["address"] for row in rows if row["class"] == "Exchange"}
+        self.buyers = [row["address"] for row in rows if row["class"] == "Buyer"]
+        self._lock = threading.RLock()
+        self._start_pump(tick, tape_size)
+
+    def locked(self, fn: Callable[[], T]) -> T:
+        return fn()  # the ledger service runs whole-ledger reads alone
+
+    def ask(self, method: str, *args: Any) -> Any:
+        return self.guest.query(self.gateway, method, *args)
+
+    def agent(self, address: str) -> dict[str, str] | None:
+        listed = super().agent(address)
+        if address in self.names:
+            return {"name": self.names[address], "role": (listed or {}).get("role") or self.classes[address].lower()}
+        return listed
+
+    def close(self) -> None:
+        self._stop_pump()
+        self.guest.leave()
+
+    def _query(self, address: str, method: str, *args: Any) -> Any:
+        return self.guest.query(address, method, *args)
 
 
 def hosted(name_or_path: str, *, runtime: str = "local", ledger: str | None = None, overrides: dict[str, Any] | None = None) -> HostedMarket:

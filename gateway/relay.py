@@ -9,8 +9,14 @@ gateway, which files the answer under the caller's job. The gateway holds no cal
 and signs nothing for them: it only carries messages, so a gateway that lies can refuse to
 relay but never spend.
 
+A call may be paid by an escrow instead (``relay_escrow``): the caller opened it for this one
+call (agents.roles.serving.escrow_terms), the gateway checks it is the caller's and pays that
+server, and the server checks the rest on the ledger. The job is settled when the caller, having
+checked the answer, releases the bill; disputed when it (or the server, near the deadline) froze
+the escrow for the arbiter; refunded when the money went back.
+
 Each job keeps its journey (relayed, answered or refused, settled when the server's claim of
-that voucher is on the ledger) for the job endpoint and the explorer.
+that voucher or the escrow's release is on the ledger) for the job endpoint and the explorer.
 """
 
 from __future__ import annotations
@@ -23,13 +29,13 @@ from pydantic import BaseModel, Field
 
 from agents.agent import Agent, Context, on_interval, on_message
 from agents.identity import Identity
-from agents.roles.serving import CallAnswer, CallModel, CallRefused
+from agents.roles.serving import CallAnswer, CallModel, CallRefused, EscrowedCall, escrow_bill
 from chain import ChainError
 from gateway.errors import NotFound, PaymentRefused
 from tasks.jobs import JobResult
 
-JobStatus = Literal["relayed", "answered", "refused", "settled"]
-FINAL: frozenset[str] = frozenset({"refused", "settled"})
+JobStatus = Literal["relayed", "answered", "refused", "disputed", "refunded", "settled"]
+FINAL: frozenset[str] = frozenset({"refused", "refunded", "settled"})
 
 
 class JobStep(BaseModel):
@@ -46,15 +52,18 @@ class GatewayJob(BaseModel):
     caller: str
     service: str = Field(description="the model server's address")
     model: str
-    channel_id: str
-    nonce: int = Field(description="the channel's nonce the voucher is for (a claim moves it on)")
-    amount: int = Field(description="the voucher's cumulative amount since the channel's last claim")
+    payment: Literal["channel", "escrow"] = "channel"
+    channel_id: str = Field(default="", description="the channel a voucher pays from (channel payment)")
+    nonce: int = Field(default=0, description="the channel's nonce the voucher is for (a claim moves it on)")
+    amount: int = Field(default=0, description="the voucher's cumulative amount since the channel's last claim")
+    escrow_id: str = Field(default="", description="the escrow that pays (escrow payment)")
+    release: list[int] = Field(default=[], description="escrow payment: what to release to each payee once the answer checks out (release_items)")
     price: int = Field(description="what this call costs: the server's fee and the owner's royalty")
     inputs: int
     status: JobStatus = "relayed"
     reason: str = ""
     result: JobResult | None = None
-    claim_tx: str | None = Field(default=None, description="the server's claim of this call's voucher, once settled")
+    claim_tx: str | None = Field(default=None, description="the server's claim of this call's voucher, or the escrow's release, once settled")
     steps: list[JobStep] = []
 
 
@@ -69,6 +78,13 @@ class CallTicket(BaseModel):
     signature: str
 
 
+class EscrowTicket(BaseModel):
+    caller: str
+    service: str
+    inputs: list[str] = Field(min_length=1)
+    escrow_id: str
+
+
 class GatewayAgent(Agent):
     """Relays signed, paid calls from HTTP callers to model servers and tracks their jobs."""
 
@@ -78,7 +94,8 @@ class GatewayAgent(Agent):
         super().__init__(name, identity)
         self.jobs: dict[str, GatewayJob] = {}
         self.keep = keep
-        self._unclaimed: set[str] = set()  # answered jobs whose voucher the server has not claimed yet
+        self._unclaimed: set[str] = set()  # answered jobs whose voucher the server has not claimed yet (or escrow not released)
+        self._escrows: set[str] = set()  # escrows that paid a job here (one call each)
         self._ids = itertools.count(1)
         self._ctx: Context | None = None
 
@@ -108,6 +125,30 @@ class GatewayAgent(Agent):
         self.jobs[job.job_id] = job
         self._trim()
         ctx.send(t.service, CallModel(call_id=call_id, inputs=t.inputs, channel_id=t.channel_id, amount=t.amount, signature=t.signature, sent_at=time.time()))
+        return job.model_dump(mode="json")
+
+    def relay_escrow(self, ticket: dict[str, Any]) -> dict[str, Any]:
+        """Check the escrow is the caller's and pays that server, then send the call on."""
+        t = EscrowTicket.model_validate(ticket)
+        ctx = self._context()
+        service = self._service(ctx, t.service)
+        escrow = ctx.ledger.escrow(t.escrow_id)  # EscrowNotFound for an unknown one
+        if escrow.buyer.lower() != t.caller.lower():
+            raise PaymentRefused(f"escrow {t.escrow_id[:10]}… is {escrow.buyer}'s, not the caller's ({t.caller})")
+        if escrow.payees[0].lower() != t.service.lower():
+            raise PaymentRefused(f"escrow {t.escrow_id[:10]}… pays {escrow.payees[0]} first, not the service {t.service}")
+        if escrow.status != "open" or escrow.escrow_id in self._escrows:
+            raise PaymentRefused(f"escrow {t.escrow_id[:10]}… is {escrow.status if escrow.status != 'open' else 'already paying a call'}; open one per call")
+        call_id = next(self._ids)
+        job = GatewayJob(
+            job_id=self._job_id(call_id), caller=t.caller, service=t.service, model=str(service.terms.get("name", "")),
+            payment="escrow", escrow_id=escrow.escrow_id, release=escrow_bill(service)[1], price=service.price, inputs=len(t.inputs),
+        )
+        job.steps.append(JobStep(step="relayed", at=ctx.now(), detail=f"escrow of {escrow.amount} until {escrow.deadline} to {service.name}"))
+        self.jobs[job.job_id] = job
+        self._escrows.add(escrow.escrow_id)
+        self._trim()
+        ctx.send(t.service, EscrowedCall(call_id=call_id, inputs=t.inputs, escrow_id=escrow.escrow_id, sent_at=time.time()))
         return job.model_dump(mode="json")
 
     def job(self, job_id: str) -> dict[str, Any] | None:
@@ -142,10 +183,14 @@ class GatewayAgent(Agent):
     @on_interval(1.0)
     def watch_claims(self, ctx: Context) -> None:
         """A job answered before its server claimed the voucher (servers claim every few calls)
-        is settled once the channel's nonce moves past the job's; the claim's transaction is then
-        found in the ledger's events by the app."""
+        is settled once the channel's nonce moves past the job's; an escrowed one when its escrow
+        is released (refunded or disputed as the ledger says). The claim's or the release's
+        transaction is then found in the ledger's events by the app."""
         channels: dict[str, int] = {}
         for job in [self.jobs[j] for j in self._unclaimed]:  # only those waiting, not every job kept
+            if job.payment == "escrow":
+                self._watch_escrow(ctx, job)
+                continue
             if job.channel_id not in channels:
                 try:
                     channels[job.channel_id] = ctx.ledger.channel(job.channel_id).nonce
@@ -154,10 +199,28 @@ class GatewayAgent(Agent):
             if channels[job.channel_id] > job.nonce:
                 self._settle(ctx, job, None)
 
+    def _watch_escrow(self, ctx: Context, job: GatewayJob) -> None:
+        try:
+            status = ctx.ledger.escrow(job.escrow_id).status
+        except ChainError:
+            return
+        if status == job.status or status == "open":
+            return
+        if status == "released":
+            self._settle(ctx, job, None)
+            return
+        job.status = status  # type: ignore[assignment]  # disputed, refunded
+        detail = "frozen for the arbiter's ruling" if status == "disputed" else "the whole lock went back to the caller"
+        job.steps.append(JobStep(step=status, at=ctx.now(), detail=detail))
+        if status == "refunded":
+            self._unclaimed.discard(job.job_id)
+
     def _settle(self, ctx: Context, job: GatewayJob, tx: str | None) -> None:
         self._unclaimed.discard(job.job_id)
+        ruled = " by the arbiter's ruling" if job.status == "disputed" else ""
         job.status, job.claim_tx = "settled", tx
-        job.steps.append(JobStep(step="settled", at=ctx.now(), detail=f"the server claimed nonce {job.nonce}'s voucher on the ledger", tx=tx))
+        detail = f"the server claimed nonce {job.nonce}'s voucher on the ledger" if job.payment == "channel" else f"the escrow was released{ruled}"
+        job.steps.append(JobStep(step="settled", at=ctx.now(), detail=detail, tx=tx))
 
     # -- helpers ------------------------------------------------------------------------------
     def _context(self) -> Context:
@@ -183,5 +246,5 @@ class GatewayAgent(Agent):
     def _trim(self) -> None:
         while len(self.jobs) > self.keep:  # the oldest first (dicts keep insertion order)
             oldest = next(iter(self.jobs))
-            del self.jobs[oldest]
+            self._escrows.discard(self.jobs.pop(oldest).escrow_id)  # the server still refuses a spent escrow
             self._unclaimed.discard(oldest)

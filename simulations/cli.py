@@ -410,21 +410,32 @@ def gateway(
     burst: int = typer.Option(40, help="requests per address in a burst"),
     faucet: int = typer.Option(0, min=0, help="base units POST /v1/faucet mints once to each caller (a trial market; 0: none)"),
     runtime: str = typer.Option("local", help="host the market in this process (local) or on Ray (ray: a local Ray, or the cluster at --address)"),
-    address: Optional[str] = typer.Option(None, help="the Ray cluster to host the market on (with --runtime ray)"),
+    address: Optional[str] = typer.Option(None, help="the Ray cluster: to host the market on (--runtime ray) or where the deployment runs (--join)"),
+    join: Optional[str] = typer.Option(None, help="join the running deployment of this name (agora deploy --name) instead of hosting a market"),
     gpus: int = typer.Option(2, help="logical GPUs for a local Ray"),
 ) -> None:
     """Serve the market over HTTP: the API under /v1 (OpenAPI at /docs), the explorer at /."""
     import uvicorn
 
-    from gateway import create_app, hosted
+    from agents.deployment import DeploymentError
+    from gateway import JoinedMarket, create_app, hosted
 
     if runtime not in ("local", "ray"):
         typer.echo(f"--runtime is local or ray, not {runtime!r}", err=True)
         raise typer.Exit(code=2)
-    if runtime == "ray":
-        _start_ray(address, gpus)
-    typer.echo(f"hosting {scenario} on the {runtime} runtime ...", err=True)
-    market = hosted(scenario, runtime=runtime, ledger=ledger)
+    if join:
+        _join(address)  # the deployment's cluster, in Agora's namespace, with its token
+        try:
+            market: Any = JoinedMarket(join)
+        except DeploymentError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(code=1) from None
+        typer.echo(f"joined deployment {join} ({len(market.names)} agents)", err=True)
+    else:
+        if runtime == "ray":
+            _start_ray(address, gpus)
+        typer.echo(f"hosting {scenario} on the {runtime} runtime ...", err=True)
+        market = hosted(scenario, runtime=runtime, ledger=ledger)
     try:
         typer.echo(f"gateway {market.gateway} on http://{host}:{port} (explorer at /, API docs at /docs)", err=True)
         uvicorn.run(create_app(market, rate=rate, burst=burst, faucet=faucet), host=host, port=port, log_level="warning")

@@ -59,12 +59,16 @@ class RunSummary(BaseModel):
     quotes: int = 0  # orders the exchanges received
 
 
-def ledger_for(spec: str) -> Callable[[], Ledger]:
+def ledger_for(spec: str, **roles: str) -> Callable[[], Ledger]:
+    """A factory of the ledger a scenario names (memory, embedded or a JSON-RPC URL), made with
+    the ``roles`` its population fills (``Population.ledger_roles``: its arbiter)."""
+    import functools
+
     if spec == "memory":
-        return MemoryLedger
+        return functools.partial(MemoryLedger, **roles)
     if spec == "embedded":
-        return EVMLedger.embedded
-    return lambda: EVMLedger.connect(spec)
+        return functools.partial(EVMLedger.embedded, **roles)
+    return functools.partial(EVMLedger.connect, spec, **roles)
 
 
 @contextmanager
@@ -72,7 +76,7 @@ def _runtime(scenario: Scenario, out: Path) -> Iterator[Any]:
     kind = scenario.runtime
     if kind.kind == "local":
         registry = Registry(pretrusted=[PRIOR])
-        runtime: Any = LocalRuntime(ledger_for(scenario.ledger)(), registry=registry, seed=scenario.seed, sign=kind.signing, latency=kind.latency)
+        runtime: Any = LocalRuntime(ledger_for(scenario.ledger, **scenario.ledger_roles())(), registry=registry, seed=scenario.seed, sign=kind.signing, latency=kind.latency)
     else:
         import ray
 
@@ -88,7 +92,7 @@ def _runtime(scenario: Scenario, out: Path) -> Iterator[Any]:
 
             shutil.rmtree(out / "journal", ignore_errors=True)
             journal = str((out / "journal").resolve())
-        runtime = RayRuntime(ledger_for(scenario.ledger), shards=kind.shards, seed=scenario.seed, durable=journal)
+        runtime = RayRuntime(ledger_for(scenario.ledger, **scenario.ledger_roles()), shards=kind.shards, seed=scenario.seed, durable=journal)
     try:
         yield runtime
     finally:

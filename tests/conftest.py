@@ -90,6 +90,7 @@ def ray_cluster() -> Iterator[None]:
 
     root = str(Path(__file__).resolve().parent.parent)  # so actors can import test-defined agents
     ray.init(
+        namespace="agora",  # Agora's own (agents.deployment): a deployment made here is found by name, as on a cluster
         num_cpus=2,
         num_gpus=2,
         resources={"gpu_memory_mb": 16000},  # two logical 8 GB GPUs: GPU memory is a resource Ray enforces

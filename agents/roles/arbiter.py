@@ -58,5 +58,7 @@ class Arbiter(Agent):
             reason = "the result differs from the arbiter's own run: refunded and slashed"
         paid = msg.cost if right else 0
         self.rulings[msg.deal_id] = {"provider": msg.provider, "paid": paid, "slashed": slashed, "upheld": right}
+        agents = ctx.registry.agents()
         for party in dict.fromkeys((escrow.buyer, msg.provider)):
-            ctx.send(party, Ruling(deal_id=msg.deal_id, paid=paid, slashed=slashed, reason=reason))
+            if party in agents:  # a caller from outside the market (an HTTP client) reads the ruling on the ledger
+                ctx.send(party, Ruling(deal_id=msg.deal_id, paid=paid, slashed=slashed, reason=reason))

@@ -15,6 +15,16 @@ after each claim the server pays the owner the royalty of every call that claim 
 the ledger, so the owner earns on each use without running a daemon of its own. Servers list
 themselves in discovery as ``model-call`` services (price: the whole call; terms: the model, its
 owner, the royalty), which is how callers find them.
+
+A call may instead be paid by an escrow the caller opened for it (``EscrowedCall``: one escrow,
+one call): payees the server and, for a listed model, its owner, with lines that cover the fee
+and the royalty (``escrow_terms`` writes them), no arbiter but the ledger's, and time left
+before its deadline. The server checks all of that on the ledger before it serves, refunds the
+escrow at once if the job fails, and after answering watches it: the caller verifies the result
+and releases the bill (``escrow_bill``: fee to the server, royalty straight to the owner); a
+caller that disputes it, or is still silent ``escrow_margin_s`` before the deadline (when it could
+take a refund of work it received), has the escrow frozen and put before the arbiter, who re-runs
+the job and pays or refunds (agents.roles.arbiter).
 """
 
 from __future__ import annotations
@@ -25,13 +35,15 @@ from typing import Any
 from pydantic import Field
 
 from agents.agent import Agent, Context, on_message
+from agents.deal_protocol import Claim, Ruling
 from agents.identity import Identity
 from agents.messages import Message
 from agents.registry import ModelOffer, ServiceRecord
 from agents.roles.owners import SERVICE_TTL
 from chain import ChainError
+from chain.errors import error_for_reason
 from chain.offchain import ChannelReceiver, voucher_typed_data
-from chain.types import ChannelClaim, ChannelTerms
+from chain.types import BPS, ChannelClaim, ChannelTerms, EscrowState, EscrowTerms, split
 from tasks.errors import TasksError
 from tasks.jobs import JobResult, JobSpec, Resources
 
@@ -59,6 +71,46 @@ class CallRefused(Message):
     reason: str
 
 
+class EscrowedCall(Message):
+    """Caller to server: run ``inputs``; the escrow ``escrow_id`` (opened for this one call) pays."""
+
+    call_id: int = Field(ge=0)
+    inputs: list[str]
+    escrow_id: str
+    sent_at: float = 0.0
+
+
+class _EscrowCheck(Message):
+    """Timer: look at an answered call's escrow again (released, disputed, refunded, or due)."""
+
+    escrow_id: str
+
+
+def escrow_bill(service: ServiceRecord) -> tuple[list[str], list[int]]:
+    """Who an escrowed call pays and how much: the server its fee and, for a model it hosts for
+    an owner, the owner its royalty (``release_items`` with these amounts, in this order)."""
+    royalty = int(service.terms.get("royalty_per_call", 0))
+    owner = str(service.terms.get("owner", service.address))
+    if royalty and owner.lower() != service.address.lower():
+        return [service.address, owner], [service.price - royalty, royalty]
+    return [service.address], [service.price]
+
+
+def escrow_terms(service: ServiceRecord, escrow_id: str, deadline: int) -> EscrowTerms:
+    """Terms of an escrow that pays one call of ``service``: its payees, shares in basis points
+    and the smallest amount whose every line (``chain.types.split``) covers its bill; what the
+    caller does not release of it comes back."""
+    payees, bill = escrow_bill(service)
+    if len(bill) == 1:
+        return EscrowTerms(escrow_id=escrow_id, payees=payees, shares_bps=[BPS], amount=bill[0], deadline=deadline)
+    total = sum(bill)
+    owner_bps = min(BPS - 1, -(-bill[1] * BPS // total))  # rounded up: the owner's line covers its royalty
+    amount = max(total, -(-bill[0] * BPS // (BPS - owner_bps)))
+    while any(line < due for line, due in zip(split(amount, [BPS - owner_bps, owner_bps]), bill)):
+        amount += 1
+    return EscrowTerms(escrow_id=escrow_id, payees=payees, shares_bps=[BPS - owner_bps, owner_bps], amount=amount, deadline=deadline)
+
+
 class ModelServer(Agent):
     """Serves one model through payment channels. With ``model_path`` the server is the model's
     owner (it uploads and lists the model, and ``price_per_call`` is all its); with
@@ -68,7 +120,8 @@ class ModelServer(Agent):
     role = "model_server"
 
     def __init__(self, name: str, identity: Identity, model_path: str | None, model_name: str, price_per_call: int,
-                 resources: dict[str, Any] | None = None, task: str = "embedding", claim_every: int = 100, model_hash: str = "") -> None:
+                 resources: dict[str, Any] | None = None, task: str = "embedding", claim_every: int = 100, model_hash: str = "",
+                 escrow_window_s: float = 120.0, escrow_margin_s: float = 30.0) -> None:
         super().__init__(name, identity)
         if bool(model_path) == bool(model_hash):
             raise TasksError("a ModelServer needs exactly one of model_path (its own model) or model_hash (an owner's listed model)")
@@ -82,6 +135,11 @@ class ModelServer(Agent):
         self.served = self.refused = 0
         self.royalty_paid_calls = self.royalty_paid = 0
         self.claims: list[str] = []
+        if not 0 < escrow_margin_s < escrow_window_s:
+            raise TasksError(f"an escrowed call needs escrow_window_s ({escrow_window_s}) above escrow_margin_s ({escrow_margin_s}) above 0")
+        self.escrow_window_s, self.escrow_margin_s = escrow_window_s, escrow_margin_s
+        self.escrowed: dict[str, dict[str, Any]] = {}  # open escrow id -> the call it pays: job, result, status
+        self.escrows_done: dict[str, int] = {}  # how the escrowed calls ended: released, refunded
 
     def on_start(self, ctx: Context) -> None:
         ctx.wallet.open_account()
@@ -130,6 +188,96 @@ class ModelServer(Agent):
             claim_tx = self.claims[-1] if self.claims else ""
         ctx.send(sender, CallAnswer(deal_id=msg.deal_id, call_id=msg.call_id, result=result, sent_at=msg.sent_at, claim_tx=claim_tx))
 
+    # -- calls paid by an escrow ----------------------------------------------------------------
+    @on_message(EscrowedCall, replies={CallAnswer, CallRefused})
+    def call_escrowed(self, ctx: Context, sender: str, msg: EscrowedCall) -> None:
+        try:
+            escrow = self._check_escrow(ctx, msg.escrow_id)
+        except ChainError as exc:
+            self.refused += 1
+            ctx.send(sender, CallRefused(deal_id=msg.deal_id, call_id=msg.call_id, reason=f"payment refused: {exc}"))
+            return
+        spec = JobSpec(job_id=f"{msg.escrow_id[:10]}-{msg.call_id}", model_hash=self.model_hash, task=self.task, inputs=msg.inputs, resources=self.resources)
+        record = self.escrowed[escrow.escrow_id] = {"job": spec, "result": None, "status": "running", "buyer": escrow.buyer}
+        try:
+            result = ctx.executor.run(spec, requester=sender)
+        except TasksError as exc:  # not served, not paid: the whole lock goes back now
+            try:
+                ctx.wallet.refund(escrow.escrow_id)
+            except ChainError as failed:  # disputed meanwhile: the arbiter rules on it
+                ctx.log.warning("could not refund escrow %s of a failed call: %s", escrow.escrow_id, failed)
+            del self.escrowed[escrow.escrow_id]
+            self.refused += 1
+            ctx.send(sender, CallRefused(deal_id=msg.deal_id, call_id=msg.call_id, reason=f"job failed: {exc} (escrow refunded)"))
+            return
+        self.served += 1
+        record.update(result=result, status="answered")
+        ctx.send(sender, CallAnswer(deal_id=msg.deal_id, call_id=msg.call_id, result=result, sent_at=msg.sent_at))
+        ctx.schedule(1.0, _EscrowCheck(escrow_id=escrow.escrow_id))
+
+    def _check_escrow(self, ctx: Context, escrow_id: str) -> EscrowState:
+        """The escrow, if it pays this server for one call as ``escrow_terms`` says; else the
+        ledger's typed error naming what is wrong."""
+        escrow = ctx.ledger.escrow(escrow_id)  # EscrowNotFound
+        payees, bill = self._bill()
+        if escrow.status != "open":
+            raise error_for_reason("escrow: settled", f"escrow {escrow_id[:10]}… is {escrow.status}")
+        if escrow_id in self.escrowed:
+            raise error_for_reason("escrow: exists", f"escrow {escrow_id[:10]}… already paid for a call")
+        if [p.lower() for p in escrow.payees] != [p.lower() for p in payees]:
+            raise error_for_reason("escrow: unauthorized", f"escrow {escrow_id[:10]}… pays {escrow.payees}, not {payees} (server, then the model's owner)")
+        short = [(p, line, due) for p, line, due in zip(payees, split(escrow.amount, escrow.shares_bps), bill) if line < due]
+        if short:
+            p, line, due = short[0]
+            raise error_for_reason("escrow: bad amount", f"escrow {escrow_id[:10]}…'s line for {p} is {line}, the call owes it {due}")
+        if escrow.arbiter is not None and escrow.arbiter.lower() != ctx.ledger.arbiter.lower():
+            raise error_for_reason("escrow: unauthorized", f"escrow {escrow_id[:10]}… names its own arbiter {escrow.arbiter}, not the ledger's")
+        if escrow.deadline - ctx.ledger.now() < self.escrow_window_s:
+            raise error_for_reason("escrow: bad deadline", f"escrow {escrow_id[:10]}… ends in {escrow.deadline - ctx.ledger.now()} s; a call needs {self.escrow_window_s:.0f}")
+        return escrow
+
+    def _bill(self) -> tuple[list[str], list[int]]:
+        if self.royalty and self.owner:
+            return [self.address, self.owner], [self.fee, self.royalty]
+        return [self.address], [self.price_per_call]
+
+    @on_message(_EscrowCheck)
+    def escrow_check(self, ctx: Context, sender: str, msg: _EscrowCheck) -> None:
+        """Released or refunded: done. Disputed by the caller, or still open near the deadline:
+        freeze it (if need be) and put the result before the arbiter. Else look again."""
+        record = self.escrowed.get(msg.escrow_id)
+        if sender != self.address or record is None or record["status"] not in ("answered", "claimed", "ruled"):
+            return
+        escrow = ctx.ledger.escrow(msg.escrow_id)
+        if escrow.status in ("released", "refunded"):  # done with: the ledger refuses it again from now on
+            del self.escrowed[msg.escrow_id]
+            self.escrows_done[escrow.status] = self.escrows_done.get(escrow.status, 0) + 1
+            return
+        due = escrow.deadline - ctx.ledger.now() <= self.escrow_margin_s
+        if record["status"] == "answered" and (escrow.status == "disputed" or due):
+            self._claim_escrow(ctx, msg.escrow_id, record, escrow)
+        ctx.schedule(1.0 if escrow.status == "open" else 2.0, _EscrowCheck(escrow_id=msg.escrow_id))
+
+    def _claim_escrow(self, ctx: Context, escrow_id: str, record: dict[str, Any], escrow: EscrowState) -> None:
+        if ctx.ledger.arbiter not in ctx.registry.agents():  # frozen with nobody to rule, the money would be stuck
+            ctx.log.warning("escrowed call %s: no arbiter agent runs here; its deadline refunds the caller", escrow_id)
+            record["status"] = "unclaimed"
+            return
+        if escrow.status == "open":
+            ctx.wallet.dispute(escrow_id)
+        record["status"] = "claimed"
+        ctx.send(ctx.ledger.arbiter, Claim(deal_id=escrow_id, job=record["job"], result=record["result"], provider=self.address, cost=sum(self._bill()[1])))
+
+    @on_message(Ruling)
+    def ruled(self, ctx: Context, sender: str, msg: Ruling) -> None:
+        if msg.deal_id in self.escrowed and sender == ctx.ledger.arbiter:
+            self.escrowed[msg.deal_id]["status"] = "ruled"  # the next check reads what the ruling did on the ledger
+
+    def escrow_status(self, escrow_id: str) -> str:
+        """running, answered, claimed (before the arbiter), ruled, unclaimed (no arbiter runs), or done."""
+        record = self.escrowed.get(escrow_id)
+        return record["status"] if record else "done"
+
     def _receiver(self, ctx: Context, channel_id: str, sender: str) -> ChannelReceiver:
         receiver = self.receivers.get(channel_id)
         if receiver is None:
@@ -137,8 +285,6 @@ class ModelServer(Agent):
             # who carries the call does not matter (a gateway relays its HTTP callers' calls): the
             # voucher pays, and ChannelReceiver accepts only the channel's sender's signature on it
             if state.recipient.lower() != self.address.lower():
-                from chain.errors import error_for_reason
-
                 raise error_for_reason("channel: unauthorized", f"channel {channel_id[:10]}… does not pay me")
             receiver = self.receivers[channel_id] = ChannelReceiver(state, ctx.ledger.domains()["channel"])
         return receiver

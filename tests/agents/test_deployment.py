@@ -8,38 +8,16 @@ agents keep running after `deploy` exits; `stop` drains and snapshots them, and 
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import subprocess
-import sys
 import time
-from pathlib import Path
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from agents import Agent, Context, Identity, Message, on_interval, on_message
+from tests.cluster import agora, ray_cluster_process
 
 pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parents[2]
-CLUSTER = """
-import sys
-from ray.cluster_utils import Cluster
-# a node that stops answering is declared dead after ~5 s instead of Ray's default ~30 s
-config = {"health_check_period_ms": 1000, "health_check_failure_threshold": 5, "health_check_timeout_ms": 1000}
-cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False, "_system_config": config})
-for _ in range(2):
-    cluster.add_node(num_cpus=1)
-cluster.wait_for_nodes()
-print(cluster.address, cluster.head_node.node_id, flush=True)
-for line in sys.stdin:  # runs until the test closes stdin; "remove NODE_ID" takes a node down
-    command, _, node_id = line.strip().partition(" ")
-    for node in list(cluster.worker_nodes):
-        if command == "remove" and node.node_id == node_id:
-            cluster.remove_node(node)
-    print("done", flush=True)
-cluster.shutdown()
-"""
 
 
 class Beat(Message):
@@ -64,26 +42,9 @@ class Beacon(Agent):
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> dict[str, str]:
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16), "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
-    env.pop("AGORA_TESTING_WITHOUT_RAY_AUTH", None)
-    proc = subprocess.Popen([sys.executable, "-c", CLUSTER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True)
-    address, _, head = proc.stdout.readline().strip().partition(" ")
-    assert address, "the cluster did not start"
-
-    def remove(node_id: str) -> None:
-        proc.stdin.write(f"remove {node_id}\n")
-        proc.stdin.flush()
-        assert proc.stdout.readline().strip() == "done"
-
-    yield {"env": {**env, "RAY_ADDRESS": address}, "head": head, "remove": remove}
-    proc.stdin.close()
-    proc.wait(timeout=120)
-    proc.stdout.close()
-
-
-def agora(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "simulations.cli", *args], env=env, capture_output=True, text=True, timeout=240, cwd=ROOT)
+def cluster() -> Iterator[dict[str, Any]]:
+    with ray_cluster_process(workers=2) as found:
+        yield found
 
 
 def status(env: dict[str, str], name: str) -> list[dict]:

@@ -108,6 +108,62 @@ def test_a_retried_submit_with_the_same_idempotency_key_is_the_same_job_and_pays
     assert client.channel(channel)["deposit"] == 2 * server["price"]
 
 
+def test_a_call_paid_by_escrow_is_released_once_checked_or_ruled_by_the_arbiter(served: Served, caller) -> None:
+    from chain.types import split
+
+    client = caller("erin")
+    ledger, me = served.market.ledger, client.identity.address
+    server = min(client.services(kind="model-call", name="all-MiniLM-L6-v2"), key=lambda o: o["price"])
+    owner, royalty = server["terms"]["owner"], int(server["terms"]["royalty_per_call"])
+    fee = server["price"] - royalty
+    client.open_account()
+    quote = client.open_escrow(server["address"], seconds=600)
+    terms = quote["terms"]
+    assert terms["payees"] == [server["address"], owner] and terms["amount"] >= server["price"]
+    assert all(line >= due for line, due in zip(split(terms["amount"], terms["shares_bps"]), [fee, royalty]))
+    before = {who: ledger.balance_of(who) for who in (server["address"], me)}
+    block = served.market.locked(lambda: ledger.w3.eth.block_number)
+    job = client.call_escrowed(server["address"], ["paid from an escrow"], terms["escrow_id"], wait=30)
+    assert job["status"] == "answered" and job["payment"] == "escrow" and embeddings(job).shape == (1, 384), job
+    assert job["release"] == [fee, royalty]
+    with pytest.raises(GatewayHTTPError) as again:  # one escrow pays one call
+        client.call_escrowed(server["address"], ["and another?"], terms["escrow_id"])
+    assert again.value.status == 402 and "one per call" in again.value.detail
+    receipt = client.release(job)
+    settled = client.job(job["job_id"], wait=10)
+    assert settled["status"] == "settled" and settled["claim_tx"] == receipt["tx_hash"], settled
+    assert ledger.balance_of(server["address"]) - before[server["address"]] == fee
+    assert ledger.balance_of(me) == before[me] + terms["amount"] - server["price"]  # what the lock held beyond the bill came back
+    paid = served.market.locked(lambda: ledger.token.events.Transfer.get_logs(from_block=block, argument_filters={"receiver": owner}))
+    assert [e["args"]["value"] for e in paid if "0x" + e["transactionHash"].hex().removeprefix("0x") == receipt["tx_hash"]] == [royalty]
+
+    # disputed: the server puts the result before the arbiter, who re-runs the job and pays the escrow's split
+    quote = client.open_escrow(server["address"])
+    job = client.call_escrowed(server["address"], ["is this right?"], quote["terms"]["escrow_id"], wait=30)
+    assert job["status"] == "answered", job
+    client.dispute(job)
+    ruled = client.job(job["job_id"], wait=30)
+    assert ruled["status"] == "settled" and ruled["claim_tx"], ruled
+    kinds = [e.kind for e in served.market.locked(lambda: ledger.events(from_block=block)) if e.args.get("deal_id") == quote["terms"]["escrow_id"]]
+    assert kinds == ["Opened", "Disputed", "Released"]
+    assert ledger.balance_of(server["address"]) - before[server["address"]] == fee + split(server["price"], quote["terms"]["shares_bps"])[0]
+
+    # an escrow the server's checks refuse (no line for the model's owner): refused, nothing paid, the lock stays the caller's
+    bad = {**client.request("GET", f"/v1/services/{server['address']}/escrow")["terms"], "payees": [server["address"]], "shares_bps": [10_000]}
+    client.execute("open_escrow", terms=bad)
+    with pytest.raises(GatewayHTTPError) as refused:
+        client.call_escrowed(server["address"], ["underpaid"], bad["escrow_id"])
+    assert refused.value.status == 402 and "model's owner" in refused.value.detail
+    assert client.request("GET", f"/v1/escrows/{bad['escrow_id']}")["status"] == "open"
+    assert served.market.locked(ledger.is_conserved)
+    market = served.market
+    status = lambda: market.locked(lambda: market.runtime.query(server["address"], "escrow_status", quote["terms"]["escrow_id"]))  # noqa: E731
+    deadline = time.monotonic() + 10
+    while status() != "done" and time.monotonic() < deadline:  # the server lets go of a settled escrow's call, result and all
+        time.sleep(0.2)
+    assert status() == "done"
+
+
 def test_wrong_expired_and_replayed_signatures_get_401_with_the_reason(served: Served) -> None:
     me = Identity.from_seed("gateway-tests", "carol")
     other = Identity.from_seed("gateway-tests", "mallory")
