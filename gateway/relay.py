@@ -116,16 +116,9 @@ class GatewayAgent(Agent):
         if state.recipient.lower() != t.service.lower():
             raise PaymentRefused(f"channel {t.channel_id[:10]}… pays {state.recipient}, not the service {t.service}")
         call_id = next(self._ids)
-        job = GatewayJob(
-            job_id=self._job_id(call_id),
-            caller=t.caller, service=t.service, model=str(service.terms.get("name", "")), channel_id=t.channel_id,
-            nonce=state.nonce, amount=t.amount, price=service.price, inputs=len(t.inputs),
-        )
-        job.steps.append(JobStep(step="relayed", at=ctx.now(), detail=f"voucher {t.amount} on nonce {state.nonce} to {service.name}"))
-        self.jobs[job.job_id] = job
-        self._trim()
-        ctx.send(t.service, CallModel(call_id=call_id, inputs=t.inputs, channel_id=t.channel_id, amount=t.amount, signature=t.signature, sent_at=time.time()))
-        return job.model_dump(mode="json")
+        call = CallModel(call_id=call_id, inputs=t.inputs, channel_id=t.channel_id, amount=t.amount, signature=t.signature, sent_at=time.time())
+        return self._start(ctx, t.caller, t.service, service, call, f"voucher {t.amount} on nonce {state.nonce}",
+                           channel_id=t.channel_id, nonce=state.nonce, amount=t.amount)
 
     def relay_escrow(self, ticket: dict[str, Any]) -> dict[str, Any]:
         """Check the escrow is the caller's and pays that server, then send the call on."""
@@ -139,16 +132,19 @@ class GatewayAgent(Agent):
             raise PaymentRefused(f"escrow {t.escrow_id[:10]}… pays {escrow.payees[0]} first, not the service {t.service}")
         if escrow.status != "open" or escrow.escrow_id in self._escrows:
             raise PaymentRefused(f"escrow {t.escrow_id[:10]}… is {escrow.status if escrow.status != 'open' else 'already paying a call'}; open one per call")
-        call_id = next(self._ids)
-        job = GatewayJob(
-            job_id=self._job_id(call_id), caller=t.caller, service=t.service, model=str(service.terms.get("name", "")),
-            payment="escrow", escrow_id=escrow.escrow_id, release=escrow_bill(service)[1], price=service.price, inputs=len(t.inputs),
-        )
-        job.steps.append(JobStep(step="relayed", at=ctx.now(), detail=f"escrow of {escrow.amount} until {escrow.deadline} to {service.name}"))
-        self.jobs[job.job_id] = job
         self._escrows.add(escrow.escrow_id)
+        call = EscrowedCall(call_id=next(self._ids), inputs=t.inputs, escrow_id=escrow.escrow_id, sent_at=time.time())
+        return self._start(ctx, t.caller, t.service, service, call, f"escrow of {escrow.amount} until {escrow.deadline}",
+                           payment="escrow", escrow_id=escrow.escrow_id, release=escrow_bill(service)[1])
+
+    def _start(self, ctx: Context, caller: str, server: str, service: Any, call: CallModel | EscrowedCall, paid: str, **payment: Any) -> dict[str, Any]:
+        """File the caller's new job (its payment in ``payment``) and send the call on."""
+        job = GatewayJob(job_id=self._job_id(call.call_id), caller=caller, service=server, model=str(service.terms.get("name", "")),
+                         price=service.price, inputs=len(call.inputs), **payment)
+        job.steps.append(JobStep(step="relayed", at=ctx.now(), detail=f"{paid} to {service.name}"))
+        self.jobs[job.job_id] = job
         self._trim()
-        ctx.send(t.service, EscrowedCall(call_id=call_id, inputs=t.inputs, escrow_id=escrow.escrow_id, sent_at=time.time()))
+        ctx.send(server, call)
         return job.model_dump(mode="json")
 
     def job(self, job_id: str) -> dict[str, Any] | None:

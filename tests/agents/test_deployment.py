@@ -40,6 +40,9 @@ class Beacon(Agent):
     def heard(self, ctx: Context, sender: str, msg: Beat) -> None:
         self.got += 1
 
+    def beats_heard(self) -> int:
+        return self.got
+
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[dict[str, Any]]:

@@ -11,65 +11,38 @@ import uuid
 
 import pytest
 
-from agents import Agent, Context, Identity, Message, on_interval, on_message
+from agents import Agent, Context, Identity, on_interval, on_message
 from agents.errors import RuntimeFailure
+from tests.agents.test_deployment import Beacon, Beat
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
-class Ping(Message):
-    k: int
-
-
-class Pong(Message):
-    k: int
-
-
 class Ponger(Agent):
-    """Deployed: answers every ping, and keeps sending its last pinger news every 50 ms until
-    that agent is gone from the runtime (sending to it is then refused)."""
+    """Deployed: answers every beat, and keeps sending its last caller beats of its own every
+    50 ms until that agent is gone from the runtime (sending to it is then refused)."""
 
     def __init__(self, name: str, identity: Identity) -> None:
         super().__init__(name, identity)
         self.pinged, self.peer, self.gone = 0, "", ""
 
-    @on_message(Ping)
-    def ping(self, ctx: Context, sender: str, msg: Ping) -> None:
+    @on_message(Beat)
+    def ping(self, ctx: Context, sender: str, msg: Beat) -> None:
         self.pinged += 1
         self.peer = sender
-        ctx.send(sender, Pong(k=msg.k))
+        ctx.send(sender, Beat(k=msg.k))
 
     @on_interval(0.05)
     def news(self, ctx: Context) -> None:
         if not self.peer:
             return
         try:
-            ctx.send(self.peer, Pong(k=-1))
+            ctx.send(self.peer, Beat(k=-1))
         except RuntimeFailure:
             self.peer, self.gone = "", self.peer
 
     def left(self) -> str:
         return self.gone
-
-
-class Pinger(Agent):
-    """The guest: pings a deployed agent every 50 ms and counts the answers."""
-
-    def __init__(self, name: str, identity: Identity, target: str) -> None:
-        super().__init__(name, identity)
-        self.target, self.sent, self.got = target, 0, 0
-
-    @on_interval(0.05)
-    def beat(self, ctx: Context) -> None:
-        ctx.send(self.target, Ping(k=self.sent))
-        self.sent += 1
-
-    @on_message(Pong)
-    def pong(self, ctx: Context, sender: str, msg: Pong) -> None:
-        self.got += 1
-
-    def answered(self) -> int:
-        return self.got
 
 
 def test_a_guest_is_answered_while_it_stays_and_let_go_when_it_dies_without_leaving(ray_cluster, tmp_path) -> None:
@@ -81,13 +54,14 @@ def test_a_guest_is_answered_while_it_stays_and_let_go_when_it_dies_without_leav
     population = tmp_path / "pongs.yaml"
     population.write_text(json.dumps({"name": "pongs", "seed": seed, "agents": [{"role": "tests.agents.test_guest:Ponger", "name": "ponger"}]}))
     manifest = deployment.deploy(population, name, tmp_path / "state", shards=2)
-    guest = deployment.Guest(name, [Pinger("pinger", Identity.from_seed(seed, "pinger"), manifest["agents"]["ponger"])], lease_s=3.0, renew_s=0.5)
+    pinger = Beacon("pinger", Identity.from_seed(seed, "pinger"), manifest["agents"]["ponger"])  # beats the ponger every 50 ms
+    guest = deployment.Guest(name, [pinger], lease_s=3.0, renew_s=0.5)
     deadline = time.monotonic() + 30
-    while guest.query(guest.addresses[0], "answered") < 20 and time.monotonic() < deadline:
+    while guest.query(guest.addresses[0], "beats_heard") < 20 and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert guest.query(guest.addresses[0], "answered") >= 20  # pings reached the deployment, pongs came back to the guest
+    assert guest.query(guest.addresses[0], "beats_heard") >= 20  # beats reached the deployment, answers came back to the guest
     with pytest.raises(deployment.DeploymentError, match="no agent"):
-        guest.query("0x" + "00" * 20, "answered")
+        guest.query("0x" + "00" * 20, "beats_heard")
 
     guest._stop.set()  # the guest's process dies: no more renewals, its shard gone without a word
     ray.kill(guest.shard)
