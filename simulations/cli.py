@@ -410,7 +410,7 @@ def gateway(
     burst: int = typer.Option(40, help="requests per address in a burst"),
     faucet: int = typer.Option(0, min=0, help="base units POST /v1/faucet mints once to each caller (a trial market; 0: none)"),
     runtime: str = typer.Option("local", help="host the market in this process (local) or on Ray (ray: a local Ray, or the cluster at --address)"),
-    address: Optional[str] = typer.Option(None, help="the Ray cluster: to host the market on (--runtime ray) or where the deployment runs (--join)"),
+    address: Optional[str] = typer.Option(None, help="the Ray cluster where the deployment to join runs (alone: join the one named agora), or to host the market on (--runtime ray)"),
     join: Optional[str] = typer.Option(None, help="join the running deployment of this name (agora deploy --name) instead of hosting a market"),
     gpus: int = typer.Option(2, help="logical GPUs for a local Ray"),
 ) -> None:
@@ -423,6 +423,8 @@ def gateway(
     if runtime not in ("local", "ray"):
         typer.echo(f"--runtime is local or ray, not {runtime!r}", err=True)
         raise typer.Exit(code=2)
+    if address and runtime == "local" and not join:
+        join = "agora"  # a cluster's address and nothing to host: join its deployment (agora deploy's default name)
     if join:
         _join(address)  # the deployment's cluster, in Agora's namespace, with its token
         try:

@@ -55,7 +55,7 @@ def test_a_guest_is_answered_while_it_stays_and_let_go_when_it_dies_without_leav
     population.write_text(json.dumps({"name": "pongs", "seed": seed, "agents": [{"role": "tests.agents.test_guest:Ponger", "name": "ponger"}]}))
     manifest = deployment.deploy(population, name, tmp_path / "state", shards=2)
     pinger = Beacon("pinger", Identity.from_seed(seed, "pinger"), manifest["agents"]["ponger"])  # beats the ponger every 50 ms
-    guest = deployment.Guest(name, [pinger], lease_s=3.0, renew_s=0.5)
+    guest = deployment.Guest(name, [pinger], lease_s=2.0, renew_s=0.4)
     deadline = time.monotonic() + 30
     while guest.query(guest.addresses[0], "beats_heard") < 20 and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -65,6 +65,6 @@ def test_a_guest_is_answered_while_it_stays_and_let_go_when_it_dies_without_leav
 
     guest._stop.set()  # the guest's process dies: no more renewals, its shard gone without a word
     ray.kill(guest.shard)
-    time.sleep(4.0)  # past the lease: the deployment's shards dismissed it and dropped what they owed it
+    time.sleep(3.0)  # past the lease: the deployment's shards dismissed it and dropped what they owed it
     assert guest.query(manifest["agents"]["ponger"], "left") == guest.addresses[0]  # sending to it is refused now
     assert deployment.stop(name, drain_timeout=10)["agents"] == 1  # else the batches owed to the dead guest never drain

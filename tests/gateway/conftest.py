@@ -13,7 +13,7 @@ class Served:
         self.market, self.url = market, url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # stopped after the gateway's tests: its market trades on the chain every second
 def served() -> Iterator[Served]:
     from gateway import create_app, hosted
     from gateway.server import serve_in_thread
