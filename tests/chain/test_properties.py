@@ -92,7 +92,7 @@ def _fresh_evm() -> EVMLedger:
 
 @pytest.mark.chain
 @pytest.mark.slow
-@settings(max_examples=12 if os.environ.get("HYPOTHESIS_PROFILE", "ci") == "ci" else settings.default.max_examples)  # ~1 s each on py-evm
+@settings(max_examples=8 if os.environ.get("HYPOTHESIS_PROFILE", "ci") == "ci" else settings.default.max_examples)  # ~1 s each on py-evm
 @given(steps=st.lists(ops, min_size=1, max_size=10))
 def test_memory_and_evm_agree_step_by_step(steps: list[tuple]) -> None:
     mem, evm = MemoryLedger(clock=lambda: 0), _fresh_evm()

@@ -35,17 +35,24 @@ def _population() -> dict:
     ]}
 
 
-def _serving(gateway: subprocess.Popen, url: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert gateway.poll() is None, gateway.stderr.read()
-        try:
-            if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError("the gateway did not come up")
+def _gateway(command: list[str], env: dict[str, str], tries: int = 3) -> tuple[subprocess.Popen, str]:
+    """`agora gateway` serving on a free port: the port is picked before the process starts, so
+    another process (a Ray worker) may take it meanwhile; then it is started again on another."""
+    for _ in range(tries):
+        url = f"http://127.0.0.1:{free_port()}"
+        gateway = subprocess.Popen([*command, "--port", url.rsplit(":", 1)[1]], env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and gateway.poll() is None:
+            try:
+                if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
+                    return gateway, url
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        gateway.kill()
+        err = gateway.communicate()[1]
+        assert "address already in use" in err, err
+    raise AssertionError(f"no free port in {tries} tries")
 
 
 def test_a_gateway_joins_a_running_deployment_and_relays_a_paid_call(ray_cluster, tmp_path) -> None:
@@ -57,13 +64,11 @@ def test_a_gateway_joins_a_running_deployment_and_relays_a_paid_call(ray_cluster
     population.write_text(json.dumps(_population()))  # JSON is YAML
     name = f"served-{uuid.uuid4().hex[:6]}"
     deployment.deploy(population, name, tmp_path / "state", shards=2)
-    url = f"http://127.0.0.1:{free_port()}"
     address = ray.get_runtime_context().gcs_address
-    command = [sys.executable, "-m", "simulations.cli", "gateway", "--join", name, "--address", address, "--port", url.rsplit(":", 1)[1], "--faucet", str(10**18)]
+    command = [sys.executable, "-m", "simulations.cli", "gateway", "--join", name, "--address", address, "--faucet", str(10**18)]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "AGORA_TESTING_WITHOUT_RAY_AUTH": "1", "RAY_AUTH_MODE": "disabled"}  # this test Ray runs without tokens
-    gateway = subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    gateway, url = _gateway(command, env)
     try:
-        _serving(gateway, url)
         with GatewayClient(url, Identity.from_seed("joined", "caller")) as client:
             assert client.chain()["ledger"] == "memory"  # the deployment's ledger actor
             (server,) = client.services(kind="model-call", name="all-MiniLM-L6-v2")
