@@ -60,6 +60,10 @@ def test_a_guest_is_answered_while_it_stays_and_let_go_when_it_dies_without_leav
     while guest.query(guest.addresses[0], "beats_heard") < 20 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert guest.query(guest.addresses[0], "beats_heard") >= 20  # beats reached the deployment, answers came back to the guest
+    time.sleep(2.5)  # longer than the lease: renewals keep the guest admitted
+    heard = guest.query(guest.addresses[0], "beats_heard")
+    time.sleep(0.5)
+    assert guest.query(guest.addresses[0], "beats_heard") > heard and guest.query(manifest["agents"]["ponger"], "left") == ""
     with pytest.raises(deployment.DeploymentError, match="no agent"):
         guest.query("0x" + "00" * 20, "beats_heard")
 
