@@ -132,7 +132,8 @@ class ModelServer(Agent):
         self.owner, self.royalty = "", 0
         self.price_per_call = price_per_call  # the whole call, royalty included (set at start)
         self.receivers: dict[str, ChannelReceiver] = {}
-        self.served = self.refused = 0
+        self.served = self.refused = 0  # calls paid by channel (their count paces claims and royalties)
+        self.served_escrowed = 0  # calls paid by an escrow: the owner's royalty is its own line of it
         self.royalty_paid_calls = self.royalty_paid = 0
         self.claims: list[str] = []
         if not 0 < escrow_margin_s < escrow_window_s:
@@ -210,7 +211,7 @@ class ModelServer(Agent):
             self.refused += 1
             ctx.send(sender, CallRefused(deal_id=msg.deal_id, call_id=msg.call_id, reason=f"job failed: {exc} (escrow refunded)"))
             return
-        self.served += 1
+        self.served_escrowed += 1
         record.update(result=result, status="answered")
         ctx.send(sender, CallAnswer(deal_id=msg.deal_id, call_id=msg.call_id, result=result, sent_at=msg.sent_at))
         ctx.schedule(1.0, _EscrowCheck(escrow_id=escrow.escrow_id))

@@ -163,6 +163,14 @@ def test_a_call_paid_by_escrow_is_released_once_checked_or_ruled_by_the_arbiter(
         time.sleep(0.2)
     assert status() == "done"
 
+    # the owner's royalty on an escrowed call is its own line of the escrow: the server's next channel
+    # claim hands on the royalty of that claim's calls alone, not of the escrowed ones
+    channel = client.open_channel(server["address"], deposit=2 * server["price"])
+    block = served.market.locked(lambda: ledger.w3.eth.block_number)
+    assert client.job(client.call(server["address"], ["by channel again"], channel, price=server["price"])["job_id"], wait=20)["status"] == "settled"
+    handed = served.market.locked(lambda: ledger.token.events.Transfer.get_logs(from_block=block, argument_filters={"sender": server["address"]}))
+    assert [(e["args"]["receiver"], e["args"]["value"]) for e in handed] == [(owner, royalty)]
+
 
 def test_wrong_expired_and_replayed_signatures_get_401_with_the_reason(served: Served) -> None:
     me = Identity.from_seed("gateway-tests", "carol")
