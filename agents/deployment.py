@@ -18,6 +18,7 @@ every node of the cluster reaches (a shared mount), like the content store.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import pickle
@@ -86,8 +87,6 @@ def deploy(population_file: str | Path, name: str, state: str | Path, *, shards:
             "from it only while they run (restart them, or move it away to start from the last stop)"
         )
     resume = snapshots.exists() and any(p.name.startswith("agent-") for p in snapshots.iterdir())
-    import functools
-
     roles = population.ledger_roles()  # an arbiter agent in the population rules on the ledger's disputes
     if rpc_url:
         factory: Any = functools.partial(EVMLedger.connect, rpc_url, address_book=address_book, **roles)

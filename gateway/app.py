@@ -47,7 +47,7 @@ from chain.types import Prepared, check_address, check_id
 from gateway.auth import RateLimiter, Verifier
 from gateway.errors import Conflict, Forbidden, GatewayError, Invalid, NotFound, PaymentRefused, RateLimited, Unavailable
 from gateway.market import Market
-from gateway.relay import FINAL, GatewayJob
+from gateway.relay import FINAL, GatewayJob, model_call_service
 
 API = "/v1"
 ADDRESS_PATTERN = r"^0x[0-9a-fA-F]{40}$"
@@ -396,14 +396,13 @@ def create_app(market: Market, *, rate: float = 20.0, burst: int = 40, max_skew:
         who = check_address(address, "address")
 
         def read() -> EscrowQuote:
-            found = [s for s in market.registry.search("model-call", market.ledger.now()) if s.address.lower() == who.lower()]
-            if not found:
-                raise NotFound(f"no live model-call service at {who}", "address")
+            now = market.ledger.now()
+            service = model_call_service(market.registry, now, who, "address")
             escrow_id = "0x" + secrets.token_hex(32)
-            terms = escrow_terms(found[0], escrow_id, int(market.ledger.now()) + seconds)
+            terms = escrow_terms(service, escrow_id, int(now) + seconds)
             return EscrowQuote(
                 terms=terms.model_dump(mode="json", exclude_none=True),
-                release={"op": "release_items", "args": {"escrow_id": escrow_id, "amounts": escrow_bill(found[0])[1]}},
+                release={"op": "release_items", "args": {"escrow_id": escrow_id, "amounts": escrow_bill(service)[1]}},
                 dispute={"op": "dispute", "args": {"escrow_id": escrow_id}},
             )
 

@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field
 
 from agents.agent import Agent, Context, on_interval, on_message
 from agents.identity import Identity
+from agents.registry import ServiceRecord
 from agents.roles.serving import CallAnswer, CallModel, CallRefused, EscrowedCall, escrow_bill
 from chain import ChainError
 from gateway.errors import NotFound, PaymentRefused
@@ -85,6 +86,14 @@ class EscrowTicket(BaseModel):
     escrow_id: str
 
 
+def model_call_service(registry: Any, now: float, address: str, field: str | None = None) -> ServiceRecord:
+    """The live model-call service listed at ``address``; NotFound (naming ``field``) when there is none."""
+    for record in registry.search("model-call", now):
+        if record.address.lower() == address.lower():
+            return record
+    raise NotFound(f"no live model-call service at {address}", field)
+
+
 class GatewayAgent(Agent):
     """Relays signed, paid calls from HTTP callers to model servers and tracks their jobs."""
 
@@ -109,7 +118,7 @@ class GatewayAgent(Agent):
         Raises the ledger's or the registry's typed errors for a payment that cannot pay."""
         t = CallTicket.model_validate(ticket)
         ctx = self._context()
-        service = self._service(ctx, t.service)
+        service = model_call_service(ctx.registry, ctx.now(), t.service)
         state = ctx.ledger.channel(t.channel_id)  # ChannelNotFound for an unknown one
         if state.sender.lower() != t.caller.lower():
             raise PaymentRefused(f"channel {t.channel_id[:10]}… is {state.sender}'s, not the caller's ({t.caller})")
@@ -124,7 +133,7 @@ class GatewayAgent(Agent):
         """Check the escrow is the caller's and pays that server, then send the call on."""
         t = EscrowTicket.model_validate(ticket)
         ctx = self._context()
-        service = self._service(ctx, t.service)
+        service = model_call_service(ctx.registry, ctx.now(), t.service)
         escrow = ctx.ledger.escrow(t.escrow_id)  # EscrowNotFound for an unknown one
         if escrow.buyer.lower() != t.caller.lower():
             raise PaymentRefused(f"escrow {t.escrow_id[:10]}… is {escrow.buyer}'s, not the caller's ({t.caller})")
@@ -137,7 +146,7 @@ class GatewayAgent(Agent):
         return self._start(ctx, t.caller, t.service, service, call, f"escrow of {escrow.amount} until {escrow.deadline}",
                            payment="escrow", escrow_id=escrow.escrow_id, release=escrow_bill(service)[1])
 
-    def _start(self, ctx: Context, caller: str, server: str, service: Any, call: CallModel | EscrowedCall, paid: str, **payment: Any) -> dict[str, Any]:
+    def _start(self, ctx: Context, caller: str, server: str, service: ServiceRecord, call: CallModel | EscrowedCall, paid: str, **payment: Any) -> dict[str, Any]:
         """File the caller's new job (its payment in ``payment``) and send the call on."""
         job = GatewayJob(job_id=self._job_id(call.call_id), caller=caller, service=server, model=str(service.terms.get("name", "")),
                          price=service.price, inputs=len(call.inputs), **payment)
@@ -223,13 +232,6 @@ class GatewayAgent(Agent):
         if self._ctx is None:
             raise RuntimeError("the gateway agent has not started")
         return self._ctx
-
-    @staticmethod
-    def _service(ctx: Context, address: str) -> Any:
-        for record in ctx.registry.search("model-call", ctx.now()):
-            if record.address.lower() == address.lower():
-                return record
-        raise NotFound(f"no live model-call service at {address}")
 
     def _job_id(self, call_id: int) -> str:
         return f"job-{call_id:06d}-{self.address[2:8].lower()}"

@@ -86,14 +86,17 @@ class _EscrowCheck(Message):
     escrow_id: str
 
 
+def _bill(server: str, owner: str, price: int, royalty: int) -> tuple[list[str], list[int]]:
+    """Who one call pays and how much: the server its fee and, for a model it hosts for another
+    owner, that owner its royalty (``release_items`` with these amounts, in this order)."""
+    if royalty and owner and owner.lower() != server.lower():
+        return [server, owner], [price - royalty, royalty]
+    return [server], [price]
+
+
 def escrow_bill(service: ServiceRecord) -> tuple[list[str], list[int]]:
-    """Who an escrowed call pays and how much: the server its fee and, for a model it hosts for
-    an owner, the owner its royalty (``release_items`` with these amounts, in this order)."""
-    royalty = int(service.terms.get("royalty_per_call", 0))
-    owner = str(service.terms.get("owner", service.address))
-    if royalty and owner.lower() != service.address.lower():
-        return [service.address, owner], [service.price - royalty, royalty]
-    return [service.address], [service.price]
+    """An escrowed call's bill, as the server's ``model-call`` listing states its terms."""
+    return _bill(service.address, str(service.terms.get("owner", "")), service.price, int(service.terms.get("royalty_per_call", 0)))
 
 
 def escrow_terms(service: ServiceRecord, escrow_id: str, deadline: int) -> EscrowTerms:
@@ -140,7 +143,6 @@ class ModelServer(Agent):
             raise TasksError(f"an escrowed call needs escrow_window_s ({escrow_window_s}) above escrow_margin_s ({escrow_margin_s}) above 0")
         self.escrow_window_s, self.escrow_margin_s = escrow_window_s, escrow_margin_s
         self.escrowed: dict[str, dict[str, Any]] = {}  # open escrow id -> the call it pays: job, result, status
-        self.escrows_done: dict[str, int] = {}  # how the escrowed calls ended: released, refunded
 
     def on_start(self, ctx: Context) -> None:
         ctx.wallet.open_account()
@@ -199,7 +201,7 @@ class ModelServer(Agent):
             ctx.send(sender, CallRefused(deal_id=msg.deal_id, call_id=msg.call_id, reason=f"payment refused: {exc}"))
             return
         spec = JobSpec(job_id=f"{msg.escrow_id[:10]}-{msg.call_id}", model_hash=self.model_hash, task=self.task, inputs=msg.inputs, resources=self.resources)
-        record = self.escrowed[escrow.escrow_id] = {"job": spec, "result": None, "status": "running", "buyer": escrow.buyer}
+        record = self.escrowed[escrow.escrow_id] = {"job": spec, "result": None, "status": "running"}
         try:
             result = ctx.executor.run(spec, requester=sender)
         except TasksError as exc:  # not served, not paid: the whole lock goes back now
@@ -220,7 +222,7 @@ class ModelServer(Agent):
         """The escrow, if it pays this server for one call as ``escrow_terms`` says; else the
         ledger's typed error naming what is wrong."""
         escrow = ctx.ledger.escrow(escrow_id)  # EscrowNotFound
-        payees, bill = self._bill()
+        payees, bill = _bill(self.address, self.owner, self.price_per_call, self.royalty)
         if escrow.status != "open":
             raise error_for_reason("escrow: settled", f"escrow {escrow_id[:10]}… is {escrow.status}")
         if escrow_id in self.escrowed:
@@ -237,11 +239,6 @@ class ModelServer(Agent):
             raise error_for_reason("escrow: bad deadline", f"escrow {escrow_id[:10]}… ends in {escrow.deadline - ctx.ledger.now()} s; a call needs {self.escrow_window_s:.0f}")
         return escrow
 
-    def _bill(self) -> tuple[list[str], list[int]]:
-        if self.royalty and self.owner:
-            return [self.address, self.owner], [self.fee, self.royalty]
-        return [self.address], [self.price_per_call]
-
     @on_message(_EscrowCheck)
     def escrow_check(self, ctx: Context, sender: str, msg: _EscrowCheck) -> None:
         """Released or refunded: done. Disputed by the caller, or still open near the deadline:
@@ -252,7 +249,6 @@ class ModelServer(Agent):
         escrow = ctx.ledger.escrow(msg.escrow_id)
         if escrow.status in ("released", "refunded"):  # done with: the ledger refuses it again from now on
             del self.escrowed[msg.escrow_id]
-            self.escrows_done[escrow.status] = self.escrows_done.get(escrow.status, 0) + 1
             return
         due = escrow.deadline - ctx.ledger.now() <= self.escrow_margin_s
         if record["status"] == "answered" and (escrow.status == "disputed" or due):
@@ -267,7 +263,7 @@ class ModelServer(Agent):
         if escrow.status == "open":
             ctx.wallet.dispute(escrow_id)
         record["status"] = "claimed"
-        ctx.send(ctx.ledger.arbiter, Claim(deal_id=escrow_id, job=record["job"], result=record["result"], provider=self.address, cost=sum(self._bill()[1])))
+        ctx.send(ctx.ledger.arbiter, Claim(deal_id=escrow_id, job=record["job"], result=record["result"], provider=self.address, cost=self.price_per_call))
 
     @on_message(Ruling)
     def ruled(self, ctx: Context, sender: str, msg: Ruling) -> None:
