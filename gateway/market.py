@@ -25,6 +25,7 @@ from typing import Any, Callable, TypeVar
 
 from agents import Identity, LocalRuntime
 from agents.registry import Registry
+from agents.roles.exchange import read_trades
 from chain import Ledger
 from gateway.errors import GatewayError
 from gateway.relay import GatewayAgent
@@ -70,9 +71,10 @@ class Market(ABC):
 
 
 class _Pumped(Market):
-    """What both markets share: a pump thread that reads the exchanges' trades into a tape (each
-    trade once: the exchange hands a trade to whoever drains it) and the buyers' ended deals with
-    their journeys, every ``tick`` seconds, under one lock."""
+    """What both markets share: a pump thread that reads the exchanges' new trades into a tape
+    (by its own cursor on each exchange's tape: any number of gateways, and the run's recorder,
+    each see every trade) and the buyers' ended deals with their journeys, every ``tick``
+    seconds, under one lock."""
 
     exchanges: dict[str, str]  # market -> exchange address
     buyers: list[str]
@@ -82,6 +84,7 @@ class _Pumped(Market):
         self.tick = tick
         self._tape: deque[dict[str, Any]] = deque(maxlen=tape_size)
         self._seq = 0
+        self._cursors: dict[str, int] = {}  # market -> the last trade read off its exchange
         self._deals: deque[dict[str, Any]] = deque(maxlen=500)
         self._seen_deals: set[str] = set()
         self._stop = threading.Event()
@@ -131,7 +134,12 @@ class _Pumped(Market):
 
     def _drain(self) -> None:
         for market, address in self.exchanges.items():
-            for rnd, t, buyer, seller, price, qty, tx in self._query(address, "drain"):
+            if market not in self._cursors:  # a market already running: its latest trades, as many as the tape shows
+                self._cursors[market] = max(0, self._query(address, "trades", 0, 0)[0] - (self._tape.maxlen or 0))
+            self._cursors[market], rows, missed = read_trades(self._query, address, self._cursors.get(market, 0))
+            if missed:
+                log.warning("market %s: %d trades left its exchange's tape before the gateway read them", market, missed)
+            for _, rnd, t, buyer, seller, price, qty, tx in rows:
                 self._seq += 1
                 self._tape.append({"seq": self._seq, "market": market, "round": rnd, "t": float(t), "buyer": buyer, "seller": seller, "price": int(price), "qty": int(qty), "tx": tx})
 

@@ -5,7 +5,7 @@ the same seed gives the same records, byte for byte in ``trades``) or Ray (agent
 actors, the wall clock; the entry point starts or joins Ray, this module never does). Each
 market gets an exchange agent, the shocks a director agent; agents are built from the scenario's
 population (inside the shards on Ray) and funded on the ledger. Every ``step`` the runner
-advances the clock, drains the exchanges' settled trades (or the buyers' settled deals), writes
+advances the clock, reads the exchanges' new trades off their tapes (and the buyers' settled deals), writes
 the step's metrics, and every ``metrics.agent_every`` steps each agent's state. At the end it
 checks that the ledger conserved every token and writes ``summary.json``.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+import logging
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -24,7 +25,7 @@ from pydantic import BaseModel
 from agents import Identity, LocalRuntime
 from agents.registry import Registry
 from agents.roles.cohort import TraderCohort
-from agents.roles.exchange import Exchange
+from agents.roles.exchange import Exchange, read_trades
 from chain import EVMLedger, Ledger, MemoryLedger
 from simulations.director import Director, plan
 from simulations.errors import RunError
@@ -32,6 +33,7 @@ from simulations.meter import DealMeter, Holder, MarketMeter, is_nan
 from simulations.recorder import Recorder
 from simulations.scenario import Scenario
 
+log = logging.getLogger(__name__)
 PRIOR = Identity.from_seed("agora:reputation-prior", "prior").address  # who vouches for reputation priors
 
 
@@ -149,6 +151,7 @@ class _World:
     def __init__(self) -> None:
         self.t0 = 0.0  # when the market's clock started (virtual on the local runtime, wall on Ray)
         self.exchanges: dict[str, str] = {}  # market -> exchange address
+        self.cursors: dict[str, int] = {}  # market -> the last trade read off its exchange's tape
         self.addresses: dict[str, str] = {}  # agent name -> address
         self.groups: dict[str, tuple[str, str]] = {}  # address -> (group label, role)
         self.meters: dict[str, MarketMeter] = {}
@@ -300,7 +303,10 @@ def _collect(scenario: Scenario, runtime: Any, world: _World, recorder: Recorder
     """Drain what settled, file each trade under its step, and write step ``k``'s rows."""
     for market, address in world.exchanges.items():
         rounds = scenario.markets[market].rounds
-        for rnd, t, buyer, seller, price, qty, tx in runtime.query(address, "drain"):
+        world.cursors[market], rows, missed = read_trades(runtime.query, address, world.cursors.get(market, 0))
+        if missed:
+            log.warning("market %s: %d trades left its exchange's tape before the recorder read them (raise its tape_size)", market, missed)
+        for _, rnd, t, buyer, seller, price, qty, tx in rows:
             step = (rnd - 1) // rounds
             world.pending.setdefault(step, []).append((market, buyer, seller, price, qty, t, tx, ""))
     busy: dict[str, float] = {}

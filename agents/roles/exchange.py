@@ -15,14 +15,19 @@ with.
 Time is a grid from the exchange's start, published in its service record: rounds of
 ``period / rounds`` seconds, ``rounds`` to a trading period. An order lives until the end of the
 round it arrives in (a posting in a posted-price market, to the end of its period): the
-exchange's clock decides, not the trader's, so traders on other machines cannot disagree. The exchange keeps
-the settled trades until the run's recorder drains them (``drain``), so its memory does not grow
-with the run.
+exchange's clock decides, not the trader's, so traders on other machines cannot disagree.
+
+The settled trades go on a tape, each under a sequence number: readers (a run's recorder, any
+number of gateways) read it by their own cursor (``trades(since)``), so none takes a trade from
+another, and it keeps only the latest ``tape_size`` trades, so a deployment nobody reads does not
+grow with its life. A reader that fell further behind than that sees the gap.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections import deque
+from itertools import islice
+from typing import Any, Callable, Literal
 
 import numpy as np
 from pydantic import Field
@@ -176,6 +181,25 @@ class _CallBook:
         return price, out
 
 
+def read_trades(query: Callable[..., Any], address: str, since: int, page: int = 10_000) -> tuple[int, list[tuple[Any, ...]], int]:
+    """Every trade the exchange at ``address`` settled after the cursor ``since``, read through
+    ``query(address, method, *args)`` (a runtime's) a page at a time: the new cursor, the trades,
+    and how many between were missed (the tape had dropped them before this read). An exchange
+    brought back from a snapshot behind the cursor has its trades up to the cursor skipped: those
+    are the ones its replay settles again, and were read once already."""
+    rows: list[tuple[Any, ...]] = []
+    missed = 0
+    while True:
+        last, got = query(address, "trades", since, page)
+        if not got:
+            return since, rows, missed
+        missed += got[0][0] - since - 1
+        rows.extend(got)
+        since = got[-1][0]
+        if since >= last:
+            return since, rows, missed
+
+
 class Exchange(Agent):
     """The market ``market`` under ``mechanism``, with rounds of ``period / rounds`` seconds."""
 
@@ -184,8 +208,11 @@ class Exchange(Agent):
     def __init__(
         self, name: str, identity: Identity, market: str, mechanism: Mechanism, period: float, rounds: int = 1,
         floor: int = 1, ceiling: int = 200, good: str = "unit", check_delegations: bool = True, max_messages_per_round: int | None = 16,
+        tape_size: int = 100_000,
     ) -> None:
         super().__init__(name, identity)
+        if tape_size < 1:
+            raise EconomyError(f"an exchange's tape keeps at least one trade, got tape_size={tape_size}")
         # a trader (or a cohort, for all its members) needs one order message a round: a sender
         # past this many in one round is throttled, so a flood cannot crowd out the market
         self.max_messages_per_round = max_messages_per_round
@@ -213,7 +240,8 @@ class Exchange(Agent):
         self._pending: list[Match] = []
         self._settling: dict[str, Any] | None = None  # the round being paid (durable before any payment)
         self._last_price: int | None = None
-        self._trades: list[tuple[Any, ...]] = []  # settled, awaiting the recorder
+        self._tape: deque[tuple[Any, ...]] = deque(maxlen=tape_size)  # (seq, round, t, buyer, seller, price, qty, tx)
+        self._seq = 0  # the last trade's sequence number
         self.settled = self.failed = self.rejected = 0
         self.volume = 0  # units settled
         self.turnover = 0  # base units settled
@@ -422,11 +450,13 @@ class Exchange(Agent):
 
     def _record(self, matches: list[Match], rnd: int, now: float, tx_hash: str) -> None:
         t = now - self.t0
-        trades = self._trades
+        tape, seq = self._tape, self._seq
         for buyer, seller, price, qty, _, _ in matches:
-            trades.append((rnd, t, buyer, seller, price, qty, tx_hash))
+            seq += 1
+            tape.append((seq, rnd, t, buyer, seller, price, qty, tx_hash))
             self.volume += qty
             self.turnover += price * qty
+        self._seq = seq
         self.settled += len(matches)
 
     def _report(self, ctx: Context, settled: list[Match], failed: list[Match], period_end: bool) -> None:
@@ -473,11 +503,15 @@ class Exchange(Agent):
         self._owner = {oid: o for oid, o in self._owner.items() if oid in live}
 
     # -- for the recorder ------------------------------------------------------------------
-    def drain(self) -> list[tuple[Any, ...]]:
-        """The trades settled since the last drain: (round, seconds since start, buyer, seller,
-        price, qty, tx hash)."""
-        out, self._trades = self._trades, []
-        return out
+    def trades(self, since: int = 0, limit: int = 10_000) -> tuple[int, list[tuple[Any, ...]]]:
+        """The last trade's sequence number, and up to ``limit`` trades after ``since``, oldest
+        first: (seq, round, seconds since start, buyer, seller, price, qty, tx hash). Reading
+        moves nothing: each reader keeps its own cursor (the last seq it read). Only the latest
+        ``tape_size`` trades are kept: a first row whose seq is above ``since + 1`` means the
+        reader missed the ones between."""
+        first = self._seq - len(self._tape) + 1  # the oldest kept trade's seq
+        start = max(0, since + 1 - first)
+        return self._seq, list(islice(self._tape, start, start + max(0, limit)))
 
     def stats(self) -> dict[str, Any]:
         return {

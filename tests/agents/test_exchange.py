@@ -1,0 +1,48 @@
+"""The exchange's trade tape: read by cursor, so readers never take trades from one another, and
+bounded, so a market nobody reads keeps a fixed memory and a reader that fell behind sees the gap."""
+
+from __future__ import annotations
+
+import pytest
+
+from agents import Identity, LocalRuntime
+from agents.roles.exchange import Exchange, read_trades
+from agents.roles.trader import Trader
+from chain import MemoryLedger
+from economy import EconomyError
+
+
+def _market(tape_size: int) -> tuple[LocalRuntime, Exchange]:
+    rt = LocalRuntime(MemoryLedger(), seed=3, sign=False, latency=0.01)
+    key = lambda n: Identity.from_seed("tape", n)  # noqa: E731
+    exchange = Exchange("ex", key("ex"), "gpu", "cda", period=10, rounds=5, ceiling=200, tape_size=tape_size)
+    rt.add(exchange)
+    for i in range(6):
+        buyer = rt.add(Trader(f"b{i}", key(f"b{i}"), "gpu", "buy", limit=120 + 10 * i, units=4))
+        rt.add(Trader(f"s{i}", key(f"s{i}"), "gpu", "sell", limit=40 + 10 * i, units=4))
+        rt.ledger.mint(buyer, 10_000)
+    rt.start()
+    return rt, exchange
+
+
+def test_every_reader_sees_every_trade_and_a_reader_behind_the_tape_sees_the_gap() -> None:
+    rt, exchange = _market(tape_size=8)
+    rt.run(timeout=3)  # one round: 6 trades
+    first, early, missed = read_trades(rt.query, exchange.address, 0, page=3)  # pages of 3, one reader
+    assert first == len(early) == exchange.settled > 0 and missed == 0
+    assert [row[0] for row in early] == list(range(1, first + 1))
+    rt.run(timeout=30)
+    total = exchange.settled
+    assert total > first + 8  # more trades than the tape keeps came after the first read
+    assert len(exchange.trades(0)[1]) == 8 and exchange.trades(0)[0] == total  # the tape keeps its size
+    cursor, late, missed = read_trades(rt.query, exchange.address, first)
+    assert cursor == total and missed == total - first - 8 and [row[0] for row in late] == list(range(total - 7, total + 1))
+    again = read_trades(rt.query, exchange.address, first)  # a second reader at the same cursor: the same trades
+    assert again == (cursor, late, missed)
+    assert read_trades(rt.query, exchange.address, total) == (total, [], 0)  # caught up: nothing new
+    assert sum(row[5] * row[6] for row in late) <= exchange.turnover and rt.ledger.is_conserved()
+
+
+def test_a_tape_must_keep_a_trade() -> None:
+    with pytest.raises(EconomyError, match="tape_size=0"):
+        Exchange("ex", Identity.from_seed("tape", "bad"), "gpu", "cda", period=10, tape_size=0)
