@@ -22,6 +22,7 @@ from eth_tester import EthereumTester, PyEVMBackend
 from eth_tester.exceptions import TransactionFailed as TesterFailed
 from eth_utils import keccak
 from eth_utils.exceptions import ValidationError as EthValidationError
+from hexbytes import HexBytes
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
 from web3.exceptions import ContractLogicError, Web3RPCError
 from web3.providers.rpc.utils import REQUEST_RETRY_ALLOWLIST, ExceptionRetryConfiguration
@@ -272,12 +273,21 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
     }
 
     def events(self, from_block: int = 0) -> list[LedgerEvent]:
-        found = []
+        """One ``eth_getLogs`` over the four contracts, each log decoded by its topic: a node
+        scans the chain once, not once per event kind (thirteen scans took 47 s of a chaos run's
+        checks on the embedded chain)."""
+        decoders = {}
         for attr, kinds in self._EVENTS.items():
             contract = getattr(self, attr)
             for kind in kinds:
-                for log in getattr(contract.events, kind).get_logs(from_block=from_block):
-                    found.append(((log["blockNumber"], log["logIndex"]), kind, log))
+                event = getattr(contract.events, kind)()
+                decoders[(contract.address.lower(), bytes(HexBytes(event.topic)))] = (kind, event)
+        logs = self.w3.eth.get_logs({"fromBlock": from_block, "toBlock": "latest", "address": [getattr(self, attr).address for attr in self._EVENTS]})
+        found = []
+        for raw in logs:
+            decoder = decoders.get((raw["address"].lower(), bytes(raw["topics"][0]))) if raw["topics"] else None
+            if decoder is not None:
+                found.append(((raw["blockNumber"], raw["logIndex"]), decoder[0], decoder[1].process_log(raw)))
         return [
             LedgerEvent(
                 kind=kind,

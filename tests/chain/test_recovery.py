@@ -3,6 +3,8 @@ process rebuilds them all from the contracts' events."""
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from chain import ChannelTerms, EscrowTerms, EVMLedger, Ledger
@@ -50,14 +52,18 @@ def test_a_fresh_process_recovers_every_position_from_events(anvil_url, tmp_path
     assert again.arbiter == ARBITER.address and again.treasury == TREASURY.address
 
 
-def test_events_are_the_same_on_memory_and_the_evm(people) -> None:
+@pytest.mark.parametrize("node", ["embedded", pytest.param("anvil", marks=pytest.mark.anvil)])
+def test_events_are_the_same_on_memory_and_the_evm(people, node, request) -> None:
+    """Read in one log query on the EVM (a real JSON-RPC node too): the same kinds, in order."""
     from chain import MemoryLedger
 
+    evm = EVMLedger.embedded if node == "embedded" else functools.partial(EVMLedger.connect, request.getfixturevalue("anvil_url"))
     logs = []
-    for ledger in (MemoryLedger(arbiter=ARBITER.address, treasury=TREASURY.address), EVMLedger.embedded(arbiter=ARBITER.address, treasury=TREASURY.address)):
+    for ledger in (MemoryLedger(arbiter=ARBITER.address, treasury=TREASURY.address), evm(arbiter=ARBITER.address, treasury=TREASURY.address)):
+        first = ledger.w3.eth.block_number + 1 if isinstance(ledger, EVMLedger) else 0  # anvil is shared: this test's blocks only
         _open_positions(ledger, people)
         ledger.resolve(people["arbiter"], "0x" + f"{2:064x}", TOKEN)
-        events = ledger.events()
+        events = ledger.events(from_block=first)
         blocks = [e.block for e in events]
         assert blocks == sorted(blocks) and all(e.tx_hash.startswith("0x") for e in events)
         logs.append([(e.kind, {k: v for k, v in e.args.items() if k not in ("deadline", "expiration")}) for e in events])
