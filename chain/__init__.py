@@ -2,6 +2,10 @@
 
 Money is an int of the token's base units; every balance change goes through a ledger;
 ``ledger.is_conserved()`` checks that balances plus escrow equal the supply at any moment.
+
+``EVMLedger`` is imported on first use: web3, eth-tester and py-evm take most of a second to
+import, and every process that hosts agents (each Ray shard and job worker, each CLI command)
+imports this package whether or not it ever touches a chain.
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ from chain.errors import (
     TransactionFailed,
     Unauthorized,
 )
-from chain.evm import EVMLedger
 from chain.ledger import Ledger, LedgerReader, Signer
 from chain.memory import MemoryLedger
 from chain.offchain import ChannelReceiver, EpochBuilder, authorization_typed_data, voucher_typed_data
@@ -42,6 +45,16 @@ from chain.types import (
     StakeState,
     split,
 )
+
+
+
+def __getattr__(name: str) -> object:
+    if name == "EVMLedger":
+        from chain.evm import EVMLedger
+
+        return EVMLedger
+    raise AttributeError(f"module 'chain' has no attribute {name!r}")
+
 
 __all__ = [
     "BPS",

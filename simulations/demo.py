@@ -17,7 +17,7 @@ from typing import Any, Callable, Literal
 from pydantic import BaseModel, ConfigDict
 
 from agents import Buyer, ComputeProvider, DataOwner, DealRecord, Identity, JobRequest, LocalRuntime, ModelOwner, Runtime
-from chain import EVMLedger, Ledger, MemoryLedger, Receipt
+from chain import Ledger, MemoryLedger, Receipt
 from tasks import ContentStore, Resources
 
 DATA_FILE = Path(__file__).parent / "data" / "demo_sentences.txt"
@@ -102,6 +102,8 @@ def ledger_factory(kind: str, rpc_url: str | None = None) -> Callable[[], Ledger
     """A picklable constructor (a Ray actor may build the ledger in its own process)."""
     if kind == "memory":
         return MemoryLedger
+    from chain import EVMLedger  # only for a chain: its import costs most of a second
+
     return functools.partial(EVMLedger.connect, rpc_url) if rpc_url else EVMLedger.embedded
 
 

@@ -26,7 +26,7 @@ from agents import Identity, LocalRuntime
 from agents.registry import Registry
 from agents.roles.cohort import TraderCohort
 from agents.roles.exchange import Exchange, read_trades
-from chain import EVMLedger, Ledger, MemoryLedger
+from chain import Ledger, MemoryLedger
 from simulations.director import Director, plan
 from simulations.errors import RunError
 from simulations.meter import DealMeter, Holder, MarketMeter, is_nan
@@ -68,6 +68,8 @@ def ledger_for(spec: str, **roles: str) -> Callable[[], Ledger]:
 
     if spec == "memory":
         return functools.partial(MemoryLedger, **roles)
+    from chain import EVMLedger  # only for a chain: its import costs most of a second
+
     if spec == "embedded":
         return functools.partial(EVMLedger.embedded, **roles)
     return functools.partial(EVMLedger.connect, spec, **roles)
