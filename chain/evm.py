@@ -329,6 +329,9 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
     def now(self) -> int:
         return self.w3.eth.get_block("latest")["timestamp"]
 
+    def block_number(self) -> int:
+        return self.w3.eth.block_number
+
     def gas_price(self) -> int:
         return self.w3.eth.gas_price
 

@@ -124,6 +124,12 @@ class Ledger(ABC):
         """Escrow, channel, batch and stake events in chain order (see LedgerEvent)."""
 
     @abstractmethod
+    def block_number(self) -> int:
+        """The latest block's number (the memory ledger's: its latest operation's): a reader
+        that will want what happens from now on reads ``events(from_block=block_number())``
+        later, not the whole chain."""
+
+    @abstractmethod
     def positions(self) -> Positions:
         """Open escrows, funded channels, batch deposits and stakes, sorted by id / address.
         On a chain this is rebuilt from the contracts' events, so a restarted process (or a
@@ -365,6 +371,14 @@ class LedgerReader:
 
     def stake_of(self, provider: str) -> StakeState:
         return self._ledger.stake_of(provider)
+
+    def block_number(self) -> int:
+        return self._ledger.block_number()
+
+    def events(self, from_block: int) -> list[LedgerEvent]:
+        """Events from ``from_block`` on (no default: an agent reads what came after a block it
+        noted, never the whole chain from inside a handler)."""
+        return self._ledger.events(from_block)
 
 
 NO_REF = "0x" + "00" * 32

@@ -178,6 +178,9 @@ class MemoryLedger(Ledger):
     def events(self, from_block: int = 0) -> list[LedgerEvent]:
         return [e for e in self._events if e.block >= from_block]
 
+    def block_number(self) -> int:
+        return self._receipts[-1].block if self._receipts else 0
+
     def _emit(self, kind: str, **args: Any) -> None:
         self._pending.append((kind, args))
 

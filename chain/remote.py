@@ -160,6 +160,9 @@ class RemoteLedger(OneWriteAtATimePerSender, Ledger):
     def events(self, from_block: int = 0) -> list[LedgerEvent]:
         return self._call("events", from_block)
 
+    def block_number(self) -> int:
+        return self._call("block_number")
+
     def total_supply(self) -> int:
         return self._call("total_supply")
 

@@ -24,7 +24,9 @@ escrow at once if the job fails, and after answering watches it: the caller veri
 and releases the bill (``escrow_bill``: fee to the server, royalty straight to the owner); a
 caller that disputes it, or is still silent ``escrow_margin_s`` before the deadline (when it could
 take a refund of work it received), has the escrow frozen and put before the arbiter, who re-runs
-the job and pays or refunds (agents.roles.arbiter).
+the job and pays or refunds (agents.roles.arbiter). The amounts a release pays are the caller's
+choice: a caller whose release paid less than the bill is rated down for the shortfall and gets
+no escrowed call from this server again (``shortfall``); channels, paid ahead, still serve it.
 """
 
 from __future__ import annotations
@@ -143,6 +145,7 @@ class ModelServer(Agent):
             raise TasksError(f"an escrowed call needs escrow_window_s ({escrow_window_s}) above escrow_margin_s ({escrow_margin_s}) above 0")
         self.escrow_window_s, self.escrow_margin_s = escrow_window_s, escrow_margin_s
         self.escrowed: dict[str, dict[str, Any]] = {}  # open escrow id -> the call it pays: job, result, status
+        self.shorted: dict[str, int] = {}  # caller (an escrow's buyer) -> what its releases left unpaid
 
     def on_start(self, ctx: Context) -> None:
         ctx.wallet.open_account()
@@ -201,7 +204,8 @@ class ModelServer(Agent):
             ctx.send(sender, CallRefused(deal_id=msg.deal_id, call_id=msg.call_id, reason=f"payment refused: {exc}"))
             return
         spec = JobSpec(job_id=f"{msg.escrow_id[:10]}-{msg.call_id}", model_hash=self.model_hash, task=self.task, inputs=msg.inputs, resources=self.resources)
-        record = self.escrowed[escrow.escrow_id] = {"job": spec, "result": None, "status": "running"}
+        # the block it was open at: its release, whenever it comes, is in an event from here on
+        record = self.escrowed[escrow.escrow_id] = {"job": spec, "result": None, "status": "running", "buyer": escrow.buyer, "from_block": ctx.ledger.block_number()}
         try:
             result = ctx.executor.run(spec, requester=sender)
         except TasksError as exc:  # not served, not paid: the whole lock goes back now
@@ -227,6 +231,9 @@ class ModelServer(Agent):
             raise error_for_reason("escrow: settled", f"escrow {escrow_id[:10]}… is {escrow.status}")
         if escrow_id in self.escrowed:
             raise error_for_reason("escrow: exists", f"escrow {escrow_id[:10]}… already paid for a call")
+        owed = self.shorted.get(escrow.buyer.lower(), 0)
+        if owed:
+            raise error_for_reason("escrow: unauthorized", f"{escrow.buyer} released {owed} less than the bill of its earlier escrowed calls here: no more escrowed calls for it (a channel, paid ahead, still serves it)")
         if [p.lower() for p in escrow.payees] != [p.lower() for p in payees]:
             raise error_for_reason("escrow: unauthorized", f"escrow {escrow_id[:10]}… pays {escrow.payees}, not {payees} (server, then the model's owner)")
         short = [(p, line, due) for p, line, due in zip(payees, split(escrow.amount, escrow.shares_bps), bill) if line < due]
@@ -248,12 +255,33 @@ class ModelServer(Agent):
             return
         escrow = ctx.ledger.escrow(msg.escrow_id)
         if escrow.status in ("released", "refunded"):  # done with: the ledger refuses it again from now on
+            if escrow.status == "released" and record["status"] == "answered":  # the caller's own release, no ruling
+                self._check_release(ctx, msg.escrow_id, record)
             del self.escrowed[msg.escrow_id]
             return
         due = escrow.deadline - ctx.ledger.now() <= self.escrow_margin_s
         if record["status"] == "answered" and (escrow.status == "disputed" or due):
             self._claim_escrow(ctx, msg.escrow_id, record, escrow)
         ctx.schedule(1.0 if escrow.status == "open" else 2.0, _EscrowCheck(escrow_id=msg.escrow_id))
+
+    def _check_release(self, ctx: Context, escrow_id: str, record: dict[str, Any]) -> None:
+        """The amounts a release pays are the caller's to choose (the ledger checks only that
+        they fit the escrow's lines): one that paid less than the call's bill is held against the
+        caller, who gets no escrowed call here again and is rated down for the shortfall in the
+        one reputation graph (the owner's line counts too: the bill is the whole call)."""
+        paid = next((int(e.args["paid"]) for e in ctx.ledger.events(from_block=record["from_block"])
+                     if e.kind == "Released" and str(e.args.get("deal_id", "")).lower() == escrow_id.lower()), None)
+        due = sum(_bill(self.address, self.owner, self.price_per_call, self.royalty)[1])
+        if paid is None or paid >= due:
+            return
+        buyer = record["buyer"].lower()
+        self.shorted[buyer] = self.shorted.get(buyer, 0) + due - paid
+        ctx.registry.rate(self.address, record["buyer"], False, due - paid, "model")
+        ctx.log.warning("escrowed call %s: its caller %s released %d of a %d bill; it gets no more escrowed calls", escrow_id, record["buyer"], paid, due)
+
+    def shortfall(self, caller: str) -> int:
+        """What ``caller``'s releases of escrowed calls here left unpaid (0: none)."""
+        return self.shorted.get(caller.lower(), 0)
 
     def _claim_escrow(self, ctx: Context, escrow_id: str, record: dict[str, Any], escrow: EscrowState) -> None:
         if ctx.ledger.arbiter not in ctx.registry.agents():  # frozen with nobody to rule, the money would be stuck

@@ -258,3 +258,17 @@ def test_a_settlement_reference_settles_once(ledger: Ledger, people: dict) -> No
         with pytest.raises(InvalidArgument, match="ref"):
             ledger.transfer_from_many(exchange, [(buyer.address, owner.address, 1)], ref=bad)
     assert ledger.is_conserved()
+
+
+def test_events_from_the_block_number_on_are_only_what_came_after(ledger: Ledger, people: dict) -> None:
+    _setup(ledger, people)
+    ledger.open_escrow(people["buyer"], _terms(ledger, people, amount=1000))
+    mark = ledger.block_number()
+    assert [e.kind for e in ledger.events(from_block=mark)] == ["Opened"]  # the latest block's own
+    later = "0x" + "cd" * 32
+    ledger.open_escrow(people["buyer"], _terms(ledger, people, amount=500, escrow_id=later))
+    ledger.release_items(people["buyer"], later, [100, 50, 0])
+    assert ledger.block_number() > mark
+    seen = ledger.events(from_block=mark + 1)
+    assert [(e.kind, e.args["deal_id"]) for e in seen] == [("Opened", later), ("Released", later)]
+    assert seen[-1].args["paid"] == 150 and seen[-1].args["returned"] == 350

@@ -171,6 +171,24 @@ def test_a_call_paid_by_escrow_is_released_once_checked_or_ruled_by_the_arbiter(
     handed = served.market.locked(lambda: ledger.token.events.Transfer.get_logs(from_block=block, argument_filters={"sender": server["address"]}))
     assert [(e["args"]["receiver"], e["args"]["value"]) for e in handed] == [(owner, royalty)]
 
+    # a release's amounts are the caller's choice; one short of the bill is held against the caller:
+    # no more escrowed calls for it at this server (its channel still serves it)
+    quote = client.open_escrow(server["address"])
+    job = client.call_escrowed(server["address"], ["paid short"], quote["terms"]["escrow_id"], wait=30)
+    assert job["status"] == "answered", job
+    client.execute("release_items", escrow_id=job["escrow_id"], amounts=[fee - 1, royalty])
+    shortfall = lambda: market.locked(lambda: market.runtime.query(server["address"], "shortfall", me))  # noqa: E731
+    deadline = time.monotonic() + 10
+    while shortfall() == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert shortfall() == 1
+    quote = client.open_escrow(server["address"])
+    with pytest.raises(GatewayHTTPError) as barred:
+        client.call_escrowed(server["address"], ["and again"], quote["terms"]["escrow_id"])
+    assert barred.value.status == 402 and "released 1 less than the bill" in barred.value.detail
+    assert client.request("GET", f"/v1/escrows/{quote['terms']['escrow_id']}")["status"] == "open"  # nothing taken: its deadline refunds it
+    assert served.market.locked(ledger.is_conserved)
+
 
 def test_wrong_expired_and_replayed_signatures_get_401_with_the_reason(served: Served) -> None:
     me = Identity.from_seed("gateway-tests", "carol")
