@@ -33,6 +33,12 @@ from chain import EVMLedger, Ledger, MemoryLedger
 TOKEN = 10**18
 
 
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The examples first: they are separate programs with their own Ray, all CPU, and run
+    faster before the session's Ray and anvil exist than beside them (69 s against 88 s)."""
+    items.sort(key=lambda item: item.nodeid.split("::")[0] != "tests/test_examples.py")
+
+
 
 
 def start_anvil(*extra: str) -> tuple[subprocess.Popen, str]:
