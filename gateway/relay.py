@@ -65,7 +65,9 @@ class GatewayJob(BaseModel):
     reason: str = ""
     result: JobResult | None = None
     claim_tx: str | None = Field(default=None, description="the server's claim of this call's voucher, or the escrow's release, once settled")
+    paid: int | None = Field(default=None, description="escrow payment: what the escrow paid out in all, once released (the caller's release, or the arbiter's ruling)")
     steps: list[JobStep] = []
+    from_block: int = Field(default=0, exclude=True)  # escrow payment: the block the call was relayed at (its release comes after)
 
 
 class CallTicket(BaseModel):
@@ -144,7 +146,7 @@ class GatewayAgent(Agent):
         self._escrows.add(escrow.escrow_id)
         call = EscrowedCall(call_id=next(self._ids), inputs=t.inputs, escrow_id=escrow.escrow_id, sent_at=time.time())
         return self._start(ctx, t.caller, t.service, service, call, f"escrow of {escrow.amount} until {escrow.deadline}",
-                           payment="escrow", escrow_id=escrow.escrow_id, release=escrow_bill(service)[1])
+                           payment="escrow", escrow_id=escrow.escrow_id, release=escrow_bill(service)[1], from_block=ctx.ledger.block_number())
 
     def _start(self, ctx: Context, caller: str, server: str, service: ServiceRecord, call: CallModel | EscrowedCall, paid: str, **payment: Any) -> dict[str, Any]:
         """File the caller's new job (its payment in ``payment``) and send the call on."""
@@ -212,6 +214,8 @@ class GatewayAgent(Agent):
         if status == job.status or status == "open":
             return
         if status == "released":
+            job.paid = next((int(e.args["paid"]) for e in ctx.ledger.events(job.from_block)
+                             if e.kind == "Released" and str(e.args.get("deal_id", "")).lower() == job.escrow_id.lower()), None)
             self._settle(ctx, job, None)
             return
         job.status = status  # type: ignore[assignment]  # disputed, refunded
@@ -225,6 +229,8 @@ class GatewayAgent(Agent):
         ruled = " by the arbiter's ruling" if job.status == "disputed" else ""
         job.status, job.claim_tx = "settled", tx
         detail = f"the server claimed nonce {job.nonce}'s voucher on the ledger" if job.payment == "channel" else f"the escrow was released{ruled}"
+        if job.payment == "escrow" and not ruled and job.paid is not None and job.paid < sum(job.release):
+            detail += f", paying {job.paid} of the {sum(job.release)} bill: the server serves this caller no more escrowed calls"
         job.steps.append(JobStep(step="settled", at=ctx.now(), detail=detail, tx=tx))
 
     # -- helpers ------------------------------------------------------------------------------

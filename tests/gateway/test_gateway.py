@@ -131,7 +131,7 @@ def test_a_call_paid_by_escrow_is_released_once_checked_or_ruled_by_the_arbiter(
     assert again.value.status == 402 and "one per call" in again.value.detail
     receipt = client.release(job)
     settled = client.job(job["job_id"], wait=10)
-    assert settled["status"] == "settled" and settled["claim_tx"] == receipt["tx_hash"], settled
+    assert settled["status"] == "settled" and settled["claim_tx"] == receipt["tx_hash"] and settled["paid"] == server["price"], settled
     assert ledger.balance_of(server["address"]) - before[server["address"]] == fee
     assert ledger.balance_of(me) == before[me] + terms["amount"] - server["price"]  # what the lock held beyond the bill came back
     paid = served.market.locked(lambda: ledger.token.events.Transfer.get_logs(from_block=block, argument_filters={"receiver": owner}))
@@ -177,6 +177,9 @@ def test_a_call_paid_by_escrow_is_released_once_checked_or_ruled_by_the_arbiter(
     job = client.call_escrowed(server["address"], ["paid short"], quote["terms"]["escrow_id"], wait=30)
     assert job["status"] == "answered", job
     client.execute("release_items", escrow_id=job["escrow_id"], amounts=[fee - 1, royalty])
+    short = client.job(job["job_id"], wait=10)
+    assert short["status"] == "settled" and short["paid"] == server["price"] - 1, short
+    assert "paying %d of the %d bill" % (server["price"] - 1, server["price"]) in short["steps"][-1]["detail"]
     shortfall = lambda: market.locked(lambda: market.runtime.query(server["address"], "shortfall", me))  # noqa: E731
     deadline = time.monotonic() + 10
     while shortfall() == 0 and time.monotonic() < deadline:
