@@ -71,7 +71,7 @@ def main() -> None:
 
     import ray
 
-    ray.init(num_gpus=1, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_gpus=1, include_dashboard=False, log_to_driver=False)
     try:
         remote = RayExecutor(store.root)
         rows.append(("RayExecutor.run (Ray task on a logical GPU)", median_seconds(lambda: remote.run(spec, timeout_s=300), args.repeats)))

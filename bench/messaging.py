@@ -117,7 +117,7 @@ def ray_rows(messages: int, pairs: int, shards: int) -> list[tuple[str, float, s
 
     from agents.ray_runtime import RayRuntime
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": os.getcwd()}})
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": os.getcwd()}})
     rows = []
     try:
 
@@ -219,7 +219,7 @@ def scale_row(agents: int, shards: int) -> list[tuple[str, float, str]]:
     from agents.population import Population, register_role
     from agents.ray_runtime import RayRuntime
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": os.getcwd()}})
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": os.getcwd()}})
     try:
         register_role("neighbour", Neighbour)
         seed = "scale"

@@ -21,7 +21,7 @@ from tasks.scheduling import node_resources
 MILLI = 10**15
 key = lambda name: Identity.from_seed("gpu-rental", name)  # noqa: E731
 
-ray.init(num_cpus=2, num_gpus=4, resources=node_resources(logical_gpu_memory_mb=16_000 + 3 * 80_000), include_dashboard=False, log_to_driver=False)
+ray.init(address="local", num_cpus=2, num_gpus=4, resources=node_resources(logical_gpu_memory_mb=16_000 + 3 * 80_000), include_dashboard=False, log_to_driver=False)
 runtime = RayRuntime(MemoryLedger, shards=2)
 owner = ModelOwner("owner", key("owner"), packaged_model_path(), "all-MiniLM-L6-v2", price_per_call=MILLI)
 data = DataOwner("data", key("data"), demo_texts(), "sentences", price_per_use=MILLI, compute_to_data=False)

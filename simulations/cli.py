@@ -38,7 +38,7 @@ def demo(
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            ray.init(num_gpus=gpus, include_dashboard=False, log_to_driver=False)
+            ray.init(address="local", num_gpus=gpus, include_dashboard=False, log_to_driver=False)  # a Ray of its own, never one running here
     try:
         report = run_trade(config)
     finally:
@@ -208,7 +208,7 @@ def _start_ray(address: Optional[str], gpus: int = 0) -> None:
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
-        ray.init(num_gpus=gpus, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_gpus=gpus, include_dashboard=False, log_to_driver=False)  # a Ray of its own, never one running here
 
 
 def _summary_table(results: list) -> None:  # noqa: ANN001 - RunSummary objects

@@ -96,6 +96,7 @@ def ray_cluster() -> Iterator[None]:
 
     root = str(Path(__file__).resolve().parent.parent)  # so actors can import test-defined agents
     ray.init(
+        address="local",  # a Ray of the session's own, never a cluster something else left running here
         namespace="agora",  # Agora's own (agents.deployment): a deployment made here is found by name, as on a cluster
         num_cpus=2,
         num_gpus=2,
