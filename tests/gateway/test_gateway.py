@@ -196,11 +196,11 @@ def test_a_call_paid_by_escrow_is_released_once_checked_or_ruled_by_the_arbiter(
 def test_wrong_expired_and_replayed_signatures_get_401_with_the_reason(served: Served) -> None:
     me = Identity.from_seed("gateway-tests", "carol")
     other = Identity.from_seed("gateway-tests", "mallory")
-    chain_id = httpx.get(f"{served.url}/v1/chain").json()["chain_id"]
+    chain_id = httpx.get(f"{served.url}/v1/chain", timeout=90).json()["chain_id"]
     path = "/v1/jobs"
 
     def get(headers: dict[str, str]) -> httpx.Response:
-        return httpx.get(served.url + path, headers=headers)
+        return httpx.get(served.url + path, headers=headers, timeout=90)
 
     assert get({}).status_code == 401 and "missing headers" in get({}).json()["detail"]
     good = sign_request(me, chain_id, "GET", path)
@@ -262,7 +262,7 @@ def test_rate_limits_answer_429_with_retry_after(served: Served) -> None:
     running = serve_in_thread(create_app(served.market, rate=1, burst=3))
     url = running.url
     try:
-        codes = [httpx.get(f"{url}/v1/market/prices") for _ in range(5)]
+        codes = [httpx.get(f"{url}/v1/market/prices", timeout=90) for _ in range(5)]
         assert [c.status_code for c in codes[:3]] == [200, 200, 200]
         limited = codes[-1]
         assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1 and limited.json()["error"] == "rate_limited"
@@ -288,6 +288,6 @@ def test_market_data_profiles_and_the_live_stream(served: Served, caller) -> Non
         assert response.headers["content-type"].startswith("text/event-stream")
         text = "".join(response.iter_text())
     assert "event: trade" in text and f"id: {page['trades'][0]['seq']}" in text
-    assert httpx.get(f"{served.url}/").text.count("Agora market explorer") >= 1
-    spec = httpx.get(f"{served.url}/openapi.json").json()
+    assert httpx.get(f"{served.url}/", timeout=90).text.count("Agora market explorer") >= 1
+    spec = httpx.get(f"{served.url}/openapi.json", timeout=90).json()
     assert {"/v1/services", "/v1/jobs", "/v1/jobs/{job_id}", "/v1/tx", "/v1/market/stream"} <= set(spec["paths"])
