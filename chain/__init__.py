@@ -47,7 +47,6 @@ from chain.types import (
 )
 
 
-
 def __getattr__(name: str) -> object:
     if name == "EVMLedger":
         from chain.evm import EVMLedger

@@ -380,6 +380,12 @@ class LedgerReader:
         noted, never the whole chain from inside a handler)."""
         return self._ledger.events(from_block)
 
+    def released(self, escrow_id: str, from_block: int) -> int | None:
+        """What escrow ``escrow_id``'s release paid out in all (its Released event, looked for
+        from ``from_block`` on: a block noted while it was still open); None if none is there."""
+        wanted = escrow_id.lower()
+        return next((int(e.args["paid"]) for e in self.events(from_block) if e.kind == "Released" and str(e.args.get("deal_id", "")).lower() == wanted), None)
+
 
 NO_REF = "0x" + "00" * 32
 

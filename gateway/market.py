@@ -136,7 +136,7 @@ class _Pumped(Market):
         for market, address in self.exchanges.items():
             if market not in self._cursors:  # a market already running: its latest trades, as many as the tape shows
                 self._cursors[market] = max(0, self._query(address, "trades", 0, 0)[0] - (self._tape.maxlen or 0))
-            self._cursors[market], rows, missed = read_trades(self._query, address, self._cursors.get(market, 0))
+            self._cursors[market], rows, missed = read_trades(self._query, address, self._cursors[market])
             if missed:
                 log.warning("market %s: %d trades left its exchange's tape before the gateway read them", market, missed)
             for _, rnd, t, buyer, seller, price, qty, tx in rows:

@@ -96,6 +96,14 @@ def model_call_service(registry: Any, now: float, address: str, field: str | Non
     raise NotFound(f"no live model-call service at {address}", field)
 
 
+def _theirs_for(payment: str, payer: str, payee: str, caller: str, service: str, rank: str = "") -> None:
+    """PaymentRefused unless ``payment`` is the caller's money and pays the called service."""
+    if payer.lower() != caller.lower():
+        raise PaymentRefused(f"{payment} is {payer}'s, not the caller's ({caller})")
+    if payee.lower() != service.lower():
+        raise PaymentRefused(f"{payment} pays {payee}{rank}, not the service {service}")
+
+
 class GatewayAgent(Agent):
     """Relays signed, paid calls from HTTP callers to model servers and tracks their jobs."""
 
@@ -122,10 +130,7 @@ class GatewayAgent(Agent):
         ctx = self._context()
         service = model_call_service(ctx.registry, ctx.now(), t.service)
         state = ctx.ledger.channel(t.channel_id)  # ChannelNotFound for an unknown one
-        if state.sender.lower() != t.caller.lower():
-            raise PaymentRefused(f"channel {t.channel_id[:10]}… is {state.sender}'s, not the caller's ({t.caller})")
-        if state.recipient.lower() != t.service.lower():
-            raise PaymentRefused(f"channel {t.channel_id[:10]}… pays {state.recipient}, not the service {t.service}")
+        _theirs_for(f"channel {t.channel_id[:10]}…", state.sender, state.recipient, t.caller, t.service)
         call_id = next(self._ids)
         call = CallModel(call_id=call_id, inputs=t.inputs, channel_id=t.channel_id, amount=t.amount, signature=t.signature, sent_at=time.time())
         return self._start(ctx, t.caller, t.service, service, call, f"voucher {t.amount} on nonce {state.nonce}",
@@ -137,10 +142,7 @@ class GatewayAgent(Agent):
         ctx = self._context()
         service = model_call_service(ctx.registry, ctx.now(), t.service)
         escrow = ctx.ledger.escrow(t.escrow_id)  # EscrowNotFound for an unknown one
-        if escrow.buyer.lower() != t.caller.lower():
-            raise PaymentRefused(f"escrow {t.escrow_id[:10]}… is {escrow.buyer}'s, not the caller's ({t.caller})")
-        if escrow.payees[0].lower() != t.service.lower():
-            raise PaymentRefused(f"escrow {t.escrow_id[:10]}… pays {escrow.payees[0]} first, not the service {t.service}")
+        _theirs_for(f"escrow {t.escrow_id[:10]}…", escrow.buyer, escrow.payees[0], t.caller, t.service, " first")
         if escrow.status != "open" or escrow.escrow_id in self._escrows:
             raise PaymentRefused(f"escrow {t.escrow_id[:10]}… is {escrow.status if escrow.status != 'open' else 'already paying a call'}; open one per call")
         self._escrows.add(escrow.escrow_id)
@@ -214,8 +216,7 @@ class GatewayAgent(Agent):
         if status == job.status or status == "open":
             return
         if status == "released":
-            job.paid = next((int(e.args["paid"]) for e in ctx.ledger.events(job.from_block)
-                             if e.kind == "Released" and str(e.args.get("deal_id", "")).lower() == job.escrow_id.lower()), None)
+            job.paid = ctx.ledger.released(job.escrow_id, job.from_block)
             self._settle(ctx, job, None)
             return
         job.status = status  # type: ignore[assignment]  # disputed, refunded

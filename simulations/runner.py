@@ -13,8 +13,8 @@ checks that the ledger conserved every token and writes ``summary.json``.
 from __future__ import annotations
 
 import json
-import time
 import logging
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator

@@ -205,7 +205,7 @@ class ModelServer(Agent):
             return
         spec = JobSpec(job_id=f"{msg.escrow_id[:10]}-{msg.call_id}", model_hash=self.model_hash, task=self.task, inputs=msg.inputs, resources=self.resources)
         # the block it was open at: its release, whenever it comes, is in an event from here on
-        record = self.escrowed[escrow.escrow_id] = {"job": spec, "result": None, "status": "running", "buyer": escrow.buyer, "from_block": ctx.ledger.block_number()}
+        record = self.escrowed[escrow.escrow_id] = {"job": spec, "result": None, "status": "running", "from_block": ctx.ledger.block_number()}
         try:
             result = ctx.executor.run(spec, requester=sender)
         except TasksError as exc:  # not served, not paid: the whole lock goes back now
@@ -256,7 +256,7 @@ class ModelServer(Agent):
         escrow = ctx.ledger.escrow(msg.escrow_id)
         if escrow.status in ("released", "refunded"):  # done with: the ledger refuses it again from now on
             if escrow.status == "released" and record["status"] == "answered":  # the caller's own release, no ruling
-                self._check_release(ctx, msg.escrow_id, record)
+                self._check_release(ctx, escrow, record)
             del self.escrowed[msg.escrow_id]
             return
         due = escrow.deadline - ctx.ledger.now() <= self.escrow_margin_s
@@ -264,20 +264,18 @@ class ModelServer(Agent):
             self._claim_escrow(ctx, msg.escrow_id, record, escrow)
         ctx.schedule(1.0 if escrow.status == "open" else 2.0, _EscrowCheck(escrow_id=msg.escrow_id))
 
-    def _check_release(self, ctx: Context, escrow_id: str, record: dict[str, Any]) -> None:
+    def _check_release(self, ctx: Context, escrow: EscrowState, record: dict[str, Any]) -> None:
         """The amounts a release pays are the caller's to choose (the ledger checks only that
         they fit the escrow's lines): one that paid less than the call's bill is held against the
         caller, who gets no escrowed call here again and is rated down for the shortfall in the
         one reputation graph (the owner's line counts too: the bill is the whole call)."""
-        paid = next((int(e.args["paid"]) for e in ctx.ledger.events(from_block=record["from_block"])
-                     if e.kind == "Released" and str(e.args.get("deal_id", "")).lower() == escrow_id.lower()), None)
-        due = sum(_bill(self.address, self.owner, self.price_per_call, self.royalty)[1])
+        paid, due = ctx.ledger.released(escrow.escrow_id, record["from_block"]), self.price_per_call  # the bill's lines sum to the price
         if paid is None or paid >= due:
             return
-        buyer = record["buyer"].lower()
+        buyer = escrow.buyer.lower()
         self.shorted[buyer] = self.shorted.get(buyer, 0) + due - paid
-        ctx.registry.rate(self.address, record["buyer"], False, due - paid, "model")
-        ctx.log.warning("escrowed call %s: its caller %s released %d of a %d bill; it gets no more escrowed calls", escrow_id, record["buyer"], paid, due)
+        ctx.registry.rate(self.address, escrow.buyer, False, due - paid, "model")
+        ctx.log.warning("escrowed call %s: its caller %s released %d of a %d bill; it gets no more escrowed calls", escrow.escrow_id, escrow.buyer, paid, due)
 
     def shortfall(self, caller: str) -> int:
         """What ``caller``'s releases of escrowed calls here left unpaid (0: none)."""
