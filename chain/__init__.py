@@ -23,6 +23,8 @@ from chain.errors import (
     InsufficientFunds,
     InvalidAmount,
     InvalidArgument,
+    NodeUnavailable,
+    SignedTxMismatch,
     TransactionFailed,
     Unauthorized,
 )
@@ -78,6 +80,8 @@ __all__ = [
     "EscrowTerms",
     "InsufficientFunds",
     "InvalidAmount",
+    "NodeUnavailable",
+    "SignedTxMismatch",
     "InvalidArgument",
     "Ledger",
     "LedgerEvent",

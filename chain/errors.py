@@ -18,6 +18,8 @@ and the memory ledger raises through the same table, so even the messages agree.
      ├── AlreadySettled                    released or refunded before
      ├── Disputed                          frozen until the resolver rules
      ├── DeadlineNotReached                a buyer's refund before the deadline
+     ├── SignedTxMismatch (ValueError)     signed bytes that are not the prepared transaction
+     ├── NodeUnavailable                   the node did not answer or mine within the bounded wait
      └── TransactionFailed                 a revert or failure with no known reason
 """
 
@@ -80,6 +82,17 @@ class Disputed(ChainError):
 
 class DeadlineNotReached(ChainError):
     """The buyer asked for a refund before the escrow's deadline."""
+
+
+class SignedTxMismatch(ChainError, ValueError):
+    """Signed transaction bytes that cannot be decoded, or that are not the transaction the
+    ledger prepared (another target, data, value, chain id, nonce or signer): refused before
+    anything is sent. The message names the field that differs."""
+
+
+class NodeUnavailable(ChainError):
+    """The chain node did not answer, or did not mine a sent transaction, within the bounded
+    wait (``EVMLedger.write_timeout``): the write may still land; nothing waits for it longer."""
 
 
 class TransactionFailed(ChainError):
