@@ -7,6 +7,12 @@ schema), and dispatches them to the handlers, enforcing declared replies and dri
 handlers. A refused envelope or a handler that raises is logged and recorded; the agent keeps
 running. Runtimes differ only in how an envelope travels (``transport``), how a timer fires
 (``timer``) and what clock they keep.
+
+A timer is an envelope the host sealed to its own agent and keeps in ``timers`` until it is
+handled; the runtime hands that very object back to ``deliver`` when it is due. That identity is
+what marks the scheduling path: an envelope that is not the armed object (another sender's, or a
+copy of one of ours that came over the network) never counts as a timer, so an internal message
+type in it is refused at the inbox (``InternalMessage``) and nothing of the agent changes.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ Timer = Callable[[float, Envelope], None]
 
 class IntervalTick(Message):
     """A host's timer to itself for the agent's ``index``-th interval handler (internal)."""
+
+    internal = True  # the docstring above is part of the schema digest: changing it orphans armed ticks in snapshots
 
     index: int
 
@@ -178,11 +186,16 @@ class AgentHost:
         its header is validated too; ``authenticated``: its sender was already proven, by a
         batch signature under a key the sender delegated to)."""
         sender = envelope.sender
-        timer = sender == self._address and self.timers.pop(envelope.nonce, None) is not None
+        timer = False
+        if sender == self._address:  # one of our timers only if it is the very envelope we armed
+            armed = self.timers.get(envelope.nonce)
+            if armed is not None and armed[1] is envelope:
+                del self.timers[envelope.nonce]
+                timer = True
         try:
             if remote:
                 envelope.check()
-            message = self.inbox.admit(envelope, self._clock() if now is None else now, authenticated)
+            message = self.inbox.admit(envelope, self._clock() if now is None else now, authenticated, timer)
         except Rejected as exc:
             self.reject(envelope, exc)
             return
@@ -220,6 +233,10 @@ class AgentHost:
         self.log.warning("%s refused an envelope from %s: %s: %s", self.agent.name, envelope.sender, name, exc)
 
     def _tick(self, index: int) -> None:
+        if not 0 <= index < len(self._intervals):  # armed before a restore into a class with fewer intervals
+            self.errors.append(f"interval tick {index} dropped: {self.agent.name} has {len(self._intervals)} intervals")
+            self.log.warning("%s dropped interval tick %d: it has %d intervals", self.agent.name, index, len(self._intervals))
+            return
         period, fn = self._intervals[index]
         self._schedule(period, IntervalTick(index=index))  # re-arm first: a failing tick still ticks
         self._guard(f"interval {getattr(fn, '__name__', index)}", lambda: self._maybe_drive(fn(self.ctx)))

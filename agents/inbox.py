@@ -1,9 +1,16 @@
 """The receiver's gate: every envelope passes it before any handler sees the message.
 
 Checks, cheapest and most telling first: the payload is under the cap; the envelope has not
-expired; the signature is the named sender's (when the runtime signs); the nonce is new from that
-sender; the sender is within its rate quota; the schema is one this agent speaks. Each failure is
-its own typed error (see agents.errors); the host logs and counts it and the agent runs on.
+expired; the signature is the named sender's (when the runtime signs); the schema is one this agent
+speaks, and an internal one (a timer to itself, see agents.messages) came from the host's own
+scheduling path; the nonce is new from that sender; the sender is within its rate quota. Each
+failure is its own typed error (see agents.errors, and ``InternalMessage`` here); the host logs and
+counts it and the agent runs on.
+
+Internal types sit in a table of their own, looked up only when the public one misses: a peer's
+message costs no more than before, and a forged timer is refused by the same lookup that would
+have found it. The host vouches for a scheduled envelope by identity (the very object it armed),
+which no sender can forge, so such an envelope needs no signature check either.
 
 Replays are caught with a sliding window per sender, as IPsec does (RFC 4303): nonces above the
 highest seen are new; those within ``window`` below it are checked against a bitmap of the ones
@@ -20,8 +27,13 @@ from collections import Counter
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agents.errors import BadEnvelope, ExpiredMessage, PayloadTooLarge, RateLimited, ReplayedMessage, UnknownMessage
+from agents.errors import BadEnvelope, ExpiredMessage, PayloadTooLarge, RateLimited, Rejected, ReplayedMessage, UnknownMessage
 from agents.messages import Envelope, Message
+
+
+class InternalMessage(Rejected, PermissionError):
+    """A message type internal to the receiver (its timers, scheduled self-messages, off-mailbox
+    completions) that did not come from its own scheduling path: another sender's, or a copy."""
 
 
 class Quota(BaseModel):
@@ -39,6 +51,8 @@ class Inbox:
     def __init__(self, owner: str, types: dict[str, type[Message]], quota: Quota, verify: bool) -> None:
         self.owner = owner
         self.types = types
+        self._public = {digest: t for digest, t in types.items() if not t.internal}
+        self._internal = {digest: t for digest, t in types.items() if t.internal}
         self.quota = quota
         self.verify = verify
         self._max_payload, self._window, self._rate = quota.max_payload, quota.window, quota.rate
@@ -50,19 +64,25 @@ class Inbox:
         self._holes: dict[str, int] = {}
         self._buckets: dict[str, list[float]] = {}  # sender -> [tokens, last refill time]
 
-    def admit(self, env: Envelope, now: float, authenticated: bool = False) -> Message:
+    def admit(self, env: Envelope, now: float, authenticated: bool = False, scheduled: bool = False) -> Message:
         """The message inside ``env``, or the typed error saying why it is refused.
-        ``authenticated``: the runtime already checked who sent it (a batch signature)."""
+        ``authenticated``: the runtime already checked who sent it (a batch signature).
+        ``scheduled``: the host's own timer to this agent (the object it armed), the only way in
+        for an internal type."""
         if len(env.payload) > self._max_payload:
             raise PayloadTooLarge(f"{len(env.payload)} bytes from {env.sender} exceed the cap of {self._max_payload}")
         if env.expires is not None and now > env.expires:
             raise ExpiredMessage(f"envelope {env.nonce} from {env.sender} expired at {env.expires}, now {now}")
-        if self.verify and not authenticated:
+        if self.verify and not (authenticated or scheduled):
             env.verify()
         sender, nonce = env.sender, env.nonce
-        cls = self.types.get(env.schema_digest)
+        cls = self._public.get(env.schema_digest)
         if cls is None:
-            raise UnknownMessage(f"no handler for schema {env.schema_digest[:12]}… from {sender}")
+            cls = self._internal.get(env.schema_digest)
+            if cls is None:
+                raise UnknownMessage(f"no handler for schema {env.schema_digest[:12]}… from {sender}")
+            if not scheduled:
+                raise InternalMessage(f"{cls.__name__} is internal to {self.owner}: only its own timers deliver one, not {sender} (nonce {nonce})")
         high = self._high.get(sender, -1)
         if nonce <= high and (high - nonce >= self._window or not (self._holes[sender] >> (high - nonce)) & 1):
             raise ReplayedMessage(f"nonce {nonce} from {sender} was already seen (highest {high})")

@@ -4,6 +4,13 @@ A message type is a frozen pydantic model, identified on the wire by the sha256 
 canonical JSON schema: two agents speak the same protocol exactly when the digests agree.
 Every message names the deal it belongs to, so one deal can be traced across agents.
 
+A type is *internal* when an agent only ever sends it to itself through its own timers (an
+interval tick, ``ctx.schedule``, the completion of ``ctx.run_off_mailbox`` work): the receiver's
+inbox admits one only from the host's own scheduling path, never from another sender, however
+well signed (issue 18: a stranger's forged tick drove another agent's timers). A class says so
+with ``internal = True``; a class whose name starts with ``_`` is internal unless it says otherwise,
+since a type private to its module belongs to no protocol a peer speaks.
+
 An envelope carries one message: sender, target, session (the deal id unless said otherwise),
 schema digest, the sender's nonce, an expiry on the runtime's clock, the JSON payload and the
 sender's EIP-191 signature over all of those. It is a slotted class rather than a pydantic model
@@ -18,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -31,7 +38,16 @@ class Message(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    internal: ClassVar[bool] = False
+    """Only the receiving agent's own timers deliver it (see the module's docstring)."""
+
     deal_id: str = ""
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if "internal" not in cls.__dict__ and cls.__name__.startswith("_"):
+            cls.internal = True  # a private class: no peer's protocol, so only its module's agent sends it
 
     @classmethod
     def schema_digest(cls) -> str:
