@@ -19,6 +19,7 @@ from rich.table import Table
 
 from agents.identity import Identity
 from chain import EscrowTerms, EVMLedger, Ledger, MemoryLedger
+from chain.types import owned_id
 
 
 def rate(n: int, fn: Callable[[int], object]) -> float:
@@ -38,7 +39,7 @@ def setup(ledger: Ledger) -> tuple[Identity, Identity]:
 
 def escrow_cycle(ledger: Ledger, a: Identity, b: Identity, tag: str) -> Callable[[int], object]:
     def cycle(i: int) -> None:
-        eid = "0x" + f"{tag}{i:060x}"[-64:].rjust(64, "0")
+        eid = owned_id(a.address, tag, i)
         terms = EscrowTerms(escrow_id=eid, payees=[b.address], shares_bps=[10_000], amount=1000, deadline=ledger.now() + 600)
         ledger.open_escrow(a, terms)
         ledger.release(a, eid, 900)

@@ -34,6 +34,7 @@ from rich.table import Table
 
 from agents.identity import Identity
 from chain import ChannelClaim, ChannelTerms, EpochBuilder, EscrowTerms, EVMLedger, Ledger, MemoryLedger, voucher_typed_data
+from chain.types import owned_id
 
 MILLI = 10**15
 RATE = 20  # trades per second of chain time
@@ -106,7 +107,7 @@ def escrow_path(ledger: Ledger, trades: list[Trade]) -> Result:
         total = sum(p for _, p in t.payees)
         shares = [p * 10_000 // total for _, p in t.payees[1:]]
         terms = EscrowTerms(
-            escrow_id="0x" + f"{i + 1:064x}", payees=[who.address for who, _ in t.payees], shares_bps=[10_000 - sum(shares), *shares], amount=total, deadline=ledger.now() + 3600
+            escrow_id=owned_id(t.buyer.address, i + 1), payees=[who.address for who, _ in t.payees], shares_bps=[10_000 - sum(shares), *shares], amount=total, deadline=ledger.now() + 3600
         )
         receipts = [ledger.open_escrow(t.buyer, terms), ledger.release(t.buyer, terms.escrow_id, total)]
         g, n = gas_of(receipts)
@@ -124,7 +125,7 @@ def channel_path(ledger: Ledger, trades: list[Trade]) -> Result:
         for who, price in t.payees:
             owed[(t.buyer.address, who.address)] += price
     by_addr = {t.buyer.address: t.buyer for t in trades} | {w.address: w for t in trades for w, _ in t.payees}
-    ids = {pair: "0x" + f"{n + 1:064x}" for n, pair in enumerate(sorted(owed))}
+    ids = {pair: owned_id(pair[0], n + 1) for n, pair in enumerate(sorted(owed))}
     receipts = approvals(ledger, trades)
     expiration = ledger.now() + 86_400
     for (buyer, payee), amount in sorted(owed.items()):

@@ -14,24 +14,25 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 import requests
-from eth.vm.spoof import SpoofTransaction
 from eth_tester import EthereumTester, PyEVMBackend
 from eth_tester.exceptions import TransactionFailed as TesterFailed
 from eth_utils import keccak
 from eth_utils.exceptions import ValidationError as EthValidationError
 from hexbytes import HexBytes
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
-from web3.exceptions import ContractLogicError, Web3RPCError
+from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
 from web3.providers.rpc.utils import REQUEST_RETRY_ALLOWLIST, ExceptionRetryConfiguration
 
 from chain.addressbook import AddressBook, check, record
 from chain.compiler import compile_contract
-from chain.errors import ChainError, TransactionFailed, error_for_reason
+from chain.embedded import _one_shot_gas_estimate, _SerialTesterProvider, _wall_clock_vm
+from chain.errors import ChainError, NodeUnavailable, SignedTxMismatch, TransactionFailed, error_for_reason
 from chain.ledger import NO_REF, Ledger, OneWriteAtATimePerSender, check_ref
 from chain.offchain import domain
+from chain.signed import check_signed
 from chain.types import (
     UINT256_MAX,
     BatchAccount,
@@ -56,60 +57,6 @@ GAS_ALLOWANCE_WEI = 10**18  # native coin handed to each account for its transac
 def _reverted(exc: Exception) -> ChainError:
     text = str(exc.args[0] if exc.args else exc)
     return error_for_reason(text.removeprefix("execution reverted: "))
-
-
-def _one_shot_gas_estimate(state: Any, transaction: Any) -> int:
-    """Estimate gas with ONE execution instead of py-evm's binary search (~14 executions,
-    seconds for a large batch). Run at the block gas limit, then allow 25% plus 30,000 over
-    what it used: more than the 63/64 call rule withholds. A revert raises, as before, so a bad
-    transaction still fails before it is sent."""
-    spoof = SpoofTransaction(transaction, gas=state.gas_limit, gas_price=0)
-    snapshot = state.snapshot()
-    try:
-        computation = state.apply_transaction(spoof)
-        if computation.is_error:
-            raise computation.error
-        used = transaction.intrinsic_gas + computation.get_gas_used()
-    finally:
-        state.revert(snapshot)
-    return min(state.gas_limit, used * 5 // 4 + 30_000)
-
-
-class _SerialTesterProvider(EthereumTesterProvider):
-    """py-evm is not thread-safe: requests from several threads take turns."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._lock = threading.RLock()
-
-    def make_request(self, method: Any, params: Any) -> Any:
-        with self._lock:
-            return super().make_request(method, params)
-
-
-def _wall_clock_vm() -> type:
-    """The embedded chain's VM: Prague, except that a block may share its parent's second.
-
-    py-evm mines one block per transaction and wants each block strictly later than its
-    parent, so under a few transactions a second its clock ran ahead of the wall clock (90 s in
-    a one-minute run on Ray), and contract deadlines, which the chain enforces, expired early.
-    anvil stamps every block with the wall clock (several blocks to a second); so does this."""
-    from eth.vm.forks.prague import PragueVM
-
-    class _WallClockVM(PragueVM):
-        @classmethod
-        def create_header_from_parent(cls, parent_header: Any, **params: Any) -> Any:
-            if parent_header is not None and "timestamp" not in params:
-                params["timestamp"] = max(parent_header.timestamp, int(time.time()))
-            return PragueVM.create_header_from_parent(parent_header, **params)
-
-        @classmethod
-        def validate_header(cls, header: Any, parent_header: Any) -> None:
-            if parent_header is not None and header.timestamp == parent_header.timestamp:
-                parent_header = parent_header.copy(timestamp=header.timestamp - 1)  # equal is fine here
-            super().validate_header(header, parent_header)
-
-    return _WallClockVM
 
 
 def c_name(contract: Any) -> str:
@@ -139,13 +86,16 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
         unbond_delay: int = 86_400,
         confirmations: int = 1,
         confirmation_timeout: float = 120.0,
+        write_timeout: float = 120.0,
     ) -> None:
         self.w3 = w3
+        self.write_timeout = write_timeout  # the longest a write waits for its receipt (NodeUnavailable past it)
         self.confirmations = max(1, int(confirmations))
         self.confirmation_timeout = confirmation_timeout
         self.operator = operator or (address_book.operator if address_book else w3.eth.accounts[0])
         self.chain_id = w3.eth.chain_id
         self._seen: dict[str, None] = {}
+        self._scanned_to = 0  # the next block whose Transfer events name holders to add to _seen
         self._receipts: list[Receipt] = []
         self._operator_lock = threading.Lock()
         if address_book is None:
@@ -155,7 +105,7 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
             self.escrow_contract = self._deploy("Escrow", self.token.address, arbiter)
             self.channel_contract = self._deploy("PaymentChannel", self.token.address)
             self.batch_contract = self._deploy("BatchSettlement", self.token.address, withdraw_delay)
-            self.staking_contract = self._deploy("Staking", self.token.address, arbiter, treasury, unbond_delay)
+            self.staking_contract = self._deploy("Staking", self.token.address, arbiter, treasury, unbond_delay, self.escrow_contract.address)
         else:
             found = {name: self._at(name, d.address) for name, d in address_book.contracts.items()}
             check(address_book, self.chain_id, {n: bytes(w3.eth.get_code(c.address)) for n, c in found.items()})
@@ -171,12 +121,19 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
         return (self.escrow_contract, self.channel_contract, self.batch_contract, self.staking_contract)
 
     def _rebuild_accounts(self) -> None:
-        """Every holder the token's Transfer events name, so conservation covers past runs."""
+        """Every holder the token's Transfer events name, read from the block after the last
+        read: conservation covers past runs, and an address this process never dealt with that
+        got tokens by a raw transfer (another client of the same chain) — not only the ones its
+        own writes named, which gave false alarms."""
         contracts = {c.address for c in self._holders()}
-        for event in self.token.events.Transfer.get_logs(from_block=0):
+        latest = self.w3.eth.block_number
+        if latest < self._scanned_to:
+            return
+        for event in self.token.events.Transfer.get_logs(from_block=self._scanned_to, to_block=latest):
             for who in (event["args"]["sender"], event["args"]["receiver"]):
                 if int(who, 16) != 0 and who not in contracts:
                     self._seen.setdefault(who)
+        self._scanned_to = latest + 1
 
     def address_book(self) -> AddressBook:
         """The record of this ledger's deployment, to save and reuse on later runs."""
@@ -221,8 +178,9 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
     def allowance(self, owner: str, spender: str) -> int:
         return self.token.functions.allowance(check_address(owner, "owner"), check_address(spender, "spender")).call()
 
-    def ref_settled(self, ref: str) -> bool:
-        return self.token.functions.settledRef(bytes.fromhex(check_ref(ref)[2:])).call()
+    def settlement(self, settler: str, ref: str) -> str | None:
+        found = self.token.functions.settlement(check_address(settler, "settler"), bytes.fromhex(check_ref(ref)[2:])).call()
+        return None if int.from_bytes(found, "big") == 0 else "0x" + bytes(found).hex()
 
     def escrow(self, escrow_id: str) -> EscrowState:
         escrow_id = check_id(escrow_id)
@@ -251,7 +209,10 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
 
     def batch_account(self, buyer: str) -> BatchAccount:
         fns = self.batch_contract.functions
-        return BatchAccount(deposit=fns.deposit_of(buyer).call(), last_epoch=fns.last_epoch(buyer).call(), unlock_at=fns.unlock_at(buyer).call())
+        return BatchAccount(
+            deposit=fns.deposit_of(buyer).call(), last_epoch=fns.last_epoch(buyer).call(),
+            unlock_at=fns.unlock_at(buyer).call(), requested=fns.requested(buyer).call(),
+        )
 
     def domains(self) -> dict[str, dict[str, Any]]:
         return {
@@ -268,8 +229,8 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
     _EVENTS = {
         "escrow_contract": ("Opened", "Released", "Refunded", "Disputed"),
         "channel_contract": ("ChannelOpened", "ChannelClaimed", "ChannelReclaimed"),
-        "batch_contract": ("Deposited", "Withdrawn", "EpochSettled"),
-        "staking_contract": ("Staked", "Unstaked", "Slashed"),
+        "batch_contract": ("Deposited", "WithdrawalRequested", "Withdrawn", "EpochSettled"),
+        "staking_contract": ("Staked", "UnstakeRequested", "Unstaked", "Slashed"),
     }
 
     def events(self, from_block: int = 0) -> list[LedgerEvent]:
@@ -318,9 +279,10 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
 
     def stake_of(self, provider: str) -> StakeState:
         fns = self.staking_contract.functions
-        return StakeState(stake=fns.stakes(provider).call(), unlock_at=fns.unlock_at(provider).call())
+        return StakeState(stake=fns.stakes(provider).call(), unlock_at=fns.unlock_at(provider).call(), requested=fns.requested(provider).call())
 
     def accounts(self) -> list[str]:
+        self._rebuild_accounts()
         return list(self._seen)
 
     def receipts(self) -> list[Receipt]:
@@ -393,7 +355,7 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
         if op == "stake":  # ERC-677: one transaction, no allowance
             return self.token.functions.transferAndCall(self.staking_contract.address, args["amount"], b"")
         if op == "request_unstake":
-            return st.request_unstake()
+            return st.request_unstake(args["amount"])
         if op == "unstake":
             return st.unstake(args["amount"])
         if op == "slash":
@@ -418,7 +380,7 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
         if op == "deposit":  # ERC-677: one transaction, no allowance
             return self.token.functions.transferAndCall(self.batch_contract.address, args["amount"], b"")
         if op == "request_withdrawal":
-            return bt.request_withdrawal()
+            return bt.request_withdrawal(args["amount"])
         if op == "withdraw":
             return bt.withdraw(args["amount"])
         if op == "settle_batch":
@@ -439,8 +401,17 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
         return Prepared(sender=sender, op=op, args=args, tx=dict(tx))
 
     def submit(self, prepared: Prepared, signed: bytes | None) -> Receipt:
+        """Send ``signed`` once it is checked to be exactly the prepared transaction (target,
+        data, value, gas, chain id, nonce, signer: SignedTxMismatch otherwise) and its nonce is
+        the sender's next one (a nonce ahead would sit unmined in the node's queue)."""
         if signed is None:
             raise TransactionFailed(f"{prepared.op} needs a signed transaction")
+        if prepared.tx is None:
+            raise TransactionFailed(f"{prepared.op} was not prepared as a transaction")
+        tx = check_signed(prepared.tx, prepared.sender, signed, self.chain_id)
+        next_nonce = self._node(lambda: self.w3.eth.get_transaction_count(prepared.sender, "pending"))
+        if tx["nonce"] > next_nonce:
+            raise SignedTxMismatch(f"signed: nonce {tx['nonce']} is ahead of {prepared.sender}'s next nonce {next_nonce}; the node would hold it unmined")
         try:
             tx_hash = self.w3.eth.send_raw_transaction(signed)
         except (TesterFailed, ContractLogicError) as exc:
@@ -507,8 +478,20 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
         if self.w3.eth.get_transaction_receipt(tx_hash)["blockNumber"] != block:
             raise TransactionFailed(f"{tx_hash.hex()} moved out of block {block} (reorg)")
 
+    def _node(self, call: Callable[[], Any]) -> Any:
+        """A read of the node that a write needs, its failure to answer named as such."""
+        try:
+            return call()
+        except (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError) as exc:
+            raise NodeUnavailable(f"the chain node did not answer ({type(exc).__name__})") from None
+
     def _receipt(self, op: str, sender: str, tx_hash: bytes) -> Receipt:
-        r = self.w3.eth.wait_for_transaction_receipt(tx_hash, poll_latency=0.005)  # nodes mine within ms
+        try:  # nodes mine within ms; one that holds a write past write_timeout is reported, not waited on
+            r = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.write_timeout, poll_latency=0.005)
+        except TimeExhausted:
+            raise NodeUnavailable(f"the chain node did not mine {op} from {sender} (0x{bytes(tx_hash).hex()}) within {self.write_timeout:g} s; it may still land") from None
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise NodeUnavailable(f"the chain node stopped answering while {op} from {sender} waited for its receipt ({type(exc).__name__})") from None
         if r["status"] != 1:
             raise TransactionFailed(f"{op} from {sender} reverted in block {r['blockNumber']}")
         self._await_confirmations(r["blockNumber"], tx_hash)

@@ -104,8 +104,14 @@ class Ledger(ABC):
         """The escrow's recorded state; EscrowNotFound if it was never opened."""
 
     @abstractmethod
-    def ref_settled(self, ref: str) -> bool:
-        """Whether a ``transfer_from_many`` with this settlement reference has landed."""
+    def settlement(self, settler: str, ref: str) -> str | None:
+        """The hash of the lines (``lines_hash``) that ``settler``'s ``transfer_from_many``
+        under ``ref`` paid, or None if none landed. References are each settler's own: nobody
+        else can use one up; and the hash proves *what* was paid, not only that a ref is used."""
+
+    def ref_settled(self, settler: str, ref: str) -> bool:
+        """Whether ``settler``'s ``transfer_from_many`` with this reference has landed."""
+        return self.settlement(settler, ref) is not None
 
     @abstractmethod
     def channel(self, channel_id: str) -> ChannelState:
@@ -218,8 +224,9 @@ class Ledger(ABC):
         """Move each ``(from, to, amount)`` in order, within what each ``from`` allowed ``by``:
         one operation, all or nothing (how an exchange settles a step's trades). At most
         MAX_TRANSFER_LINES lines; a caller with more makes several operations. A ``ref``
-        (32 bytes, 0x-hex) settles once: asked again it is refused (AlreadySettled), and
-        ``ref_settled`` says whether it landed (an exchange recovering from a crash asks)."""
+        (32 bytes, 0x-hex) settles once for ``by``: asked again it is refused (AlreadySettled),
+        and ``settlement(by, ref)`` gives the hash of the lines it paid (an exchange recovering
+        from a crash checks it is the round it meant)."""
         if not transfers or len(transfers) > MAX_TRANSFER_LINES:
             raise InvalidArgument(f"transfer_from_many takes 1 to {MAX_TRANSFER_LINES} lines, got {len(transfers)}")
         froms, tos, amounts = [], [], []
@@ -264,8 +271,10 @@ class Ledger(ABC):
     def stake(self, by: Signer, amount: int) -> Receipt:
         return self.execute(by, "stake", {"amount": check_amount(amount)})
 
-    def request_unstake(self, by: Signer) -> Receipt:
-        return self.execute(by, "request_unstake", {})
+    def request_unstake(self, by: Signer, amount: int) -> Receipt:
+        """Ask to unstake ``amount`` once the unbonding delay has passed from now (each request
+        replaces the last and re-arms the delay); nothing leaves while a dispute is open."""
+        return self.execute(by, "request_unstake", {"amount": check_amount(amount)})
 
     def unstake(self, by: Signer, amount: int) -> Receipt:
         return self.execute(by, "unstake", {"amount": check_amount(amount)})
@@ -304,8 +313,11 @@ class Ledger(ABC):
     def deposit(self, by: Signer, amount: int) -> Receipt:
         return self.execute(by, "deposit", {"amount": check_amount(amount)})
 
-    def request_withdrawal(self, by: Signer) -> Receipt:
-        return self.execute(by, "request_withdrawal", {})
+    def request_withdrawal(self, by: Signer, amount: int) -> Receipt:
+        """Ask to withdraw ``amount`` of the batch deposit once the withdraw delay has passed
+        from now (each request replaces the last and re-arms the delay), time in which every
+        payee holding a signed authorization can settle it."""
+        return self.execute(by, "request_withdrawal", {"amount": check_amount(amount)})
 
     def withdraw(self, by: Signer, amount: int) -> Receipt:
         return self.execute(by, "withdraw", {"amount": check_amount(amount)})
@@ -348,8 +360,8 @@ class LedgerReader:
     def allowance(self, owner: str, spender: str) -> int:
         return self._ledger.allowance(owner, spender)
 
-    def ref_settled(self, ref: str) -> bool:
-        return self._ledger.ref_settled(ref)
+    def settlement(self, settler: str, ref: str) -> str | None:
+        return self._ledger.settlement(settler, ref)
 
     def escrow(self, escrow_id: str) -> EscrowState:
         return self._ledger.escrow(escrow_id)

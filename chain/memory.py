@@ -33,7 +33,9 @@ from chain.types import (
     StakeState,
     check_address,
     check_id,
+    id_owner,
     keccak_hex,
+    lines_hash,
     split,
 )
 
@@ -71,7 +73,8 @@ class MemoryLedger(Ledger):
         self._balances: dict[str, int] = {}
         self._opened: set[str] = set()
         self._allowances: dict[tuple[str, str], int] = {}
-        self._refs: set[str] = set()  # settlement references transfer_from_many used
+        self._refs: dict[tuple[str, str], str] = {}  # (settler, reference) -> hash of the lines it paid
+        self._open_disputes: dict[str, int] = {}  # provider (payee 0) -> disputes awaiting the arbiter
         self._escrows: dict[str, EscrowState] = {}
         self._supply = 0
         self._seq = itertools.count(1)
@@ -232,20 +235,22 @@ class MemoryLedger(Ledger):
     def _check_transfer_from_many(self, sender: str, froms: list[str], tos: list[str], amounts: list[int], ref: str = NO_REF) -> None:
         if not len(froms) == len(tos) == len(amounts):
             raise error_for_reason("token: length mismatch", f"{len(froms)} froms, {len(tos)} tos, {len(amounts)} amounts")
-        if ref != NO_REF and ref in self._refs:
+        if ref != NO_REF and (sender, ref) in self._refs:
             raise error_for_reason("token: ref settled", ref)
         self._run_pulls(sender, froms, tos, amounts, commit=False)
 
     def _apply_transfer_from_many(self, sender: str, froms: list[str], tos: list[str], amounts: list[int], ref: str = NO_REF) -> None:
         self._run_pulls(sender, froms, tos, amounts, commit=True)
         if ref != NO_REF:
-            self._refs.add(ref)
+            self._refs[(sender, ref)] = lines_hash(froms, tos, amounts)
 
-    def ref_settled(self, ref: str) -> bool:
-        return check_ref(ref) in self._refs
+    def settlement(self, settler: str, ref: str) -> str | None:
+        return self._refs.get((check_address(settler, "settler"), check_ref(ref)))
 
     def _check_open_escrow(self, sender: str, **terms: Any) -> None:
         t = EscrowTerms(**terms)
+        if id_owner(t.escrow_id) != sender:
+            raise error_for_reason("escrow: not opener's id", f"{t.escrow_id} does not begin with {sender}")
         if t.escrow_id in self._escrows:
             raise error_for_reason("escrow: exists", t.escrow_id)
         if t.deadline <= self.now():
@@ -326,7 +331,8 @@ class MemoryLedger(Ledger):
             raise error_for_reason("escrow: unauthorized", f"{sender} is not a party to {escrow_id}")
 
     def _apply_dispute(self, sender: str, escrow_id: str) -> None:
-        self._settle(escrow_id, "disputed")
+        e = self._settle(escrow_id, "disputed")
+        self._open_disputes[e.payees[0]] = self._open_disputes.get(e.payees[0], 0) + 1
 
         self._emit("Disputed", deal_id=escrow_id, by=sender)
     def _check_resolve(self, sender: str, escrow_id: str, amount: int) -> None:
@@ -339,6 +345,8 @@ class MemoryLedger(Ledger):
             raise error_for_reason("escrow: bad amount", f"{amount} exceeds the locked {e.amount}")
 
     def _apply_resolve(self, sender: str, escrow_id: str, amount: int) -> None:
+        provider = self._escrows[escrow_id].payees[0]
+        self._open_disputes[provider] -= 1
         self._pay(escrow_id, amount, "released" if amount > 0 else "refunded")
 
     # -- stakes (mirroring Staking.vy) ----------------------------------------------------
@@ -353,22 +361,31 @@ class MemoryLedger(Ledger):
         self._stakes[sender] = st.model_copy(update={"stake": st.stake + amount})
 
         self._emit("Staked", provider=sender, amount=amount)
-    def _check_request_unstake(self, sender: str) -> None:
-        pass
+    def _check_request_unstake(self, sender: str, amount: int) -> None:
+        if amount == 0:
+            raise error_for_reason("stake: bad amount", "request a positive amount")
+        if amount > self.stake_of(sender).stake:
+            raise error_for_reason("stake: insufficient stake", f"{amount} exceeds the stake {self.stake_of(sender).stake}")
 
-    def _apply_request_unstake(self, sender: str) -> None:
-        self._stakes[sender] = self.stake_of(sender).model_copy(update={"unlock_at": self.now() + self.unbond_delay})
+    def _apply_request_unstake(self, sender: str, amount: int) -> None:
+        unlock = self.now() + self.unbond_delay
+        self._stakes[sender] = self.stake_of(sender).model_copy(update={"unlock_at": unlock, "requested": amount})
+        self._emit("UnstakeRequested", provider=sender, amount=amount, unlock_at=unlock)
 
     def _check_unstake(self, sender: str, amount: int) -> None:
         st = self.stake_of(sender)
         if st.unlock_at == 0 or self.now() < st.unlock_at:
             raise error_for_reason("stake: locked", f"unstaking unlocks at {st.unlock_at or 'request first'}")
+        if amount > st.requested:
+            raise error_for_reason("stake: over request", f"{amount} exceeds the {st.requested} requested")
+        if self._open_disputes.get(sender, 0):
+            raise error_for_reason("stake: disputed", f"{sender} has {self._open_disputes[sender]} dispute(s) open")
         if amount > st.stake:
             raise error_for_reason("stake: insufficient stake", f"{amount} exceeds the stake {st.stake}")
 
     def _apply_unstake(self, sender: str, amount: int) -> None:
         st = self.stake_of(sender)
-        self._stakes[sender] = st.model_copy(update={"stake": st.stake - amount})
+        self._stakes[sender] = st.model_copy(update={"stake": st.stake - amount, "requested": st.requested - amount})
         self._credit(sender, amount)
 
         self._emit("Unstaked", provider=sender, amount=amount)
@@ -392,6 +409,8 @@ class MemoryLedger(Ledger):
         self._emit("Slashed", provider=provider, buyer=buyer, amount=amount, compensation=compensation)
     def _check_open_channel(self, sender: str, **terms: Any) -> None:
         t = ChannelTerms(**terms)
+        if id_owner(t.channel_id) != sender:
+            raise error_for_reason("channel: not sender's id", f"{t.channel_id} does not begin with {sender}")
         if t.channel_id in self._channels:
             raise error_for_reason("channel: exists", t.channel_id)
         if t.expiration <= self.now():
@@ -484,22 +503,29 @@ class MemoryLedger(Ledger):
         self._batch[sender] = a.model_copy(update={"deposit": a.deposit + amount})
 
         self._emit("Deposited", buyer=sender, amount=amount)
-    def _check_request_withdrawal(self, sender: str) -> None:
-        pass
+    def _check_request_withdrawal(self, sender: str, amount: int) -> None:
+        if amount == 0:
+            raise error_for_reason("batch: bad amount", "request a positive amount")
+        if amount > self.batch_account(sender).deposit:
+            raise error_for_reason("batch: insufficient deposit", f"{amount} exceeds the deposit {self.batch_account(sender).deposit}")
 
-    def _apply_request_withdrawal(self, sender: str) -> None:
-        self._batch[sender] = self.batch_account(sender).model_copy(update={"unlock_at": self.now() + self.withdraw_delay})
+    def _apply_request_withdrawal(self, sender: str, amount: int) -> None:
+        unlock = self.now() + self.withdraw_delay
+        self._batch[sender] = self.batch_account(sender).model_copy(update={"unlock_at": unlock, "requested": amount})
+        self._emit("WithdrawalRequested", buyer=sender, amount=amount, unlock_at=unlock)
 
     def _check_withdraw(self, sender: str, amount: int) -> None:
         a = self.batch_account(sender)
         if a.unlock_at == 0 or self.now() < a.unlock_at:
             raise error_for_reason("batch: locked", f"withdrawal unlocks at {a.unlock_at or 'request first'}")
+        if amount > a.requested:
+            raise error_for_reason("batch: over request", f"{amount} exceeds the {a.requested} requested")
         if amount > a.deposit:
             raise error_for_reason("batch: insufficient deposit", f"{amount} exceeds the deposit {a.deposit}")
 
     def _apply_withdraw(self, sender: str, amount: int) -> None:
         a = self.batch_account(sender)
-        self._batch[sender] = a.model_copy(update={"deposit": a.deposit - amount})
+        self._batch[sender] = a.model_copy(update={"deposit": a.deposit - amount, "requested": a.requested - amount})
         self._credit(sender, amount)
 
         self._emit("Withdrawn", buyer=sender, amount=amount)

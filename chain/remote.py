@@ -139,8 +139,8 @@ class RemoteLedger(OneWriteAtATimePerSender, Ledger):
     def escrow(self, escrow_id: str) -> EscrowState:
         return self._call("escrow", escrow_id)
 
-    def ref_settled(self, ref: str) -> bool:
-        return self._call("ref_settled", ref)
+    def settlement(self, settler: str, ref: str) -> str | None:
+        return self._call("settlement", settler, ref)
 
     def channel(self, channel_id: str) -> ChannelState:
         return self._call("channel", channel_id)

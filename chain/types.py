@@ -74,6 +74,10 @@ def check_address(value: Any, name: str = "address") -> str:
     address = checksum_address(value) if isinstance(value, str) else None
     if address is None:
         raise InvalidArgument(f"{name} is not an Ethereum address: {value!r}")
+    digits = value[-40:]
+    if digits != digits.lower() and digits != digits.upper() and value[-40:] != address[2:]:
+        # mixed case is an EIP-55 checksum: a wrong one is a mistyped address, as web3 says
+        raise InvalidArgument(f"{name} has a bad EIP-55 checksum: {value!r} (did you mean {address}?)")
     if int(address, 16) == 0:
         raise InvalidArgument(f"{name} is the zero address")
     if len(_CHECKED) < 1_000_000:  # bounded: a long-lived process meeting endless addresses stays flat
@@ -82,6 +86,32 @@ def check_address(value: Any, name: str = "address") -> str:
 
 
 MAX_TRANSFER_LINES = 256  # lines in one transfer_from_many (the token contract's bound)
+
+
+def owned_id(owner: str, *salt: object) -> str:
+    """A 32-byte id that only ``owner`` may open an escrow or a payment channel under: its first
+    20 bytes are the owner's address (the contracts refuse any other opener), the last 12 a hash
+    of ``salt``. Ids are predictable on purpose (a deal's comes from its buyer and job); binding
+    them to their opener is what keeps a stranger from taking one first."""
+    owner_hex = check_address(owner, "owner")[2:].lower()
+    return "0x" + owner_hex + keccak_hex(":".join(map(str, salt)).encode())[:24]
+
+
+def id_owner(value: str) -> str:
+    """The address an owned id (``owned_id``) belongs to."""
+    return eip55(check_id(value, "id")[2:42])
+
+
+def lines_hash(froms: list[str], tos: list[str], amounts: list[int]) -> str:
+    """keccak256(abi.encode(froms, tos, amounts)): what Token.transferFromMany keeps under a
+    settlement reference, so a settler checks that a reference it finds used paid its lines."""
+    n = len(froms)
+    words = [0x60, 0x60 + 32 * (n + 1), 0x60 + 64 * (n + 1), n]
+    head = "".join(f"{w:064x}" for w in words)
+    body = "".join(a[2:].lower().rjust(64, "0") for a in froms) + f"{len(tos):064x}"
+    body += "".join(a[2:].lower().rjust(64, "0") for a in tos) + f"{len(amounts):064x}"
+    body += "".join(f"{v:064x}" for v in amounts)
+    return "0x" + keccak_hex(bytes.fromhex(head + body))
 
 
 def check_id(value: Any, name: str = "escrow_id") -> str:
@@ -296,6 +326,12 @@ class BatchAccount(BaseModel):
     deposit: int
     last_epoch: int
     unlock_at: int
+    requested: int = 0  # the withdrawal asked for: it may leave at unlock_at; payees count the deposit less it
+
+    @property
+    def available(self) -> int:
+        """What a payee may rely on: the deposit less any withdrawal already requested."""
+        return max(0, self.deposit - self.requested)
 
 
 class BatchSubmission(BaseModel):
@@ -328,6 +364,7 @@ class StakeState(BaseModel):
 
     stake: int
     unlock_at: int
+    requested: int = 0  # the unstake asked for: it may leave at unlock_at, unless a dispute is open
 
 
 class Positions(BaseModel):
@@ -347,7 +384,8 @@ class Positions(BaseModel):
 class LedgerEvent(BaseModel):
     """A contract event, the same kinds and fields on every backend (token transfers aside):
     Opened, Released, Refunded, Disputed, ChannelOpened, ChannelClaimed, ChannelReclaimed,
-    Deposited, Withdrawn, EpochSettled, Staked, Unstaked, Slashed."""
+    Deposited, WithdrawalRequested, Withdrawn, EpochSettled, Staked, UnstakeRequested,
+    Unstaked, Slashed."""
 
     model_config = ConfigDict(frozen=True)
 

@@ -14,7 +14,7 @@ from eth_account.messages import encode_typed_data
 from eth_utils import is_address, keccak, to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
 
-from chain.types import BPS, EscrowTerms, split
+from chain.types import BPS, EscrowTerms, owned_id, split
 from economy.errors import BadContractSignature, InvalidContract
 
 Role = Literal["provider", "model_owner", "data_owner"]
@@ -145,5 +145,7 @@ class Contract(BaseModel):
 
 
 def deal_id_for(buyer: str, job_hash: str, nonce: int) -> str:
-    """A deal id unique per buyer, job and attempt."""
-    return "0x" + keccak(text=f"{buyer}:{job_hash}:{nonce}").hex()
+    """A deal id unique per buyer, job and attempt, and the buyer's own: it begins with the
+    buyer's address, so nobody else can open the deal's escrow first (the contract refuses
+    another opener) and make the deal unfundable."""
+    return owned_id(buyer, job_hash, nonce)

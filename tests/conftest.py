@@ -33,6 +33,13 @@ from chain import EVMLedger, Ledger, MemoryLedger
 TOKEN = 10**18
 
 
+def owned(name: str, salt: object) -> str:
+    """An escrow or channel id that the test person ``name`` may open (its address leads it)."""
+    from chain.types import owned_id
+
+    return owned_id(Identity.from_seed("tests", name).address, salt)
+
+
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     """The examples first: they are separate programs with their own Ray, all CPU, and run
     faster before the session's Ray and anvil exist than beside them (69 s against 88 s)."""

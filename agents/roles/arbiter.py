@@ -49,11 +49,11 @@ class Arbiter(Agent):
         if right:
             ctx.wallet.resolve(msg.deal_id, msg.cost)
             reason = "the result matches the arbiter's own run: paid"
-        else:
-            ctx.wallet.resolve(msg.deal_id, 0)
+        else:  # slash first: the open dispute is what keeps the bond from leaving (Staking.vy)
             slashed = min(self.slash_amount, ctx.ledger.stake_of(msg.provider).stake)
             if slashed:
                 ctx.wallet.slash(msg.provider, slashed, escrow.buyer, slashed // 2)
+            ctx.wallet.resolve(msg.deal_id, 0)
             ctx.registry.rate(self.address, msg.provider, False, max(escrow.amount, 1), "compute")
             reason = "the result differs from the arbiter's own run: refunded and slashed"
         paid = msg.cost if right else 0

@@ -37,7 +37,7 @@ from agents.identity import Identity, keccak256
 from agents.messages import Message
 from agents.registry import ServiceRecord
 from chain import AlreadySettled, ChainError
-from chain.types import MAX_TRANSFER_LINES
+from chain.types import MAX_TRANSFER_LINES, lines_hash
 from economy import ContinuousDoubleAuction, EconomyError, Fill, Order, PostedBoard
 from economy.callmarket import clear_arrays
 
@@ -417,6 +417,26 @@ class Exchange(Agent):
         self._settling = None
         self._report(ctx, settled, failed, settling["period_end"])
 
+    def _pay(self, ctx: Context, fills: list[Match], ref: str, rnd: int, now: float) -> bool:
+        """Pay ``fills`` under ``ref``; True when they are paid. A reference found used is this
+        exchange's own (the ledger keeps each settler's apart) and counts as paid only if what
+        it paid is exactly these lines: after a crash the round is paid once, and a reference
+        is never taken for a payment it did not make."""
+        lines = [(m[0], m[1], m[2] * m[3]) for m in fills]
+        try:
+            receipt = ctx.wallet.transfer_from_many(lines, ref=ref)
+        except AlreadySettled:
+            paid = ctx.ledger.settlement(self.address, ref)
+            if paid != lines_hash(*(list(col) for col in zip(*lines))):
+                ctx.log.error("settlement reference %s paid other lines (%s) than round %d's; not counted as paid", ref, paid, rnd)
+                return False
+            self._record(fills, rnd, now, "")  # paid before a crash: the ledger remembers what
+            return True
+        except ChainError:
+            return False
+        self._record(fills, rnd, now, receipt.tx_hash)
+        return True
+
     def _ref(self, rnd: int, chunk: int, line: int = -1) -> str:
         return "0x" + keccak256(f"{self.address}:{self.market}:{rnd}:{chunk}:{line}".encode()).hex()
 
@@ -425,24 +445,11 @@ class Exchange(Agent):
         failed: list[Match] = []
         for n, start in enumerate(range(0, len(matches), MAX_TRANSFER_LINES)):
             chunk = matches[start : start + MAX_TRANSFER_LINES]
-            try:
-                receipt = ctx.wallet.transfer_from_many([(m[0], m[1], m[2] * m[3]) for m in chunk], ref=self._ref(rnd, n))
-                self._record(chunk, rnd, now, receipt.tx_hash)
+            if self._pay(ctx, chunk, self._ref(rnd, n), rnd, now):
                 settled += chunk
-            except AlreadySettled:  # paid before a crash: the ledger remembers
-                self._record(chunk, rnd, now, "")
-                settled += chunk
-            except ChainError:
-                for i, m in enumerate(chunk):  # one by one: only the fills that cannot be paid fail
-                    try:
-                        receipt = ctx.wallet.transfer_from_many([(m[0], m[1], m[2] * m[3])], ref=self._ref(rnd, n, i))
-                        self._record([m], rnd, now, receipt.tx_hash)
-                        settled.append(m)
-                    except AlreadySettled:
-                        self._record([m], rnd, now, "")
-                        settled.append(m)
-                    except ChainError:
-                        failed.append(m)
+                continue
+            for i, m in enumerate(chunk):  # one by one: only the fills that cannot be paid fail
+                (settled if self._pay(ctx, [m], self._ref(rnd, n, i), rnd, now) else failed).append(m)
         self.failed += len(failed)
         if settled:
             self._last_price = settled[-1][2]

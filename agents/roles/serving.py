@@ -45,7 +45,7 @@ from agents.roles.owners import SERVICE_TTL
 from chain import ChainError
 from chain.errors import error_for_reason
 from chain.offchain import ChannelReceiver, voucher_typed_data
-from chain.types import BPS, ChannelClaim, ChannelTerms, EscrowState, EscrowTerms, split
+from chain.types import BPS, ChannelClaim, ChannelTerms, EscrowState, EscrowTerms, owned_id, split
 from tasks.errors import TasksError
 from tasks.jobs import JobResult, JobSpec, Resources
 
@@ -356,9 +356,7 @@ class Caller(Agent):
             self.refusals.append(f"no served model named {self.model!r} within the deposit")
             return
         self.server, self.price = offers[0].address, offers[0].price  # the cheapest
-        from eth_utils import keccak
-
-        self.channel_id = "0x" + keccak(text=f"{self.address}:{self.server}:{ctx.now()}").hex()
+        self.channel_id = owned_id(self.address, self.server, ctx.now())  # ours alone: nobody can open it first
         ctx.wallet.open_channel(ChannelTerms(channel_id=self.channel_id, recipient=self.server, amount=self.deposit, expiration=int(ctx.ledger.now()) + self.channel_seconds))
         self._next(ctx)
 

@@ -30,6 +30,11 @@ event Withdrawn:
     buyer: indexed(address)
     amount: uint256
 
+event WithdrawalRequested:
+    buyer: indexed(address)
+    amount: uint256
+    unlock_at: uint256
+
 event EpochSettled:
     epoch: indexed(uint256)
     buyers: uint256
@@ -39,6 +44,7 @@ event EpochSettled:
 token: public(IERC20)
 accounts: HashMap[address, uint256]
 unlock_at: public(HashMap[address, uint256])
+requested: public(HashMap[address, uint256])  # what may leave once unlock_at has passed
 withdraw_delay: public(uint256)
 
 
@@ -73,16 +79,25 @@ def onTokenTransfer(_sender: address, _value: uint256, _data: Bytes[64]) -> bool
 
 
 @external
-def request_withdrawal():
-    """Start the delay after which the buyer may withdraw; settlement goes on meanwhile."""
+def request_withdrawal(_amount: uint256):
+    """Ask to take ``_amount`` of the deposit out once the withdraw delay has passed from now;
+    settlement goes on meanwhile. Each request replaces the last and starts the delay again,
+    so whoever holds a signed authorization sees the request (WithdrawalRequested) and has the
+    whole delay to settle it: a buyer cannot sign its deposit over and take it back at once."""
+    assert _amount > 0, "batch: bad amount"
+    assert _amount <= self.accounts[msg.sender] & DEPOSIT_MASK, "batch: insufficient deposit"
+    self.requested[msg.sender] = _amount
     self.unlock_at[msg.sender] = block.timestamp + self.withdraw_delay
+    log WithdrawalRequested(buyer=msg.sender, amount=_amount, unlock_at=block.timestamp + self.withdraw_delay)
 
 
 @external
 def withdraw(_amount: uint256):
     account: uint256 = self.accounts[msg.sender]
     assert self.unlock_at[msg.sender] != 0 and block.timestamp >= self.unlock_at[msg.sender], "batch: locked"
+    assert _amount <= self.requested[msg.sender], "batch: over request"
     assert _amount <= account & DEPOSIT_MASK, "batch: insufficient deposit"
+    self.requested[msg.sender] -= _amount
     self.accounts[msg.sender] = account - _amount
     assert extcall self.token.transfer(msg.sender, _amount), "batch: transfer failed"
     log Withdrawn(buyer=msg.sender, amount=_amount)

@@ -11,6 +11,10 @@
      arbiter at any time, the buyer once the deadline has passed; dispute -- buyer or payee 0
      while open. A disputed escrow is frozen until the resolver (set at deployment) pays
      what it finds owed and returns the rest.
+     An escrow id's first 20 bytes are its opener's address: ids are predictable (a deal's
+     id derives from its buyer and job), and without this anyone could open 1 wei under a
+     buyer's next id and make that deal unfundable forever. Open disputes are counted per
+     provider (payee 0), so the staking contract keeps a bond under dispute from leaving.
 """
 from ethereum.ercs import IERC20
 
@@ -51,6 +55,7 @@ event Disputed:
 token: public(IERC20)
 resolver: public(address)
 deals: public(HashMap[bytes32, Deal])
+open_disputes: public(HashMap[address, uint256])  # provider (payee 0) -> disputes awaiting the resolver
 payees: HashMap[bytes32, DynArray[address, MAX_PAYEES]]
 shares: HashMap[bytes32, DynArray[uint256, MAX_PAYEES]]
 
@@ -75,6 +80,7 @@ def shares_of(_id: bytes32) -> DynArray[uint256, MAX_PAYEES]:
 
 @external
 def open(_id: bytes32, _payees: DynArray[address, MAX_PAYEES], _shares: DynArray[uint256, MAX_PAYEES], _amount: uint256, _deadline: uint256, _arbiter: address):
+    assert convert(convert(_id, uint256) >> 96, address) == msg.sender, "escrow: not opener's id"
     assert self.deals[_id].state == 0, "escrow: exists"
     assert len(_payees) > 0 and len(_payees) == len(_shares), "escrow: bad payees"
     total: uint256 = 0
@@ -170,6 +176,7 @@ def dispute(_id: bytes32):
     deal: Deal = self._open_deal(_id)
     assert msg.sender == deal.buyer or msg.sender == self.payees[_id][0], "escrow: unauthorized"
     self.deals[_id].state = DISPUTED
+    self.open_disputes[self.payees[_id][0]] += 1
     log Disputed(deal_id=_id, by=msg.sender)
 
 
@@ -180,6 +187,7 @@ def resolve(_id: bytes32, _paid: uint256):
     assert deal.state != 0, "escrow: unknown"
     assert msg.sender == self.resolver, "escrow: unauthorized"
     assert deal.state == DISPUTED, "escrow: not disputed"
+    self.open_disputes[self.payees[_id][0]] -= 1
     self._pay(_id, deal, _paid)
 
 

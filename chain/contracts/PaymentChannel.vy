@@ -7,6 +7,8 @@
         provider claims once for many calls (and many channels in one transaction); a claim
         pays the voucher's amount, lowers the deposit and bumps the nonce, so a voucher can be
         used once. The buyer tops up, extends, and reclaims what is left after expiry.
+        A channel id's first 20 bytes are its sender's address, so nobody can open a channel
+        under an id another buyer is about to use.
 """
 from ethereum.ercs import IERC20
 
@@ -62,6 +64,7 @@ def _signer(_id: bytes32, _nonce: uint256, _amount: uint256, _sig: Bytes[65]) ->
 
 @external
 def open(_id: bytes32, _recipient: address, _amount: uint256, _expiration: uint256):
+    assert convert(convert(_id, uint256) >> 96, address) == msg.sender, "channel: not sender's id"
     assert self.channels[_id].sender == empty(address), "channel: exists"
     assert _recipient != empty(address), "channel: bad recipient"
     assert _amount > 0, "channel: bad amount"

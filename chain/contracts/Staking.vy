@@ -5,9 +5,16 @@
         work. The arbiter, set at deployment, slashes a stake after a dispute: the harmed
         buyer gets its compensation and any rest goes to the treasury, also set at deployment,
         so slashed tokens are never destroyed or stranded. Unstaking waits out a delay, so a
-        provider cannot pull its bond from under a pending dispute.
+        provider cannot pull its bond from under a pending dispute: each request names an
+        amount and (re-)arms the delay for it, only what was requested can leave once the
+        delay is over, and nothing leaves while the escrow contract counts a dispute open
+        against the provider (a one-shot delay let a provider that had waited once take its
+        whole bond at any later moment, a dispute pending, and the arbiter's slash reverted).
 """
 from ethereum.ercs import IERC20
+
+interface Escrow:
+    def open_disputes(_provider: address) -> uint256: view
 
 event Staked:
     provider: indexed(address)
@@ -16,6 +23,11 @@ event Staked:
 event Unstaked:
     provider: indexed(address)
     amount: uint256
+
+event UnstakeRequested:
+    provider: indexed(address)
+    amount: uint256
+    unlock_at: uint256
 
 event Slashed:
     provider: indexed(address)
@@ -29,11 +41,14 @@ treasury: public(address)
 unbond_delay: public(uint256)
 stakes: public(HashMap[address, uint256])
 unlock_at: public(HashMap[address, uint256])
+requested: public(HashMap[address, uint256])  # what may leave once unlock_at has passed
+escrow: public(Escrow)
 
 
 @deploy
-def __init__(_token: address, _arbiter: address, _treasury: address, _unbond_delay: uint256):
+def __init__(_token: address, _arbiter: address, _treasury: address, _unbond_delay: uint256, _escrow: address):
     assert _arbiter != empty(address) and _treasury != empty(address), "stake: bad address"
+    self.escrow = Escrow(_escrow)
     self.token = IERC20(_token)
     self.arbiter = _arbiter
     self.treasury = _treasury
@@ -50,14 +65,23 @@ def onTokenTransfer(_sender: address, _value: uint256, _data: Bytes[64]) -> bool
 
 
 @external
-def request_unstake():
+def request_unstake(_amount: uint256):
+    """Ask to take ``_amount`` out once the unbonding delay has passed from now. A new
+    request replaces the last one and starts the delay again."""
+    assert _amount > 0, "stake: bad amount"
+    assert _amount <= self.stakes[msg.sender], "stake: insufficient stake"
+    self.requested[msg.sender] = _amount
     self.unlock_at[msg.sender] = block.timestamp + self.unbond_delay
+    log UnstakeRequested(provider=msg.sender, amount=_amount, unlock_at=block.timestamp + self.unbond_delay)
 
 
 @external
 def unstake(_amount: uint256):
     assert self.unlock_at[msg.sender] != 0 and block.timestamp >= self.unlock_at[msg.sender], "stake: locked"
+    assert _amount <= self.requested[msg.sender], "stake: over request"
+    assert staticcall self.escrow.open_disputes(msg.sender) == 0, "stake: disputed"
     assert _amount <= self.stakes[msg.sender], "stake: insufficient stake"
+    self.requested[msg.sender] -= _amount
     self.stakes[msg.sender] -= _amount
     assert extcall self.token.transfer(msg.sender, _amount), "stake: transfer failed"
     log Unstaked(provider=msg.sender, amount=_amount)

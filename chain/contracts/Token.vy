@@ -29,7 +29,7 @@ totalSupply: public(uint256)
 balanceOf: public(HashMap[address, uint256])
 allowance: public(HashMap[address, HashMap[address, uint256]])
 minter: public(address)
-settledRef: public(HashMap[bytes32, bool])  # settlement references used by transferFromMany
+settlement: public(HashMap[address, HashMap[bytes32, bytes32]])  # settler -> ref -> hash of the lines it paid
 
 
 @deploy
@@ -67,12 +67,15 @@ def transferFrom(_from: address, _to: address, _value: uint256) -> bool:
 def transferFromMany(_froms: DynArray[address, 256], _tos: DynArray[address, 256], _values: DynArray[uint256, 256], _ref: bytes32) -> bool:
     """Settle many trades in one transaction, in order and all or nothing: line i moves
     _values[i] from _froms[i] to _tos[i] within what _froms[i] allowed the caller (an
-    exchange clearing a step's fills). A non-zero _ref settles once: an exchange that crashed
-    after its settlement landed, and asks again, is refused instead of paying twice."""
+    exchange clearing a step's fills). A non-zero _ref settles once *for its caller*: an
+    exchange that crashed after its settlement landed, and asks again, is refused instead of
+    paying twice. References are the caller's own (nobody else can use up an exchange's next
+    one), and what is kept under one is the hash of the lines it paid, so "already settled"
+    can be checked against what was meant to be paid."""
     assert len(_froms) == len(_tos) and len(_tos) == len(_values), "token: length mismatch"
     if _ref != empty(bytes32):
-        assert not self.settledRef[_ref], "token: ref settled"
-        self.settledRef[_ref] = True
+        assert self.settlement[msg.sender][_ref] == empty(bytes32), "token: ref settled"
+        self.settlement[msg.sender][_ref] = keccak256(abi_encode(_froms, _tos, _values))
     for i: uint256 in range(len(_froms), bound=256):
         assert self.allowance[_froms[i]][msg.sender] >= _values[i], "token: insufficient allowance"
         self.allowance[_froms[i]][msg.sender] -= _values[i]

@@ -80,11 +80,13 @@ def test_deposit_limits_and_withdrawal_delay(ledger: Ledger, people: dict) -> No
         ledger.settle_batch(people["stranger"], _epoch(ledger, people).build(_signer(people)))
     with pytest.raises(DeadlineNotReached):
         ledger.withdraw(people["buyer"], 10)
-    ledger.request_withdrawal(people["buyer"])
+    with pytest.raises(InsufficientFunds):
+        ledger.request_withdrawal(people["buyer"], 1001)
+    ledger.request_withdrawal(people["buyer"], 1000)
     with pytest.raises(DeadlineNotReached):
         ledger.withdraw(people["buyer"], 10)
     ledger.advance_time(3601)
-    with pytest.raises(InsufficientFunds):
+    with pytest.raises(InvalidAmount, match="over request"):
         ledger.withdraw(people["buyer"], 1001)
     ledger.withdraw(people["buyer"], 1000)
     assert ledger.balance_of(people["buyer"].address) == 100 * TOKEN

@@ -18,10 +18,10 @@ from chain import (
     Unauthorized,
     voucher_typed_data,
 )
-from tests.conftest import TOKEN
+from tests.conftest import TOKEN, owned
 
-CH = "0x" + "c1" * 32
-CH2 = "0x" + "c2" * 32
+CH = owned("buyer", "c1")
+CH2 = owned("buyer", "c2")
 
 
 def _open(ledger: Ledger, people: dict, channel_id: str = CH, amount: int = 10 * TOKEN) -> None:

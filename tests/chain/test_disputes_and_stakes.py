@@ -17,9 +17,9 @@ from chain import (
     Unauthorized,
     split,
 )
-from tests.conftest import TOKEN
+from tests.conftest import TOKEN, owned
 
-ESCROW_ID = "0x" + "d1" * 32
+ESCROW_ID = owned("buyer", "dispute")
 
 
 def _deal(ledger: Ledger, people: dict) -> EscrowTerms:
@@ -85,11 +85,13 @@ def test_stake_unbonds_after_the_delay(ledger: Ledger, people: dict) -> None:
         ledger.stake(provider, 11)
     with pytest.raises(DeadlineNotReached):
         ledger.unstake(provider, 1)
-    ledger.request_unstake(provider)
+    with pytest.raises(InsufficientFunds):
+        ledger.request_unstake(provider, 41)
+    ledger.request_unstake(provider, 40)
     with pytest.raises(DeadlineNotReached):
         ledger.unstake(provider, 1)
     ledger.advance_time(86_401)
-    with pytest.raises(InsufficientFunds):
+    with pytest.raises(InvalidAmount, match="over request"):
         ledger.unstake(provider, 41)
     ledger.unstake(provider, 40)
     assert ledger.balance_of(provider.address) == 50 and ledger.is_conserved()

@@ -17,9 +17,9 @@ from chain import (
     Unauthorized,
     split,
 )
-from tests.conftest import TOKEN
+from tests.conftest import TOKEN, owned
 
-ESCROW_ID = "0x" + "ab" * 32
+ESCROW_ID = owned("buyer", "conformance")
 
 
 def _setup(ledger: Ledger, people: dict) -> None:
@@ -237,16 +237,18 @@ def test_an_exchange_settles_trades_within_allowances_all_or_nothing(ledger: Led
 
 def test_a_settlement_reference_settles_once(ledger: Ledger, people: dict) -> None:
     """An exchange that crashed after its round's settlement landed asks again with the same
-    reference: refused, nothing moves twice, and ``ref_settled`` tells it the round was paid."""
+    reference: refused, nothing moves twice, and ``settlement`` tells it which lines were paid."""
     from chain import AlreadySettled
+    from chain.types import lines_hash
 
     _setup(ledger, people)
     buyer, owner, exchange = people["buyer"], people["owner"], people["stranger"]
     ledger.approve(buyer, exchange.address, 30 * TOKEN)
     ref, other = "0x" + "ab" * 32, "0x" + "cd" * 32
-    assert not ledger.ref_settled(ref)
+    assert not ledger.ref_settled(exchange.address, ref) and ledger.settlement(exchange.address, ref) is None
     ledger.transfer_from_many(exchange, [(buyer.address, owner.address, 3 * TOKEN)], ref=ref)
-    assert ledger.ref_settled(ref) and not ledger.ref_settled(other)
+    assert ledger.ref_settled(exchange.address, ref) and not ledger.ref_settled(exchange.address, other)
+    assert ledger.settlement(exchange.address, ref) == lines_hash([buyer.address], [owner.address], [3 * TOKEN])
     before = _balances(ledger, people)
     with pytest.raises(AlreadySettled, match="ref settled"):
         ledger.transfer_from_many(exchange, [(buyer.address, owner.address, 3 * TOKEN)], ref=ref)
@@ -265,7 +267,7 @@ def test_events_from_the_block_number_on_are_only_what_came_after(ledger: Ledger
     ledger.open_escrow(people["buyer"], _terms(ledger, people, amount=1000))
     mark = ledger.block_number()
     assert [e.kind for e in ledger.events(from_block=mark)] == ["Opened"]  # the latest block's own
-    later = "0x" + "cd" * 32
+    later = owned("buyer", "later")
     ledger.open_escrow(people["buyer"], _terms(ledger, people, amount=500, escrow_id=later))
     ledger.release_items(people["buyer"], later, [100, 50, 0])
     assert ledger.block_number() > mark

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from agents.identity import Identity
 from chain import BPS, ChainError, EscrowTerms, EVMLedger, InsufficientFunds, InvalidAmount, Ledger, MemoryLedger, TransactionFailed, split
+from chain.types import owned_id
 
 PEOPLE = [Identity.from_seed("prop", n) for n in "abcd"]
 UINT256_MAX = 2**256 - 1
@@ -48,20 +49,25 @@ ops = st.one_of(
 )
 
 
+def _escrow(ids: list[str], n: int) -> str:
+    """The n-th escrow opened so far, or an id nobody opened (EscrowNotFound on every backend)."""
+    return ids[n] if n < len(ids) else "0x" + f"{n + 1:064x}"
+
+
 def _apply(ledger, op, ids: list[str]) -> None:
     kind = op[0]
     if kind == "transfer":
         ledger.transfer(PEOPLE[op[1]], PEOPLE[op[2]].address, op[3])
     elif kind == "escrow":
-        eid = "0x" + f"{len(ids) + 1:064x}"
+        eid = owned_id(PEOPLE[op[1]].address, len(ids) + 1)
         ids.append(eid)
         payees = [PEOPLE[op[2]].address, PEOPLE[(op[2] + 1) % len(PEOPLE)].address]
         terms = EscrowTerms(escrow_id=eid, payees=payees, shares_bps=[BPS - op[4], op[4]], amount=max(1, op[3]), deadline=ledger.now() + 600)
         ledger.open_escrow(PEOPLE[op[1]], terms)
     elif kind == "release":
-        ledger.release(PEOPLE[op[1]], "0x" + f"{op[2] + 1:064x}", op[3])
+        ledger.release(PEOPLE[op[1]], _escrow(ids, op[2]), op[3])
     elif kind == "refund":
-        ledger.refund(PEOPLE[op[1]], "0x" + f"{op[2] + 1:064x}")
+        ledger.refund(PEOPLE[op[1]], _escrow(ids, op[2]))
     elif kind == "time":
         ledger.advance_time(op[1])
     elif kind == "deposit":

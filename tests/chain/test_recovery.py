@@ -8,7 +8,7 @@ import functools
 import pytest
 
 from chain import ChannelTerms, EscrowTerms, EVMLedger, Ledger
-from tests.conftest import ARBITER, TOKEN, TREASURY
+from tests.conftest import ARBITER, TOKEN, TREASURY, owned
 
 
 def _open_positions(ledger: Ledger, people: dict) -> None:
@@ -19,11 +19,11 @@ def _open_positions(ledger: Ledger, people: dict) -> None:
     ledger.mint(provider.address, 5 * TOKEN)
     now = ledger.now()
     for n in range(3):
-        terms = EscrowTerms(escrow_id="0x" + f"{n + 1:064x}", payees=[provider.address], shares_bps=[10_000], amount=(n + 1) * TOKEN, deadline=now + 600)
+        terms = EscrowTerms(escrow_id=owned("buyer", n + 1), payees=[provider.address], shares_bps=[10_000], amount=(n + 1) * TOKEN, deadline=now + 600)
         ledger.open_escrow(buyer, terms)
-    ledger.release(buyer, "0x" + f"{1:064x}", TOKEN)  # settled: not a position any more
-    ledger.dispute(provider, "0x" + f"{2:064x}")  # disputed: still locked
-    ledger.open_channel(buyer, ChannelTerms(channel_id="0x" + "cc" * 32, recipient=provider.address, amount=4 * TOKEN, expiration=now + 3600))
+    ledger.release(buyer, owned("buyer", 1), TOKEN)  # settled: not a position any more
+    ledger.dispute(provider, owned("buyer", 2))  # disputed: still locked
+    ledger.open_channel(buyer, ChannelTerms(channel_id=owned("buyer", "cc"), recipient=provider.address, amount=4 * TOKEN, expiration=now + 3600))
     ledger.deposit(buyer, 7 * TOKEN)
     ledger.stake(provider, 2 * TOKEN)
 
@@ -31,8 +31,8 @@ def _open_positions(ledger: Ledger, people: dict) -> None:
 def test_positions_account_for_everything_locked(ledger: Ledger, people: dict) -> None:
     _open_positions(ledger, people)
     pos = ledger.positions()
-    assert [e.escrow_id[-1] for e in pos.escrows] == ["2", "3"]
-    assert [e.status for e in pos.escrows] == ["disputed", "open"]
+    assert {e.escrow_id: e.status for e in pos.escrows} == {owned("buyer", 2): "disputed", owned("buyer", 3): "open"}
+    assert [e.escrow_id for e in pos.escrows] == sorted(e.escrow_id for e in pos.escrows)
     assert [c.deposit for c in pos.channels] == [4 * TOKEN]
     assert pos.deposits == {people["buyer"].address: 7 * TOKEN}
     assert pos.stakes == {people["provider"].address: 2 * TOKEN}
@@ -62,7 +62,7 @@ def test_events_are_the_same_on_memory_and_the_evm(people, node, request) -> Non
     for ledger in (MemoryLedger(arbiter=ARBITER.address, treasury=TREASURY.address), evm(arbiter=ARBITER.address, treasury=TREASURY.address)):
         first = ledger.w3.eth.block_number + 1 if isinstance(ledger, EVMLedger) else 0  # anvil is shared: this test's blocks only
         _open_positions(ledger, people)
-        ledger.resolve(people["arbiter"], "0x" + f"{2:064x}", TOKEN)
+        ledger.resolve(people["arbiter"], owned("buyer", 2), TOKEN)
         events = ledger.events(from_block=first)
         blocks = [e.block for e in events]
         assert blocks == sorted(blocks) and all(e.tx_hash.startswith("0x") for e in events)
