@@ -229,7 +229,7 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
     _EVENTS = {
         "escrow_contract": ("Opened", "Released", "Refunded", "Disputed"),
         "channel_contract": ("ChannelOpened", "ChannelClaimed", "ChannelReclaimed"),
-        "batch_contract": ("Deposited", "WithdrawalRequested", "Withdrawn", "EpochSettled"),
+        "batch_contract": ("Deposited", "WithdrawalRequested", "Withdrawn", "PartSkipped", "EpochSettled"),
         "staking_contract": ("Staked", "UnstakeRequested", "Unstaked", "Slashed"),
     }
 

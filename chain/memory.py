@@ -74,7 +74,8 @@ class MemoryLedger(Ledger):
         self._opened: set[str] = set()
         self._allowances: dict[tuple[str, str], int] = {}
         self._refs: dict[tuple[str, str], str] = {}  # (settler, reference) -> hash of the lines it paid
-        self._open_disputes: dict[str, int] = {}  # provider (payee 0) -> disputes awaiting the arbiter
+        self._open_disputes: dict[str, int] = {}
+        self._settled_epochs: set[tuple[str, int]] = set()  # (buyer, epoch) settled by a batch  # provider (payee 0) -> disputes awaiting the arbiter
         self._escrows: dict[str, EscrowState] = {}
         self._supply = 0
         self._seq = itertools.count(1)
@@ -88,6 +89,8 @@ class MemoryLedger(Ledger):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self.__dict__.setdefault("_open_disputes", {})  # a ledger pickled before these existed
+        self.__dict__.setdefault("_settled_epochs", set())
         self._lock = threading.RLock()
 
     # reads
@@ -535,25 +538,34 @@ class MemoryLedger(Ledger):
             raise error_for_reason("batch: bad epoch", str(batch.epoch))
         accounts = {}
         owed: dict[str, int] = {}
+        done = set()  # (buyer, epoch) settled by this submission
+        skipped: list[str] = []  # buyers whose part settled before
         for (buyer, lines), sig in zip(batch.unpacked(), batch.signatures):
             typed = authorization_typed_data(_DOMAINS["batch"], batch.epoch, lines)
             if recover(typed, sig) != buyer:
                 raise error_for_reason("batch: bad signature", f"lines for {buyer} are not what it signed")
+            if (buyer, batch.epoch) in self._settled_epochs or (buyer, batch.epoch) in done:
+                skipped.append(buyer)  # settled before (lifted out and submitted first): the rest settle
+                continue
+            done.add((buyer, batch.epoch))
             a = accounts.get(buyer) or self.batch_account(buyer)
             total = sum(amount for _, amount in lines)
-            if a.last_epoch >= batch.epoch:
-                raise error_for_reason("batch: settled", f"{buyer} already settled epoch {a.last_epoch}")
             if a.deposit < total:
                 raise error_for_reason("batch: insufficient deposit", f"{buyer} owes {total}, holds {a.deposit}")
-            accounts[buyer] = a.model_copy(update={"deposit": a.deposit - total, "last_epoch": batch.epoch})
+            accounts[buyer] = a.model_copy(update={"deposit": a.deposit - total, "last_epoch": max(a.last_epoch, batch.epoch)})
             for payee, amount in lines:
                 owed[payee] = owed.get(payee, 0) + amount
+        if len(skipped) == len(batch.buyers):
+            raise error_for_reason("batch: settled", f"every part of epoch {batch.epoch} settled before")
         if commit:
+            self._settled_epochs |= done
             self._batch.update(accounts)
             for payee, amount in owed.items():
                 if amount:
                     self._credit(payee, amount)
-            total = sum(line & (2**240 - 1) for line in batch.lines)
+            for buyer in skipped:
+                self._emit("PartSkipped", epoch=batch.epoch, buyer=buyer)
+            total = sum(owed.values())
             self._emit("EpochSettled", epoch=batch.epoch, buyers=len(batch.buyers), lines=len(batch.lines), total=total)
 
     def _check_settle_batch(self, sender: str, **raw: Any) -> None:

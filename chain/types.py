@@ -384,7 +384,7 @@ class Positions(BaseModel):
 class LedgerEvent(BaseModel):
     """A contract event, the same kinds and fields on every backend (token transfers aside):
     Opened, Released, Refunded, Disputed, ChannelOpened, ChannelClaimed, ChannelReclaimed,
-    Deposited, WithdrawalRequested, Withdrawn, EpochSettled, Staked, UnstakeRequested,
+    Deposited, WithdrawalRequested, Withdrawn, PartSkipped, EpochSettled, Staked, UnstakeRequested,
     Unstaked, Slashed."""
 
     model_config = ConfigDict(frozen=True)

@@ -6,7 +6,10 @@
         epoch. The contract checks each buyer's signature against the lines it is given, debits
         the buyer's deposit, nets what every payee is owed across all buyers, and pays each
         payee once. Nothing is paid that a buyer did not sign; an epoch settles at most once per
-        buyer (epochs only go up), so a retry never pays twice.
+        buyer, so a retry never pays twice. A buyer's part whose epoch already settled (lifted
+        out of a pending batch and submitted first by anyone) is skipped, not a reason to fail
+        the others' parts; a batch with nothing left to settle is refused. Epochs settle in any
+        order (one per bit): a later epoch submitted first no longer kills an earlier one.
 @dev Calldata is compact: payees are listed once, and each line packs the payee's index in
      the top 16 bits with the amount below (amounts < 2**240). A buyer's account packs its
      last settled epoch (top 64 bits) with its deposit (low 192 bits) in one storage slot.
@@ -35,6 +38,10 @@ event WithdrawalRequested:
     amount: uint256
     unlock_at: uint256
 
+event PartSkipped:
+    epoch: indexed(uint256)
+    buyer: indexed(address)
+
 event EpochSettled:
     epoch: indexed(uint256)
     buyers: uint256
@@ -43,6 +50,7 @@ event EpochSettled:
 
 token: public(IERC20)
 accounts: HashMap[address, uint256]
+settled_epochs: HashMap[address, HashMap[uint256, uint256]]  # buyer -> epoch >> 8 -> one bit per epoch
 unlock_at: public(HashMap[address, uint256])
 requested: public(HashMap[address, uint256])  # what may leave once unlock_at has passed
 withdraw_delay: public(uint256)
@@ -63,7 +71,14 @@ def deposit_of(_buyer: address) -> uint256:
 @view
 @external
 def last_epoch(_buyer: address) -> uint256:
+    """The highest epoch settled for this buyer (others below it may still be open)."""
     return self.accounts[_buyer] >> 192
+
+
+@view
+@external
+def epoch_settled(_buyer: address, _epoch: uint256) -> bool:
+    return self.settled_epochs[_buyer][_epoch >> 8] & (1 << (_epoch & 255)) != 0
 
 
 @external
@@ -122,6 +137,9 @@ def settle(_epoch: uint256, _buyers: DynArray[address, MAX_BUYERS], _counts: Dyn
         owed.append(0)
     cursor: uint256 = 0
     grand: uint256 = 0
+    skipped: uint256 = 0
+    word: uint256 = _epoch >> 8
+    bit: uint256 = 1 << (_epoch & 255)
     for b: uint256 in range(MAX_BUYERS):
         if b >= len(_buyers):
             break
@@ -136,14 +154,24 @@ def settle(_epoch: uint256, _buyers: DynArray[address, MAX_BUYERS], _counts: Dyn
             h = keccak256(concat(h, convert(_payees[idx], bytes32), convert(amount, bytes32)))
             owed[idx] += amount
             total += amount
-        cursor += _counts[b]
         assert self._signer(_epoch, h, _sigs[b]) == _buyers[b], "batch: bad signature"
-        account: uint256 = self.accounts[_buyers[b]]
-        assert (account >> 192) < _epoch, "batch: settled"
-        assert account & DEPOSIT_MASK >= total, "batch: insufficient deposit"
-        self.accounts[_buyers[b]] = (_epoch << 192) | ((account & DEPOSIT_MASK) - total)
-        grand += total
+        if self.settled_epochs[_buyers[b]][word] & bit != 0:
+            for k: uint256 in range(MAX_LINES):  # settled before: take its lines back out
+                if k >= _counts[b]:
+                    break
+                line: uint256 = _lines[cursor + k]
+                owed[line >> 240] -= line & AMOUNT_MASK
+            skipped += 1
+            log PartSkipped(epoch=_epoch, buyer=_buyers[b])
+        else:
+            self.settled_epochs[_buyers[b]][word] |= bit
+            account: uint256 = self.accounts[_buyers[b]]
+            assert account & DEPOSIT_MASK >= total, "batch: insufficient deposit"
+            self.accounts[_buyers[b]] = (max(account >> 192, _epoch) << 192) | ((account & DEPOSIT_MASK) - total)
+            grand += total
+        cursor += _counts[b]
     assert cursor == len(_lines), "batch: bad lines"
+    assert skipped < len(_buyers), "batch: settled"
     for i: uint256 in range(MAX_PAYEES):
         if i >= len(_payees):
             break

@@ -44,17 +44,18 @@ def test_epoch_pays_net_amounts_in_one_operation(ledger: Ledger, people: dict) -
     assert ledger.is_conserved()
 
 
-def test_an_epoch_settles_once_and_epochs_only_go_up(ledger: Ledger, people: dict) -> None:
+def test_an_epoch_settles_once_per_buyer(ledger: Ledger, people: dict) -> None:
     _fund(ledger, people)
     batch = _epoch(ledger, people).build(_signer(people))
     ledger.settle_batch(people["stranger"], batch)
     with pytest.raises(AlreadySettled):
         ledger.settle_batch(people["stranger"], batch)  # a retry never pays twice
-    old = _epoch(ledger, people, epoch=1).build(_signer(people))
+    again = _epoch(ledger, people, epoch=1).build(_signer(people))
     with pytest.raises(AlreadySettled):
-        ledger.settle_batch(people["stranger"], old)
+        ledger.settle_batch(people["stranger"], again)
     ledger.settle_batch(people["stranger"], _epoch(ledger, people, epoch=2).build(_signer(people)))
     assert ledger.balance_of(people["provider"].address) == 2 * (5 * 500 + 3 * 1000)
+    assert ledger.batch_account(people["buyer"].address).last_epoch == 2
 
 
 def test_nothing_is_paid_that_a_buyer_did_not_sign(ledger: Ledger, people: dict) -> None:

@@ -174,3 +174,33 @@ def test_signed_bytes_must_be_the_prepared_transaction(ledger: Ledger, people: d
     assert _held(ledger, people) == before
     ledger.submit(prepared, buyer.sign_transaction(prepared.tx))
     assert ledger.balance_of(owner.address) == 5
+
+
+def _two_buyer_epoch(ledger: Ledger, people: dict, epoch: int):
+    b = EpochBuilder(epoch, ledger.domains()["batch"])
+    b.add(people["buyer"].address, {people["provider"].address: 500})
+    b.add(people["arbiter"].address, {people["owner"].address: 300})
+    keys = {people[k].address: people[k] for k in ("buyer", "arbiter")}
+    return b.build(lambda who, typed: keys[who].sign_typed_data(typed))
+
+
+def test_a_lifted_part_or_a_later_epoch_first_kills_no_other_payment(ledger: Ledger, people: dict) -> None:
+    """Issue 19, item 7: one buyer's signed part lifted out of a pending batch and submitted
+    first made the whole batch revert (the other payees unpaid); a later epoch submitted first
+    killed an earlier one for good."""
+    _open(ledger, people)
+    ledger.mint(people["arbiter"].address, 10 * TOKEN)
+    for name in ("buyer", "arbiter"):
+        ledger.deposit(people[name], TOKEN)
+    one, two = _two_buyer_epoch(ledger, people, 1), _two_buyer_epoch(ledger, people, 2)
+    lifted = one.model_copy(update={"buyers": one.buyers[:1], "counts": one.counts[:1], "signatures": one.signatures[:1],
+                                    "lines": one.lines[: one.counts[0]]})
+    ledger.settle_batch(people["stranger"], lifted)  # the attacker submits the buyer's part alone
+    ledger.settle_batch(people["stranger"], two)  # and the later epoch before the earlier one
+    ledger.settle_batch(people["stranger"], one)  # the whole earlier batch still settles the rest
+    assert ledger.balance_of(people["provider"].address) == 2 * 500  # the lifted part paid once, not twice
+    assert ledger.balance_of(people["owner"].address) == 2 * 300
+    assert [e.kind for e in ledger.events()][-2:] == ["PartSkipped", "EpochSettled"]
+    with pytest.raises(AlreadySettled):
+        ledger.settle_batch(people["stranger"], one)  # nothing left to settle: refused
+    assert ledger.is_conserved()
