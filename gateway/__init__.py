@@ -8,14 +8,14 @@ relay.py for the gateway agent, market.py for the markets it fronts, client.py f
 """
 
 from gateway.app import create_app
-from gateway.auth import RateLimiter, Verifier, request_typed_data, sign_request
+from gateway.auth import RateLimiter, Verifier, request_domain, request_typed_data, sign_request
 from gateway.client import GatewayClient, GatewayHTTPError, embeddings
-from gateway.errors import Conflict, Forbidden, GatewayError, Invalid, NotFound, PaymentRefused, RateLimited, Unauthorized, Unavailable
+from gateway.errors import Conflict, Forbidden, GatewayError, Invalid, Mismatch, NotFound, PaymentRefused, RateLimited, Unauthorized, Unavailable
 from gateway.market import HostedMarket, JoinedMarket, Market, hosted
 from gateway.relay import GatewayAgent, GatewayJob
 
 __all__ = [
     "Conflict", "Forbidden", "GatewayAgent", "GatewayClient", "GatewayError", "GatewayHTTPError", "GatewayJob", "HostedMarket",
-    "Invalid", "JoinedMarket", "Market", "NotFound", "PaymentRefused", "RateLimited", "RateLimiter", "Unauthorized", "Unavailable", "Verifier",
-    "create_app", "embeddings", "hosted", "request_typed_data", "sign_request",
+    "Invalid", "JoinedMarket", "Market", "Mismatch", "NotFound", "PaymentRefused", "RateLimited", "RateLimiter", "Unauthorized", "Unavailable", "Verifier",
+    "create_app", "embeddings", "hosted", "request_domain", "request_typed_data", "sign_request",
 ]

@@ -5,7 +5,13 @@ docs at ``/docs``). Reads of public market state (services, market data, profile
 channels) need no signature; anything that acts for a caller (a relayed ledger write, a paid
 call, reading one's own jobs) is signed with the caller's key (gateway/auth.py). Every error is
 a 4xx with ``{"error", "detail", "field"}`` and leaves the market as it was; rate limits
-answer 429 with ``Retry-After``.
+answer 429 with ``Retry-After``; a chain node that does not answer a write within
+``write_timeout`` is a 503 naming the node, with ``Retry-After``.
+
+Nothing here waits on the chain node while holding a lock other requests need: ledger reads and
+relayed writes go to the (thread-safe) ledger directly, and only reads of the registry and asks
+of the gateway agent take the market's lock. The endpoints live in three files: this one (public
+reads, errors, the assembly), writes.py (relayed ledger writes) and jobs.py (paid calls).
 
 How a caller with only a key and an HTTP client pays for a model call:
 
@@ -22,202 +28,75 @@ How a caller with only a key and an HTTP client pays for a model call:
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import inspect
 import json
 import secrets
 import threading
-import time
 import typing
-from collections import OrderedDict
 from importlib import resources
 from typing import Any, Literal
 
-from fastapi import Depends, FastAPI, Header, Path, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import ValidationError
 
 from agents.errors import AgentsError, UnknownOffer
 from agents.roles.serving import escrow_bill, escrow_terms
 from chain import errors as chain_errors
-from chain.ledger import DeferredSigner, Ledger, SignatureNeeded
-from chain.types import Prepared, check_address, check_id
-from gateway.auth import RateLimiter, Verifier
-from gateway.errors import Conflict, Forbidden, GatewayError, Invalid, NotFound, PaymentRefused, RateLimited, Unavailable
+from chain.types import check_address, check_id, owned_id
+from gateway.auth import RateLimiter, Verifier, request_domain
+from gateway.errors import Conflict, GatewayError, Mismatch, NotFound, Unavailable
+from gateway.jobs import add_jobs
 from gateway.market import Market
-from gateway.relay import FINAL, GatewayJob, model_call_service
+from gateway.relay import model_call_service
+from gateway.schemas import (
+    ADDRESS_PATTERN,
+    ID_PATTERN,
+    Account,
+    ChainInfo,
+    ErrorBody,
+    EscrowQuote,
+    Price,
+    Profile,
+    Service,
+    Trade,
+    TradesPage,
+    first_error,
+    named,
+)
+from gateway.writes import add_ledger_writes, node_name
 
 API = "/v1"
-ADDRESS_PATTERN = r"^0x[0-9a-fA-F]{40}$"
-ID_PATTERN = r"^0x[0-9a-fA-F]{64}$"
-IDEMPOTENCY_KEYS = 100_000  # keys remembered (each a few hundred bytes)
-
-# the writes a caller may have relayed: its own account, transfers, channels, escrows, deposits, stake
-RELAYED_OPS = (
-    "open_account", "transfer", "approve", "open_channel", "top_up_channel", "extend_channel", "reclaim_channel",
-    "open_escrow", "release", "release_items", "refund", "dispute", "deposit", "request_withdrawal", "withdraw",
-    "stake", "request_unstake", "unstake",
-)
-
-
-# -- the API's shapes --------------------------------------------------------------------------
-class ErrorBody(BaseModel):
-    error: str
-    detail: str
-    field: str | None = None
-
-
-class ChainInfo(BaseModel):
-    chain_id: int
-    ledger: str = Field(description="the ledger backend: memory, embedded (an in-process EVM chain) or rpc (a node)")
-    symbol: str
-    decimals: int
-    gateway: str = Field(description="the gateway agent's address")
-    now: int = Field(description="ledger time, unix seconds")
-    domains: dict[str, dict[str, Any]] = Field(description="EIP-712 domains of the ledger's contracts (vouchers are signed under 'channel')")
-    markets: list[str]
-
-
-class Service(BaseModel):
-    kind: Literal["model", "dataset", "compute", "model-call"]
-    address: str
-    name: str
-    price: int = Field(description="base units per unit")
-    unit: str
-    reputation: float = Field(description="0..1, relative to the most trusted agent")
-    terms: dict[str, Any] = {}
-
-
-class Trade(BaseModel):
-    seq: int
-    market: str
-    round: int
-    t: float
-    buyer: str
-    seller: str
-    price: int
-    qty: int
-    tx: str
-
-
-class TradesPage(BaseModel):
-    last_seq: int
-    trades: list[Trade]
-
-
-class Price(BaseModel):
-    market: str
-    last: int | None
-    vwap: float | None
-    low: int | None
-    high: int | None
-    trades: int
-    volume: int
-
-
-class Profile(BaseModel):
-    address: str
-    name: str
-    role: str
-    reputation: float
-    balance: int
-    services: list[Service]
-
-
-class Account(BaseModel):
-    address: str
-    balance: int
-
-
-class TxRequest(BaseModel):
-    op: Literal[RELAYED_OPS]  # type: ignore[valid-type]
-    args: dict[str, Any] = Field(default={}, description="the operation's arguments, as the Ledger method names them (the sender is the signer)")
-
-
-class TxAnswer(BaseModel):
-    status: Literal["sign", "done"] = Field(description="sign: sign `tx` and post it to /v1/tx/{prepared_id}; done: applied")
-    prepared_id: str | None = None
-    tx: dict[str, Any] | None = None
-    receipt: dict[str, Any] | None = None
-
-
-class SignedTx(BaseModel):
-    signed: str = Field(pattern=r"^0x[0-9a-fA-F]+$", max_length=200_000, description="the raw signed transaction, hex")
-
-
-class ChannelPayment(BaseModel):
-    kind: Literal["channel"] = "channel"
-    channel_id: str = Field(pattern=ID_PATTERN)
-    amount: int = Field(ge=0, le=2**256 - 1, description="cumulative amount owed on the channel since its last claim, this call included")
-    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$", description="the channel sender's EIP-712 voucher signature")
-
-    @field_validator("channel_id")
-    @classmethod
-    def _id(cls, v: str) -> str:
-        return check_id(v, "channel_id")
-
-
-class EscrowPayment(BaseModel):
-    kind: Literal["escrow"]
-    escrow_id: str = Field(pattern=ID_PATTERN, description="an open escrow of the caller's paying the server this one call (terms from /v1/services/{address}/escrow)")
-
-    @field_validator("escrow_id")
-    @classmethod
-    def _id(cls, v: str) -> str:
-        return check_id(v, "escrow_id")
-
-
-class EscrowQuote(BaseModel):
-    terms: dict[str, Any] = Field(description="the args of POST /v1/tx op open_escrow (escrow_id, payees, shares_bps, amount, deadline)")
-    release: dict[str, Any] = Field(description="the POST /v1/tx to send once the answer checks out: release_items with each payee's bill")
-    dispute: dict[str, Any] = Field(description="the POST /v1/tx to send if it does not: the server puts the result before the arbiter, who re-runs it")
-
-
-class JobSubmit(BaseModel):
-    service: str = Field(pattern=ADDRESS_PATTERN, description="the model server's address (from /v1/services?kind=model-call)")
-    inputs: list[str] = Field(min_length=1, max_length=64)
-    payment: ChannelPayment | EscrowPayment = Field(discriminator="kind", description="a channel voucher (pay per call) or an escrow opened for this call")
-
-    @field_validator("service")
-    @classmethod
-    def _service(cls, v: str) -> str:
-        return check_address(v, "service")
-
-    @field_validator("inputs")
-    @classmethod
-    def _inputs(cls, v: list[str]) -> list[str]:
-        if any(len(text) > 10_000 for text in v):
-            raise ValueError("each input is at most 10,000 characters")
-        return v
-
-
-class Job(GatewayJob):
-    """A job as the API shows it."""
 
 
 # -- the app ------------------------------------------------------------------------------------
-def create_app(market: Market, *, rate: float = 20.0, burst: int = 40, max_skew: float = 30.0, max_wait: float = 30.0, faucet: int = 0) -> FastAPI:
+def create_app(
+    market: Market, *, rate: float = 20.0, burst: int = 40, max_skew: float = 30.0, max_wait: float = 30.0, max_waits: int = 4,
+    write_timeout: float | None = 60.0, faucet: int = 0,
+) -> FastAPI:
     """The gateway app over ``market``; ``rate``/``burst``: each address's (and each unsigned
     client's) requests per second; ``max_skew``: how far a signed timestamp may be from now;
-    ``faucet``: for a trial market, ``POST /v1/faucet`` mints this much once to each caller
-    (0: no faucet; the mint is the operator's, so supply still equals what was minted)."""
+    ``max_wait``: the longest a request waits for a job; ``max_waits``: a caller's waits at a
+    time; ``write_timeout``: the longest the ledger waits for a write's receipt (sets the EVM
+    ledger's ``write_timeout``; None leaves the ledger's own); ``faucet``: for a trial market,
+    ``POST /v1/faucet`` mints this much once to each caller (0: no faucet; the mint is the
+    operator's, so supply still equals what was minted)."""
     chain_id = int(market.ledger.domains()["channel"]["chainId"])
-    verifier = Verifier(chain_id, max_skew=max_skew)
+    if write_timeout is not None and not write_timeout > 0:
+        raise ValueError(f"write_timeout is a number of seconds above 0, not {write_timeout}")
+    if write_timeout is not None and hasattr(market.ledger, "write_timeout"):  # the agents' writes are bounded by it too
+        market.ledger.write_timeout = write_timeout
+    retry_after = float(getattr(market.ledger, "write_timeout", None) or 5.0)
+    domain = request_domain(chain_id, market.gateway)  # a fresh salt: no other gateway shares it
+    verifier = Verifier(domain, max_skew=max_skew)
     limiter = RateLimiter(rate=rate, burst=burst)
-    prepared: dict[str, tuple[str, float, Prepared]] = {}  # id -> (sender, made at, prepared)
-    # (caller, key) -> (request digest, job id), the oldest forgotten past IDEMPOTENCY_KEYS (a retry
-    # that old with a forgotten key is relayed again, and its spent voucher is refused by the server)
-    idempotent: OrderedDict[tuple[str, str], tuple[str, str]] = OrderedDict()
-    relay_lock = threading.Lock()
-    poll = 0.005 if market.kind == "hosted" else 0.02  # on Ray each look at a job is a call to its shard
 
     app = FastAPI(
         title="Agora gateway",
         version="1.0.0",
         description=__doc__,
-        responses={400: {"model": ErrorBody}, 429: {"model": ErrorBody}},
+        responses={400: {"model": ErrorBody}, 429: {"model": ErrorBody}, 503: {"model": ErrorBody}},
     )
     app.state.market = market
 
@@ -227,16 +106,20 @@ def create_app(market: Market, *, rate: float = 20.0, burst: int = 40, max_skew:
 
     @app.exception_handler(GatewayError)
     async def _gateway_error(_: Request, exc: GatewayError) -> JSONResponse:
-        headers = {"Retry-After": RateLimiter.retry_after_header(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        headers = {"Retry-After": RateLimiter.retry_after_header(exc.retry_after)} if exc.retry_after is not None else None
         return _error(exc.status, exc.kind, exc.detail, exc.field, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        field, detail = _first_error(exc.errors(), skip=("body",))
+        field, detail = first_error(exc.errors(), skip=("body",))
         return JSONResponse(status_code=422, content={"error": "invalid", "detail": detail, "field": field, "errors": jsonable_encoder(exc.errors())})
 
     @app.exception_handler(chain_errors.ChainError)
-    async def _chain_error(_: Request, exc: chain_errors.ChainError) -> JSONResponse:
+    async def _chain_error(request: Request, exc: chain_errors.ChainError) -> JSONResponse:
+        if isinstance(exc, chain_errors.SignedTxMismatch):
+            return await _gateway_error(request, Mismatch(str(exc), "signed"))
+        if isinstance(exc, chain_errors.NodeUnavailable):
+            return await _gateway_error(request, Unavailable(f"{exc}{node_name(market.ledger)}", None, retry_after))
         status = 409
         if isinstance(exc, (chain_errors.InvalidArgument, chain_errors.InvalidAmount)):
             status = 422
@@ -247,7 +130,7 @@ def create_app(market: Market, *, rate: float = 20.0, burst: int = 40, max_skew:
         elif isinstance(exc, chain_errors.Unauthorized):
             status = 403
         detail = str(exc).strip("'\"")
-        return _error(status, type(exc).__name__, detail, _named(detail) if status == 422 else None)
+        return _error(status, type(exc).__name__, detail, named(detail) if status == 422 else None)
 
     @app.exception_handler(AgentsError)
     async def _agents_error(_: Request, exc: AgentsError) -> JSONResponse:
@@ -255,7 +138,7 @@ def create_app(market: Market, *, rate: float = 20.0, burst: int = 40, max_skew:
 
     @app.exception_handler(ValidationError)
     async def _model_error(_: Request, exc: ValidationError) -> JSONResponse:
-        field, detail = _first_error(exc.errors())
+        field, detail = first_error(exc.errors())
         return _error(422, "invalid", detail, field)
 
     # -- who is asking -------------------------------------------------------------------------
@@ -273,11 +156,9 @@ def create_app(market: Market, *, rate: float = 20.0, burst: int = 40, max_skew:
     # -- public reads -------------------------------------------------------------------------
     @app.get(f"{API}/chain", response_model=ChainInfo, dependencies=[Depends(anyone)], summary="The ledger and gateway: chain id, signing domains, time")
     def chain() -> ChainInfo:
-        led = market.ledger
-        return market.locked(lambda: ChainInfo(
-            chain_id=chain_id, ledger=market.ledger_kind, symbol=led.symbol, decimals=led.decimals,
-            gateway=market.gateway, now=int(led.now()), domains=led.domains(), markets=market.markets(),
-        ))
+        led = market.ledger  # thread-safe: no market lock, so a busy market never holds this read up
+        return ChainInfo(chain_id=chain_id, ledger=market.ledger_kind, symbol=led.symbol, decimals=led.decimals, gateway=market.gateway,
+                         now=int(led.now()), domains={**led.domains(), "request": domain}, markets=market.markets())
 
     @app.get(f"{API}/services", response_model=list[Service], dependencies=[Depends(anyone)], summary="Models, datasets, compute and served models, with prices and reputation")
     def services(
@@ -286,7 +167,8 @@ def create_app(market: Market, *, rate: float = 20.0, burst: int = 40, max_skew:
         max_price: int | None = Query(default=None, ge=0, le=2**256 - 1),
         min_reputation: float | None = Query(default=None, ge=0, le=1),
     ) -> list[Service]:
-        found = market.locked(lambda: _services(market, kind))
+        now = float(market.ledger.now())  # from the node, before the market's lock
+        found = market.locked(lambda: _services(market, kind, now))
         return [s for s in found if (name is None or s.name == name or s.terms.get("name") == name)
                 and (max_price is None or s.price <= max_price) and (min_reputation is None or s.reputation >= min_reputation)]
 
@@ -326,177 +208,73 @@ def create_app(market: Market, *, rate: float = 20.0, burst: int = 40, max_skew:
     def profile(address: str = Path(pattern=ADDRESS_PATTERN)) -> Profile:
         who = check_address(address, "address")
 
+        now, balance = float(market.ledger.now()), market.ledger.balance_of(who)  # the node, before the market's lock
+
         def read() -> Profile:
             known = market.agent(who)
             if known is None:
                 raise NotFound(f"no agent {who} in this market", "address")
             rep = _reputation(market)
-            mine = [s for s in _services(market, None, rep) if s.address == who]
-            return Profile(address=who, name=known.get("name", ""), role=known.get("role", ""), reputation=rep.get(who, 0.0),
-                           balance=market.ledger.balance_of(who), services=mine)
+            mine = [s for s in _services(market, None, now, rep) if s.address == who]
+            return Profile(address=who, name=known.get("name", ""), role=known.get("role", ""), reputation=rep.get(who, 0.0), balance=balance, services=mine)
 
         return market.locked(read)
 
     @app.get(f"{API}/accounts/{{address}}", response_model=Account, dependencies=[Depends(anyone)], summary="A balance on the ledger")
     def account(address: str = Path(pattern=ADDRESS_PATTERN)) -> Account:
         who = check_address(address, "address")
-        return Account(address=who, balance=market.locked(lambda: market.ledger.balance_of(who)))
+        return Account(address=who, balance=market.ledger.balance_of(who))
 
     @app.get(f"{API}/channels/{{channel_id}}", dependencies=[Depends(anyone)], summary="A payment channel's state (deposit left, nonce, expiration)")
     def channel(channel_id: str = Path(pattern=ID_PATTERN)) -> dict[str, Any]:
         cid = check_id(channel_id, "channel_id")
-        return market.locked(lambda: market.ledger.channel(cid)).model_dump(mode="json")
+        return market.ledger.channel(cid).model_dump(mode="json")
 
     @app.get(f"{API}/escrows/{{escrow_id}}", dependencies=[Depends(anyone)], summary="An escrow's state (buyer, payees and shares, amount, deadline, status)")
     def escrow(escrow_id: str = Path(pattern=ID_PATTERN)) -> dict[str, Any]:
         eid = check_id(escrow_id, "escrow_id")
-        return market.locked(lambda: market.ledger.escrow(eid)).model_dump(mode="json")
+        return market.ledger.escrow(eid).model_dump(mode="json")
 
-    # -- relayed, signed ledger writes ---------------------------------------------------------
-    @app.post(f"{API}/tx", response_model=TxAnswer, summary="Prepare a ledger write for the signer (sign the returned tx, post it back)")
-    def tx(body: TxRequest, caller: str = Depends(signed)) -> TxAnswer:
-        call = _bound(market.ledger, body.op, body.args, caller)
-        try:
-            receipt = market.locked(call)
-        except (chain_errors.InvalidArgument, chain_errors.InvalidAmount) as exc:
-            detail = str(exc).strip("'\"")
-            name = _named(detail)
-            if name in body.args:
-                raise Invalid(f"args.{detail}", f"args.{name}") from None
-            raise Invalid(detail, "args") from None
-        except SignatureNeeded as need:
-            pid = "0x" + hashlib.sha256(f"{caller}:{time.time_ns()}:{body.op}".encode()).hexdigest()
-            with relay_lock:
-                for key in [k for k, (_, at, _) in prepared.items() if time.time() - at > 600]:
-                    del prepared[key]  # a prepared write lives ten minutes
-                prepared[pid] = (caller, time.time(), need.prepared)
-            return TxAnswer(status="sign", prepared_id=pid, tx=jsonable_encoder(need.prepared.tx))
-        return TxAnswer(status="done", receipt=receipt.model_dump(mode="json"))
-
-    @app.post(f"{API}/tx/{{prepared_id}}", response_model=TxAnswer, summary="Submit the signed transaction of a prepared write")
-    def submit(body: SignedTx, prepared_id: str = Path(pattern=ID_PATTERN), caller: str = Depends(signed)) -> TxAnswer:
-        with relay_lock:
-            found = prepared.get(prepared_id)
-            if found is None:
-                raise NotFound(f"no prepared write {prepared_id[:18]} (prepared writes live ten minutes)", "prepared_id")
-            if found[0] != caller:
-                raise Forbidden("that write was prepared for another sender", "prepared_id")
-            del prepared[prepared_id]  # one submit per prepared write
-        try:
-            signed_tx = bytes.fromhex(body.signed[2:])
-        except ValueError:
-            raise Invalid("signed: not hex bytes", "signed") from None
-        receipt = market.locked(lambda: market.ledger.submit(found[2], signed_tx))
-        return TxAnswer(status="done", receipt=receipt.model_dump(mode="json"))
+    # -- relayed, signed ledger writes (writes.py) ------------------------------------------------
+    add_ledger_writes(app, market, signed, retry_after)
 
     # -- paid calls ----------------------------------------------------------------------------
     @app.get(f"{API}/services/{{address}}/escrow", response_model=EscrowQuote, dependencies=[Depends(anyone)],
              summary="Terms of an escrow that pays one call of a served model, and the release that pays it")
-    def escrow_quote(address: str = Path(pattern=ADDRESS_PATTERN), seconds: int = Query(default=600, ge=180, le=86_400, description="how long the escrow runs")) -> EscrowQuote:
-        who = check_address(address, "address")
+    def escrow_quote(
+        address: str = Path(pattern=ADDRESS_PATTERN),
+        buyer: str = Query(pattern=ADDRESS_PATTERN, description="who opens the escrow: the escrow id is theirs alone (the contract refuses any other opener)"),
+        seconds: int = Query(default=600, ge=180, le=86_400, description="how long the escrow runs"),
+    ) -> EscrowQuote:
+        who, opener = check_address(address, "address"), check_address(buyer, "buyer")
+        now = market.ledger.now()  # the node, before the market's lock
+        service = market.locked(lambda: model_call_service(market.registry, now, who, "address"))
+        escrow_id = owned_id(opener, "gateway-escrow", secrets.token_hex(16))
+        terms = escrow_terms(service, escrow_id, int(now) + seconds)
+        return EscrowQuote(
+            terms=terms.model_dump(mode="json", exclude_none=True),
+            release={"op": "release_items", "args": {"escrow_id": escrow_id, "amounts": escrow_bill(service)[1]}},
+            dispute={"op": "dispute", "args": {"escrow_id": escrow_id}},
+        )
 
-        def read() -> EscrowQuote:
-            now = market.ledger.now()
-            service = model_call_service(market.registry, now, who, "address")
-            escrow_id = "0x" + secrets.token_hex(32)
-            terms = escrow_terms(service, escrow_id, int(now) + seconds)
-            return EscrowQuote(
-                terms=terms.model_dump(mode="json", exclude_none=True),
-                release={"op": "release_items", "args": {"escrow_id": escrow_id, "amounts": escrow_bill(service)[1]}},
-                dispute={"op": "dispute", "args": {"escrow_id": escrow_id}},
-            )
-
-        return market.locked(read)
-
-    @app.post(f"{API}/jobs", response_model=Job, status_code=200, summary="Call a served model, paying with a channel voucher or an escrow")
-    def submit_job(
-        body: JobSubmit,
-        caller: str = Depends(signed),
-        idempotency_key: str | None = Header(default=None, min_length=1, max_length=128, description="a retried submit with the same key returns the same job and pays once"),
-        wait: float = Query(default=10.0, ge=0, le=60, description="seconds to wait for the answer before returning the job as it stands"),
-    ) -> Job:
-        digest = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
-        with relay_lock:
-            if idempotency_key is not None and (caller, idempotency_key) in idempotent:
-                seen_digest, job_id = idempotent[(caller, idempotency_key)]
-                if seen_digest != digest:
-                    raise Conflict(f"Idempotency-Key {idempotency_key!r} was used for a different request", "Idempotency-Key")
-            elif isinstance(body.payment, EscrowPayment):
-                ticket = {"caller": caller, "service": body.service, "inputs": body.inputs, "escrow_id": body.payment.escrow_id}
-                job_id = market.ask("relay_escrow", ticket)["job_id"]
-            else:
-                ticket = {"caller": caller, "service": body.service, "inputs": body.inputs, "channel_id": body.payment.channel_id,
-                          "amount": body.payment.amount, "signature": body.payment.signature}
-                job_id = market.ask("relay", ticket)["job_id"]
-            if idempotency_key is not None and (caller, idempotency_key) not in idempotent:
-                idempotent[(caller, idempotency_key)] = (digest, job_id)
-                while len(idempotent) > IDEMPOTENCY_KEYS:
-                    idempotent.popitem(last=False)
-        job = _wait_for(job_id, min(wait, max_wait))
-        if job.status == "refused" and job.reason.startswith("payment refused"):
-            raise PaymentRefused(f"{job.reason} (job {job.job_id})", "payment")
-        return job
-
-    @app.get(f"{API}/jobs/{{job_id}}", response_model=Job, summary="A job's status, result, metering and receipt (the submitter's own)")
-    def get_job(job_id: str = Path(max_length=100), caller: str = Depends(signed), wait: float = Query(default=0.0, ge=0, le=60)) -> Job:
-        job = _wait_for(job_id, min(wait, max_wait), settled=True)
-        if job.caller != caller:
-            raise Forbidden("a job is visible to the caller who submitted it", "job_id")
-        return job
-
-    @app.get(f"{API}/jobs", response_model=list[Job], summary="The caller's recent jobs, newest first (results left out)")
-    def my_jobs(caller: str = Depends(signed), limit: int = Query(default=20, ge=1, le=200)) -> list[Job]:
-        return [Job(**j) for j in market.ask("recent_jobs", 10_000) if j["caller"] == caller][:limit]
-
-    @app.get(f"{API}/explorer/jobs", dependencies=[Depends(anyone)], summary="Recent gateway jobs' journeys, for the explorer (no inputs or results)")
-    def explorer_jobs(limit: int = Query(default=20, ge=1, le=200)) -> list[dict[str, Any]]:
-        return [{**j, "claim_tx": _claim_tx(Job(**j))} for j in market.ask("recent_jobs", limit)]
-
-    def _wait_for(job_id: str, wait: float, settled: bool = False) -> Job:
-        deadline = time.monotonic() + wait
-        goal = FINAL if settled else FINAL | {"answered"}
-        while True:
-            raw = market.ask("job", job_id)
-            if raw is None:
-                raise NotFound(f"no job {job_id[:64]}", "job_id")
-            if raw["status"] in goal or time.monotonic() >= deadline:
-                break
-            time.sleep(poll)
-        job = Job(**raw)
-        job.claim_tx = _claim_tx(job)
-        return job
-
-    claimed: dict[Any, str] = {}  # (channel id, nonce) -> the claim's tx, escrow id -> its release's or refund's, from the ledger's events
-    scanned = [0]  # the next block to read events from
-
-    def _claim_tx(job: Job) -> str | None:
-        """The claim's transaction: as the server reported it, else from the ledger's events, read
-        incrementally (each block once), under the market's lock."""
-        if job.status not in ("settled", "refunded") or job.claim_tx:
-            return job.claim_tx
-        key: Any = job.escrow_id.lower() if job.payment == "escrow" else (job.channel_id.lower(), job.nonce)
-        if key not in claimed:
-            def scan() -> None:
-                for e in market.ledger.events(from_block=scanned[0]):
-                    if e.kind == "ChannelClaimed":
-                        claimed[(str(e.args.get("channel_id", "")).lower(), int(e.args.get("nonce", -1)))] = e.tx_hash
-                    elif e.kind in ("Released", "Refunded"):
-                        claimed[str(e.args.get("deal_id", "")).lower()] = e.tx_hash
-                    scanned[0] = max(scanned[0], e.block + 1)
-
-            market.locked(scan)
-        return claimed.get(key)
+    add_jobs(app, market, signed, max_wait=max_wait, max_waits=max_waits)
 
     if faucet > 0:
         funded: set[str] = set()
+        funded_lock = threading.Lock()
 
         @app.post(f"{API}/faucet", summary="A trial market's faucet: tokens once per address, to try paid calls")
         def drip(caller: str = Depends(signed)) -> dict[str, Any]:
-            with relay_lock:
+            with funded_lock:
                 if caller in funded:
                     raise Conflict(f"{caller} has had its {faucet} from the faucet", "caller")
                 funded.add(caller)
-            receipt = market.locked(lambda: market.ledger.mint(caller, faucet))
+            try:
+                receipt = market.ledger.mint(caller, faucet)  # the operator's write, under no lock of the gateway's
+            except BaseException:
+                with funded_lock:
+                    funded.discard(caller)  # not minted (or not known to be): the caller may ask again
+                raise
             return {"amount": faucet, "receipt": receipt.model_dump(mode="json")}
 
     # -- the explorer ----------------------------------------------------------------------------
@@ -504,12 +282,12 @@ def create_app(market: Market, *, rate: float = 20.0, burst: int = 40, max_skew:
     def explorer() -> HTMLResponse:
         return HTMLResponse(resources.files("gateway").joinpath("explorer.html").read_text())
 
-    @app.get(f"{API}/health", summary="Liveness: the market answers")
+    @app.get(f"{API}/health", summary="Liveness: the gateway and its ledger answer")
     def health() -> dict[str, Any]:
         try:
-            now = market.locked(lambda: int(market.ledger.now()))
+            now = int(market.ledger.now())
         except Exception as exc:  # noqa: BLE001 - reported, not raised
-            raise Unavailable(f"the market does not answer: {exc}") from None
+            raise Unavailable(f"the ledger does not answer: {exc}", None, retry_after) from None
         return {"ok": True, "now": now, "market": market.kind}
 
     return app
@@ -520,8 +298,10 @@ def _reputation(market: Market) -> dict[str, float]:
     return market.registry.reputation_scores()
 
 
-def _services(market: Market, kind: str | None, rep: dict[str, float] | None = None) -> list[Service]:
-    reg, now = market.registry, float(market.ledger.now())
+def _services(market: Market, kind: str | None, now: float, rep: dict[str, float] | None = None) -> list[Service]:
+    """The listed services, read from the registry (under the market's lock); ``now``: ledger
+    time, read before it was taken."""
+    reg = market.registry
     rep = _reputation(market) if rep is None else rep
     out: list[Service] = []
     if kind in (None, "model"):
@@ -550,44 +330,3 @@ def _price(market_name: str, rows: list[dict[str, Any]]) -> Price:
                  low=min(r["price"] for r in rows), high=max(r["price"] for r in rows), trades=len(rows), volume=volume)
 
 
-_UNION_TAGS = {("payment", "channel"), ("payment", "escrow")}  # where a discriminated union's tag sits in an error's location
-
-
-def _first_error(errors: list[Any], skip: tuple[str, ...] = (), within: tuple[str, ...] = ()) -> tuple[str | None, str]:
-    """The first of pydantic's errors as (field, "field: reason"); ``skip``: location parts
-    that are not fields (FastAPI's "body"), ``within``: where the validated value sits."""
-    first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
-    loc = [str(p) for p in first.get("loc", ()) if p not in skip]
-    loc = [p for i, p in enumerate(loc) if not (i and (loc[i - 1], p) in _UNION_TAGS)]  # pydantic names the union's member
-    field = ".".join([*within, *loc]) or None
-    return field, f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
-
-
-def _named(detail: str) -> str | None:
-    """The field a ledger check names: its messages start with it ("to is not an Ethereum address")."""
-    first = detail.split(" ", 1)[0]
-    return first if first.isidentifier() else None
-
-
-def _bound(ledger: Ledger, op: str, args: dict[str, Any], caller: str) -> typing.Callable[[], Any]:
-    """``ledger.<op>(DeferredSigner(caller), **args)`` with each argument checked against the
-    method's signature (pydantic terms validated), so a wrong field is a 422 naming it."""
-    method = getattr(ledger, op)
-    params = list(inspect.signature(method).parameters.values())[1:]  # after ``by``
-    hints = typing.get_type_hints(getattr(type(ledger), op))
-    unknown = sorted(set(args) - {p.name for p in params})
-    if unknown:
-        raise Invalid(f"args: {op} takes {', '.join(p.name for p in params) or 'no arguments'}, not {', '.join(unknown)}", f"args.{unknown[0]}")
-    values: dict[str, Any] = {}
-    for p in params:
-        if p.name not in args:
-            if p.default is inspect.Parameter.empty:
-                raise Invalid(f"args.{p.name}: required by {op}", f"args.{p.name}")
-            continue
-        try:  # strict: a JSON string is no amount, a number no address
-            values[p.name] = TypeAdapter(hints.get(p.name, Any)).validate_python(args[p.name], strict=True)
-        except ValidationError as exc:
-            where, detail = _first_error(exc.errors(), within=("args", p.name))
-            raise Invalid(detail, where) from None
-    signer = DeferredSigner(caller)
-    return lambda: method(signer, **values)

@@ -2,7 +2,12 @@
 
 Each request carries four headers: the caller's address, a timestamp, a nonce and a signature
 over EIP-712 typed data binding the method, the path with its query, the body's keccak, the
-timestamp and the nonce, under a domain naming this gateway and the chain. The gateway
+timestamp and the nonce, under a domain naming this gateway: the chain, the gateway agent's
+address (``verifyingContract``) and a salt drawn when this gateway started, all published by
+``GET /v1/chain`` as ``domains.request``. A request signed for one gateway is refused by every
+other, even one on the same market and chain with the same agent key (issue 19, item 9: a
+gateway that saw a caller's request could otherwise replay it at another within the skew). The
+gateway
 recovers the signer and checks it is the address, that the timestamp is within
 ``max_skew`` seconds of its clock, and that the nonce was not used by that address inside
 that window (a captured request cannot be replayed, and the nonce cache only holds a window's
@@ -30,7 +35,13 @@ HEADERS = (ADDRESS, TIMESTAMP, NONCE, SIGNATURE)
 MAX_NONCE = 2**256 - 1
 
 _TYPES = {
-    "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"}, {"name": "chainId", "type": "uint256"}],
+    "EIP712Domain": [
+        {"name": "name", "type": "string"},
+        {"name": "version", "type": "string"},
+        {"name": "chainId", "type": "uint256"},
+        {"name": "verifyingContract", "type": "address"},
+        {"name": "salt", "type": "bytes32"},
+    ],
     "Request": [
         {"name": "method", "type": "string"},
         {"name": "path", "type": "string"},
@@ -41,30 +52,41 @@ _TYPES = {
 }
 
 
-def request_typed_data(chain_id: int, method: str, path: str, body: bytes, timestamp: int, nonce: int) -> dict[str, Any]:
-    """What the caller signs. ``path`` is the URL path with its query string, as sent."""
+def request_domain(chain_id: int, gateway: str, salt: str | None = None) -> dict[str, Any]:
+    """The domain requests to one gateway are signed under: its chain, its agent's address and
+    ``salt`` (32 bytes, hex; a fresh one when None, so two gateways never share a domain)."""
+    salt = "0x" + secrets.token_hex(32) if salt is None else salt
+    if not (isinstance(salt, str) and len(salt) == 66 and salt.startswith("0x")):
+        raise ValueError(f"salt is 32 bytes as 0x-prefixed hex, not {salt!r}")
+    return {"name": "Agora Gateway", "version": "2", "chainId": int(chain_id), "verifyingContract": to_checksum_address(gateway), "salt": salt.lower()}
+
+
+def request_typed_data(domain: dict[str, Any], method: str, path: str, body: bytes, timestamp: int, nonce: int) -> dict[str, Any]:
+    """What the caller signs: ``domain`` is the gateway's (``GET /v1/chain``: ``domains.request``);
+    ``path`` is the URL path with its query string, as sent."""
     return {
         "types": _TYPES,
         "primaryType": "Request",
-        "domain": {"name": "Agora Gateway", "version": "1", "chainId": chain_id},
+        "domain": dict(domain),
         "message": {"method": method.upper(), "path": path, "body": keccak(body), "timestamp": timestamp, "nonce": nonce},
     }
 
 
-def sign_request(signer: Any, chain_id: int, method: str, path: str, body: bytes = b"", timestamp: int | None = None, nonce: int | None = None) -> dict[str, str]:
-    """The headers that authenticate one request; ``signer`` has ``address`` and ``sign_typed_data``
-    (an :class:`agents.identity.Identity` or a wallet)."""
+def sign_request(signer: Any, domain: dict[str, Any], method: str, path: str, body: bytes = b"", timestamp: int | None = None, nonce: int | None = None) -> dict[str, str]:
+    """The headers that authenticate one request to the gateway whose request ``domain`` this is;
+    ``signer`` has ``address`` and ``sign_typed_data`` (an :class:`agents.identity.Identity` or a wallet)."""
     timestamp = int(time.time()) if timestamp is None else timestamp
     nonce = secrets.randbits(64) if nonce is None else nonce
-    signature = signer.sign_typed_data(request_typed_data(chain_id, method, path, body, timestamp, nonce))
+    signature = signer.sign_typed_data(request_typed_data(domain, method, path, body, timestamp, nonce))
     return {ADDRESS: signer.address, TIMESTAMP: str(timestamp), NONCE: str(nonce), SIGNATURE: signature}
 
 
 class Verifier:
-    """Checks request signatures and remembers each address's nonces for the skew window."""
+    """Checks request signatures made for this gateway's ``domain`` (:func:`request_domain`) and
+    remembers each address's nonces for the skew window."""
 
-    def __init__(self, chain_id: int, max_skew: float = 30.0, clock: Any = time.time) -> None:
-        self.chain_id = chain_id
+    def __init__(self, domain: dict[str, Any], max_skew: float = 30.0, clock: Any = time.time) -> None:
+        self.domain = dict(domain)
         self.max_skew = max_skew
         self.clock = clock
         self._seen: OrderedDict[tuple[str, int], float] = OrderedDict()  # (address, nonce) -> forget after
@@ -88,12 +110,14 @@ class Verifier:
         if abs(now - timestamp) > self.max_skew:
             raise Unauthorized(f"expired: signed at {timestamp}, the gateway's clock says {int(now)} (at most {self.max_skew:.0f} s apart)", TIMESTAMP)
         try:
-            signer = Account.recover_message(encode_typed_data(full_message=request_typed_data(self.chain_id, method, path, body, timestamp, nonce)), signature=headers[SIGNATURE])
+            signer = Account.recover_message(encode_typed_data(full_message=request_typed_data(self.domain, method, path, body, timestamp, nonce)), signature=headers[SIGNATURE])
         except Exception:  # noqa: BLE001 - a malformed signature recovers nobody
             signer = None
         address = to_checksum_address(address)
         if signer != address:
-            raise Unauthorized(f"wrong signature: it does not sign this {method.upper()} {path} for {address} (chain {self.chain_id})", SIGNATURE)
+            where = f"{self.domain['verifyingContract']}, salt {self.domain['salt'][:10]}…, chain {self.domain['chainId']}"
+            raise Unauthorized(f"wrong signature: it does not sign this {method.upper()} {path} for {address} at this gateway ({where}: "
+                               "sign under GET /v1/chain's domains.request)", SIGNATURE)
         with self._lock:
             while self._seen and next(iter(self._seen.values())) < now:
                 self._seen.popitem(last=False)

@@ -22,10 +22,10 @@ from typing import Any
 
 import httpx
 import numpy as np
-from eth_utils import keccak
 
 from chain.offchain import voucher_typed_data
-from gateway.auth import sign_request
+from chain.types import owned_id
+from gateway.auth import SIGNATURE, sign_request
 from gateway.errors import GatewayError
 
 
@@ -56,7 +56,18 @@ class GatewayClient:
 
     # -- transport -----------------------------------------------------------------------------
     def request(self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None, signed: bool = False, headers: dict[str, str] | None = None) -> Any:
-        """One request (signed when ``signed``), retried on a lost connection; the JSON answer."""
+        """One request (signed when ``signed``), retried on a lost connection; the JSON answer.
+        A signature refused as not this gateway's (it restarted: a new request domain) is made
+        again under the domain the gateway publishes now, once."""
+        try:
+            return self._request(method, path, body, params, signed, headers)
+        except GatewayHTTPError as exc:
+            if not (signed and exc.status == 401 and exc.field == SIGNATURE and "this gateway" in exc.detail):
+                raise
+            self._chain = None
+            return self._request(method, path, body, params, signed, headers)
+
+    def _request(self, method: str, path: str, body: Any, params: dict[str, Any] | None, signed: bool, headers: dict[str, str] | None) -> Any:
         content = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
         last: Exception | None = None
         for attempt in range(self.retries + 1):
@@ -65,7 +76,7 @@ class GatewayClient:
             if signed:
                 if self.identity is None:
                     raise GatewayError("this request is signed: give the client an identity")
-                request.headers.update(sign_request(self.identity, self.chain_id, method, request.url.raw_path.decode(), content))
+                request.headers.update(sign_request(self.identity, self.request_domain, method, request.url.raw_path.decode(), content))
             try:
                 response = self.http.send(request)
             except httpx.TransportError as exc:  # the answer may be lost after the gateway acted: retry as is
@@ -85,6 +96,11 @@ class GatewayClient:
     @property
     def chain_id(self) -> int:
         return int(self.chain()["chain_id"])
+
+    @property
+    def request_domain(self) -> dict[str, Any]:
+        """The EIP-712 domain this gateway's requests are signed under (it names the gateway)."""
+        return self.chain()["domains"]["request"]
 
     def chain(self) -> dict[str, Any]:
         if self._chain is None:
@@ -131,7 +147,7 @@ class GatewayClient:
 
     def open_channel(self, server: str, deposit: int, seconds: int = 3600) -> str:
         """A channel with ``deposit`` for ``server``, open ``seconds``: its id."""
-        channel_id = "0x" + keccak(text=f"{self.identity.address}:{server}:{uuid.uuid4()}").hex()
+        channel_id = owned_id(self.identity.address, "channel", server, uuid.uuid4())  # only this caller may open it
         now = int(self.chain_now())
         self.execute("open_channel", terms={"channel_id": channel_id, "recipient": server, "amount": deposit, "expiration": now + seconds})
         return channel_id
@@ -183,7 +199,7 @@ class GatewayClient:
     def open_escrow(self, service: str, seconds: int = 600) -> dict[str, Any]:
         """Lock one call's price for ``service`` in an escrow (terms as the gateway quotes them);
         the quote: ``terms`` (with the escrow id), ``release`` and ``dispute``."""
-        quote = self.request("GET", f"/v1/services/{service}/escrow", params={"seconds": seconds})
+        quote = self.request("GET", f"/v1/services/{service}/escrow", params={"buyer": self.identity.address, "seconds": seconds})
         self.execute("open_escrow", terms=quote["terms"])
         return quote
 

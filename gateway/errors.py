@@ -12,11 +12,20 @@ class GatewayError(Exception):
 
     status = 400
     kind = "bad_request"
+    retry_after: float | None = None  # seconds, sent as Retry-After where set
 
     def __init__(self, detail: str, field: str | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
         self.field = field
+
+
+class Mismatch(GatewayError, ValueError):
+    """Signed content that is not what the gateway prepared or quoted (a transaction's bytes
+    another target, call, value, chain, nonce or signer; or bytes that do not decode): refused
+    before anything is sent, the field named. The prepared write stays its owner's to retry."""
+
+    status, kind = 400, "mismatch"
 
 
 class Invalid(GatewayError, ValueError):
@@ -54,16 +63,21 @@ class PaymentRefused(GatewayError):
 
 
 class RateLimited(GatewayError):
-    """Too many requests from one address (or, unsigned, one client): retry after a while."""
+    """Too many requests (or concurrent waits) from one address (or, unsigned, one client):
+    retry after a while."""
 
     status, kind = 429, "rate_limited"
 
-    def __init__(self, detail: str, retry_after: float) -> None:
-        super().__init__(detail)
+    def __init__(self, detail: str, retry_after: float, field: str | None = None) -> None:
+        super().__init__(detail, field)
         self.retry_after = retry_after
 
 
 class Unavailable(GatewayError):
-    """The market behind the gateway did not answer in time."""
+    """The market, or the chain node behind it, did not answer in time: retry after a while."""
 
     status, kind = 503, "unavailable"
+
+    def __init__(self, detail: str, field: str | None = None, retry_after: float | None = None) -> None:
+        super().__init__(detail, field)
+        self.retry_after = retry_after

@@ -9,9 +9,12 @@ trades and deals that the market data endpoints and the explorer's live chart re
 :class:`HostedMarket` hosts a scenario's economy itself for trying the gateway out
 (``agora gateway --scenario NAME``): the agents on a :class:`~agents.LocalRuntime` whose virtual
 clock a pump thread keeps in step with the wall clock, so markets trade, servers answer and
-deadlines pass in real time while HTTP requests come in (every touch of the runtime, its
-registry and its ledger under one lock: the runtime is single-threaded by design), or on a
-RayRuntime of its own.
+deadlines pass in real time while HTTP requests come in (every touch of the runtime and its
+registry under one lock: the runtime is single-threaded by design), or on a RayRuntime of its
+own. The ledger is thread-safe on its own, so the app reads it and relays callers' writes to it
+without that lock: a chain node that is slow to mine holds up the write waiting on it, not the
+market (the agents' own writes, made inside the runtime, are bounded by the ledger's
+``write_timeout``).
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ class Market(ABC):
 
     @abstractmethod
     def locked(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` with the market held still (reads of registry and ledger see one state)."""
+        """Run ``fn`` with the market held still (reads of the registry see one state). Never
+        wait on the chain node inside ``fn``: every other request that reads the market waits too."""
 
     @abstractmethod
     def ask(self, method: str, *args: Any) -> Any:

@@ -15,6 +15,10 @@ server, and the server checks the rest on the ledger. The job is settled when th
 checked the answer, releases the bill; disputed when it (or the server, near the deadline) froze
 the escrow for the arbiter; refunded when the money went back.
 
+The app reads the payment's state on the ledger before it asks the agent, outside the market's
+lock (a slow node then holds up that one request, not the market), and hands it over with the
+ticket; the agent checks it is the caller's and pays the called server.
+
 Each job keeps its journey (relayed, answered or refused, settled when the server's claim of
 that voucher or the escrow's release is on the ledger) for the job endpoint and the explorer.
 """
@@ -32,6 +36,7 @@ from agents.identity import Identity
 from agents.registry import ServiceRecord
 from agents.roles.serving import CallAnswer, CallModel, CallRefused, EscrowedCall, escrow_bill
 from chain import ChainError
+from chain.types import ChannelState, EscrowState
 from gateway.errors import NotFound, PaymentRefused
 from tasks.jobs import JobResult
 
@@ -71,21 +76,25 @@ class GatewayJob(BaseModel):
 
 
 class CallTicket(BaseModel):
-    """What the app hands the agent to relay (already authenticated and checked for shape)."""
+    """What the app hands the agent to relay (already authenticated and checked for shape), with
+    the channel's state as the app read it from the ledger."""
 
     caller: str
     service: str
     inputs: list[str] = Field(min_length=1)
-    channel_id: str
+    channel: ChannelState
     amount: int = Field(ge=0)
     signature: str
 
 
 class EscrowTicket(BaseModel):
+    """A call paid by an escrow, with the escrow's state and the block the app read it at."""
+
     caller: str
     service: str
     inputs: list[str] = Field(min_length=1)
-    escrow_id: str
+    escrow: EscrowState
+    from_block: int = Field(ge=0)
 
 
 def model_call_service(registry: Any, now: float, address: str, field: str | None = None) -> ServiceRecord:
@@ -96,12 +105,12 @@ def model_call_service(registry: Any, now: float, address: str, field: str | Non
     raise NotFound(f"no live model-call service at {address}", field)
 
 
-def _theirs_for(payment: str, payer: str, payee: str, caller: str, service: str, rank: str = "") -> None:
-    """PaymentRefused unless ``payment`` is the caller's money and pays the called service."""
+def _theirs_for(payment: str, payer: str, payee: str, caller: str, service: str, field: str, rank: str = "") -> None:
+    """PaymentRefused (naming ``field``) unless ``payment`` is the caller's money and pays the called service."""
     if payer.lower() != caller.lower():
-        raise PaymentRefused(f"{payment} is {payer}'s, not the caller's ({caller})")
+        raise PaymentRefused(f"{payment} is {payer}'s, not the caller's ({caller})", field)
     if payee.lower() != service.lower():
-        raise PaymentRefused(f"{payment} pays {payee}{rank}, not the service {service}")
+        raise PaymentRefused(f"{payment} pays {payee}{rank}, not the service {service}", field)
 
 
 class GatewayAgent(Agent):
@@ -124,31 +133,32 @@ class GatewayAgent(Agent):
 
     # -- called by the app (through the runtime's query) ------------------------------------
     def relay(self, ticket: dict[str, Any]) -> dict[str, Any]:
-        """Check the payment's channel and send the call on; the new job, as a dict.
-        Raises the ledger's or the registry's typed errors for a payment that cannot pay."""
+        """Check the payment's channel (its state as read by the app) and send the call on; the
+        new job, as a dict. PaymentRefused or the registry's NotFound for a payment that cannot pay."""
         t = CallTicket.model_validate(ticket)
         ctx = self._context()
-        service = model_call_service(ctx.registry, ctx.now(), t.service)
-        state = ctx.ledger.channel(t.channel_id)  # ChannelNotFound for an unknown one
-        _theirs_for(f"channel {t.channel_id[:10]}…", state.sender, state.recipient, t.caller, t.service)
+        service = model_call_service(ctx.registry, ctx.now(), t.service, "service")
+        state = t.channel
+        _theirs_for(f"channel {state.channel_id[:10]}…", state.sender, state.recipient, t.caller, t.service, "payment.channel_id")
         call_id = next(self._ids)
-        call = CallModel(call_id=call_id, inputs=t.inputs, channel_id=t.channel_id, amount=t.amount, signature=t.signature, sent_at=time.time())
+        call = CallModel(call_id=call_id, inputs=t.inputs, channel_id=state.channel_id, amount=t.amount, signature=t.signature, sent_at=time.time())
         return self._start(ctx, t.caller, t.service, service, call, f"voucher {t.amount} on nonce {state.nonce}",
-                           channel_id=t.channel_id, nonce=state.nonce, amount=t.amount)
+                           channel_id=state.channel_id, nonce=state.nonce, amount=t.amount)
 
     def relay_escrow(self, ticket: dict[str, Any]) -> dict[str, Any]:
         """Check the escrow is the caller's and pays that server, then send the call on."""
         t = EscrowTicket.model_validate(ticket)
         ctx = self._context()
-        service = model_call_service(ctx.registry, ctx.now(), t.service)
-        escrow = ctx.ledger.escrow(t.escrow_id)  # EscrowNotFound for an unknown one
-        _theirs_for(f"escrow {t.escrow_id[:10]}…", escrow.buyer, escrow.payees[0], t.caller, t.service, " first")
+        service = model_call_service(ctx.registry, ctx.now(), t.service, "service")
+        escrow = t.escrow
+        _theirs_for(f"escrow {escrow.escrow_id[:10]}…", escrow.buyer, escrow.payees[0], t.caller, t.service, "payment.escrow_id", " first")
         if escrow.status != "open" or escrow.escrow_id in self._escrows:
-            raise PaymentRefused(f"escrow {t.escrow_id[:10]}… is {escrow.status if escrow.status != 'open' else 'already paying a call'}; open one per call")
+            raise PaymentRefused(f"escrow {escrow.escrow_id[:10]}… is {escrow.status if escrow.status != 'open' else 'already paying a call'}; open one per call",
+                                 "payment.escrow_id")
         self._escrows.add(escrow.escrow_id)
         call = EscrowedCall(call_id=next(self._ids), inputs=t.inputs, escrow_id=escrow.escrow_id, sent_at=time.time())
         return self._start(ctx, t.caller, t.service, service, call, f"escrow of {escrow.amount} until {escrow.deadline}",
-                           payment="escrow", escrow_id=escrow.escrow_id, release=escrow_bill(service)[1], from_block=ctx.ledger.block_number())
+                           payment="escrow", escrow_id=escrow.escrow_id, release=escrow_bill(service)[1], from_block=t.from_block)
 
     def _start(self, ctx: Context, caller: str, server: str, service: ServiceRecord, call: CallModel | EscrowedCall, paid: str, **payment: Any) -> dict[str, Any]:
         """File the caller's new job (its payment in ``payment``) and send the call on."""

@@ -409,6 +409,7 @@ def gateway(
     rate: float = typer.Option(20.0, help="requests per second per address (and per unsigned client), on average"),
     burst: int = typer.Option(40, help="requests per address in a burst"),
     faucet: int = typer.Option(0, min=0, help="base units POST /v1/faucet mints once to each caller (a trial market; 0: none)"),
+    write_timeout: float = typer.Option(60.0, min=0.1, help="seconds a relayed write waits for the chain node to mine it; past it the caller gets a 503 naming the node"),
     runtime: str = typer.Option("local", help="host the market in this process (local) or on Ray (ray: a local Ray, or the cluster at --address)"),
     address: Optional[str] = typer.Option(None, help="the Ray cluster where the deployment to join runs (alone: join the one named agora), or to host the market on (--runtime ray)"),
     join: Optional[str] = typer.Option(None, help="join the running deployment of this name (agora deploy --name) instead of hosting a market"),
@@ -440,7 +441,7 @@ def gateway(
         market = hosted(scenario, runtime=runtime, ledger=ledger)
     try:
         typer.echo(f"gateway {market.gateway} on http://{host}:{port} (explorer at /, API docs at /docs)", err=True)
-        uvicorn.run(create_app(market, rate=rate, burst=burst, faucet=faucet), host=host, port=port, log_level="warning")
+        uvicorn.run(create_app(market, rate=rate, burst=burst, faucet=faucet, write_timeout=write_timeout), host=host, port=port, log_level="warning")
     finally:
         market.close()
 
@@ -467,7 +468,7 @@ def sign_request_cmd(
     method: str = typer.Argument(..., help="GET or POST"),
     path: str = typer.Argument(..., help="the path with its query, exactly as sent: /v1/jobs?wait=10"),
     body: str = typer.Option("", help="the request body, exactly as sent (@FILE reads a file)"),
-    url: str = typer.Option("http://127.0.0.1:8000", help="the gateway (asked for its chain id)"),
+    url: str = typer.Option("http://127.0.0.1:8000", help="the gateway the request is for (asked for its signing domain, which names it)"),
     key: Optional[str] = typer.Option(None, help="your private key, hex (default: $AGORA_KEY)"),
     seed: Optional[str] = typer.Option(None, help="SEED:NAME, a key derived for trying things out (default: $AGORA_SEED)"),
 ) -> None:
@@ -476,8 +477,8 @@ def sign_request_cmd(
 
     data = Path(body[1:]).read_bytes() if body.startswith("@") else body.encode()
     with GatewayClient(url) as gateway:
-        chain_id = gateway.chain_id
-    headers = sign_request(_signer(key, seed), chain_id, method, path, data)
+        domain = gateway.request_domain
+    headers = sign_request(_signer(key, seed), domain, method, path, data)
     typer.echo(" ".join(f"-H {k}:{v}" for k, v in headers.items()))
 
 

@@ -25,14 +25,14 @@ CALLER = Identity.from_seed("gateway-properties", "caller")
 SKIP = {("GET", "/v1/market/stream")}
 
 
-def _send(served: Served, chain_id: int, case) -> httpx.Response:
+def _send(served: Served, domain: dict, case) -> httpx.Response:
     """The generated request as a caller would send it, signed (public reads ignore the signature)."""
     body = b"" if case.body is None or not isinstance(case.body, (dict, list, str, int, float, bool)) else json.dumps(case.body).encode()
     headers = {k: v for k, v in (case.headers or {}).items() if isinstance(v, str) and v.isascii() and v.isprintable()}
     with httpx.Client(base_url=served.url, timeout=90) as http:
         request = http.build_request(case.method, case.formatted_path, params=case.query, content=body or None,
                                      headers={**headers, "content-type": "application/json"} if body else headers)
-        request.headers.update(sign_request(CALLER, chain_id, case.method, request.url.raw_path.decode(), body))
+        request.headers.update(sign_request(CALLER, domain, case.method, request.url.raw_path.decode(), body))
         return http.send(request)
 
 
@@ -41,7 +41,7 @@ def test_no_request_gets_a_server_error_or_moves_money(served: Served, mode) -> 
     """Every operation of the spec, requests drawn by schemathesis (valid ones, then ones the spec
     forbids): no 5xx, every error body names its kind and detail, the token supply unchanged."""
     schema = schemathesis.openapi.from_url(f"{served.url}/openapi.json")
-    chain_id = int(httpx.get(f"{served.url}/v1/chain", timeout=90).json()["chain_id"])  # the market may be busy running a job (httpx waits 5 s by default)
+    domain = httpx.get(f"{served.url}/v1/chain", timeout=90).json()["domains"]["request"]  # the market may be busy running a job (httpx waits 5 s by default)
     supply = served.market.locked(served.market.ledger.total_supply)
     operations = [r.ok() for r in schema.get_all_operations()]
     tried = 0
@@ -52,7 +52,7 @@ def test_no_request_gets_a_server_error_or_moves_money(served: Served, mode) -> 
         @settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
         @given(case=operation.as_strategy(generation_mode=mode))
         def check(case) -> None:
-            response = _send(served, chain_id, case)
+            response = _send(served, domain, case)
             assert response.status_code < 500, (case.method, case.formatted_path, case.query, case.body, response.text[:500])
             if response.status_code >= 400:
                 answer = response.json()

@@ -92,14 +92,14 @@ def test_a_retried_submit_with_the_same_idempotency_key_is_the_same_job_and_pays
     channel = client.open_channel(server["address"], deposit=3 * server["price"])
     payment = client.voucher(channel, server["price"])
     body = {"service": server["address"], "inputs": ["pay me once"], "payment": payment}
-    first = client.request("POST", "/v1/jobs", body=body, params={"wait": 20}, signed=True, headers={"Idempotency-Key": "k-1"})
-    again = client.request("POST", "/v1/jobs", body=body, params={"wait": 20}, signed=True, headers={"Idempotency-Key": "k-1"})
+    first = client.request("POST", "/v1/jobs", body=body, params={"wait": 20}, signed=True, headers={"Idempotency-Key": "retry-key-000001"})
+    again = client.request("POST", "/v1/jobs", body=body, params={"wait": 20}, signed=True, headers={"Idempotency-Key": "retry-key-000001"})
     assert again["job_id"] == first["job_id"]
     assert client.job(first["job_id"], wait=20)["status"] == "settled"
     assert client.channel(channel)["deposit"] == 2 * server["price"]  # charged once
     other = {**body, "inputs": ["something else"]}
     with pytest.raises(GatewayHTTPError) as err:
-        client.request("POST", "/v1/jobs", body=other, signed=True, headers={"Idempotency-Key": "k-1"})
+        client.request("POST", "/v1/jobs", body=other, signed=True, headers={"Idempotency-Key": "retry-key-000001"})
     assert err.value.status == 409 and "Idempotency-Key" in err.value.detail
     # the same voucher without the key: the server refuses it (claimed already: its nonce is past), nothing is paid
     with pytest.raises(GatewayHTTPError) as err:
@@ -149,7 +149,7 @@ def test_a_call_paid_by_escrow_is_released_once_checked_or_ruled_by_the_arbiter(
     assert ledger.balance_of(server["address"]) - before[server["address"]] == fee + split(server["price"], quote["terms"]["shares_bps"])[0]
 
     # an escrow the server's checks refuse (no line for the model's owner): refused, nothing paid, the lock stays the caller's
-    bad = {**client.request("GET", f"/v1/services/{server['address']}/escrow")["terms"], "payees": [server["address"]], "shares_bps": [10_000]}
+    bad = {**client.request("GET", f"/v1/services/{server['address']}/escrow", params={"buyer": me})["terms"], "payees": [server["address"]], "shares_bps": [10_000]}
     client.execute("open_escrow", terms=bad)
     with pytest.raises(GatewayHTTPError) as refused:
         client.call_escrowed(server["address"], ["underpaid"], bad["escrow_id"])
@@ -196,27 +196,27 @@ def test_a_call_paid_by_escrow_is_released_once_checked_or_ruled_by_the_arbiter(
 def test_wrong_expired_and_replayed_signatures_get_401_with_the_reason(served: Served) -> None:
     me = Identity.from_seed("gateway-tests", "carol")
     other = Identity.from_seed("gateway-tests", "mallory")
-    chain_id = httpx.get(f"{served.url}/v1/chain", timeout=90).json()["chain_id"]
+    domain = httpx.get(f"{served.url}/v1/chain", timeout=90).json()["domains"]["request"]
     path = "/v1/jobs"
 
     def get(headers: dict[str, str]) -> httpx.Response:
         return httpx.get(served.url + path, headers=headers, timeout=90)
 
     assert get({}).status_code == 401 and "missing headers" in get({}).json()["detail"]
-    good = sign_request(me, chain_id, "GET", path)
+    good = sign_request(me, domain, "GET", path)
     assert get(good).status_code == 200
     replay = get(good)
     assert replay.status_code == 401 and replay.json()["detail"].startswith("replayed")
-    forged = {**sign_request(other, chain_id, "GET", path), ADDRESS: me.address}
+    forged = {**sign_request(other, domain, "GET", path), ADDRESS: me.address}
     assert get(forged).status_code == 401 and get(forged).json()["detail"].startswith("wrong signature")
-    other_path = sign_request(me, chain_id, "GET", "/v1/jobs?limit=1")  # signed for another request
+    other_path = sign_request(me, domain, "GET", "/v1/jobs?limit=1")  # signed for another request
     assert get(other_path).json()["detail"].startswith("wrong signature")
-    stale = sign_request(me, chain_id, "GET", path, timestamp=int(time.time()) - 3600)
+    stale = sign_request(me, domain, "GET", path, timestamp=int(time.time()) - 3600)
     answer = get(stale)
     assert answer.status_code == 401 and answer.json()["detail"].startswith("expired") and answer.json()["field"] == TIMESTAMP
-    junk = {**sign_request(me, chain_id, "GET", path), NONCE: "not-a-number"}
+    junk = {**sign_request(me, domain, "GET", path), NONCE: "not-a-number"}
     assert get(junk).status_code == 401
-    bad_sig = {**sign_request(me, chain_id, "GET", path), SIGNATURE: "0x1234"}
+    bad_sig = {**sign_request(me, domain, "GET", path), SIGNATURE: "0x1234"}
     assert get(bad_sig).status_code == 401
 
 
