@@ -82,6 +82,15 @@ class LedgerService:
     def attribute(self, name: str) -> Any:
         return getattr(self.ledger, name)
 
+    def write_timeout(self, seconds: float | None = None) -> float | None:
+        """The hosted ledger's bound on a write's wait for its receipt (set it with ``seconds``);
+        None for a backend that never waits on a node."""
+        if not hasattr(self.ledger, "write_timeout"):
+            return None
+        if seconds is not None:
+            self.ledger.write_timeout = float(seconds)
+        return self.ledger.write_timeout
+
     def call(self, method: str, *args: Any) -> Any:
         alone = not self.concurrent or method in self.SNAPSHOTS or method == "sync_time"
         with self._gate.exclusive() if alone else self._gate.shared():
@@ -120,6 +129,20 @@ class RemoteLedger(OneWriteAtATimePerSender, Ledger):
     def __init__(self, handle: Any) -> None:
         self._handle = handle
         self.arbiter, self.treasury = (ray_get_attribute(handle, name) for name in ("arbiter", "treasury"))
+
+    @property
+    def write_timeout(self) -> float | None:
+        """The hosted ledger's bound on a write's wait (``EVMLedger.write_timeout``), read and
+        set through its actor: the gateway's --write-timeout reaches a ledger on Ray too."""
+        import ray
+
+        return ray.get(self._handle.write_timeout.remote())
+
+    @write_timeout.setter
+    def write_timeout(self, seconds: float) -> None:
+        import ray
+
+        ray.get(self._handle.write_timeout.remote(seconds))
 
     def _call(self, method: str, *args: Any) -> Any:
         import ray

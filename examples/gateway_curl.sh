@@ -28,14 +28,14 @@ echo "server $ADDR, $PRICE base units a call"
 # 2. tokens from the trial market's faucet, an account, and a channel holding 10 calls' worth
 post /v1/faucet '{}' | jq -c '{amount}'
 relay open_account '{}'
-CHANNEL=0x$(openssl rand -hex 32)
+CHANNEL=$(agora sign id)  # a channel id only this key may open: it begins with its address
 NOW=$(curl -sf "$GW/v1/chain" | jq .now)
 relay open_channel "{\"terms\":{\"channel_id\":\"$CHANNEL\",\"recipient\":\"$ADDR\",\"amount\":$((PRICE * 10)),\"expiration\":$((NOW + 3600))}}"
 
 # 3. the call, paid by a voucher for one call's price, retried safely with its Idempotency-Key
 PAYMENT=$(agora sign voucher --url "$GW" "$CHANNEL" "$PRICE")
 BODY="{\"service\":\"$ADDR\",\"inputs\":[\"Agents buy GPU time from each other.\"],\"payment\":$PAYMENT}"
-JOB=$(curl -sf -X POST "$GW/v1/jobs?wait=20" -H content-type:application/json -H Idempotency-Key:walkthrough-1 -d "$BODY" \
+JOB=$(curl -sf -X POST "$GW/v1/jobs?wait=20" -H content-type:application/json -H Idempotency-Key:walkthrough-call-1 -d "$BODY" \
       $(sign POST "/v1/jobs?wait=20" --body "$BODY"))
 ID=$(jq -r .job_id <<<"$JOB")
 jq -c '{job_id, status, shape: .result.shape, metering: .result.metering.tokens}' <<<"$JOB"

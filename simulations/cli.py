@@ -482,6 +482,20 @@ def sign_request_cmd(
     typer.echo(" ".join(f"-H {k}:{v}" for k, v in headers.items()))
 
 
+@sign_app.command("id")
+def sign_id_cmd(
+    salt: str = typer.Argument("", help="anything that makes the id yours alone to tell apart (default: random)"),
+    key: Optional[str] = typer.Option(None, help="your private key, hex (default: $AGORA_KEY)"),
+    seed: Optional[str] = typer.Option(None, help="SEED:NAME, a key derived for trying things out (default: $AGORA_SEED)"),
+) -> None:
+    """Print a new channel or escrow id that only your key may open (it begins with your address)."""
+    import secrets
+
+    from chain.types import owned_id
+
+    typer.echo(owned_id(_signer(key, seed).address, salt or secrets.token_hex(16)))
+
+
 @sign_app.command("voucher")
 def sign_voucher_cmd(
     channel: str = typer.Argument(..., help="the channel id"),
