@@ -13,11 +13,14 @@ population with the same state folder resumes from those snapshots instead of st
 Deployed clusters keep Ray's token authentication on: connecting refuses to go on unless
 ``RAY_AUTH_MODE=token`` is set (with the token in ``RAY_AUTH_TOKEN`` or Ray's token file, as on
 the cluster's nodes); only tests pass ``allow_unauthenticated``. The state folder must be one
-every node of the cluster reaches (a shared mount), like the content store.
+every node of the cluster reaches (a shared mount), like the content store, and it is the
+operator's alone: it holds pickles, so it is written owner-only and ``deploy`` refuses one that
+others may write (or that another user owns) before it starts anything (agents.snapshot).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -26,18 +29,34 @@ import secrets
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from agents.agent import Agent
 from agents.errors import AgentsError
 from agents.population import Population
+from agents.snapshot import UnsafeStateFolder, check_private, private_folder, read_private, write_private
 
 NAMESPACE = "agora"
 
 
 class DeploymentError(AgentsError, RuntimeError):
     """A deployment that cannot be started, found or stopped, with the reason."""
+
+
+class UnsafeDeploymentState(DeploymentError, UnsafeStateFolder):
+    """A deployment's state folder (or a file in it) that others may write: refused before
+    anything is loaded or started (``agora deploy`` reports it as any DeploymentError)."""
+
+
+@contextlib.contextmanager
+def _owner_only() -> Iterator[None]:
+    """Report a state folder others may write as a DeploymentError (what the CLI prints)."""
+    try:
+        yield
+    except UnsafeStateFolder as exc:
+        raise UnsafeDeploymentState(str(exc)) from None
 
 
 def connect(address: str | None, allow_unauthenticated: bool = False) -> None:
@@ -76,25 +95,33 @@ def deploy(population_file: str | Path, name: str, state: str | Path, *, shards:
     from agents.ray_runtime import RayRuntime
     from chain import EVMLedger, MemoryLedger
 
+    state = Path(state).resolve()
+    snapshots, journal = state / "snapshots", state / "journal"
+    with _owner_only():  # first: nothing is read or started from a folder others may write
+        private_folder(state)
+        for folder in (snapshots, journal):
+            if folder.exists():
+                check_private(folder)
+        resume = snapshots.exists() and any(p.name.startswith("agent-") for p in snapshots.iterdir())
+        kept_ledger = read_private(state / "ledger.pickle") if resume else None
+        registry = read_private(state / "registry.pickle") if resume else None
     if _actor(f"{name}-registry") is not None:
         raise DeploymentError(f"deployment {name!r} is already running: `agora stop --name {name}` first")
     population = Population.load(population_file)
-    state = Path(state).resolve()
-    snapshots, journal = state / "snapshots", state / "journal"
     if journal.exists() and any(journal.iterdir()):
         raise DeploymentError(
             f"{journal} holds the journal of a deployment that did not stop cleanly; its shards recover "
             "from it only while they run (restart them, or move it away to start from the last stop)"
         )
-    resume = snapshots.exists() and any(p.name.startswith("agent-") for p in snapshots.iterdir())
+    with _owner_only():
+        private_folder(journal)  # the shards journal under it: owner-only from the start
     roles = population.ledger_roles()  # an arbiter agent in the population rules on the ledger's disputes
     if rpc_url:
         factory: Any = functools.partial(EVMLedger.connect, rpc_url, address_book=address_book, **roles)
-    elif (state / "ledger.pickle").exists() and resume:
-        factory = _Restore((state / "ledger.pickle").read_bytes())
+    elif kept_ledger is not None:
+        factory = _Restore(kept_ledger)
     else:
         factory = functools.partial(MemoryLedger, **roles)
-    registry = (state / "registry.pickle").read_bytes() if resume and (state / "registry.pickle").exists() else None
     rt = RayRuntime(factory, shards=shards, name=name, seed=population.seed, durable=str(journal), detached=True, registry_state=registry)
     names = rt.add_population(population, resume_from=str(snapshots) if resume else None)
     if not resume:
@@ -119,8 +146,7 @@ def deploy(population_file: str | Path, name: str, state: str | Path, *, shards:
         "store": rt.store_root,
     }
     rt.registry.set_deployment(manifest)
-    state.mkdir(parents=True, exist_ok=True)
-    (state / "deployment.json").write_text(json.dumps(manifest, indent=2))
+    write_private(state / "deployment.json", json.dumps(manifest, indent=2).encode())
     return manifest
 
 
@@ -183,9 +209,9 @@ def stop(name: str, drain_timeout: float = 60.0) -> dict[str, Any]:
         time.sleep(0.05)
     snapshots = state / "snapshots"
     kept = sum(len(done) for done in ray.get([s.snapshot.remote(str(snapshots)) for s in shards]))
-    (state / "registry.pickle").write_bytes(ray.get(registry.dump.remote()))
+    write_private(state / "registry.pickle", ray.get(registry.dump.remote()))
     if manifest["ledger"] == "memory":
-        (state / "ledger.pickle").write_bytes(ray.get(ledger.dump.remote()))
+        write_private(state / "ledger.pickle", ray.get(ledger.dump.remote()))
     ray.get([s.stop.remote() for s in shards])
     for actor in [*shards, ledger, registry]:
         ray.kill(actor, no_restart=True)

@@ -14,6 +14,9 @@ a tail no longer than it, and the cost of checkpoints stays a constant share of 
 A record is framed by its length and a CRC-32; a torn last record (the process died mid-write)
 fails the check and is dropped, which is safe: nothing in it had been acknowledged or shipped.
 ``fsync`` makes each record survive a machine crash, not only a process crash (slower).
+
+The folder and its files are the operator's alone, like every state folder that holds pickles
+(agents.snapshot): made 0o700 and 0o600, and refused at recovery when others may write them.
 """
 
 from __future__ import annotations
@@ -26,9 +29,16 @@ from pathlib import Path
 from typing import Any
 
 from agents.errors import AgentsError
-from agents.snapshot import SNAPSHOT_VERSION, FolderStore
+from agents.snapshot import SNAPSHOT_VERSION, FolderStore, read_private
 
 _FRAME = struct.Struct("<II")  # payload length, crc32
+
+
+def _open_private(path: Path, how: int) -> Any:
+    """``path`` opened for writing (``how``: os.O_APPEND or os.O_TRUNC), made 0o600 whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | how, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "ab" if how == os.O_APPEND else "wb")
 
 
 class JournalError(AgentsError, ValueError):
@@ -78,8 +88,8 @@ class Journal:
             state.apply(checkpoint["state"])
         path = self._path(self.generation)
         good = 0
-        if path.exists():
-            raw = path.read_bytes()
+        raw = read_private(path)
+        if raw is not None:
             while good + _FRAME.size <= len(raw):
                 size, crc = _FRAME.unpack_from(raw, good)
                 body = raw[good + _FRAME.size : good + _FRAME.size + size]
@@ -95,7 +105,7 @@ class Journal:
         for stale in self.root.glob("journal-*"):  # left by a crash between checkpoint and unlink
             if stale != path:
                 stale.unlink(missing_ok=True)
-        self._file = open(path, "ab")
+        self._file = _open_private(path, os.O_APPEND)
         return state
 
     def _path(self, generation: int) -> Path:
@@ -120,7 +130,7 @@ class Journal:
         old = self.generation
         self.generation += 1
         self._file.close()
-        self._file = open(self._path(self.generation), "wb")
+        self._file = _open_private(self._path(self.generation), os.O_TRUNC)
         checkpoint = {"version": SNAPSHOT_VERSION, "generation": self.generation, "state": full}
         data = pickle.dumps(checkpoint, protocol=pickle.HIGHEST_PROTOCOL)
         self.store.put("checkpoint", data)  # atomic rename

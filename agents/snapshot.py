@@ -11,13 +11,24 @@ version is refused.
 
 Stores are pluggable: ``FolderStore`` (a local folder by default, or any shared path a cluster
 mounts) writes each snapshot atomically (a temporary file, then a rename).
+
+A state folder is the operator's alone (issue 18): loading a pickle runs whatever code it names,
+so whoever can write where snapshots, journals or a deployment's kept state are loaded from can
+run code as the operator. Folders are made 0o700 and files 0o600 whatever the umask
+(``private_folder``, ``write_private``), and at load a folder or file that is group- or
+world-writable, owned by another user, or (a file) a symbolic link is refused with
+``UnsafeStateFolder``, which names the path, the problem and the fix (``read_private``). Only the
+folder that holds the files is checked, not every parent: one that others could swap for their
+own would be theirs, and so refused.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import pickle
+import stat
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -34,6 +45,81 @@ class SnapshotError(AgentsError, ValueError):
     """A snapshot of another version, for another agent, or one that cannot be read."""
 
 
+class UnsafeStateFolder(AgentsError, PermissionError):
+    """A state folder or file that someone besides its owner could write (or that another user
+    owns): pickles are never loaded from it. The message names the path, the problem and the fix."""
+
+
+def check_private(path: str | Path, st: os.stat_result | None = None) -> None:
+    """Refuse ``path`` (its ``st``, when the caller holds it open) unless this user owns it and
+    neither its group nor the world may write it."""
+    st = os.stat(path) if st is None else st
+    folder = stat.S_ISDIR(st.st_mode)
+    what, mode = "state folder" if folder else "state file", stat.S_IMODE(st.st_mode)
+    if st.st_uid != os.geteuid():
+        raise UnsafeStateFolder(
+            f"{what} {path} is owned by uid {st.st_uid}, not this user (uid {os.geteuid()}): "
+            f"only its owner may write where pickles are loaded; chown it or use a folder of your own"
+        )
+    if mode & 0o022:
+        who = {0o020: "group-writable", 0o002: "world-writable"}.get(mode & 0o022, "group- and world-writable")
+        raise UnsafeStateFolder(
+            f"{what} {path} is {who} (mode 0o{mode:03o}): only its owner may write where pickles "
+            f"are loaded; chmod {'700' if folder else '600'} {path}"
+        )
+
+
+def private_folder(path: str | Path) -> Path:
+    """``path`` as a folder only its owner may write: the missing part made 0o700 (whatever the
+    umask), an existing one checked."""
+    path = Path(path)
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            continue  # made meanwhile (another shard of the same deployment): checked below
+        os.chmod(folder, 0o700)  # a umask takes bits away, never adds: exact, whatever it was
+    path = missing[0] if missing else path
+    check_private(path)
+    return path
+
+
+def read_private(path: str | Path) -> bytes | None:
+    """The bytes of state file ``path`` (None when there is none), refused unless it is a plain
+    file of this user that nobody else may write (checked on the open file: no swap in between)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeStateFolder(f"state file {path} is a symbolic link: pickles are loaded only from the state folder's own files") from None
+        raise
+    with os.fdopen(fd, "rb") as f:
+        check_private(path, os.fstat(f.fileno()))
+        return f.read()
+
+
+def write_private(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (a temporary file, then a rename), 0o600, in a folder
+    made or checked owner-only: a reader sees the old file or the new one, never a torn one."""
+    folder = private_folder(Path(path).parent)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")  # made 0o600 whatever the umask
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 class SnapshotStore(ABC):
     """Where snapshots live: bytes under string keys."""
 
@@ -48,9 +134,10 @@ class SnapshotStore(ABC):
 
 
 class FolderStore(SnapshotStore):
+    """Snapshots as files of a folder only its owner may write (made so, or checked)."""
+
     def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root = private_folder(root)
 
     def _path(self, key: str) -> Path:
         if not key or "/" in key or key.startswith("."):
@@ -58,16 +145,11 @@ class FolderStore(SnapshotStore):
         return self.root / key
 
     def put(self, key: str, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self._path(key))  # atomic: a reader sees the old snapshot or the new one
+        write_private(self._path(key), data)  # atomic: a reader sees the old snapshot or the new one
 
     def get(self, key: str) -> bytes | None:
-        path = self._path(key)
-        return path.read_bytes() if path.exists() else None
+        check_private(self.root)  # again at each load: the folder may have been opened up since
+        return read_private(self._path(key))
 
     def keys(self, prefix: str = "") -> list[str]:
         return sorted(p.name for p in self.root.iterdir() if p.name.startswith(prefix) and not p.name.startswith("."))

@@ -117,6 +117,8 @@ def test_deploy_status_stop_and_resume_on_a_three_node_cluster(cluster, tmp_path
     stopped = agora(env, "stop", "--name", "beacons")
     assert stopped.returncode == 0, stopped.stderr
     assert "6 agents snapshotted" in stopped.stdout
+    kept = [state, state / "snapshots", state / "registry.pickle", state / "ledger.pickle", state / "deployment.json", *(state / "snapshots").iterdir()]
+    assert {oct(p.stat().st_mode & 0o777) for p in kept[:2]} == {"0o700"} and {oct(p.stat().st_mode & 0o777) for p in kept[2:]} == {"0o600"}  # owner-only
     gone = agora(env, "status", "--name", "beacons")
     assert gone.returncode == 1 and "no deployment named 'beacons'" in gone.stderr
     at_stop = {r["name"]: r["handled"] for r in later}
