@@ -218,6 +218,7 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
         return {
             "channel": domain("AgoraChannel", self.chain_id, self.channel_contract.address),
             "batch": domain("AgoraBatch", self.chain_id, self.batch_contract.address),
+            "escrow": domain("AgoraEscrow", self.chain_id, self.escrow_contract.address),
         }
 
     def total_supply(self) -> int:

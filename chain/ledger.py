@@ -143,7 +143,10 @@ class Ledger(ABC):
 
     @abstractmethod
     def domains(self) -> dict[str, dict[str, Any]]:
-        """EIP-712 domains ("channel", "batch") that vouchers and authorizations bind to."""
+        """EIP-712 domains that off-chain signatures bind to: "channel" (vouchers), "batch"
+        (epoch authorizations), "escrow" (deal contracts and call authorizations), each naming the
+        chain id and the contract, so a signature made for one chain or deployment is worthless
+        on another."""
 
     @abstractmethod
     def total_supply(self) -> int:

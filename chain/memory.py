@@ -42,7 +42,12 @@ from chain.types import (
 # Stand-in contract addresses for the memory ledger's EIP-712 domains (chain id 0).
 MEMORY_CHANNEL = "0x" + keccak(text="agora:memory:PaymentChannel")[12:].hex()
 MEMORY_BATCH = "0x" + keccak(text="agora:memory:BatchSettlement")[12:].hex()
-_DOMAINS = {"channel": domain("AgoraChannel", 0, MEMORY_CHANNEL), "batch": domain("AgoraBatch", 0, MEMORY_BATCH)}
+MEMORY_ESCROW = "0x" + keccak(text="agora:memory:Escrow")[12:].hex()
+_DOMAINS = {
+    "channel": domain("AgoraChannel", 0, MEMORY_CHANNEL),
+    "batch": domain("AgoraBatch", 0, MEMORY_BATCH),
+    "escrow": domain("AgoraEscrow", 0, MEMORY_ESCROW),
+}
 MEMORY_OPERATOR = to_checksum_address("0x" + keccak(text="agora:memory:operator")[12:].hex())
 
 

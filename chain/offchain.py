@@ -7,6 +7,7 @@ ledger checks the very same digests, so both backends accept and refuse the same
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from typing import Any, Callable
 
@@ -43,6 +44,27 @@ def voucher_typed_data(dom: dict[str, Any], channel_id: str, nonce: int, amount:
         "primaryType": "Voucher",
         "domain": dom,
         "message": {"channelId": bytes.fromhex(channel_id[2:]), "nonce": nonce, "amount": amount},
+    }
+
+
+def call_authorization_typed_data(dom: dict[str, Any], escrow_id: str, server: str, inputs: list[str]) -> dict[str, Any]:
+    """What an escrow's buyer signs so that someone else (a gateway) may spend the escrow on one
+    call: this escrow, to this server, on these inputs. Without it, anyone who learnt an escrow's
+    id could be served on it first (the buyer's own call then refused as already paid). ``dom``
+    is the ledger's ``escrow`` domain (chain id and escrow contract)."""
+    inputs_hash = keccak(json.dumps(list(inputs), separators=(",", ":"), ensure_ascii=False).encode())
+    return {
+        "types": {
+            "EIP712Domain": _DOMAIN_FIELDS,
+            "EscrowedCall": [
+                {"name": "escrowId", "type": "bytes32"},
+                {"name": "server", "type": "address"},
+                {"name": "inputsHash", "type": "bytes32"},
+            ],
+        },
+        "primaryType": "EscrowedCall",
+        "domain": dom,
+        "message": {"escrowId": bytes.fromhex(escrow_id[2:]), "server": to_checksum_address(server), "inputsHash": inputs_hash},
     }
 
 

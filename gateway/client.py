@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from chain.offchain import voucher_typed_data
+from chain.offchain import call_authorization_typed_data, voucher_typed_data
 from chain.types import owned_id
 from gateway.auth import SIGNATURE, sign_request
 from gateway.errors import GatewayError
@@ -206,7 +206,9 @@ class GatewayClient:
     def call_escrowed(self, service: str, inputs: list[str], escrow_id: str, *, wait: float = 30.0, idempotency_key: str | None = None) -> dict[str, Any]:
         """Call the served model at ``service`` on ``inputs``, paid by the open escrow ``escrow_id``;
         the job. Check the answer, then ``release(job)`` pays it (or ``dispute(job)``)."""
-        body = {"service": service, "inputs": inputs, "payment": {"kind": "escrow", "escrow_id": escrow_id}}
+        typed = call_authorization_typed_data(self.chain()["domains"]["escrow"], escrow_id, service, inputs)
+        payment = {"kind": "escrow", "escrow_id": escrow_id, "authorization": self.identity.sign_typed_data(typed)}
+        body = {"service": service, "inputs": inputs, "payment": payment}
         return self.request("POST", "/v1/jobs", body=body, params={"wait": wait}, signed=True, headers={"Idempotency-Key": idempotency_key or uuid.uuid4().hex})
 
     def release(self, job: dict[str, Any]) -> dict[str, Any]:

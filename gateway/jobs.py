@@ -126,7 +126,8 @@ def add_jobs(app: FastAPI, market: Market, signed: Callable[..., Any], *, max_wa
         ledger = market.ledger
         if isinstance(body.payment, EscrowPayment):
             escrow, block = ledger.escrow(body.payment.escrow_id), ledger.block_number()  # EscrowNotFound: 404
-            ticket = {"caller": caller, "service": body.service, "inputs": body.inputs, "escrow": escrow.model_dump(mode="json"), "from_block": block}
+            ticket = {"caller": caller, "service": body.service, "inputs": body.inputs, "escrow": escrow.model_dump(mode="json"), "from_block": block,
+                      "authorization": body.payment.authorization}
             return market.ask("relay_escrow", ticket)["job_id"]
         state = ledger.channel(body.payment.channel_id)  # ChannelNotFound: 404
         ticket = {"caller": caller, "service": body.service, "inputs": body.inputs, "channel": state.model_dump(mode="json"),

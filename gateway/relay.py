@@ -36,6 +36,7 @@ from agents.identity import Identity
 from agents.registry import ServiceRecord
 from agents.roles.serving import CallAnswer, CallModel, CallRefused, EscrowedCall, escrow_bill
 from chain import ChainError
+from chain.offchain import call_authorization_typed_data, recover
 from chain.types import ChannelState, EscrowState
 from gateway.errors import NotFound, PaymentRefused
 from tasks.jobs import JobResult
@@ -95,6 +96,7 @@ class EscrowTicket(BaseModel):
     inputs: list[str] = Field(min_length=1)
     escrow: EscrowState
     from_block: int = Field(ge=0)
+    authorization: str
 
 
 def model_call_service(registry: Any, now: float, address: str, field: str | None = None) -> ServiceRecord:
@@ -155,8 +157,11 @@ class GatewayAgent(Agent):
         if escrow.status != "open" or escrow.escrow_id in self._escrows:
             raise PaymentRefused(f"escrow {escrow.escrow_id[:10]}… is {escrow.status if escrow.status != 'open' else 'already paying a call'}; open one per call",
                                  "payment.escrow_id")
+        typed = call_authorization_typed_data(ctx.ledger.domains()["escrow"], escrow.escrow_id, t.service, t.inputs)
+        if (recover(typed, t.authorization) or "").lower() != escrow.buyer.lower():
+            raise PaymentRefused(f"the authorization is not {escrow.buyer}'s signature over this escrow, server and inputs", "payment.authorization")
         self._escrows.add(escrow.escrow_id)
-        call = EscrowedCall(call_id=next(self._ids), inputs=t.inputs, escrow_id=escrow.escrow_id, sent_at=time.time())
+        call = EscrowedCall(call_id=next(self._ids), inputs=t.inputs, escrow_id=escrow.escrow_id, sent_at=time.time(), authorization=t.authorization)
         return self._start(ctx, t.caller, t.service, service, call, f"escrow of {escrow.amount} until {escrow.deadline}",
                            payment="escrow", escrow_id=escrow.escrow_id, release=escrow_bill(service)[1], from_block=t.from_block)
 

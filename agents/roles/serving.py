@@ -44,7 +44,7 @@ from agents.registry import ModelOffer, ServiceRecord
 from agents.roles.owners import SERVICE_TTL
 from chain import ChainError
 from chain.errors import error_for_reason
-from chain.offchain import ChannelReceiver, voucher_typed_data
+from chain.offchain import ChannelReceiver, call_authorization_typed_data, recover, voucher_typed_data
 from chain.types import BPS, ChannelClaim, ChannelTerms, EscrowState, EscrowTerms, owned_id, split
 from tasks.errors import TasksError
 from tasks.jobs import JobResult, JobSpec, Resources
@@ -74,12 +74,16 @@ class CallRefused(Message):
 
 
 class EscrowedCall(Message):
-    """Caller to server: run ``inputs``; the escrow ``escrow_id`` (opened for this one call) pays."""
+    """Caller to server: run ``inputs``; the escrow ``escrow_id`` (opened for this one call) pays.
+    Sent by anyone but the escrow's buyer (a gateway relaying for it), it carries the buyer's
+    ``authorization``: its EIP-712 signature over this escrow, this server and these inputs
+    (chain.offchain.call_authorization_typed_data)."""
 
     call_id: int = Field(ge=0)
     inputs: list[str]
     escrow_id: str
     sent_at: float = 0.0
+    authorization: str = ""
 
 
 class _EscrowCheck(Message):
@@ -199,6 +203,7 @@ class ModelServer(Agent):
     def call_escrowed(self, ctx: Context, sender: str, msg: EscrowedCall) -> None:
         try:
             escrow = self._check_escrow(ctx, msg.escrow_id)
+            self._check_caller(ctx, sender, msg, escrow)
         except ChainError as exc:
             self.refused += 1
             ctx.send(sender, CallRefused(deal_id=msg.deal_id, call_id=msg.call_id, reason=f"payment refused: {exc}"))
@@ -221,6 +226,18 @@ class ModelServer(Agent):
         record.update(result=result, status="answered")
         ctx.send(sender, CallAnswer(deal_id=msg.deal_id, call_id=msg.call_id, result=result, sent_at=msg.sent_at))
         ctx.schedule(1.0, _EscrowCheck(escrow_id=escrow.escrow_id))
+
+    def _check_caller(self, ctx: Context, sender: str, msg: EscrowedCall, escrow: EscrowState) -> None:
+        """An escrow pays for its buyer's call: sent by the buyer, or by someone carrying the
+        buyer's signature over this escrow, this server and these inputs. Else a stranger who
+        learnt the id is served on the victim's money and the victim refused as already paid."""
+        if sender.lower() == escrow.buyer.lower():
+            return
+        typed = call_authorization_typed_data(ctx.ledger.domains()["escrow"], escrow.escrow_id, self.address, msg.inputs)
+        signer = recover(typed, msg.authorization) if msg.authorization else None
+        if signer is None or signer.lower() != escrow.buyer.lower():
+            what = "carries no authorization" if not msg.authorization else f"carries an authorization by {signer}"
+            raise error_for_reason("escrow: unauthorized", f"escrow {escrow.escrow_id[:10]}… is {escrow.buyer}'s; a call on it from {sender} {what} of its buyer for these inputs")
 
     def _check_escrow(self, ctx: Context, escrow_id: str) -> EscrowState:
         """The escrow, if it pays this server for one call as ``escrow_terms`` says; else the

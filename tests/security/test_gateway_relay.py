@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from agents.identity import Identity
+from chain.offchain import call_authorization_typed_data
 from chain.types import owned_id
 from gateway import GatewayClient, GatewayHTTPError, create_app
 from gateway.server import Running, serve_in_thread
@@ -172,10 +173,14 @@ def test_a_payment_that_is_not_what_was_quoted_is_refused_naming_it_and_nothing_
     mine = alice.open_channel(stranger, deposit=server["price"])  # a channel to someone else
     bob_channel = bob.open_channel(server["address"], deposit=server["price"])
     held = {a: ledger.balance_of(a) for a in (alice.identity.address, bob.identity.address, server["address"], stranger)}
+    def escrowed(terms: dict[str, Any], signer: GatewayClient = alice, inputs: tuple[str, ...] = ("x",)) -> dict[str, Any]:
+        typed = call_authorization_typed_data(ledger.domains()["escrow"], terms["escrow_id"], server["address"], list(inputs))
+        return {"kind": "escrow", "escrow_id": terms["escrow_id"], "authorization": signer.identity.sign_typed_data(typed)}
+
     cases = [
-        ({"kind": "escrow", "escrow_id": wrong_payee["escrow_id"]}, "payment.escrow_id", "pays"),
-        ({"kind": "escrow", "escrow_id": bobs["escrow_id"]}, "payment.escrow_id", "not the caller's"),
-        ({"kind": "escrow", "escrow_id": short["escrow_id"]}, "payment", "payment refused"),
+        (escrowed(wrong_payee), "payment.escrow_id", "pays"),
+        (escrowed(bobs), "payment.escrow_id", "not the caller's"),
+        (escrowed(short), "payment", "payment refused"),
         ({**alice.voucher(mine, server["price"])}, "payment.channel_id", "pays"),
         ({**bob.voucher(bob_channel, server["price"])}, "payment.channel_id", "not the caller's"),
     ]
