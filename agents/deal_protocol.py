@@ -8,20 +8,57 @@
       [buyer locks the price in escrow]
       EscrowFunded      ─────────────▶
                                         [runs the job on its executor]
-                        ◀─────────────  Deliver (result + hash) | ReportFailure (refunded)
+                        ◀─────────────  Deliver (result + signed receipt) | ReportFailure (refunded)
       [buyer verifies, releases the split]
       Settled           ─────────────▶  (also to the model and data owners)
+      [a dispute: either party]  Claim (signed contract, job, result, receipt) ──▶ arbiter ── Ruling ──▶ both
 
 Timers a buyer sets on itself: ProposalsDue (stop waiting for bids), DeadlinePassed (refund).
+
+Every message about a deal is the business of its parties only (issue 19): a call for proposals
+only under a deal id that begins with its sender's address (the id is the buyer's, ``owned_id``),
+every later message only from the party the protocol expects at that step, a ruling only from the
+ledger's arbiter. Anything else is refused with ``refuse``: typed (agents.errors.Refused), counted
+on the agent (``agent.refused``, per reason), logged once per sender and reason, and nothing
+changes. A claim carries its own evidence, checked by the arbiter against what both parties
+signed and what the ledger holds, never taken on the claimant's word.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
+from agents.errors import NotAParty, Refused
 from agents.messages import Message
 from economy.contract import Contract
 from tasks.jobs import JobResult, JobSpec
+
+_LOGGED_CAP = 10_000  # (sender, reason) pairs logged per agent: a flood of strangers stays one line each, bounded
+
+
+def refuse(agent: Any, ctx: Any, sender: str, error: Refused) -> None:
+    """Count ``error`` on ``agent`` (``agent.refused``: reason -> count) and log it the first
+    time this sender is refused for this reason. A handler calls it and returns: the message
+    changes nothing. Kept on the agent (not raised to the host, which counts handler *failures*):
+    a refusal is the agent working as meant."""
+    reason = type(error).__name__
+    counts: dict[str, int] = vars(agent).setdefault("refused", {})
+    counts[reason] = counts.get(reason, 0) + 1
+    logged: set[tuple[str, str]] = vars(agent).setdefault("_refusals_logged", set())
+    if (sender, reason) not in logged and len(logged) < _LOGGED_CAP:
+        logged.add((sender, reason))
+        ctx.log.warning("%s refused a message from %s: %s: %s", getattr(agent, "name", "?"), sender, reason, error)
+
+
+def from_self(agent: Any, ctx: Any, sender: str) -> bool:
+    """Whether a timer-like message came from ``agent`` itself; from anyone else it is refused
+    and counted (the runtime's inbox refuses internal types already; this covers the rest)."""
+    if sender == agent.address:
+        return True
+    refuse(agent, ctx, sender, NotAParty(f"{sender} is not {agent.address}: its timers are its own"))
+    return False
 
 
 class CallForProposals(Message):
@@ -63,7 +100,12 @@ class EscrowFunded(Message):
 
 
 class Deliver(Message):
+    """The result, and the provider's EIP-712 delivery receipt over (deal id, result hash)
+    (``Contract.receipt_typed_data``): the buyer keeps it, and it is what lets either party put
+    this result before the arbiter."""
+
     result: JobResult
+    receipt: str
 
 
 class ReportFailure(Message):
@@ -89,13 +131,25 @@ class PaymentDue(Message):
 
 
 class Claim(Message):
-    """Buyer or provider to arbiter: the delivered result of a disputed deal, with the job it
-    answers (a buyer disputing the work, or a provider the buyer never paid)."""
+    """Buyer or provider to arbiter: the delivered result of a disputed deal (a buyer disputing
+    the work, or a provider the buyer never paid), with its evidence: the contract both parties
+    signed (which names the job's hash and matches the escrow), the job, the result, and the
+    provider's delivery receipt for that result. ``cost``: what a provider asks (at most the
+    escrow); a buyer's claim about a result the arbiter finds right pays the contract in full.
+
+    An escrowed call (agents/roles/serving.py) has no deal contract: its server claims with
+    ``authorization``, the caller's EIP-712 signature over the escrow, the server and the job's
+    inputs (chain.offchain.call_authorization_typed_data), which binds the job to the escrow."""
 
     job: JobSpec
     result: JobResult
-    provider: str
     cost: int = Field(ge=0)
+    contract: Contract | None = None
+    buyer_signature: str = ""
+    provider_signature: str = ""
+    receipt: str = ""
+    authorization: str = ""
+    provider: str = ""  # an escrowed call's server (a deal's provider is its contract's)
 
 
 class Ruling(Message):

@@ -11,7 +11,11 @@
      │    ├── ExpiredMessage (TimeoutError)    delivered after its expiry
      │    ├── PayloadTooLarge (ValueError)     a payload over the receiver's cap
      │    └── RateLimited (PermissionError)    a sender over its rate quota
-     ├── UndeclaredReply (TypeError)        a handler replied with a type its protocol did not declare
+     ├── Refused                            a message a handler refused (counted per reason in ``agent.refused``)
+ │    ├── NotAParty (PermissionError)      about a deal, from someone not the party expected at that step
+ │    │    └── ForeignDeal                 a call for proposals under a deal id that is not its sender's
+ │    └── UnfoundedClaim (ValueError)      a claim whose contract, job or result is not the deal's on record
+ ├── UndeclaredReply (TypeError)        a handler replied with a type its protocol did not declare
      ├── KeystoreError (ValueError)         a keystore file or seed phrase that cannot give a key
      └── RuntimeFailure                     the runtime could not deliver or host an agent
 """
@@ -64,6 +68,28 @@ class PayloadTooLarge(Rejected, ValueError):
 
 class RateLimited(Rejected, PermissionError):
     """A sender that exceeded the receiver's per-sender rate quota."""
+
+
+class Refused(AgentsError):
+    """Base of every reason a handler refuses a message that passed the inbox: the envelope was
+    signed by its sender, but what it claims is not that sender's to claim. The agent counts it
+    (``agents.deal_protocol.refuse``), changes nothing and runs on."""
+
+
+class NotAParty(Refused, PermissionError):
+    """A message about a deal from someone the protocol does not expect at that step (not the
+    deal's buyer, provider or the ledger's arbiter, as the step requires)."""
+
+
+class ForeignDeal(NotAParty):
+    """A call for proposals under a deal id that does not begin with its sender's address: a
+    deal id belongs to its buyer, and a stranger's call would overwrite that buyer's job."""
+
+
+class UnfoundedClaim(Refused, ValueError):
+    """A claim before the arbiter whose evidence is not the deal's on record: a contract not
+    signed by both parties or unlike the escrow, a job whose hash is not the contract's, a result
+    the provider never signed a delivery receipt for."""
 
 
 class UndeclaredReply(AgentsError, TypeError):

@@ -1,7 +1,9 @@
 """The deal contract: parties, payees and shares, maximum amount, deadline, job hash.
 
 Both sides sign it as EIP-712 typed data, so a wallet can show exactly what is being agreed and
-anyone can check who agreed. Shares are basis points derived from each payee's price; the
+anyone can check who agreed. The signed domain names the chain and the escrow contract the deal
+settles on (``deal_domain`` reads them from the ledger), so a signature made for one chain or
+deployment does not check on another (issue 19: the domain named neither). Shares are basis points derived from each payee's price; the
 remainder of the division goes to payee 0 (the provider), the rule the ledger applies too.
 """
 
@@ -21,7 +23,12 @@ Role = Literal["provider", "model_owner", "data_owner"]
 _HEX32 = r"^0x[0-9a-f]{64}$"
 
 EIP712_TYPES = {
-    "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"}],
+    "EIP712Domain": [
+        {"name": "name", "type": "string"},
+        {"name": "version", "type": "string"},
+        {"name": "chainId", "type": "uint256"},
+        {"name": "verifyingContract", "type": "address"},
+    ],
     "Contract": [
         {"name": "dealId", "type": "bytes32"},
         {"name": "buyer", "type": "address"},
@@ -33,7 +40,11 @@ EIP712_TYPES = {
         {"name": "jobHash", "type": "bytes32"},
     ],
 }
-DOMAIN = {"name": "Agora", "version": "1"}
+DOMAIN = {"name": "Agora", "version": "2"}  # with the contract's chainId and verifyingContract
+RECEIPT_TYPES = {
+    "EIP712Domain": EIP712_TYPES["EIP712Domain"],
+    "Delivery": [{"name": "dealId", "type": "bytes32"}, {"name": "resultHash", "type": "bytes32"}],
+}
 
 
 class Payee(BaseModel):
@@ -61,6 +72,8 @@ class Contract(BaseModel):
     payees: list[Payee] = Field(min_length=1, max_length=8)
     deadline: StrictInt = Field(gt=0)
     job_hash: str = Field(pattern=_HEX32)
+    chain_id: StrictInt = Field(ge=0)  # the EIP-712 domain: the chain and escrow contract it settles on
+    escrow_contract: str
     arbiter: str | None = None
 
     def __init__(self, **data: Any) -> None:
@@ -68,6 +81,13 @@ class Contract(BaseModel):
             super().__init__(**data)
         except ValidationError as exc:
             raise InvalidContract(f"invalid contract: {exc}") from None
+
+    @field_validator("escrow_contract")
+    @classmethod
+    def _escrow_contract(cls, v: str) -> str:
+        if not is_address(v):
+            raise ValueError(f"not an address: {v!r}")
+        return to_checksum_address(v)
 
     @model_validator(mode="after")
     def _check(self) -> Contract:
@@ -113,7 +133,7 @@ class Contract(BaseModel):
         return {
             "types": EIP712_TYPES,
             "primaryType": "Contract",
-            "domain": DOMAIN,
+            "domain": self.domain(),
             "message": {
                 "dealId": bytes.fromhex(self.deal_id[2:]),
                 "buyer": self.buyer,
@@ -125,6 +145,30 @@ class Contract(BaseModel):
                 "jobHash": bytes.fromhex(self.job_hash[2:]),
             },
         }
+
+    def domain(self) -> dict[str, Any]:
+        return {**DOMAIN, "chainId": self.chain_id, "verifyingContract": self.escrow_contract}
+
+    def receipt_typed_data(self, result_hash: str) -> dict[str, Any]:
+        """What the provider signs when it delivers: this deal's id and the result's sha256 (hex,
+        with or without 0x), under the contract's domain. The buyer keeps it; the arbiter pays a
+        claim, or slashes for one, only about a result the provider signed this way."""
+        return {
+            "types": RECEIPT_TYPES,
+            "primaryType": "Delivery",
+            "domain": self.domain(),
+            "message": {"dealId": bytes.fromhex(self.deal_id[2:]), "resultHash": bytes.fromhex(result_hash.removeprefix("0x"))},
+        }
+
+    def verify_receipt(self, result_hash: str, signature: str) -> None:
+        """Raise BadContractSignature unless this contract's provider signed the delivery of
+        ``result_hash`` under this deal."""
+        try:
+            signer = Account.recover_message(encode_typed_data(full_message=self.receipt_typed_data(result_hash)), signature=signature)
+        except Exception as exc:  # noqa: BLE001 - malformed signatures and hashes are bad receipts
+            raise BadContractSignature(f"unreadable delivery receipt: {exc}") from None
+        if signer != self.provider:
+            raise BadContractSignature(f"delivery receipt is signed by {signer}, not the provider {self.provider}")
 
     def digest(self) -> str:
         """The EIP-712 hash both parties sign."""
@@ -142,6 +186,13 @@ class Contract(BaseModel):
             raise BadContractSignature(f"unreadable signature: {exc}") from None
         if signer != to_checksum_address(party):
             raise BadContractSignature(f"signature is by {signer}, not {party}")
+
+
+def deal_domain(ledger: Any) -> dict[str, Any]:
+    """The ``chain_id`` and ``escrow_contract`` a contract on ``ledger`` is signed under: the
+    ledger's "escrow" EIP-712 domain (its chain and escrow contract)."""
+    found = ledger.domains()["escrow"]
+    return {"chain_id": int(found["chainId"]), "escrow_contract": to_checksum_address(found["verifyingContract"])}
 
 
 def deal_id_for(buyer: str, job_hash: str, nonce: int) -> str:

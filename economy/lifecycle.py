@@ -27,14 +27,14 @@ payee, a refund after failure or a dispute lost counts against the provider.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
 from chain.errors import EscrowNotFound
 from chain.types import EscrowState, EscrowTerms, Receipt
-from economy.contract import Contract
-from economy.errors import DeadlinePassed, IllegalTransition
+from economy.contract import Contract, deal_domain
+from economy.errors import DeadlinePassed, IllegalTransition, InvalidContract
 from economy.reputation import ReputationGraph
 
 
@@ -70,9 +70,11 @@ class EscrowWallet(Protocol):
 
 
 class LedgerView(Protocol):
-    """What a deal reads: the time, and its escrow (a Ledger or a LedgerReader)."""
+    """What a deal reads: the time, its escrow and the EIP-712 domains the contract is signed
+    under (a Ledger or a LedgerReader)."""
 
     def now(self) -> int: ...
+    def domains(self) -> dict[str, Any]: ...
     def escrow(self, escrow_id: str) -> EscrowState: ...
 
 
@@ -108,9 +110,14 @@ class Deal:
 
     # -- the steps -----------------------------------------------------------------------
     def sign(self, party: str, signature: str) -> None:
-        """Add one party's EIP-712 signature over the contract; both make it signed."""
+        """Add one party's EIP-712 signature over the contract; both make it signed. A contract
+        whose domain names another chain or escrow contract than this deal's ledger is refused:
+        its signatures would hold wherever that domain is, not here."""
         self._expect({S.PROPOSED}, "sign")
         self._party(party, {self.buyer, self.provider}, "sign")
+        here = deal_domain(self.ledger)
+        if (self.contract.chain_id, self.contract.escrow_contract) != (here["chain_id"], here["escrow_contract"]):
+            raise InvalidContract(f"sign: the contract is for chain {self.contract.chain_id} / {self.contract.escrow_contract}, this ledger is {here['chain_id']} / {here['escrow_contract']}")
         self.contract.verify_signature(signature, party)
         self.signatures[party] = signature
         if set(self.signatures) == {self.buyer, self.provider}:

@@ -1,7 +1,13 @@
 """The buyer: finds offers, calls for proposals, awards by reverse auction (price weighed against
 each provider's reputation as the buyer sees it), signs the contract, locks the price in escrow,
 verifies the result and releases payment, or gets its refund; and rates the delivery either way,
-feeding the registry's one reputation graph."""
+feeding the registry's one reputation graph.
+
+Each message about one of its deals is heard only from the party the protocol expects at that
+step (issue 19): bids from the providers it invited, everything after the award from the
+contract's provider, a ruling from the ledger's arbiter, its timers from itself. Anything else is
+refused and counted (``agents.deal_protocol.refuse``) and changes nothing. A delivery must carry
+the provider's signed receipt for its result: it is the buyer's evidence if it disputes."""
 
 from __future__ import annotations
 
@@ -28,13 +34,14 @@ from agents.deal_protocol import (
     ReportFailure,
     Ruling,
     Settled,
+    refuse,
 )
-from agents.errors import UnknownOffer
+from agents.errors import NotAParty, UnfoundedClaim, UnknownOffer
 from agents.identity import Identity
 from agents.messages import Message
 from chain import ChainError, DeadlineNotReached, Receipt, split
 from economy.auction import Bid, ReverseAuction
-from economy.contract import Contract, Payee, deal_id_for
+from economy.contract import Contract, Payee, deal_domain, deal_id_for
 from economy.errors import EconomyError
 from economy.lifecycle import FINAL, Deal, DealState
 from tasks.errors import TasksError, VerificationFailed
@@ -85,6 +92,7 @@ class DealRecord(BaseModel):
     contract: Contract | None = None
     job: JobSpec | None = None
     result_hash: str = ""
+    receipt: str = ""  # the provider's signed delivery receipt for the result it delivered
     result_shape: tuple[int, int] | None = None
     metering: dict[str, Any] = {}
     bill: list[dict[str, Any]] = []  # the metered bill, one line per payee (tasks.metering)
@@ -108,6 +116,7 @@ class _Call:
     tariffs: dict[str, Tariff] = field(default_factory=dict)  # payee -> how its line is metered
     trust: dict[str, float] = field(default_factory=dict)
     answered: set[str] = field(default_factory=set)
+    domain: dict[str, Any] = field(default_factory=dict)  # the chain and escrow contract its contracts are signed for
 
 
 class Buyer(Agent):
@@ -127,6 +136,7 @@ class Buyer(Agent):
         self._replicas: dict[str, list[str]] = {}  # first deal id -> the deal ids running the same job
         self._group_of: dict[str, str] = {}  # replica deal id -> its group's first deal id
         self._delivered: dict[str, JobResult] = {}  # replica deal id -> its checked result, awaiting the verdict
+        self.refused: dict[str, int] = {}  # reason -> messages refused (agents.deal_protocol.refuse)
 
     def on_start(self, ctx: Context) -> None:
         ctx.wallet.open_account()
@@ -139,7 +149,10 @@ class Buyer(Agent):
 
     @on_message(_OpenRequest)
     def open_later(self, ctx: Context, sender: str, msg: _OpenRequest) -> None:
-        if sender == self.address and msg.n not in self._latest and 0 <= msg.n < len(self.requests):
+        if sender != self.address:
+            refuse(self, ctx, sender, NotAParty(f"{sender} is not this buyer: its timers are its own"))
+            return
+        if msg.n not in self._latest and 0 <= msg.n < len(self.requests):
             self._call_when_offered(ctx, msg.n)
 
     def _call_when_offered(self, ctx: Context, n: int) -> None:
@@ -215,7 +228,9 @@ class Buyer(Agent):
         deadline = int(ctx.now()) + request.deadline_s
         trust = ctx.registry.trust(self.address, providers)
         auction = ReverseAuction(max_price=budget, risk_weight=request.risk_weight, gpu_memory_mb=spec.resources.gpu_memory_mb)
-        self._calls[deal_id] = _Call(auction=auction, fees=fees, deadline=deadline, trust=trust, tariffs=self._tariffs(spec, offers, tariffs))
+        self._calls[deal_id] = _Call(
+            auction=auction, fees=fees, deadline=deadline, trust=trust, tariffs=self._tariffs(spec, offers, tariffs), domain=deal_domain(ctx.ledger),
+        )
         for p in providers:
             ctx.send(p, CallForProposals(deal_id=deal_id, job=spec, job_hash=job_hash, compute_budget=budget, deadline=deadline))
         ctx.schedule(request.reply_window_s, ProposalsDue(deal_id=deal_id))
@@ -269,7 +284,7 @@ class Buyer(Agent):
     # -- 2. collect bids, award by reverse auction ---------------------------------------
     @on_message(Propose)
     def propose(self, ctx: Context, sender: str, msg: Propose) -> None:
-        call = self._open(msg.deal_id, sender)
+        call = self._open(ctx, msg.deal_id, sender)
         if call is None:
             return
         call.answered.add(sender)
@@ -282,7 +297,7 @@ class Buyer(Agent):
 
     @on_message(Refuse)
     def refuse(self, ctx: Context, sender: str, msg: Refuse) -> None:
-        call = self._open(msg.deal_id, sender)
+        call = self._open(ctx, msg.deal_id, sender)
         if call is None:
             return
         call.answered.add(sender)
@@ -291,12 +306,31 @@ class Buyer(Agent):
 
     @on_message(ProposalsDue)
     def proposals_due(self, ctx: Context, sender: str, msg: ProposalsDue) -> None:
-        if sender == self.address and self.deals[msg.deal_id].status == "calling":
+        record = self._from(ctx, sender, msg.deal_id, "self")
+        if record is not None and record.status == "calling":
             self.award(ctx, msg.deal_id)
 
-    def _open(self, deal_id: str, sender: str) -> _Call | None:
+    def _from(self, ctx: Context, sender: str, deal_id: str, party: str) -> DealRecord | None:
+        """The record of ``deal_id`` if ``sender`` is the party expected ("invited": a provider
+        this call went to; "provider": the contract's; "arbiter": the ledger's; "self": a timer);
+        otherwise the message is refused and counted, and None."""
         record = self.deals.get(deal_id)
-        if record is None or record.status != "calling" or sender not in record.invited:
+        if record is None:
+            allowed: set[str] = set()
+        elif party == "invited":
+            allowed = set(record.invited)
+        elif party == "provider":
+            allowed = {record.contract.provider} if record.contract is not None else set()
+        else:
+            allowed = {str(ctx.ledger.arbiter) if party == "arbiter" else self.address}
+        if sender.lower() not in {a.lower() for a in allowed}:
+            refuse(self, ctx, sender, NotAParty(f"{sender} is not the {party} of a deal {deal_id} of mine"))
+            return None
+        return record
+
+    def _open(self, ctx: Context, deal_id: str, sender: str) -> _Call | None:
+        record = self._from(ctx, sender, deal_id, "invited")
+        if record is None or record.status != "calling":
             return None
         return self._calls[deal_id]
 
@@ -355,13 +389,14 @@ class Buyer(Agent):
             payees=[Payee(address=provider, role="provider", amount=price), *call.fees],
             deadline=call.deadline,
             job_hash="0x" + record.job.digest(),
+            **call.domain,
         )
 
     # -- 3. countersigned: lock the price in escrow ---------------------------------------
     @on_message(AcceptContract)
     def accepted(self, ctx: Context, sender: str, msg: AcceptContract) -> None:
-        record = self.deals.get(msg.deal_id)
-        if record is None or record.status != "awarded" or record.contract is None or sender != record.contract.provider:
+        record = self._from(ctx, sender, msg.deal_id, "provider")
+        if record is None or record.status != "awarded" or record.contract is None:
             return
         deal = self._lifecycles[msg.deal_id]
         try:
@@ -378,17 +413,23 @@ class Buyer(Agent):
 
     @on_message(DeclineContract)
     def declined(self, ctx: Context, sender: str, msg: DeclineContract) -> None:
-        record = self.deals.get(msg.deal_id)
-        if record is not None and record.status == "awarded" and record.contract and sender == record.contract.provider:
+        record = self._from(ctx, sender, msg.deal_id, "provider")
+        if record is not None and record.status == "awarded":
             self._end(ctx.now(), record, "no_award", f"provider declined: {msg.reason}")
 
     # -- 4. delivery: verify, then pay ------------------------------------------------------
     @on_message(Deliver)
     def delivered(self, ctx: Context, sender: str, msg: Deliver) -> None:
-        record = self.deals.get(msg.deal_id)
-        if record is None or record.status != "funded" or record.contract is None or sender != record.contract.provider:
+        record = self._from(ctx, sender, msg.deal_id, "provider")
+        if record is None or record.status != "funded" or record.contract is None:
             return
         assert record.job is not None
+        try:
+            record.contract.verify_receipt(msg.result.result_hash, msg.receipt)
+        except EconomyError as exc:  # without it the buyer could not show the arbiter what it got
+            refuse(self, ctx, sender, UnfoundedClaim(f"a delivery of {msg.deal_id} without the provider's receipt: {exc}"))
+            return
+        record.receipt = msg.receipt
         deal = self._lifecycles[msg.deal_id]
         try:
             deal.deliver(sender, msg.result.result_hash, cost=record.contract.max_amount)
@@ -441,7 +482,12 @@ class Buyer(Agent):
         record.status, record.reason = "disputed", why
         arbiters = [a for a, info in ctx.registry.agents().items() if info["role"] == "arbiter"]
         if arbiters:
-            ctx.send(arbiters[0], Claim(deal_id=record.deal_id, job=record.job, result=result, provider=record.contract.provider, cost=record.contract.max_amount))
+            c, signatures = record.contract, self._lifecycles[record.deal_id].signatures
+            claim = Claim(
+                deal_id=record.deal_id, contract=c, buyer_signature=signatures[c.buyer], provider_signature=signatures[c.provider],
+                job=record.job, result=result, receipt=record.receipt, cost=c.max_amount,
+            )
+            ctx.send(arbiters[0], claim)
 
     def _pay(self, ctx: Context, record: DealRecord, result: JobResult) -> None:
         """Verify the delivery on the deal, bill it from its metering, settle line by line."""
@@ -486,8 +532,8 @@ class Buyer(Agent):
 
     @on_message(Ruling)
     def ruled(self, ctx: Context, sender: str, msg: Ruling) -> None:
-        record = self.deals.get(msg.deal_id)
-        if record is None or record.status != "disputed" or sender != ctx.ledger.arbiter:
+        record = self._from(ctx, sender, msg.deal_id, "arbiter")
+        if record is None or record.status != "disputed":
             return
         state = self._lifecycles[msg.deal_id].sync()  # the ledger says what the ruling did
         record.paid = msg.paid if state is DealState.SETTLED else 0
@@ -496,8 +542,8 @@ class Buyer(Agent):
     # -- failure paths: the provider refunded, or the deadline passed ----------------------
     @on_message(ReportFailure)
     def failure(self, ctx: Context, sender: str, msg: ReportFailure) -> None:
-        record = self.deals.get(msg.deal_id)
-        if record is None or record.contract is None or sender != record.contract.provider or record.done:
+        record = self._from(ctx, sender, msg.deal_id, "provider")
+        if record is None or record.done:
             return
         if self._lifecycles[msg.deal_id].sync() is DealState.REFUNDED:  # trust the ledger, not the message
             self._end(ctx.now(), record, "refunded", f"provider failed: {msg.reason}")
@@ -508,10 +554,13 @@ class Buyer(Agent):
 
     @on_message(DeadlinePassed)
     def deadline_passed(self, ctx: Context, sender: str, msg: DeadlinePassed) -> None:
-        record = self.deals.get(msg.deal_id)
-        if sender != self.address or record is None or record.status != "funded":
+        record = self._from(ctx, sender, msg.deal_id, "self")
+        if record is None or record.status != "funded":
             return
         deal = self._lifecycles[msg.deal_id]
+        if deal.sync() is DealState.DISPUTED:  # the provider froze it for the arbiter: its ruling ends the deal
+            record.status, record.reason = "disputed", "the provider disputed the escrow; awaiting the arbiter"
+            return
         try:
             if ctx.ledger.now() < deal.contract.deadline:
                 raise DeadlineNotReached(f"ledger time {ctx.ledger.now()}")

@@ -13,7 +13,9 @@ moves money from its own balance, and the exchange settles them exactly as it se
 traders (``transfer_from_many`` per 256 fills). Quotes follow the same strategies (truthful, ZI-C, ZI-U), drawn for the whole
 cohort from one generator seeded by the run, so a seed replays the same quotes. Cohorts trade in
 call markets (one uniform-price clearing a period), where every order meets the whole book at
-once; lone traders may trade in the same market beside them.
+once; lone traders may trade in the same market beside them. Fills are heard only from the
+exchange the cohort trades on, shocks only from the director (issue 19): others are refused and
+counted.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import numpy as np
 from pydantic import Field
 
 from agents.agent import Agent, Context, on_message
-from agents.errors import AgentsError
+from agents.deal_protocol import from_self, refuse
+from agents.errors import AgentsError, NotAParty
 from agents.identity import Identity, keccak256
 from agents.messages import Message
 from agents.roles.exchange import CohortFills, CohortOrders
@@ -84,6 +87,7 @@ class TraderCohort(Agent):
         self._rng = np.random.default_rng(int.from_bytes(Identity.from_seed(seed, f"{name}:quotes")._key[:8], "big"))
         self._shocks: dict[int, tuple[str, float, np.ndarray]] = {}
         self.index = {a: i for i, a in enumerate(self.addresses)}
+        self.refused: dict[str, int] = {}  # reason -> messages refused (agents.deal_protocol.refuse)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Arrays arrive read-only when Ray hands a cohort to its shard (zero-copy from the
@@ -110,7 +114,7 @@ class TraderCohort(Agent):
 
     @on_message(_Period)
     def next_period(self, ctx: Context, sender: str, msg: _Period) -> None:
-        if sender == self.address and msg.period > self.period:
+        if from_self(self, ctx, sender) and msg.period > self.period:
             self._begin(ctx, msg.period)
 
     def _begin(self, ctx: Context, period: int) -> None:
@@ -153,6 +157,7 @@ class TraderCohort(Agent):
         report of a period's last round may arrive after the next period began); members with
         units left quote again for the next round of the same period."""
         if sender != self.exchange:
+            refuse(self, ctx, sender, NotAParty(f"{sender} is not the exchange {self.exchange} this cohort trades on"))
             return
         rounds = int(self.terms["rounds"])
         if msg.members:
@@ -181,14 +186,14 @@ class TraderCohort(Agent):
     # -- shocks ----------------------------------------------------------------------------
     @on_message(ShockStarts)
     def shocked(self, ctx: Context, sender: str, msg: ShockStarts) -> None:
-        if _from_director(ctx, sender):
+        if _from_director(ctx, sender, self):
             hit = np.asarray([self.index[a] for a in msg.members if a in self.index], dtype=np.int64)
             self._shocks[msg.shock] = (msg.kind, msg.factor, hit)
             self._apply_shocks()
 
     @on_message(ShockEnds)
     def shock_over(self, ctx: Context, sender: str, msg: ShockEnds) -> None:
-        if _from_director(ctx, sender):
+        if _from_director(ctx, sender, self):
             self._shocks.pop(msg.shock, None)
             self._apply_shocks()
 

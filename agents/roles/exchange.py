@@ -21,6 +21,11 @@ The settled trades go on a tape, each under a sequence number: readers (a run's 
 number of gateways) read it by their own cursor (``trades(since)``), so none takes a trade from
 another, and it keeps only the latest ``tape_size`` trades, so a deployment nobody reads does not
 grow with its life. A reader that fell further behind than that sees the gap.
+
+Every order is in its sender's own name (a trader's orders settle from the trader's account, a
+cohort's only from the members it registered with their signed consent); cohort orders from a
+sender that registered no cohort, and round ticks from anyone but the exchange itself, are
+refused and counted (issue 19, ``agents.deal_protocol.refuse``).
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ import numpy as np
 from pydantic import Field
 
 from agents.agent import Agent, Context, on_message
+from agents.deal_protocol import from_self, refuse
+from agents.errors import NotAParty
 from agents.identity import Identity, keccak256
 from agents.messages import Message
 from agents.registry import ServiceRecord
@@ -247,6 +254,7 @@ class Exchange(Agent):
         self.turnover = 0  # base units settled
         self.quotes = 0  # orders received
         self.refused_members = 0  # cohort members listed without a valid delegation
+        self.refused: dict[str, int] = {}  # reason -> messages refused (agents.deal_protocol.refuse)
 
     @property
     def round_s(self) -> float:
@@ -315,8 +323,11 @@ class Exchange(Agent):
             # whom the cohort speaks for, as it registered them (read again only while incomplete:
             # on a cluster the registration may still be on its way)
             accounts = self._verified(sender, ctx.registry.cohort_members(sender))
-            if accounts:
-                self._members[sender] = accounts
+            if not accounts:  # nobody registered this sender as a cohort: it speaks for no one
+                self.rejected += len(msg.members)
+                refuse(self, ctx, sender, NotAParty(f"{sender} registered no cohort members to place orders for"))
+                return
+            self._members[sender] = accounts
         prices = np.asarray(msg.prices, dtype=np.int64)
         qtys = np.asarray(msg.qtys, dtype=np.int64)
         ok = (members >= 0) & (members < len(accounts)) & (prices > 0) & (qtys > 0)
@@ -381,7 +392,7 @@ class Exchange(Agent):
     # -- rounds ----------------------------------------------------------------------------
     @on_message(_Tick)
     def tick(self, ctx: Context, sender: str, msg: _Tick) -> None:
-        if sender != self.address:
+        if not from_self(self, ctx, sender):
             return
         # the next round first: a crash while this one is paid must not stop the market
         ctx.schedule(max(0.0, self.t0 + (msg.round + 1) * self.round_s - ctx.now()), _Tick(round=msg.round + 1))

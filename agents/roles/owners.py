@@ -7,22 +7,41 @@ import json
 from pathlib import Path
 
 from agents.agent import Agent, Context, on_message
-from agents.deal_protocol import Settled
+from agents.deal_protocol import Settled, refuse
+from agents.errors import NotAParty, UnfoundedClaim
 from agents.identity import Identity
 from agents.registry import DatasetOffer, ModelOffer, ServiceRecord
+from chain import ChainError
 
 SERVICE_TTL = 24 * 3600.0  # how long a listing lives without a heartbeat
 
 
 class _Earner(Agent):
-    """Keeps a log of the settlements it was paid in."""
+    """Keeps a log of the settlements it was paid in: each deal once, and only what the ledger
+    shows (issue 19: a forged ``Settled`` went into the log). A notice counts when it comes from
+    the escrow's buyer, the escrow was released, and this owner is one of its payees; any other is
+    refused and counted (``agents.deal_protocol.refuse``)."""
 
     def __init__(self, name: str, identity: Identity) -> None:
         super().__init__(name, identity)
         self.settlements: list[dict[str, object]] = []
+        self.refused: dict[str, int] = {}
 
     @on_message(Settled)
     def settled(self, ctx: Context, sender: str, msg: Settled) -> None:
+        try:
+            escrow = ctx.ledger.escrow(msg.deal_id)
+        except ChainError:
+            refuse(self, ctx, sender, UnfoundedClaim(f"no escrow {msg.deal_id} on the ledger"))
+            return
+        if sender.lower() != escrow.buyer.lower():
+            refuse(self, ctx, sender, NotAParty(f"{sender} is not the buyer of {msg.deal_id}"))
+            return
+        if escrow.status != "released" or self.address not in escrow.payees:
+            refuse(self, ctx, sender, UnfoundedClaim(f"the escrow {msg.deal_id} is {escrow.status} and pays {escrow.payees}, not released to me"))
+            return
+        if any(s["deal_id"] == msg.deal_id for s in self.settlements):
+            return  # told twice: counted once
         self.settlements.append({"deal_id": msg.deal_id, "tx_hash": msg.tx_hash, "buyer": sender})
 
 

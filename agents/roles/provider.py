@@ -1,5 +1,13 @@
 """The compute provider: bids on jobs it can run, countersigns, runs the job on its executor
-(Ray tasks with the job's GPUs in deployment), delivers, or refunds the buyer when it fails."""
+(Ray tasks with the job's GPUs in deployment), delivers with a signed receipt, or refunds the
+buyer when it fails.
+
+It hears each deal only from its parties (issue 19): a call for proposals only under a deal id
+that is its sender's own (a stranger's call under a buyer's id used to overwrite that buyer's job,
+killing the award or leaving the GPU reserved for good), everything after it only from that
+deal's buyer, a ruling only from the ledger's arbiter; anything else is refused and counted
+(``agents.deal_protocol.refuse``). If its buyer disputes a delivery, the provider puts its own
+evidence before the arbiter before the deadline."""
 
 from __future__ import annotations
 
@@ -24,11 +32,14 @@ from agents.deal_protocol import (
     PaymentDue,
     Ruling,
     Settled,
+    refuse,
 )
+from agents.errors import ForeignDeal, NotAParty
 from agents.identity import Identity
 from agents.registry import ComputeOffer, ServiceRecord
 from agents.roles.owners import SERVICE_TTL
 from chain import ChainError
+from chain.types import id_owner
 from economy.contract import Contract
 from economy.errors import EconomyError
 from economy.lifecycle import FINAL, Deal, DealState
@@ -46,6 +57,7 @@ class _Job:
     status: str = "proposed"
     deal_id: str = ""  # the deal it runs under: the call's, or a redundant job's own
     result: JobResult | None = None  # what it delivered (the evidence if the buyer never pays)
+    receipt: str = ""  # its signature over (deal id, result hash), sent with the result
 
     def __post_init__(self) -> None:
         self.deal_id = self.deal_id or self.call.deal_id
@@ -67,6 +79,7 @@ class ComputeProvider(Agent):
         self.price_per_second = price_per_second
         self.throughput = throughput
         self.jobs: dict[str, _Job] = {}
+        self.refused: dict[str, int] = {}  # reason -> messages refused (agents.deal_protocol.refuse)
 
     @property
     def capacity(self) -> dict[str, float]:
@@ -92,8 +105,27 @@ class ComputeProvider(Agent):
     def quote(self, items: int) -> int:
         return max(1, math.ceil(items / self.throughput)) * self.price_per_second
 
+    def _job_from(self, ctx: Context, sender: str, deal_id: str, party: str = "buyer") -> _Job | None:
+        """The job ``deal_id`` names, if ``sender`` is its buyer (or this agent itself, for a
+        timer); otherwise the message is refused and counted, and None."""
+        job = self.jobs.get(deal_id)
+        expected = self.address if party == "self" else (job.buyer if job is not None else None)
+        if job is None or expected is None or sender.lower() != expected.lower():
+            refuse(self, ctx, sender, NotAParty(f"{sender} is not the {party} of a deal {deal_id} of mine"))
+            return None
+        return job
+
     @on_message(CallForProposals)
     def call_for_proposals(self, ctx: Context, sender: str, msg: CallForProposals) -> None:
+        try:
+            owner = id_owner(msg.deal_id)
+        except ChainError:
+            owner = ""
+        if owner.lower() != sender.lower():
+            refuse(self, ctx, sender, ForeignDeal(f"deal id {msg.deal_id} is not {sender}'s"))
+            return
+        if msg.deal_id in self.jobs:  # its own buyer calling again: the first call stands
+            return
         job = msg.job
         reason = self._cannot_run(ctx, msg)
         if reason:
@@ -126,18 +158,32 @@ class ComputeProvider(Agent):
 
     @on_message(AwardContract)
     def award(self, ctx: Context, sender: str, msg: AwardContract) -> None:
-        job = self.jobs.get(msg.deal_id)
-        if job is None and msg.call_id is not None and msg.call_id in self.jobs and self.jobs[msg.call_id].status == "proposed":
-            job = self.jobs[msg.deal_id] = dataclasses.replace(self.jobs[msg.call_id], deal_id=msg.deal_id)  # one replica of a redundant job
-            self.jobs[msg.call_id].status = "replica"
+        call = self.jobs.get(msg.call_id) if msg.call_id is not None and msg.deal_id not in self.jobs else None
+        if call is not None:  # one replica of a redundant job: under a deal id of the same buyer's
+            try:
+                owner = id_owner(msg.deal_id)
+            except ChainError:
+                owner = ""
+            if sender.lower() != call.buyer.lower() or owner.lower() != sender.lower():
+                refuse(self, ctx, sender, NotAParty(f"{sender} may not award {msg.deal_id} on the call {msg.call_id}"))
+                return
+            if call.status != "proposed":
+                return
+            self.jobs[msg.deal_id] = dataclasses.replace(call, deal_id=msg.deal_id)
+            call.status = "replica"
+        job = self._job_from(ctx, sender, msg.deal_id)
+        if job is None:
+            return
         c = msg.contract
         problem = ""
-        if job is None or sender != job.buyer or c.buyer != sender:
+        if job.status != "proposed" or c.buyer != sender or c.deal_id != msg.deal_id:
             problem = "no proposal of mine matches this award"
         elif c.provider != self.address or c.payees[0].amount != job.price:
             problem = "contract does not pay my proposed price to me"
         elif c.job_hash != job.call.job_hash or c.deadline != job.call.deadline:
             problem = "contract terms differ from the call for proposals"
+        elif c.arbiter not in (None, ctx.ledger.arbiter):
+            problem = "the contract names another arbiter than the ledger's"
         else:
             deal = Deal(c, ctx.ledger)
             try:
@@ -155,14 +201,14 @@ class ComputeProvider(Agent):
 
     @on_message(RejectProposal)
     def rejected(self, ctx: Context, sender: str, msg: RejectProposal) -> None:
-        job = self.jobs.get(msg.deal_id)
-        if job is not None and sender == job.buyer:
+        job = self._job_from(ctx, sender, msg.deal_id)
+        if job is not None and job.status == "proposed":
             job.status = "lost"
 
     @on_message(EscrowFunded)
     def funded(self, ctx: Context, sender: str, msg: EscrowFunded) -> None:
-        job = self.jobs.get(msg.deal_id)
-        if job is None or job.deal is None or sender != job.buyer:
+        job = self._job_from(ctx, sender, msg.deal_id)
+        if job is None or job.deal is None or job.status != "signed":
             return
         try:
             funded = job.deal.sync() is DealState.FUNDED  # trust the ledger, not the message
@@ -190,8 +236,8 @@ class ComputeProvider(Agent):
     @on_message(JobDone)
     def job_done(self, ctx: Context, sender: str, msg: JobDone) -> None:
         """Deliver the result, or refund the buyer and say why."""
-        job = self.jobs.get(msg.deal_id)
-        if sender != self.address or job is None or job.deal is None or job.contract is None or job.status != "running":
+        job = self._job_from(ctx, sender, msg.deal_id, "self")
+        if job is None or job.deal is None or job.contract is None or job.status != "running":
             return
         self.book.release(job.deal_id)
         if msg.result is None:
@@ -212,7 +258,8 @@ class ComputeProvider(Agent):
             return
         job.status = "delivered"
         job.result = msg.result
-        ctx.send(job.buyer, Deliver(deal_id=job.deal_id, result=msg.result))
+        job.receipt = ctx.wallet.sign_typed_data(job.contract.receipt_typed_data(msg.result.result_hash))
+        ctx.send(job.buyer, Deliver(deal_id=job.deal_id, result=msg.result, receipt=job.receipt))
         # a buyer that never settles would take its refund at the deadline: before then, claim
         left = job.contract.deadline - ctx.now()
         ctx.schedule(max(0.0, left - min(self.claim_margin_s, left / 2)), PaymentDue(deal_id=job.deal_id))
@@ -221,35 +268,46 @@ class ComputeProvider(Agent):
     def payment_due(self, ctx: Context, sender: str, msg: PaymentDue) -> None:
         """Delivered and still unpaid near the deadline: freeze the escrow and ask the arbiter
         to rule. The arbiter re-runs the job; a result that matches its own run is paid the
-        contract (the buyer's silence does not void what it signed)."""
-        job = self.jobs.get(msg.deal_id)
-        if sender != self.address or job is None or job.deal is None or job.result is None or job.contract is None:
+        contract (the buyer's silence does not void what it signed). A delivery the buyer
+        disputed instead of paying is claimed the same way, on the frozen escrow: the buyer's
+        own claim is judged only on a result this provider signed, so the true one is put in."""
+        job = self._job_from(ctx, sender, msg.deal_id, "self")
+        if job is None or job.deal is None or job.result is None or job.contract is None or job.status != "delivered":
             return
-        if job.deal.sync() is not DealState.DELIVERED:  # paid, refunded or disputed meanwhile
+        state = job.deal.sync()
+        if state not in (DealState.DELIVERED, DealState.DISPUTED):  # paid or refunded meanwhile
             return
         if ctx.ledger.arbiter not in ctx.registry.agents():  # frozen with nobody to rule, the money would be stuck for good
             ctx.log.warning("unpaid %s: no arbiter agent runs here to claim from; the buyer's deadline refunds it", job.deal_id)
             return
-        try:
-            job.deal.dispute(ctx.wallet, reason="delivered, not paid before the deadline")
-        except (ChainError, EconomyError) as exc:
-            ctx.log.warning("could not dispute unpaid %s: %s", job.deal_id, exc)
-            return
+        if state is DealState.DELIVERED:
+            try:
+                job.deal.dispute(ctx.wallet, reason="delivered, not paid before the deadline")
+            except (ChainError, EconomyError) as exc:
+                ctx.log.warning("could not dispute unpaid %s: %s", job.deal_id, exc)
+                return
         job.status = "claimed"
-        claim = Claim(deal_id=job.deal_id, job=job.call.job, result=job.result, provider=self.address, cost=job.contract.max_amount)
+        c, signatures = job.contract, job.deal.signatures
+        claim = Claim(
+            deal_id=job.deal_id, contract=c, buyer_signature=signatures[c.buyer], provider_signature=signatures[c.provider],
+            job=job.call.job, result=job.result, receipt=job.receipt, cost=c.max_amount,
+        )
         ctx.send(ctx.ledger.arbiter, claim)
 
     @on_message(Ruling)
     def ruled(self, ctx: Context, sender: str, msg: Ruling) -> None:
         job = self.jobs.get(msg.deal_id)
-        if job is not None and job.deal is not None and sender == ctx.ledger.arbiter:
+        if sender.lower() != str(ctx.ledger.arbiter).lower() or job is None:
+            refuse(self, ctx, sender, NotAParty(f"{sender} is not the arbiter ruling on a deal {msg.deal_id} of mine"))
+            return
+        if job.deal is not None:
             state = job.deal.sync()  # the ledger says what the ruling did
             job.status = "paid" if state is DealState.SETTLED else f"refunded by the arbiter (slashed {msg.slashed})"
 
     @on_message(Settled)
     def settled(self, ctx: Context, sender: str, msg: Settled) -> None:
-        job = self.jobs.get(msg.deal_id)
-        if job is not None and job.deal is not None and sender == job.buyer and job.deal.sync() is DealState.SETTLED:
+        job = self._job_from(ctx, sender, msg.deal_id)
+        if job is not None and job.deal is not None and job.deal.sync() is DealState.SETTLED:
             job.status = "paid"
 
     def job_status(self, deal_id: str) -> str:

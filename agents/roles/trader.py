@@ -14,6 +14,9 @@ settles every fill on the ledger, so the trader's books follow the exchange's re
 
 Shocks reach it as messages: an outage keeps a seller out of the market, a demand spike
 multiplies a buyer's units, a price shock multiplies its limit, until the shock is over.
+
+It hears round reports only from the exchange it trades on, shocks only from the run's director
+and its period timer only from itself; anything else is refused and counted (issue 19).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from typing import Any, Literal
 from pydantic import Field
 
 from agents.agent import Agent, Context, on_message
-from agents.errors import AgentsError
+from agents.deal_protocol import from_self, refuse
+from agents.errors import AgentsError, NotAParty
 from agents.identity import Identity
 from agents.messages import Message
 from agents.roles.exchange import CancelOrders, PlaceOrder, RoundReport
@@ -46,9 +50,14 @@ class ShockEnds(Message):
     members: list[str] = []
 
 
-def _from_director(ctx: Context, sender: str) -> bool:
-    """Shocks come from the run's director (registered with that role), from nobody else."""
-    return ctx.registry.role_of(sender) == "director"
+def _from_director(ctx: Context, sender: str, agent: Agent | None = None) -> bool:
+    """Shocks come from the run's director (registered with that role), from nobody else; with
+    ``agent``, another sender's shock is refused and counted on it."""
+    if ctx.registry.role_of(sender) == "director":
+        return True
+    if agent is not None:
+        refuse(agent, ctx, sender, NotAParty(f"{sender} is not the run's director"))
+    return False
 
 
 class _Period(Message):
@@ -93,6 +102,7 @@ class Trader(Agent):
         self._out: dict[int, int] = {}  # cid -> the period it was placed in
         self._pricing_memory: tuple[float, float] = (-1.0, 0.0)  # (best profit seen, its price)
         self._profit = 0
+        self.refused: dict[str, int] = {}  # reason -> messages refused (agents.deal_protocol.refuse)
 
     # -- start -----------------------------------------------------------------------------
     def on_start(self, ctx: Context) -> None:
@@ -117,7 +127,7 @@ class Trader(Agent):
 
     @on_message(_Period)
     def next_period(self, ctx: Context, sender: str, msg: _Period) -> None:
-        if sender == self.address and msg.period > self.period:
+        if from_self(self, ctx, sender) and msg.period > self.period:
             self._begin(ctx, msg.period)
 
     def _begin(self, ctx: Context, period: int) -> None:
@@ -171,6 +181,7 @@ class Trader(Agent):
     @on_message(RoundReport)
     def report(self, ctx: Context, sender: str, msg: RoundReport) -> None:
         if sender != self.exchange:
+            refuse(self, ctx, sender, NotAParty(f"{sender} is not the exchange {self.exchange} this trader trades on"))
             return
         limit = self.effective_limit()
         for cid, _, price, qty in msg.fills:
@@ -214,7 +225,7 @@ class Trader(Agent):
     # -- shocks ----------------------------------------------------------------------------
     @on_message(ShockStarts)
     def shocked(self, ctx: Context, sender: str, msg: ShockStarts) -> None:
-        if not _from_director(ctx, sender):
+        if not _from_director(ctx, sender, self):
             return
         self._shocks[msg.shock] = (msg.kind, msg.factor)
         self._apply_shocks()
@@ -224,7 +235,7 @@ class Trader(Agent):
 
     @on_message(ShockEnds)
     def shock_over(self, ctx: Context, sender: str, msg: ShockEnds) -> None:
-        if not _from_director(ctx, sender):
+        if not _from_director(ctx, sender, self):
             return
         self._shocks.pop(msg.shock, None)
         self._apply_shocks()

@@ -18,7 +18,13 @@ class ForgingProvider(ComputeProvider):
     def run_job(self, ctx, job) -> None:
         rows = len(demo_texts())
         fake = np.ones((rows, 384), dtype="f4")  # not unit-length: not what the model produces
-        ctx.send(job.buyer, Deliver(deal_id=job.call.deal_id, result=JobResult.from_array(job.call.job.job_id, fake, _meter(rows))))
+        ctx.send(job.buyer, _signed_delivery(ctx, job, JobResult.from_array(job.call.job.job_id, fake, _meter(rows))))
+
+
+def _signed_delivery(ctx, job, result: JobResult) -> Deliver:
+    """A delivery with the provider's own receipt: a cheat that wants paying must sign what it sends."""
+    receipt = ctx.wallet.sign_typed_data(job.contract.receipt_typed_data(result.result_hash))
+    return Deliver(deal_id=job.deal_id, result=result, receipt=receipt)
 
 
 def _meter(rows: int):
@@ -200,7 +206,7 @@ class PlausibleCheat(ComputeProvider):
         noise = np.random.default_rng(7).normal(size=(rows, 384))
         fake = (noise / np.linalg.norm(noise, axis=1, keepdims=True)).astype("f4")
         job.deal.deliver(self.address, JobResult.from_array(job.call.job.job_id, fake, _meter(rows)).result_hash, cost=job.contract.max_amount)
-        ctx.send(job.buyer, Deliver(deal_id=job.deal_id, result=JobResult.from_array(job.call.job.job_id, fake, _meter(rows))))
+        ctx.send(job.buyer, _signed_delivery(ctx, job, JobResult.from_array(job.call.job.job_id, fake, _meter(rows))))
 
 
 def _redundant_market(store, providers: dict, redundancy: int, stake: int, **request_terms):

@@ -4,6 +4,8 @@ import pytest
 
 from economy import BadContractSignature, Contract, InvalidContract, deal_id_for
 
+ESCROW = "0x" + "ee" * 20
+
 
 def _contract(people, provider_amount=5_000, owner_amount=3_000, data_amount=2_000) -> Contract:
     job_hash = "0x" + "11" * 32
@@ -17,6 +19,8 @@ def _contract(people, provider_amount=5_000, owner_amount=3_000, data_amount=2_0
         ],
         deadline=2_000_000_000,
         job_hash=job_hash,
+        chain_id=1,
+        escrow_contract=ESCROW,
     )
 
 

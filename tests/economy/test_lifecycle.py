@@ -7,6 +7,7 @@ import pytest
 from agents.wallet import Wallet
 from chain import EscrowTerms, Ledger
 from economy import Contract, deal_id_for
+from economy.contract import deal_domain
 from economy.errors import BadContractSignature, DeadlinePassed, IllegalTransition
 from economy.lifecycle import Deal, DealState
 from economy.reputation import ReputationGraph
@@ -31,6 +32,7 @@ def _deal(ledger: Ledger, people: dict, reputation: ReputationGraph | None = Non
         deadline=ledger.now() + ttl,
         job_hash=JOB,
         arbiter=people["arbiter"].address,
+        **deal_domain(ledger),
     )
     deal = Deal(contract, ledger, reputation)
     for who in ("buyer", "provider"):
