@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tasks.errors import IntegrityError, InvalidJob, JobFailed, TasksError, UnknownArtifact, VerificationFailed
-from tasks.executor import Executor, LocalExecutor, RayExecutor, read_dataset, run_job
+from tasks.executor import Executor, ExecutorFace, LocalExecutor, RayExecutor, RequesterMismatch, read_dataset, run_job
 from tasks.jobs import JobResult, JobSpec, Metering, Resources
 from tasks.store import ContentStore, digest_tree
 from tasks.verify import verify_embeddings, verify_result
@@ -12,6 +12,8 @@ __all__ = [
     "ContentStore",
     "EmbeddingRunner",
     "Executor",
+    "ExecutorFace",
+    "RequesterMismatch",
     "IntegrityError",
     "InvalidJob",
     "JobFailed",

@@ -5,6 +5,12 @@ content store, read the inputs, embed, meter. :class:`LocalExecutor` calls it in
 simulations); :class:`RayExecutor` runs it as a Ray task that asks for the job's GPUs and CPUs,
 so Ray's scheduler places it on a node with free capacity. Agents see only ``Executor.run``
 and never import Ray.
+
+An agent's ``ctx.executor`` is an :class:`ExecutorFace` its host binds to it: every job runs as
+that agent (a different requester is refused), it opens and reads only its own vault, and a job
+on a vault carries the agent's signature over the job, the vault and the deal that pays for it,
+which a Ray vault checks (any client of the cluster can call it). The executor hands vaults the
+ledger they check payment on (tasks.vault).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import numpy as np
 from tasks.errors import InvalidJob, JobFailed, TasksError
 from tasks.jobs import JobResult, JobSpec, Metering, Resources
 from tasks.store import ContentStore
-from tasks.vault import DataVault
+from tasks.vault import DataVault, ForgedRequest, request_digest
 
 if TYPE_CHECKING:
     from tasks.runner import RunnerCache
@@ -174,10 +180,21 @@ class Executor(ABC):
     whose spec names a vault runs there, where its dataset lives."""
 
     store_root: str
+    ledger: Any = None  # what vaults check payment on: the runtime's ledger reader (or a Ray ledger actor)
 
     @abstractmethod
-    def run(self, spec: JobSpec, timeout_s: float | None = None, requester: str = "") -> JobResult:
-        """Run ``spec`` and return its result, or raise JobFailed / another TasksError."""
+    def run(self, spec: JobSpec, timeout_s: float | None = None, requester: str = "", deal_id: str | None = None, proof: str = "") -> JobResult:
+        """Run ``spec`` and return its result, or raise JobFailed / another TasksError. A job on
+        a vault runs for ``requester`` under ``deal_id`` (``proof``: the requester's signature
+        over the request, which a Ray vault checks)."""
+
+    def use_ledger(self, ledger: Any) -> None:
+        """Have the vaults this executor opens check payment on ``ledger`` (a runtime's)."""
+        self.ledger = ledger
+
+    def face(self, agent: Any, ledger: Any = None) -> ExecutorFace:
+        """``agent``'s own executor: jobs only in its name, only its own vault."""
+        return ExecutorFace(self, agent.address, agent.identity.sign_digest)
 
     @abstractmethod
     def open_vault(self, owner: str) -> tuple[str, Any]:
@@ -199,14 +216,15 @@ def vault_name(owner: str) -> str:
 class LocalExecutor(Executor):
     """In-process execution; models stay warm in the process-wide cache; vaults are objects."""
 
-    def __init__(self, store_root: Path | str) -> None:
+    def __init__(self, store_root: Path | str, ledger: Any = None) -> None:
         self.store_root = str(store_root)
+        self.ledger = ledger
         self._vaults: dict[str, Any] = {}
 
-    def run(self, spec: JobSpec, timeout_s: float | None = None, requester: str = "") -> JobResult:
+    def run(self, spec: JobSpec, timeout_s: float | None = None, requester: str = "", deal_id: str | None = None, proof: str = "") -> JobResult:
         try:
-            if spec.vault is not None:
-                return self.vault(spec.vault).run(spec, requester)
+            if spec.vault is not None:  # in process: the requester is what the agent's face set
+                return self.vault(spec.vault).run(spec, requester, deal_id=deal_id)
             return run_job(spec, self.store_root)
         except TasksError:
             raise
@@ -216,7 +234,7 @@ class LocalExecutor(Executor):
     def open_vault(self, owner: str) -> tuple[str, Any]:
         name = vault_name(owner)
         if name not in self._vaults:
-            self._vaults[name] = DataVault(owner, self.vault_root(owner), self.store_root)
+            self._vaults[name] = DataVault(owner, self.vault_root(owner), self.store_root, ledger=self.ledger)
         return name, self._vaults[name]
 
     def vault(self, name: str) -> Any:
@@ -231,12 +249,13 @@ class LocalExecutor(Executor):
 class RayExecutor(Executor):
     """Each job is a Ray task asking for the job's resources (logical GPUs work without one)."""
 
-    def __init__(self, store_root: Path | str, **task_options: Any) -> None:
+    def __init__(self, store_root: Path | str, ledger: Any = None, **task_options: Any) -> None:
         self.store_root = str(store_root)
+        self.ledger = ledger  # the Ray ledger actor's handle: a vault actor reads escrows through it
         self.task_options = task_options
         self._opened: dict[str, Any] = {}
 
-    def run(self, spec: JobSpec, timeout_s: float | None = None, requester: str = "") -> JobResult:
+    def run(self, spec: JobSpec, timeout_s: float | None = None, requester: str = "", deal_id: str | None = None, proof: str = "") -> JobResult:
         import ray
         from ray.exceptions import GetTimeoutError, RayError
 
@@ -246,7 +265,7 @@ class RayExecutor(Executor):
         timeout_s = None if timeout_s == float("inf") else timeout_s
         group = None
         if spec.vault is not None:  # compute-to-data: the vault runs it on its own node
-            refs = [self._vault_handle(spec.vault).run.remote(spec, requester)]
+            refs = [self._vault_handle(spec.vault).run.remote(spec, requester, None, deal_id, proof)]
         elif spec.resources.gpus > 1 and float(spec.resources.gpus).is_integer():
             group, refs = self._gang(spec)
         else:
@@ -310,7 +329,7 @@ class RayExecutor(Executor):
             node = ray.get_runtime_context().get_node_id()
             options = {"name": name, "num_cpus": 0, "max_concurrency": 4, "get_if_exists": True}
             handle = ray.remote(RayVault).options(**options, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote(
-                owner, str(self.vault_root(owner)), self.store_root
+                owner, str(self.vault_root(owner)), self.store_root, self.ledger
             )
         self._opened[name] = handle  # a named actor still dies with its last handle: keep one
         return name, ActorClient(handle)
@@ -379,9 +398,62 @@ def _pinned_runner(node: str) -> Any:
 
 
 class RayVault(DataVault):
-    """A DataVault in an actor: its jobs run as Ray tasks pinned to the vault's own node."""
+    """A DataVault in an actor: its jobs run as Ray tasks pinned to the vault's own node. Any
+    client of the cluster can call it, so a market's vault (one given the ledger actor) runs a
+    job only for the requester whose signature is over the job, this vault and the deal."""
 
-    def run(self, spec: JobSpec, requester: str, runner: Any = None) -> JobResult:
+    def __init__(self, owner: str, root: str, store_root: str, ledger: Any = None) -> None:
+        from chain.remote import RemoteLedger
+
+        super().__init__(owner, root, store_root, ledger=None if ledger is None else RemoteLedger(ledger))
+
+    def run(self, spec: JobSpec, requester: str, runner: Any = None, deal_id: str | None = None, proof: str = "") -> JobResult:
         import ray
 
-        return super().run(spec, requester, runner or _pinned_runner(ray.get_runtime_context().get_node_id()))
+        if self.ledger is not None and not signed_by(requester, request_digest(vault_name(self.owner), spec, deal_id, requester), proof):
+            self._record(requester, spec.dataset_hash or "", "compute", False, "the request is not signed by its requester", spec, deal_id=deal_id or "")
+            raise ForgedRequest(f"a request in the name of {requester} without its signature")
+        return super().run(spec, requester, runner or _pinned_runner(ray.get_runtime_context().get_node_id()), deal_id)
+
+
+def signed_by(address: str, digest: bytes, signature: str) -> bool:
+    from agents.identity import recover_digest
+
+    try:
+        return isinstance(address, str) and recover_digest(digest, signature) == address.lower()
+    except Exception:  # noqa: BLE001 - a malformed signature is a forged one
+        return False
+
+
+class RequesterMismatch(TasksError, PermissionError):
+    """A job an agent asked to run in another agent's name, or a vault not its own."""
+
+
+class ExecutorFace:
+    """An agent's ``ctx.executor`` (its host binds it): runs jobs as the agent and nobody else,
+    signs each vault job with the agent's key, and reaches only the agent's own vault."""
+
+    def __init__(self, executor: Executor, address: str, sign: Any) -> None:
+        self._executor, self._address, self._sign = executor, address, sign
+        self.store_root = executor.store_root
+
+    def run(self, spec: JobSpec, timeout_s: float | None = None, requester: str = "", deal_id: str | None = None) -> JobResult:
+        """Run ``spec`` as this agent; a job on a vault under ``deal_id`` (the escrow that pays
+        for it; found on the ledger by the vault when not named)."""
+        if requester and requester.lower() != self._address.lower():
+            raise RequesterMismatch(f"{self._address} may not run a job as {requester}")
+        proof = self._sign(request_digest(spec.vault, spec, deal_id, self._address)) if spec.vault is not None else ""
+        return self._executor.run(spec, timeout_s, requester=self._address, deal_id=deal_id, proof=proof)
+
+    def open_vault(self, owner: str) -> tuple[str, Any]:
+        if owner.lower() != self._address.lower():
+            raise RequesterMismatch(f"{self._address} may not open {owner}'s vault")
+        return self._executor.open_vault(owner)
+
+    def vault(self, name: str) -> Any:
+        if name != vault_name(self._address):
+            raise RequesterMismatch(f"{self._address} may reach only its own vault, not {name!r}")
+        return self._executor.vault(name)
+
+    def vault_root(self, owner: str) -> Path:
+        return self._executor.vault_root(owner)

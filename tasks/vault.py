@@ -6,6 +6,16 @@ simulation, or as a Ray task pinned to the vault's node by node affinity on a cl
 the job's result leaves. Each dataset has an :class:`AccessPolicy`: the price per use, which
 models and tasks may touch it, and whether a raw download is allowed at all. Every attempt,
 granted or refused, is written to the vault's access log for the owner.
+
+A use must be paid for (issue 19, item 5). A vault that a runtime opened reads the ledger: it
+runs a job only under a deal (an escrow) that covers it — open and requested by its provider
+(payee 0), or disputed and requested by the ledger's arbiter (its re-run) — whose lines pay the
+vault's owner at least its price per use (to the basis point: the contract's own rounding of
+shares), at most ``uses_per_deal`` times per deal. The job names its deal, or the vault finds
+the newest one that covers the requester. Who the requester is comes from the agent's executor
+face (in process) or from the agent's signature over the request (a Ray vault, which any client
+of the cluster can call), so the access log names the real requester and the deal. A vault with
+no ledger (a standalone tool, not a market) checks the policy only.
 """
 
 from __future__ import annotations
@@ -22,9 +32,30 @@ from tasks.errors import TasksError
 from tasks.jobs import JobResult, JobSpec
 from tasks.store import ContentStore
 
+BPS = 10_000
+FALLBACK_SCAN = 256
+"""A job that does not name its deal is matched against this many of the newest escrows: the
+deal that pays for a job was opened just before it runs."""
 
-class AccessDenied(TasksError):
+
+class AccessDenied(TasksError, PermissionError):
     """A use of a dataset its policy does not allow (the model, the task, a raw download)."""
+
+
+class UnpaidUse(AccessDenied):
+    """A job no paid deal covers: none named or found, one that pays the owner less than its
+    price, one the requester is not the provider (or arbiter) of, or one whose uses are spent."""
+
+
+class ForgedRequest(AccessDenied):
+    """A request to a vault not signed by the requester it names."""
+
+
+def request_digest(vault: str, spec: JobSpec, deal_id: str | None, requester: str) -> bytes:
+    """What a requester signs to ask ``vault`` to run ``spec`` under ``deal_id``."""
+    from agents.identity import keccak256
+
+    return keccak256(f"agora-vault-request\n{vault}\n{spec.digest()}\n{(deal_id or '').lower()}\n{requester.lower()}".encode())
 
 
 class AccessPolicy(BaseModel):
@@ -50,19 +81,24 @@ class AccessRecord(BaseModel):
     task: str = ""
     items: int = 0
     result_hash: str = ""
+    deal_id: str = ""
 
 
 class DataVault:
     """The owner's private store of datasets, their policies and the access log. A plain class:
     a Ray deployment hosts it in an actor on the owner's node (see tasks.executor)."""
 
-    def __init__(self, owner: str, root: str | Path, store_root: str | Path) -> None:
+    def __init__(self, owner: str, root: str | Path, store_root: str | Path, ledger: Any = None, uses_per_deal: int = 2) -> None:
         self.owner = owner
         self.private = ContentStore(root)  # the rows live here only
         self.store_root = str(store_root)  # models come from the shared store
         self.policies: dict[str, AccessPolicy] = {}
         self.log: list[AccessRecord] = []
         self._lock = threading.Lock()
+        self.ledger = ledger  # a ledger reader: None only for a standalone vault (policy checks only)
+        self.uses_per_deal = uses_per_deal  # the provider's run and the arbiter's re-run
+        self.uses: dict[str, int] = {}  # deal id -> uses granted under it
+        self._scanned, self._escrows = 0, []  # escrow ids seen opened on the ledger, oldest first
 
     def add(self, texts: list[str], name: str, policy: AccessPolicy | dict[str, Any]) -> str:
         """Store ``texts`` as a JSONL dataset under ``policy``; returns its hash."""
@@ -91,19 +127,63 @@ class DataVault:
         assert policy is not None
         return policy
 
-    def run(self, spec: JobSpec, requester: str, runner: Any = None) -> JobResult:
-        """Run ``spec`` against the dataset here and return only its result. ``runner`` runs the
-        job (default: in this process); a Ray vault passes one pinned to its own node."""
+    def run(self, spec: JobSpec, requester: str, runner: Any = None, deal_id: str | None = None) -> JobResult:
+        """Run ``spec`` against the dataset here and return only its result, if the policy allows
+        it and a paid deal covers it. ``runner`` runs the job (default: in this process); a Ray
+        vault passes one pinned to its own node."""
         from tasks.executor import run_job
 
-        self.check(spec, requester)
+        policy = self.check(spec, requester)
+        deal = self.covered(spec, requester, policy, deal_id)
         try:
             result = (runner or run_job)(spec, self.store_root, str(self.private.root))
         except TasksError as exc:
-            self._record(requester, spec.dataset_hash or "", "compute", False, f"job failed: {exc}", spec)
+            self._record(requester, spec.dataset_hash or "", "compute", False, f"job failed: {exc}", spec, deal_id=deal)
             raise
-        self._record(requester, spec.dataset_hash or "", "compute", True, "", spec, result)
+        self._record(requester, spec.dataset_hash or "", "compute", True, "", spec, result, deal_id=deal)
         return result
+
+    def covered(self, spec: JobSpec, requester: str, policy: AccessPolicy, deal_id: str | None) -> str:
+        """The deal that pays for this use (its use counted), or UnpaidUse (logged). The ledger
+        is read outside the vault's lock; only the count of uses is taken under it."""
+        if self.ledger is None:
+            return deal_id or ""
+        why = f"no open deal of {requester}'s among the newest {FALLBACK_SCAN} pays this vault's owner for a use"
+        for candidate in [deal_id] if deal_id else self._candidates()[:FALLBACK_SCAN]:
+            reason = self._uncovered(candidate, requester, policy)
+            if not reason:
+                with self._lock:
+                    used = self.uses.get(candidate.lower(), 0)
+                    if used < self.uses_per_deal:
+                        self.uses[candidate.lower()] = used + 1
+                        return candidate
+                reason = f"deal {candidate} has used its {self.uses_per_deal} runs"
+            if deal_id:
+                why = reason
+        self._record(requester, spec.dataset_hash or "", "compute", False, why, spec, deal_id=deal_id or "")
+        raise UnpaidUse(why)
+
+    def _uncovered(self, deal_id: str, requester: str, policy: AccessPolicy) -> str:
+        """Why escrow ``deal_id`` does not pay for ``requester``'s use ("" if it does)."""
+        try:
+            escrow = self.ledger.escrow(deal_id)
+        except Exception as exc:  # noqa: BLE001 - an unknown or malformed id: no deal
+            return f"no deal {deal_id} on the ledger ({type(exc).__name__})"
+        who, arbiter = requester.lower(), str(getattr(self.ledger, "arbiter", "") or "").lower()
+        if not ((escrow.status == "open" and who == escrow.payees[0].lower()) or (escrow.status == "disputed" and who == arbiter)):
+            return f"deal {deal_id} is {escrow.status}: only its provider (open) or the arbiter (disputed) may use it"
+        share = sum(bps for payee, bps in zip(escrow.payees, escrow.shares_bps) if payee.lower() == self.owner.lower())
+        if share == 0 or share < policy.price_per_use * BPS // escrow.amount:
+            return f"deal {deal_id} pays the owner {escrow.amount * share // BPS}, under its price of {policy.price_per_use}"
+        return ""
+
+    def _candidates(self) -> list[str]:
+        """Escrows opened on the ledger, newest first (read from its events where it left off)."""
+        head = self.ledger.block_number()
+        if head >= self._scanned:
+            self._escrows += [str(e.args.get("deal_id")) for e in self.ledger.events(self._scanned) if e.kind == "Opened"]
+            self._scanned = head + 1
+        return self._escrows[::-1]
 
     def download(self, digest: str, requester: str) -> bytes:
         """The raw rows, only where the policy allows a download."""
@@ -119,7 +199,9 @@ class DataVault:
         with self._lock:
             return [r for r in self.log if digest in (None, r.dataset_hash)]
 
-    def _record(self, requester: str, digest: str, action: str, granted: bool, reason: str = "", spec: JobSpec | None = None, result: JobResult | None = None) -> None:
+    def _record(
+        self, requester: str, digest: str, action: str, granted: bool, reason: str = "", spec: JobSpec | None = None, result: JobResult | None = None, deal_id: str = ""
+    ) -> None:
         record = AccessRecord(
             at=time.time(),
             requester=requester,
@@ -132,6 +214,7 @@ class DataVault:
             task=spec.task if spec else "",
             items=result.metering.items if result else 0,
             result_hash=result.result_hash if result else "",
+            deal_id=deal_id,
         )
         with self._lock:
             self.log.append(record)
