@@ -158,6 +158,7 @@ class Ruling(Message):
     paid: int = Field(ge=0)
     slashed: int = Field(ge=0)
     reason: str
+    result: JobResult | None = None  # to the buyer: the result the arbiter upheld and paid for
 
 
 class JobDone(Message):

@@ -148,4 +148,5 @@ class Arbiter(Agent):
         agents = ctx.registry.agents()
         for party in dict.fromkeys((escrow.buyer, provider)):
             if party in agents:  # a caller from outside the market (an HTTP client) reads the ruling on the ledger
-                ctx.send(party, Ruling(deal_id=msg.deal_id, paid=paid, slashed=slashed, reason=reason))
+                upheld = msg.result if right and party == escrow.buyer else None  # what the buyer paid for, whatever it was sent
+                ctx.send(party, Ruling(deal_id=msg.deal_id, paid=paid, slashed=slashed, reason=reason, result=upheld))

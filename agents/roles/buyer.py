@@ -532,11 +532,23 @@ class Buyer(Agent):
 
     @on_message(Ruling)
     def ruled(self, ctx: Context, sender: str, msg: Ruling) -> None:
+        """The arbiter ruled on a dispute of either party's. What it did is read on the ledger; a
+        result it paid for comes with the ruling and is kept once it verifies, so a provider that
+        delivered one thing and claimed with another still hands over what it was paid for."""
         record = self._from(ctx, sender, msg.deal_id, "arbiter")
-        if record is None or record.status != "disputed":
+        if record is None or record.status not in ("funded", "disputed"):
             return
         state = self._lifecycles[msg.deal_id].sync()  # the ledger says what the ruling did
+        if state not in FINAL:
+            return
         record.paid = msg.paid if state is DealState.SETTLED else 0
+        if state is DealState.SETTLED and msg.result is not None and record.job is not None:
+            try:
+                verify_result(msg.result, record.job)
+                self.results[record.deal_id] = msg.result
+                record.result_hash, record.result_shape = msg.result.result_hash, msg.result.shape
+            except TasksError as exc:
+                ctx.log.warning("the result ruled on for %s does not verify: %s", record.deal_id, exc)
         self._end(ctx.now(), record, "settled" if state is DealState.SETTLED else "refunded", f"arbiter: {msg.reason}")
 
     # -- failure paths: the provider refunded, or the deadline passed ----------------------
@@ -558,8 +570,12 @@ class Buyer(Agent):
         if record is None or record.status != "funded":
             return
         deal = self._lifecycles[msg.deal_id]
-        if deal.sync() is DealState.DISPUTED:  # the provider froze it for the arbiter: its ruling ends the deal
+        state = deal.sync()
+        if state is DealState.DISPUTED:  # the provider froze it for the arbiter: its ruling ends the deal
             record.status, record.reason = "disputed", "the provider disputed the escrow; awaiting the arbiter"
+            return
+        if state in FINAL:  # the arbiter already ruled (its Ruling may still be on its way)
+            self._end(ctx.now(), record, "settled" if state is DealState.SETTLED else "refunded", "ruled by the arbiter")
             return
         try:
             if ctx.ledger.now() < deal.contract.deadline:

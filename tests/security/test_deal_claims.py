@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from agents import Buyer, ComputeProvider, Identity, LocalRuntime
-from agents.deal_protocol import Claim
+from agents.deal_protocol import Claim, Deliver
 from agents.roles import Arbiter
 from chain import MemoryLedger
 from economy import Contract, deal_id_for
@@ -183,3 +183,85 @@ def test_a_contract_signed_for_one_deployment_does_not_check_on_another(people) 
     for who in ("buyer", "provider"):
         at_home.sign(people[who].address, signatures[who])
     assert at_home.state is DealState.SIGNED
+
+
+class _Server(ComputeProvider):
+    """A model server's stand-in: payee 0 of an escrowed call, claiming through its context."""
+
+
+def test_an_escrowed_calls_claim_is_judged_only_on_inputs_its_caller_signed(store, minilm_hash) -> None:
+    """An escrowed call (agents/roles/serving.py) has no deal contract: its server's claim binds
+    the job to the escrow by the caller's signed call authorization (escrow, server, inputs)."""
+    from chain.offchain import call_authorization_typed_data
+    from chain.types import EscrowTerms, owned_id
+
+    key = lambda name: Identity.from_seed(SEED, name)  # noqa: E731
+    arbiter, caller = Arbiter("arbiter", key("arbiter")), key("caller")
+    server = _Server("server", key("server"), gpus=0, price_per_second=1)
+    rt = LocalRuntime(MemoryLedger(arbiter=arbiter.address), store=ContentStore(store.root), seed=SEED)
+    for agent in (arbiter, server):
+        rt.add(agent)
+    rt.start()
+    ledger, price = rt.ledger, 1_000
+    ledger.open_account(caller)
+    ledger.mint(caller.address, price)
+    escrow_id = owned_id(caller.address, "call", 0)
+    ledger.open_escrow(caller, EscrowTerms(escrow_id=escrow_id, payees=[server.address], shares_bps=[10_000], amount=price, deadline=ledger.now() + 600))
+    ledger.dispute(server.identity, escrow_id)
+    asked = ["what the caller asked"]
+    own = JobSpec(job_id="call-0", model_hash=minilm_hash, inputs=["a job of the server's own"])
+    signed = lambda inputs: caller.sign_typed_data(call_authorization_typed_data(ledger.domains()["escrow"], escrow_id, server.address, inputs))  # noqa: E731
+    for job, authorization in ((own, ""), (own, signed(asked))):  # no authorization; one for other inputs
+        claim = _claim(deal_id=escrow_id, job=job, result=rt.executor.run(job), provider=server.address, cost=price, authorization=authorization)
+        _send_from(rt, server, arbiter.address, claim)
+        rt.run(timeout=5)
+    assert ledger.escrow(escrow_id).status == "disputed" and ledger.balance_of(server.address) == 0  # nothing paid
+    assert arbiter.refused == {"UnfoundedClaim": 2}
+    job = own.model_copy(update={"inputs": asked})
+    _send_from(rt, server, arbiter.address, _claim(deal_id=escrow_id, job=job, result=rt.executor.run(job), provider=server.address, cost=price, authorization=signed(asked)))
+    rt.run(timeout=5)
+    assert ledger.escrow(escrow_id).status == "released" and ledger.balance_of(server.address) == price
+    assert arbiter.rulings[escrow_id]["upheld"] and ledger.is_conserved()
+
+
+def _send_from(rt: LocalRuntime, agent, target: str, message) -> None:
+    rt._hosts[agent.address].ctx.send(target, message)  # the agent's own context: the public send path
+
+
+class EquivocatingProvider(ComputeProvider):
+    """Runs the job, but delivers the buyer made-up vectors (with a receipt for them), then at
+    once freezes the escrow and claims with the true result (and a receipt for that one)."""
+
+    def job_done(self, ctx, sender, msg) -> None:
+        job = self.jobs.get(msg.deal_id)
+        if sender != self.address or job is None or msg.result is None or job.status != "running":
+            return
+        self.book.release(job.deal_id)
+        job.status = "claimed"
+        rows = msg.result.shape[0]
+        junk = JobResult.from_array(msg.result.job_id, np.ones((rows, 384), "f4"), msg.result.metering)
+        receipt = lambda r: ctx.wallet.sign_typed_data(job.contract.receipt_typed_data(r.result_hash)) if hasattr(job.contract, "receipt_typed_data") else ""  # noqa: E731
+        ctx.send(job.buyer, _msg(Deliver, deal_id=job.deal_id, result=junk, receipt=receipt(junk)))
+        job.deal.dispute(ctx.wallet, "claiming before the buyer can object")
+        c = job.contract
+        ctx.send(ctx.ledger.arbiter, _claim(
+            deal_id=job.deal_id, contract=c, buyer_signature=job.deal.signatures[c.buyer], provider_signature=job.deal.signatures[c.provider],
+            job=job.call.job, result=msg.result, receipt=receipt(msg.result), provider=self.address, cost=c.max_amount,
+        ))
+
+
+def _msg(cls, **fields: Any):
+    return cls(**{k: v for k, v in fields.items() if k in cls.model_fields})
+
+
+@pytest.mark.parametrize("kind", ["memory", pytest.param("embedded", marks=pytest.mark.chain)])
+def test_a_provider_paid_for_a_result_it_never_delivered_hands_it_over_through_the_ruling(store, kind: str) -> None:
+    """It signed two results; the arbiter pays the true one, so the buyer must get that one."""
+    runtime, agents = _market(store, kind, provider_cls=EquivocatingProvider)
+    buyer, arbiter = agents["buyer"], agents["arbiter"]
+    (record,) = buyer.deals.values()
+    assert arbiter.rulings[record.deal_id]["upheld"]  # the claimed result is right: the contract is paid
+    assert record.status == "settled" and record.paid == record.contract.max_amount
+    vectors = buyer.result_vectors(record.deal_id)  # ... and the buyer holds what it paid for
+    assert vectors is not None and vectors.shape == (16, 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
+    assert runtime.errors().get("buyer", []) == [] and runtime.ledger.is_conserved()
