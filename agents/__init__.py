@@ -28,7 +28,8 @@ from agents.inbox import Quota
 from agents.messages import Envelope, Message
 from agents.population import Population, PopulationError, register_role
 from agents.protocol import Protocol
-from agents.registry import ComputeOffer, DatasetOffer, ModelOffer, Registry, ServiceRecord
+from agents.registry import ComputeOffer, DatasetOffer, ListingTaken, ModelOffer, NotYourName, RatingRefused, Registry, RegistryRefused, RoleNotYours, ServiceRecord
+from agents.registry_access import RegistryFace
 from agents.roles import Buyer, ComputeProvider, DataOwner, DealRecord, JobRequest, ModelOwner
 from agents.runtime import Link, LocalRuntime, Runtime
 from agents.storage import Storage
@@ -71,6 +72,12 @@ __all__ = [
     "ModelOffer",
     "ModelOwner",
     "Registry",
+    "RegistryFace",
+    "RegistryRefused",
+    "NotYourName",
+    "RoleNotYours",
+    "ListingTaken",
+    "RatingRefused",
     "Runtime",
     "RuntimeFailure",
     "UnknownMessage",

@@ -32,6 +32,7 @@ from agents.errors import Rejected, UndeclaredReply, UnknownMessage
 from agents.inbox import Inbox, Quota
 from agents.messages import _DIGESTS, Envelope, Message
 from agents.registry import Registry
+from agents.registry_access import face
 from agents.storage import Storage
 from agents.wallet import Wallet
 from chain import Ledger
@@ -104,17 +105,20 @@ class AgentHost:
         self.replays_from: dict[str, int] = {}
         self.refused_from: dict[str, int] = {}
         self.log = logging.getLogger(f"agora.agent.{agent.name}")
+        wallet = Wallet(agent.identity, ledger)
+        # the agent's own faces: registry writes and executor jobs only in its own name (issue 19)
+        executor_face = getattr(executor, "face", None)
         self.ctx = Context(
             address=agent.address,
             name=agent.name,
-            wallet=Wallet(agent.identity, ledger),
-            registry=registry,
+            wallet=wallet,
+            registry=face(registry, agent, wallet.ledger),
             send=self._send,
             schedule=self._schedule,
             now=clock,
             rng=random.Random(f"{seed}:{agent.name}"),
             store=store,
-            executor=executor,
+            executor=executor if executor_face is None else executor_face(agent, wallet.ledger),
             log=self.log,
             storage=storage or Storage(),
             background=background,

@@ -63,7 +63,7 @@ from agents.host import AgentHost
 from agents.identity import Identity, keccak256, recover_digest
 from agents.journal import Journal
 from agents.messages import Envelope
-from agents.registry import Registry
+from agents.registry_service import BatchedRegistry, OperatorRegistry, RegistryService
 from agents.runtime import Runtime, wait_until
 from chain import Ledger, MemoryLedger
 from chain.remote import LedgerService, RemoteLedger
@@ -82,76 +82,6 @@ def _unwrap(fn: Callable[[], Any]) -> Any:
 LEDGER_CONCURRENCY = 32
 """Ledger calls the service runs at once: about the agent threads that can wait on it
 (shards x their concurrency), so no sender queues behind another's confirmation."""
-
-_REGISTRY_WRITES = frozenset(
-    {"register_model", "register_dataset", "register_compute", "register_agent", "register_service", "heartbeat", "withdraw", "rate", "register_cohort"}
-)
-
-
-class RegistryService(Registry):
-    """The registry as an actor: ``apply`` runs a batch of writes in order and returns the
-    errors, so a shard reaches it once per flush instead of once per write. ``dump`` and
-    ``state`` carry it across a deployment's stop and resume."""
-
-    def __init__(self, state: bytes | None = None) -> None:
-        super().__init__()
-        self._deployment: dict[str, Any] = {}
-        if state is not None:
-            self.__dict__.update(pickle.loads(state))
-
-    def dump(self) -> bytes:
-        return pickle.dumps({k: v for k, v in self.__dict__.items() if k != "_deployment"}, protocol=pickle.HIGHEST_PROTOCOL)
-
-    def set_deployment(self, manifest: dict[str, Any]) -> None:
-        self._deployment = dict(manifest)
-
-    def deployment(self) -> dict[str, Any]:
-        return dict(self._deployment)
-
-    def apply(self, ops: list[tuple[str, tuple, dict]]) -> list[str]:
-        errors = []
-        for name, args, kwargs in ops:
-            try:
-                getattr(self, name)(*args, **kwargs)
-            except Exception as exc:  # noqa: BLE001 - reported back to the shard, which logs it
-                errors.append(f"registry {name}: {type(exc).__name__}: {exc}")
-        return errors
-
-
-class BatchedRegistry:
-    """What agents in a shard see as ``ctx.registry``: writes queue up and go in one call when
-    the shard flushes; a read first flushes, so an agent always reads its own writes."""
-
-    def __init__(self, handle: Any) -> None:
-        self._handle = handle
-        self._proxy = RemoteProxy(handle)
-        self._ops: list[tuple[str, tuple, dict]] = []
-        self._lock = threading.Lock()
-        self.errors: list[str] = []
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        if name in _REGISTRY_WRITES:
-            return lambda *args, **kwargs: self._queue(name, args, kwargs)
-        read = getattr(self._proxy, name)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            self.flush()
-            return read(*args, **kwargs)
-
-        return call
-
-    def _queue(self, name: str, args: tuple, kwargs: dict) -> None:
-        with self._lock:
-            self._ops.append((name, args, kwargs))
-
-    def flush(self) -> None:
-        import ray
-
-        with self._lock:
-            ops, self._ops = self._ops, []
-        if ops:
-            self.errors += ray.get(self._handle.apply.remote(ops))
-
 
 def delegation_digest(agent: str, session: str) -> bytes:
     """What an agent signs to let a shard's session key vouch for its envelopes."""
@@ -220,7 +150,7 @@ class _Shard:
         self._node = ray.get_runtime_context().get_node_id()  # where Ray placed this shard
         self._ledger = RemoteLedger(ledger)
         self._registry = BatchedRegistry(registry)
-        self._store, self._executor = ContentStore(store_root), RayExecutor(store_root)
+        self._store, self._executor = ContentStore(store_root), RayExecutor(store_root, ledger=ledger)  # vaults check payment on it
         self._boxes: dict[str, _Mailbox] = {}
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix=f"shard{index}-work")  # agents' off-mailbox work
         self._placement: dict[str, int] = {}
@@ -812,6 +742,10 @@ class _Shard:
         finally:
             self._drain(box)
 
+    def roles(self) -> dict[str, str]:
+        """The role of each agent hosted here (its class's): the runtime's roster for the registry."""
+        return {address: type(box.host.agent).role for address, box in self._boxes.items()}
+
     def status(self) -> list[dict[str, Any]]:
         """One row per hosted agent, for ``agora status``."""
         rows = []
@@ -963,9 +897,12 @@ class RayRuntime(Runtime):
         service = {"num_cpus": 0, "max_concurrency": 1, **life, **_on_head()}
         served = {**service, "max_concurrency": LEDGER_CONCURRENCY}  # many senders at once (see LedgerService)
         self._ledger_actor = ray.remote(LedgerService).options(name=f"{self.name}-ledger", **served).remote(ledger_factory)
-        self._registry_actor = ray.remote(RegistryService).options(name=f"{self.name}-registry", **service).remote(registry_state)
+        # the registry checks ratings on the ledger actor and takes the operator's writes (priors,
+        # the roster of roles) by this key's signature: the actor refuses every unsigned write
+        self._operator = Identity.generate()
+        self._registry_actor = ray.remote(RegistryService).options(name=f"{self.name}-registry", **service).remote(registry_state, self._ledger_actor, self._operator.address)
         self.ledger = RemoteLedger(self._ledger_actor)
-        self.registry = RemoteProxy(self._registry_actor)  # type: ignore[assignment]
+        self.registry = OperatorRegistry(self._registry_actor, self._operator)  # type: ignore[assignment]
         self.store_root = str(store_root or default_root())  # a folder every node can read
         self.seed, self.batch, self.ttl, self.linger, self.signing = seed, batch, ttl, linger, signing
         self.actor_options = {"num_cpus": 0, "max_concurrency": 8, **life, **(actor_options or {})}
@@ -1069,6 +1006,10 @@ class RayRuntime(Runtime):
 
         _unwrap(lambda: ray.get([self._shards[i].add.remote(agents, self._seeded.get(i)) for i, agents in self._pending.items()]))
         self._pending.clear()
+        roles: dict[str, str] = {}  # the roles the operator gave, before any agent registers one
+        for hosted in _unwrap(lambda: ray.get([s.roles.remote() for s in self._shards])):
+            roles.update(hosted)
+        self.registry.assign_roles(roles)
         ray.get([s.connect.remote(self._shards, self._placement) for s in self._shards])
         order = [a for a in self._order if a not in self._resumed]  # resumed agents started long ago
         if parallel:

@@ -14,6 +14,13 @@ The registry also keeps the one reputation graph every market feeds: buyers ``ra
 verified or failed delivery (compute, model or data), and ask for ``trust`` as they see it
 (personalized PageRank from themselves and the pre-trusted agents), so work verified in one
 market counts in all of them and a ring of fake accounts rating itself counts in none.
+
+This class takes every write as given: it is the operator's (a runtime's ``registry``). An
+agent writes through the face its host gives it (agents.registry_access), only in its own name,
+under the role the operator gave it, and rates only a party to a settled deal; on Ray the
+registry actor checks the agent's signature on each write (agents.registry_service). Here, two
+rules hold for everyone: a model or dataset hash keeps its first owner (``ListingTaken``), and a
+rating that names its deal counts once per (rater, ratee, deal) (``RatingRefused``).
 """
 
 from __future__ import annotations
@@ -22,13 +29,36 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
-from agents.errors import InvalidOffer, UnknownOffer
+from agents.errors import AgentsError, InvalidOffer, UnknownOffer
 from chain.errors import ChainError
 from chain.types import check_address
 from economy.errors import EconomyError
 from economy.reputation import Market, ReputationGraph, relative
 
 _HASH = r"^[0-9a-f]{64}$"
+
+
+class RegistryRefused(AgentsError, PermissionError):
+    """A registry write that is not the writer's to make (issue 19). Subclasses say why."""
+
+
+class NotYourName(RegistryRefused):
+    """A write in another agent's name: an offer, record, heartbeat, withdrawal, cohort or rating
+    whose address is not the writer's own (or a write whose signature is not the writer's)."""
+
+
+class RoleNotYours(RegistryRefused):
+    """A role the writer was not given: roles come from the operator (the class its host runs,
+    the deployment's roster), never from the agent's own claim."""
+
+
+class ListingTaken(RegistryRefused):
+    """A model or dataset hash already listed by another owner: the first owner keeps it."""
+
+
+class RatingRefused(RegistryRefused):
+    """A rating with no settled deal between rater and ratee behind it, one that weighs more than
+    that deal, or a second rating of the same deal."""
 
 
 def _normalized(v: Any) -> str | None:
@@ -133,14 +163,18 @@ class Registry:
         self._agents: dict[str, dict[str, str]] = {}
         self._cohorts: dict[str, list[tuple[str, str]]] = {}
         self._services: dict[tuple[str, str], ServiceRecord] = {}  # (address, capability) -> record
+        self._rated: set[tuple[str, str, str]] = set()  # (rater, ratee, deal id): one rating per deal
 
     # publish
     def register_model(self, offer: ModelOffer) -> str:
-        self._models[_check(offer, ModelOffer).model_hash] = offer
+        """List a model; its owner may list it again (a new price), nobody else may: the first
+        owner of a hash keeps it, so a stranger cannot re-list a model and take its fees."""
+        self._models[_first_owner(self._models, _check(offer, ModelOffer).model_hash, offer)] = offer
         return offer.model_hash
 
     def register_dataset(self, offer: DatasetOffer) -> str:
-        self._datasets[_check(offer, DatasetOffer).dataset_hash] = offer
+        """List a dataset, under the same first-owner rule as models."""
+        self._datasets[_first_owner(self._datasets, _check(offer, DatasetOffer).dataset_hash, offer)] = offer
         return offer.dataset_hash
 
     def register_compute(self, offer: ComputeOffer) -> str:
@@ -225,15 +259,27 @@ class Registry:
         top = max(raw.values(), default=0.0)
         return {a: (v / top if top > 0 else 0.0) for a, v in raw.items()}
 
-    def rate(self, rater: str, ratee: str, verified: bool, amount: int = 1, market: Market = "any") -> None:
-        """Record that a delivery ``rater`` bought from ``ratee`` was verified or failed."""
+    def rate(self, rater: str, ratee: str, verified: bool, amount: int = 1, market: Market = "any", deal_id: str | None = None) -> None:
+        """Record that a delivery ``rater`` bought from ``ratee`` was verified or failed, once per
+        deal when ``deal_id`` names it. This is the operator's own write (priors, tests); an
+        agent's goes through its registry face, which first checks the deal on the ledger
+        (agents.registry_access)."""
         for who in (rater, ratee):
             if _normalized(who) is None:
                 raise InvalidOffer(f"a rating needs agent addresses, got {who!r}")
+        key = (_checksum(rater), _checksum(ratee), (deal_id or "").lower())
+        if deal_id is not None and key in self._rated:
+            raise RatingRefused(f"{rater} already rated {ratee} for deal {deal_id}")
         try:
-            self.reputation.record(_checksum(rater), _checksum(ratee), verified, amount, market)
+            self.reputation.record(key[0], key[1], verified, amount, market)
         except EconomyError as exc:
             raise InvalidOffer(str(exc)) from None
+        if deal_id is not None:
+            self._rated.add(key)
+
+    def has_rated(self, rater: str, ratee: str, deal_id: str) -> bool:
+        """Whether ``rater`` already rated ``ratee`` for deal ``deal_id``."""
+        return (_checksum(rater), _checksum(ratee), deal_id.lower()) in self._rated
 
     def trust(self, viewer: str, among: list[str]) -> dict[str, float]:
         """How much ``viewer`` can trust each of ``among``, relative to the most trusted of them
@@ -292,6 +338,14 @@ def _check(offer: Any, cls: type[O]) -> O:
     if not isinstance(offer, cls):
         raise InvalidOffer(f"expected a {cls.__name__}, got {type(offer).__name__}")
     return offer
+
+
+def _first_owner(table: dict[str, O], key: str, offer: Offer) -> str:
+    """``key``, unless another owner listed it first (ListingTaken)."""
+    listed = table.get(key)
+    if listed is not None and listed.owner != offer.owner:
+        raise ListingTaken(f"{key[:12]}… is listed by {listed.owner}; {offer.owner} may not list it again")
+    return key
 
 
 def _get(table: dict[str, O], key: str, what: str) -> O:

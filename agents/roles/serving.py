@@ -185,7 +185,7 @@ class ModelServer(Agent):
             return
         spec = JobSpec(job_id=f"{msg.channel_id[:10]}-{msg.call_id}", model_hash=self.model_hash, task=self.task, inputs=msg.inputs, resources=self.resources)
         try:
-            result = ctx.executor.run(spec, requester=sender)
+            result = ctx.executor.run(spec)  # runs as this server (its executor refuses another requester), for the caller
         except TasksError as exc:  # a call not served is not paid: keep the voucher from before
             receiver.amount, receiver.signature = held
             self.refused += 1
@@ -212,7 +212,7 @@ class ModelServer(Agent):
         # the block it was open at: its release, whenever it comes, is in an event from here on
         record = self.escrowed[escrow.escrow_id] = {"job": spec, "result": None, "status": "running", "from_block": ctx.ledger.block_number()}
         try:
-            result = ctx.executor.run(spec, requester=sender)
+            result = ctx.executor.run(spec)  # runs as this server (its executor refuses another requester), for the caller
         except TasksError as exc:  # not served, not paid: the whole lock goes back now
             try:
                 ctx.wallet.refund(escrow.escrow_id)
@@ -291,7 +291,7 @@ class ModelServer(Agent):
             return
         buyer = escrow.buyer.lower()
         self.shorted[buyer] = self.shorted.get(buyer, 0) + due - paid
-        ctx.registry.rate(self.address, escrow.buyer, False, due - paid, "model")
+        ctx.registry.rate(self.address, escrow.buyer, False, due - paid, "model", deal_id=escrow.escrow_id)  # a party to that escrow
         ctx.log.warning("escrowed call %s: its caller %s released %d of a %d bill; it gets no more escrowed calls", escrow.escrow_id, escrow.buyer, paid, due)
 
     def shortfall(self, caller: str) -> int:
