@@ -33,6 +33,7 @@ from agents.inbox import Quota
 from agents.messages import Envelope
 from agents.registry import Registry
 from chain import Ledger
+from chain.ledger import LedgerReader
 
 
 class Runtime(ABC):
@@ -96,6 +97,8 @@ class LocalRuntime(Runtime):
 
         self.store = store or ContentStore()
         self.executor = executor or LocalExecutor(self.store.root)
+        if getattr(self.executor, "ledger", "absent") is None:  # vaults check payment on this ledger
+            self.executor.use_ledger(LedgerReader(ledger))
         self.seed = seed
         self.sign = sign
         self.link = link or Link(latency=latency)
