@@ -152,6 +152,18 @@ class Claim(Message):
     provider: str = ""  # an escrowed call's server (a deal's provider is its contract's)
 
 
+CLAIM_GRACE_S = 60  # after a deadline: how long a frozen deal waits for its provider's claim before the buyer's
+
+
+class Undelivered(Message):
+    """Buyer to arbiter: the provider froze this deal's escrow and proved no delivery by the
+    deadline (its claim, if any, was refused); the contract both signed shows what it was."""
+
+    contract: Contract
+    buyer_signature: str
+    provider_signature: str
+
+
 class Ruling(Message):
     """Arbiter to both parties: what the disputed deal paid, and what the provider lost."""
 

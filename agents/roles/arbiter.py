@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 
 from agents.agent import Agent, Context, on_message
-from agents.deal_protocol import Claim, Ruling, refuse
+from agents.deal_protocol import CLAIM_GRACE_S, Claim, Ruling, Undelivered, refuse
 from agents.errors import NotAParty, Refused, UnfoundedClaim
 from agents.identity import Identity
 from chain import ChainError
@@ -36,6 +36,7 @@ from chain.types import EscrowState
 from economy.contract import deal_domain
 from economy.errors import EconomyError
 from tasks.errors import TasksError
+from tasks.jobs import JobResult
 from tasks.verify import agree
 
 
@@ -77,22 +78,7 @@ def check_claim(ctx: Context, sender: str, msg: Claim) -> EscrowState:
     c = msg.contract
     if c is None:
         return check_call_claim(ctx, sender, msg)
-    if c.deal_id != msg.deal_id:
-        raise UnfoundedClaim(f"the claim is about {msg.deal_id}, its contract about {c.deal_id}")
-    if sender.lower() not in (c.buyer.lower(), c.provider.lower()):
-        raise NotAParty(f"{sender} is neither the buyer nor the provider of {msg.deal_id}")
-    escrow = _disputed(ctx, msg.deal_id)
-    terms = c.escrow_terms()
-    if escrow.buyer.lower() != c.buyer.lower() or (escrow.amount, escrow.payees, escrow.shares_bps, escrow.deadline) != (terms.amount, terms.payees, terms.shares_bps, terms.deadline):
-        raise UnfoundedClaim(f"the contract's terms are not the escrow {msg.deal_id}'s on the ledger")
-    here = deal_domain(ctx.ledger)
-    if (c.chain_id, c.escrow_contract) != (here["chain_id"], here["escrow_contract"]):
-        raise UnfoundedClaim(f"the contract is signed for chain {c.chain_id} / {c.escrow_contract}, not this ledger's")
-    try:
-        c.verify_signature(msg.buyer_signature, c.buyer)
-        c.verify_signature(msg.provider_signature, c.provider)
-    except EconomyError as exc:
-        raise UnfoundedClaim(f"the contract is not signed by both parties: {exc}") from None
+    escrow = _signed_deal(ctx, sender, msg, (c.buyer, c.provider))
     if "0x" + msg.job.digest() != c.job_hash:
         raise UnfoundedClaim(f"the claimed job hashes to 0x{msg.job.digest()}, the contract names {c.job_hash}")
     _check_result(msg)
@@ -105,6 +91,43 @@ def check_claim(ctx: Context, sender: str, msg: Claim) -> EscrowState:
     return escrow
 
 
+def _signed_deal(ctx: Context, sender: str, msg: Claim | Undelivered, parties: tuple[str, ...]) -> EscrowState:
+    """The disputed escrow of ``msg``'s contract, once ``sender`` is one of ``parties`` and the
+    contract is the escrow's, for this ledger, signed by both buyer and provider."""
+    c = msg.contract
+    assert c is not None
+    if c.deal_id != msg.deal_id:
+        raise UnfoundedClaim(f"the claim is about {msg.deal_id}, its contract about {c.deal_id}")
+    if sender.lower() not in {p.lower() for p in parties}:
+        raise NotAParty(f"{sender} is not the party of {msg.deal_id} that may claim this")
+    escrow = _disputed(ctx, msg.deal_id)
+    terms = c.escrow_terms()
+    if escrow.buyer.lower() != c.buyer.lower() or (escrow.amount, escrow.payees, escrow.shares_bps, escrow.deadline) != (terms.amount, terms.payees, terms.shares_bps, terms.deadline):
+        raise UnfoundedClaim(f"the contract's terms are not the escrow {msg.deal_id}'s on the ledger")
+    here = deal_domain(ctx.ledger)
+    if (c.chain_id, c.escrow_contract) != (here["chain_id"], here["escrow_contract"]):
+        raise UnfoundedClaim(f"the contract is signed for chain {c.chain_id} / {c.escrow_contract}, not this ledger's")
+    try:
+        c.verify_signature(msg.buyer_signature, c.buyer)
+        c.verify_signature(msg.provider_signature, c.provider)
+    except EconomyError as exc:
+        raise UnfoundedClaim(f"the contract is not signed by both parties: {exc}") from None
+    return escrow
+
+
+def check_undelivered(ctx: Context, sender: str, msg: Undelivered, unruled: set[str]) -> EscrowState:
+    """A buyer's claim that its provider froze the escrow and proved no delivery: only once the
+    deadline and the grace after it passed (an honest provider claims before the deadline), and
+    never for a deal whose valid claim the arbiter could not re-run (that one waits for a human)."""
+    c = msg.contract
+    escrow = _signed_deal(ctx, sender, msg, (c.buyer,))
+    if ctx.ledger.now() < c.deadline + CLAIM_GRACE_S:
+        raise UnfoundedClaim(f"{msg.deal_id}: the provider may claim until {c.deadline + CLAIM_GRACE_S}, it is {ctx.ledger.now()}")
+    if msg.deal_id in unruled:
+        raise UnfoundedClaim(f"{msg.deal_id} has a valid claim the arbiter could not re-run: it waits for a human")
+    return escrow
+
+
 class Arbiter(Agent):
     role = "arbiter"
 
@@ -113,6 +136,7 @@ class Arbiter(Agent):
         self.slash_amount = slash
         self.rulings: dict[str, dict[str, object]] = {}
         self.refused: dict[str, int] = {}
+        self.unruled: set[str] = set()  # deals with a valid claim whose re-run failed: frozen for a human
 
     def on_start(self, ctx: Context) -> None:
         ctx.wallet.open_account()
@@ -131,6 +155,7 @@ class Arbiter(Agent):
             right = msg.result.job_id == msg.job.job_id and agree(msg.result, own)
         except TasksError as exc:
             ctx.log.warning("arbiter could not re-run %s: %s", msg.deal_id, exc)
+            self.unruled.add(msg.deal_id)
             return  # no ruling without evidence; the escrow stays frozen for a human
         slashed = paid = 0
         if right:  # a provider is paid what it asks (at most the escrow); a buyer that disputed right work pays the contract
@@ -144,9 +169,30 @@ class Arbiter(Agent):
             ctx.wallet.resolve(msg.deal_id, 0)
             ctx.registry.rate(self.address, provider, False, max(escrow.amount, 1), "compute")
             reason = "the result differs from the arbiter's own run: refunded and slashed"
-        self.rulings[msg.deal_id] = {"provider": provider, "paid": paid, "slashed": slashed, "upheld": right}
+        self._announce(ctx, msg.deal_id, escrow, paid, slashed, right, reason, msg.result if right else None)
+
+    @on_message(Undelivered)
+    def undelivered(self, ctx: Context, sender: str, msg: Undelivered) -> None:
+        """The provider froze the escrow and, by the deadline and its grace, proved no delivery
+        (no valid claim of its own): the buyer gets its escrow back. Nothing is slashed: there
+        is no wrong result to judge, only a missing one."""
+        try:
+            escrow = check_undelivered(ctx, sender, msg, self.unruled)
+        except Refused as exc:
+            refuse(self, ctx, sender, exc)
+            return
+        ctx.wallet.resolve(msg.deal_id, 0)
+        ctx.registry.rate(self.address, escrow.payees[0], False, max(escrow.amount, 1), "compute")
+        reason = "nothing was delivered under the provider's receipt by the deadline: refunded"
+        self._announce(ctx, msg.deal_id, escrow, 0, 0, False, reason, None)
+
+    def _announce(
+        self, ctx: Context, deal_id: str, escrow: EscrowState, paid: int, slashed: int, upheld: bool, reason: str, result: JobResult | None,
+    ) -> None:
+        """Record a ruling and tell both parties; the buyer also gets the result it paid for."""
+        self.rulings[deal_id] = {"provider": escrow.payees[0], "paid": paid, "slashed": slashed, "upheld": upheld}
         agents = ctx.registry.agents()
-        for party in dict.fromkeys((escrow.buyer, provider)):
+        for party in dict.fromkeys((escrow.buyer, escrow.payees[0])):
             if party in agents:  # a caller from outside the market (an HTTP client) reads the ruling on the ledger
-                upheld = msg.result if right and party == escrow.buyer else None  # what the buyer paid for, whatever it was sent
-                ctx.send(party, Ruling(deal_id=msg.deal_id, paid=paid, slashed=slashed, reason=reason, result=upheld))
+                given = result if party == escrow.buyer else None  # what the buyer paid for, whatever it was sent
+                ctx.send(party, Ruling(deal_id=deal_id, paid=paid, slashed=slashed, reason=reason, result=given))

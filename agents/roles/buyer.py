@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agents.agent import Agent, Context, on_message
 from agents.deal_protocol import (
+    CLAIM_GRACE_S,
     AcceptContract,
     AwardContract,
     CallForProposals,
@@ -34,6 +35,7 @@ from agents.deal_protocol import (
     ReportFailure,
     Ruling,
     Settled,
+    Undelivered,
     refuse,
 )
 from agents.errors import NotAParty, UnfoundedClaim, UnknownOffer
@@ -78,6 +80,10 @@ class JobRequest(BaseModel):
 
 class _OpenRequest(Message):
     n: int
+
+
+class _AskRefund(Message):
+    """Timer: a deal its provider froze is still unruled a grace past the deadline."""
 
 
 class DealRecord(BaseModel):
@@ -573,6 +579,7 @@ class Buyer(Agent):
         state = deal.sync()
         if state is DealState.DISPUTED:  # the provider froze it for the arbiter: its ruling ends the deal
             record.status, record.reason = "disputed", "the provider disputed the escrow; awaiting the arbiter"
+            ctx.schedule(CLAIM_GRACE_S + 1.0, _AskRefund(deal_id=msg.deal_id))  # unless it proves no delivery by then
             return
         if state in FINAL:  # the arbiter already ruled (its Ruling may still be on its way)
             self._end(ctx.now(), record, "settled" if state is DealState.SETTLED else "refunded", "ruled by the arbiter")
@@ -593,6 +600,19 @@ class Buyer(Agent):
             self._judge(ctx, self._group_of[msg.deal_id])
             return
         self._retry(ctx, record)
+
+    @on_message(_AskRefund)
+    def ask_refund(self, ctx: Context, sender: str, msg: _AskRefund) -> None:
+        """The provider froze the escrow and, a grace past the deadline, no ruling came: it
+        proved no delivery, so the buyer asks the arbiter for its escrow back (the arbiter checks
+        the contract and the time; a provider with a valid claim was ruled on before)."""
+        record = self._from(ctx, sender, msg.deal_id, "self")
+        if record is None or record.status != "disputed" or record.contract is None:
+            return
+        deal = self._lifecycles[msg.deal_id]
+        if deal.sync() is DealState.DISPUTED:
+            c, signatures = record.contract, deal.signatures
+            ctx.send(ctx.ledger.arbiter, Undelivered(deal_id=msg.deal_id, contract=c, buyer_signature=signatures[c.buyer], provider_signature=signatures[c.provider]))
 
     def _retry(self, ctx: Context, record: DealRecord) -> None:
         """After a refund: call the providers that have not failed this request, if the request

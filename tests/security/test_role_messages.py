@@ -51,6 +51,11 @@ from chain import MemoryLedger
 from simulations.demo import TradeConfig, demo_texts, make_agents
 from tasks import ContentStore, JobResult, Metering, Resources
 
+try:
+    from agents.deal_protocol import Undelivered
+except ImportError:  # before issue 19: no such message
+    Undelivered = None  # type: ignore[assignment,misc]
+
 SEED = 7
 SIG = "0x" + "11" * 65  # a well-formed signature by nobody in particular
 TX = "0x" + "22" * 32
@@ -122,7 +127,10 @@ def _forgeries(rt: LocalRuntime, agents: dict[str, Any]) -> dict[str, list[Messa
             Settled(deal_id=d, paid=c.max_amount, tx_hash=TX), Ruling(deal_id=d, paid=0, slashed=0, reason="forged"),
             PaymentDue(deal_id=d), JobDone(deal_id=d, result=result),
         ],
-        "arbiter": [_msg(Claim, deal_id=d, contract=c, buyer_signature=SIG, provider_signature=SIG, job=job, result=result, receipt=SIG, provider=c.provider, cost=c.max_amount)],
+        "arbiter": [
+            _msg(Claim, deal_id=d, contract=c, buyer_signature=SIG, provider_signature=SIG, job=job, result=result, receipt=SIG, provider=c.provider, cost=c.max_amount),
+            *([Undelivered(deal_id=d, contract=c, buyer_signature=SIG, provider_signature=SIG)] if Undelivered else []),
+        ],
         "model_owner": [Settled(deal_id=d, paid=c.max_amount, tx_hash=TX)],
         "data_owner": [Settled(deal_id=d, paid=c.max_amount, tx_hash=TX)],
     }
