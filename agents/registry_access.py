@@ -14,10 +14,10 @@ A rating counts when it is backed by an escrow that is no longer open (released,
 disputed) and binds the two: the rater opened it and the ratee is a payee (a buyer rates its
 provider and the owners it paid), the ratee opened it and the rater is a payee (a server rates a
 caller that released short), or the rater is the ledger's arbiter and the ratee its provider
-(payee 0). It weighs at most the escrow's amount, and counts once per (rater, ratee, deal). A
-rating that names its deal (``deal_id``) costs one escrow read; one that does not is matched
-against the escrows on the ledger (indexed once from the ledger's events, incrementally), which
-keeps older callers working.
+(payee 0) of an escrow that was disputed (one it ruled on). It weighs at most the escrow's
+amount, and counts once per (rater, ratee, deal). A rating that names its deal (``deal_id``)
+costs one escrow read; one that does not is matched against the escrows on the ledger (indexed
+from the ledger's events, incrementally), which keeps older callers working.
 """
 
 from __future__ import annotations
@@ -82,6 +82,7 @@ class DealIndex:
         self.next_block = 0
         self.by_opener: dict[str, list[str]] = {}
         self.disputed: list[str] = []
+        self.disputed_ids: set[str] = set()
 
     def update(self, ledger: Any) -> None:
         head = ledger.block_number()
@@ -96,6 +97,7 @@ class DealIndex:
                     continue
             elif event.kind == "Disputed":
                 self.disputed.append(deal)
+                self.disputed_ids.add(deal.lower())
         self.next_block = head + 1
 
     def candidates(self, rater: str, ratee: str, arbiter: bool) -> list[str]:
@@ -112,14 +114,17 @@ def deal_index(registry: Any) -> DealIndex:
     return index
 
 
-def binds(escrow: EscrowState, rater: str, ratee: str, amount: int, arbiter: str | None) -> str:
-    """Why ``escrow`` does not back a rating of ``ratee`` by ``rater`` weighing ``amount`` ("" if it does)."""
+def binds(escrow: EscrowState, rater: str, ratee: str, amount: int, arbiter: str | None, index: DealIndex) -> str:
+    """Why ``escrow`` does not back a rating of ``ratee`` by ``rater`` weighing ``amount`` ("" if
+    it does). The arbiter's rating needs an escrow that was disputed (it ruled on it)."""
     if escrow.status == "open":
         return f"deal {escrow.escrow_id} is still open: rate it once it is settled, refunded or disputed"
     if amount > escrow.amount:
         return f"a rating of {amount} weighs more than deal {escrow.escrow_id} ({escrow.amount})"
     buyer, payees, r, e = escrow.buyer.lower(), [p.lower() for p in escrow.payees], rater.lower(), ratee.lower()
-    if (r == buyer and e in payees) or (e == buyer and r in payees) or (r == _who(arbiter) and e == payees[0]):
+    if (r == buyer and e in payees) or (e == buyer and r in payees):
+        return ""
+    if r == _who(arbiter) and e == payees[0] and escrow.escrow_id.lower() in index.disputed_ids:
         return ""
     return f"deal {escrow.escrow_id} is not between {rater} and {ratee}"
 
@@ -128,12 +133,14 @@ def settled_deal(registry: Any, ledger: Any, index: DealIndex, rater: str, ratee
     """The deal that backs this rating (RatingRefused if none): ``deal_id``'s escrow, or the
     newest escrow between the two that this rater has not rated ``ratee`` for yet."""
     arbiter = getattr(ledger, "arbiter", None)
+    if _who(rater) == _who(arbiter):  # only its rulings count: which escrows were disputed is in the events
+        index.update(ledger)
     if deal_id is not None:
         try:
             escrow = ledger.escrow(deal_id)
         except ChainError as exc:
             raise RatingRefused(f"no deal {deal_id} on the ledger: {exc}") from None
-        why = binds(escrow, rater, ratee, amount, arbiter)
+        why = binds(escrow, rater, ratee, amount, arbiter, index)
         if why:
             raise RatingRefused(why)
         if registry.has_rated(rater, ratee, deal_id):
@@ -141,7 +148,7 @@ def settled_deal(registry: Any, ledger: Any, index: DealIndex, rater: str, ratee
         return deal_id
     index.update(ledger)
     for candidate in index.candidates(rater, ratee, _who(rater) == _who(arbiter)):
-        if not registry.has_rated(rater, ratee, candidate) and not binds(ledger.escrow(candidate), rater, ratee, amount, arbiter):
+        if not registry.has_rated(rater, ratee, candidate) and not binds(ledger.escrow(candidate), rater, ratee, amount, arbiter, index):
             return candidate
     raise RatingRefused(f"no settled deal between {rater} and {ratee} that {rater} has not rated already")
 

@@ -33,7 +33,7 @@ from tasks.jobs import JobResult, JobSpec
 from tasks.store import ContentStore
 
 BPS = 10_000
-FALLBACK_SCAN = 256
+FALLBACK_SCAN = 64
 """A job that does not name its deal is matched against this many of the newest escrows: the
 deal that pays for a job was opened just before it runs."""
 

@@ -162,3 +162,26 @@ def test_on_ray_the_registry_actor_takes_only_signed_writes_in_the_writers_name(
         assert rt.errors() == {}  # the victim's own signed writes all went through
     finally:
         rt.shutdown()
+
+
+def test_the_arbiter_rates_only_the_provider_of_an_escrow_it_ruled_on() -> None:
+    arbiter, buyer, provider = Stranger("arbiter", key("arbiter")), Stranger("b", key("b")), Stranger("p", key("p"))
+    rt = LocalRuntime(MemoryLedger(arbiter=arbiter.address))
+    for agent in (arbiter, buyer, provider):
+        rt.add(agent)
+    rt.start()
+    wallet, judge = rt.context(buyer.address).wallet, rt.context(arbiter.address)
+    wallet.open_account()
+    rt.ledger.mint(buyer.address, 200)
+    terms = lambda n: EscrowTerms(escrow_id=owned_id(buyer.address, "ruled", n), payees=[provider.address], shares_bps=[10_000], amount=100, deadline=int(rt.ledger.now()) + 60)  # noqa: E731
+    wallet.open_escrow(terms(1))
+    wallet.release(terms(1).escrow_id, 100)
+    with pytest.raises(RegistryRefused):
+        judge.registry.rate(arbiter.address, provider.address, False, 100, "compute", deal_id=terms(1).escrow_id)  # never disputed
+    with pytest.raises(RegistryRefused):
+        judge.registry.rate(arbiter.address, provider.address, False, 100, "compute")
+    wallet.open_escrow(terms(2))
+    wallet.dispute(terms(2).escrow_id)
+    judge.wallet.resolve(terms(2).escrow_id, 0)
+    judge.registry.rate(arbiter.address, provider.address, False, 100, "compute")
+    assert rt.registry.reputation.graph[arbiter.address][provider.address]["bad"] == 100
