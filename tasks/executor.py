@@ -275,8 +275,8 @@ class RayExecutor(Executor):
             parts = ray.get(refs, timeout=timeout_s)
             return parts[0] if len(parts) == 1 else merge_results(spec, parts)
         except GetTimeoutError:
-            for ref in refs:
-                ray.cancel(ref, force=True)
+            for ref in refs:  # a vault's job is an actor task, which Ray cancels only without force
+                ray.cancel(ref, force=spec.vault is None)
             raise JobFailed(f"job {spec.job_id} missed its {timeout_s:.0f} s limit") from None
         except RayError as exc:
             cause = getattr(exc, "cause", None)
