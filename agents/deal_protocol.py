@@ -121,13 +121,19 @@ class Settled(Message):
 class ProposalsDue(Message):
     """Timer: the buyer stops waiting for proposals."""
 
+    internal = True  # the buyer's own timer: refused at the inbox from anyone else
+
 
 class DeadlinePassed(Message):
     """Timer: the contract deadline is here; refund if nothing was delivered."""
 
+    internal = True
+
 
 class PaymentDue(Message):
     """Timer: a provider's delivered deal is close to its deadline; claim if still unpaid."""
+
+    internal = True
 
 
 class Claim(Message):
@@ -175,6 +181,8 @@ class Ruling(Message):
 
 class JobDone(Message):
     """A provider to itself: how the job it started off its mailbox ended."""
+
+    internal = True
 
     result: JobResult | None = None
     error: str = ""

@@ -151,7 +151,7 @@ class Arbiter(Agent):
             return
         provider = escrow.payees[0]  # the contract's provider (checked), or an escrowed call's server
         try:
-            own = ctx.executor.run(msg.job, requester=self.address)
+            own = ctx.executor.run(msg.job, requester=self.address, deal_id=msg.deal_id)
             right = msg.result.job_id == msg.job.job_id and agree(msg.result, own)
         except TasksError as exc:
             ctx.log.warning("arbiter could not re-run %s: %s", msg.deal_id, exc)
@@ -167,7 +167,7 @@ class Arbiter(Agent):
             if slashed:
                 ctx.wallet.slash(provider, slashed, escrow.buyer, slashed // 2)
             ctx.wallet.resolve(msg.deal_id, 0)
-            ctx.registry.rate(self.address, provider, False, max(escrow.amount, 1), "compute")
+            ctx.registry.rate(self.address, provider, False, max(escrow.amount, 1), "compute", deal_id=msg.deal_id)
             reason = "the result differs from the arbiter's own run: refunded and slashed"
         self._announce(ctx, msg.deal_id, escrow, paid, slashed, right, reason, msg.result if right else None)
 
@@ -182,7 +182,7 @@ class Arbiter(Agent):
             refuse(self, ctx, sender, exc)
             return
         ctx.wallet.resolve(msg.deal_id, 0)
-        ctx.registry.rate(self.address, escrow.payees[0], False, max(escrow.amount, 1), "compute")
+        ctx.registry.rate(self.address, escrow.payees[0], False, max(escrow.amount, 1), "compute", deal_id=msg.deal_id)
         reason = "nothing was delivered under the provider's receipt by the deadline: refunded"
         self._announce(ctx, msg.deal_id, escrow, 0, 0, False, reason, None)
 

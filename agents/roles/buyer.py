@@ -448,8 +448,7 @@ class Buyer(Agent):
                 raise VerificationFailed(f"{msg.result.metering.items} items processed, {items} paid for")
             verify_result(msg.result, record.job)
         except TasksError as exc:
-            record.reason = f"result rejected: {exc}"  # no payment; refunded at the deadline
-            self._rate(ctx, record, verified=False)
+            record.reason = f"result rejected: {exc}"  # no payment; refunded (and rated) at the deadline
             return
         group = self._group_of.get(msg.deal_id)
         if group is not None:  # a replica: paid or disputed once the replicas can be compared
@@ -486,14 +485,13 @@ class Buyer(Agent):
         assert record.contract is not None and record.job is not None
         self._lifecycles[record.deal_id].dispute(ctx.wallet, why)
         record.status, record.reason = "disputed", why
-        arbiters = [a for a, info in ctx.registry.agents().items() if info["role"] == "arbiter"]
-        if arbiters:
+        if ctx.ledger.arbiter in ctx.registry.agents():  # the ledger's arbiter, never one that calls itself so
             c, signatures = record.contract, self._lifecycles[record.deal_id].signatures
             claim = Claim(
                 deal_id=record.deal_id, contract=c, buyer_signature=signatures[c.buyer], provider_signature=signatures[c.provider],
                 job=record.job, result=result, receipt=record.receipt, cost=c.max_amount,
             )
-            ctx.send(arbiters[0], claim)
+            ctx.send(ctx.ledger.arbiter, claim)
 
     def _pay(self, ctx: Context, record: DealRecord, result: JobResult) -> None:
         """Verify the delivery on the deal, bill it from its metering, settle line by line."""
@@ -592,10 +590,8 @@ class Buyer(Agent):
             ctx.schedule(1.0, DeadlinePassed(deal_id=msg.deal_id))
             return
         record.receipts.append(deal.receipts[-1])
-        rejected = record.reason.startswith("result rejected")  # already rated when rejected
         self._end(ctx.now(), record, "refunded", record.reason or "deadline passed without a delivery")
-        if not rejected:
-            self._rate(ctx, record, verified=False)
+        self._rate(ctx, record, verified=False)  # a rating needs the deal settled: the refund just landed
         if msg.deal_id in self._group_of:
             self._judge(ctx, self._group_of[msg.deal_id])
             return
@@ -633,11 +629,11 @@ class Buyer(Agent):
         contract = record.contract
         assert contract is not None
         if not verified:
-            ctx.registry.rate(ctx.wallet.address, contract.provider, False, max(contract.max_amount, 1), "compute")
+            ctx.registry.rate(ctx.wallet.address, contract.provider, False, max(contract.max_amount, 1), "compute", deal_id=record.deal_id)
             return
         for payee in contract.payees:
             if payee.address != ctx.wallet.address:  # a buyer that owns the model does not rate itself
-                ctx.registry.rate(ctx.wallet.address, payee.address, True, max(payee.amount, 1), _MARKET[payee.role])
+                ctx.registry.rate(ctx.wallet.address, payee.address, True, max(payee.amount, 1), _MARKET[payee.role], deal_id=record.deal_id)
 
     def _record(self, now: float, deal_id: str, **fields: Any) -> DealRecord:
         """A new deal record, timed on the runtime's clock (virtual in a simulation)."""

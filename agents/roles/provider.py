@@ -231,7 +231,7 @@ class ComputeProvider(Agent):
         def done(result: JobResult | None, error: Exception | None) -> JobDone:
             return JobDone(deal_id=job.deal_id, result=result, error="" if error is None else str(error) or type(error).__name__)
 
-        ctx.run_off_mailbox(lambda: executor.run(spec, timeout_s=budget, requester=self.address), done)
+        ctx.run_off_mailbox(lambda: executor.run(spec, timeout_s=budget, requester=self.address, deal_id=job.deal_id), done)
 
     @on_message(JobDone)
     def job_done(self, ctx: Context, sender: str, msg: JobDone) -> None:

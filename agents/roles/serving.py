@@ -75,7 +75,7 @@ class CallRefused(Message):
 
 class EscrowedCall(Message):
     """Caller to server: run ``inputs``; the escrow ``escrow_id`` (opened for this one call) pays.
-    Sent by anyone but the escrow's buyer (a gateway relaying for it), it carries the buyer's
+    Whoever sends it (the buyer, or a gateway relaying for it), it carries the buyer's
     ``authorization``: its EIP-712 signature over this escrow, this server and these inputs
     (chain.offchain.call_authorization_typed_data)."""
 
@@ -210,7 +210,8 @@ class ModelServer(Agent):
             return
         spec = JobSpec(job_id=f"{msg.escrow_id[:10]}-{msg.call_id}", model_hash=self.model_hash, task=self.task, inputs=msg.inputs, resources=self.resources)
         # the block it was open at: its release, whenever it comes, is in an event from here on
-        record = self.escrowed[escrow.escrow_id] = {"job": spec, "result": None, "status": "running", "from_block": ctx.ledger.block_number()}
+        record = self.escrowed[escrow.escrow_id] = {"job": spec, "result": None, "status": "running", "from_block": ctx.ledger.block_number(),
+                                                    "authorization": msg.authorization}
         try:
             result = ctx.executor.run(spec)  # runs as this server (its executor refuses another requester), for the caller
         except TasksError as exc:  # not served, not paid: the whole lock goes back now
@@ -228,11 +229,11 @@ class ModelServer(Agent):
         ctx.schedule(1.0, _EscrowCheck(escrow_id=escrow.escrow_id))
 
     def _check_caller(self, ctx: Context, sender: str, msg: EscrowedCall, escrow: EscrowState) -> None:
-        """An escrow pays for its buyer's call: sent by the buyer, or by someone carrying the
-        buyer's signature over this escrow, this server and these inputs. Else a stranger who
-        learnt the id is served on the victim's money and the victim refused as already paid."""
-        if sender.lower() == escrow.buyer.lower():
-            return
+        """An escrow pays for its buyer's call: the call carries the buyer's signature over this
+        escrow, this server and these inputs, whoever sends it (the buyer, or a gateway relaying
+        for it). Else a stranger who learnt the id is served on the victim's money and the victim
+        refused as already paid; and the signature is also what binds the job to the escrow
+        before the arbiter, should the call be disputed."""
         typed = call_authorization_typed_data(ctx.ledger.domains()["escrow"], escrow.escrow_id, self.address, msg.inputs)
         signer = recover(typed, msg.authorization) if msg.authorization else None
         if signer is None or signer.lower() != escrow.buyer.lower():
@@ -306,7 +307,8 @@ class ModelServer(Agent):
         if escrow.status == "open":
             ctx.wallet.dispute(escrow_id)
         record["status"] = "claimed"
-        ctx.send(ctx.ledger.arbiter, Claim(deal_id=escrow_id, job=record["job"], result=record["result"], provider=self.address, cost=self.price_per_call))
+        ctx.send(ctx.ledger.arbiter, Claim(deal_id=escrow_id, job=record["job"], result=record["result"], provider=self.address, cost=self.price_per_call,
+                                            authorization=record.get("authorization", "")))
 
     @on_message(Ruling)
     def ruled(self, ctx: Context, sender: str, msg: Ruling) -> None:

@@ -105,7 +105,7 @@ def test_reputation_outweighs_a_lower_price_and_settlement_feeds_it(store) -> No
 class _Broken:
     store_root = ""
 
-    def run(self, spec, timeout_s=None, requester=""):
+    def run(self, spec, timeout_s=None, requester="", deal_id=None):
         from tasks import JobFailed
 
         raise JobFailed("the GPU fell off the bus")
@@ -183,7 +183,7 @@ class _Rebatching:
     def __init__(self, inner, batch_size: int) -> None:
         self.inner, self.batch_size, self.store_root = inner, batch_size, inner.store_root
 
-    def run(self, spec, timeout_s=None, requester=""):
+    def run(self, spec, timeout_s=None, requester="", deal_id=None):
         return self.inner.run(spec.model_copy(update={"batch_size": self.batch_size}), timeout_s, requester)
 
 

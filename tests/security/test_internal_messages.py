@@ -157,9 +157,8 @@ INTERNAL = [
     (("simulations.director", "simulations.director"), "Director", "_End"),
 ]
 
-# the deal protocol's timers and off-mailbox completion: internal too, but declared in
-# agents/deal_protocol.py, which must mark them (``internal = True``); until it does, these fail
-PENDING = [
+# the deal protocol's timers and off-mailbox completion (agents/deal_protocol.py marks them)
+DEAL_TIMERS = [
     (("agents.roles.buyer", "agents.deal_protocol"), "Buyer", "ProposalsDue"),
     (("agents.roles.buyer", "agents.deal_protocol"), "Buyer", "DeadlinePassed"),
     (("agents.roles.provider", "agents.deal_protocol"), "ComputeProvider", "PaymentDue"),
@@ -174,8 +173,7 @@ def test_every_internal_message_type_is_refused_from_a_stranger(case: tuple) -> 
     _refused_at_the_inbox(case)
 
 
-@pytest.mark.parametrize("case", PENDING, ids=[f"{c[1]}.{c[2]}" for c in PENDING])
-@pytest.mark.xfail(strict=True, reason="agents/deal_protocol.py must set internal = True on its timers (issue 18 report)")
+@pytest.mark.parametrize("case", DEAL_TIMERS, ids=[f"{c[1]}.{c[2]}" for c in DEAL_TIMERS])
 def test_the_deal_protocols_timers_are_refused_from_a_stranger(case: tuple) -> None:
     _refused_at_the_inbox(case)
 

@@ -136,9 +136,10 @@ def _forgeries(rt: LocalRuntime, agents: dict[str, Any]) -> dict[str, list[Messa
     }
 
 
-def _attack(rt: LocalRuntime, agents: dict[str, Any]) -> dict[str, dict[str, int]]:
+def _attack(rt: LocalRuntime, agents: dict[str, Any]) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
     """Send every forgery to its victim from the stranger and from a wrong party of the deal;
-    return how many refusals of each reason each victim should now have counted more."""
+    return how many refusals of each reason each victim's handlers should now have counted
+    more, and how many internal messages (its own timers) its inbox should have refused more."""
     record = _the_deal(agents)
     won, lost = _winner(agents, record)
     forged = _forgeries(rt, agents)
@@ -150,17 +151,24 @@ def _attack(rt: LocalRuntime, agents: dict[str, Any]) -> dict[str, dict[str, int
         "data_owner": won,
     }
     expected: dict[str, dict[str, int]] = {}
+    inbox: dict[str, int] = {}
     for role, messages in forged.items():
         victim = won if role == "provider" else role
         for sender in ("stranger", wrong[role]):
             _send(rt, agents[sender].address, agents[victim].address, messages)
         call = 1 if role == "provider" else 0  # a call for proposals under the buyer's id is a foreign deal
-        expected[victim] = {"NotAParty": 2 * (len(messages) - call)} | ({"ForeignDeal": 2} if call else {})
+        timers = sum(1 for m in messages if type(m).internal)  # the victim's own timers: refused at its inbox
+        expected[victim] = {"NotAParty": 2 * (len(messages) - call - timers)} | ({"ForeignDeal": 2} if call else {})
+        inbox[victim] = 2 * timers
     # the losing provider poses as the winner toward the buyer (it was invited, but is not the contract's)
     steps = [m for m in forged["buyer"] if isinstance(m, (AcceptContract, DeclineContract, Deliver, ReportFailure))]
     _send(rt, agents[lost].address, agents["buyer"].address, steps)
     expected["buyer"]["NotAParty"] += len(steps)
-    return expected
+    return expected, inbox
+
+
+def _timers_refused(rt: LocalRuntime, agents: dict[str, Any], victim: str) -> int:
+    return rt.rejections().get(agents[victim].name, {}).get("InternalMessage", 0)
 
 
 def _outcome(rt: LocalRuntime, agents: dict[str, Any]) -> dict[str, Any]:
@@ -195,20 +203,23 @@ def test_every_deal_message_from_a_stranger_or_the_wrong_party_is_refused_counte
     assert rt.run(until=lambda: _funded(agents), timeout=60)
     calm_rt, calm = _deal_market(store)  # the same seed, nobody forging: what the run must end as
     calm_rt.run(timeout=400)
-    expected = _attack(rt, agents)  # mid-deal: the escrow is funded, the job about to run
+    expected, inbox = _attack(rt, agents)  # mid-deal: the escrow is funded, the job about to run
     rt.run(timeout=400)
     assert _outcome(rt, agents) == _outcome(calm_rt, calm)
     assert _the_deal(agents).status == "settled" and rt.ledger.is_conserved()
     balances = _paid_the_bill(rt, agents)
     for victim, counts in expected.items():
         assert _refused(agents[victim]) == counts, victim
-    expected_again = _attack(rt, agents)  # after the deal ended: still refused, still nothing changes
+        assert _timers_refused(rt, agents, victim) == inbox[victim], victim
+    expected_again, _ = _attack(rt, agents)  # after the deal ended: still refused, still nothing changes
     before = _outcome(rt, agents)
     rt.run(timeout=60)
     assert _outcome(rt, agents) == before and _paid_the_bill(rt, agents) == balances
     for victim, counts in expected_again.items():
         assert _refused(agents[victim]) == {k: 2 * v for k, v in counts.items()}, victim
-    assert {k: v for k, v in rt.errors().items() if v} == {}  # refused, not failed
+        assert _timers_refused(rt, agents, victim) == 2 * inbox[victim], victim
+    failed = {k: [e for e in v if not e.startswith("rejected InternalMessage")] for k, v in rt.errors().items()}
+    assert {k: v for k, v in failed.items() if v} == {}  # refused (the timers at the inbox, on record), not failed
 
 
 @pytest.mark.parametrize("when", ["before the award", "after the countersignature"])
