@@ -9,6 +9,10 @@ from __future__ import annotations
 from agents.agent import Agent, Context, on_interval, on_message
 from agents.errors import (
     AgentsError,
+    ForeignDeal,
+    NotAParty,
+    Refused,
+    UnfoundedClaim,
     BadEnvelope,
     BadSignature,
     ExpiredMessage,
@@ -24,7 +28,7 @@ from agents.errors import (
     UnknownOffer,
 )
 from agents.identity import Identity
-from agents.inbox import Quota
+from agents.inbox import InternalMessage, Quota
 from agents.messages import Envelope, Message
 from agents.population import Population, PopulationError, register_role
 from agents.protocol import Protocol
@@ -32,10 +36,17 @@ from agents.registry import ComputeOffer, DatasetOffer, ListingTaken, ModelOffer
 from agents.registry_access import RegistryFace
 from agents.roles import Buyer, ComputeProvider, DataOwner, DealRecord, JobRequest, ModelOwner
 from agents.runtime import Link, LocalRuntime, Runtime
+from agents.snapshot import UnsafeStateFolder
 from agents.storage import Storage
 from agents.wallet import Wallet
 
 __all__ = [
+    "ForeignDeal",
+    "InternalMessage",
+    "NotAParty",
+    "Refused",
+    "UnfoundedClaim",
+    "UnsafeStateFolder",
     "Agent",
     "AgentsError",
     "BadEnvelope",
