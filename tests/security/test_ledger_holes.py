@@ -171,6 +171,9 @@ def test_signed_bytes_must_be_the_prepared_transaction(ledger: Ledger, people: d
             ledger.submit(prepared, buyer.sign_transaction({**prepared.tx, **change}))
     with pytest.raises(SignedTxMismatch, match="signed by"):
         ledger.submit(prepared, owner.sign_transaction({**prepared.tx, "from": owner.address}))
+    legacy = {k: v for k, v in prepared.tx.items() if k not in ("maxFeePerGas", "maxPriorityFeePerGas")} | {"gasPrice": prepared.tx["maxFeePerGas"]}
+    with pytest.raises(SignedTxMismatch, match="maxFeePerGas"):  # the same call as another transaction type
+        ledger.submit(prepared, buyer.sign_transaction(legacy))
     assert _held(ledger, people) == before
     ledger.submit(prepared, buyer.sign_transaction(prepared.tx))
     assert ledger.balance_of(owner.address) == 5
