@@ -65,6 +65,9 @@ class Wallet:
     def resolve(self, escrow_id: str, amount: int) -> Receipt:
         return self._keep(self._ledger.resolve(self._identity, escrow_id, amount))
 
+    def hold(self, escrow_id: str) -> Receipt:
+        return self._keep(self._ledger.hold(self._identity, escrow_id))
+
     def open_channel(self, terms: Any) -> Receipt:
         return self._keep(self._ledger.open_channel(self._identity, terms))
 

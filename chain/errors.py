@@ -18,6 +18,7 @@ and the memory ledger raises through the same table, so even the messages agree.
      ├── AlreadySettled                    released or refunded before
      ├── Disputed                          frozen until the resolver rules
      ├── DeadlineNotReached                a buyer's refund before the deadline
+     ├── RequestExpired                    an unstake or withdrawal after its window: request again
      ├── SignedTxMismatch (ValueError)     signed bytes that are not the prepared transaction
      ├── NodeUnavailable                   the node did not answer or mine within the bounded wait
      └── TransactionFailed                 a revert or failure with no known reason
@@ -84,6 +85,11 @@ class DeadlineNotReached(ChainError):
     """The buyer asked for a refund before the escrow's deadline."""
 
 
+class RequestExpired(ChainError):
+    """An unstake or a withdrawal after the window its request opened (one more delay): an
+    armed request does not wait forever for the right moment to leave; request again."""
+
+
 class SignedTxMismatch(ChainError, ValueError):
     """Signed transaction bytes that cannot be decoded, or that are not the transaction the
     ledger prepared (another target, data, value, chain id, nonce or signer): refused before
@@ -125,6 +131,7 @@ REVERT_REASONS: dict[str, type[ChainError]] = {
     "stake: bad address": InvalidArgument,
     "stake: locked": DeadlineNotReached,
     "stake: over request": InvalidAmount,
+    "stake: request expired": RequestExpired,
     "stake: disputed": Disputed,
     "stake: insufficient stake": InsufficientFunds,
     "channel: exists": ChannelExists,
@@ -142,6 +149,7 @@ REVERT_REASONS: dict[str, type[ChainError]] = {
     "token: receiver refused": TransactionFailed,
     "batch: locked": DeadlineNotReached,
     "batch: over request": InvalidAmount,
+    "batch: request expired": RequestExpired,
     "batch: insufficient deposit": InsufficientFunds,
     "batch: bad lines": InvalidArgument,
     "batch: bad epoch": InvalidArgument,

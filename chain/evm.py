@@ -352,6 +352,8 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
             return fns.dispute(bytes.fromhex(args["escrow_id"][2:]))
         if op == "resolve":
             return fns.resolve(bytes.fromhex(args["escrow_id"][2:]), args["amount"])
+        if op == "hold":
+            return fns.hold(bytes.fromhex(args["escrow_id"][2:]))
         st = self.staking_contract.functions
         if op == "stake":  # ERC-677: one transaction, no allowance
             return self.token.functions.transferAndCall(self.staking_contract.address, args["amount"], b"")

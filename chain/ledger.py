@@ -270,6 +270,12 @@ class Ledger(ABC):
         """The arbiter's ruling on a disputed escrow: pay ``amount`` split, return the rest."""
         return self.execute(by, "resolve", {"escrow_id": check_id(escrow_id), "amount": check_amount(amount)})
 
+    def hold(self, by: Signer, escrow_id: str) -> Receipt:
+        """The arbiter takes a dispute up (it found the claim's contract signed by the
+        provider): until it rules, the provider's stake may not leave. A dispute alone does not
+        hold it (anyone may open and dispute an escrow naming any provider)."""
+        return self.execute(by, "hold", {"escrow_id": check_id(escrow_id)})
+
     # -- stakes and slashing ---------------------------------------------------------------
     def stake(self, by: Signer, amount: int) -> Receipt:
         return self.execute(by, "stake", {"amount": check_amount(amount)})

@@ -79,8 +79,9 @@ class MemoryLedger(Ledger):
         self._opened: set[str] = set()
         self._allowances: dict[tuple[str, str], int] = {}
         self._refs: dict[tuple[str, str], str] = {}  # (settler, reference) -> hash of the lines it paid
-        self._open_disputes: dict[str, int] = {}
-        self._settled_epochs: set[tuple[str, int]] = set()  # (buyer, epoch) settled by a batch  # provider (payee 0) -> disputes awaiting the arbiter
+        self._open_disputes: dict[str, int] = {}  # provider (payee 0) -> disputes the arbiter holds
+        self._held: set[str] = set()  # escrows whose dispute the arbiter took up
+        self._settled_epochs: set[tuple[str, int]] = set()  # (buyer, epoch) settled by a batch
         self._escrows: dict[str, EscrowState] = {}
         self._supply = 0
         self._seq = itertools.count(1)
@@ -95,6 +96,7 @@ class MemoryLedger(Ledger):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.__dict__.setdefault("_open_disputes", {})  # a ledger pickled before these existed
+        self.__dict__.setdefault("_held", set())
         self.__dict__.setdefault("_settled_epochs", set())
         self._lock = threading.RLock()
 
@@ -339,8 +341,7 @@ class MemoryLedger(Ledger):
             raise error_for_reason("escrow: unauthorized", f"{sender} is not a party to {escrow_id}")
 
     def _apply_dispute(self, sender: str, escrow_id: str) -> None:
-        e = self._settle(escrow_id, "disputed")
-        self._open_disputes[e.payees[0]] = self._open_disputes.get(e.payees[0], 0) + 1
+        self._settle(escrow_id, "disputed")
 
         self._emit("Disputed", deal_id=escrow_id, by=sender)
     def _check_resolve(self, sender: str, escrow_id: str, amount: int) -> None:
@@ -352,9 +353,23 @@ class MemoryLedger(Ledger):
         if amount > e.amount:
             raise error_for_reason("escrow: bad amount", f"{amount} exceeds the locked {e.amount}")
 
+    def _check_hold(self, sender: str, escrow_id: str) -> None:
+        e = self.escrow(escrow_id)
+        if sender != self.arbiter:
+            raise error_for_reason("escrow: unauthorized", f"only the arbiter {self.arbiter} holds disputes")
+        if e.status != "disputed":
+            raise error_for_reason("escrow: not disputed", f"{escrow_id} is {e.status}")
+
+    def _apply_hold(self, sender: str, escrow_id: str) -> None:
+        if escrow_id not in self._held:  # holding it again changes nothing
+            self._held.add(escrow_id)
+            provider = self._escrows[escrow_id].payees[0]
+            self._open_disputes[provider] = self._open_disputes.get(provider, 0) + 1
+
     def _apply_resolve(self, sender: str, escrow_id: str, amount: int) -> None:
-        provider = self._escrows[escrow_id].payees[0]
-        self._open_disputes[provider] -= 1
+        if escrow_id in self._held:
+            provider = self._escrows[escrow_id].payees[0]
+            self._open_disputes[provider] -= 1
         self._pay(escrow_id, amount, "released" if amount > 0 else "refunded")
 
     # -- stakes (mirroring Staking.vy) ----------------------------------------------------
@@ -384,6 +399,8 @@ class MemoryLedger(Ledger):
         st = self.stake_of(sender)
         if st.unlock_at == 0 or self.now() < st.unlock_at:
             raise error_for_reason("stake: locked", f"unstaking unlocks at {st.unlock_at or 'request first'}")
+        if self.now() >= st.unlock_at + self.unbond_delay:
+            raise error_for_reason("stake: request expired", f"the request's window closed at {st.unlock_at + self.unbond_delay}; request again")
         if amount > st.requested:
             raise error_for_reason("stake: over request", f"{amount} exceeds the {st.requested} requested")
         if self._open_disputes.get(sender, 0):
@@ -526,6 +543,8 @@ class MemoryLedger(Ledger):
         a = self.batch_account(sender)
         if a.unlock_at == 0 or self.now() < a.unlock_at:
             raise error_for_reason("batch: locked", f"withdrawal unlocks at {a.unlock_at or 'request first'}")
+        if self.now() >= a.unlock_at + self.withdraw_delay:
+            raise error_for_reason("batch: request expired", f"the request's window closed at {a.unlock_at + self.withdraw_delay}; request again")
         if amount > a.requested:
             raise error_for_reason("batch: over request", f"{amount} exceeds the {a.requested} requested")
         if amount > a.deposit:

@@ -47,11 +47,13 @@ def voucher_typed_data(dom: dict[str, Any], channel_id: str, nonce: int, amount:
     }
 
 
-def call_authorization_typed_data(dom: dict[str, Any], escrow_id: str, server: str, inputs: list[str]) -> dict[str, Any]:
+def call_authorization_typed_data(dom: dict[str, Any], escrow_id: str, server: str, model_hash: str, task: str, inputs: list[str]) -> dict[str, Any]:
     """What an escrow's buyer signs so that someone else (a gateway) may spend the escrow on one
-    call: this escrow, to this server, on these inputs. Without it, anyone who learnt an escrow's
-    id could be served on it first (the buyer's own call then refused as already paid). ``dom``
-    is the ledger's ``escrow`` domain (chain id and escrow contract)."""
+    call: this escrow, to this server, running this model (content hash) on this task, on these
+    inputs. Without it, anyone who learnt an escrow's id could be served on it first (the buyer's
+    own call then refused as already paid); without the model and task, a server could answer
+    with a cheaper model and claim before the arbiter for a job naming that one. ``dom`` is the
+    ledger's ``escrow`` domain (chain id and escrow contract)."""
     inputs_hash = keccak(json.dumps(list(inputs), separators=(",", ":"), ensure_ascii=False).encode())
     return {
         "types": {
@@ -59,12 +61,15 @@ def call_authorization_typed_data(dom: dict[str, Any], escrow_id: str, server: s
             "EscrowedCall": [
                 {"name": "escrowId", "type": "bytes32"},
                 {"name": "server", "type": "address"},
+                {"name": "modelHash", "type": "bytes32"},
+                {"name": "task", "type": "string"},
                 {"name": "inputsHash", "type": "bytes32"},
             ],
         },
         "primaryType": "EscrowedCall",
         "domain": dom,
-        "message": {"escrowId": bytes.fromhex(escrow_id[2:]), "server": to_checksum_address(server), "inputsHash": inputs_hash},
+        "message": {"escrowId": bytes.fromhex(escrow_id[2:]), "server": to_checksum_address(server),
+                    "modelHash": bytes.fromhex(model_hash.removeprefix("0x")), "task": task, "inputsHash": inputs_hash},
     }
 
 

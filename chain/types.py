@@ -242,6 +242,7 @@ OpKind = Literal[
     "settle_batch",
     "dispute",
     "resolve",
+    "hold",
     "stake",
     "request_unstake",
     "unstake",

@@ -206,7 +206,11 @@ class GatewayClient:
     def call_escrowed(self, service: str, inputs: list[str], escrow_id: str, *, wait: float = 30.0, idempotency_key: str | None = None) -> dict[str, Any]:
         """Call the served model at ``service`` on ``inputs``, paid by the open escrow ``escrow_id``;
         the job. Check the answer, then ``release(job)`` pays it (or ``dispute(job)``)."""
-        typed = call_authorization_typed_data(self.chain()["domains"]["escrow"], escrow_id, service, inputs)
+        listed = next((s for s in self.services(kind="model-call") if s["address"].lower() == service.lower()), None)
+        if listed is None:
+            raise ValueError(f"no model-call service at {service} in this market")
+        terms = listed["terms"]
+        typed = call_authorization_typed_data(self.chain()["domains"]["escrow"], escrow_id, service, str(terms["model_hash"]), str(terms["task"]), inputs)
         payment = {"kind": "escrow", "escrow_id": escrow_id, "authorization": self.identity.sign_typed_data(typed)}
         body = {"service": service, "inputs": inputs, "payment": payment}
         return self.request("POST", "/v1/jobs", body=body, params={"wait": wait}, signed=True, headers={"Idempotency-Key": idempotency_key or uuid.uuid4().hex})

@@ -157,9 +157,10 @@ class GatewayAgent(Agent):
         if escrow.status != "open" or escrow.escrow_id in self._escrows:
             raise PaymentRefused(f"escrow {escrow.escrow_id[:10]}… is {escrow.status if escrow.status != 'open' else 'already paying a call'}; open one per call",
                                  "payment.escrow_id")
-        typed = call_authorization_typed_data(ctx.ledger.domains()["escrow"], escrow.escrow_id, t.service, t.inputs)
+        typed = call_authorization_typed_data(ctx.ledger.domains()["escrow"], escrow.escrow_id, t.service, str(service.terms.get("model_hash", "")),
+                                              str(service.terms.get("task", "")), t.inputs)
         if (recover(typed, t.authorization) or "").lower() != escrow.buyer.lower():
-            raise PaymentRefused(f"the authorization is not {escrow.buyer}'s signature over this escrow, server and inputs", "payment.authorization")
+            raise PaymentRefused(f"the authorization is not {escrow.buyer}'s signature over this escrow, server, model, task and inputs", "payment.authorization")
         self._escrows.add(escrow.escrow_id)
         call = EscrowedCall(call_id=next(self._ids), inputs=t.inputs, escrow_id=escrow.escrow_id, sent_at=time.time(), authorization=t.authorization)
         return self._start(ctx, t.caller, t.service, service, call, f"escrow of {escrow.amount} until {escrow.deadline}",

@@ -121,7 +121,7 @@ class ChannelPayment(BaseModel):
 class EscrowPayment(BaseModel):
     kind: Literal["escrow"]
     escrow_id: str = Field(pattern=ID_PATTERN, description="an open escrow of the caller's paying the server this one call (terms from /v1/services/{address}/escrow)")
-    authorization: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$", description="the caller's EIP-712 signature letting the gateway spend this escrow on this call: EscrowedCall(escrowId, server, inputsHash) under the `escrow` domain of /v1/chain (inputsHash: keccak256 of the inputs as compact JSON)")
+    authorization: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$", description="the caller's EIP-712 signature letting the gateway spend this escrow on this call: EscrowedCall(escrowId, server, modelHash, task, inputsHash) under the `escrow` domain of /v1/chain (modelHash and task: the service's terms; inputsHash: keccak256 of the inputs as compact JSON)")
 
     @field_validator("escrow_id")
     @classmethod

@@ -62,10 +62,10 @@ def check_call_claim(ctx: Context, sender: str, msg: Claim) -> EscrowState:
     escrow = _disputed(ctx, msg.deal_id)
     if sender.lower() != escrow.payees[0].lower() or msg.provider.lower() != sender.lower():
         raise NotAParty(f"{sender} is not the server paid by the escrowed call {msg.deal_id}")
-    typed = call_authorization_typed_data(ctx.ledger.domains()["escrow"], msg.deal_id, sender, list(msg.job.inputs or []))
+    typed = call_authorization_typed_data(ctx.ledger.domains()["escrow"], msg.deal_id, sender, msg.job.model_hash, msg.job.task, list(msg.job.inputs or []))
     signer = recover(typed, msg.authorization) if msg.authorization else None
     if signer is None or signer.lower() != escrow.buyer.lower():
-        raise UnfoundedClaim(f"the claimed inputs of {msg.deal_id} carry no authorization of its caller {escrow.buyer}")
+        raise UnfoundedClaim(f"the claimed model, task and inputs of {msg.deal_id} carry no authorization of its caller {escrow.buyer}")
     _check_result(msg)
     if msg.cost > escrow.amount:
         raise UnfoundedClaim(f"a cost of {msg.cost} is over the escrow's {escrow.amount}")
@@ -150,6 +150,7 @@ class Arbiter(Agent):
             refuse(self, ctx, sender, exc)
             return
         provider = escrow.payees[0]  # the contract's provider (checked), or an escrowed call's server
+        ctx.wallet.hold(msg.deal_id)  # a claim on record: the provider's bond stays until the ruling (Staking.vy)
         try:
             own = ctx.executor.run(msg.job, requester=self.address, deal_id=msg.deal_id)
             right = msg.result.job_id == msg.job.job_id and agree(msg.result, own)

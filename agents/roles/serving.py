@@ -234,7 +234,7 @@ class ModelServer(Agent):
         for it). Else a stranger who learnt the id is served on the victim's money and the victim
         refused as already paid; and the signature is also what binds the job to the escrow
         before the arbiter, should the call be disputed."""
-        typed = call_authorization_typed_data(ctx.ledger.domains()["escrow"], escrow.escrow_id, self.address, msg.inputs)
+        typed = call_authorization_typed_data(ctx.ledger.domains()["escrow"], escrow.escrow_id, self.address, self.model_hash, self.task, msg.inputs)
         signer = recover(typed, msg.authorization) if msg.authorization else None
         if signer is None or signer.lower() != escrow.buyer.lower():
             what = "carries no authorization" if not msg.authorization else f"carries an authorization by {signer}"

@@ -110,6 +110,7 @@ def request_withdrawal(_amount: uint256):
 def withdraw(_amount: uint256):
     account: uint256 = self.accounts[msg.sender]
     assert self.unlock_at[msg.sender] != 0 and block.timestamp >= self.unlock_at[msg.sender], "batch: locked"
+    assert block.timestamp < self.unlock_at[msg.sender] + self.withdraw_delay, "batch: request expired"
     assert _amount <= self.requested[msg.sender], "batch: over request"
     assert _amount <= account & DEPOSIT_MASK, "batch: insufficient deposit"
     self.requested[msg.sender] -= _amount

@@ -13,8 +13,11 @@
      what it finds owed and returns the rest.
      An escrow id's first 20 bytes are its opener's address: ids are predictable (a deal's
      id derives from its buyer and job), and without this anyone could open 1 wei under a
-     buyer's next id and make that deal unfundable forever. Open disputes are counted per
-     provider (payee 0), so the staking contract keeps a bond under dispute from leaving.
+     buyer's next id and make that deal unfundable forever. A dispute the resolver has taken
+     up (``hold``: it found the claim's contract signed by the provider) counts against the
+     provider (payee 0) until it is resolved, so the staking contract keeps a bond under
+     dispute from leaving; a dispute alone does not, or anyone could open a 1-wei escrow naming
+     a provider, dispute it, and freeze that provider's bond for good.
 """
 from ethereum.ercs import IERC20
 
@@ -55,7 +58,8 @@ event Disputed:
 token: public(IERC20)
 resolver: public(address)
 deals: public(HashMap[bytes32, Deal])
-open_disputes: public(HashMap[address, uint256])  # provider (payee 0) -> disputes awaiting the resolver
+open_disputes: public(HashMap[address, uint256])  # provider (payee 0) -> disputes the resolver holds
+held: public(HashMap[bytes32, bool])  # disputes the resolver took up
 payees: HashMap[bytes32, DynArray[address, MAX_PAYEES]]
 shares: HashMap[bytes32, DynArray[uint256, MAX_PAYEES]]
 
@@ -176,8 +180,20 @@ def dispute(_id: bytes32):
     deal: Deal = self._open_deal(_id)
     assert msg.sender == deal.buyer or msg.sender == self.payees[_id][0], "escrow: unauthorized"
     self.deals[_id].state = DISPUTED
-    self.open_disputes[self.payees[_id][0]] += 1
     log Disputed(deal_id=_id, by=msg.sender)
+
+
+@external
+def hold(_id: bytes32):
+    """The resolver takes a dispute up: until it rules, the provider's bond may not leave.
+    Holding a dispute held already changes nothing."""
+    deal: Deal = self.deals[_id]
+    assert deal.state != 0, "escrow: unknown"
+    assert msg.sender == self.resolver, "escrow: unauthorized"
+    assert deal.state == DISPUTED, "escrow: not disputed"
+    if not self.held[_id]:
+        self.held[_id] = True
+        self.open_disputes[self.payees[_id][0]] += 1
 
 
 @external
@@ -187,7 +203,8 @@ def resolve(_id: bytes32, _paid: uint256):
     assert deal.state != 0, "escrow: unknown"
     assert msg.sender == self.resolver, "escrow: unauthorized"
     assert deal.state == DISPUTED, "escrow: not disputed"
-    self.open_disputes[self.payees[_id][0]] -= 1
+    if self.held[_id]:
+        self.open_disputes[self.payees[_id][0]] -= 1
     self._pay(_id, deal, _paid)
 
 

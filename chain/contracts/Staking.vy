@@ -6,9 +6,10 @@
         buyer gets its compensation and any rest goes to the treasury, also set at deployment,
         so slashed tokens are never destroyed or stranded. Unstaking waits out a delay, so a
         provider cannot pull its bond from under a pending dispute: each request names an
-        amount and (re-)arms the delay for it, only what was requested can leave once the
-        delay is over, and nothing leaves while the escrow contract counts a dispute open
-        against the provider (a one-shot delay let a provider that had waited once take its
+        amount and (re-)arms the delay for it, only what was requested can leave, and only in
+        the window of one more delay after it (an armed request never waits forever for the
+        right moment), and nothing leaves while the escrow's resolver holds a dispute against
+        the provider (a one-shot delay let a provider that had waited once take its
         whole bond at any later moment, a dispute pending, and the arbiter's slash reverted).
 """
 from ethereum.ercs import IERC20
@@ -78,6 +79,7 @@ def request_unstake(_amount: uint256):
 @external
 def unstake(_amount: uint256):
     assert self.unlock_at[msg.sender] != 0 and block.timestamp >= self.unlock_at[msg.sender], "stake: locked"
+    assert block.timestamp < self.unlock_at[msg.sender] + self.unbond_delay, "stake: request expired"
     assert _amount <= self.requested[msg.sender], "stake: over request"
     assert staticcall self.escrow.open_disputes(msg.sender) == 0, "stake: disputed"
     assert _amount <= self.stakes[msg.sender], "stake: insufficient stake"

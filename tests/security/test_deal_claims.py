@@ -211,13 +211,17 @@ def test_an_escrowed_calls_claim_is_judged_only_on_inputs_its_caller_signed(stor
     ledger.dispute(server.identity, escrow_id)
     asked = ["what the caller asked"]
     own = JobSpec(job_id="call-0", model_hash=minilm_hash, inputs=["a job of the server's own"])
-    signed = lambda inputs: caller.sign_typed_data(call_authorization_typed_data(ledger.domains()["escrow"], escrow_id, server.address, inputs))  # noqa: E731
+    signed = lambda inputs: caller.sign_typed_data(call_authorization_typed_data(ledger.domains()["escrow"], escrow_id, server.address, minilm_hash, "embedding", inputs))  # noqa: E731
     for job, authorization in ((own, ""), (own, signed(asked))):  # no authorization; one for other inputs
         claim = _claim(deal_id=escrow_id, job=job, result=rt.executor.run(job), provider=server.address, cost=price, authorization=authorization)
         _send_from(rt, server, arbiter.address, claim)
         rt.run(timeout=5)
+    cheaper = own.model_copy(update={"inputs": asked, "model_hash": "ab" * 32})  # the caller's inputs, another model
+    claim = _claim(deal_id=escrow_id, job=cheaper, result=rt.executor.run(own.model_copy(update={"inputs": asked})), provider=server.address, cost=price, authorization=signed(asked))
+    _send_from(rt, server, arbiter.address, claim)
+    rt.run(timeout=5)
     assert ledger.escrow(escrow_id).status == "disputed" and ledger.balance_of(server.address) == 0  # nothing paid
-    assert arbiter.refused == {"UnfoundedClaim": 2}
+    assert arbiter.refused == {"UnfoundedClaim": 3}
     job = own.model_copy(update={"inputs": asked})
     _send_from(rt, server, arbiter.address, _claim(deal_id=escrow_id, job=job, result=rt.executor.run(job), provider=server.address, cost=price, authorization=signed(asked)))
     rt.run(timeout=5)

@@ -54,7 +54,7 @@ def test_an_escrow_pays_only_for_its_buyers_call(store) -> None:
     ctx = {a.address: rt._hosts[a.address].ctx for a in (victim, mallory, relay)}
     escrow_id = owned_id(victim.address, "one call")
     ctx[victim.address].wallet.open_escrow(escrow_terms(service, escrow_id, int(rt.ledger.now()) + 600))
-    typed = lambda inputs: call_authorization_typed_data(rt.ledger.domains()["escrow"], escrow_id, server.address, inputs)  # noqa: E731
+    typed = lambda inputs: call_authorization_typed_data(rt.ledger.domains()["escrow"], escrow_id, server.address, server.model_hash, server.task, inputs)  # noqa: E731
     attempts = [
         ("", TEXTS),  # no authorization at all
         (mallory.identity.sign_typed_data(typed(TEXTS)), TEXTS),  # signed by the wrong key

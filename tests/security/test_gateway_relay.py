@@ -174,7 +174,7 @@ def test_a_payment_that_is_not_what_was_quoted_is_refused_naming_it_and_nothing_
     bob_channel = bob.open_channel(server["address"], deposit=server["price"])
     held = {a: ledger.balance_of(a) for a in (alice.identity.address, bob.identity.address, server["address"], stranger)}
     def escrowed(terms: dict[str, Any], signer: GatewayClient = alice, inputs: tuple[str, ...] = ("x",)) -> dict[str, Any]:
-        typed = call_authorization_typed_data(ledger.domains()["escrow"], terms["escrow_id"], server["address"], list(inputs))
+        typed = call_authorization_typed_data(ledger.domains()["escrow"], terms["escrow_id"], server["address"], server["terms"]["model_hash"], server["terms"]["task"], list(inputs))
         return {"kind": "escrow", "escrow_id": terms["escrow_id"], "authorization": signer.identity.sign_typed_data(typed)}
 
     cases = [

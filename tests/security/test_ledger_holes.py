@@ -15,6 +15,7 @@ from chain import (
     InvalidAmount,
     InvalidArgument,
     Ledger,
+    RequestExpired,
     SignedTxMismatch,
     Unauthorized,
 )
@@ -83,6 +84,8 @@ def test_a_bond_under_dispute_cannot_leave_and_each_request_rearms_the_delay(led
     deal = owned("buyer", "disputed deal")
     ledger.open_escrow(buyer, EscrowTerms(escrow_id=deal, payees=[provider.address], shares_bps=[10_000], amount=TOKEN, deadline=ledger.now() + 600))
     ledger.dispute(buyer, deal)  # ... but a dispute is open against the provider
+    ledger.hold(arbiter, deal)  # and the arbiter took it up (the claim's contract is the provider's)
+    ledger.hold(arbiter, deal)  # the buyer's claim and the provider's both: held once
     with pytest.raises(Disputed, match="stake: disputed"):
         ledger.unstake(provider, 40 * TOKEN)
     ledger.slash(arbiter, provider.address, 10 * TOKEN, buyer.address, 5 * TOKEN)  # the slash lands
@@ -98,6 +101,34 @@ def test_a_bond_under_dispute_cannot_leave_and_each_request_rearms_the_delay(led
     with pytest.raises(InvalidAmount, match="over request"):
         ledger.unstake(provider, 1)  # the request is used up: asking again starts a new delay
     assert ledger.stake_of(provider.address).stake == 0 and ledger.is_conserved()
+
+
+def test_a_dispute_nobody_took_up_holds_no_bond_and_a_request_expires(ledger: Ledger, people: dict) -> None:
+    """Two ways around the bond rule an outside review found: a stranger opening a 1-wei escrow
+    naming a provider and disputing it froze that provider's bond for good (no claim could ever
+    end it); and a request, once its delay had passed, let the bond leave at any later moment."""
+    _open(ledger, people)
+    provider, stranger, arbiter = people["provider"], people["stranger"], people["arbiter"]
+    ledger.mint(provider.address, 50 * TOKEN)
+    ledger.mint(stranger.address, TOKEN)
+    ledger.stake(provider, 40 * TOKEN)
+    fake = owned("stranger", "fake deal")
+    ledger.open_escrow(stranger, EscrowTerms(escrow_id=fake, payees=[provider.address], shares_bps=[10_000], amount=1, deadline=ledger.now() + 10**6))
+    ledger.dispute(stranger, fake)  # no contract the provider signed: the arbiter never holds it
+    with pytest.raises(Unauthorized):
+        ledger.hold(stranger, fake)  # only the arbiter holds
+    ledger.request_unstake(provider, 40 * TOKEN)
+    ledger.advance_time(86_401)
+    ledger.unstake(provider, 10 * TOKEN)  # the fake dispute holds nothing
+    ledger.advance_time(86_400)  # the window of one more delay is over
+    with pytest.raises(RequestExpired, match="request expired"):
+        ledger.unstake(provider, 10 * TOKEN)
+    ledger.deposit(people["buyer"], TOKEN)
+    ledger.request_withdrawal(people["buyer"], TOKEN)
+    ledger.advance_time(2 * 3600)
+    with pytest.raises(RequestExpired, match="request expired"):
+        ledger.withdraw(people["buyer"], TOKEN)
+    assert ledger.stake_of(provider.address).stake == 30 * TOKEN and ledger.is_conserved()
 
 
 def test_a_payee_settles_inside_the_withdraw_delay_and_is_paid_in_full(ledger: Ledger, people: dict) -> None:
