@@ -62,6 +62,9 @@ class Wallet:
     def dispute(self, escrow_id: str) -> Receipt:
         return self._keep(self._ledger.dispute(self._identity, escrow_id))
 
+    def draw(self, escrow_id: str, line: int) -> Receipt:
+        return self._keep(self._ledger.draw(self._identity, escrow_id, line))
+
     def resolve(self, escrow_id: str, amount: int) -> Receipt:
         return self._keep(self._ledger.resolve(self._identity, escrow_id, amount))
 

@@ -189,15 +189,20 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
         if state == 0:
             raise error_for_reason("escrow: unknown", escrow_id)
         zero = int(arbiter, 16) == 0
+        payees = self.escrow_contract.functions.payees_of(key).call()
+        drawn: list[int] = []
+        if self.escrow_contract.functions.drawn_total(key).call():
+            drawn = [self.escrow_contract.functions.drawn(key, i).call() for i in range(len(payees))]
         return EscrowState(
             escrow_id=escrow_id.lower(),
             buyer=buyer,
             arbiter=None if zero else arbiter,
-            payees=self.escrow_contract.functions.payees_of(key).call(),
+            payees=payees,
             shares_bps=self.escrow_contract.functions.shares_of(key).call(),
             amount=amount,
             deadline=deadline,
             status=_STATUS[state],
+            drawn=drawn,
         )
 
     def channel(self, channel_id: str) -> ChannelState:
@@ -228,7 +233,7 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
         return sum(self.balance_of(c.address) for c in self._holders())
 
     _EVENTS = {
-        "escrow_contract": ("Opened", "Released", "Refunded", "Disputed"),
+        "escrow_contract": ("Opened", "Released", "Refunded", "Disputed", "Drawn"),
         "channel_contract": ("ChannelOpened", "ChannelClaimed", "ChannelReclaimed"),
         "batch_contract": ("Deposited", "WithdrawalRequested", "Withdrawn", "PartSkipped", "EpochSettled"),
         "staking_contract": ("Staked", "UnstakeRequested", "Unstaked", "Slashed"),
@@ -350,6 +355,8 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
             return fns.refund(bytes.fromhex(args["escrow_id"][2:]))
         if op == "dispute":
             return fns.dispute(bytes.fromhex(args["escrow_id"][2:]))
+        if op == "draw":
+            return fns.draw(bytes.fromhex(args["escrow_id"][2:]), args["line"])
         if op == "resolve":
             return fns.resolve(bytes.fromhex(args["escrow_id"][2:]), args["amount"])
         if op == "hold":

@@ -262,6 +262,13 @@ class Ledger(ABC):
         """Return the whole lock to the buyer."""
         return self.execute(by, "refund", {"escrow_id": check_id(escrow_id)})
 
+    def draw(self, by: Signer, escrow_id: str, line: int) -> Receipt:
+        """The provider (payee 0) pays line ``line`` (> 0) its whole share now, at use: a data
+        owner's fee when its vault runs the job. No later release, refund or ruling takes it back."""
+        if isinstance(line, bool) or not isinstance(line, int) or line < 1:
+            raise InvalidArgument(f"line must be an integer of at least 1 (line 0 is the provider's own), got {line!r}")
+        return self.execute(by, "draw", {"escrow_id": check_id(escrow_id), "line": line})
+
     def dispute(self, by: Signer, escrow_id: str) -> Receipt:
         """Buyer or provider freezes an open escrow for the arbiter's ruling."""
         return self.execute(by, "dispute", {"escrow_id": check_id(escrow_id)})

@@ -118,7 +118,7 @@ class MemoryLedger(Ledger):
         return self._supply
 
     def escrowed_total(self) -> int:
-        escrowed = sum(e.amount for e in self._escrows.values() if e.status in ("open", "disputed"))
+        escrowed = sum(e.held for e in self._escrows.values() if e.status in ("open", "disputed"))
         escrowed += sum(c.deposit for c in self._channels.values()) + sum(a.deposit for a in self._batch.values())
         return escrowed + sum(s.stake for s in self._stakes.values())
 
@@ -303,23 +303,41 @@ class MemoryLedger(Ledger):
 
     def _apply_release_items(self, sender: str, escrow_id: str, amounts: list[int]) -> None:
         e = self._settle(escrow_id, "released")
-        for payee, amount in zip(e.payees, amounts):
+        drawn = e.drawn or [0] * len(e.payees)
+        paid = 0
+        for payee, amount, drew in zip(e.payees, amounts, drawn):
+            if drew:  # paid in full at use
+                paid += drew
+                continue
+            paid += amount
             if amount:
                 self._credit(payee, amount)
-        paid = sum(amounts)
         if e.amount > paid:
             self._credit(e.buyer, e.amount - paid)
         self._emit("Released", deal_id=escrow_id, paid=paid, returned=e.amount - paid)
 
     def _pay(self, escrow_id: str, amount: int, status: str) -> None:
+        """As Escrow._pay: a line drawn at use keeps its draw and gets nothing more; what it drew
+        beyond its part comes out of the buyer's return first, then payee 0's remainder."""
         e = self._settle(escrow_id, status)
-        for payee, part in zip(e.payees, split(amount, e.shares_bps)):
-            if part:
+        parts = split(amount, e.shares_bps)
+        drawn = e.drawn or [0] * len(e.payees)
+        excess = sum(drew - part for part, drew in zip(parts[1:], drawn[1:]) if drew)
+        back, rest = e.amount - amount, parts[0]
+        if excess > back:
+            rest, back = rest - (excess - back), 0
+        else:
+            back -= excess
+        for payee, part, drew in zip(e.payees[1:], parts[1:], drawn[1:]):
+            if part and not drew:
                 self._credit(payee, part)
-        if e.amount > amount:
-            self._credit(e.buyer, e.amount - amount)
+        if rest:
+            self._credit(e.payees[0], rest)
+        if back:
+            self._credit(e.buyer, back)
+        self._emit("Released", deal_id=escrow_id, paid=e.amount - back, returned=back)
 
-        self._emit("Released", deal_id=escrow_id, paid=amount, returned=e.amount - amount)
+
     def _check_refund(self, sender: str, escrow_id: str) -> None:
         e = self._open(escrow_id)
         allowed = sender in (e.arbiter, e.payees[0])
@@ -332,9 +350,30 @@ class MemoryLedger(Ledger):
 
     def _apply_refund(self, sender: str, escrow_id: str) -> None:
         e = self._settle(escrow_id, "refunded")
-        self._credit(e.buyer, e.amount)
+        if e.held:  # a line drawn at use stays paid
+            self._credit(e.buyer, e.held)
+        self._emit("Refunded", deal_id=escrow_id, amount=e.held)
 
-        self._emit("Refunded", deal_id=escrow_id, amount=e.amount)
+    def _check_draw(self, sender: str, escrow_id: str, line: int) -> None:
+        e = self._open(escrow_id)
+        if sender != e.payees[0]:
+            raise error_for_reason("escrow: unauthorized", f"only the provider {e.payees[0]} draws a line of {escrow_id}")
+        if not 0 < line < len(e.payees):
+            raise error_for_reason("escrow: bad line", f"line {line} of {len(e.payees)} (line 0 is the provider's own)")
+        if e.drawn and e.drawn[line]:
+            raise error_for_reason("escrow: drawn", f"line {line} of {escrow_id} was drawn")
+        if split(e.amount, e.shares_bps)[line] == 0:
+            raise error_for_reason("escrow: empty line", f"line {line} of {escrow_id} is 0")
+
+    def _apply_draw(self, sender: str, escrow_id: str, line: int) -> None:
+        e = self._escrows[escrow_id]
+        cap = split(e.amount, e.shares_bps)[line]
+        drawn = list(e.drawn or [0] * len(e.payees))
+        drawn[line] = cap
+        self._escrows[escrow_id] = e.model_copy(update={"drawn": drawn})
+        self._credit(e.payees[line], cap)
+        self._emit("Drawn", deal_id=escrow_id, payee=e.payees[line], amount=cap)
+
     def _check_dispute(self, sender: str, escrow_id: str) -> None:
         e = self._open(escrow_id)
         if sender not in (e.buyer, e.payees[0]):

@@ -207,6 +207,16 @@ class EscrowState(BaseModel):
     amount: int
     deadline: int
     status: EscrowStatus
+    drawn: list[int] = []  # per line, what was paid at use (Escrow.draw); [] when nothing was
+
+    @property
+    def held(self) -> int:
+        """What the escrow still holds: its lock less the lines drawn at use."""
+        return self.amount - sum(self.drawn)
+
+    def drawn_line(self, payee: str) -> int:
+        """What ``payee``'s lines drew at use."""
+        return sum(d for p, d in zip(self.payees, self.drawn) if p.lower() == payee.lower())
 
 
 class Receipt(BaseModel):
@@ -241,6 +251,7 @@ OpKind = Literal[
     "withdraw",
     "settle_batch",
     "dispute",
+    "draw",
     "resolve",
     "hold",
     "stake",
@@ -379,12 +390,12 @@ class Positions(BaseModel):
     stakes: dict[str, int]  # stakes by provider
 
     def total(self) -> int:
-        return sum(e.amount for e in self.escrows) + sum(c.deposit for c in self.channels) + sum(self.deposits.values()) + sum(self.stakes.values())
+        return sum(e.held for e in self.escrows) + sum(c.deposit for c in self.channels) + sum(self.deposits.values()) + sum(self.stakes.values())
 
 
 class LedgerEvent(BaseModel):
     """A contract event, the same kinds and fields on every backend (token transfers aside):
-    Opened, Released, Refunded, Disputed, ChannelOpened, ChannelClaimed, ChannelReclaimed,
+    Opened, Released, Refunded, Disputed, Drawn, ChannelOpened, ChannelClaimed, ChannelReclaimed,
     Deposited, WithdrawalRequested, Withdrawn, PartSkipped, EpochSettled, Staked, UnstakeRequested,
     Unstaked, Slashed."""
 

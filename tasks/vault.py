@@ -7,11 +7,13 @@ the job's result leaves. Each dataset has an :class:`AccessPolicy`: the price pe
 models and tasks may touch it, and whether a raw download is allowed at all. Every attempt,
 granted or refused, is written to the vault's access log for the owner.
 
-A use must be paid for (issue 19, item 5). A vault that a runtime opened reads the ledger: it
-runs a job only under a deal (an escrow) that covers it — open and requested by its provider
-(payee 0), or disputed and requested by the ledger's arbiter (its re-run) — whose lines pay the
-vault's owner at least its price per use (to the basis point: the contract's own rounding of
-shares), at most ``uses_per_deal`` times per deal. The job names its deal, or the vault finds
+A use must be paid for (issue 19, item 5), and paid *at use*: a fee paid only at settlement
+could be withheld (the buyer chooses its release amounts, a provider may refund). A vault that a
+runtime opened reads the ledger: it runs a job only under a deal (an escrow) that covers it —
+open and requested by its provider (payee 0), or disputed and requested by the ledger's arbiter
+(its re-run) — whose owner's line the provider has drawn (``Escrow.draw``: paid now, kept
+whatever the deal's end) for at least the price per use (to a basis point of the lock: the
+contract's rounding of shares), at most ``uses_per_deal`` times per deal. The job names its deal, or the vault finds
 the newest one that covers the requester. Who the requester is comes from the agent's executor
 face (in process) or from the agent's signature over the request (a Ray vault, which any client
 of the cluster can call), so the access log names the real requester and the deal. A vault with
@@ -43,8 +45,9 @@ class AccessDenied(TasksError, PermissionError):
 
 
 class UnpaidUse(AccessDenied):
-    """A job no paid deal covers: none named or found, one that pays the owner less than its
-    price, one the requester is not the provider (or arbiter) of, or one whose uses are spent."""
+    """A job no paid deal covers: none named or found, one whose owner's line was not drawn at
+    use for its price, one the requester is not the provider (or arbiter) of, or one whose uses
+    are spent."""
 
 
 class ForgedRequest(AccessDenied):
@@ -172,9 +175,9 @@ class DataVault:
         who, arbiter = requester.lower(), str(getattr(self.ledger, "arbiter", "") or "").lower()
         if not ((escrow.status == "open" and who == escrow.payees[0].lower()) or (escrow.status == "disputed" and who == arbiter)):
             return f"deal {deal_id} is {escrow.status}: only its provider (open) or the arbiter (disputed) may use it"
-        share = sum(bps for payee, bps in zip(escrow.payees, escrow.shares_bps) if payee.lower() == self.owner.lower())
-        if share == 0 or share < policy.price_per_use * BPS // escrow.amount:
-            return f"deal {deal_id} pays the owner {escrow.amount * share // BPS}, under its price of {policy.price_per_use}"
+        drawn = escrow.drawn_line(self.owner)
+        if drawn == 0 or drawn * BPS + escrow.amount < policy.price_per_use * BPS:
+            return f"deal {deal_id} paid the owner {drawn} at use (its line drawn), under its price of {policy.price_per_use}"
         return ""
 
     def _candidates(self) -> list[str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from agents.agent import Agent, Context, on_message
 from agents.deal_protocol import (
@@ -43,6 +44,7 @@ from chain.types import id_owner
 from economy.contract import Contract
 from economy.errors import EconomyError
 from economy.lifecycle import FINAL, Deal, DealState
+from tasks.executor import vault_owner
 from tasks.jobs import JobResult
 from tasks.scheduling import Capacity, CapacityExceeded
 
@@ -57,6 +59,7 @@ class _Job:
     status: str = "proposed"
     deal_id: str = ""  # the deal it runs under: the call's, or a redundant job's own
     result: JobResult | None = None  # what it delivered (the evidence if the buyer never pays)
+    drawn: int = 0  # the data fee it paid the vault's owner at use, out of the buyer's escrow
     receipt: str = ""  # its signature over (deal id, result hash), sent with the result
 
     def __post_init__(self) -> None:
@@ -226,12 +229,44 @@ class ComputeProvider(Agent):
         outcome comes back as a ``JobDone`` to itself."""
         assert job.contract is not None and job.deal is not None
         budget = max(1.0, job.contract.deadline - ctx.now())
-        executor, spec = ctx.executor, job.call.job  # taken now: the work may run on another thread
+        executor, wallet, store, spec = ctx.executor, ctx.wallet, ctx.store, job.call.job  # taken now: the work may run on another thread
 
         def done(result: JobResult | None, error: Exception | None) -> JobDone:
             return JobDone(deal_id=job.deal_id, result=result, error="" if error is None else str(error) or type(error).__name__)
 
-        ctx.run_off_mailbox(lambda: executor.run(spec, timeout_s=budget, requester=self.address, deal_id=job.deal_id), done)
+        def work() -> JobResult:
+            if spec.vault is not None:
+                if store is not None:  # a model that fails its hash cannot run: pay no fee for it
+                    store.path(spec.model_hash)
+                job.drawn = self.draw_data_fee(wallet, job.deal_id, vault_owner(spec.vault))
+            return executor.run(spec, timeout_s=budget, requester=self.address, deal_id=job.deal_id)
+
+        ctx.run_off_mailbox(work, done)
+
+    @staticmethod
+    def draw_data_fee(wallet: Any, deal_id: str, owner: str) -> int:
+        """Pay the data owner's line of the deal now, at use (``Escrow.draw``): its vault runs
+        the job only then, and no release or refund of the buyer's takes the fee back. A deal
+        with no line for the vault's owner draws nothing (the vault refuses the job). Returns
+        what was drawn."""
+        escrow = wallet.ledger.escrow(deal_id)
+        lines = [i for i, payee in enumerate(escrow.payees) if i > 0 and payee.lower() == owner.lower()]
+        for line in lines:
+            if not (escrow.drawn and escrow.drawn[line]):
+                wallet.draw(deal_id, line)
+        return wallet.ledger.escrow(deal_id).drawn_line(owner) if lines else 0
+
+    def make_good(self, ctx: Context, job: _Job) -> None:
+        """A job that drew the data fee and then failed or ran late: the refund returns only what
+        the escrow still holds, so the provider pays its buyer the fee from its own balance. The
+        owner was paid for the use; the failure is the provider's to bear, not the buyer's."""
+        if not job.drawn:
+            return
+        try:
+            ctx.wallet.transfer(job.buyer, job.drawn)
+            job.drawn = 0
+        except ChainError as exc:
+            ctx.log.warning("could not repay %s the data fee %d of failed %s: %s", job.buyer, job.drawn, job.deal_id, exc)
 
     @on_message(JobDone)
     def job_done(self, ctx: Context, sender: str, msg: JobDone) -> None:
@@ -248,6 +283,7 @@ class ComputeProvider(Agent):
                 refund = job.deal.receipts[-1].tx_hash
             except (ChainError, EconomyError) as chain_exc:  # already settled or refunded by the buyer
                 ctx.log.warning("refund of %s failed: %s", job.deal_id, chain_exc)
+            self.make_good(ctx, job)
             ctx.send(job.buyer, ReportFailure(deal_id=job.deal_id, reason=msg.error, refund_tx=refund))
             return
         try:
@@ -255,6 +291,7 @@ class ComputeProvider(Agent):
         except EconomyError as exc:  # finished after the deadline: the buyer takes its refund
             job.status = "late"
             ctx.log.warning("not delivering %s: %s", job.deal_id, exc)
+            self.make_good(ctx, job)
             return
         job.status = "delivered"
         job.result = msg.result

@@ -18,6 +18,10 @@
      provider (payee 0) until it is resolved, so the staking contract keeps a bond under
      dispute from leaving; a dispute alone does not, or anyone could open a 1-wei escrow naming
      a provider, dispute it, and freeze that provider's bond for good.
+     A line may be paid at use (``draw``): the provider draws a data owner's line in full when the
+     owner's vault runs the job, and no later release, refund or ruling takes it back -- the
+     buyer chooses its release amounts and a provider may refund, so a fee paid only at
+     settlement could be withheld from the owner whose data was used.
 """
 from ethereum.ercs import IERC20
 
@@ -55,6 +59,11 @@ event Disputed:
     deal_id: indexed(bytes32)
     by: indexed(address)
 
+event Drawn:
+    deal_id: indexed(bytes32)
+    payee: indexed(address)
+    amount: uint256
+
 token: public(IERC20)
 resolver: public(address)
 deals: public(HashMap[bytes32, Deal])
@@ -62,6 +71,8 @@ open_disputes: public(HashMap[address, uint256])  # provider (payee 0) -> disput
 held: public(HashMap[bytes32, bool])  # disputes the resolver took up
 payees: HashMap[bytes32, DynArray[address, MAX_PAYEES]]
 shares: HashMap[bytes32, DynArray[uint256, MAX_PAYEES]]
+drawn: public(HashMap[bytes32, HashMap[uint256, uint256]])  # id -> line -> paid at use
+drawn_total: public(HashMap[bytes32, uint256])
 
 
 @deploy
@@ -115,24 +126,39 @@ def _open_deal(_id: bytes32) -> Deal:
 
 @internal
 def _pay(_id: bytes32, deal: Deal, _paid: uint256):
-    """Pay ``_paid`` split among the payees (remainder to payee 0), return the rest."""
+    """Pay ``_paid`` split among the payees (remainder to payee 0), return the rest. A line
+    drawn at use keeps its draw and gets nothing more; what it drew beyond its part of
+    ``_paid`` comes out of the buyer's return first, then payee 0's remainder."""
     assert _paid <= deal.amount, "escrow: bad amount"
     self.deals[_id].state = RELEASED if _paid > 0 else REFUNDED
     payees: DynArray[address, MAX_PAYEES] = self.payees[_id]
     shares: DynArray[uint256, MAX_PAYEES] = self.shares[_id]
+    any_drawn: bool = self.drawn_total[_id] > 0
     rest: uint256 = _paid
+    excess: uint256 = 0
     for i: uint256 in range(1, MAX_PAYEES):
         if i >= len(payees):
             break
         part: uint256 = _paid * shares[i] // BPS
         rest -= part
-        if part > 0:
+        drew: uint256 = 0
+        if any_drawn:
+            drew = self.drawn[_id][i]
+        if drew > 0:
+            excess += drew - part
+        elif part > 0:
             assert extcall self.token.transfer(payees[i], part), "escrow: transfer failed"
+    back: uint256 = deal.amount - _paid
+    if excess > back:
+        rest -= excess - back
+        back = 0
+    else:
+        back -= excess
     if rest > 0:
         assert extcall self.token.transfer(payees[0], rest), "escrow: transfer failed"
-    if deal.amount > _paid:
-        assert extcall self.token.transfer(deal.buyer, deal.amount - _paid), "escrow: transfer failed"
-    log Released(deal_id=_id, paid=_paid, returned=deal.amount - _paid)
+    if back > 0:
+        assert extcall self.token.transfer(deal.buyer, back), "escrow: transfer failed"
+    log Released(deal_id=_id, paid=deal.amount - back, returned=back)
 
 
 @external
@@ -146,7 +172,8 @@ def release(_id: bytes32, _paid: uint256):
 @external
 def release_items(_id: bytes32, _amounts: DynArray[uint256, MAX_PAYEES]):
     """Pay each payee its own metered amount, at most its line of the lock (the split of the
-    whole lock), and return the rest to the buyer: a bill paid line by line."""
+    whole lock), and return the rest to the buyer: a bill paid line by line. A line drawn at
+    use has been paid its whole line already; its amount here is ignored."""
     deal: Deal = self._open_deal(_id)
     assert msg.sender == deal.buyer or msg.sender == deal.arbiter, "escrow: unauthorized"
     payees: DynArray[address, MAX_PAYEES] = self.payees[_id]
@@ -161,16 +188,41 @@ def release_items(_id: bytes32, _amounts: DynArray[uint256, MAX_PAYEES]):
         others += cap
     assert _amounts[0] <= deal.amount - others, "escrow: over line"
     self.deals[_id].state = RELEASED
+    any_drawn: bool = self.drawn_total[_id] > 0
     paid: uint256 = 0
     for i: uint256 in range(MAX_PAYEES):
         if i >= len(payees):
             break
-        paid += _amounts[i]
-        if _amounts[i] > 0:
-            assert extcall self.token.transfer(payees[i], _amounts[i]), "escrow: transfer failed"
+        drew: uint256 = 0
+        if any_drawn:
+            drew = self.drawn[_id][i]
+        if drew > 0:  # paid in full at use
+            paid += drew
+        else:
+            paid += _amounts[i]
+            if _amounts[i] > 0:
+                assert extcall self.token.transfer(payees[i], _amounts[i]), "escrow: transfer failed"
     if deal.amount > paid:
         assert extcall self.token.transfer(deal.buyer, deal.amount - paid), "escrow: transfer failed"
     log Released(deal_id=_id, paid=paid, returned=deal.amount - paid)
+
+
+@external
+def draw(_id: bytes32, _line: uint256):
+    """Pay line ``_line`` its whole share of the lock now, at use: the provider (payee 0) draws a
+    data owner's line when the owner's vault runs the job (the vault runs it only then). Once a
+    line, never line 0 (the provider's own pay waits for the buyer or the arbiter)."""
+    deal: Deal = self._open_deal(_id)
+    payees: DynArray[address, MAX_PAYEES] = self.payees[_id]
+    assert msg.sender == payees[0], "escrow: unauthorized"
+    assert _line > 0 and _line < len(payees), "escrow: bad line"
+    assert self.drawn[_id][_line] == 0, "escrow: drawn"
+    cap: uint256 = deal.amount * self.shares[_id][_line] // BPS
+    assert cap > 0, "escrow: empty line"
+    self.drawn[_id][_line] = cap
+    self.drawn_total[_id] += cap
+    assert extcall self.token.transfer(payees[_line], cap), "escrow: transfer failed"
+    log Drawn(deal_id=_id, payee=payees[_line], amount=cap)
 
 
 @external
@@ -217,5 +269,7 @@ def refund(_id: bytes32):
         allowed = True
     assert allowed, "escrow: unauthorized"
     self.deals[_id].state = REFUNDED
-    assert extcall self.token.transfer(deal.buyer, deal.amount), "escrow: transfer failed"
-    log Refunded(deal_id=_id, amount=deal.amount)
+    back: uint256 = deal.amount - self.drawn_total[_id]  # a line drawn at use stays paid
+    if back > 0:
+        assert extcall self.token.transfer(deal.buyer, back), "escrow: transfer failed"
+    log Refunded(deal_id=_id, amount=back)

@@ -3,7 +3,9 @@ job on a data owner's vault through its executor: the result came back, the owne
 nothing, and the access log named another requester. Now an agent's executor runs jobs only as
 that agent, and the vault runs one only for the provider of a paid deal that covers it (open,
 paying the owner its price on its line; or disputed, for the arbiter's re-run), a bounded number
-of times per deal; the log names the real requester and the deal."""
+of times per deal; the log names the real requester and the deal. The owner's line is paid at use
+(drawn by the provider before the vault runs the job): a funded deal is not a paid one, as the
+buyer chooses its release amounts and a provider may refund."""
 
 from __future__ import annotations
 
@@ -74,12 +76,30 @@ def test_a_paid_deal_covers_its_provider_a_bounded_number_of_times(store, minilm
     spec = JobSpec(job_id="paid", model_hash=minilm_hash, dataset_hash=owner.dataset_hash, vault=owner.vault)
     deal = _escrow(rt, buyer, [provider.address, owner.address], [5_000, 5_000], 2 * PRICE)
     ctx = rt.context(provider.address)
+    ctx.wallet.draw(deal, 1)  # the owner's fee, paid at use
     assert ctx.executor.run(spec, deal_id=deal).metering.items == 2
     assert ctx.executor.run(spec).metering.items == 2  # the deal found on the ledger when not named
     with pytest.raises(AccessDenied):
         ctx.executor.run(spec, deal_id=deal)  # its uses are spent
     log = owner.access_log()
     assert [(r["requester"], r["granted"], r["deal_id"]) for r in log] == [(provider.address, True, deal)] * 2 + [(provider.address, False, deal)]
+
+
+def test_the_owner_is_paid_at_use_whatever_the_deal_ends_in(store, minilm_hash) -> None:
+    """A provider and its buyer (or one agent playing both) ran a job on the owner's data under a
+    funded deal, then refunded it: the owner's line was never paid. Now the vault runs a job only
+    once the owner's line is drawn, and the refund returns only what is left."""
+    rt, owner, buyer, provider = _market(store)
+    spec = JobSpec(job_id="used", model_hash=minilm_hash, dataset_hash=owner.dataset_hash, vault=owner.vault)
+    deal = _escrow(rt, buyer, [provider.address, owner.address], [5_000, 5_000], 2 * PRICE)
+    ctx, earned = rt.context(provider.address), rt.ledger.balance_of(owner.address)
+    with pytest.raises(AccessDenied, match="drawn"):
+        ctx.executor.run(spec, deal_id=deal)  # funded, not paid: refused
+    ctx.wallet.draw(deal, 1)
+    assert ctx.executor.run(spec, deal_id=deal).metering.items == 2
+    ctx.wallet.refund(deal)  # the provider refunds its buyer after the use
+    assert rt.ledger.balance_of(owner.address) - earned == PRICE  # the fee stays with the owner
+    assert rt.ledger.escrow(deal).status == "refunded" and rt.ledger.is_conserved()
 
 
 @pytest.mark.ray

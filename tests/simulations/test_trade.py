@@ -96,6 +96,34 @@ def test_provider_failure_refunds_the_buyer(store, tmp_path) -> None:
     assert runtime.ledger.is_conserved()
 
 
+def test_a_job_that_fails_after_paying_the_data_fee_leaves_the_buyer_whole(store, tmp_path) -> None:
+    """The provider draws the data owner's fee at use (the vault runs the job only then); the job
+    then fails (here the vault's policy no longer allows the task). The owner keeps its fee, the
+    refund returns what the escrow still holds, and the provider pays its buyer the fee."""
+    from tasks.vault import AccessPolicy
+
+    config = TradeConfig(runtime="local", ledger="memory", store_root=str(tmp_path / "store"))
+    runtime = build_runtime(config)
+    agents = make_agents(config, demo_texts())
+    for agent in agents.values():
+        runtime.add(agent)
+    runtime.ledger.mint(agents["buyer"].address, config.buyer_funds)
+    providers = [a for a in agents.values() if a.role == "compute_provider"]
+    for provider in providers:
+        runtime.ledger.mint(provider.address, config.buyer_funds)
+    runtime.start()
+    owner = agents["data_owner"]
+    vault = runtime.executor.vault(owner.vault)
+    vault.policies[owner.dataset_hash] = AccessPolicy(price_per_use=config.data_fee, tasks=["generation"])
+    assert runtime.run(until=lambda: agents["buyer"].all_done(), timeout=3600)
+    (deal,) = agents["buyer"].deals.values()
+    assert deal.status == "refunded"
+    assert runtime.ledger.balance_of(owner.address) == config.data_fee  # paid at use, kept
+    assert runtime.ledger.balance_of(agents["buyer"].address) == config.buyer_funds  # made whole
+    assert sum(runtime.ledger.balance_of(p.address) for p in providers) == len(providers) * config.buyer_funds - config.data_fee
+    assert runtime.ledger.is_conserved()
+
+
 def test_budget_below_fees_means_no_deal_and_no_money_moves(store) -> None:
     report = run_trade(_config(store, ledger="memory", max_price=2 * 10**15))
     assert report.deal.status == "no_award" and "budget" in report.deal.reason
