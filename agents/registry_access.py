@@ -129,10 +129,48 @@ def binds(escrow: EscrowState, rater: str, ratee: str, amount: int, arbiter: str
     return f"deal {escrow.escrow_id} is not between {rater} and {ratee}"
 
 
-def settled_deal(registry: Any, ledger: Any, index: DealIndex, rater: str, ratee: str, amount: int, deal_id: str | None) -> str:
-    """The deal that backs this rating (RatingRefused if none): ``deal_id``'s escrow, or the
-    newest escrow between the two that this rater has not rated ``ratee`` for yet."""
+def agreed(escrow: EscrowState, rater: str, ratee: str, ledger: Any, contract: Any, signature: str) -> str:
+    """Why a buyer's rating against a payee of its escrow is not backed by the payee's own
+    signature ("" if it is, or if the rating is not one of those). A buyer opens an escrow naming
+    anyone: without the ratee's signature over the deal, funding an escrow that names an honest
+    provider and refunding it would be enough to rate that provider down. The payee that signs
+    an Agora deal is its provider (``economy.Contract``, the contract of the escrow on this
+    ledger); a payee that signed nothing is rated down by no buyer."""
+    if rater.lower() != escrow.buyer.lower() or ratee.lower() == escrow.buyer.lower():
+        return ""  # a payee rating the buyer who funded it: the escrow is the buyer's own act
+    if contract is None:
+        return f"a rating against {ratee} needs the contract of deal {escrow.escrow_id} that {ratee} signed"
+    from economy.contract import deal_domain
+    from economy.errors import EconomyError
+
+    terms = contract.escrow_terms()
+    if contract.deal_id.lower() != escrow.escrow_id.lower() or contract.buyer.lower() != escrow.buyer.lower() or (
+        (terms.amount, terms.payees, terms.shares_bps, terms.deadline) != (escrow.amount, escrow.payees, escrow.shares_bps, escrow.deadline)
+    ):
+        return f"the contract given is not the one escrow {escrow.escrow_id} was opened for"
+    here = deal_domain(ledger)
+    if (contract.chain_id, contract.escrow_contract) != (here["chain_id"], here["escrow_contract"]):
+        return f"the contract is signed for chain {contract.chain_id} / {contract.escrow_contract}, not this ledger's"
+    if contract.provider.lower() != ratee.lower():
+        return f"{ratee} is not the provider of deal {escrow.escrow_id}, the party that signed it"
+    try:
+        contract.verify_signature(signature, ratee)
+    except EconomyError as exc:
+        return f"the contract of deal {escrow.escrow_id} is not signed by {ratee}: {exc}"
+    return ""
+
+
+def settled_deal(
+    registry: Any, ledger: Any, index: DealIndex, rater: str, ratee: str, amount: int, deal_id: str | None,
+    verified: bool = True, contract: Any = None, signature: str = "",
+) -> str:
+    """The deal that backs this rating (RatingRefused if none): ``deal_id``'s escrow (the
+    contract's, if one is given), or the newest escrow between the two that this rater has not
+    rated ``ratee`` for yet. A buyer's rating against a payee needs the contract the payee signed
+    (:func:`agreed`)."""
     arbiter = getattr(ledger, "arbiter", None)
+    if deal_id is None and contract is not None:
+        deal_id = contract.deal_id
     if _who(rater) == _who(arbiter):  # only its rulings count: which escrows were disputed is in the events
         index.update(ledger)
     if deal_id is not None:
@@ -140,7 +178,7 @@ def settled_deal(registry: Any, ledger: Any, index: DealIndex, rater: str, ratee
             escrow = ledger.escrow(deal_id)
         except ChainError as exc:
             raise RatingRefused(f"no deal {deal_id} on the ledger: {exc}") from None
-        why = binds(escrow, rater, ratee, amount, arbiter, index)
+        why = binds(escrow, rater, ratee, amount, arbiter, index) or ("" if verified else agreed(escrow, rater, ratee, ledger, contract, signature))
         if why:
             raise RatingRefused(why)
         if registry.has_rated(rater, ratee, deal_id):
@@ -148,9 +186,13 @@ def settled_deal(registry: Any, ledger: Any, index: DealIndex, rater: str, ratee
         return deal_id
     index.update(ledger)
     for candidate in index.candidates(rater, ratee, _who(rater) == _who(arbiter)):
-        if not registry.has_rated(rater, ratee, candidate) and not binds(ledger.escrow(candidate), rater, ratee, amount, arbiter, index):
+        escrow = ledger.escrow(candidate)
+        if registry.has_rated(rater, ratee, candidate) or binds(escrow, rater, ratee, amount, arbiter, index):
+            continue
+        if verified or not agreed(escrow, rater, ratee, ledger, None, ""):
             return candidate
-    raise RatingRefused(f"no settled deal between {rater} and {ratee} that {rater} has not rated already")
+    signed = "" if verified else f" (against a payee: under a contract {ratee} signed, given with the rating)"
+    raise RatingRefused(f"no settled deal between {rater} and {ratee} that {rater} has not rated already{signed}")
 
 
 class RegistryFace:
@@ -197,13 +239,18 @@ class RegistryFace:
     def register_cohort(self, cohort: str, members: list[str], delegations: list[str]) -> None:
         return self._write("register_cohort", (cohort, members, delegations), {})
 
-    def rate(self, rater: str, ratee: str, verified: bool, amount: int = 1, market: str = "any", deal_id: str | None = None) -> None:
+    def rate(
+        self, rater: str, ratee: str, verified: bool, amount: int = 1, market: str = "any", deal_id: str | None = None,
+        contract: Any = None, signature: str = "",
+    ) -> None:
         """Rate ``ratee`` for a deal with it (``deal_id``: its escrow id; found on the ledger
-        when not given). Refused (RatingRefused) without a settled deal between the two."""
+        when not given). Refused (RatingRefused) without a settled deal between the two, and a
+        buyer's rating against a payee without the ``contract`` that payee signed (its
+        ``signature``)."""
         check_name(self._address, "rate", (rater,), {}, self._role)
         if self._sink is not None:  # the registry actor checks the deal on the ledger
-            return self._sink("rate", (rater, ratee, verified, amount, market), {"deal_id": deal_id})
-        found = settled_deal(self._registry, self._ledger, deal_index(self._registry), rater, ratee, amount, deal_id)
+            return self._sink("rate", (rater, ratee, verified, amount, market), {"deal_id": deal_id, "contract": contract, "signature": signature})
+        found = settled_deal(self._registry, self._ledger, deal_index(self._registry), rater, ratee, amount, deal_id, verified, contract, signature)
         return self._registry.rate(rater, ratee, verified, amount, market, deal_id=found)
 
 

@@ -96,10 +96,12 @@ class RegistryService(Registry):
             return self._operator_write(name, args, kwargs)
         check_name(writer, name, args, kwargs, self._roster.get(who), trusted_roles=False)
         if name == "rate":
-            bound = inspect.signature(Registry.rate).bind(self, *args, **kwargs)
+            bound = inspect.signature(RegistryFace.rate).bind(self, *args, **kwargs)
             bound.apply_defaults()
             a = bound.arguments
-            deal = settled_deal(self, self._ledger(), deal_index(self), a["rater"], a["ratee"], a["amount"], a["deal_id"])
+            deal = settled_deal(
+                self, self._ledger(), deal_index(self), a["rater"], a["ratee"], a["amount"], a["deal_id"], a["verified"], a["contract"], a["signature"]
+            )
             return Registry.rate(self, a["rater"], a["ratee"], a["verified"], a["amount"], a["market"], deal_id=deal)
         return getattr(Registry, name)(self, *args, **kwargs)
 

@@ -355,9 +355,11 @@ class MemoryLedger(Ledger):
         self._emit("Refunded", deal_id=escrow_id, amount=e.held)
 
     def _check_draw(self, sender: str, escrow_id: str, line: int) -> None:
-        e = self._open(escrow_id)
-        if sender != e.payees[0]:
-            raise error_for_reason("escrow: unauthorized", f"only the provider {e.payees[0]} draws a line of {escrow_id}")
+        e = self.escrow(escrow_id)
+        if not (e.status == "disputed" and sender == self.arbiter):  # the resolver, for its re-run
+            e = self._open(escrow_id)
+            if sender != e.payees[0]:
+                raise error_for_reason("escrow: unauthorized", f"only the provider {e.payees[0]} draws a line of {escrow_id}")
         if not 0 < line < len(e.payees):
             raise error_for_reason("escrow: bad line", f"line {line} of {len(e.payees)} (line 0 is the provider's own)")
         if e.drawn and e.drawn[line]:

@@ -32,6 +32,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from agents.agent import Agent, Context, on_interval, on_message
+from agents.deal_protocol import refuse
+from agents.errors import NotAParty
 from agents.identity import Identity
 from agents.registry import ServiceRecord
 from agents.roles.serving import CallAnswer, CallModel, CallRefused, EscrowedCall, escrow_bill
@@ -128,6 +130,7 @@ class GatewayAgent(Agent):
         self._escrows: set[str] = set()  # escrows that paid a job here (one call each)
         self._ids = itertools.count(1)
         self._ctx: Context | None = None
+        self.refused: dict[str, int] = {}  # reason -> answers refused from anyone but the call's server
 
     def on_start(self, ctx: Context) -> None:
         self._ctx = ctx
@@ -186,7 +189,7 @@ class GatewayAgent(Agent):
     # -- the servers' answers -----------------------------------------------------------------
     @on_message(CallAnswer)
     def answered(self, ctx: Context, sender: str, msg: CallAnswer) -> None:
-        job = self._relayed(msg.call_id, sender)
+        job = self._relayed(ctx, msg.call_id, sender)
         if job is None:
             return
         job.status, job.result = "answered", msg.result
@@ -198,8 +201,8 @@ class GatewayAgent(Agent):
             self._unclaimed.add(job.job_id)
 
     @on_message(CallRefused)
-    def refused(self, ctx: Context, sender: str, msg: CallRefused) -> None:
-        job = self._relayed(msg.call_id, sender)
+    def call_refused(self, ctx: Context, sender: str, msg: CallRefused) -> None:
+        job = self._relayed(ctx, msg.call_id, sender)
         if job is None:
             return
         job.status, job.reason = "refused", msg.reason
@@ -259,10 +262,14 @@ class GatewayAgent(Agent):
     def _job_id(self, call_id: int) -> str:
         return f"job-{call_id:06d}-{self.address[2:8].lower()}"
 
-    def _relayed(self, call_id: int, sender: str) -> GatewayJob | None:
-        """The job of call ``call_id`` if ``sender`` is its server and it still awaits the answer."""
+    def _relayed(self, ctx: Context, call_id: int, sender: str) -> GatewayJob | None:
+        """The job of call ``call_id`` if ``sender`` is its server and it still awaits the answer;
+        an answer from anyone else is refused and counted (``self.refused``)."""
         job = self.jobs.get(self._job_id(call_id))
-        return job if job is not None and job.status == "relayed" and job.service.lower() == sender.lower() else None
+        if job is None or job.service.lower() != sender.lower():
+            refuse(self, ctx, sender, NotAParty(f"{sender} is not the server of a call {call_id} this gateway relayed"))
+            return None
+        return job if job.status == "relayed" else None  # its server answering again: nothing changes
 
     def _trim(self) -> None:
         while len(self.jobs) > self.keep:  # the oldest first (dicts keep insertion order)

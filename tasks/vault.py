@@ -11,9 +11,12 @@ A use must be paid for (issue 19, item 5), and paid *at use*: a fee paid only at
 could be withheld (the buyer chooses its release amounts, a provider may refund). A vault that a
 runtime opened reads the ledger: it runs a job only under a deal (an escrow) that covers it —
 open and requested by its provider (payee 0), or disputed and requested by the ledger's arbiter
-(its re-run) — whose owner's line the provider has drawn (``Escrow.draw``: paid now, kept
-whatever the deal's end) for at least the price per use (to a basis point of the lock: the
-contract's rounding of shares), at most ``uses_per_deal`` times per deal. The job names its deal, or the vault finds
+(its re-run) — whose lines pay the vault's owner at least its price per use (to the basis point:
+the contract's own rounding of shares), at most ``uses_per_deal`` times per deal; and it hands
+the result over only once the owner's line has been drawn (``Escrow.draw``: paid now, kept
+whatever the deal's end). Until then the result is held (:class:`ResultHeld`, naming the line
+to draw) and the same request, made again after the draw, collects it without running again —
+so a job that fails costs nobody the fee, and no result leaves unpaid. The job names its deal, or the vault finds
 the newest one that covers the requester. Who the requester is comes from the agent's executor
 face (in process) or from the agent's signature over the request (a Ray vault, which any client
 of the cluster can call), so the access log names the real requester and the deal. A vault with
@@ -45,9 +48,23 @@ class AccessDenied(TasksError, PermissionError):
 
 
 class UnpaidUse(AccessDenied):
-    """A job no paid deal covers: none named or found, one whose owner's line was not drawn at
-    use for its price, one the requester is not the provider (or arbiter) of, or one whose uses
-    are spent."""
+    """A job no paid deal covers: none named or found, one that pays the owner less than its
+    price, one the requester is not the provider (or arbiter) of, or one whose uses are spent."""
+
+
+class ResultHeld(UnpaidUse):
+    """The job ran; its result is held until the deal's provider draws the owner's line
+    (``line``) of deal ``deal_id``, and is handed over when the same request is made again."""
+
+    def __init__(self, message: str, deal_id: str = "", line: int = 0) -> None:
+        super().__init__(message)
+        self.deal_id, self.line = deal_id, line
+
+    def __reduce__(self) -> tuple[Any, ...]:  # crosses Ray with its fields
+        return (type(self), (str(self), self.deal_id, self.line))
+
+
+HELD_MAX = 256  # results awaiting their draw; the oldest is dropped past this
 
 
 class ForgedRequest(AccessDenied):
@@ -102,6 +119,7 @@ class DataVault:
         self.uses_per_deal = uses_per_deal  # the provider's run and the arbiter's re-run
         self.uses: dict[str, int] = {}  # deal id -> uses granted under it
         self._scanned, self._escrows = 0, []  # escrow ids seen opened on the ledger, oldest first
+        self.held: dict[tuple[str, str], tuple[str, JobResult]] = {}  # (requester, spec digest) -> (deal, result) awaiting the draw
 
     def add(self, texts: list[str], name: str, policy: AccessPolicy | dict[str, Any]) -> str:
         """Store ``texts`` as a JSONL dataset under ``policy``; returns its hash."""
@@ -137,14 +155,39 @@ class DataVault:
         from tasks.executor import run_job
 
         policy = self.check(spec, requester)
-        deal = self.covered(spec, requester, policy, deal_id)
-        try:
-            result = (runner or run_job)(spec, self.store_root, str(self.private.root))
-        except TasksError as exc:
-            self._record(requester, spec.dataset_hash or "", "compute", False, f"job failed: {exc}", spec, deal_id=deal)
-            raise
+        key = (requester.lower(), spec.digest())
+        with self._lock:
+            waiting = self.held.get(key)
+        if waiting is not None and (deal_id is None or waiting[0].lower() == deal_id.lower()):
+            deal, result = waiting
+        else:
+            deal = self.covered(spec, requester, policy, deal_id)
+            try:
+                result = (runner or run_job)(spec, self.store_root, str(self.private.root))
+            except TasksError as exc:
+                self._record(requester, spec.dataset_hash or "", "compute", False, f"job failed: {exc}", spec, deal_id=deal)
+                raise
+        self._hand_over(key, deal, result, policy)
         self._record(requester, spec.dataset_hash or "", "compute", True, "", spec, result, deal_id=deal)
         return result
+
+    def _hand_over(self, key: tuple[str, str], deal: str, result: JobResult, policy: AccessPolicy) -> None:
+        """Return if the owner's line of ``deal`` is drawn for the price (the result may leave);
+        else hold the result and raise ResultHeld naming the line to draw."""
+        if self.ledger is None:
+            return
+        escrow = self.ledger.escrow(deal)
+        drawn = escrow.drawn_line(self.owner)
+        if drawn and drawn * BPS + escrow.amount >= policy.price_per_use * BPS:
+            with self._lock:
+                self.held.pop(key, None)
+            return
+        line = next((i for i, p in enumerate(escrow.payees) if i > 0 and p.lower() == self.owner.lower()), 0)
+        with self._lock:
+            self.held[key] = (deal, result)
+            while len(self.held) > HELD_MAX:
+                self.held.pop(next(iter(self.held)))
+        raise ResultHeld(f"the result of job {result.job_id} is held until line {line} of deal {deal} (the owner's fee) is drawn; then ask again", deal, line)
 
     def covered(self, spec: JobSpec, requester: str, policy: AccessPolicy, deal_id: str | None) -> str:
         """The deal that pays for this use (its use counted), or UnpaidUse (logged). The ledger
@@ -175,9 +218,9 @@ class DataVault:
         who, arbiter = requester.lower(), str(getattr(self.ledger, "arbiter", "") or "").lower()
         if not ((escrow.status == "open" and who == escrow.payees[0].lower()) or (escrow.status == "disputed" and who == arbiter)):
             return f"deal {deal_id} is {escrow.status}: only its provider (open) or the arbiter (disputed) may use it"
-        drawn = escrow.drawn_line(self.owner)
-        if drawn == 0 or drawn * BPS + escrow.amount < policy.price_per_use * BPS:
-            return f"deal {deal_id} paid the owner {drawn} at use (its line drawn), under its price of {policy.price_per_use}"
+        share = sum(bps for payee, bps in zip(escrow.payees, escrow.shares_bps) if payee.lower() == self.owner.lower())
+        if share == 0 or share < policy.price_per_use * BPS // escrow.amount:
+            return f"deal {deal_id} pays the owner {escrow.amount * share // BPS}, under its price of {policy.price_per_use}"
         return ""
 
     def _candidates(self) -> list[str]:

@@ -37,6 +37,7 @@ from economy.contract import deal_domain
 from economy.errors import EconomyError
 from tasks.errors import TasksError
 from tasks.jobs import JobResult
+from tasks.vault import ResultHeld
 from tasks.verify import agree
 
 
@@ -152,9 +153,9 @@ class Arbiter(Agent):
         provider = escrow.payees[0]  # the contract's provider (checked), or an escrowed call's server
         ctx.wallet.hold(msg.deal_id)  # a claim on record: the provider's bond stays until the ruling (Staking.vy)
         try:
-            own = ctx.executor.run(msg.job, requester=self.address, deal_id=msg.deal_id)
+            own, drew = self._rerun(ctx, msg)
             right = msg.result.job_id == msg.job.job_id and agree(msg.result, own)
-        except TasksError as exc:
+        except (TasksError, ChainError) as exc:
             ctx.log.warning("arbiter could not re-run %s: %s", msg.deal_id, exc)
             self.unruled.add(msg.deal_id)
             return  # no ruling without evidence; the escrow stays frozen for a human
@@ -165,12 +166,27 @@ class Arbiter(Agent):
             reason = "the result matches the arbiter's own run: paid"
         else:  # slash first: the open dispute is what keeps the bond from leaving (Staking.vy)
             slashed = min(self.slash_amount, ctx.ledger.stake_of(provider).stake)
-            if slashed:
-                ctx.wallet.slash(provider, slashed, escrow.buyer, slashed // 2)
+            if slashed:  # the buyer's share: half the bond, plus the data fee the re-run drew from its escrow
+                ctx.wallet.slash(provider, slashed, escrow.buyer, min(slashed, slashed // 2 + drew))
             ctx.wallet.resolve(msg.deal_id, 0)
             ctx.registry.rate(self.address, provider, False, max(escrow.amount, 1), "compute", deal_id=msg.deal_id)
             reason = "the result differs from the arbiter's own run: refunded and slashed"
         self._announce(ctx, msg.deal_id, escrow, paid, slashed, right, reason, msg.result if right else None)
+
+    @staticmethod
+    def _rerun(ctx: Context, msg: Claim) -> tuple[JobResult, int]:
+        """Run the claim's job again; returns its result and what it drew. On a data owner's
+        vault the re-run is a use: if the provider never drew the owner's line (it never ran the
+        job there), the arbiter draws it (the escrow lets the resolver draw on a dispute) and
+        collects the held result; a provider found cheating repays it from its bond."""
+        try:
+            return ctx.executor.run(msg.job, requester=ctx.wallet.address, deal_id=msg.deal_id), 0
+        except ResultHeld as held:
+            if held.deal_id.lower() != msg.deal_id.lower() or not held.line:
+                raise
+            ctx.wallet.draw(msg.deal_id, held.line)
+            drew = ctx.ledger.escrow(msg.deal_id).drawn[held.line]
+            return ctx.executor.run(msg.job, requester=ctx.wallet.address, deal_id=msg.deal_id), drew
 
     @on_message(Undelivered)
     def undelivered(self, ctx: Context, sender: str, msg: Undelivered) -> None:

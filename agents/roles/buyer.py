@@ -622,14 +622,15 @@ class Buyer(Agent):
             self.open_call(ctx, self.requests[n], n, attempt + 1)
 
     # -- helpers -----------------------------------------------------------------------------
-    @staticmethod
-    def _rate(ctx: Context, record: DealRecord, verified: bool) -> None:
+    def _rate(self, ctx: Context, record: DealRecord, verified: bool) -> None:
         """Feed the one reputation graph: a verified delivery counts for every payee in its own
-        market; a failed one counts against the provider."""
+        market; a failed one counts against the provider (with the contract it signed)."""
         contract = record.contract
         assert contract is not None
         if not verified:
-            ctx.registry.rate(ctx.wallet.address, contract.provider, False, max(contract.max_amount, 1), "compute", deal_id=record.deal_id)
+            lifecycle = self._lifecycles.get(record.deal_id)
+            signature = lifecycle.signatures.get(contract.provider, "") if lifecycle is not None else ""  # the provider's own: a rating against it needs it
+            ctx.registry.rate(ctx.wallet.address, contract.provider, False, max(contract.max_amount, 1), "compute", deal_id=record.deal_id, contract=contract, signature=signature)
             return
         for payee in contract.payees:
             if payee.address != ctx.wallet.address:  # a buyer that owns the model does not rate itself

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
 
 from agents.agent import Agent, Context, on_message
 from agents.deal_protocol import (
@@ -44,9 +43,9 @@ from chain.types import id_owner
 from economy.contract import Contract
 from economy.errors import EconomyError
 from economy.lifecycle import FINAL, Deal, DealState
-from tasks.executor import vault_owner
 from tasks.jobs import JobResult
 from tasks.scheduling import Capacity, CapacityExceeded
+from tasks.vault import ResultHeld
 
 
 @dataclass
@@ -229,37 +228,27 @@ class ComputeProvider(Agent):
         outcome comes back as a ``JobDone`` to itself."""
         assert job.contract is not None and job.deal is not None
         budget = max(1.0, job.contract.deadline - ctx.now())
-        executor, wallet, store, spec = ctx.executor, ctx.wallet, ctx.store, job.call.job  # taken now: the work may run on another thread
+        executor, wallet, spec = ctx.executor, ctx.wallet, job.call.job  # taken now: the work may run on another thread
 
         def done(result: JobResult | None, error: Exception | None) -> JobDone:
             return JobDone(deal_id=job.deal_id, result=result, error="" if error is None else str(error) or type(error).__name__)
 
         def work() -> JobResult:
-            if spec.vault is not None:
-                if store is not None:  # a model that fails its hash cannot run: pay no fee for it
-                    store.path(spec.model_hash)
-                job.drawn = self.draw_data_fee(wallet, job.deal_id, vault_owner(spec.vault))
-            return executor.run(spec, timeout_s=budget, requester=self.address, deal_id=job.deal_id)
+            try:
+                return executor.run(spec, timeout_s=budget, requester=self.address, deal_id=job.deal_id)
+            except ResultHeld as held:  # a vault ran it: pay the owner's line, then collect the result
+                if held.deal_id.lower() != job.deal_id.lower() or not held.line:
+                    raise
+                wallet.draw(job.deal_id, held.line)
+                job.drawn = wallet.ledger.escrow(job.deal_id).drawn[held.line]
+                return executor.run(spec, timeout_s=budget, requester=self.address, deal_id=job.deal_id)
 
         ctx.run_off_mailbox(work, done)
 
-    @staticmethod
-    def draw_data_fee(wallet: Any, deal_id: str, owner: str) -> int:
-        """Pay the data owner's line of the deal now, at use (``Escrow.draw``): its vault runs
-        the job only then, and no release or refund of the buyer's takes the fee back. A deal
-        with no line for the vault's owner draws nothing (the vault refuses the job). Returns
-        what was drawn."""
-        escrow = wallet.ledger.escrow(deal_id)
-        lines = [i for i, payee in enumerate(escrow.payees) if i > 0 and payee.lower() == owner.lower()]
-        for line in lines:
-            if not (escrow.drawn and escrow.drawn[line]):
-                wallet.draw(deal_id, line)
-        return wallet.ledger.escrow(deal_id).drawn_line(owner) if lines else 0
-
     def make_good(self, ctx: Context, job: _Job) -> None:
-        """A job that drew the data fee and then failed or ran late: the refund returns only what
-        the escrow still holds, so the provider pays its buyer the fee from its own balance. The
-        owner was paid for the use; the failure is the provider's to bear, not the buyer's."""
+        """A job that drew the data fee and then was not delivered (it finished late): the refund
+        returns only what the escrow still holds, so the provider pays its buyer the fee from its
+        own balance. The owner was paid for the use; the lateness is the provider's to bear."""
         if not job.drawn:
             return
         try:

@@ -37,7 +37,8 @@ from typing import Any
 from pydantic import Field
 
 from agents.agent import Agent, Context, on_message
-from agents.deal_protocol import Claim, Ruling
+from agents.deal_protocol import Claim, Ruling, from_self, refuse
+from agents.errors import NotAParty
 from agents.identity import Identity
 from agents.messages import Message
 from agents.registry import ModelOffer, ServiceRecord
@@ -141,7 +142,8 @@ class ModelServer(Agent):
         self.owner, self.royalty = "", 0
         self.price_per_call = price_per_call  # the whole call, royalty included (set at start)
         self.receivers: dict[str, ChannelReceiver] = {}
-        self.served = self.refused = 0  # calls paid by channel (their count paces claims and royalties)
+        self.served = self.calls_refused = 0  # calls paid by channel (their count paces claims and royalties); calls refused
+        self.refused: dict[str, int] = {}  # reason -> messages refused from the wrong sender (agents.deal_protocol.refuse)
         self.served_escrowed = 0  # calls paid by an escrow: the owner's royalty is its own line of it
         self.royalty_paid_calls = self.royalty_paid = 0
         self.claims: list[str] = []
@@ -180,7 +182,7 @@ class ModelServer(Agent):
             held = (receiver.amount, receiver.signature)  # the best voucher before this call
             receiver.accept(msg.amount, msg.signature, charge=self.price_per_call, now=int(ctx.ledger.now()))
         except ChainError as exc:
-            self.refused += 1
+            self.calls_refused += 1
             ctx.send(sender, CallRefused(deal_id=msg.deal_id, call_id=msg.call_id, reason=f"payment refused: {exc}"))
             return
         spec = JobSpec(job_id=f"{msg.channel_id[:10]}-{msg.call_id}", model_hash=self.model_hash, task=self.task, inputs=msg.inputs, resources=self.resources)
@@ -188,7 +190,7 @@ class ModelServer(Agent):
             result = ctx.executor.run(spec)  # runs as this server (its executor refuses another requester), for the caller
         except TasksError as exc:  # a call not served is not paid: keep the voucher from before
             receiver.amount, receiver.signature = held
-            self.refused += 1
+            self.calls_refused += 1
             ctx.send(sender, CallRefused(deal_id=msg.deal_id, call_id=msg.call_id, reason=f"job failed: {exc}"))
             return
         self.served += 1
@@ -205,7 +207,7 @@ class ModelServer(Agent):
             escrow = self._check_escrow(ctx, msg.escrow_id)
             self._check_caller(ctx, sender, msg, escrow)
         except ChainError as exc:
-            self.refused += 1
+            self.calls_refused += 1
             ctx.send(sender, CallRefused(deal_id=msg.deal_id, call_id=msg.call_id, reason=f"payment refused: {exc}"))
             return
         spec = JobSpec(job_id=f"{msg.escrow_id[:10]}-{msg.call_id}", model_hash=self.model_hash, task=self.task, inputs=msg.inputs, resources=self.resources)
@@ -220,7 +222,7 @@ class ModelServer(Agent):
             except ChainError as failed:  # disputed meanwhile: the arbiter rules on it
                 ctx.log.warning("could not refund escrow %s of a failed call: %s", escrow.escrow_id, failed)
             del self.escrowed[escrow.escrow_id]
-            self.refused += 1
+            self.calls_refused += 1
             ctx.send(sender, CallRefused(deal_id=msg.deal_id, call_id=msg.call_id, reason=f"job failed: {exc} (escrow refunded)"))
             return
         self.served_escrowed += 1
@@ -269,7 +271,7 @@ class ModelServer(Agent):
         """Released or refunded: done. Disputed by the caller, or still open near the deadline:
         freeze it (if need be) and put the result before the arbiter. Else look again."""
         record = self.escrowed.get(msg.escrow_id)
-        if sender != self.address or record is None or record["status"] not in ("answered", "claimed", "ruled"):
+        if not from_self(self, ctx, sender) or record is None or record["status"] not in ("answered", "claimed", "ruled"):
             return
         escrow = ctx.ledger.escrow(msg.escrow_id)
         if escrow.status in ("released", "refunded"):  # done with: the ledger refuses it again from now on
@@ -312,8 +314,10 @@ class ModelServer(Agent):
 
     @on_message(Ruling)
     def ruled(self, ctx: Context, sender: str, msg: Ruling) -> None:
-        if msg.deal_id in self.escrowed and sender == ctx.ledger.arbiter:
-            self.escrowed[msg.deal_id]["status"] = "ruled"  # the next check reads what the ruling did on the ledger
+        if msg.deal_id not in self.escrowed or sender.lower() != str(ctx.ledger.arbiter).lower():
+            refuse(self, ctx, sender, NotAParty(f"{sender} is not the arbiter ruling on an escrowed call {msg.deal_id} of mine"))
+            return
+        self.escrowed[msg.deal_id]["status"] = "ruled"  # the next check reads what the ruling did on the ledger
 
     def escrow_status(self, escrow_id: str) -> str:
         """running, answered, claimed (before the arbiter), ruled, unclaimed (no arbiter runs), or done."""
@@ -367,6 +371,7 @@ class Caller(Agent):
         self.answers: list[JobResult] = []
         self.latencies: list[float] = []
         self.refusals: list[str] = []
+        self.refused: dict[str, int] = {}  # reason -> messages refused from the wrong sender
 
     def on_start(self, ctx: Context) -> None:
         ctx.wallet.open_account()
@@ -393,14 +398,17 @@ class Caller(Agent):
     @on_message(CallAnswer)
     def answered(self, ctx: Context, sender: str, msg: CallAnswer) -> None:
         if sender != self.server:
+            refuse(self, ctx, sender, NotAParty(f"{sender} is not the server {self.server} this caller called"))
             return
         self.latencies.append(time.perf_counter() - msg.sent_at)
         self.answers.append(msg.result)
         self._next(ctx)
 
     @on_message(CallRefused)
-    def refused(self, ctx: Context, sender: str, msg: CallRefused) -> None:
-        if sender == self.server:
+    def call_refused(self, ctx: Context, sender: str, msg: CallRefused) -> None:
+        if sender != self.server:
+            refuse(self, ctx, sender, NotAParty(f"{sender} is not the server {self.server} this caller called"))
+        else:
             self.owed -= self.price  # not served, not owed: the next voucher does not count it
             self.refusals.append(msg.reason)
 

@@ -210,11 +210,14 @@ def release_items(_id: bytes32, _amounts: DynArray[uint256, MAX_PAYEES]):
 @external
 def draw(_id: bytes32, _line: uint256):
     """Pay line ``_line`` its whole share of the lock now, at use: the provider (payee 0) draws a
-    data owner's line when the owner's vault runs the job (the vault runs it only then). Once a
-    line, never line 0 (the provider's own pay waits for the buyer or the arbiter)."""
-    deal: Deal = self._open_deal(_id)
+    data owner's line when the owner's vault holds its job's result (the vault hands it over only
+    then); the resolver draws it on a disputed escrow for its own re-run. Once a line, never
+    line 0 (the provider's own pay waits for the buyer or the resolver)."""
+    deal: Deal = self.deals[_id]
     payees: DynArray[address, MAX_PAYEES] = self.payees[_id]
-    assert msg.sender == payees[0], "escrow: unauthorized"
+    if not (deal.state == DISPUTED and msg.sender == self.resolver):
+        deal = self._open_deal(_id)
+        assert msg.sender == payees[0], "escrow: unauthorized"
     assert _line > 0 and _line < len(payees), "escrow: bad line"
     assert self.drawn[_id][_line] == 0, "escrow: drawn"
     cap: uint256 = deal.amount * self.shares[_id][_line] // BPS

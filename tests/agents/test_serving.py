@@ -57,7 +57,7 @@ def test_forged_and_short_vouchers_are_refused_unserved(store) -> None:
     short = host.ctx.wallet.sign_typed_data(voucher_typed_data(rt.ledger.domains()["channel"], caller.channel_id, 0, PRICE))
     host.ctx.send(server.address, CallModel(call_id=91, inputs=TEXTS, channel_id=caller.channel_id, amount=PRICE, signature=short))  # adds 0
     rt.run()
-    assert server.served == 1 and server.refused == 2
+    assert server.served == 1 and server.calls_refused == 2
     assert any("bad signature" in r for r in caller.refusals) and any("adds 0" in r for r in caller.refusals)
     rt.shutdown()
     assert rt.ledger.balance_of(server.address) == PRICE  # only the call it served

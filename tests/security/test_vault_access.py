@@ -87,16 +87,21 @@ def test_a_paid_deal_covers_its_provider_a_bounded_number_of_times(store, minilm
 
 def test_the_owner_is_paid_at_use_whatever_the_deal_ends_in(store, minilm_hash) -> None:
     """A provider and its buyer (or one agent playing both) ran a job on the owner's data under a
-    funded deal, then refunded it: the owner's line was never paid. Now the vault runs a job only
-    once the owner's line is drawn, and the refund returns only what is left."""
+    funded deal, then refunded it: the owner's line was never paid. Now the vault holds the
+    result until the owner's line is drawn (paid at once, kept whatever the deal's end), and the
+    same request collects it after the draw without running again."""
+    from tasks.vault import ResultHeld
+
     rt, owner, buyer, provider = _market(store)
     spec = JobSpec(job_id="used", model_hash=minilm_hash, dataset_hash=owner.dataset_hash, vault=owner.vault)
     deal = _escrow(rt, buyer, [provider.address, owner.address], [5_000, 5_000], 2 * PRICE)
     ctx, earned = rt.context(provider.address), rt.ledger.balance_of(owner.address)
-    with pytest.raises(AccessDenied, match="drawn"):
-        ctx.executor.run(spec, deal_id=deal)  # funded, not paid: refused
-    ctx.wallet.draw(deal, 1)
-    assert ctx.executor.run(spec, deal_id=deal).metering.items == 2
+    with pytest.raises(ResultHeld, match="drawn") as held:
+        ctx.executor.run(spec, deal_id=deal)  # funded, not paid: the result stays in the vault
+    assert (held.value.deal_id, held.value.line) == (deal, 1)
+    ctx.wallet.draw(deal, held.value.line)
+    assert ctx.executor.run(spec, deal_id=deal).metering.items == 2  # collected, not run again
+    assert [r["granted"] for r in owner.access_log()] == [True]
     ctx.wallet.refund(deal)  # the provider refunds its buyer after the use
     assert rt.ledger.balance_of(owner.address) - earned == PRICE  # the fee stays with the owner
     assert rt.ledger.escrow(deal).status == "refunded" and rt.ledger.is_conserved()
