@@ -33,7 +33,7 @@ from pydantic import TypeAdapter, ValidationError
 from chain import errors as chain_errors
 from chain.ledger import DeferredSigner, Ledger, SignatureNeeded
 from chain.types import Prepared
-from gateway.errors import Conflict, Forbidden, Invalid, Mismatch, NotFound, Unavailable
+from gateway.errors import Conflict, Forbidden, Invalid, Mismatch, NotFound, PaymentRefused, Unavailable
 from gateway.market import Market
 from gateway.schemas import ID_PATTERN, SignedTx, TxAnswer, TxRequest, first_error, named
 
@@ -97,6 +97,10 @@ def add_ledger_writes(app: FastAPI, market: Market, signed: Callable[..., Any], 
 
     @app.post("/v1/tx", response_model=TxAnswer, summary="Prepare a ledger write for the signer (sign the returned tx, post it back)")
     def tx(body: TxRequest, caller: str = Depends(signed)) -> TxAnswer:
+        if body.op == "open_account" and market.ledger.balance_of(caller) == 0:
+            # opening an account hands the key the chain's gas: not to every fresh key a stranger makes
+            raise PaymentRefused("open_account: this gateway pays an account's gas only for a key that holds tokens; "
+                                 "receive some first (a transfer, or POST /v1/faucet on a trial market)", "op")
         call = _bound(market.ledger, body.op, body.args, caller)
         try:
             receipt = call()  # no market lock: the ledger draws the sender's nonce under its own

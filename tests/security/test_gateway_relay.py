@@ -288,3 +288,17 @@ def test_concurrent_waits_are_bounded_per_caller(gateway: Gateway, caller) -> No
     order = [i for i, _ in done]
     assert max(order.index(i) for i, out in done if out in limited) < min(order.index(i) for i in answered)  # refused, not queued
     assert order.index(len(calls)) < min(order.index(i) for i in answered)  # bob's read came back while alice waited
+
+
+def test_gas_goes_only_to_keys_that_hold_tokens(gateway: Gateway) -> None:
+    """Opening an account hands the key the chain's gas: a stranger making fresh keys and opening
+    an account with each drained the operator's coin. A key holding no tokens is refused (402
+    naming ``op``) and gets nothing; once it holds tokens, it opens its account as before."""
+    fresh = Identity.from_seed("relay-checks", "fresh-key")
+    with GatewayClient(gateway.url, fresh) as client:
+        err = _refused(client.open_account)
+        assert (err.status, err.field) == (402, "op") and "holds tokens" in err.detail
+        assert gateway.ledger.w3.eth.get_balance(fresh.address) == 0
+        gateway.ledger.mint(fresh.address, TOKEN)
+        client.open_account()
+        assert gateway.ledger.w3.eth.get_balance(fresh.address) > 0
