@@ -6,8 +6,8 @@ clock) and in :class:`RayRuntime` (actors on a cluster).
 
 from __future__ import annotations
 
-from agents.agent import Agent, Context, on_interval, on_message
-from agents.errors import (
+from agora.agents.agent import Agent, Context, on_interval, on_message
+from agora.agents.errors import (
     AgentsError,
     ForeignDeal,
     NotAParty,
@@ -27,18 +27,18 @@ from agents.errors import (
     UnknownMessage,
     UnknownOffer,
 )
-from agents.identity import Identity
-from agents.inbox import InternalMessage, Quota
-from agents.messages import Envelope, Message
-from agents.population import Population, PopulationError, register_role
-from agents.protocol import Protocol
-from agents.registry import ComputeOffer, DatasetOffer, ListingTaken, ModelOffer, NotYourName, RatingRefused, Registry, RegistryRefused, RoleNotYours, ServiceRecord
-from agents.registry_access import RegistryFace
-from agents.roles import Buyer, ComputeProvider, DataOwner, DealRecord, JobRequest, ModelOwner
-from agents.runtime import Link, LocalRuntime, Runtime
-from agents.snapshot import UnsafeStateFolder
-from agents.storage import Storage
-from agents.wallet import Wallet
+from agora.agents.identity import Identity
+from agora.agents.inbox import InternalMessage, Quota
+from agora.agents.messages import Envelope, Message
+from agora.agents.population import Population, PopulationError, register_role
+from agora.agents.protocol import Protocol
+from agora.agents.registry import ComputeOffer, DatasetOffer, ListingTaken, ModelOffer, NotYourName, RatingRefused, Registry, RegistryRefused, RoleNotYours, ServiceRecord
+from agora.agents.registry_access import RegistryFace
+from agora.agents.roles import Buyer, ComputeProvider, DataOwner, DealRecord, JobRequest, ModelOwner
+from agora.agents.runtime import Link, LocalRuntime, Runtime
+from agora.agents.snapshot import UnsafeStateFolder
+from agora.agents.storage import Storage
+from agora.agents.wallet import Wallet
 
 __all__ = [
     "ForeignDeal",
@@ -100,7 +100,7 @@ __all__ = [
 
 def __getattr__(name: str):  # RayRuntime imports Ray lazily: agent code never needs it
     if name == "RayRuntime":
-        from agents.ray_runtime import RayRuntime
+        from agora.agents.ray_runtime import RayRuntime
 
         return RayRuntime
     raise AttributeError(name)

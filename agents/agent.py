@@ -25,14 +25,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from agents.errors import RuntimeFailure, UnknownMessage
-from agents.identity import Identity
-from agents.messages import Message
-from agents.protocol import Protocol, digest_of, replies_of
-from agents.registry import Registry
-from agents.storage import Storage
-from agents.wallet import Wallet
-from chain.ledger import LedgerReader
+from agora.agents.errors import RuntimeFailure, UnknownMessage
+from agora.agents.identity import Identity
+from agora.agents.messages import Message
+from agora.agents.protocol import Protocol, digest_of, replies_of
+from agora.agents.registry import Registry
+from agora.agents.storage import Storage
+from agora.agents.wallet import Wallet
+from agora.chain.ledger import LedgerReader
 
 Handler = Callable[..., Any]
 

@@ -30,10 +30,10 @@ from typing import Any
 
 from pydantic import Field
 
-from agents.errors import NotAParty, Refused
-from agents.messages import Message
-from economy.contract import Contract
-from tasks.jobs import JobResult, JobSpec
+from agora.agents.errors import NotAParty, Refused
+from agora.agents.messages import Message
+from agora.economy.contract import Contract
+from agora.tasks.jobs import JobResult, JobSpec
 
 _LOGGED_CAP = 10_000  # (sender, reason) pairs logged per agent: a flood of strangers stays one line each, bounded
 

@@ -33,10 +33,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from agents.agent import Agent
-from agents.errors import AgentsError
-from agents.population import Population
-from agents.snapshot import UnsafeStateFolder, check_private, private_folder, read_private, write_private
+from agora.agents.agent import Agent
+from agora.agents.errors import AgentsError
+from agora.agents.population import Population
+from agora.agents.snapshot import UnsafeStateFolder, check_private, private_folder, read_private, write_private
 
 NAMESPACE = "agora"
 
@@ -92,8 +92,8 @@ def _actor(name: str) -> Any | None:
 
 def deploy(population_file: str | Path, name: str, state: str | Path, *, shards: int = 2, rpc_url: str | None = None, address_book: str | None = None) -> dict[str, Any]:
     """Start (or resume) ``population_file`` as deployment ``name``; returns its manifest."""
-    from agents.ray_runtime import RayRuntime
-    from chain import EVMLedger, MemoryLedger
+    from agora.agents.ray_runtime import RayRuntime
+    from agora.chain import EVMLedger, MemoryLedger
 
     state = Path(state).resolve()
     snapshots, journal = state / "snapshots", state / "journal"
@@ -175,7 +175,7 @@ def status(name: str) -> list[dict[str, Any]]:
     import ray
     from ray.exceptions import GetTimeoutError, RayActorError
 
-    from chain.remote import RemoteLedger
+    from agora.chain.remote import RemoteLedger
 
     _, _, ledger, shards = _parts(name)
     down = [i for i, s in enumerate(shards) if s is None]
@@ -232,8 +232,8 @@ class Guest:
     def __init__(self, name: str, agents: list[Agent], *, lease_s: float = 30.0, renew_s: float = 5.0) -> None:
         import ray
 
-        from agents.ray_runtime import _Shard
-        from tasks.store import default_root
+        from agora.agents.ray_runtime import _Shard
+        from agora.tasks.store import default_root
 
         if lease_s <= renew_s:
             raise DeploymentError(f"a guest's lease ({lease_s} s) must outlast its renewal period ({renew_s} s)")

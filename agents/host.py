@@ -26,16 +26,16 @@ import random
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from agents import snapshot as snapshots
-from agents.agent import Agent, Context
-from agents.errors import Rejected, UndeclaredReply, UnknownMessage
-from agents.inbox import Inbox, Quota
-from agents.messages import _DIGESTS, Envelope, Message
-from agents.registry import Registry
-from agents.registry_access import face
-from agents.storage import Storage
-from agents.wallet import Wallet
-from chain import Ledger
+from agora.agents import snapshot as snapshots
+from agora.agents.agent import Agent, Context
+from agora.agents.errors import Rejected, UndeclaredReply, UnknownMessage
+from agora.agents.inbox import Inbox, Quota
+from agora.agents.messages import _DIGESTS, Envelope, Message
+from agora.agents.registry import Registry
+from agora.agents.registry_access import face
+from agora.agents.storage import Storage
+from agora.agents.wallet import Wallet
+from agora.chain import Ledger
 
 Transport = Callable[[Envelope], None]
 Timer = Callable[[float, Envelope], None]

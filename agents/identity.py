@@ -18,8 +18,8 @@ from eth_account import Account
 from eth_account.messages import encode_defunct, encode_typed_data
 from eth_utils import keccak
 
-from agents.errors import KeystoreError
-from chain.types import eip55, known_address
+from agora.agents.errors import KeystoreError
+from agora.chain.types import eip55, known_address
 
 Account.enable_unaudited_hdwallet_features()  # BIP-39/44 derivation (eth-account's own, pure Python)
 

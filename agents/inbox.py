@@ -27,8 +27,8 @@ from collections import Counter
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agents.errors import BadEnvelope, ExpiredMessage, PayloadTooLarge, RateLimited, Rejected, ReplayedMessage, UnknownMessage
-from agents.messages import Envelope, Message
+from agora.agents.errors import BadEnvelope, ExpiredMessage, PayloadTooLarge, RateLimited, Rejected, ReplayedMessage, UnknownMessage
+from agora.agents.messages import Envelope, Message
 
 
 class InternalMessage(Rejected, PermissionError):

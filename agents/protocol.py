@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from agents.errors import RuntimeFailure
-from agents.messages import Message
+from agora.agents.errors import RuntimeFailure
+from agora.agents.messages import Message
 
 
 @dataclass(frozen=True)

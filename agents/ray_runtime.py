@@ -57,17 +57,17 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from agents.agent import Agent
-from agents.errors import BadSignature, InjectedFault, Rejected, RuntimeFailure
-from agents.host import AgentHost
-from agents.identity import Identity, keccak256, recover_digest
-from agents.journal import Journal
-from agents.messages import Envelope
-from agents.registry_service import BatchedRegistry, OperatorRegistry, RegistryService
-from agents.runtime import Runtime, wait_until
-from chain import Ledger, MemoryLedger
-from chain.remote import LedgerService, RemoteLedger
-from tasks.executor import ActorClient as RemoteProxy
+from agora.agents.agent import Agent
+from agora.agents.errors import BadSignature, InjectedFault, Rejected, RuntimeFailure
+from agora.agents.host import AgentHost
+from agora.agents.identity import Identity, keccak256, recover_digest
+from agora.agents.journal import Journal
+from agora.agents.messages import Envelope
+from agora.agents.registry_service import BatchedRegistry, OperatorRegistry, RegistryService
+from agora.agents.runtime import Runtime, wait_until
+from agora.chain import Ledger, MemoryLedger
+from agora.chain.remote import LedgerService, RemoteLedger
+from agora.tasks.executor import ActorClient as RemoteProxy
 
 
 def _unwrap(fn: Callable[[], Any]) -> Any:
@@ -137,8 +137,8 @@ class _Shard:
     ) -> None:
         import ray
 
-        from tasks.executor import RayExecutor
-        from tasks.store import ContentStore
+        from agora.tasks.executor import RayExecutor
+        from agora.tasks.store import ContentStore
 
         self.index, self.batch, self.ttl, self.seed = index, batch, ttl, seed
         self.linger = linger  # seconds an envelope may wait for others bound to the same shard
@@ -236,7 +236,7 @@ class _Shard:
     def build(self, population: dict[str, Any], names: list[str], roles: dict[str, Any]) -> list[tuple[str, str]]:
         """Build the named agents of a population here (keys derived in this process), with
         the driver's user-registered roles."""
-        from agents.population import from_spec, register_role
+        from agora.agents.population import from_spec, register_role
 
         for role, factory in roles.items():
             register_role(role, factory)
@@ -261,8 +261,8 @@ class _Shard:
     def resume(self, root: str, population: dict[str, Any], names: list[str], roles: dict[str, Any]) -> list[tuple[str, str]]:
         """Host the named agents again from their snapshots under ``root``, keyed from the
         population (keys never sit in snapshots)."""
-        from agents.population import from_spec, register_role
-        from agents.snapshot import FolderStore
+        from agora.agents.population import from_spec, register_role
+        from agora.agents.snapshot import FolderStore
 
         for role, factory in roles.items():
             register_role(role, factory)
@@ -283,7 +283,7 @@ class _Shard:
         from its last durable snapshot (its timers re-armed), the placement, and the outbound
         batches never acknowledged, which go out again (receivers drop what they already have
         by nonce)."""
-        from agents.population import from_spec, register_role
+        from agora.agents.population import from_spec, register_role
 
         if not state.agents:
             return
@@ -313,7 +313,7 @@ class _Shard:
 
     def snapshot(self, root: str) -> list[str]:
         """Write each hosted agent's snapshot under ``root`` (a folder every node can reach)."""
-        from agents.snapshot import FolderStore
+        from agora.agents.snapshot import FolderStore
 
         self._flush_all()
         store = FolderStore(root)
@@ -888,7 +888,7 @@ class RayRuntime(Runtime):
             raise RuntimeFailure(f"signing across shards is 'session' or 'agent' (never off), got {signing!r}")
         import uuid
 
-        from tasks.store import default_root
+        from agora.tasks.store import default_root
 
         self.name = name or f"agora-{uuid.uuid4().hex[:8]}"
         self.durable = None if durable is None else str(durable)
@@ -964,7 +964,7 @@ class RayRuntime(Runtime):
         (``start`` then leaves those agents' on_start alone); returns name -> address."""
         import ray
 
-        from agents.population import to_spec, user_roles
+        from agora.agents.population import to_spec, user_roles
 
         names = [n for group in population.agents for n in group.names()]
         parts: dict[int, list[str]] = {}

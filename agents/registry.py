@@ -29,11 +29,11 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
-from agents.errors import AgentsError, InvalidOffer, UnknownOffer
-from chain.errors import ChainError
-from chain.types import check_address
-from economy.errors import EconomyError
-from economy.reputation import Market, ReputationGraph, relative
+from agora.agents.errors import AgentsError, InvalidOffer, UnknownOffer
+from agora.chain.errors import ChainError
+from agora.chain.types import check_address
+from agora.economy.errors import EconomyError
+from agora.economy.reputation import Market, ReputationGraph, relative
 
 _HASH = r"^[0-9a-f]{64}$"
 

@@ -25,9 +25,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from agents.registry import NotYourName, RatingRefused, Registry, RoleNotYours
-from chain.errors import ChainError
-from chain.types import EscrowState, id_owner
+from agora.agents.registry import NotYourName, RatingRefused, Registry, RoleNotYours
+from agora.chain.errors import ChainError
+from agora.chain.types import EscrowState, id_owner
 
 READS = ("search", "count", "model", "dataset", "compute", "agents", "find_models", "find_datasets", "find_compute", "trust", "reputation_scores", "cohort_members", "role_of")
 """What an agent may read: everything it needs to find offers and judge peers, nothing that
@@ -140,8 +140,8 @@ def agreed(escrow: EscrowState, rater: str, ratee: str, ledger: Any, contract: A
         return ""  # a payee rating the buyer who funded it: the escrow is the buyer's own act
     if contract is None:
         return f"a rating against {ratee} needs the contract of deal {escrow.escrow_id} that {ratee} signed"
-    from economy.contract import deal_domain
-    from economy.errors import EconomyError
+    from agora.economy.contract import deal_domain
+    from agora.economy.errors import EconomyError
 
     terms = contract.escrow_terms()
     if contract.deal_id.lower() != escrow.escrow_id.lower() or contract.buyer.lower() != escrow.buyer.lower() or (

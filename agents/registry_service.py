@@ -23,9 +23,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from agents.identity import Identity, keccak256, recover_digest
-from agents.registry import NotYourName, Registry
-from agents.registry_access import WRITES, RegistryFace, check_name, deal_index, settled_deal
+from agora.agents.identity import Identity, keccak256, recover_digest
+from agora.agents.registry import NotYourName, Registry
+from agora.agents.registry_access import WRITES, RegistryFace, check_name, deal_index, settled_deal
 
 OPERATOR_WRITES = ("expire", "set_deployment", "assign_roles")
 
@@ -120,7 +120,7 @@ class RegistryService(Registry):
         if self._reader is None:
             if self._ledger_handle is None:
                 raise NotYourName("this registry has no ledger to check ratings on")
-            from chain.remote import RemoteLedger
+            from agora.chain.remote import RemoteLedger
 
             self._reader = RemoteLedger(self._ledger_handle)
         return self._reader
@@ -144,7 +144,7 @@ class BatchedRegistry:
     flushes, so an agent always reads its own writes."""
 
     def __init__(self, handle: Any) -> None:
-        from tasks.executor import ActorClient
+        from agora.tasks.executor import ActorClient
 
         self._handle = handle
         self._proxy = ActorClient(handle)
@@ -186,7 +186,7 @@ class OperatorRegistry:
     signed by the operator key, each made at once with its result or error."""
 
     def __init__(self, handle: Any, operator: Identity) -> None:
-        from tasks.executor import ActorClient
+        from agora.tasks.executor import ActorClient
 
         self._handle, self._proxy, self._operator, self._signer = handle, ActorClient(handle), operator, WriteSigner()
 

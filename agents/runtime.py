@@ -26,14 +26,14 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.agent import Agent
-from agents.errors import RuntimeFailure
-from agents.host import AgentHost
-from agents.inbox import Quota
-from agents.messages import Envelope
-from agents.registry import Registry
-from chain import Ledger
-from chain.ledger import LedgerReader
+from agora.agents.agent import Agent
+from agora.agents.errors import RuntimeFailure
+from agora.agents.host import AgentHost
+from agora.agents.inbox import Quota
+from agora.agents.messages import Envelope
+from agora.agents.registry import Registry
+from agora.chain import Ledger
+from agora.chain.ledger import LedgerReader
 
 
 class Runtime(ABC):
@@ -93,7 +93,7 @@ class LocalRuntime(Runtime):
     ) -> None:
         self.ledger = ledger
         self.registry = registry or Registry()
-        from tasks import ContentStore, LocalExecutor
+        from agora.tasks import ContentStore, LocalExecutor
 
         self.store = store or ContentStore()
         self.executor = executor or LocalExecutor(self.store.root)

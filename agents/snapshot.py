@@ -35,8 +35,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agents.errors import AgentsError
-from agents.identity import Identity
+from agora.agents.errors import AgentsError
+from agora.agents.identity import Identity
 
 SNAPSHOT_VERSION = 2  # 2: replay windows as holes; armed timers; handled count
 

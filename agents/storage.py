@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from agents.errors import AgentsError
+from agora.agents.errors import AgentsError
 
 SNAPSHOT_VERSION = 1
 

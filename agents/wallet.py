@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents.identity import Identity
-from chain import EscrowTerms, Ledger, LedgerReader, Receipt
+from agora.agents.identity import Identity
+from agora.chain import EscrowTerms, Ledger, LedgerReader, Receipt
 
 
 class Wallet:

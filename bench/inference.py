@@ -27,12 +27,12 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from agents import Identity, LocalRuntime
-from agents.roles.serving import Caller, ModelServer
-from chain import MemoryLedger
-from simulations.demo import demo_texts, packaged_model_path
-from tasks import ContentStore, RayExecutor
-from tasks.runner import EmbeddingRunner
+from agora.agents import Identity, LocalRuntime
+from agora.agents.roles.serving import Caller, ModelServer
+from agora.chain import MemoryLedger
+from agora.simulations.demo import demo_texts, packaged_model_path
+from agora.tasks import ContentStore, RayExecutor
+from agora.tasks.runner import EmbeddingRunner
 
 PRICE = 10**15
 

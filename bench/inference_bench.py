@@ -24,8 +24,8 @@ from rich.console import Console
 from rich.table import Table
 from transformers import AutoModel, AutoTokenizer
 
-from simulations.demo import demo_texts, packaged_model_path
-from tasks import ContentStore, JobSpec, LocalExecutor, RayExecutor, Resources
+from agora.simulations.demo import demo_texts, packaged_model_path
+from agora.tasks import ContentStore, JobSpec, LocalExecutor, RayExecutor, Resources
 
 
 def median_seconds(fn: Callable[[], object], repeats: int) -> float:

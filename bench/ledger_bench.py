@@ -17,9 +17,9 @@ from typing import Callable
 from rich.console import Console
 from rich.table import Table
 
-from agents.identity import Identity
-from chain import EscrowTerms, EVMLedger, Ledger, MemoryLedger
-from chain.types import owned_id
+from agora.agents.identity import Identity
+from agora.chain import EscrowTerms, EVMLedger, Ledger, MemoryLedger
+from agora.chain.types import owned_id
 
 
 def rate(n: int, fn: Callable[[int], object]) -> float:

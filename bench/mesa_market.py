@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import mesa
 
-from economy.callmarket import clear_arrays
+from agora.economy.callmarket import clear_arrays
 
 
 class Trader(mesa.Agent):

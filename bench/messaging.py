@@ -30,9 +30,9 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from agents import Agent, Context, Identity, LocalRuntime, Message, on_message
-from agents.population import Population
-from chain import MemoryLedger
+from agora.agents import Agent, Context, Identity, LocalRuntime, Message, on_message
+from agora.agents.population import Population
+from agora.chain import MemoryLedger
 
 BODY = "x" * 64  # the payload every row carries
 
@@ -115,7 +115,7 @@ def spawn(agents: int) -> tuple[float, float]:
 def ray_rows(messages: int, pairs: int, shards: int) -> list[tuple[str, float, str]]:
     import ray
 
-    from agents.ray_runtime import RayRuntime
+    from agora.agents.ray_runtime import RayRuntime
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": os.getcwd()}})
     rows = []
@@ -198,7 +198,7 @@ class Neighbour(Agent):
         self.seed, self.answered = seed, False
 
     def on_start(self, ctx: Context) -> None:
-        from agents import ServiceRecord
+        from agora.agents import ServiceRecord
 
         ctx.registry.register_service(ServiceRecord(address=self.address, name=self.name, capability="echo", price=1), now=ctx.now())
         ctx.send(Identity.from_seed(self.seed, self.neighbour).address, Hello())
@@ -216,8 +216,8 @@ def scale_row(agents: int, shards: int) -> list[tuple[str, float, str]]:
     answering one signed greeting from the other shard."""
     import ray
 
-    from agents.population import Population, register_role
-    from agents.ray_runtime import RayRuntime
+    from agora.agents.population import Population, register_role
+    from agora.agents.ray_runtime import RayRuntime
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": os.getcwd()}})
     try:

@@ -25,7 +25,7 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from economy import BUY, SELL, ContinuousDoubleAuction, Order
+from agora.economy import BUY, SELL, ContinuousDoubleAuction, Order
 
 
 def make_stream(n: int, seed: int) -> list[tuple]:

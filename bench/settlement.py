@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from rich.console import Console
 from rich.table import Table
 
-from agents.identity import Identity
-from chain import ChannelClaim, ChannelTerms, EpochBuilder, EscrowTerms, EVMLedger, Ledger, MemoryLedger, voucher_typed_data
-from chain.types import owned_id
+from agora.agents.identity import Identity
+from agora.chain import ChannelClaim, ChannelTerms, EpochBuilder, EscrowTerms, EVMLedger, Ledger, MemoryLedger, voucher_typed_data
+from agora.chain.types import owned_id
 
 MILLI = 10**15
 RATE = 20  # trades per second of chain time

@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from simulations.runner import simulate  # noqa: E402
-from simulations.scenario import Scenario  # noqa: E402
+from agora.simulations.runner import simulate  # noqa: E402
+from agora.simulations.scenario import Scenario  # noqa: E402
 
 
 def rss_mib() -> float:

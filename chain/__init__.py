@@ -10,7 +10,7 @@ imports this package whether or not it ever touches a chain.
 
 from __future__ import annotations
 
-from chain.errors import (
+from agora.chain.errors import (
     AlreadySettled,
     BadSignature,
     ChainError,
@@ -29,10 +29,10 @@ from chain.errors import (
     TransactionFailed,
     Unauthorized,
 )
-from chain.ledger import Ledger, LedgerReader, Signer
-from chain.memory import MemoryLedger
-from chain.offchain import ChannelReceiver, EpochBuilder, authorization_typed_data, voucher_typed_data
-from chain.types import (
+from agora.chain.ledger import Ledger, LedgerReader, Signer
+from agora.chain.memory import MemoryLedger
+from agora.chain.offchain import ChannelReceiver, EpochBuilder, authorization_typed_data, voucher_typed_data
+from agora.chain.types import (
     BPS,
     BatchAccount,
     BatchSubmission,
@@ -52,7 +52,7 @@ from chain.types import (
 
 def __getattr__(name: str) -> object:
     if name == "EVMLedger":
-        from chain.evm import EVMLedger
+        from agora.chain.evm import EVMLedger
 
         return EVMLedger
     raise AttributeError(f"module 'chain' has no attribute {name!r}")

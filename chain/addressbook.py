@@ -14,8 +14,8 @@ from pathlib import Path
 from eth_utils import keccak
 from pydantic import BaseModel
 
-from chain.compiler import compile_contract
-from chain.errors import InvalidArgument
+from agora.chain.compiler import compile_contract
+from agora.chain.errors import InvalidArgument
 
 
 class Deployed(BaseModel):

@@ -26,14 +26,14 @@ from web3 import EthereumTesterProvider, HTTPProvider, Web3
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
 from web3.providers.rpc.utils import REQUEST_RETRY_ALLOWLIST, ExceptionRetryConfiguration
 
-from chain.addressbook import AddressBook, check, record
-from chain.compiler import compile_contract
-from chain.embedded import _one_shot_gas_estimate, _SerialTesterProvider, _wall_clock_vm
-from chain.errors import ChainError, NodeUnavailable, SignedTxMismatch, TransactionFailed, error_for_reason
-from chain.ledger import NO_REF, Ledger, OneWriteAtATimePerSender, check_ref
-from chain.offchain import domain
-from chain.signed import check_signed
-from chain.types import (
+from agora.chain.addressbook import AddressBook, check, record
+from agora.chain.compiler import compile_contract
+from agora.chain.embedded import _one_shot_gas_estimate, _SerialTesterProvider, _wall_clock_vm
+from agora.chain.errors import ChainError, NodeUnavailable, SignedTxMismatch, TransactionFailed, error_for_reason
+from agora.chain.ledger import NO_REF, Ledger, OneWriteAtATimePerSender, check_ref
+from agora.chain.offchain import domain
+from agora.chain.signed import check_signed
+from agora.chain.types import (
     UINT256_MAX,
     BatchAccount,
     BatchSubmission,

@@ -15,8 +15,8 @@ import threading
 from abc import ABC, abstractmethod
 from typing import Any, Protocol, runtime_checkable
 
-from chain.errors import InvalidArgument
-from chain.types import (
+from agora.chain.errors import InvalidArgument
+from agora.chain.types import (
     MAX_TRANSFER_LINES,
     BatchAccount,
     BatchSubmission,

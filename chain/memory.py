@@ -14,10 +14,10 @@ from typing import Any, Callable
 
 from eth_utils import keccak, to_checksum_address
 
-from chain.errors import TransactionFailed, error_for_reason
-from chain.ledger import NO_REF, Ledger, check_ref
-from chain.offchain import authorization_typed_data, domain, recover, voucher_typed_data
-from chain.types import (
+from agora.chain.errors import TransactionFailed, error_for_reason
+from agora.chain.ledger import NO_REF, Ledger, check_ref
+from agora.chain.offchain import authorization_typed_data, domain, recover, voucher_typed_data
+from agora.chain.types import (
     UINT256_MAX,
     BatchAccount,
     BatchSubmission,

@@ -29,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from chain.errors import ChainError
+from agora.chain.errors import ChainError
 
 ROOT = Path(__file__).resolve().parent.parent
 

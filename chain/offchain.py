@@ -15,8 +15,8 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils import keccak, to_checksum_address
 
-from chain.errors import error_for_reason
-from chain.types import BatchSubmission, ChannelState, check_amount
+from agora.chain.errors import error_for_reason
+from agora.chain.types import BatchSubmission, ChannelState, check_amount
 
 _DOMAIN_FIELDS = [
     {"name": "name", "type": "string"},

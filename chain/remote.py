@@ -13,8 +13,8 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
-from chain.ledger import Ledger, OneWriteAtATimePerSender
-from chain.types import BatchAccount, ChannelState, EscrowState, LedgerEvent, Positions, Prepared, Receipt, StakeState
+from agora.chain.ledger import Ledger, OneWriteAtATimePerSender
+from agora.chain.types import BatchAccount, ChannelState, EscrowState, LedgerEvent, Positions, Prepared, Receipt, StakeState
 
 
 class _SharedExclusive:

@@ -19,7 +19,7 @@ from eth_keys import KeyAPI
 from eth_utils import keccak, to_checksum_address
 from hexbytes import HexBytes
 
-from chain.errors import SignedTxMismatch
+from agora.chain.errors import SignedTxMismatch
 
 # fields every prepared transaction fixes, as eth-account names them in a decoded dict
 _FIELDS = ("chainId", "nonce", "to", "value", "data", "gas", "maxFeePerGas", "maxPriorityFeePerGas", "gasPrice")

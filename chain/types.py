@@ -13,7 +13,7 @@ import re
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from chain.errors import InvalidAmount, InvalidArgument
+from agora.chain.errors import InvalidAmount, InvalidArgument
 
 BPS = 10_000
 MAX_PAYEES = 8

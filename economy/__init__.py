@@ -3,11 +3,11 @@ lifecycle settles it through the ledger, and reputation remembers how it went.""
 
 from __future__ import annotations
 
-from economy.auction import Award, Bid, ReverseAuction
-from economy.callmarket import CallMarket
-from economy.contract import Contract, Payee, deal_id_for
-from economy.contract_net import ContractNet, NetState, Proposal
-from economy.errors import (
+from agora.economy.auction import Award, Bid, ReverseAuction
+from agora.economy.callmarket import CallMarket
+from agora.economy.contract import Contract, Payee, deal_id_for
+from agora.economy.contract_net import ContractNet, NetState, Proposal
+from agora.economy.errors import (
     BadContractSignature,
     DeadlinePassed,
     DuplicateOrder,
@@ -19,9 +19,9 @@ from economy.errors import (
     OverBudget,
     ProtocolViolation,
 )
-from economy.lifecycle import Deal, DealState
-from economy.mechanism import Market, Mechanism
-from economy.metrics import (
+from agora.economy.lifecycle import Deal, DealState
+from agora.economy.mechanism import Market, Mechanism
+from agora.economy.metrics import (
     allocative_efficiency,
     equilibrium,
     gini,
@@ -30,13 +30,13 @@ from economy.metrics import (
     smiths_alpha,
     utilization,
 )
-from economy.orderbook import ContinuousDoubleAuction
-from economy.orders import BUY, SELL, Fill, Order
-from economy.posted import PostedBoard, PostedPrice
-from economy.reputation import ReputationGraph, choose
-from economy.sealed_bid import SealedBidAuction
-from economy.session import SessionResult, run_session
-from economy.strategies import ZIC, ZIP, ZIU, Shading, Strategy, Truthful
+from agora.economy.orderbook import ContinuousDoubleAuction
+from agora.economy.orders import BUY, SELL, Fill, Order
+from agora.economy.posted import PostedBoard, PostedPrice
+from agora.economy.reputation import ReputationGraph, choose
+from agora.economy.sealed_bid import SealedBidAuction
+from agora.economy.session import SessionResult, run_session
+from agora.economy.strategies import ZIC, ZIP, ZIU, Shading, Strategy, Truthful
 
 __all__ = [
     "BUY",

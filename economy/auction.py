@@ -10,8 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
-from economy.errors import InvalidBid, OverBudget
-from economy.reputation import risk_adjusted
+from agora.economy.errors import InvalidBid, OverBudget
+from agora.economy.reputation import risk_adjusted
 
 
 class Bid(BaseModel):

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from economy.errors import InvalidOrder
-from economy.orders import BUY, Fill, Order, admit
+from agora.economy.errors import InvalidOrder
+from agora.economy.orders import BUY, Fill, Order, admit
 
 
 class CallMarket:

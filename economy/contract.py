@@ -16,8 +16,8 @@ from eth_account.messages import encode_typed_data
 from eth_utils import is_address, keccak, to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
 
-from chain.types import BPS, EscrowTerms, owned_id, split
-from economy.errors import BadContractSignature, InvalidContract
+from agora.chain.types import BPS, EscrowTerms, owned_id, split
+from agora.economy.errors import BadContractSignature, InvalidContract
 
 Role = Literal["provider", "model_owner", "data_owner"]
 _HEX32 = r"^0x[0-9a-f]{64}$"

@@ -21,8 +21,8 @@ from enum import Enum
 
 from pydantic import BaseModel, ConfigDict
 
-from economy.errors import InvalidBid, ProtocolViolation
-from economy.reputation import choose
+from agora.economy.errors import InvalidBid, ProtocolViolation
+from agora.economy.reputation import choose
 
 
 class NetState(str, Enum):

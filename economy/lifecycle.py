@@ -31,11 +31,11 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from chain.errors import EscrowNotFound
-from chain.types import EscrowState, EscrowTerms, Receipt
-from economy.contract import Contract, deal_domain
-from economy.errors import DeadlinePassed, IllegalTransition, InvalidContract
-from economy.reputation import ReputationGraph
+from agora.chain.errors import EscrowNotFound
+from agora.chain.types import EscrowState, EscrowTerms, Receipt
+from agora.economy.contract import Contract, deal_domain
+from agora.economy.errors import DeadlinePassed, IllegalTransition, InvalidContract
+from agora.economy.reputation import ReputationGraph
 
 
 class DealState(str, Enum):

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from economy.auction import Award, Bid
-from economy.orders import Fill, Order
+from agora.economy.auction import Award, Bid
+from agora.economy.orders import Fill, Order
 
 
 @runtime_checkable

@@ -21,8 +21,8 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from heapq import heappop, heappush
 
-from economy.errors import DuplicateOrder, InvalidOrder
-from economy.orders import BUY, SELL, Fill, IncreasingIds, Order, Side
+from agora.economy.errors import DuplicateOrder, InvalidOrder
+from agora.economy.orders import BUY, SELL, Fill, IncreasingIds, Order, Side
 
 _NO_FILLS: tuple[Fill, ...] = ()
 

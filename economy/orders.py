@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from economy.errors import DuplicateOrder, InvalidOrder
+from agora.economy.errors import DuplicateOrder, InvalidOrder
 
 Side = Literal["buy", "sell"]
 BUY: Side = "buy"

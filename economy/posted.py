@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Literal
 
-from economy.errors import InvalidOrder
-from economy.orders import BUY, SELL, Fill, IncreasingIds, Order, admit
+from agora.economy.errors import InvalidOrder
+from agora.economy.orders import BUY, SELL, Fill, IncreasingIds, Order, admit
 
 Per = Literal["call", "use", "unit"]
 

@@ -20,7 +20,7 @@ from typing import Literal
 import networkx as nx
 import numpy as np
 
-from economy.errors import InvalidBid
+from agora.economy.errors import InvalidBid
 
 Market = Literal["compute", "model", "data", "any"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from economy.auction import Award, Bid
-from economy.errors import InvalidBid
+from agora.economy.auction import Award, Bid
+from agora.economy.errors import InvalidBid
 
 Rule = Literal["first", "second"]
 

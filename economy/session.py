@@ -19,12 +19,12 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from economy.callmarket import CallMarket
-from economy.errors import InvalidOrder
-from economy.metrics import allocative_efficiency, equilibrium, max_surplus, smiths_alpha
-from economy.orderbook import ContinuousDoubleAuction
-from economy.orders import BUY, SELL, Order, Side
-from economy.strategies import Strategy
+from agora.economy.callmarket import CallMarket
+from agora.economy.errors import InvalidOrder
+from agora.economy.metrics import allocative_efficiency, equilibrium, max_surplus, smiths_alpha
+from agora.economy.orderbook import ContinuousDoubleAuction
+from agora.economy.orders import BUY, SELL, Order, Side
+from agora.economy.strategies import Strategy
 
 
 @dataclass

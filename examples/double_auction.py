@@ -10,7 +10,7 @@ Run:  python examples/double_auction.py
 from rich.console import Console
 from rich.table import Table
 
-from economy import ZIC, ZIP, ZIU, ContinuousDoubleAuction, Order, run_session
+from agora.economy import ZIC, ZIP, ZIU, ContinuousDoubleAuction, Order, run_session
 
 buyers = {f"lab{i}": [190 - 10 * i, 160 - 10 * i, 130 - 10 * i] for i in range(6)}  # value per GPU-hour
 sellers = {f"dc{i}": [40 + 10 * i, 70 + 10 * i, 100 + 10 * i] for i in range(6)}  # cost per GPU-hour

@@ -11,12 +11,12 @@ Run:  python examples/gpu_rental.py   (no GPU needed: Ray's logical GPUs and mem
 
 import ray
 
-from agents import Buyer, ComputeProvider, DataOwner, Identity, JobRequest, ModelOwner
-from agents.ray_runtime import RayRuntime
-from chain import MemoryLedger
-from simulations.demo import demo_texts, packaged_model_path
-from tasks import Resources
-from tasks.scheduling import node_resources
+from agora.agents import Buyer, ComputeProvider, DataOwner, Identity, JobRequest, ModelOwner
+from agora.agents.ray_runtime import RayRuntime
+from agora.chain import MemoryLedger
+from agora.simulations.demo import demo_texts, packaged_model_path
+from agora.tasks import Resources
+from agora.tasks.scheduling import node_resources
 
 MILLI = 10**15
 key = lambda name: Identity.from_seed("gpu-rental", name)  # noqa: E731

@@ -8,10 +8,10 @@ the tokens paid for; the buyer checks the result and pays each party its metered
 Run:  python examples/model_market.py   (one process, a memory ledger)
 """
 
-from agents import Buyer, ComputeProvider, Identity, JobRequest, LocalRuntime, ModelOwner
-from chain import MemoryLedger
-from tasks import ContentStore
-from tasks.models import smollm2_folder
+from agora.agents import Buyer, ComputeProvider, Identity, JobRequest, LocalRuntime, ModelOwner
+from agora.chain import MemoryLedger
+from agora.tasks import ContentStore
+from agora.tasks.models import smollm2_folder
 
 MILLI = 10**15
 key = lambda name: Identity.from_seed("model-market", name)  # noqa: E731

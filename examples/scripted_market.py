@@ -1,8 +1,8 @@
 """Script a market in Python, as a Mesa model: the model owns the seeded generator, the agents
 and the step loop; select agent sets and act on them. Run: python examples/scripted_market.py"""
 
-from economy.metrics import equilibrium
-from simulations.model import Model
+from agora.economy.metrics import equilibrium
+from agora.simulations.model import Model
 
 model = Model(seed=7, step=10)  # the local runtime, a memory ledger, 10 virtual seconds a step
 model.market("gpu", "cda", rounds=20)
@@ -11,7 +11,7 @@ buyers = model.traders(30, "buy", "gpu", limit={"uniform": [40, 160]}, units=2, 
 prices = model.collect(model_reporters={"last price": lambda m: m.exchange("gpu").stats()["last_price"]}, agent_reporters={"traded": "traded"})
 
 model.run(10)  # a shock, scripted: half the providers go dark for five steps
-from agents.roles.trader import ShockEnds, ShockStarts  # noqa: E402
+from agora.agents.roles.trader import ShockEnds, ShockStarts  # noqa: E402
 
 dark = sellers.shuffle()[:15]
 dark.tell(ShockStarts(kind="outage"))

@@ -7,12 +7,12 @@ live price chart and jobs' journeys. See app.py for the API, auth.py for request
 relay.py for the gateway agent, market.py for the markets it fronts, client.py for a client.
 """
 
-from gateway.app import create_app
-from gateway.auth import RateLimiter, Verifier, request_domain, request_typed_data, sign_request
-from gateway.client import GatewayClient, GatewayHTTPError, embeddings
-from gateway.errors import Conflict, Forbidden, GatewayError, Invalid, Mismatch, NotFound, PaymentRefused, RateLimited, Unauthorized, Unavailable
-from gateway.market import HostedMarket, JoinedMarket, Market, hosted
-from gateway.relay import GatewayAgent, GatewayJob
+from agora.gateway.app import create_app
+from agora.gateway.auth import RateLimiter, Verifier, request_domain, request_typed_data, sign_request
+from agora.gateway.client import GatewayClient, GatewayHTTPError, embeddings
+from agora.gateway.errors import Conflict, Forbidden, GatewayError, Invalid, Mismatch, NotFound, PaymentRefused, RateLimited, Unauthorized, Unavailable
+from agora.gateway.market import HostedMarket, JoinedMarket, Market, hosted
+from agora.gateway.relay import GatewayAgent, GatewayJob
 
 __all__ = [
     "Conflict", "Forbidden", "GatewayAgent", "GatewayClient", "GatewayError", "GatewayHTTPError", "GatewayJob", "HostedMarket",

@@ -41,16 +41,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
-from agents.errors import AgentsError, UnknownOffer
-from agents.roles.serving import escrow_bill, escrow_terms
-from chain import errors as chain_errors
-from chain.types import check_address, check_id, owned_id
-from gateway.auth import RateLimiter, Verifier, request_domain
-from gateway.errors import Conflict, GatewayError, Mismatch, NotFound, Unavailable
-from gateway.jobs import add_jobs
-from gateway.market import Market
-from gateway.relay import model_call_service
-from gateway.schemas import (
+from agora.agents.errors import AgentsError, UnknownOffer
+from agora.agents.roles.serving import escrow_bill, escrow_terms
+from agora.chain import errors as chain_errors
+from agora.chain.types import check_address, check_id, owned_id
+from agora.gateway.auth import RateLimiter, Verifier, request_domain
+from agora.gateway.errors import Conflict, GatewayError, Mismatch, NotFound, Unavailable
+from agora.gateway.jobs import add_jobs
+from agora.gateway.market import Market
+from agora.gateway.relay import model_call_service
+from agora.gateway.schemas import (
     ADDRESS_PATTERN,
     ID_PATTERN,
     Account,
@@ -65,7 +65,7 @@ from gateway.schemas import (
     first_error,
     named,
 )
-from gateway.writes import add_ledger_writes, node_name
+from agora.gateway.writes import add_ledger_writes, node_name
 
 API = "/v1"
 

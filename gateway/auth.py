@@ -28,7 +28,7 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils import is_address, keccak, to_checksum_address
 
-from gateway.errors import RateLimited, Unauthorized
+from agora.gateway.errors import RateLimited, Unauthorized
 
 ADDRESS, TIMESTAMP, NONCE, SIGNATURE = "Agora-Address", "Agora-Timestamp", "Agora-Nonce", "Agora-Signature"
 HEADERS = (ADDRESS, TIMESTAMP, NONCE, SIGNATURE)

@@ -23,10 +23,10 @@ from typing import Any
 import httpx
 import numpy as np
 
-from chain.offchain import call_authorization_typed_data, voucher_typed_data
-from chain.types import owned_id
-from gateway.auth import SIGNATURE, sign_request
-from gateway.errors import GatewayError
+from agora.chain.offchain import call_authorization_typed_data, voucher_typed_data
+from agora.chain.types import owned_id
+from agora.gateway.auth import SIGNATURE, sign_request
+from agora.gateway.errors import GatewayError
 
 
 class GatewayHTTPError(GatewayError):

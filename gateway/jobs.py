@@ -28,10 +28,10 @@ from typing import Any, Callable
 from fastapi import Depends, FastAPI, Header, Path, Query
 from starlette.concurrency import run_in_threadpool
 
-from gateway.errors import Conflict, Forbidden, GatewayError, NotFound, PaymentRefused, RateLimited
-from gateway.market import Market
-from gateway.relay import FINAL
-from gateway.schemas import EscrowPayment, Job, JobSubmit
+from agora.gateway.errors import Conflict, Forbidden, GatewayError, NotFound, PaymentRefused, RateLimited
+from agora.gateway.market import Market
+from agora.gateway.relay import FINAL
+from agora.gateway.schemas import EscrowPayment, Job, JobSubmit
 
 IDEMPOTENCY_KEYS = 100_000  # keys remembered (each a few hundred bytes)
 KEY_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,128}")

@@ -26,12 +26,12 @@ from abc import ABC, abstractmethod
 from collections import deque
 from typing import Any, Callable, TypeVar
 
-from agents import Identity, LocalRuntime
-from agents.registry import Registry
-from agents.roles.exchange import read_trades
-from chain import Ledger
-from gateway.errors import GatewayError
-from gateway.relay import GatewayAgent
+from agora.agents import Identity, LocalRuntime
+from agora.agents.registry import Registry
+from agora.agents.roles.exchange import read_trades
+from agora.chain import Ledger
+from agora.gateway.errors import GatewayError
+from agora.gateway.relay import GatewayAgent
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -165,7 +165,7 @@ class HostedMarket(_Pumped):
     the wall clock themselves. The gateway agent is one more agent of the market either way."""
 
     def __init__(self, scenario: Any, *, runtime: str = "local", ledger: Ledger | None = None, tick: float = 0.05, tape_size: int = 5000) -> None:
-        from simulations.runner import PRIOR, ledger_for, populate
+        from agora.simulations.runner import PRIOR, ledger_for, populate
 
         self.scenario = scenario
         self.kind = "hosted" if runtime == "local" else "ray"
@@ -178,7 +178,7 @@ class HostedMarket(_Pumped):
         elif runtime == "ray":
             import ray
 
-            from agents.ray_runtime import RayRuntime
+            from agora.agents.ray_runtime import RayRuntime
 
             if not ray.is_initialized():
                 raise GatewayError("a gateway market on Ray needs Ray running: the entry point starts or joins it (agora gateway --runtime ray)")
@@ -247,9 +247,9 @@ class JoinedMarket(_Pumped):
     def __init__(self, name: str, *, identity: Identity | None = None, tick: float = 0.5, tape_size: int = 5000) -> None:
         import ray
 
-        from agents.deployment import Guest
-        from agents.ray_runtime import RemoteProxy
-        from chain.remote import RemoteLedger
+        from agora.agents.deployment import Guest
+        from agora.agents.ray_runtime import RemoteProxy
+        from agora.chain.remote import RemoteLedger
 
         if not ray.is_initialized():
             raise GatewayError("joining a deployment needs Ray joined: the entry point connects (agora gateway --join NAME --address ADDR)")
@@ -289,7 +289,7 @@ class JoinedMarket(_Pumped):
 def hosted(name_or_path: str, *, runtime: str = "local", ledger: str | None = None, overrides: dict[str, Any] | None = None) -> HostedMarket:
     """A :class:`HostedMarket` for a built-in scenario name or a scenario file, on the local
     runtime (this process) or on Ray."""
-    from simulations.scenario import Scenario
+    from agora.simulations.scenario import Scenario
 
     changes = {"runtime.kind": runtime, **(overrides or {})}
     if ledger is not None:

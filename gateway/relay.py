@@ -31,17 +31,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from agents.agent import Agent, Context, on_interval, on_message
-from agents.deal_protocol import refuse
-from agents.errors import NotAParty
-from agents.identity import Identity
-from agents.registry import ServiceRecord
-from agents.roles.serving import CallAnswer, CallModel, CallRefused, EscrowedCall, escrow_bill
-from chain import ChainError
-from chain.offchain import call_authorization_typed_data, recover
-from chain.types import ChannelState, EscrowState
-from gateway.errors import NotFound, PaymentRefused
-from tasks.jobs import JobResult
+from agora.agents.agent import Agent, Context, on_interval, on_message
+from agora.agents.deal_protocol import refuse
+from agora.agents.errors import NotAParty
+from agora.agents.identity import Identity
+from agora.agents.registry import ServiceRecord
+from agora.agents.roles.serving import CallAnswer, CallModel, CallRefused, EscrowedCall, escrow_bill
+from agora.chain import ChainError
+from agora.chain.offchain import call_authorization_typed_data, recover
+from agora.chain.types import ChannelState, EscrowState
+from agora.gateway.errors import NotFound, PaymentRefused
+from agora.tasks.jobs import JobResult
 
 JobStatus = Literal["relayed", "answered", "refused", "disputed", "refunded", "settled"]
 FINAL: frozenset[str] = frozenset({"refused", "refunded", "settled"})

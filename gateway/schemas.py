@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from chain.types import check_address, check_id
-from gateway.relay import GatewayJob
+from agora.chain.types import check_address, check_id
+from agora.gateway.relay import GatewayJob
 
 ADDRESS_PATTERN = r"^0x[0-9a-fA-F]{40}$"
 ID_PATTERN = r"^0x[0-9a-fA-F]{64}$"

@@ -28,7 +28,7 @@ def serve_in_thread(app: Any, host: str = "127.0.0.1", port: int | None = None, 
     """Serve ``app`` on ``host:port`` (a free port when None) and return once it listens."""
     import uvicorn
 
-    from chain.node import free_port
+    from agora.chain.node import free_port
 
     port = free_port() if port is None else port
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))

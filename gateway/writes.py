@@ -30,12 +30,12 @@ from fastapi import Depends, FastAPI, Path
 from fastapi.encoders import jsonable_encoder
 from pydantic import TypeAdapter, ValidationError
 
-from chain import errors as chain_errors
-from chain.ledger import DeferredSigner, Ledger, SignatureNeeded
-from chain.types import Prepared
-from gateway.errors import Conflict, Forbidden, Invalid, Mismatch, NotFound, PaymentRefused, Unavailable
-from gateway.market import Market
-from gateway.schemas import ID_PATTERN, SignedTx, TxAnswer, TxRequest, first_error, named
+from agora.chain import errors as chain_errors
+from agora.chain.ledger import DeferredSigner, Ledger, SignatureNeeded
+from agora.chain.types import Prepared
+from agora.gateway.errors import Conflict, Forbidden, Invalid, Mismatch, NotFound, PaymentRefused, Unavailable
+from agora.gateway.market import Market
+from agora.gateway.schemas import ID_PATTERN, SignedTx, TxAnswer, TxRequest, first_error, named
 
 PREPARED_TTL = 600.0  # seconds a prepared write waits for its signature
 

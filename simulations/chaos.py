@@ -46,8 +46,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from simulations.errors import RunError
-from simulations.scenario import Scenario
+from agora.simulations.errors import RunError
+from agora.simulations.scenario import Scenario
 
 FaultKind = Literal["kill_shard", "kill_job", "drop", "rpc", "restart_chain"]
 
@@ -120,8 +120,8 @@ def run_chaos(config: ChaosConfig, out: Path | str, progress: bool = True) -> Ch
     """Run the economy under the plan's faults and check the end state (Ray must be running)."""
     import ray
 
-    from chain.node import AnvilNode, FaultyRPC
-    from simulations.runner import simulate
+    from agora.chain.node import AnvilNode, FaultyRPC
+    from agora.simulations.runner import simulate
 
     if not ray.is_initialized():
         raise RunError("a chaos run needs Ray running: the entry point calls ray.init() (agora chaos does)")
@@ -301,7 +301,7 @@ def kill_a_job_worker(timeout: float, stop: threading.Event | None = None, settl
 
 
 def _checks(runtime: Any, world: Any, ended: bool, quiet: bool) -> list[Check]:
-    from agents.runtime import audit_traffic
+    from agora.agents.runtime import audit_traffic
 
     ledger = runtime.ledger
     checks: list[Check] = []

@@ -28,8 +28,8 @@ def demo(
     seed: int = typer.Option(7, help="run seed: same seed, same keys and outcome"),
 ) -> None:
     """Run one AI trade end to end and print who paid and earned what."""
-    from simulations.demo import TradeConfig, run_trade
-    from simulations.report import render
+    from agora.simulations.demo import TradeConfig, run_trade
+    from agora.simulations.report import render
 
     config = TradeConfig(runtime=runtime, ledger=ledger, seed=seed, gpus=min(1, gpus), rpc_url=rpc_url)
     if runtime == "ray":
@@ -52,7 +52,7 @@ def demo(
 
 
 def _join(address: Optional[str]) -> None:
-    from agents.deployment import DeploymentError, connect
+    from agora.agents.deployment import DeploymentError, connect
 
     try:  # tests (only) may run a cluster without Ray's token authentication
         connect(address, allow_unauthenticated=os.environ.get("AGORA_TESTING_WITHOUT_RAY_AUTH") == "1")
@@ -72,8 +72,8 @@ def deploy(
     address_book: Optional[str] = typer.Option(None, help="with --rpc-url: the contracts' address book"),
 ) -> None:
     """Start a population as detached, named actors that outlive this command (or resume it)."""
-    from agents.deployment import DeploymentError
-    from agents.deployment import deploy as start
+    from agora.agents.deployment import DeploymentError
+    from agora.agents.deployment import deploy as start
 
     _join(address)
     try:
@@ -95,8 +95,8 @@ def status(
     from rich.console import Console
     from rich.table import Table
 
-    from agents.deployment import DeploymentError
-    from agents.deployment import status as rows_of
+    from agora.agents.deployment import DeploymentError
+    from agora.agents.deployment import status as rows_of
 
     _join(address)
     try:
@@ -126,8 +126,8 @@ def stop(
     drain_timeout: float = typer.Option(60.0, help="seconds to wait for queues to empty"),
 ) -> None:
     """Drain a deployment, snapshot its agents (a later deploy resumes them) and stop its actors."""
-    from agents.deployment import DeploymentError
-    from agents.deployment import stop as halt
+    from agora.agents.deployment import DeploymentError
+    from agora.agents.deployment import stop as halt
 
     _join(address)
     try:
@@ -148,7 +148,7 @@ def chain_deploy(
     out: Path = typer.Option(Path("addressbook.json"), help="where to write the address book"),
 ) -> None:
     """Deploy Token, Escrow, PaymentChannel, BatchSettlement and Staking once; write the address book."""
-    from chain import EVMLedger
+    from agora.chain import EVMLedger
 
     book = EVMLedger.connect(rpc).address_book()
     book.save(out)
@@ -163,7 +163,7 @@ def chain_check(
     book: Path = typer.Option(Path("addressbook.json"), help="the address book to check"),
 ) -> None:
     """Check that the node runs exactly the contracts the address book and this source describe."""
-    from chain import ChainError, EVMLedger
+    from agora.chain import ChainError, EVMLedger
 
     try:
         ledger = EVMLedger.connect(rpc, address_book=str(book))
@@ -187,8 +187,8 @@ def _overrides(pairs: list[str]) -> dict[str, object]:
 
 
 def _load_scenario(name: str, overrides: dict[str, object]):  # noqa: ANN202 - a Scenario
-    from simulations.errors import ScenarioError
-    from simulations.scenario import Scenario
+    from agora.simulations.errors import ScenarioError
+    from agora.simulations.scenario import Scenario
 
     try:
         scenario = Scenario.load(name)
@@ -228,7 +228,7 @@ def _summary_table(results: list) -> None:  # noqa: ANN001 - RunSummary objects
 def _finish(runs, out: Path, report: bool, failure: int) -> None:  # noqa: ANN001 - a thunk giving RunSummary objects
     """Run, print the summary table, write the report; exit non-zero when a run failed or
     did not conserve money."""
-    from simulations.errors import SimulationsError
+    from agora.simulations.errors import SimulationsError
 
     try:
         results = runs()
@@ -237,7 +237,7 @@ def _finish(runs, out: Path, report: bool, failure: int) -> None:  # noqa: ANN00
         raise typer.Exit(code=failure) from None
     _summary_table(results)
     if report:
-        from simulations.htmlreport import write_report
+        from agora.simulations.htmlreport import write_report
 
         typer.echo(f"report: {write_report(out)}")
     if not all(r.conserved for r in results):
@@ -257,7 +257,7 @@ def simulate(
     gpus: int = typer.Option(1, help="with --runtime ray and no --address: logical GPUs for the local Ray"),
 ) -> None:
     """Run a scenario with a progress bar, stream its metrics to Parquet, print a summary."""
-    from simulations.runner import simulate as run
+    from agora.simulations.runner import simulate as run
 
     overrides = _overrides(set_)
     for key, value in (("runtime.kind", runtime), ("runtime.address", address), ("ledger", ledger), ("seed", seed)):
@@ -275,7 +275,7 @@ def scenarios() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from simulations.scenario import builtins
+    from agora.simulations.scenario import builtins
 
     table = Table(title="Built-in scenarios (agora simulate NAME)")
     for column in ("name", "agents", "markets", "steps", "variants", "what it is"):
@@ -289,8 +289,8 @@ def scenarios() -> None:
 @app.command("report")
 def report_cmd(out: Path = typer.Argument(..., help="a run folder (or a folder of variants / sweep points)")) -> None:
     """Write a self-contained HTML report with plots of a run (or a comparison of runs)."""
-    from simulations.errors import ReportError
-    from simulations.htmlreport import write_report
+    from agora.simulations.errors import ReportError
+    from agora.simulations.htmlreport import write_report
 
     try:
         typer.echo(f"report: {write_report(out)}")
@@ -311,7 +311,7 @@ def sweep(
     """Run a grid of parameter values, each point a Ray task; points already done are skipped."""
     import yaml
 
-    from simulations.sweep import sweep as run_sweep
+    from agora.simulations.sweep import sweep as run_sweep
 
     params: dict[str, list[object]] = {}
     for item in param:
@@ -332,8 +332,8 @@ def trace(
     out: Path = typer.Option(Path("runs/latest"), help="the run folder"),
 ) -> None:
     """Tell one deal's story from a run's records: messages, contract states, job, transactions."""
-    from simulations.errors import ReportError
-    from simulations.trace import render, story
+    from agora.simulations.errors import ReportError
+    from agora.simulations.trace import render, story
 
     try:
         render(story(out, deal_id))
@@ -371,7 +371,7 @@ def chaos(
     from rich.console import Console
     from rich.table import Table
 
-    from simulations.chaos import ChaosConfig, run_chaos
+    from agora.simulations.chaos import ChaosConfig, run_chaos
 
     try:
         config = ChaosConfig(chain=chain, seed=seed, duration=duration, scenario=scenario, shards=shards, shard_kills=shard_kills,
@@ -418,8 +418,8 @@ def gateway(
     """Serve the market over HTTP: the API under /v1 (OpenAPI at /docs), the explorer at /."""
     import uvicorn
 
-    from agents.deployment import DeploymentError
-    from gateway import JoinedMarket, create_app, hosted
+    from agora.agents.deployment import DeploymentError
+    from agora.gateway import JoinedMarket, create_app, hosted
 
     if runtime not in ("local", "ray"):
         typer.echo(f"--runtime is local or ray, not {runtime!r}", err=True)
@@ -451,7 +451,7 @@ app.add_typer(sign_app, name="sign")
 
 
 def _signer(key: Optional[str], seed: Optional[str]) -> Any:
-    from agents.identity import Identity
+    from agora.agents.identity import Identity
 
     key, seed = key or os.environ.get("AGORA_KEY"), seed or os.environ.get("AGORA_SEED")
     if key:
@@ -473,7 +473,7 @@ def sign_request_cmd(
     seed: Optional[str] = typer.Option(None, help="SEED:NAME, a key derived for trying things out (default: $AGORA_SEED)"),
 ) -> None:
     """Print the four signature headers as curl -H arguments: curl $(agora sign request GET /v1/jobs) ..."""
-    from gateway import GatewayClient, sign_request
+    from agora.gateway import GatewayClient, sign_request
 
     data = Path(body[1:]).read_bytes() if body.startswith("@") else body.encode()
     with GatewayClient(url) as gateway:
@@ -491,7 +491,7 @@ def sign_id_cmd(
     """Print a new channel or escrow id that only your key may open (it begins with your address)."""
     import secrets
 
-    from chain.types import owned_id
+    from agora.chain.types import owned_id
 
     typer.echo(owned_id(_signer(key, seed).address, salt or secrets.token_hex(16)))
 
@@ -507,8 +507,8 @@ def sign_voucher_cmd(
     """Print the payment JSON for POST /v1/jobs: a voucher for AMOUNT on the channel's current nonce."""
     import json
 
-    from chain.offchain import voucher_typed_data
-    from gateway import GatewayClient
+    from agora.chain.offchain import voucher_typed_data
+    from agora.gateway import GatewayClient
 
     with GatewayClient(url) as gateway:
         domain, nonce = gateway.chain()["domains"]["channel"], int(gateway.channel(channel)["nonce"])

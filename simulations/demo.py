@@ -16,9 +16,9 @@ from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from agents import Buyer, ComputeProvider, DataOwner, DealRecord, Identity, JobRequest, LocalRuntime, ModelOwner, Runtime
-from chain import Ledger, MemoryLedger, Receipt
-from tasks import ContentStore, Resources
+from agora.agents import Buyer, ComputeProvider, DataOwner, DealRecord, Identity, JobRequest, LocalRuntime, ModelOwner, Runtime
+from agora.chain import Ledger, MemoryLedger, Receipt
+from agora.tasks import ContentStore, Resources
 
 DATA_FILE = Path(__file__).parent / "data" / "demo_sentences.txt"
 UNIT = 10**18  # one token in base units (18 decimals)
@@ -102,7 +102,7 @@ def ledger_factory(kind: str, rpc_url: str | None = None) -> Callable[[], Ledger
     """A picklable constructor (a Ray actor may build the ledger in its own process)."""
     if kind == "memory":
         return MemoryLedger
-    from chain import EVMLedger  # only for a chain: its import costs most of a second
+    from agora.chain import EVMLedger  # only for a chain: its import costs most of a second
 
     return functools.partial(EVMLedger.connect, rpc_url) if rpc_url else EVMLedger.embedded
 
@@ -111,7 +111,7 @@ def build_runtime(config: TradeConfig) -> Runtime:
     """LocalRuntime in this process, or RayRuntime on the Ray this process has joined."""
     store_root = str(ContentStore(config.store_root).root)
     if config.runtime == "ray":
-        from agents.ray_runtime import RayRuntime
+        from agora.agents.ray_runtime import RayRuntime
 
         return RayRuntime(ledger_factory(config.ledger, config.rpc_url), store_root=store_root, seed=config.seed)
     return LocalRuntime(ledger_factory(config.ledger, config.rpc_url)(), store=ContentStore(store_root), seed=config.seed)

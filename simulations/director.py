@@ -13,11 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from agents.agent import Agent, Context, on_message
-from agents.identity import Identity
-from agents.messages import Message
-from agents.roles.trader import ShockEnds, ShockStarts
-from simulations.scenario import Scenario
+from agora.agents.agent import Agent, Context, on_message
+from agora.agents.identity import Identity
+from agora.agents.messages import Message
+from agora.agents.roles.trader import ShockEnds, ShockStarts
+from agora.simulations.scenario import Scenario
 
 
 class PlannedShock(BaseModel):

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from agents.population import PopulationError
+from agora.agents.population import PopulationError
 
 
 class SimulationsError(Exception):

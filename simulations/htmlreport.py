@@ -22,9 +22,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from simulations import plots
-from simulations.errors import ReportError
-from simulations.recorder import read
+from agora.simulations import plots
+from agora.simulations.errors import ReportError
+from agora.simulations.recorder import read
 
 SCATTER_MAX = 20_000
 
@@ -124,8 +124,8 @@ def _trade_sample(trades: pa.Table) -> tuple[list[float], list[float]]:
 
 def _curves(trades: pa.Table, market: str, schedule: pa.Table, shocks: list[dict[str, Any]], summary: dict[str, Any]) -> list[str]:
     """Supply and demand at the first step and at the start of each shock."""
-    from simulations.director import PlannedShock
-    from simulations.meter import Holder, MarketMeter
+    from agora.simulations.director import PlannedShock
+    from agora.simulations.meter import Holder, MarketMeter
 
     rows = schedule.filter(pc.equal(schedule["market"], market)).to_pylist() if schedule.num_rows else []
     if not rows:

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from economy.metrics import allocative_efficiency, gini
-from simulations.director import PlannedShock
+from agora.economy.metrics import allocative_efficiency, gini
+from agora.simulations.director import PlannedShock
 
 NAN = float("nan")
 

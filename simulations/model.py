@@ -23,13 +23,13 @@ import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from agents import Agent, Identity, LocalRuntime
-from agents.messages import Message
-from agents.registry import Registry
-from agents.roles.exchange import Exchange
-from agents.roles.trader import Trader
-from chain import Ledger, MemoryLedger
-from simulations.scenario import Dist
+from agora.agents import Agent, Identity, LocalRuntime
+from agora.agents.messages import Message
+from agora.agents.registry import Registry
+from agora.agents.roles.exchange import Exchange
+from agora.agents.roles.trader import Trader
+from agora.chain import Ledger, MemoryLedger
+from agora.simulations.scenario import Dist
 
 
 class AgentSet(Sequence[Agent]):
@@ -172,7 +172,7 @@ class Model:
     def traders(self, n: int, side: str, market: str, limit: Any, units: int = 1, strategy: str = "zic", funds: int = 0, label: str = "", **settings: Any) -> AgentSet:
         """``n`` traders, keys from the seed, limits drawn from ``limit`` (a number or a
         distribution as scenario files write it) with the model's generator."""
-        from agents.population import StrategySpec
+        from agora.agents.population import StrategySpec
 
         dist = Dist.model_validate(limit)
         start = len(self.agents)

@@ -84,7 +84,7 @@ def lines(x: Sequence[float], ys: dict[str, Sequence[float]], title: str, ylabel
 
 def lorenz(groups: dict[str, Sequence[float]], title: str) -> bytes:
     """Lorenz curves of earnings, one per group, with the line of equality."""
-    from economy.metrics import gini
+    from agora.economy.metrics import gini
 
     fig, ax = plt.subplots(figsize=(4.8, 4.2))
     ax.plot([0, 1], [0, 1], color="k", lw=0.8, ls=":", label="equality")

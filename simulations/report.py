@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from simulations.demo import UNIT, TradeReport
+from agora.simulations.demo import UNIT, TradeReport
 
 
 def tokens(amount: int) -> str:

@@ -22,16 +22,16 @@ from typing import Any, Callable, Iterator
 import yaml
 from pydantic import BaseModel
 
-from agents import Identity, LocalRuntime
-from agents.registry import Registry
-from agents.roles.cohort import TraderCohort
-from agents.roles.exchange import Exchange, read_trades
-from chain import Ledger, MemoryLedger
-from simulations.director import Director, plan
-from simulations.errors import RunError
-from simulations.meter import DealMeter, Holder, MarketMeter, is_nan
-from simulations.recorder import Recorder
-from simulations.scenario import Scenario
+from agora.agents import Identity, LocalRuntime
+from agora.agents.registry import Registry
+from agora.agents.roles.cohort import TraderCohort
+from agora.agents.roles.exchange import Exchange, read_trades
+from agora.chain import Ledger, MemoryLedger
+from agora.simulations.director import Director, plan
+from agora.simulations.errors import RunError
+from agora.simulations.meter import DealMeter, Holder, MarketMeter, is_nan
+from agora.simulations.recorder import Recorder
+from agora.simulations.scenario import Scenario
 
 log = logging.getLogger(__name__)
 PRIOR = Identity.from_seed("agora:reputation-prior", "prior").address  # who vouches for reputation priors
@@ -68,7 +68,7 @@ def ledger_for(spec: str, **roles: str) -> Callable[[], Ledger]:
 
     if spec == "memory":
         return functools.partial(MemoryLedger, **roles)
-    from chain import EVMLedger  # only for a chain: its import costs most of a second
+    from agora.chain import EVMLedger  # only for a chain: its import costs most of a second
 
     if spec == "embedded":
         return functools.partial(EVMLedger.embedded, **roles)
@@ -86,7 +86,7 @@ def _runtime(scenario: Scenario, out: Path) -> Iterator[Any]:
 
         if not ray.is_initialized():
             raise RunError("a ray runtime needs Ray running: the entry point calls ray.init() (agora simulate does)")
-        from agents.ray_runtime import RayRuntime
+        from agora.agents.ray_runtime import RayRuntime
 
         if kind.durable and any(g.host == "cohort" and g.count for g in scenario.agents):
             raise RunError("a durable run rebuilds every agent's key after a crash; a cohort holds its members' keys: host those traders as agents")

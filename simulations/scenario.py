@@ -47,8 +47,8 @@ from typing import Any, ClassVar, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from agents.population import AgentGroup, Population
-from simulations.errors import ScenarioError
+from agora.agents.population import AgentGroup, Population
+from agora.simulations.errors import ScenarioError
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "scenarios"
 

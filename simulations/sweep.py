@@ -17,9 +17,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from agents.population import from_spec, to_spec
-from simulations.runner import RunSummary, run
-from simulations.scenario import Scenario
+from agora.agents.population import from_spec, to_spec
+from agora.simulations.runner import RunSummary, run
+from agora.simulations.scenario import Scenario
 
 
 def grid(params: dict[str, list[Any]]) -> list[dict[str, Any]]:

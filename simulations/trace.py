@@ -16,8 +16,8 @@ from typing import Any
 
 import pyarrow.compute as pc
 
-from simulations.errors import ReportError
-from simulations.recorder import read
+from agora.simulations.errors import ReportError
+from agora.simulations.recorder import read
 
 
 def _names(out: Path) -> dict[str, str]:

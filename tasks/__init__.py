@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from tasks.errors import IntegrityError, InvalidJob, JobFailed, TasksError, UnknownArtifact, VerificationFailed
-from tasks.executor import Executor, ExecutorFace, LocalExecutor, RayExecutor, RequesterMismatch, read_dataset, run_job
-from tasks.jobs import JobResult, JobSpec, Metering, Resources
-from tasks.store import ContentStore, digest_tree
-from tasks.verify import verify_embeddings, verify_result
+from agora.tasks.errors import IntegrityError, InvalidJob, JobFailed, TasksError, UnknownArtifact, VerificationFailed
+from agora.tasks.executor import Executor, ExecutorFace, LocalExecutor, RayExecutor, RequesterMismatch, read_dataset, run_job
+from agora.tasks.jobs import JobResult, JobSpec, Metering, Resources
+from agora.tasks.store import ContentStore, digest_tree
+from agora.tasks.verify import verify_embeddings, verify_result
 
 __all__ = [
     "ContentStore",
@@ -37,7 +37,7 @@ __all__ = [
 
 def __getattr__(name: str):  # the runner pulls in torch: import it only when asked for
     if name in ("EmbeddingRunner", "GenerationRunner", "ClassificationRunner", "RunnerCache"):
-        from tasks import runner
+        from agora.tasks import runner
 
         return getattr(runner, name)
     raise AttributeError(name)

@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tasks.errors import InvalidJob, JobFailed, TasksError
-from tasks.jobs import JobResult, JobSpec, Metering, Resources
-from tasks.store import ContentStore
-from tasks.vault import DataVault, ForgedRequest, request_digest
+from agora.tasks.errors import InvalidJob, JobFailed, TasksError
+from agora.tasks.jobs import JobResult, JobSpec, Metering, Resources
+from agora.tasks.store import ContentStore
+from agora.tasks.vault import DataVault, ForgedRequest, request_digest
 
 if TYPE_CHECKING:
-    from tasks.runner import RunnerCache
+    from agora.tasks.runner import RunnerCache
 
 
 @cache
@@ -38,7 +38,7 @@ def _process_cache() -> RunnerCache:
     """One warm-model cache per process (Ray reuses workers, so models stay warm). torch and
     transformers load on first use, not on import: agents that never run a model (buyers,
     owners, actors hosting them) start without them."""
-    from tasks.runner import RunnerCache
+    from agora.tasks.runner import RunnerCache
 
     return RunnerCache()
 
@@ -66,7 +66,7 @@ def run_job(spec: JobSpec, store_root: str, data_root: str | None = None) -> Job
     loads), the model must be of the kind the job asks for, generation never goes past
     ``max_new_tokens``, and a result larger than ``max_output_bytes`` is refused.
     """
-    from tasks.models import artifact_task
+    from agora.tasks.models import artifact_task
 
     store = _store(store_root)
     model_path = store.path(spec.model_hash)
@@ -238,7 +238,7 @@ class LocalExecutor(Executor):
         return name, self._vaults[name]
 
     def vault(self, name: str) -> Any:
-        from tasks.errors import UnknownArtifact
+        from agora.tasks.errors import UnknownArtifact
 
         found = self._vaults.get(name)
         if found is None:
@@ -259,7 +259,7 @@ class RayExecutor(Executor):
         import ray
         from ray.exceptions import GetTimeoutError, RayError
 
-        from tasks.scheduling import job_options
+        from agora.tasks.scheduling import job_options
 
         timeout_s = min(t for t in (timeout_s, spec.timeout_s, float("inf")) if t is not None)
         timeout_s = None if timeout_s == float("inf") else timeout_s
@@ -297,7 +297,7 @@ class RayExecutor(Executor):
         from ray.util.placement_group import placement_group
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-        from tasks.scheduling import GPU_MEMORY
+        from agora.tasks.scheduling import GPU_MEMORY
 
         n = int(spec.resources.gpus)
         texts = spec.inputs if spec.inputs is not None else read_dataset(ContentStore(self.store_root), spec.dataset_hash or "")
@@ -341,7 +341,7 @@ class RayExecutor(Executor):
     def _vault_handle(name: str) -> Any:
         import ray
 
-        from tasks.errors import UnknownArtifact
+        from agora.tasks.errors import UnknownArtifact
 
         try:
             return ray.get_actor(name)
@@ -379,7 +379,7 @@ def _pinned_runner(node: str) -> Any:
         from ray.exceptions import RayTaskError, TaskUnschedulableError
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        from tasks.scheduling import job_options
+        from agora.tasks.scheduling import job_options
 
         options = {**job_options(spec), **_retries(spec), "scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=False)}
         try:
@@ -403,7 +403,7 @@ class RayVault(DataVault):
     job only for the requester whose signature is over the job, this vault and the deal."""
 
     def __init__(self, owner: str, root: str, store_root: str, ledger: Any = None) -> None:
-        from chain.remote import RemoteLedger
+        from agora.chain.remote import RemoteLedger
 
         super().__init__(owner, root, store_root, ledger=None if ledger is None else RemoteLedger(ledger))
 
@@ -417,7 +417,7 @@ class RayVault(DataVault):
 
 
 def signed_by(address: str, digest: bytes, signature: str) -> bool:
-    from agents.identity import recover_digest
+    from agora.agents.identity import recover_digest
 
     try:
         return isinstance(address, str) and recover_digest(digest, signature) == address.lower()

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from tasks.errors import InvalidJob
+from agora.tasks.errors import InvalidJob
 
 
 class Resources(BaseModel):

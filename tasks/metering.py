@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.jobs import Metering
+from agora.tasks.jobs import Metering
 
 
 class Tariff(BaseModel):

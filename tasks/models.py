@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from tasks.errors import TasksError
+from agora.tasks.errors import TasksError
 
 TASKS = ("embedding", "generation", "classification")
 SMOLLM2 = "SmolLM2-135M-Instruct"

@@ -147,7 +147,7 @@ class ClassificationRunner:
 
     def classify(self, texts: list[str], batch_size: int = 32) -> tuple[np.ndarray, int]:
         """Return (probabilities ``[len(texts), len(labels)]`` float32, tokens seen)."""
-        from tasks.models import softmax
+        from agora.tasks.models import softmax
 
         vectors, tokens = self.base.embed(texts, batch_size)
         return softmax(vectors.astype(np.float64) @ self.weights + self.bias).astype(np.float32), tokens

@@ -13,8 +13,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from tasks.errors import TasksError
-from tasks.jobs import JobSpec, Resources
+from agora.tasks.errors import TasksError
+from agora.tasks.jobs import JobSpec, Resources
 
 GPU_MEMORY = "gpu_memory_mb"
 

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from tasks.errors import IntegrityError, UnknownArtifact
+from agora.tasks.errors import IntegrityError, UnknownArtifact
 
 _CHUNK = 1 << 20
 

@@ -33,9 +33,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.errors import TasksError
-from tasks.jobs import JobResult, JobSpec
-from tasks.store import ContentStore
+from agora.tasks.errors import TasksError
+from agora.tasks.jobs import JobResult, JobSpec
+from agora.tasks.store import ContentStore
 
 BPS = 10_000
 FALLBACK_SCAN = 64
@@ -73,7 +73,7 @@ class ForgedRequest(AccessDenied):
 
 def request_digest(vault: str, spec: JobSpec, deal_id: str | None, requester: str) -> bytes:
     """What a requester signs to ask ``vault`` to run ``spec`` under ``deal_id``."""
-    from agents.identity import keccak256
+    from agora.agents.identity import keccak256
 
     return keccak256(f"agora-vault-request\n{vault}\n{spec.digest()}\n{(deal_id or '').lower()}\n{requester.lower()}".encode())
 
@@ -152,7 +152,7 @@ class DataVault:
         """Run ``spec`` against the dataset here and return only its result, if the policy allows
         it and a paid deal covers it. ``runner`` runs the job (default: in this process); a Ray
         vault passes one pinned to its own node."""
-        from tasks.executor import run_job
+        from agora.tasks.executor import run_job
 
         policy = self.check(spec, requester)
         key = (requester.lower(), spec.digest())

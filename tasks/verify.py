@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from tasks.errors import VerificationFailed
-from tasks.jobs import JobResult, JobSpec
+from agora.tasks.errors import VerificationFailed
+from agora.tasks.jobs import JobResult, JobSpec
 
 
 def verify_embeddings(result: JobResult, expected_items: int, expected_hash: str | None = None) -> None:

@@ -63,4 +63,4 @@ def ray_cluster_process(workers: int = 2, head_cpus: int = 1, head_gpus: int = 0
 
 def agora(env: dict[str, str], *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
     """One `agora` command, as an operator types it, against the cluster in ``env``."""
-    return subprocess.run([sys.executable, "-m", "simulations.cli", *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    return subprocess.run([sys.executable, "-m", "agora.simulations.cli", *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT)

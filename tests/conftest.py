@@ -27,15 +27,15 @@ settings.register_profile("ci", max_examples=25, derandomize=True, deadline=None
 settings.register_profile("deep", max_examples=500, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-from agents.identity import Identity
-from chain import EVMLedger, Ledger, MemoryLedger
+from agora.agents.identity import Identity
+from agora.chain import EVMLedger, Ledger, MemoryLedger
 
 TOKEN = 10**18
 
 
 def owned(name: str, salt: object) -> str:
     """An escrow or channel id that the test person ``name`` may open (its address leads it)."""
-    from chain.types import owned_id
+    from agora.chain.types import owned_id
 
     return owned_id(Identity.from_seed("tests", name).address, salt)
 
@@ -51,7 +51,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 def start_anvil(*extra: str) -> tuple[subprocess.Popen, str]:
     """Start anvil on a free loopback port (chain.node.AnvilNode); returns (proc, url). A
     required tool: missing is a failure, never a skip."""
-    from chain.node import AnvilNode, NodeError
+    from agora.chain.node import AnvilNode, NodeError
 
     try:
         node = AnvilNode(*extra)
@@ -127,7 +127,7 @@ def model_dir() -> Path:
 @pytest.fixture(scope="session")
 def store(tmp_path_factory: pytest.TempPathFactory, model_dir: Path):
     """A content store for the session, holding the packaged MiniLM."""
-    from tasks import ContentStore
+    from agora.tasks import ContentStore
 
     s = ContentStore(tmp_path_factory.mktemp("store"))
     s.put(model_dir)
@@ -136,6 +136,6 @@ def store(tmp_path_factory: pytest.TempPathFactory, model_dir: Path):
 
 @pytest.fixture(scope="session")
 def minilm_hash(store, model_dir: Path) -> str:
-    from tasks import digest_tree
+    from agora.tasks import digest_tree
 
     return digest_tree(model_dir)

@@ -3,9 +3,9 @@ the data owner. Each is a plain :class:`~agents.agent.Agent` that runs unchanged
 
 from __future__ import annotations
 
-from agents.roles.arbiter import Arbiter
-from agents.roles.buyer import Buyer, DealRecord, JobRequest
-from agents.roles.owners import DataOwner, ModelOwner
-from agents.roles.provider import ComputeProvider
+from agora.agents.roles.arbiter import Arbiter
+from agora.agents.roles.buyer import Buyer, DealRecord, JobRequest
+from agora.agents.roles.owners import DataOwner, ModelOwner
+from agora.agents.roles.provider import ComputeProvider
 
 __all__ = ["Arbiter", "Buyer", "ComputeProvider", "DataOwner", "DealRecord", "JobRequest", "ModelOwner"]

@@ -26,19 +26,19 @@ from __future__ import annotations
 
 import hashlib
 
-from agents.agent import Agent, Context, on_message
-from agents.deal_protocol import CLAIM_GRACE_S, Claim, Ruling, Undelivered, refuse
-from agents.errors import NotAParty, Refused, UnfoundedClaim
-from agents.identity import Identity
-from chain import ChainError
-from chain.offchain import call_authorization_typed_data, recover
-from chain.types import EscrowState
-from economy.contract import deal_domain
-from economy.errors import EconomyError
-from tasks.errors import TasksError
-from tasks.jobs import JobResult
-from tasks.vault import ResultHeld
-from tasks.verify import agree
+from agora.agents.agent import Agent, Context, on_message
+from agora.agents.deal_protocol import CLAIM_GRACE_S, Claim, Ruling, Undelivered, refuse
+from agora.agents.errors import NotAParty, Refused, UnfoundedClaim
+from agora.agents.identity import Identity
+from agora.chain import ChainError
+from agora.chain.offchain import call_authorization_typed_data, recover
+from agora.chain.types import EscrowState
+from agora.economy.contract import deal_domain
+from agora.economy.errors import EconomyError
+from agora.tasks.errors import TasksError
+from agora.tasks.jobs import JobResult
+from agora.tasks.vault import ResultHeld
+from agora.tasks.verify import agree
 
 
 def _disputed(ctx: Context, escrow_id: str) -> EscrowState:

@@ -17,8 +17,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.agent import Agent, Context, on_message
-from agents.deal_protocol import (
+from agora.agents.agent import Agent, Context, on_message
+from agora.agents.deal_protocol import (
     CLAIM_GRACE_S,
     AcceptContract,
     AwardContract,
@@ -38,18 +38,18 @@ from agents.deal_protocol import (
     Undelivered,
     refuse,
 )
-from agents.errors import NotAParty, UnfoundedClaim, UnknownOffer
-from agents.identity import Identity
-from agents.messages import Message
-from chain import ChainError, DeadlineNotReached, Receipt, split
-from economy.auction import Bid, ReverseAuction
-from economy.contract import Contract, Payee, deal_domain, deal_id_for
-from economy.errors import EconomyError
-from economy.lifecycle import FINAL, Deal, DealState
-from tasks.errors import TasksError, VerificationFailed
-from tasks.jobs import JobResult, JobSpec, Resources
-from tasks.metering import Tariff, bill
-from tasks.verify import redundant, spot_check, verify_result
+from agora.agents.errors import NotAParty, UnfoundedClaim, UnknownOffer
+from agora.agents.identity import Identity
+from agora.agents.messages import Message
+from agora.chain import ChainError, DeadlineNotReached, Receipt, split
+from agora.economy.auction import Bid, ReverseAuction
+from agora.economy.contract import Contract, Payee, deal_domain, deal_id_for
+from agora.economy.errors import EconomyError
+from agora.economy.lifecycle import FINAL, Deal, DealState
+from agora.tasks.errors import TasksError, VerificationFailed
+from agora.tasks.jobs import JobResult, JobSpec, Resources
+from agora.tasks.metering import Tariff, bill
+from agora.tasks.verify import redundant, spot_check, verify_result
 
 _MARKET = {"provider": "compute", "model_owner": "model", "data_owner": "data"}
 DealStatus = Literal["calling", "awarded", "funded", "disputed", "settled", "refunded", "no_award", "failed"]

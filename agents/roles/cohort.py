@@ -26,13 +26,13 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from agents.agent import Agent, Context, on_message
-from agents.deal_protocol import from_self, refuse
-from agents.errors import AgentsError, NotAParty
-from agents.identity import Identity, keccak256
-from agents.messages import Message
-from agents.roles.exchange import CohortFills, CohortOrders
-from agents.roles.trader import ShockEnds, ShockStarts, _from_director
+from agora.agents.agent import Agent, Context, on_message
+from agora.agents.deal_protocol import from_self, refuse
+from agora.agents.errors import AgentsError, NotAParty
+from agora.agents.identity import Identity, keccak256
+from agora.agents.messages import Message
+from agora.agents.roles.exchange import CohortFills, CohortOrders
+from agora.agents.roles.trader import ShockEnds, ShockStarts, _from_director
 
 Side = Literal["buy", "sell"]
 

@@ -37,16 +37,16 @@ from typing import Any, Callable, Literal
 import numpy as np
 from pydantic import Field
 
-from agents.agent import Agent, Context, on_message
-from agents.deal_protocol import from_self, refuse
-from agents.errors import NotAParty
-from agents.identity import Identity, keccak256
-from agents.messages import Message
-from agents.registry import ServiceRecord
-from chain import AlreadySettled, ChainError
-from chain.types import MAX_TRANSFER_LINES, lines_hash
-from economy import ContinuousDoubleAuction, EconomyError, Fill, Order, PostedBoard
-from economy.callmarket import clear_arrays
+from agora.agents.agent import Agent, Context, on_message
+from agora.agents.deal_protocol import from_self, refuse
+from agora.agents.errors import NotAParty
+from agora.agents.identity import Identity, keccak256
+from agora.agents.messages import Message
+from agora.agents.registry import ServiceRecord
+from agora.chain import AlreadySettled, ChainError
+from agora.chain.types import MAX_TRANSFER_LINES, lines_hash
+from agora.economy import ContinuousDoubleAuction, EconomyError, Fill, Order, PostedBoard
+from agora.economy.callmarket import clear_arrays
 
 Mechanism = Literal["cda", "call", "posted"]
 
@@ -340,8 +340,8 @@ class Exchange(Agent):
     def _verified(self, cohort: str, listed: list[tuple[str, str]]) -> list[str | None]:
         """The members' accounts, each only if its signature lets ``cohort`` trade for it
         (None where it does not: that member's orders are refused)."""
-        from agents.identity import recover_digest
-        from agents.roles.cohort import cohort_digest
+        from agora.agents.identity import recover_digest
+        from agora.agents.roles.cohort import cohort_digest
 
         if not self.check_delegations:
             return [member for member, _ in listed]

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agents.agent import Agent, Context, on_message
-from agents.deal_protocol import Settled, refuse
-from agents.errors import NotAParty, UnfoundedClaim
-from agents.identity import Identity
-from agents.registry import DatasetOffer, ModelOffer, ServiceRecord
-from chain import ChainError
+from agora.agents.agent import Agent, Context, on_message
+from agora.agents.deal_protocol import Settled, refuse
+from agora.agents.errors import NotAParty, UnfoundedClaim
+from agora.agents.identity import Identity
+from agora.agents.registry import DatasetOffer, ModelOffer, ServiceRecord
+from agora.chain import ChainError
 
 SERVICE_TTL = 24 * 3600.0  # how long a listing lives without a heartbeat
 

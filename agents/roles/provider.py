@@ -15,8 +15,8 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from agents.agent import Agent, Context, on_message
-from agents.deal_protocol import (
+from agora.agents.agent import Agent, Context, on_message
+from agora.agents.deal_protocol import (
     AcceptContract,
     AwardContract,
     CallForProposals,
@@ -34,18 +34,18 @@ from agents.deal_protocol import (
     Settled,
     refuse,
 )
-from agents.errors import ForeignDeal, NotAParty
-from agents.identity import Identity
-from agents.registry import ComputeOffer, ServiceRecord
-from agents.roles.owners import SERVICE_TTL
-from chain import ChainError
-from chain.types import id_owner
-from economy.contract import Contract
-from economy.errors import EconomyError
-from economy.lifecycle import FINAL, Deal, DealState
-from tasks.jobs import JobResult
-from tasks.scheduling import Capacity, CapacityExceeded
-from tasks.vault import ResultHeld
+from agora.agents.errors import ForeignDeal, NotAParty
+from agora.agents.identity import Identity
+from agora.agents.registry import ComputeOffer, ServiceRecord
+from agora.agents.roles.owners import SERVICE_TTL
+from agora.chain import ChainError
+from agora.chain.types import id_owner
+from agora.economy.contract import Contract
+from agora.economy.errors import EconomyError
+from agora.economy.lifecycle import FINAL, Deal, DealState
+from agora.tasks.jobs import JobResult
+from agora.tasks.scheduling import Capacity, CapacityExceeded
+from agora.tasks.vault import ResultHeld
 
 
 @dataclass

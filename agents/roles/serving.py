@@ -36,19 +36,19 @@ from typing import Any
 
 from pydantic import Field
 
-from agents.agent import Agent, Context, on_message
-from agents.deal_protocol import Claim, Ruling, from_self, refuse
-from agents.errors import NotAParty
-from agents.identity import Identity
-from agents.messages import Message
-from agents.registry import ModelOffer, ServiceRecord
-from agents.roles.owners import SERVICE_TTL
-from chain import ChainError
-from chain.errors import error_for_reason
-from chain.offchain import ChannelReceiver, call_authorization_typed_data, recover, voucher_typed_data
-from chain.types import BPS, ChannelClaim, ChannelTerms, EscrowState, EscrowTerms, owned_id, split
-from tasks.errors import TasksError
-from tasks.jobs import JobResult, JobSpec, Resources
+from agora.agents.agent import Agent, Context, on_message
+from agora.agents.deal_protocol import Claim, Ruling, from_self, refuse
+from agora.agents.errors import NotAParty
+from agora.agents.identity import Identity
+from agora.agents.messages import Message
+from agora.agents.registry import ModelOffer, ServiceRecord
+from agora.agents.roles.owners import SERVICE_TTL
+from agora.chain import ChainError
+from agora.chain.errors import error_for_reason
+from agora.chain.offchain import ChannelReceiver, call_authorization_typed_data, recover, voucher_typed_data
+from agora.chain.types import BPS, ChannelClaim, ChannelTerms, EscrowState, EscrowTerms, owned_id, split
+from agora.tasks.errors import TasksError
+from agora.tasks.jobs import JobResult, JobSpec, Resources
 
 
 class CallModel(Message):

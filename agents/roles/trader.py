@@ -26,12 +26,12 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from agents.agent import Agent, Context, on_message
-from agents.deal_protocol import from_self, refuse
-from agents.errors import AgentsError, NotAParty
-from agents.identity import Identity
-from agents.messages import Message
-from agents.roles.exchange import CancelOrders, PlaceOrder, RoundReport
+from agora.agents.agent import Agent, Context, on_message
+from agora.agents.deal_protocol import from_self, refuse
+from agora.agents.errors import AgentsError, NotAParty
+from agora.agents.identity import Identity
+from agora.agents.messages import Message
+from agora.agents.roles.exchange import CancelOrders, PlaceOrder, RoundReport
 
 Side = Literal["buy", "sell"]
 

@@ -7,14 +7,14 @@ import asyncio
 
 import pytest
 
-from agents import Agent, Context, Envelope, Identity, LocalRuntime, Message, on_message
-from agents.agent import on_interval
-from agents.errors import Rejected
-from agents.inbox import Quota
-from agents.protocol import Protocol
-from agents.runtime import Link
-from agents.storage import Storage, StorageError
-from chain import MemoryLedger
+from agora.agents import Agent, Context, Envelope, Identity, LocalRuntime, Message, on_message
+from agora.agents.agent import on_interval
+from agora.agents.errors import Rejected
+from agora.agents.inbox import Quota
+from agora.agents.protocol import Protocol
+from agora.agents.runtime import Link
+from agora.agents.storage import Storage, StorageError
+from agora.chain import MemoryLedger
 
 
 class Ping(Message):
@@ -232,7 +232,7 @@ def test_replay_window_against_a_set_of_every_nonce() -> None:
     what was seen or fell out of the window) on random arrival orders, duplicates included."""
     import random
 
-    from agents.inbox import Inbox, Quota
+    from agora.agents.inbox import Inbox, Quota
 
     sender = Identity.from_seed("w", "s")
     for seed in range(20):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents import Buyer, ComputeProvider, Identity
-from agents.deal_protocol import Deliver
-from economy import Contract
-from simulations.demo import TradeConfig, demo_texts, make_agents, run_trade
-from tasks import JobResult
+from agora.agents import Buyer, ComputeProvider, Identity
+from agora.agents.deal_protocol import Deliver
+from agora.economy import Contract
+from agora.simulations.demo import TradeConfig, demo_texts, make_agents, run_trade
+from agora.tasks import JobResult
 from tests.simulations.test_trade import _check_money
 
 
@@ -28,7 +28,7 @@ def _signed_delivery(ctx, job, result: JobResult) -> Deliver:
 
 
 def _meter(rows: int):
-    from tasks import Metering
+    from agora.tasks import Metering
 
     return Metering(items=rows, tokens=rows, seconds=0.01, device="cpu")
 
@@ -67,8 +67,8 @@ def test_provider_declines_a_contract_that_underpays_it(store) -> None:
 
 
 def test_handlers_get_a_read_only_ledger(store) -> None:
-    from agents import LocalRuntime
-    from chain import MemoryLedger
+    from agora.agents import LocalRuntime
+    from agora.chain import MemoryLedger
 
     rt = LocalRuntime(MemoryLedger())
     buyer = Buyer("b", Identity.from_seed(0, "b"), [])
@@ -82,7 +82,7 @@ def test_reputation_outweighs_a_lower_price_and_settlement_feeds_it(store) -> No
     """gpu-a bids lowest, but the buyer has verified gpu-b's work before and nothing of gpu-a's:
     pricing risk (risk_weight 1), it pays gpu-b's higher bid; the deal it settles is rated in
     the compute, model and data markets alike."""
-    from simulations.demo import build_runtime
+    from agora.simulations.demo import build_runtime
 
     config = _config(store)
     agents = make_agents(config, demo_texts())
@@ -106,7 +106,7 @@ class _Broken:
     store_root = ""
 
     def run(self, spec, timeout_s=None, requester="", deal_id=None):
-        from tasks import JobFailed
+        from agora.tasks import JobFailed
 
         raise JobFailed("the GPU fell off the bus")
 
@@ -210,10 +210,10 @@ class PlausibleCheat(ComputeProvider):
 
 
 def _redundant_market(store, providers: dict, redundancy: int, stake: int, **request_terms):
-    from agents import LocalRuntime
-    from agents.roles import Arbiter
-    from chain import MemoryLedger
-    from tasks import ContentStore
+    from agora.agents import LocalRuntime
+    from agora.agents.roles import Arbiter
+    from agora.chain import MemoryLedger
+    from agora.tasks import ContentStore
 
     config = _config(store)
     key = lambda name: Identity.from_seed(config.seed, name)  # noqa: E731
@@ -282,10 +282,10 @@ def test_a_buyer_that_never_pays_is_claimed_before_the_deadline_and_the_arbiter_
     """The provider delivers; the buyer stays silent. Before the deadline would let the buyer
     refund itself, the provider freezes the escrow and claims; the arbiter re-runs the job, finds
     the same result and pays the contract to every payee. The buyer's refund comes too late."""
-    from agents import LocalRuntime
-    from agents.roles import Arbiter
-    from chain import MemoryLedger
-    from tasks import ContentStore
+    from agora.agents import LocalRuntime
+    from agora.agents.roles import Arbiter
+    from agora.chain import MemoryLedger
+    from agora.tasks import ContentStore
 
     config = _config(store, deadline_s=120)
     key = lambda name: Identity.from_seed(config.seed, name)  # noqa: E731

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from agents import Agent, Context, Identity, Message, on_interval, on_message
+from agora.agents import Agent, Context, Identity, Message, on_interval, on_message
 from tests.cluster import agora, ray_cluster_process
 
 pytestmark = pytest.mark.slow

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from agents import Identity, LocalRuntime
-from agents.roles.exchange import Exchange, read_trades
-from agents.roles.trader import Trader
-from chain import MemoryLedger
-from economy import EconomyError
+from agora.agents import Identity, LocalRuntime
+from agora.agents.roles.exchange import Exchange, read_trades
+from agora.agents.roles.trader import Trader
+from agora.chain import MemoryLedger
+from agora.economy import EconomyError
 
 
 def _market(tape_size: int) -> tuple[LocalRuntime, Exchange]:

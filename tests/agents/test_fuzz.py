@@ -6,9 +6,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents import Agent, Context, Identity, LocalRuntime, Message, on_message
-from agents.messages import Envelope
-from chain import MemoryLedger
+from agora.agents import Agent, Context, Identity, LocalRuntime, Message, on_message
+from agora.agents.messages import Envelope
+from agora.chain import MemoryLedger
 
 KEY = Identity.from_seed("fuzz", "echo")
 PEER = Identity.from_seed("fuzz", "peer")

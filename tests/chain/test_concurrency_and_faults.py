@@ -9,8 +9,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-from agents.identity import Identity
-from chain import EVMLedger, InsufficientFunds, Ledger
+from agora.agents.identity import Identity
+from agora.chain import EVMLedger, InsufficientFunds, Ledger
 
 
 def test_one_sender_many_threads(ledger: Ledger, people: dict) -> None:
@@ -173,7 +173,7 @@ def test_a_node_restarted_with_its_state_behind_a_faulty_network_loses_and_repea
     third of the requests refused, answered never, or answered after the client gave up),
     and the node stopped and started again with its dumped state halfway: every transfer
     lands exactly once, and the ledger goes on over the restarted node."""
-    from chain.node import AnvilNode, FaultyRPC
+    from agora.chain.node import AnvilNode, FaultyRPC
 
     node = AnvilNode()
     proxy = FaultyRPC(node.url, seed=3, rate=0.0, stall_s=1.2)
@@ -209,8 +209,8 @@ def test_the_ledger_service_serves_many_senders_at_once_and_whole_ledger_reads_a
 
     import ray
 
-    from agents.ray_runtime import LEDGER_CONCURRENCY
-    from chain.remote import LedgerService, RemoteLedger
+    from agora.agents.ray_runtime import LEDGER_CONCURRENCY
+    from agora.chain.remote import LedgerService, RemoteLedger
 
     if backend == "embedded":
         factory = EVMLedger.embedded

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from chain import (
+from agora.chain import (
     AlreadySettled,
     DeadlineNotReached,
     Disputed,
@@ -119,8 +119,8 @@ def test_slash_compensates_the_buyer_and_the_treasury_gets_the_rest(ledger: Ledg
 @pytest.mark.chain
 def test_deposit_hooks_only_accept_the_token() -> None:
     """Calling onTokenTransfer directly would credit a deposit or stake without tokens."""
-    from agents.identity import Identity
-    from chain import EVMLedger
+    from agora.agents.identity import Identity
+    from agora.chain import EVMLedger
 
     ledger = EVMLedger.embedded()
     mallory = Identity.from_seed("tests", "mallory")

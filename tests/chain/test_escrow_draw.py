@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from chain import AlreadySettled, Disputed, InvalidAmount, InvalidArgument, Ledger, Unauthorized, split
+from agora.chain import AlreadySettled, Disputed, InvalidAmount, InvalidArgument, Ledger, Unauthorized, split
 from tests.chain.test_ledger_conformance import ESCROW_ID, _balances, _setup, _terms
 
 AMOUNT = 10_001  # shares 5000 / 3333 / 1667: lines 5002 / 3333 / 1667

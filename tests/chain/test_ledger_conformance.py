@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chain import (
+from agora.chain import (
     AlreadySettled,
     DeadlineNotReached,
     EscrowExists,
@@ -238,8 +238,8 @@ def test_an_exchange_settles_trades_within_allowances_all_or_nothing(ledger: Led
 def test_a_settlement_reference_settles_once(ledger: Ledger, people: dict) -> None:
     """An exchange that crashed after its round's settlement landed asks again with the same
     reference: refused, nothing moves twice, and ``settlement`` tells it which lines were paid."""
-    from chain import AlreadySettled
-    from chain.types import lines_hash
+    from agora.chain import AlreadySettled
+    from agora.chain.types import lines_hash
 
     _setup(ledger, people)
     buyer, owner, exchange = people["buyer"], people["owner"], people["stranger"]

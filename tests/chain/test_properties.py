@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.identity import Identity
-from chain import BPS, ChainError, EscrowTerms, EVMLedger, InsufficientFunds, InvalidAmount, Ledger, MemoryLedger, TransactionFailed, split
-from chain.types import owned_id
+from agora.agents.identity import Identity
+from agora.chain import BPS, ChainError, EscrowTerms, EVMLedger, InsufficientFunds, InvalidAmount, Ledger, MemoryLedger, TransactionFailed, split
+from agora.chain.types import owned_id
 
 PEOPLE = [Identity.from_seed("prop", n) for n in "abcd"]
 UINT256_MAX = 2**256 - 1

@@ -7,7 +7,7 @@ import functools
 
 import pytest
 
-from chain import ChannelTerms, EscrowTerms, EVMLedger, Ledger
+from agora.chain import ChannelTerms, EscrowTerms, EVMLedger, Ledger
 from tests.conftest import ARBITER, TOKEN, TREASURY, owned
 
 
@@ -55,7 +55,7 @@ def test_a_fresh_process_recovers_every_position_from_events(anvil_url, tmp_path
 @pytest.mark.parametrize("node", ["embedded", pytest.param("anvil", marks=pytest.mark.anvil)])
 def test_events_are_the_same_on_memory_and_the_evm(people, node, request) -> None:
     """Read in one log query on the EVM (a real JSON-RPC node too): the same kinds, in order."""
-    from chain import MemoryLedger
+    from agora.chain import MemoryLedger
 
     evm = EVMLedger.embedded if node == "embedded" else functools.partial(EVMLedger.connect, request.getfixturevalue("anvil_url"))
     logs = []

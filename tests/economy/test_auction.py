@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from economy import Bid, InvalidBid, OverBudget, ReverseAuction
+from agora.economy import Bid, InvalidBid, OverBudget, ReverseAuction
 
 
 def test_lowest_acceptable_bid_wins() -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from economy import BUY, SELL, CallMarket, ContinuousDoubleAuction, EconomyError, Order, PostedBoard
+from agora.economy import BUY, SELL, CallMarket, ContinuousDoubleAuction, EconomyError, Order, PostedBoard
 
 sides = st.sampled_from([BUY, SELL])
 limit = st.integers(1, 40)
@@ -101,7 +101,7 @@ def test_posted_prices_sell_no_more_than_posted_at_no_more_than_the_bid(orders) 
 
 
 def test_books_fed_by_one_counter_remember_one_id_and_still_refuse_replays() -> None:
-    from economy import DuplicateOrder, InvalidOrder
+    from agora.economy import DuplicateOrder, InvalidOrder
 
     book = ContinuousDoubleAuction(increasing_ids=True)
     for n in range(1000):

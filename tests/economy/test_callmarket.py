@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from economy import BUY, SELL, CallMarket, DuplicateOrder, InvalidOrder, Order
-from economy.metrics import equilibrium
+from agora.economy import BUY, SELL, CallMarket, DuplicateOrder, InvalidOrder, Order
+from agora.economy.metrics import equilibrium
 
 
 def _market(*orders: tuple) -> CallMarket:
@@ -68,7 +68,7 @@ _BOOK = st.lists(st.tuples(st.sampled_from([BUY, SELL]), st.integers(1, 30), st.
 def test_array_clearing_agrees_with_the_order_by_order_call(book) -> None:
     """clear_arrays (numpy, a whole population's book at once) makes exactly the fills the
     CallMarket makes order by order: same pairs, same quantities, same uniform price."""
-    from economy.callmarket import clear_arrays
+    from agora.economy.callmarket import clear_arrays
 
     market = CallMarket()
     bids, asks = [], []

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from economy import BadContractSignature, Contract, InvalidContract, deal_id_for
+from agora.economy import BadContractSignature, Contract, InvalidContract, deal_id_for
 
 ESCROW = "0x" + "ee" * 20
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import statistics
 
-from economy import BUY, SELL, CallMarket, Order
-from economy.metrics import equilibrium
-from economy.session import run_session
-from economy.strategies import ZIC, ZIP, ZIU
+from agora.economy import BUY, SELL, CallMarket, Order
+from agora.economy.metrics import equilibrium
+from agora.economy.session import run_session
+from agora.economy.strategies import ZIC, ZIP, ZIU
 
 BUYERS = {f"b{i}": [190 - 10 * i, 160 - 10 * i, 130 - 10 * i] for i in range(6)}
 SELLERS = {f"s{i}": [40 + 10 * i, 70 + 10 * i, 100 + 10 * i] for i in range(6)}

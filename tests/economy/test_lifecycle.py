@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from agents.wallet import Wallet
-from chain import EscrowTerms, Ledger
-from economy import Contract, deal_id_for
-from economy.contract import deal_domain
-from economy.errors import BadContractSignature, DeadlinePassed, IllegalTransition
-from economy.lifecycle import Deal, DealState
-from economy.reputation import ReputationGraph
+from agora.agents.wallet import Wallet
+from agora.chain import EscrowTerms, Ledger
+from agora.economy import Contract, deal_id_for
+from agora.economy.contract import deal_domain
+from agora.economy.errors import BadContractSignature, DeadlinePassed, IllegalTransition
+from agora.economy.lifecycle import Deal, DealState
+from agora.economy.reputation import ReputationGraph
 from tests.conftest import TOKEN
 
 JOB = "0x" + "22" * 32
@@ -133,7 +133,7 @@ def test_illegal_steps_change_nothing(ledger: Ledger, people: dict) -> None:
 
 
 def test_signatures_are_checked(people: dict) -> None:
-    from chain import MemoryLedger
+    from agora.chain import MemoryLedger
 
     ledger = MemoryLedger(arbiter=people["arbiter"].address, treasury=people["treasury"].address)
     deal = _deal(ledger, people)

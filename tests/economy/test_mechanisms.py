@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from economy import (
+from agora.economy import (
     BUY,
     SELL,
     Bid,

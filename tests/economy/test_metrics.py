@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from economy import allocative_efficiency, equilibrium, gini, max_surplus, price_dispersion, smiths_alpha, utilization
+from agora.economy import allocative_efficiency, equilibrium, gini, max_surplus, price_dispersion, smiths_alpha, utilization
 
 VALUES = [140, 130, 120, 110, 100, 90]
 COSTS = [80, 90, 100, 110, 120, 130]

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from economy import BUY, SELL, ContinuousDoubleAuction, DuplicateOrder, Fill, InvalidOrder, Order
+from agora.economy import BUY, SELL, ContinuousDoubleAuction, DuplicateOrder, Fill, InvalidOrder, Order
 
 
 def _book(*orders: tuple) -> ContinuousDoubleAuction:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from economy import BUY, SELL, DuplicateOrder, InvalidBid, InvalidOrder, Order
-from economy.contract_net import ContractNet, NetState
-from economy.errors import ProtocolViolation
-from economy.posted import PostedPrice
+from agora.economy import BUY, SELL, DuplicateOrder, InvalidBid, InvalidOrder, Order
+from agora.economy.contract_net import ContractNet, NetState
+from agora.economy.errors import ProtocolViolation
+from agora.economy.posted import PostedPrice
 
 
 def test_posted_price_fills_at_the_posted_price_up_to_capacity() -> None:

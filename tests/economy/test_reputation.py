@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from economy import InvalidBid
-from economy.reputation import ReputationGraph, choose
+from agora.economy import InvalidBid
+from agora.economy.reputation import ReputationGraph, choose
 
 
 def _market(seed: int = 0) -> ReputationGraph:

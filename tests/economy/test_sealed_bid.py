@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from economy import BUY, Bid, InvalidBid, SealedBidAuction
-from economy.strategies import Shading, Truthful
+from agora.economy import BUY, Bid, InvalidBid, SealedBidAuction
+from agora.economy.strategies import Shading, Truthful
 
 
 def _run(rule: str, bids: dict[str, int], reserve: int = 0):

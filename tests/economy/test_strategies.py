@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from economy import BUY, SELL, InvalidBid
-from economy.strategies import ZIC, ZIP, ZIU, Shading, Strategy, Truthful
+from agora.economy import BUY, SELL, InvalidBid
+from agora.economy.strategies import ZIC, ZIP, ZIU, Shading, Strategy, Truthful
 
 CONSTRAINED = {
     "truthful": lambda side, rng: Truthful(),

@@ -34,7 +34,7 @@ class Chromium:
     def __init__(self, width: int = 1280, height: int = 900) -> None:
         from websockets.sync.client import connect
 
-        from chain.node import free_port
+        from agora.chain.node import free_port
 
         self.profile = tempfile.mkdtemp(prefix="agora-chromium-")
         port = free_port()

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from agents.identity import Identity
-from gateway import sign_request
+from agora.agents.identity import Identity
+from agora.gateway import sign_request
 from tests.gateway.conftest import Served
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]

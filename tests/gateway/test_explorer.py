@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from agents.identity import Identity
-from gateway import GatewayClient
+from agora.agents.identity import Identity
+from agora.gateway import GatewayClient
 from tests.gateway.chromium import Chromium
 from tests.gateway.conftest import Served
 

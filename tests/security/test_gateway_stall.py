@@ -24,9 +24,9 @@ import httpx
 import pytest
 from eth_utils import keccak
 
-from agents.identity import Identity
-from gateway import GatewayClient, GatewayHTTPError, create_app
-from gateway.server import serve_in_thread
+from agora.agents.identity import Identity
+from agora.gateway import GatewayClient, GatewayHTTPError, create_app
+from agora.gateway.server import serve_in_thread
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
@@ -93,8 +93,8 @@ class NeverMines:
 
 @pytest.fixture
 def stalled_gateway(anvil_url: str) -> Iterator[tuple[NeverMines, Any, str]]:
-    from gateway.market import HostedMarket
-    from simulations.scenario import Scenario
+    from agora.gateway.market import HostedMarket
+    from agora.simulations.scenario import Scenario
 
     proxy = NeverMines(anvil_url)
     scenario = Scenario.model_validate({"version": 1, "name": "stall", "seed": 19, "duration": 3600, "step": 5, "ledger": proxy.url,

@@ -16,12 +16,12 @@ import time
 
 import pytest
 
-from agents import Agent, Context, Envelope, Identity, LocalRuntime, Message, on_message
-from agents.agent import on_interval
-from agents.host import IntervalTick, _types_of
-from agents.inbox import Inbox, Quota
-from agents.runtime import audit_traffic
-from chain import MemoryLedger
+from agora.agents import Agent, Context, Envelope, Identity, LocalRuntime, Message, on_message
+from agora.agents.agent import on_interval
+from agora.agents.host import IntervalTick, _types_of
+from agora.agents.inbox import Inbox, Quota
+from agora.agents.runtime import audit_traffic
+from agora.chain import MemoryLedger
 
 PERIOD = 1.0  # the victim's interval (virtual seconds on LocalRuntime, wall seconds on Ray)
 FORGED_TICKS = 20
@@ -129,7 +129,7 @@ def test_a_copy_of_the_agents_own_armed_timer_is_not_its_timer() -> None:
 
 def _refused_at_the_inbox(case: tuple) -> None:
     """A stranger's validly signed, well-formed ``type_name`` at the inbox of ``agent_name``."""
-    from agents.inbox import InternalMessage
+    from agora.agents.inbox import InternalMessage
 
     (agent_module, message_module), agent_name, type_name = case
     agent_cls = getattr(importlib.import_module(agent_module), agent_name)
@@ -146,23 +146,23 @@ def _refused_at_the_inbox(case: tuple) -> None:
 
 # (agent module, message module), agent class, internal message type: every one in the code base
 INTERNAL = [
-    (("tests.security.test_internal_messages", "agents.host"), "Clock", "IntervalTick"),
+    (("tests.security.test_internal_messages", "agora.agents.host"), "Clock", "IntervalTick"),
     (("tests.security.test_internal_messages", "tests.security.test_internal_messages"), "Clock", "_Alarm"),
-    (("agents.roles.buyer", "agents.roles.buyer"), "Buyer", "_OpenRequest"),
-    (("agents.roles.serving", "agents.roles.serving"), "ModelServer", "_EscrowCheck"),
-    (("agents.roles.trader", "agents.roles.trader"), "Trader", "_Period"),
-    (("agents.roles.cohort", "agents.roles.cohort"), "TraderCohort", "_Period"),
-    (("agents.roles.exchange", "agents.roles.exchange"), "Exchange", "_Tick"),
-    (("simulations.director", "simulations.director"), "Director", "_Fire"),
-    (("simulations.director", "simulations.director"), "Director", "_End"),
+    (("agora.agents.roles.buyer", "agora.agents.roles.buyer"), "Buyer", "_OpenRequest"),
+    (("agora.agents.roles.serving", "agora.agents.roles.serving"), "ModelServer", "_EscrowCheck"),
+    (("agora.agents.roles.trader", "agora.agents.roles.trader"), "Trader", "_Period"),
+    (("agora.agents.roles.cohort", "agora.agents.roles.cohort"), "TraderCohort", "_Period"),
+    (("agora.agents.roles.exchange", "agora.agents.roles.exchange"), "Exchange", "_Tick"),
+    (("agora.simulations.director", "agora.simulations.director"), "Director", "_Fire"),
+    (("agora.simulations.director", "agora.simulations.director"), "Director", "_End"),
 ]
 
 # the deal protocol's timers and off-mailbox completion (agents/deal_protocol.py marks them)
 DEAL_TIMERS = [
-    (("agents.roles.buyer", "agents.deal_protocol"), "Buyer", "ProposalsDue"),
-    (("agents.roles.buyer", "agents.deal_protocol"), "Buyer", "DeadlinePassed"),
-    (("agents.roles.provider", "agents.deal_protocol"), "ComputeProvider", "PaymentDue"),
-    (("agents.roles.provider", "agents.deal_protocol"), "ComputeProvider", "JobDone"),
+    (("agora.agents.roles.buyer", "agora.agents.deal_protocol"), "Buyer", "ProposalsDue"),
+    (("agora.agents.roles.buyer", "agora.agents.deal_protocol"), "Buyer", "DeadlinePassed"),
+    (("agora.agents.roles.provider", "agora.agents.deal_protocol"), "ComputeProvider", "PaymentDue"),
+    (("agora.agents.roles.provider", "agora.agents.deal_protocol"), "ComputeProvider", "JobDone"),
 ]
 
 
@@ -188,7 +188,7 @@ def test_ray_runtime_refuses_a_strangers_internal_messages(ray_cluster) -> None:
     """Strangers in another shard (a signed batch), in the victim's own shard (no Ray call at
     all) and injected by the driver (per-envelope signatures): every forgery refused and counted,
     the victim's timers as they were, the shard still delivering."""
-    from agents.ray_runtime import RayRuntime
+    from agora.agents.ray_runtime import RayRuntime
 
     rt = RayRuntime(shards=2, seed="hole5")
     try:

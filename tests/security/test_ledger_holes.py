@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from chain import (
+from agora.chain import (
     AlreadySettled,
     DeadlineNotReached,
     Disputed,
@@ -19,7 +19,7 @@ from chain import (
     SignedTxMismatch,
     Unauthorized,
 )
-from chain.types import ChannelTerms, check_address, lines_hash
+from agora.chain.types import ChannelTerms, check_address, lines_hash
 from tests.conftest import TOKEN, owned
 
 REF = "0x" + "5e" * 32

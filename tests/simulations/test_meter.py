@@ -6,8 +6,8 @@ import random
 
 import numpy as np
 
-from economy.metrics import equilibrium, gini, max_surplus
-from simulations.meter import _gini, _schedule
+from agora.economy.metrics import equilibrium, gini, max_surplus
+from agora.simulations.meter import _gini, _schedule
 
 
 def test_the_vectorized_schedule_is_economy_metrics() -> None:

@@ -3,8 +3,8 @@ sets select and act; reporters collect; the same seed replays the same model."""
 
 from __future__ import annotations
 
-from agents.roles.trader import ShockEnds, ShockStarts
-from simulations.model import Model
+from agora.agents.roles.trader import ShockEnds, ShockStarts
+from agora.simulations.model import Model
 
 
 def _market(seed: int = 3) -> tuple[Model, object, object]:

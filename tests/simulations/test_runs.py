@@ -9,9 +9,9 @@ import json
 import pyarrow.compute as pc
 import pytest
 
-from simulations.recorder import read
-from simulations.runner import simulate
-from simulations.scenario import Scenario
+from agora.simulations.recorder import read
+from agora.simulations.runner import simulate
+from agora.simulations.scenario import Scenario
 
 TINY = {
     "name": "tiny",
@@ -128,7 +128,7 @@ def test_posted_sellers_reprice_with_demand(tmp_path) -> None:
 def test_an_open_market_widens_access_for_low_budget_buyers(tmp_path) -> None:
     results = simulate(Scenario.load("access").with_overrides({"duration": 200}), tmp_path, progress=False)
     assert [r.variant for r in results] == ["open-market", "centralized"] and all(r.conserved for r in results)
-    from simulations.htmlreport import group_stats
+    from agora.simulations.htmlreport import group_stats
 
     stats = {r.variant: {g["group"]: g for g in group_stats(read(tmp_path / r.variant, "agents"), read(tmp_path / r.variant, "schedule"))} for r in results}
     assert stats["open-market"]["low-budget"]["served_share"] > stats["centralized"]["low-budget"]["served_share"]
@@ -139,8 +139,8 @@ def test_an_open_market_widens_access_for_low_budget_buyers(tmp_path) -> None:
 def test_the_report_shows_the_run(tmp_path) -> None:
     import re
 
-    from simulations.errors import ReportError
-    from simulations.htmlreport import write_report
+    from agora.simulations.errors import ReportError
+    from agora.simulations.htmlreport import write_report
 
     shocked = Scenario.parse({**TINY, "shocks": [{"at": 20, "kind": "outage", "target": "sellers", "fraction": 0.5, "duration": 20}]})
     simulate(shocked, tmp_path, progress=False)
@@ -159,7 +159,7 @@ def test_the_cli_simulates_lists_and_reports(tmp_path) -> None:
     import yaml
     from typer.testing import CliRunner
 
-    from simulations.cli import app
+    from agora.simulations.cli import app
 
     runner = CliRunner()
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
@@ -181,7 +181,7 @@ def test_the_cli_simulates_lists_and_reports(tmp_path) -> None:
 def test_a_sweep_spreads_points_over_ray_and_resumes(ray_cluster, tmp_path) -> None:
     import shutil
 
-    from simulations.sweep import sweep
+    from agora.simulations.sweep import sweep
 
     scenario = Scenario.parse(TINY)
     params = {"markets.gpu.mechanism": ["cda", "call"], "seed": [1, 2]}
@@ -196,14 +196,14 @@ def test_a_sweep_spreads_points_over_ray_and_resumes(ray_cluster, tmp_path) -> N
     again = sweep(scenario, params, tmp_path, progress=False)
     assert [r.trades for r in again] == [r.trades for r in results]
     assert {n: (tmp_path / n / "summary.json").stat().st_mtime_ns for n in names if n != names[1]} == {n: t for n, t in stamps.items() if n != names[1]}  # finished points not redone
-    from simulations.htmlreport import write_report
+    from agora.simulations.htmlreport import write_report
 
     assert "p003-mechanism=call-seed=2" in write_report(tmp_path).read_text()
 
 
 def test_a_sweep_refuses_a_bad_point_before_running(tmp_path) -> None:
-    from simulations.errors import ScenarioError
-    from simulations.sweep import sweep
+    from agora.simulations.errors import ScenarioError
+    from agora.simulations.sweep import sweep
 
     with pytest.raises(ScenarioError, match="markets.gpu.mechanism: Input should be 'cda', 'call' or 'posted'"):
         sweep(Scenario.parse(TINY), {"markets.gpu.mechanism": ["cda", "barter"]}, tmp_path, parallel=False, progress=False)
@@ -232,7 +232,7 @@ def test_the_full_economy_settles_real_deals_and_traces_them(tmp_path) -> None:
     conserved, providers that delivered gain reputation, and a deal's story can be told."""
     from typer.testing import CliRunner
 
-    from simulations.cli import app
+    from agora.simulations.cli import app
 
     [summary] = simulate(Scenario.load("full-economy"), tmp_path, progress=False)
     assert summary.conserved and summary.errors == 0
@@ -307,7 +307,7 @@ def test_cohorts_trade_beside_lone_traders_each_member_on_its_own_account(tmp_pa
 
 
 def test_a_cohort_needs_a_call_market() -> None:
-    from simulations.errors import ScenarioError
+    from agora.simulations.errors import ScenarioError
 
     with pytest.raises(ScenarioError, match="a cohort hosts traders of a call market"):
         Scenario.parse({**COHORTS, "markets": {"gpu": {"mechanism": "cda"}}})
@@ -330,11 +330,11 @@ def test_cohorts_run_on_the_ray_runtime(ray_cluster, tmp_path) -> None:
 def test_a_cohort_cannot_trade_away_an_account_that_did_not_join_it() -> None:
     """A cohort that lists someone else's account (forging the consent) gets none of its
     orders for that account settled: the victim's allowance to the exchange stays unspent."""
-    from agents import Identity, LocalRuntime
-    from agents.roles.cohort import CohortOrders, TraderCohort, cohort_digest
-    from agents.roles.exchange import Exchange
-    from agents.roles.trader import Trader
-    from chain import MemoryLedger
+    from agora.agents import Identity, LocalRuntime
+    from agora.agents.roles.cohort import CohortOrders, TraderCohort, cohort_digest
+    from agora.agents.roles.exchange import Exchange
+    from agora.agents.roles.trader import Trader
+    from agora.chain import MemoryLedger
 
     class Thief(TraderCohort):
         victim = ""
@@ -384,11 +384,11 @@ def test_a_flooding_trader_is_throttled_and_the_market_trades_on(tmp_path) -> No
     assert summary.trades >= 0.8 * calm.trades  # the honest traders still trade
 
 
-class Flooder(__import__("agents.roles.trader", fromlist=["Trader"]).Trader):
+class Flooder(__import__("agora.agents.roles.trader", fromlist=["Trader"]).Trader):
     """Sends 300 orders every time it may quote."""
 
     def _quote(self, ctx) -> None:
-        from agents.roles.exchange import PlaceOrder
+        from agora.agents.roles.exchange import PlaceOrder
 
         if self.exchange:
             for i in range(300):

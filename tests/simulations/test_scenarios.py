@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from simulations.errors import ScenarioError
-from simulations.scenario import Dist, Scenario, builtin_names
+from agora.simulations.errors import ScenarioError
+from agora.simulations.scenario import Dist, Scenario, builtin_names
 
 BASE = {
     "name": "tiny",

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from agents import ComputeProvider, Identity
-from simulations.demo import TradeConfig, build_runtime, demo_texts, make_agents, run_trade
+from agora.agents import ComputeProvider, Identity
+from agora.simulations.demo import TradeConfig, build_runtime, demo_texts, make_agents, run_trade
 
 
 class StallingProvider(ComputeProvider):
@@ -77,7 +77,7 @@ def test_missed_deadline_refunds_the_buyer_in_full(store, ledger) -> None:
 
 def test_provider_failure_refunds_the_buyer(store, tmp_path) -> None:
     """A tampered model in the provider's store: the job fails, the provider refunds."""
-    from tasks import ContentStore
+    from agora.tasks import ContentStore
 
     config = TradeConfig(runtime="local", ledger="evm", store_root=str(tmp_path / "store"))
     runtime = build_runtime(config)
@@ -100,7 +100,7 @@ def test_a_job_the_vault_refuses_costs_nobody_the_data_fee(store, tmp_path) -> N
     """The owner's fee is paid at use: drawn by the provider when the vault holds a finished
     result (tasks.vault.ResultHeld). A job that fails there (here the vault's policy no longer
     allows the task) draws nothing: the buyer is refunded in full, nobody else's balance moves."""
-    from tasks.vault import AccessPolicy
+    from agora.tasks.vault import AccessPolicy
 
     config = TradeConfig(runtime="local", ledger="memory", store_root=str(tmp_path / "store"))
     runtime = build_runtime(config)
@@ -190,7 +190,7 @@ def test_a_provider_that_dies_mid_job_on_ray_is_refunded_then_replaced(ray_clust
     """A real process death on Ray: the winning provider's shard dies as its job starts. The
     buyer's deadline refunds that deal on the ledger, the buyer calls the next provider as a new
     deal, and is paid out once; the dead provider gets nothing; no token is made or lost."""
-    from agents import Buyer
+    from agora.agents import Buyer
 
     config = TradeConfig(runtime="ray", ledger="memory", store_root=str(store.root), deadline_s=6)
     agents = make_agents(config, demo_texts())

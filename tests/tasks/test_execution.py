@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks import JobSpec, LocalExecutor, RayExecutor, Resources, UnknownArtifact, verify_embeddings
+from agora.tasks import JobSpec, LocalExecutor, RayExecutor, Resources, UnknownArtifact, verify_embeddings
 
 TEXTS = ["A cat sits on the mat.", "A kitten is sitting on a rug.", "The stock market fell sharply today."]
 
@@ -50,7 +50,7 @@ def test_ray_errors_come_back_typed(ray_cluster, store) -> None:
 def test_a_two_gpu_job_runs_data_parallel_in_a_placement_group(ray_cluster, store, minilm_hash) -> None:
     """Two whole GPUs: a placement group reserves both (all or nothing), one slice per GPU; the
     merged result is the single-GPU result, rows in input order."""
-    from tasks.verify import agreement
+    from agora.tasks.verify import agreement
 
     texts = [f"text number {i} about {w}" for i, w in enumerate(["gpus", "rain", "goals", "rates", "cats", "ships", "tea"])]
     spec = JobSpec(job_id="dp", model_hash=minilm_hash, inputs=texts, resources=Resources(gpus=2, cpus=1, gpu_memory_mb=4000))
@@ -72,7 +72,7 @@ def test_inference_runs_with_the_threads_of_the_cpus_it_asked_for(ray_cluster, s
 
 def _kill_running_job_worker(deadline_s: float = 60.0) -> int:
     """SIGKILL the worker running a ``run_job`` task once it has run a second (model loaded)."""
-    from simulations.chaos import kill_a_job_worker
+    from agora.simulations.chaos import kill_a_job_worker
 
     pid = kill_a_job_worker(timeout=deadline_s, settle_s=1.0)
     assert pid is not None, "no run_job worker appeared"
@@ -88,7 +88,7 @@ def test_a_job_whose_worker_dies_is_rerun_by_ray_or_fails_typed(ray_cluster, sto
     then refunds and the buyer may call elsewhere)."""
     import threading
 
-    from tasks import JobFailed
+    from agora.tasks import JobFailed
 
     texts = [f"sentence number {i} about a market for GPUs" for i in range(1200)]
     spec = JobSpec(job_id=f"crash-{crash_retries}", model_hash=minilm_hash, inputs=texts, resources=Resources(cpus=1), crash_retries=crash_retries)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks import InvalidJob, JobResult, JobSpec, Metering, VerificationFailed, verify_embeddings
+from agora.tasks import InvalidJob, JobResult, JobSpec, Metering, VerificationFailed, verify_embeddings
 
 H = "a" * 64
 

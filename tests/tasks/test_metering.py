@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tasks.jobs import Metering
-from tasks.metering import Tariff, bill
+from agora.tasks.jobs import Metering
+from agora.tasks.metering import Tariff, bill
 
 
 def _m(items: int = 64, tokens: int = 900, new_tokens: int = 0, seconds: float = 1.25, gpu_seconds: float = 1.25) -> Metering:

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks import ContentStore, InvalidJob, JobFailed, JobSpec, LocalExecutor, verify_embeddings
-from tasks.models import artifact_task, train_head, write_classifier
-from tasks.verify import verify_result
+from agora.tasks import ContentStore, InvalidJob, JobFailed, JobSpec, LocalExecutor, verify_embeddings
+from agora.tasks.models import artifact_task, train_head, write_classifier
+from agora.tasks.verify import verify_result
 
 DATA = Path(__file__).resolve().parents[2] / "simulations" / "data" / "topics.jsonl"
 
@@ -85,7 +85,7 @@ def test_packaged_smollm2_answers_from_its_converted_cache(store, tmp_path_facto
     stored by hash, and run greedily."""
     import os
 
-    from tasks.models import smollm2_folder
+    from agora.tasks.models import smollm2_folder
 
     cache = Path(os.environ.get("AGORA_HOME") or Path.home() / ".cache" / "agora") / "models"
     folder = smollm2_folder(cache)

@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from economy.auction import Bid, ReverseAuction
-from economy.errors import InvalidBid
-from tasks import JobSpec, Resources
-from tasks.scheduling import GPU_MEMORY, Capacity, CapacityExceeded, job_options, node_resources
+from agora.economy.auction import Bid, ReverseAuction
+from agora.economy.errors import InvalidBid
+from agora.tasks import JobSpec, Resources
+from agora.tasks.scheduling import GPU_MEMORY, Capacity, CapacityExceeded, job_options, node_resources
 
 H = "a" * 64
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks import ContentStore, IntegrityError, UnknownArtifact, digest_tree
+from agora.tasks import ContentStore, IntegrityError, UnknownArtifact, digest_tree
 
 
 def test_put_names_content_by_sha256(tmp_path: Path) -> None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tasks import JobSpec, LocalExecutor, RayExecutor, verify_result
-from tasks.vault import AccessDenied
+from agora.tasks import JobSpec, LocalExecutor, RayExecutor, verify_result
+from agora.tasks.vault import AccessDenied
 
 ROWS = ["a private sentence", "another private sentence", "a third one"]
 

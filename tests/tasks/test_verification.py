@@ -7,8 +7,8 @@ import random
 
 import numpy as np
 
-from tasks import JobResult, JobSpec, LocalExecutor
-from tasks.verify import agree, agreement, redundant, spot_check
+from agora.tasks import JobResult, JobSpec, LocalExecutor
+from agora.tasks.verify import agree, agreement, redundant, spot_check
 from tests.tasks.test_models import tiny_lm  # noqa: F401 - the fixture
 
 TEXTS = [f"sentence number {i} about {topic}" for i, topic in enumerate(["gpus", "rain", "football", "bonds"] * 4)]
