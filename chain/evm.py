@@ -235,7 +235,7 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
     _EVENTS = {
         "escrow_contract": ("Opened", "Released", "Refunded", "Disputed", "Drawn"),
         "channel_contract": ("ChannelOpened", "ChannelClaimed", "ChannelReclaimed"),
-        "batch_contract": ("Deposited", "WithdrawalRequested", "Withdrawn", "PartSkipped", "EpochCanceled", "EpochSettled"),
+        "batch_contract": ("Deposited", "WithdrawalRequested", "Withdrawn", "PartSkipped", "EpochSettled"),
         "staking_contract": ("Staked", "UnstakeRequested", "Unstaked", "Slashed"),
     }
 
@@ -393,8 +393,6 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
             return bt.request_withdrawal(args["amount"])
         if op == "withdraw":
             return bt.withdraw(args["amount"])
-        if op == "cancel_epoch":
-            return bt.cancel_epoch(args["epoch"])
         if op == "settle_batch":
             b = BatchSubmission(**args)
             sigs = [bytes.fromhex(sig.removeprefix("0x")) for sig in b.signatures]

@@ -338,13 +338,6 @@ class Ledger(ABC):
     def withdraw(self, by: Signer, amount: int) -> Receipt:
         return self.execute(by, "withdraw", {"amount": check_amount(amount)})
 
-    def cancel_epoch(self, by: Signer, epoch: int) -> Receipt:
-        """Void ``by``'s own authorization for an unsettled ``epoch`` (before signing its lines
-        again under a later one, which would otherwise let both pay)."""
-        if isinstance(epoch, bool) or not isinstance(epoch, int):
-            raise InvalidArgument(f"epoch must be an integer, got {epoch!r}")
-        return self.execute(by, "cancel_epoch", {"epoch": epoch})
-
     def settle_batch(self, by: Signer, batch: BatchSubmission) -> Receipt:
         """Submit one epoch; anyone may, since only what each buyer signed is paid."""
         if sum(batch.counts) != len(batch.lines) or not len(batch.buyers) == len(batch.counts) == len(batch.signatures):

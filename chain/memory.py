@@ -597,16 +597,6 @@ class MemoryLedger(Ledger):
         self._credit(sender, amount)
 
         self._emit("Withdrawn", buyer=sender, amount=amount)
-    def _check_cancel_epoch(self, sender: str, epoch: int) -> None:
-        if not 0 < epoch < 2**64:
-            raise error_for_reason("batch: bad epoch", str(epoch))
-        if (sender, epoch) in self._settled_epochs:
-            raise error_for_reason("batch: settled", f"epoch {epoch} of {sender} settled already")
-
-    def _apply_cancel_epoch(self, sender: str, epoch: int) -> None:
-        self._settled_epochs.add((sender, epoch))
-        self._emit("EpochCanceled", epoch=epoch, buyer=sender)
-
     def _run_batch(self, sender: str, commit: bool, **raw: Any) -> None:
         batch = BatchSubmission(**raw)
         if not 0 < batch.epoch < 2**64:

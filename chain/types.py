@@ -250,7 +250,6 @@ OpKind = Literal[
     "request_withdrawal",
     "withdraw",
     "settle_batch",
-    "cancel_epoch",
     "dispute",
     "draw",
     "resolve",
@@ -397,7 +396,7 @@ class Positions(BaseModel):
 class LedgerEvent(BaseModel):
     """A contract event, the same kinds and fields on every backend (token transfers aside):
     Opened, Released, Refunded, Disputed, Drawn, ChannelOpened, ChannelClaimed, ChannelReclaimed,
-    Deposited, WithdrawalRequested, Withdrawn, PartSkipped, EpochCanceled, EpochSettled, Staked, UnstakeRequested,
+    Deposited, WithdrawalRequested, Withdrawn, PartSkipped, EpochSettled, Staked, UnstakeRequested,
     Unstaked, Slashed."""
 
     model_config = ConfigDict(frozen=True)

@@ -16,7 +16,7 @@ ID_PATTERN = r"^0x[0-9a-fA-F]{64}$"
 # the writes a caller may have relayed: its own account, transfers, channels, escrows, deposits, stake
 RELAYED_OPS = (
     "open_account", "transfer", "approve", "open_channel", "top_up_channel", "extend_channel", "reclaim_channel",
-    "open_escrow", "release", "release_items", "refund", "dispute", "draw", "deposit", "request_withdrawal", "withdraw", "cancel_epoch",
+    "open_escrow", "release", "release_items", "refund", "dispute", "draw", "deposit", "request_withdrawal", "withdraw",
     "stake", "request_unstake", "unstake",
 )
 

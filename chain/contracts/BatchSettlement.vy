@@ -10,8 +10,8 @@
         out of a pending batch and submitted first by anyone) is skipped, not a reason to fail
         the others' parts; a batch with nothing left to settle is refused. Epochs settle in any
         order (one per bit): a later epoch submitted first no longer kills an earlier one. So an
-        epoch's authorization stays payable until it settles: a buyer that carries unsettled
-        lines into a later epoch first cancels the old one (``cancel_epoch``), or both would pay.
+        epoch's authorization stays payable until it settles, as its payees are owed: a buyer
+        never signs unsettled lines again under a later epoch (anyone may submit the old one).
 @dev Calldata is compact: payees are listed once, and each line packs the payee's index in
      the top 16 bits with the amount below (amounts < 2**240). A buyer's account packs its
      last settled epoch (top 64 bits) with its deposit (low 192 bits) in one storage slot.
@@ -41,10 +41,6 @@ event WithdrawalRequested:
     unlock_at: uint256
 
 event PartSkipped:
-    epoch: indexed(uint256)
-    buyer: indexed(address)
-
-event EpochCanceled:
     epoch: indexed(uint256)
     buyer: indexed(address)
 
@@ -85,18 +81,6 @@ def last_epoch(_buyer: address) -> uint256:
 @external
 def epoch_settled(_buyer: address, _epoch: uint256) -> bool:
     return self.settled_epochs[_buyer][_epoch >> 8] & (1 << (_epoch & 255)) != 0
-
-
-@external
-def cancel_epoch(_epoch: uint256):
-    """The buyer voids its own authorization for an epoch that has not settled (before signing
-    those lines again under a later epoch): its bit is set, so the old signature pays nothing.
-    An epoch that settled first makes this revert, and the buyer knows its lines were paid."""
-    assert _epoch > 0 and _epoch < 2**64, "batch: bad epoch"
-    bit: uint256 = 1 << (_epoch & 255)
-    assert self.settled_epochs[msg.sender][_epoch >> 8] & bit == 0, "batch: settled"
-    self.settled_epochs[msg.sender][_epoch >> 8] |= bit
-    log EpochCanceled(epoch=_epoch, buyer=msg.sender)
 
 
 @external

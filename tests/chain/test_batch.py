@@ -108,23 +108,3 @@ def test_deposit_needs_no_approval(ledger: Ledger, people: dict) -> None:
         ledger.deposit(buyer, 0)
     assert ledger.is_conserved()
 
-
-def test_a_buyer_cancels_an_unsettled_epoch_before_carrying_its_lines_over(ledger: Ledger, people: dict) -> None:
-    """Epochs settle in any order, so an unsettled epoch's authorization stays payable: a buyer
-    that signed its lines again under a later epoch would pay both. It cancels the old one first;
-    the old signature then pays nothing, and an epoch that settled cannot be cancelled."""
-    _fund(ledger, people)
-    old = _epoch(ledger, people, epoch=3).build(_signer(people))  # signed, never submitted
-    with pytest.raises(InvalidArgument):
-        ledger.cancel_epoch(people["buyer"], 0)
-    ledger.cancel_epoch(people["buyer"], 3)
-    with pytest.raises(AlreadySettled):
-        ledger.cancel_epoch(people["buyer"], 3)
-    assert [e.kind for e in ledger.events() if e.kind == "EpochCanceled"] == ["EpochCanceled"]
-    ledger.settle_batch(people["stranger"], _epoch(ledger, people, epoch=4).build(_signer(people)))  # the lines again
-    ledger.settle_batch(people["stranger"], old)  # the old authorization: only the other buyer's part pays
-    assert ledger.batch_account(people["buyer"].address).deposit == 10 * TOKEN - 5000  # paid once
-    assert ledger.batch_account(people["arbiter"].address).deposit == 10 * TOKEN - 2 * 3 * 1007  # both its epochs
-    with pytest.raises(AlreadySettled):
-        ledger.cancel_epoch(people["arbiter"], 4)  # settled: its lines were paid
-    assert ledger.is_conserved()
