@@ -138,10 +138,13 @@ def agreed(escrow: EscrowState, rater: str, ratee: str, ledger: Any, contract: A
     ledger); a payee that signed nothing is rated down by no buyer."""
     if rater.lower() != escrow.buyer.lower() or ratee.lower() == escrow.buyer.lower():
         return ""  # a payee rating the buyer who funded it: the escrow is the buyer's own act
+    from agora.economy.contract import Contract, deal_domain
+    from agora.economy.errors import EconomyError
+
     if contract is None:
         return f"a rating against {ratee} needs the contract of deal {escrow.escrow_id} that {ratee} signed"
-    from agora.economy.contract import deal_domain
-    from agora.economy.errors import EconomyError
+    if type(contract) is not Contract:  # what crossed a process boundary is rebuilt from its fields, never trusted as an object
+        return f"a rating's contract must be an economy Contract, not {type(contract).__name__}"
 
     terms = contract.escrow_terms()
     if contract.deal_id.lower() != escrow.escrow_id.lower() or contract.buyer.lower() != escrow.buyer.lower() or (
@@ -248,8 +251,9 @@ class RegistryFace:
         buyer's rating against a payee without the ``contract`` that payee signed (its
         ``signature``)."""
         check_name(self._address, "rate", (rater,), {}, self._role)
-        if self._sink is not None:  # the registry actor checks the deal on the ledger
-            return self._sink("rate", (rater, ratee, verified, amount, market), {"deal_id": deal_id, "contract": contract, "signature": signature})
+        if self._sink is not None:  # the registry actor checks the deal on the ledger; the contract travels as data
+            sent = None if contract is None else contract.model_dump(mode="json")
+            return self._sink("rate", (rater, ratee, verified, amount, market), {"deal_id": deal_id, "contract": sent, "signature": signature})
         found = settled_deal(self._registry, self._ledger, deal_index(self._registry), rater, ratee, amount, deal_id, verified, contract, signature)
         return self._registry.rate(rater, ratee, verified, amount, market, deal_id=found)
 

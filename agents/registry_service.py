@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agora.agents.identity import Identity, keccak256, recover_digest
-from agora.agents.registry import NotYourName, Registry
+from agora.agents.registry import NotYourName, RatingRefused, Registry
 from agora.agents.registry_access import WRITES, RegistryFace, check_name, deal_index, settled_deal
 
 OPERATOR_WRITES = ("expire", "set_deployment", "assign_roles")
@@ -99,6 +99,7 @@ class RegistryService(Registry):
             bound = inspect.signature(RegistryFace.rate).bind(self, *args, **kwargs)
             bound.apply_defaults()
             a = bound.arguments
+            a["contract"] = _contract(a["contract"])
             deal = settled_deal(
                 self, self._ledger(), deal_index(self), a["rater"], a["ratee"], a["amount"], a["deal_id"], a["verified"], a["contract"], a["signature"]
             )
@@ -124,6 +125,22 @@ class RegistryService(Registry):
 
             self._reader = RemoteLedger(self._ledger_handle)
         return self._reader
+
+
+def _contract(sent: Any) -> Any:
+    """A rating's contract as sent by a shard (its fields as JSON data), rebuilt and validated
+    here: an object unpickled from a writer is never used as one (its methods could be anything)."""
+    if sent is None:
+        return None
+    from agora.economy.contract import Contract
+    from agora.economy.errors import EconomyError
+
+    if not isinstance(sent, dict):
+        raise RatingRefused(f"a rating's contract travels as its fields, not a {type(sent).__name__}")
+    try:
+        return Contract.model_validate(sent)
+    except (EconomyError, ValueError) as exc:
+        raise RatingRefused(f"the rating's contract does not validate: {exc}") from None
 
 
 def _refuse_direct(name: str) -> Callable[..., Any]:

@@ -129,6 +129,8 @@ REVERT_REASONS: dict[str, type[ChainError]] = {
     "escrow: bad line": InvalidArgument,
     "escrow: drawn": AlreadySettled,
     "escrow: empty line": InvalidAmount,
+    "escrow: not drawable": Unauthorized,
+    "escrow: bad drawable": InvalidArgument,
     "stake: unauthorized": Unauthorized,
     "stake: bad amount": InvalidAmount,
     "stake: bad address": InvalidArgument,

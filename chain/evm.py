@@ -190,8 +190,9 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
             raise error_for_reason("escrow: unknown", escrow_id)
         zero = int(arbiter, 16) == 0
         payees = self.escrow_contract.functions.payees_of(key).call()
+        mask = self.escrow_contract.functions.drawable(key).call()
         drawn: list[int] = []
-        if self.escrow_contract.functions.drawn_total(key).call():
+        if mask and self.escrow_contract.functions.drawn_total(key).call():
             drawn = [self.escrow_contract.functions.drawn(key, i).call() for i in range(len(payees))]
         return EscrowState(
             escrow_id=escrow_id.lower(),
@@ -202,6 +203,7 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
             amount=amount,
             deadline=deadline,
             status=_STATUS[state],
+            drawable=[i for i in range(len(payees)) if mask >> i & 1],
             drawn=drawn,
         )
 
@@ -346,7 +348,7 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
         if op == "open_escrow":
             t = EscrowTerms(**args)
             arbiter = t.arbiter or "0x" + "00" * 20
-            return fns.open(bytes.fromhex(t.escrow_id[2:]), t.payees, t.shares_bps, t.amount, t.deadline, arbiter)
+            return fns.open(bytes.fromhex(t.escrow_id[2:]), t.payees, t.shares_bps, t.amount, t.deadline, arbiter, t.drawable_mask())
         if op == "release":
             return fns.release(bytes.fromhex(args["escrow_id"][2:]), args["amount"])
         if op == "release_items":

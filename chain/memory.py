@@ -364,6 +364,8 @@ class MemoryLedger(Ledger):
             raise error_for_reason("escrow: bad line", f"line {line} of {len(e.payees)} (line 0 is the provider's own)")
         if e.drawn and e.drawn[line]:
             raise error_for_reason("escrow: drawn", f"line {line} of {escrow_id} was drawn")
+        if line not in e.drawable or e.payees[line] == e.payees[0]:
+            raise error_for_reason("escrow: not drawable", f"the buyer did not let line {line} of {escrow_id} be paid at use")
         if split(e.amount, e.shares_bps)[line] == 0:
             raise error_for_reason("escrow: empty line", f"line {line} of {escrow_id} is 0")
 

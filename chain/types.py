@@ -157,6 +157,7 @@ class EscrowTerms(_Terms):
     amount: int
     deadline: int
     arbiter: str | None = None
+    drawable: list[int] = []  # lines (never 0) the provider may pay at use (Escrow.draw): a data owner's
 
     @field_validator("escrow_id")
     @classmethod
@@ -188,7 +189,13 @@ class EscrowTerms(_Terms):
             raise ValueError("shares_bps and payees differ in length")
         if any(s < 0 for s in self.shares_bps) or sum(self.shares_bps) != BPS:
             raise ValueError(f"shares_bps must be non-negative and sum to {BPS}, got {self.shares_bps}")
+        if any(not 0 < i < len(self.payees) for i in self.drawable):
+            raise ValueError(f"drawable lines must be between 1 and {len(self.payees) - 1}, got {self.drawable}")
+        object.__setattr__(self, "drawable", sorted(set(self.drawable)))
         return self
+
+    def drawable_mask(self) -> int:
+        return sum(1 << i for i in self.drawable)
 
 
 EscrowStatus = Literal["open", "released", "refunded", "disputed"]
@@ -207,6 +214,7 @@ class EscrowState(BaseModel):
     amount: int
     deadline: int
     status: EscrowStatus
+    drawable: list[int] = []  # lines the buyer lets its provider pay at use
     drawn: list[int] = []  # per line, what was paid at use (Escrow.draw); [] when nothing was
 
     @property

@@ -126,6 +126,7 @@ class Contract(BaseModel):
             amount=self.max_amount,
             deadline=self.deadline,
             arbiter=self.arbiter,
+            drawable=[i for i, p in enumerate(self.payees) if i > 0 and p.role == "data_owner"],  # paid at use (a vault)
         )
 
     # -- EIP-712 ---------------------------------------------------------------------------

@@ -213,6 +213,12 @@ def vault_name(owner: str) -> str:
     return f"agora-vault-{owner.lower()}"
 
 
+def vault_owner(name: str) -> str:
+    """The owner a vault's name names ("" for a name not made by :func:`vault_name`)."""
+    prefix = "agora-vault-"
+    return name[len(prefix):] if name.startswith(prefix) else ""
+
+
 class LocalExecutor(Executor):
     """In-process execution; models stay warm in the process-wide cache; vaults are objects."""
 

@@ -64,7 +64,7 @@ class ResultHeld(UnpaidUse):
         return (type(self), (str(self), self.deal_id, self.line))
 
 
-HELD_MAX = 256  # results awaiting their draw; the oldest is dropped past this
+HELD_PER_REQUESTER = 16  # results awaiting their draw, per requester: past this its own oldest goes
 
 
 class ForgedRequest(AccessDenied):
@@ -119,7 +119,8 @@ class DataVault:
         self.uses_per_deal = uses_per_deal  # the provider's run and the arbiter's re-run
         self.uses: dict[str, int] = {}  # deal id -> uses granted under it
         self._scanned, self._escrows = 0, []  # escrow ids seen opened on the ledger, oldest first
-        self.held: dict[tuple[str, str], tuple[str, JobResult]] = {}  # (requester, spec digest) -> (deal, result) awaiting the draw
+        # (requester, spec digest) -> (deal, result, price in force when it ran), awaiting the draw
+        self.held: dict[tuple[str, str], tuple[str, JobResult, int]] = {}
 
     def add(self, texts: list[str], name: str, policy: AccessPolicy | dict[str, Any]) -> str:
         """Store ``texts`` as a JSONL dataset under ``policy``; returns its hash."""
@@ -154,39 +155,45 @@ class DataVault:
         vault passes one pinned to its own node."""
         from agora.tasks.executor import run_job
 
-        policy = self.check(spec, requester)
         key = (requester.lower(), spec.digest())
         with self._lock:
             waiting = self.held.get(key)
         if waiting is not None and (deal_id is None or waiting[0].lower() == deal_id.lower()):
-            deal, result = waiting
+            deal, result, price = waiting  # it ran under the policy then in force: only the draw is checked now
         else:
-            deal = self.covered(spec, requester, policy, deal_id)
+            policy = self.check(spec, requester)
+            deal, price = self.covered(spec, requester, policy, deal_id), policy.price_per_use
             try:
                 result = (runner or run_job)(spec, self.store_root, str(self.private.root))
             except TasksError as exc:
                 self._record(requester, spec.dataset_hash or "", "compute", False, f"job failed: {exc}", spec, deal_id=deal)
                 raise
-        self._hand_over(key, deal, result, policy)
+        self._hand_over(key, deal, result, price)
         self._record(requester, spec.dataset_hash or "", "compute", True, "", spec, result, deal_id=deal)
         return result
 
-    def _hand_over(self, key: tuple[str, str], deal: str, result: JobResult, policy: AccessPolicy) -> None:
-        """Return if the owner's line of ``deal`` is drawn for the price (the result may leave);
-        else hold the result and raise ResultHeld naming the line to draw."""
+    def _hand_over(self, key: tuple[str, str], deal: str, result: JobResult, price: int) -> None:
+        """Return if the owner's lines of ``deal`` drew its ``price`` (the result may leave); else
+        hold the result and raise ResultHeld naming the next line of the owner's to draw."""
         if self.ledger is None:
             return
         escrow = self.ledger.escrow(deal)
         drawn = escrow.drawn_line(self.owner)
-        if drawn and drawn * BPS + escrow.amount >= policy.price_per_use * BPS:
+        if drawn and drawn * BPS + escrow.amount >= price * BPS:
             with self._lock:
                 self.held.pop(key, None)
             return
-        line = next((i for i, p in enumerate(escrow.payees) if i > 0 and p.lower() == self.owner.lower()), 0)
+        line = next((i for i in escrow.drawable if escrow.payees[i].lower() == self.owner.lower() and not (escrow.drawn and escrow.drawn[i])), 0)
+        if not line:  # nothing left the provider may draw: this deal cannot pay for the result
+            with self._lock:
+                self.held.pop(key, None)
+            raise UnpaidUse(f"deal {deal} drew {drawn} for the owner, under its price of {price}, and has no line of the owner's left to draw")
         with self._lock:
-            self.held[key] = (deal, result)
-            while len(self.held) > HELD_MAX:
-                self.held.pop(next(iter(self.held)))
+            self.held.pop(key, None)
+            self.held[key] = (deal, result, price)
+            mine = [k for k in self.held if k[0] == key[0]]
+            for old in mine[: max(0, len(mine) - HELD_PER_REQUESTER)]:  # a requester crowds out only its own
+                del self.held[old]
         raise ResultHeld(f"the result of job {result.job_id} is held until line {line} of deal {deal} (the owner's fee) is drawn; then ask again", deal, line)
 
     def covered(self, spec: JobSpec, requester: str, policy: AccessPolicy, deal_id: str | None) -> str:
@@ -218,9 +225,10 @@ class DataVault:
         who, arbiter = requester.lower(), str(getattr(self.ledger, "arbiter", "") or "").lower()
         if not ((escrow.status == "open" and who == escrow.payees[0].lower()) or (escrow.status == "disputed" and who == arbiter)):
             return f"deal {deal_id} is {escrow.status}: only its provider (open) or the arbiter (disputed) may use it"
-        share = sum(bps for payee, bps in zip(escrow.payees, escrow.shares_bps) if payee.lower() == self.owner.lower())
+        mine = [i for i in escrow.drawable if escrow.payees[i].lower() == self.owner.lower()]
+        share = sum(escrow.shares_bps[i] for i in mine)
         if share == 0 or share < policy.price_per_use * BPS // escrow.amount:
-            return f"deal {deal_id} pays the owner {escrow.amount * share // BPS}, under its price of {policy.price_per_use}"
+            return f"deal {deal_id} lets its provider pay the owner {escrow.amount * share // BPS} at use, under its price of {policy.price_per_use}"
         return ""
 
     def _candidates(self) -> list[str]:

@@ -37,6 +37,7 @@ from agora.economy.contract import deal_domain
 from agora.economy.errors import EconomyError
 from agora.tasks.errors import TasksError
 from agora.tasks.jobs import JobResult
+from agora.tasks.executor import vault_owner
 from agora.tasks.vault import ResultHeld
 from agora.tasks.verify import agree
 
@@ -182,7 +183,8 @@ class Arbiter(Agent):
         try:
             return ctx.executor.run(msg.job, requester=ctx.wallet.address, deal_id=msg.deal_id), 0
         except ResultHeld as held:
-            if held.deal_id.lower() != msg.deal_id.lower() or not held.line:
+            payees = ctx.ledger.escrow(msg.deal_id).payees
+            if held.deal_id.lower() != msg.deal_id.lower() or not 0 < held.line < len(payees) or payees[held.line].lower() != vault_owner(msg.job.vault or "").lower():
                 raise
             ctx.wallet.draw(msg.deal_id, held.line)
             drew = ctx.ledger.escrow(msg.deal_id).drawn[held.line]

@@ -43,6 +43,7 @@ from agora.chain.types import id_owner
 from agora.economy.contract import Contract
 from agora.economy.errors import EconomyError
 from agora.economy.lifecycle import FINAL, Deal, DealState
+from agora.tasks.executor import vault_owner
 from agora.tasks.jobs import JobResult
 from agora.tasks.scheduling import Capacity, CapacityExceeded
 from agora.tasks.vault import ResultHeld
@@ -237,8 +238,9 @@ class ComputeProvider(Agent):
             try:
                 return executor.run(spec, timeout_s=budget, requester=self.address, deal_id=job.deal_id)
             except ResultHeld as held:  # a vault ran it: pay the owner's line, then collect the result
-                if held.deal_id.lower() != job.deal_id.lower() or not held.line:
-                    raise
+                payees = wallet.ledger.escrow(job.deal_id).payees
+                if held.deal_id.lower() != job.deal_id.lower() or not 0 < held.line < len(payees) or payees[held.line].lower() != vault_owner(spec.vault or "").lower():
+                    raise  # a line that is not the vault owner's in this deal: pay nobody
                 wallet.draw(job.deal_id, held.line)
                 job.drawn = wallet.ledger.escrow(job.deal_id).drawn[held.line]
                 return executor.run(spec, timeout_s=budget, requester=self.address, deal_id=job.deal_id)

@@ -21,7 +21,10 @@
      A line may be paid at use (``draw``): the provider draws a data owner's line in full when the
      owner's vault runs the job, and no later release, refund or ruling takes it back -- the
      buyer chooses its release amounts and a provider may refund, so a fee paid only at
-     settlement could be withheld from the owner whose data was used.
+     settlement could be withheld from the owner whose data was used. Only the lines the buyer
+     granted at opening (``_drawable``, a bit per line) may be drawn, never the provider's own:
+     otherwise a provider could pay any payee it colludes with (a model owner's royalty line)
+     and refund the rest.
 """
 from ethereum.ercs import IERC20
 
@@ -69,6 +72,7 @@ resolver: public(address)
 deals: public(HashMap[bytes32, Deal])
 open_disputes: public(HashMap[address, uint256])  # provider (payee 0) -> disputes the resolver holds
 held: public(HashMap[bytes32, bool])  # disputes the resolver took up
+drawable: public(HashMap[bytes32, uint256])  # a bit per line the buyer lets be paid at use
 payees: HashMap[bytes32, DynArray[address, MAX_PAYEES]]
 shares: HashMap[bytes32, DynArray[uint256, MAX_PAYEES]]
 drawn: public(HashMap[bytes32, HashMap[uint256, uint256]])  # id -> line -> paid at use
@@ -94,7 +98,7 @@ def shares_of(_id: bytes32) -> DynArray[uint256, MAX_PAYEES]:
 
 
 @external
-def open(_id: bytes32, _payees: DynArray[address, MAX_PAYEES], _shares: DynArray[uint256, MAX_PAYEES], _amount: uint256, _deadline: uint256, _arbiter: address):
+def open(_id: bytes32, _payees: DynArray[address, MAX_PAYEES], _shares: DynArray[uint256, MAX_PAYEES], _amount: uint256, _deadline: uint256, _arbiter: address, _drawable: uint256):
     assert convert(convert(_id, uint256) >> 96, address) == msg.sender, "escrow: not opener's id"
     assert self.deals[_id].state == 0, "escrow: exists"
     assert len(_payees) > 0 and len(_payees) == len(_shares), "escrow: bad payees"
@@ -107,9 +111,12 @@ def open(_id: bytes32, _payees: DynArray[address, MAX_PAYEES], _shares: DynArray
     assert total == BPS, "escrow: bad shares"
     assert _amount > 0, "escrow: bad amount"
     assert _deadline > block.timestamp, "escrow: bad deadline"
+    assert _drawable & 1 == 0 and _drawable >> len(_payees) == 0, "escrow: bad drawable"
     self.deals[_id] = Deal(buyer=msg.sender, arbiter=_arbiter, amount=_amount, deadline=_deadline, state=OPEN)
     self.payees[_id] = _payees
     self.shares[_id] = _shares
+    if _drawable != 0:
+        self.drawable[_id] = _drawable
     assert extcall self.token.transferFrom(msg.sender, self, _amount), "escrow: transfer failed"
     log Opened(deal_id=_id, buyer=msg.sender, amount=_amount, deadline=_deadline)
 
@@ -219,6 +226,7 @@ def draw(_id: bytes32, _line: uint256):
         deal = self._open_deal(_id)
         assert msg.sender == payees[0], "escrow: unauthorized"
     assert _line > 0 and _line < len(payees), "escrow: bad line"
+    assert (self.drawable[_id] >> _line) & 1 == 1 and payees[_line] != payees[0], "escrow: not drawable"
     assert self.drawn[_id][_line] == 0, "escrow: drawn"
     cap: uint256 = deal.amount * self.shares[_id][_line] // BPS
     assert cap > 0, "escrow: empty line"

@@ -7,13 +7,14 @@ import pytest
 
 from agora.chain import AlreadySettled, Disputed, InvalidAmount, InvalidArgument, Ledger, Unauthorized, split
 from tests.chain.test_ledger_conformance import ESCROW_ID, _balances, _setup, _terms
+from tests.conftest import owned
 
 AMOUNT = 10_001  # shares 5000 / 3333 / 1667: lines 5002 / 3333 / 1667
 
 
 def _drawn(ledger: Ledger, people: dict) -> dict[str, int]:
     _setup(ledger, people)
-    ledger.open_escrow(people["buyer"], _terms(ledger, people, amount=AMOUNT))
+    ledger.open_escrow(people["buyer"], _terms(ledger, people, amount=AMOUNT, drawable=[2]))
     before = _balances(ledger, people)
     ledger.draw(people["provider"], ESCROW_ID, 2)  # the data owner's line, at use
     return before
@@ -64,7 +65,7 @@ def test_a_ruling_after_a_draw_keeps_it_and_conserves(ledger: Ledger, people: di
 
 def test_only_the_provider_draws_each_line_once_while_open(ledger: Ledger, people: dict) -> None:
     _setup(ledger, people)
-    ledger.open_escrow(people["buyer"], _terms(ledger, people, amount=AMOUNT))
+    ledger.open_escrow(people["buyer"], _terms(ledger, people, amount=AMOUNT, drawable=[2]))
     before = _balances(ledger, people)
     for who in ("buyer", "data", "stranger", "arbiter"):
         with pytest.raises(Unauthorized):
@@ -73,13 +74,15 @@ def test_only_the_provider_draws_each_line_once_while_open(ledger: Ledger, peopl
         ledger.draw(people["provider"], ESCROW_ID, 0)  # the provider's own pay waits
     with pytest.raises(InvalidArgument):
         ledger.draw(people["provider"], ESCROW_ID, 3)  # no such line
+    with pytest.raises(Unauthorized):
+        ledger.draw(people["provider"], ESCROW_ID, 1)  # the model owner's royalty: not a line the buyer let be drawn
     assert _balances(ledger, people) == before
     ledger.draw(people["provider"], ESCROW_ID, 2)
     with pytest.raises(AlreadySettled):
         ledger.draw(people["provider"], ESCROW_ID, 2)
     ledger.dispute(people["buyer"], ESCROW_ID)
     with pytest.raises(Disputed):
-        ledger.draw(people["provider"], ESCROW_ID, 1)
+        ledger.draw(people["provider"], ESCROW_ID, 2)
     with pytest.raises(AlreadySettled):
         ledger.draw(people["arbiter"], ESCROW_ID, 2)
     assert ledger.is_conserved()
@@ -88,7 +91,7 @@ def test_only_the_provider_draws_each_line_once_while_open(ledger: Ledger, peopl
 def test_the_resolver_draws_on_a_dispute_for_its_own_re_run(ledger: Ledger, people: dict) -> None:
     """The arbiter re-runs a disputed job on the data owner's vault: that use is paid too."""
     _setup(ledger, people)
-    ledger.open_escrow(people["buyer"], _terms(ledger, people, amount=AMOUNT))
+    ledger.open_escrow(people["buyer"], _terms(ledger, people, amount=AMOUNT, drawable=[2]))
     with pytest.raises(Unauthorized):
         ledger.draw(people["arbiter"], ESCROW_ID, 2)  # while open, only the provider
     ledger.dispute(people["buyer"], ESCROW_ID)
@@ -101,6 +104,27 @@ def test_the_resolver_draws_on_a_dispute_for_its_own_re_run(ledger: Ledger, peop
 
 def test_an_empty_line_cannot_be_drawn(ledger: Ledger, people: dict) -> None:
     _setup(ledger, people)
-    ledger.open_escrow(people["buyer"], _terms(ledger, people, amount=5))  # 5 * 1667 // 10000 == 0
+    ledger.open_escrow(people["buyer"], _terms(ledger, people, amount=5, drawable=[2]))  # 5 * 1667 // 10000 == 0
     with pytest.raises(InvalidAmount):
         ledger.draw(people["provider"], ESCROW_ID, 2)
+
+
+def test_the_buyer_grants_which_lines_may_be_drawn(ledger: Ledger, people: dict) -> None:
+    """Only lines the buyer granted at opening, never the provider's own (a provider could
+    otherwise pay a payee it colludes with, a royalty line, and refund the rest)."""
+    _setup(ledger, people)
+    with pytest.raises(InvalidArgument):
+        ledger.open_escrow(people["buyer"], _terms(ledger, people, amount=AMOUNT, drawable=[0]))
+    with pytest.raises(InvalidArgument):
+        ledger.open_escrow(people["buyer"], _terms(ledger, people, amount=AMOUNT, drawable=[3]))
+    ledger.open_escrow(people["buyer"], _terms(ledger, people, amount=AMOUNT))  # none granted
+    assert ledger.escrow(ESCROW_ID).drawable == []
+    for line in (1, 2):
+        with pytest.raises(Unauthorized):
+            ledger.draw(people["provider"], ESCROW_ID, line)
+    assert ledger.escrow(ESCROW_ID).held == AMOUNT and ledger.is_conserved()
+    own = _terms(ledger, people, amount=AMOUNT, escrow_id=owned("buyer", "own"), drawable=[1])
+    own = own.model_copy(update={"payees": [people["provider"].address, people["provider"].address, people["data"].address]})
+    ledger.open_escrow(people["buyer"], own)
+    with pytest.raises(Unauthorized):
+        ledger.draw(people["provider"], own.escrow_id, 1)  # a line of the provider's own

@@ -44,7 +44,7 @@ def market(anvil_url: str) -> dict[str, Any]:
     ids = {name: owned_id(p["buyer"].address, "access", name) for name in ("open", "settled", "disputed")}
     for name, eid in ids.items():
         terms = EscrowTerms(escrow_id=eid, payees=[p["provider"].address, p["owner"].address], shares_bps=[8000, 2000],
-                            amount=TOKEN, deadline=ledger.now() + 3600, arbiter=ARBITER.address)
+                            amount=TOKEN, deadline=ledger.now() + 3600, arbiter=ARBITER.address, drawable=[1])
         ledger.open_escrow(p["buyer"], terms)
     ledger.release(p["buyer"], ids["settled"], TOKEN // 2)
     ledger.dispute(p["provider"], ids["disputed"])
@@ -74,7 +74,7 @@ def _cases(m: dict[str, Any]) -> list[tuple[str, str, Callable[[], Any], type[Ch
     cases = [("Token.mint", x, tok.mint(x, 1), Unauthorized, "token: unauthorized")]
     cases += [("Token.transferFrom", who, tok.transferFrom(b, who, 1), Unauthorized, "allowance") for who in (x, prov)]
     cases += [("Token.transferFromMany", x, tok.transferFromMany([b], [x], [1], b"\x00" * 32), Unauthorized, "allowance")]
-    cases += [("Escrow.open under the buyer's id", x, esc.open(_b(owned_id(b, "next")), [x], [10_000], 1, 2**40, x), Unauthorized, "not opener's id")]
+    cases += [("Escrow.open under the buyer's id", x, esc.open(_b(owned_id(b, "next")), [x], [10_000], 1, 2**40, x, 0), Unauthorized, "not opener's id")]
     for who in (x, prov, own, ARBITER.address):
         cases += [("Escrow.dispute", who, esc.dispute(op), Unauthorized, "escrow: unauthorized")] if who != prov else []
     for who in (x, prov, own):
@@ -82,6 +82,10 @@ def _cases(m: dict[str, Any]) -> list[tuple[str, str, Callable[[], Any], type[Ch
                   ("Escrow.release_items", who, esc.release_items(op, [1, 0]), Unauthorized, "escrow: unauthorized"),
                   ("Escrow.resolve", who, esc.resolve(dis, 1), Unauthorized, "escrow: unauthorized")]
     cases += [("Escrow.refund", who, esc.refund(op), Unauthorized, "escrow: unauthorized") for who in (x, own)]
+    cases += [("Escrow.draw", who, esc.draw(op, 1), Unauthorized, "escrow: unauthorized") for who in (x, b, own, ARBITER.address)]
+    cases += [("Escrow.draw (former party)", prov, esc.draw(se, 1), AlreadySettled, "escrow: settled"),
+              ("Escrow.draw (disputed)", prov, esc.draw(dis, 1), Disputed, "escrow: disputed"),
+              ("Escrow.draw (disputed)", x, esc.draw(dis, 1), Disputed, "escrow: disputed")]
     cases += [("Escrow.refund before the deadline", b, esc.refund(op), DeadlineNotReached, "deadline not reached"),
               ("Escrow.resolve", b, esc.resolve(dis, 1), Unauthorized, "escrow: unauthorized"),
               ("Escrow.release (former party)", b, esc.release(se, 1), AlreadySettled, "escrow: settled"),

@@ -158,6 +158,27 @@ def test_a_buyer_rates_a_provider_down_only_under_a_contract_it_signed() -> None
     assert rt.registry.reputation.graph[me][v]["bad"] == 100
 
 
+def test_the_registry_actor_rebuilds_a_ratings_contract_from_its_fields() -> None:
+    """A review's attack on the Ray path: a writer's signed write is unpickled by the registry
+    actor, so a "contract" that is any object with the right attributes (its signature check a
+    builtin that returns anything) passed the consent check. The contract now travels as data
+    and is rebuilt and validated; any other object is refused before the ledger is read."""
+    import functools
+    import types
+
+    from agora.agents.registry import RatingRefused
+    from agora.agents.registry_service import RegistryService, WriteSigner
+
+    rater, ratee = key("rater"), key("ratee")
+    fake = types.SimpleNamespace(deal_id="0x" + "11" * 32, buyer=rater.address, provider=ratee.address,
+                                 escrow_terms=functools.partial(dict), verify_signature=max)
+    service, signer = RegistryService(), WriteSigner()
+    for contract in (fake, "0x00", {"deal_id": "not a deal"}):
+        with pytest.raises(RatingRefused):
+            service.write(*signer.sign(rater, "rate", (rater.address, ratee.address, False, 10, "compute"), {"deal_id": None, "contract": contract, "signature": ""}))
+    assert not service.reputation.graph.has_edge(rater.address, ratee.address)
+
+
 @pytest.mark.ray
 def test_on_ray_the_registry_actor_takes_only_signed_writes_in_the_writers_name(ray_cluster) -> None:
     """A shard is trusted only with the agents it hosts, and a guest's runs code the deployment

@@ -41,7 +41,8 @@ def _market(store):
 
 def _escrow(rt, buyer, payees: list[str], shares: list[int], amount: int, n: int = 1) -> str:
     deal = owned_id(buyer.address, "vault", n)
-    rt.context(buyer.address).wallet.open_escrow(EscrowTerms(escrow_id=deal, payees=payees, shares_bps=shares, amount=amount, deadline=int(rt.ledger.now()) + 600))
+    drawable = [i for i, p in enumerate(payees) if i > 0]  # the buyer lets the provider pay the owner at use
+    rt.context(buyer.address).wallet.open_escrow(EscrowTerms(escrow_id=deal, payees=payees, shares_bps=shares, amount=amount, deadline=int(rt.ledger.now()) + 600, drawable=drawable))
     return deal
 
 
@@ -105,6 +106,24 @@ def test_the_owner_is_paid_at_use_whatever_the_deal_ends_in(store, minilm_hash) 
     ctx.wallet.refund(deal)  # the provider refunds its buyer after the use
     assert rt.ledger.balance_of(owner.address) - earned == PRICE  # the fee stays with the owner
     assert rt.ledger.escrow(deal).status == "refunded" and rt.ledger.is_conserved()
+
+
+def test_a_policy_changed_after_the_draw_does_not_keep_the_fee_and_the_result(store, minilm_hash) -> None:
+    """A review's attack: the owner waits for the provider's draw, then changes its policy, so
+    the second ask is refused and the provider, whose job "failed", repays the buyer the fee
+    the owner kept. A held result is handed over under the price in force when it ran."""
+    from agora.tasks.vault import AccessPolicy, ResultHeld
+
+    rt, owner, buyer, provider = _market(store)
+    spec = JobSpec(job_id="swap", model_hash=minilm_hash, dataset_hash=owner.dataset_hash, vault=owner.vault)
+    deal = _escrow(rt, buyer, [provider.address, owner.address], [5_000, 5_000], 2 * PRICE)
+    ctx = rt.context(provider.address)
+    with pytest.raises(ResultHeld) as held:
+        ctx.executor.run(spec, deal_id=deal)
+    ctx.wallet.draw(deal, held.value.line)
+    vault = rt.executor.vault(owner.vault)
+    vault.policies[owner.dataset_hash] = AccessPolicy(price_per_use=100 * PRICE, tasks=["generation"])  # after the draw
+    assert ctx.executor.run(spec, deal_id=deal).metering.items == 2
 
 
 @pytest.mark.ray
