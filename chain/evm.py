@@ -445,6 +445,22 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
             self._seen.update(dict.fromkeys([prepared.args["buyer"], self.treasury]))
         return self._receipt(prepared.op, prepared.sender, tx_hash)
 
+    def _mined_revert(self, op: str, sender: str, tx_hash: bytes, receipt: Any) -> ChainError:
+        """The typed error of a transaction that passed its estimate but reverted when mined (the
+        state moved in between: a race, or a node restarted from its state dump). A receipt has
+        no reason: the call is replayed on the state before its block to read the contract's."""
+        where = f"{op} from {sender} reverted in block {receipt['blockNumber']}"
+        try:
+            tx = self.w3.eth.get_transaction(tx_hash)
+            call = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "value": tx["value"], "gas": tx["gas"]}
+            self.w3.eth.call(call, block_identifier=max(0, receipt["blockNumber"] - 1))  # type: ignore[arg-type]
+        except (TesterFailed, ContractLogicError) as exc:
+            found = _reverted(exc)
+            return type(found)(f"{where}: {found}")
+        except Exception:  # noqa: BLE001 - the replay is for the message only: the revert stands
+            pass
+        return TransactionFailed(f"{where} (its replay on the state before did not revert: the state moved within the block)")
+
     def _already_sent(self, signed: bytes, exc: Exception) -> bytes | None:
         """After a lost response the retried send is refused as a duplicate: find the first."""
         text = str(exc).lower()
@@ -505,7 +521,7 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise NodeUnavailable(f"the chain node stopped answering while {op} from {sender} waited for its receipt ({type(exc).__name__})") from None
         if r["status"] != 1:
-            raise TransactionFailed(f"{op} from {sender} reverted in block {r['blockNumber']}")
+            raise self._mined_revert(op, sender, tx_hash, r)
         self._await_confirmations(r["blockNumber"], tx_hash)
         receipt = Receipt(
             op=op,
