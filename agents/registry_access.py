@@ -138,7 +138,7 @@ def agreed(escrow: EscrowState, rater: str, ratee: str, ledger: Any, contract: A
     ledger); a payee that signed nothing is rated down by no buyer."""
     if rater.lower() != escrow.buyer.lower() or ratee.lower() == escrow.buyer.lower():
         return ""  # a payee rating the buyer who funded it: the escrow is the buyer's own act
-    from agora.economy.contract import Contract, deal_domain
+    from agora.economy.contract import Contract
     from agora.economy.errors import EconomyError
 
     if contract is None:
@@ -146,14 +146,9 @@ def agreed(escrow: EscrowState, rater: str, ratee: str, ledger: Any, contract: A
     if type(contract) is not Contract:  # what crossed a process boundary is rebuilt from its fields, never trusted as an object
         return f"a rating's contract must be an economy Contract, not {type(contract).__name__}"
 
-    terms = contract.escrow_terms()
-    if contract.deal_id.lower() != escrow.escrow_id.lower() or contract.buyer.lower() != escrow.buyer.lower() or (
-        (terms.amount, terms.payees, terms.shares_bps, terms.deadline) != (escrow.amount, escrow.payees, escrow.shares_bps, escrow.deadline)
-    ):
-        return f"the contract given is not the one escrow {escrow.escrow_id} was opened for"
-    here = deal_domain(ledger)
-    if (contract.chain_id, contract.escrow_contract) != (here["chain_id"], here["escrow_contract"]):
-        return f"the contract is signed for chain {contract.chain_id} / {contract.escrow_contract}, not this ledger's"
+    why = contract.unlike(escrow, ledger)
+    if why:
+        return f"the contract given is not the one escrow {escrow.escrow_id} was opened for: {why}"
     if contract.provider.lower() != ratee.lower():
         return f"{ratee} is not the provider of deal {escrow.escrow_id}, the party that signed it"
     try:

@@ -303,9 +303,8 @@ class MemoryLedger(Ledger):
 
     def _apply_release_items(self, sender: str, escrow_id: str, amounts: list[int]) -> None:
         e = self._settle(escrow_id, "released")
-        drawn = e.drawn or [0] * len(e.payees)
         paid = 0
-        for payee, amount, drew in zip(e.payees, amounts, drawn):
+        for payee, amount, drew in zip(e.payees, amounts, e.lines_drawn):
             if drew:  # paid in full at use
                 paid += drew
                 continue
@@ -320,8 +319,7 @@ class MemoryLedger(Ledger):
         """As Escrow._pay: a line drawn at use keeps its draw and gets nothing more; what it drew
         beyond its part comes out of the buyer's return first, then payee 0's remainder."""
         e = self._settle(escrow_id, status)
-        parts = split(amount, e.shares_bps)
-        drawn = e.drawn or [0] * len(e.payees)
+        parts, drawn = split(amount, e.shares_bps), e.lines_drawn
         excess = sum(drew - part for part, drew in zip(parts[1:], drawn[1:]) if drew)
         back, rest = e.amount - amount, parts[0]
         if excess > back:
@@ -362,17 +360,17 @@ class MemoryLedger(Ledger):
                 raise error_for_reason("escrow: unauthorized", f"only the provider {e.payees[0]} draws a line of {escrow_id}")
         if not 0 < line < len(e.payees):
             raise error_for_reason("escrow: bad line", f"line {line} of {len(e.payees)} (line 0 is the provider's own)")
-        if e.drawn and e.drawn[line]:
-            raise error_for_reason("escrow: drawn", f"line {line} of {escrow_id} was drawn")
         if line not in e.drawable or e.payees[line] == e.payees[0]:
             raise error_for_reason("escrow: not drawable", f"the buyer did not let line {line} of {escrow_id} be paid at use")
+        if e.lines_drawn[line]:
+            raise error_for_reason("escrow: drawn", f"line {line} of {escrow_id} was drawn")
         if split(e.amount, e.shares_bps)[line] == 0:
             raise error_for_reason("escrow: empty line", f"line {line} of {escrow_id} is 0")
 
     def _apply_draw(self, sender: str, escrow_id: str, line: int) -> None:
         e = self._escrows[escrow_id]
         cap = split(e.amount, e.shares_bps)[line]
-        drawn = list(e.drawn or [0] * len(e.payees))
+        drawn = list(e.lines_drawn)
         drawn[line] = cap
         self._escrows[escrow_id] = e.model_copy(update={"drawn": drawn})
         self._credit(e.payees[line], cap)

@@ -218,6 +218,11 @@ class EscrowState(BaseModel):
     drawn: list[int] = []  # per line, what was paid at use (Escrow.draw); [] when nothing was
 
     @property
+    def lines_drawn(self) -> list[int]:
+        """What each line drew at use (0 where nothing was), one entry per payee."""
+        return self.drawn or [0] * len(self.payees)
+
+    @property
     def held(self) -> int:
         """What the escrow still holds: its lock less the lines drawn at use."""
         return self.amount - sum(self.drawn)

@@ -16,7 +16,7 @@ from eth_account.messages import encode_typed_data
 from eth_utils import is_address, keccak, to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
 
-from agora.chain.types import BPS, EscrowTerms, owned_id, split
+from agora.chain.types import BPS, EscrowState, EscrowTerms, owned_id, split
 from agora.economy.errors import BadContractSignature, InvalidContract
 
 Role = Literal["provider", "model_owner", "data_owner"]
@@ -128,6 +128,20 @@ class Contract(BaseModel):
             arbiter=self.arbiter,
             drawable=[i for i, p in enumerate(self.payees) if i > 0 and p.role == "data_owner"],  # paid at use (a vault)
         )
+
+    def unlike(self, escrow: EscrowState, ledger: Any) -> str:
+        """Why this contract is not the one ``escrow`` was opened for on ``ledger`` ("" if it is):
+        another deal, buyer or terms, or signatures made for another chain or escrow contract.
+        The arbiter checks a claim's contract with it, the registry a rating's."""
+        terms = self.escrow_terms()
+        if self.deal_id.lower() != escrow.escrow_id.lower() or self.buyer.lower() != escrow.buyer.lower() or (
+            (terms.amount, terms.payees, terms.shares_bps, terms.deadline) != (escrow.amount, escrow.payees, escrow.shares_bps, escrow.deadline)
+        ):
+            return f"the contract's terms are not the escrow {escrow.escrow_id}'s on the ledger"
+        here = deal_domain(ledger)
+        if (self.chain_id, self.escrow_contract) != (here["chain_id"], here["escrow_contract"]):
+            return f"the contract is signed for chain {self.chain_id} / {self.escrow_contract}, not this ledger's"
+        return ""
 
     # -- EIP-712 ---------------------------------------------------------------------------
     def typed_data(self) -> dict[str, Any]:

@@ -183,7 +183,7 @@ class DataVault:
             with self._lock:
                 self.held.pop(key, None)
             return
-        line = next((i for i in escrow.drawable if escrow.payees[i].lower() == self.owner.lower() and not (escrow.drawn and escrow.drawn[i])), 0)
+        line = next((i for i in escrow.drawable if escrow.payees[i].lower() == self.owner.lower() and not escrow.lines_drawn[i]), 0)
         if not line:  # nothing left the provider may draw: this deal cannot pay for the result
             with self._lock:
                 self.held.pop(key, None)

@@ -30,15 +30,13 @@ from agora.agents.agent import Agent, Context, on_message
 from agora.agents.deal_protocol import CLAIM_GRACE_S, Claim, Ruling, Undelivered, refuse
 from agora.agents.errors import NotAParty, Refused, UnfoundedClaim
 from agora.agents.identity import Identity
+from agora.agents.roles.provider import run_paying_data_fee
 from agora.chain import ChainError
 from agora.chain.offchain import call_authorization_typed_data, recover
 from agora.chain.types import EscrowState
-from agora.economy.contract import deal_domain
 from agora.economy.errors import EconomyError
 from agora.tasks.errors import TasksError
 from agora.tasks.jobs import JobResult
-from agora.tasks.executor import vault_owner
-from agora.tasks.vault import ResultHeld
 from agora.tasks.verify import agree
 
 
@@ -103,12 +101,9 @@ def _signed_deal(ctx: Context, sender: str, msg: Claim | Undelivered, parties: t
     if sender.lower() not in {p.lower() for p in parties}:
         raise NotAParty(f"{sender} is not the party of {msg.deal_id} that may claim this")
     escrow = _disputed(ctx, msg.deal_id)
-    terms = c.escrow_terms()
-    if escrow.buyer.lower() != c.buyer.lower() or (escrow.amount, escrow.payees, escrow.shares_bps, escrow.deadline) != (terms.amount, terms.payees, terms.shares_bps, terms.deadline):
-        raise UnfoundedClaim(f"the contract's terms are not the escrow {msg.deal_id}'s on the ledger")
-    here = deal_domain(ctx.ledger)
-    if (c.chain_id, c.escrow_contract) != (here["chain_id"], here["escrow_contract"]):
-        raise UnfoundedClaim(f"the contract is signed for chain {c.chain_id} / {c.escrow_contract}, not this ledger's")
+    why = c.unlike(escrow, ctx.ledger)
+    if why:
+        raise UnfoundedClaim(why)
     try:
         c.verify_signature(msg.buyer_signature, c.buyer)
         c.verify_signature(msg.provider_signature, c.provider)
@@ -180,15 +175,7 @@ class Arbiter(Agent):
         vault the re-run is a use: if the provider never drew the owner's line (it never ran the
         job there), the arbiter draws it (the escrow lets the resolver draw on a dispute) and
         collects the held result; a provider found cheating repays it from its bond."""
-        try:
-            return ctx.executor.run(msg.job, requester=ctx.wallet.address, deal_id=msg.deal_id), 0
-        except ResultHeld as held:
-            payees = ctx.ledger.escrow(msg.deal_id).payees
-            if held.deal_id.lower() != msg.deal_id.lower() or not 0 < held.line < len(payees) or payees[held.line].lower() != vault_owner(msg.job.vault or "").lower():
-                raise
-            ctx.wallet.draw(msg.deal_id, held.line)
-            drew = ctx.ledger.escrow(msg.deal_id).drawn[held.line]
-            return ctx.executor.run(msg.job, requester=ctx.wallet.address, deal_id=msg.deal_id), drew
+        return run_paying_data_fee(ctx.executor, ctx.wallet, msg.job, msg.deal_id)
 
     @on_message(Undelivered)
     def undelivered(self, ctx: Context, sender: str, msg: Undelivered) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from agora.agents.agent import Agent, Context, on_message
 from agora.agents.deal_protocol import (
@@ -39,12 +40,12 @@ from agora.agents.identity import Identity
 from agora.agents.registry import ComputeOffer, ServiceRecord
 from agora.agents.roles.owners import SERVICE_TTL
 from agora.chain import ChainError
-from agora.chain.types import id_owner
+from agora.chain.types import id_owner, split
 from agora.economy.contract import Contract
 from agora.economy.errors import EconomyError
 from agora.economy.lifecycle import FINAL, Deal, DealState
 from agora.tasks.executor import vault_owner
-from agora.tasks.jobs import JobResult
+from agora.tasks.jobs import JobResult, JobSpec
 from agora.tasks.scheduling import Capacity, CapacityExceeded
 from agora.tasks.vault import ResultHeld
 
@@ -64,6 +65,24 @@ class _Job:
 
     def __post_init__(self) -> None:
         self.deal_id = self.deal_id or self.call.deal_id
+
+
+def run_paying_data_fee(executor: Any, wallet: Any, spec: JobSpec, deal_id: str, timeout_s: float | None = None) -> tuple[JobResult, int]:
+    """Run ``spec`` as ``wallet``'s agent under ``deal_id``; returns the result and the data fee
+    drawn for it. A data owner's vault holds the result (ResultHeld, naming a line) until that
+    line is paid: it is drawn from the deal's escrow (only a line of the vault's owner, in this
+    deal) and the same request collects the result. The provider runs jobs this way, and the
+    arbiter its re-runs."""
+    try:
+        return executor.run(spec, timeout_s=timeout_s, requester=wallet.address, deal_id=deal_id), 0
+    except ResultHeld as held:
+        escrow = wallet.ledger.escrow(deal_id)
+        line = held.line
+        if held.deal_id.lower() != deal_id.lower() or not 0 < line < len(escrow.payees) or escrow.payees[line].lower() != vault_owner(spec.vault or "").lower():
+            raise  # a line that is not the vault owner's in this deal: pay nobody
+        wallet.draw(deal_id, line)
+        drawn = split(escrow.amount, escrow.shares_bps)[line]  # a draw pays the line's whole share
+        return executor.run(spec, timeout_s=timeout_s, requester=wallet.address, deal_id=deal_id), drawn
 
 
 class ComputeProvider(Agent):
@@ -235,15 +254,8 @@ class ComputeProvider(Agent):
             return JobDone(deal_id=job.deal_id, result=result, error="" if error is None else str(error) or type(error).__name__)
 
         def work() -> JobResult:
-            try:
-                return executor.run(spec, timeout_s=budget, requester=self.address, deal_id=job.deal_id)
-            except ResultHeld as held:  # a vault ran it: pay the owner's line, then collect the result
-                payees = wallet.ledger.escrow(job.deal_id).payees
-                if held.deal_id.lower() != job.deal_id.lower() or not 0 < held.line < len(payees) or payees[held.line].lower() != vault_owner(spec.vault or "").lower():
-                    raise  # a line that is not the vault owner's in this deal: pay nobody
-                wallet.draw(job.deal_id, held.line)
-                job.drawn = wallet.ledger.escrow(job.deal_id).drawn[held.line]
-                return executor.run(spec, timeout_s=budget, requester=self.address, deal_id=job.deal_id)
+            result, job.drawn = run_paying_data_fee(executor, wallet, spec, job.deal_id, timeout_s=budget)
+            return result
 
         ctx.run_off_mailbox(work, done)
 

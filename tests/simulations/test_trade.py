@@ -75,17 +75,23 @@ def test_missed_deadline_refunds_the_buyer_in_full(store, ledger) -> None:
     assert report.conserved
 
 
-def test_provider_failure_refunds_the_buyer(store, tmp_path) -> None:
-    """A tampered model in the provider's store: the job fails, the provider refunds."""
-    from agora.tasks import ContentStore
-
-    config = TradeConfig(runtime="local", ledger="evm", store_root=str(tmp_path / "store"))
+def _started_trade(tmp_path, ledger: str):  # type: ignore[no-untyped-def]
+    """The demo's trade on LocalRuntime with a store of its own, its buyer funded, started."""
+    config = TradeConfig(runtime="local", ledger=ledger, store_root=str(tmp_path / "store"))
     runtime = build_runtime(config)
     agents = make_agents(config, demo_texts())
     for agent in agents.values():
         runtime.add(agent)
     runtime.ledger.mint(agents["buyer"].address, config.buyer_funds)
     runtime.start()
+    return config, runtime, agents
+
+
+def test_provider_failure_refunds_the_buyer(store, tmp_path) -> None:
+    """A tampered model in the provider's store: the job fails, the provider refunds."""
+    from agora.tasks import ContentStore
+
+    config, runtime, agents = _started_trade(tmp_path, "evm")
     model_dir = ContentStore(tmp_path / "store").root / agents["model_owner"].model_hash
     (model_dir / "config.json").write_text('{"tampered": true}')
     assert runtime.run(until=lambda: agents["buyer"].all_done(), timeout=3600)
@@ -102,13 +108,7 @@ def test_a_job_the_vault_refuses_costs_nobody_the_data_fee(store, tmp_path) -> N
     allows the task) draws nothing: the buyer is refunded in full, nobody else's balance moves."""
     from agora.tasks.vault import AccessPolicy
 
-    config = TradeConfig(runtime="local", ledger="memory", store_root=str(tmp_path / "store"))
-    runtime = build_runtime(config)
-    agents = make_agents(config, demo_texts())
-    for agent in agents.values():
-        runtime.add(agent)
-    runtime.ledger.mint(agents["buyer"].address, config.buyer_funds)
-    runtime.start()
+    config, runtime, agents = _started_trade(tmp_path, "memory")
     owner = agents["data_owner"]
     vault = runtime.executor.vault(owner.vault)
     vault.policies[owner.dataset_hash] = AccessPolicy(price_per_use=config.data_fee, tasks=["generation"])
