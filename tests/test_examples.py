@@ -23,8 +23,12 @@ ORDER = ["ray_cluster.py", "gpu_rental.py", "quickstart.py", "model_market.py", 
 def examples(tmp_path_factory: pytest.TempPathFactory):
     """Every example's run (a CompletedProcess), by file name, two running at a time."""
 
+    # made here, before the threads: two threads making the first temporary folder at once race
+    # on pytest's base folder ("gpu_rental is not a normalized and relative path")
+    homes = {name: tmp_path_factory.mktemp(name.removesuffix(".py")) for name in ORDER}
+
     def run(name: str) -> subprocess.CompletedProcess:
-        env = {**os.environ, "AGORA_HOME": str(tmp_path_factory.mktemp(name.removesuffix(".py"))), "RAY_AUTH_MODE": "disabled"}
+        env = {**os.environ, "AGORA_HOME": str(homes[name]), "RAY_AUTH_MODE": "disabled"}
         if name == "model_market.py":  # uses the converted SmolLM2 cache under the default home (made on first use)
             env.pop("AGORA_HOME")
         return subprocess.run([sys.executable, str(EXAMPLES / name)], capture_output=True, text=True, timeout=600, env=env)
