@@ -100,7 +100,7 @@ __all__ = [
 
 def __getattr__(name: str):  # RayRuntime imports Ray lazily: agent code never needs it
     if name == "RayRuntime":
-        from agora.agents.ray_runtime import RayRuntime
+        from agora.agents.ray import RayRuntime
 
         return RayRuntime
     raise AttributeError(name)

@@ -26,7 +26,7 @@ import random
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from agora.agents import snapshot as snapshots
+import agora.agents.snapshot as snapshots
 from agora.agents.agent import Agent, Context
 from agora.agents.errors import Rejected, UndeclaredReply, UnknownMessage
 from agora.agents.inbox import Inbox, Quota

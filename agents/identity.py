@@ -16,22 +16,15 @@ from typing import Any
 import coincurve
 from eth_account import Account
 from eth_account.messages import encode_defunct, encode_typed_data
-from eth_utils import keccak
 
 from agora.agents.errors import KeystoreError
+from agora.chain.crypto import EIP191_32 as _EIP191_32
+from agora.chain.crypto import keccak256, recover_digest
 from agora.chain.types import eip55, known_address
 
+__all__ = ["Identity", "keccak256", "recover_digest", "recover_message"]
+
 Account.enable_unaudited_hdwallet_features()  # BIP-39/44 derivation (eth-account's own, pure Python)
-
-try:  # the C keccak of safe-pysha3: about 4x faster than eth-utils' for an envelope's fields
-    from sha3 import keccak_256 as _keccak_256
-
-    def keccak256(data: bytes) -> bytes:
-        return _keccak_256(data).digest()
-
-except ImportError:  # pragma: no cover - same digest, slower
-    keccak256 = keccak  # type: ignore[assignment]
-
 
 class Identity:
     """A key pair that signs messages, typed data and transactions."""
@@ -129,18 +122,6 @@ class Identity:
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled only to move an agent into its host process; the key stays out of reprs.
         return (Identity, (self._key,))
-
-
-_EIP191_32 = b"\x19Ethereum Signed Message:\n32"
-
-
-def recover_digest(digest: bytes, signature: str) -> str:
-    """The lowercase address that made an EIP-191 ``signature`` over a 32-byte ``digest``."""
-    raw = bytes.fromhex(signature[2:] if signature.startswith("0x") else signature)
-    if len(raw) != 65 or raw[64] not in (27, 28):
-        raise ValueError(f"a signature is 65 bytes ending in v = 27 or 28, got {len(raw)} bytes")
-    public = coincurve.PublicKey.from_signature_and_message(raw[:64] + bytes([raw[64] - 27]), keccak256(_EIP191_32 + digest), hasher=None)
-    return "0x" + keccak256(public.format(compressed=False)[1:])[-20:].hex()
 
 
 def recover_message(data: bytes, signature: str) -> str:

@@ -115,7 +115,7 @@ def spawn(agents: int) -> tuple[float, float]:
 def ray_rows(messages: int, pairs: int, shards: int) -> list[tuple[str, float, str]]:
     import ray
 
-    from agora.agents.ray_runtime import RayRuntime
+    from agora.agents.ray import RayRuntime
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": os.getcwd()}})
     rows = []
@@ -217,7 +217,7 @@ def scale_row(agents: int, shards: int) -> list[tuple[str, float, str]]:
     import ray
 
     from agora.agents.population import Population, register_role
-    from agora.agents.ray_runtime import RayRuntime
+    from agora.agents.ray import RayRuntime
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": os.getcwd()}})
     try:

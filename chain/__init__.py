@@ -29,6 +29,7 @@ from agora.chain.errors import (
     TransactionFailed,
     Unauthorized,
 )
+from agora.chain.factory import ledger_factory
 from agora.chain.ledger import Ledger, LedgerReader, Signer
 from agora.chain.memory import MemoryLedger
 from agora.chain.offchain import ChannelReceiver, EpochBuilder, authorization_typed_data, voucher_typed_data
@@ -59,6 +60,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "ledger_factory",
     "BPS",
     "AlreadySettled",
     "BadSignature",

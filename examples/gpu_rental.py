@@ -12,7 +12,7 @@ Run:  python examples/gpu_rental.py   (no GPU needed: Ray's logical GPUs and mem
 import ray
 
 from agora.agents import Buyer, ComputeProvider, DataOwner, Identity, JobRequest, ModelOwner
-from agora.agents.ray_runtime import RayRuntime
+from agora.agents.ray import RayRuntime
 from agora.chain import MemoryLedger
 from agora.simulations.demo import demo_texts, packaged_model_path
 from agora.tasks import Resources

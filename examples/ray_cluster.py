@@ -13,7 +13,7 @@ from pathlib import Path
 import ray
 
 from agora.agents.population import Population
-from agora.agents.ray_runtime import RayRuntime
+from agora.agents.ray import RayRuntime
 from agora.chain import EVMLedger
 
 parser = argparse.ArgumentParser()

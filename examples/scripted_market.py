@@ -11,7 +11,7 @@ buyers = model.traders(30, "buy", "gpu", limit={"uniform": [40, 160]}, units=2, 
 prices = model.collect(model_reporters={"last price": lambda m: m.exchange("gpu").stats()["last_price"]}, agent_reporters={"traded": "traded"})
 
 model.run(10)  # a shock, scripted: half the providers go dark for five steps
-from agora.agents.roles.trader import ShockEnds, ShockStarts  # noqa: E402
+from agora.agents.roles.market_protocol import ShockEnds, ShockStarts  # noqa: E402
 
 dark = sellers.shuffle()[:15]
 dark.tell(ShockStarts(kind="outage"))

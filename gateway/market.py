@@ -6,14 +6,11 @@ trades and deals that the market data endpoints and the explorer's live chart re
 
 :class:`JoinedMarket` joins a market already running on Ray (``agora deploy``, then
 ``agora gateway --join NAME``): the gateway agent becomes a guest of that deployment.
-:class:`HostedMarket` hosts a scenario's economy itself for trying the gateway out
-(``agora gateway --scenario NAME``): the agents on a :class:`~agents.LocalRuntime` whose virtual
-clock a pump thread keeps in step with the wall clock, so markets trade, servers answer and
-deadlines pass in real time while HTTP requests come in (every touch of the runtime and its
-registry under one lock: the runtime is single-threaded by design), or on a RayRuntime of its
-own. The ledger is thread-safe on its own, so the app reads it and relays callers' writes to it
-without that lock: a chain node that is slow to mine holds up the write waiting on it, not the
-market (the agents' own writes, made inside the runtime, are bounded by the ledger's
+A market the gateway hosts itself for trying it out (``agora gateway --scenario NAME``) is
+:class:`agora.simulations.hosted.HostedMarket`: it runs a scenario, so it lives with the
+scenarios. The ledger is thread-safe on its own, so the app reads it and relays callers' writes
+to it without the market's lock: a chain node that is slow to mine holds up the write waiting on
+it, not the market (the agents' own writes, made inside the runtime, are bounded by the ledger's
 ``write_timeout``).
 """
 
@@ -26,12 +23,14 @@ from abc import ABC, abstractmethod
 from collections import deque
 from typing import Any, Callable, TypeVar
 
-from agora.agents import Identity, LocalRuntime
+from agora.agents import Identity
 from agora.agents.registry import Registry
-from agora.agents.roles.exchange import read_trades
 from agora.chain import Ledger
+from agora.agents.roles.exchange import read_trades
 from agora.gateway.errors import GatewayError
 from agora.gateway.relay import GatewayAgent
+
+__all__ = ["JoinedMarket", "Market", "PumpedMarket"]
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -74,7 +73,7 @@ class Market(ABC):
         """Stop the market (a hosted one) or let go of it (a joined one)."""
 
 
-class _Pumped(Market):
+class PumpedMarket(Market):
     """What both markets share: a pump thread that reads the exchanges' new trades into a tape
     (by its own cursor on each exchange's tape: any number of gateways, and the run's recorder,
     each see every trade) and the buyers' ended deals with their journeys, every ``tick``
@@ -158,84 +157,7 @@ class _Pumped(Market):
                 self._deals.append(record)
 
 
-class HostedMarket(_Pumped):
-    """A scenario's agents hosted by the gateway: on a :class:`~agents.LocalRuntime` in this
-    process, kept in step with the wall clock, or (``runtime="ray"``, Ray already started or
-    joined by the entry point) on a :class:`~agents.ray_runtime.RayRuntime`, whose shards keep
-    the wall clock themselves. The gateway agent is one more agent of the market either way."""
-
-    def __init__(self, scenario: Any, *, runtime: str = "local", ledger: Ledger | None = None, tick: float = 0.05, tape_size: int = 5000) -> None:
-        from agora.simulations.runner import PRIOR, ledger_for, populate
-
-        self.scenario = scenario
-        self.kind = "hosted" if runtime == "local" else "ray"
-        self.ledger_kind = scenario.ledger if scenario.ledger in ("memory", "embedded") else "rpc"
-        identity = Identity.from_seed(scenario.seed, "gateway")
-        if runtime == "local":
-            self.ledger = ledger or ledger_for(scenario.ledger, **scenario.ledger_roles())()
-            self.registry = Registry(pretrusted=[PRIOR])
-            self.runtime: Any = LocalRuntime(self.ledger, registry=self.registry, seed=scenario.seed, sign=scenario.runtime.signing, latency=scenario.runtime.latency)
-        elif runtime == "ray":
-            import ray
-
-            from agora.agents.ray_runtime import RayRuntime
-
-            if not ray.is_initialized():
-                raise GatewayError("a gateway market on Ray needs Ray running: the entry point starts or joins it (agora gateway --runtime ray)")
-            self.runtime = RayRuntime(ledger_for(scenario.ledger, **scenario.ledger_roles()), shards=scenario.runtime.shards, seed=scenario.seed)
-            self.ledger, self.registry = self.runtime.ledger, self.runtime.registry
-        else:
-            raise GatewayError(f"runtime is local or ray, not {runtime!r}", "runtime")
-        self.local = runtime == "local"
-        self._lock = threading.RLock()  # the local runtime is single-threaded; Ray's shards serialize themselves
-        self.world = populate(scenario, self.runtime)
-        self.gateway = self.runtime.add(GatewayAgent("gateway", identity)) if self.local else self.runtime.add(GatewayAgent("gateway", identity), key_seed=scenario.seed)
-        self.names = {address: name for name, address in self.world.addresses.items()}
-        self.names.update({address: f"exchange-{m}" for m, address in self.world.exchanges.items()})
-        self.exchanges, self.buyers = dict(self.world.exchanges), list(self.world.buyers)
-        with self._lock:
-            self.runtime.start()
-        self._wall0 = time.monotonic()
-        self._virtual0 = self.runtime.now() if self.local else 0.0  # Ray's shards keep the wall clock: no pacing
-        self._start_pump(tick if self.local else max(tick, 0.25), tape_size)  # on Ray each drain is a call per exchange
-
-    # -- Market ----------------------------------------------------------------------------
-    def locked(self, fn: Callable[[], T]) -> T:
-        if not self.local:
-            return fn()  # the ledger service runs whole-ledger reads alone
-        with self._lock:
-            return fn()
-
-    def ask(self, method: str, *args: Any) -> Any:
-        if not self.local:
-            return self.runtime.query(self.gateway, method, *args)  # runs in the gateway agent's shard
-        with self._lock:
-            answer = self.runtime.query(self.gateway, method, *args)
-        self._wake.set()  # a relayed call waits for the pump: run it now, not at the next tick
-        return answer
-
-    def agent(self, address: str) -> dict[str, str] | None:
-        if address in self.world.groups:
-            return {"name": self.names.get(address, ""), "role": self.world.groups[address][1]}
-        if address in self.world.exchanges.values():
-            return {"name": self.names.get(address, ""), "role": "exchange"}
-        return super().agent(address)
-
-    def close(self) -> None:
-        self._stop_pump()
-        with self._lock:
-            self.runtime.shutdown()
-
-    def _query(self, address: str, method: str, *args: Any) -> Any:
-        return self.runtime.query(address, method, *args)
-
-    def _advance(self) -> None:
-        if self.local:
-            target = self._virtual0 + (time.monotonic() - self._wall0)
-            self.runtime.run(timeout=max(0.0, target - self.runtime.now()))
-
-
-class JoinedMarket(_Pumped):
+class JoinedMarket(PumpedMarket):
     """A market already running on Ray, deployed with ``agora deploy --name NAME`` on a local
     Ray or a cluster this process has joined: the gateway agent joins it as a guest
     (agents.deployment.Guest: a shard actor of its own, admitted by the deployment's shards,
@@ -245,13 +167,10 @@ class JoinedMarket(_Pumped):
     kind = "ray"
 
     def __init__(self, name: str, *, identity: Identity | None = None, tick: float = 0.5, tape_size: int = 5000) -> None:
-        import ray
+        from agora.agents.ray import RemoteLedger, RemoteProxy, ray_is_running
+        from agora.agents.ray.deployment import Guest
 
-        from agora.agents.deployment import Guest
-        from agora.agents.ray_runtime import RemoteProxy
-        from agora.chain.remote import RemoteLedger
-
-        if not ray.is_initialized():
+        if not ray_is_running():
             raise GatewayError("joining a deployment needs Ray joined: the entry point connects (agora gateway --join NAME --address ADDR)")
         self.guest = Guest(name, [GatewayAgent("gateway", identity or Identity.generate())])
         self.gateway = self.guest.addresses[0]
@@ -284,14 +203,3 @@ class JoinedMarket(_Pumped):
 
     def _query(self, address: str, method: str, *args: Any) -> Any:
         return self.guest.query(address, method, *args)
-
-
-def hosted(name_or_path: str, *, runtime: str = "local", ledger: str | None = None, overrides: dict[str, Any] | None = None) -> HostedMarket:
-    """A :class:`HostedMarket` for a built-in scenario name or a scenario file, on the local
-    runtime (this process) or on Ray."""
-    from agora.simulations.scenario import Scenario
-
-    changes = {"runtime.kind": runtime, **(overrides or {})}
-    if ledger is not None:
-        changes["ledger"] = ledger
-    return HostedMarket(Scenario.load(name_or_path).with_overrides(changes), runtime=runtime)

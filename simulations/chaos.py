@@ -3,7 +3,7 @@ seed, then exact checks of the end state.
 
 The economy is a scenario (``chaos-economy`` by default: all four roles of an AI deal with real
 MiniLM inference, and a double auction, a call market and a posted-price market) run by the
-ordinary runner on a *durable* Ray runtime (agents/ray_runtime.py: shards journal their agents
+ordinary runner on a *durable* Ray runtime (agents/ray/runtime.py: shards journal their agents
 and come back after a crash). The ledger is the embedded chain, or an anvil node behind
 :class:`~chain.node.FaultyRPC`. A plan drawn from the seed says what happens when:
 
@@ -118,12 +118,11 @@ def plan(config: ChaosConfig, duration: float) -> list[Fault]:
 
 def run_chaos(config: ChaosConfig, out: Path | str, progress: bool = True) -> ChaosReport:
     """Run the economy under the plan's faults and check the end state (Ray must be running)."""
-    import ray
-
+    from agora.agents.ray import ray_is_running
     from agora.chain.node import AnvilNode, FaultyRPC
     from agora.simulations.runner import simulate
 
-    if not ray.is_initialized():
+    if not ray_is_running():
         raise RunError("a chaos run needs Ray running: the entry point calls ray.init() (agora chaos does)")
     started = time.perf_counter()
     base = Scenario.load(config.scenario)

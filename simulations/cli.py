@@ -52,13 +52,20 @@ def demo(
 
 
 def _join(address: Optional[str]) -> None:
-    from agora.agents.deployment import DeploymentError, connect
+    """Join the cluster at ``address`` in Agora's namespace, refusing one without Ray's token
+    authentication (tests, only, may run a cluster without it)."""
+    import ray
 
-    try:  # tests (only) may run a cluster without Ray's token authentication
-        connect(address, allow_unauthenticated=os.environ.get("AGORA_TESTING_WITHOUT_RAY_AUTH") == "1")
-    except DeploymentError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(code=2) from None
+    from agora.agents.ray.deployment import NAMESPACE
+
+    if os.environ.get("RAY_AUTH_MODE", "disabled") != "token" and os.environ.get("AGORA_TESTING_WITHOUT_RAY_AUTH") != "1":
+        typer.echo(
+            "Ray token authentication is off: set RAY_AUTH_MODE=token and the cluster's token "
+            "(RAY_AUTH_TOKEN or `ray get-auth-token`) before deploying; only tests may turn it off",
+            err=True,
+        )
+        raise typer.Exit(code=2)
+    ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
 
 
 @app.command()
@@ -72,8 +79,8 @@ def deploy(
     address_book: Optional[str] = typer.Option(None, help="with --rpc-url: the contracts' address book"),
 ) -> None:
     """Start a population as detached, named actors that outlive this command (or resume it)."""
-    from agora.agents.deployment import DeploymentError
-    from agora.agents.deployment import deploy as start
+    from agora.agents.ray.deployment import DeploymentError
+    from agora.agents.ray.deployment import deploy as start
 
     _join(address)
     try:
@@ -95,8 +102,8 @@ def status(
     from rich.console import Console
     from rich.table import Table
 
-    from agora.agents.deployment import DeploymentError
-    from agora.agents.deployment import status as rows_of
+    from agora.agents.ray.deployment import DeploymentError
+    from agora.agents.ray.deployment import status as rows_of
 
     _join(address)
     try:
@@ -126,8 +133,8 @@ def stop(
     drain_timeout: float = typer.Option(60.0, help="seconds to wait for queues to empty"),
 ) -> None:
     """Drain a deployment, snapshot its agents (a later deploy resumes them) and stop its actors."""
-    from agora.agents.deployment import DeploymentError
-    from agora.agents.deployment import stop as halt
+    from agora.agents.ray.deployment import DeploymentError
+    from agora.agents.ray.deployment import stop as halt
 
     _join(address)
     try:
@@ -418,8 +425,9 @@ def gateway(
     """Serve the market over HTTP: the API under /v1 (OpenAPI at /docs), the explorer at /."""
     import uvicorn
 
-    from agora.agents.deployment import DeploymentError
-    from agora.gateway import JoinedMarket, create_app, hosted
+    from agora.agents.ray.deployment import DeploymentError
+    from agora.gateway import JoinedMarket, create_app
+    from agora.simulations.hosted import hosted
 
     if runtime not in ("local", "ray"):
         typer.echo(f"--runtime is local or ray, not {runtime!r}", err=True)

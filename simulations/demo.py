@@ -111,7 +111,7 @@ def build_runtime(config: TradeConfig) -> Runtime:
     """LocalRuntime in this process, or RayRuntime on the Ray this process has joined."""
     store_root = str(ContentStore(config.store_root).root)
     if config.runtime == "ray":
-        from agora.agents.ray_runtime import RayRuntime
+        from agora.agents.ray import RayRuntime
 
         return RayRuntime(ledger_factory(config.ledger, config.rpc_url), store_root=store_root, seed=config.seed)
     return LocalRuntime(ledger_factory(config.ledger, config.rpc_url)(), store=ContentStore(store_root), seed=config.seed)

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from agora.agents.agent import Agent, Context, on_message
 from agora.agents.identity import Identity
 from agora.agents.messages import Message
-from agora.agents.roles.trader import ShockEnds, ShockStarts
+from agora.agents.roles.market_protocol import ShockEnds, ShockStarts
 from agora.simulations.scenario import Scenario
 
 

@@ -26,7 +26,7 @@ from agora.agents import Identity, LocalRuntime
 from agora.agents.registry import Registry
 from agora.agents.roles.cohort import TraderCohort
 from agora.agents.roles.exchange import Exchange, read_trades
-from agora.chain import Ledger, MemoryLedger
+from agora.chain import ledger_factory
 from agora.simulations.director import Director, plan
 from agora.simulations.errors import RunError
 from agora.simulations.meter import DealMeter, Holder, MarketMeter, is_nan
@@ -61,32 +61,17 @@ class RunSummary(BaseModel):
     quotes: int = 0  # orders the exchanges received
 
 
-def ledger_for(spec: str, **roles: str) -> Callable[[], Ledger]:
-    """A factory of the ledger a scenario names (memory, embedded or a JSON-RPC URL), made with
-    the ``roles`` its population fills (``Population.ledger_roles``: its arbiter)."""
-    import functools
-
-    if spec == "memory":
-        return functools.partial(MemoryLedger, **roles)
-    from agora.chain import EVMLedger  # only for a chain: its import costs most of a second
-
-    if spec == "embedded":
-        return functools.partial(EVMLedger.embedded, **roles)
-    return functools.partial(EVMLedger.connect, spec, **roles)
-
-
 @contextmanager
 def _runtime(scenario: Scenario, out: Path) -> Iterator[Any]:
     kind = scenario.runtime
     if kind.kind == "local":
         registry = Registry(pretrusted=[PRIOR])
-        runtime: Any = LocalRuntime(ledger_for(scenario.ledger, **scenario.ledger_roles())(), registry=registry, seed=scenario.seed, sign=kind.signing, latency=kind.latency)
+        runtime: Any = LocalRuntime(ledger_factory(scenario.ledger, **scenario.ledger_roles())(), registry=registry, seed=scenario.seed, sign=kind.signing, latency=kind.latency)
     else:
-        import ray
+        from agora.agents.ray import RayRuntime, ray_is_running
 
-        if not ray.is_initialized():
+        if not ray_is_running():
             raise RunError("a ray runtime needs Ray running: the entry point calls ray.init() (agora simulate does)")
-        from agora.agents.ray_runtime import RayRuntime
 
         if kind.durable and any(g.host == "cohort" and g.count for g in scenario.agents):
             raise RunError("a durable run rebuilds every agent's key after a crash; a cohort holds its members' keys: host those traders as agents")
@@ -96,7 +81,7 @@ def _runtime(scenario: Scenario, out: Path) -> Iterator[Any]:
 
             shutil.rmtree(out / "journal", ignore_errors=True)
             journal = str((out / "journal").resolve())
-        runtime = RayRuntime(ledger_for(scenario.ledger, **scenario.ledger_roles()), shards=kind.shards, seed=scenario.seed, durable=journal)
+        runtime = RayRuntime(ledger_factory(scenario.ledger, **scenario.ledger_roles()), shards=kind.shards, seed=scenario.seed, durable=journal)
     try:
         yield runtime
     finally:

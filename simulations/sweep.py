@@ -66,13 +66,9 @@ def sweep(scenario: Scenario, params: dict[str, list[Any]], out: Path | str, par
     with Progress(TextColumn(f"[bold]sweep {scenario.name}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), disable=not progress) as bar:
         task = bar.add_task("points", total=len(points), completed=len(points) - len(todo))
         if parallel and todo:
-            import ray
+            from agora.tasks.ray_executor import map_tasks
 
-            remote = ray.remote(num_cpus=1)(_run_point)
-            pending = [remote.remote(spec, str(out / n), o, n) for n, o in todo]
-            while pending:
-                done, pending = ray.wait(pending, num_returns=1)
-                ray.get(done)
+            for _ in map_tasks(_run_point, [(spec, str(out / n), o, n) for n, o in todo]):
                 bar.update(task, advance=1)
         else:
             for n, o in todo:

@@ -40,15 +40,12 @@ def node_resources(logical_gpu_memory_mb: int | None = None) -> dict[str, float]
     return {GPU_MEMORY: float(total)} if total else {}
 
 
-def job_options(spec: JobSpec, cluster: dict[str, float] | None = None) -> dict[str, Any]:
+def job_options(spec: JobSpec, cluster: dict[str, float]) -> dict[str, Any]:
     """Ray task options for ``spec``: its GPUs and CPUs (Ray sets the task's thread count from
-    the CPUs it asks for), and its GPU memory wherever the cluster declares that resource."""
+    the CPUs it asks for), and its GPU memory wherever ``cluster`` (the cluster's resources)
+    declares that resource."""
     options: dict[str, Any] = {"num_gpus": spec.resources.gpus, "num_cpus": spec.resources.cpus}
     if spec.resources.gpu_memory_mb:
-        if cluster is None:
-            import ray
-
-            cluster = ray.cluster_resources()
         if GPU_MEMORY in cluster:
             if spec.resources.gpu_memory_mb > cluster[GPU_MEMORY]:
                 raise CapacityExceeded(f"job {spec.job_id} needs {spec.resources.gpu_memory_mb} MB of GPU memory; the cluster has {cluster[GPU_MEMORY]:.0f}")

@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agora.chain.crypto import keccak256
 from agora.tasks.errors import TasksError
 from agora.tasks.jobs import JobResult, JobSpec
 from agora.tasks.store import ContentStore
@@ -73,8 +74,6 @@ class ForgedRequest(AccessDenied):
 
 def request_digest(vault: str, spec: JobSpec, deal_id: str | None, requester: str) -> bytes:
     """What a requester signs to ask ``vault`` to run ``spec`` under ``deal_id``."""
-    from agora.agents.identity import keccak256
-
     return keccak256(f"agora-vault-request\n{vault}\n{spec.digest()}\n{(deal_id or '').lower()}\n{requester.lower()}".encode())
 
 
@@ -153,7 +152,7 @@ class DataVault:
         """Run ``spec`` against the dataset here and return only its result, if the policy allows
         it and a paid deal covers it. ``runner`` runs the job (default: in this process); a Ray
         vault passes one pinned to its own node."""
-        from agora.tasks.executor import run_job
+        from agora.tasks.run import run_job
 
         key = (requester.lower(), spec.digest())
         with self._lock:

@@ -24,23 +24,16 @@ import math
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field
 
 from agora.agents.agent import Agent, Context, on_message
 from agora.agents.deal_protocol import from_self, refuse
 from agora.agents.errors import AgentsError, NotAParty
-from agora.agents.identity import Identity, keccak256
+from agora.agents.identity import Identity
 from agora.agents.messages import Message
-from agora.agents.roles.exchange import CohortFills, CohortOrders
-from agora.agents.roles.trader import ShockEnds, ShockStarts, _from_director
+from agora.agents.roles.market_protocol import CohortFills, CohortOrders, ShockEnds, ShockStarts, cohort_digest
+from agora.agents.roles.market_protocol import from_director as _from_director
 
 Side = Literal["buy", "sell"]
-
-
-def cohort_digest(cohort: str, member: str) -> bytes:
-    """What a member signs to let ``cohort`` place orders for it (an exchange checks it once
-    before it settles a cohort's order from the member's account)."""
-    return keccak256(f"agora-cohort\n{cohort.lower()}\n{member.lower()}".encode())
 
 
 class _Period(Message):

@@ -35,7 +35,6 @@ from itertools import islice
 from typing import Any, Callable, Literal
 
 import numpy as np
-from pydantic import Field
 
 from agora.agents.agent import Agent, Context, on_message
 from agora.agents.deal_protocol import from_self, refuse
@@ -43,65 +42,13 @@ from agora.agents.errors import NotAParty
 from agora.agents.identity import Identity, keccak256
 from agora.agents.messages import Message
 from agora.agents.registry import ServiceRecord
+from agora.agents.roles.market_protocol import CancelOrders, CohortFills, CohortOrders, PlaceOrder, RoundReport, cohort_digest
 from agora.chain import AlreadySettled, ChainError
 from agora.chain.types import MAX_TRANSFER_LINES, lines_hash
 from agora.economy import ContinuousDoubleAuction, EconomyError, Fill, Order, PostedBoard
 from agora.economy.callmarket import clear_arrays
 
 Mechanism = Literal["cda", "call", "posted"]
-
-
-class PlaceOrder(Message):
-    """Trader to exchange: one order, ``cid`` the trader's own id for it. In a posted-price
-    market a sell order is the seller's posting (price, and capacity as ``qty``) and may name
-    the buyers' models it admits (``allowed``, a data owner's policy); a buy order names the
-    model it will run (``model``)."""
-
-    cid: int = Field(ge=0)
-    side: Literal["buy", "sell"]
-    price: int | None = Field(default=None, gt=0)
-    qty: int = Field(default=1, gt=0)
-    model: str = ""
-    allowed: list[str] | None = None
-
-
-class CancelOrders(Message):
-    """Trader to exchange: withdraw these orders (a posting too) if they still wait; what
-    already traded stays traded. Reported closed with the round."""
-
-    cids: list[int]
-
-
-class RoundReport(Message):
-    """Exchange to trader at the end of a round: its settled fills (cid, counterparty, price,
-    qty), the cids whose fills could not be settled, the cids that are closed now (filled,
-    expired or refused), and the round's last trade price, for learners."""
-
-    round: int
-    fills: list[tuple[int, str, int, int]] = []
-    failed: list[int] = []
-    closed: list[int] = []
-    last_price: int | None = None
-
-
-class CohortOrders(Message):
-    """Cohort to exchange: one limit order per listed member (its index in the cohort)."""
-
-    side: Literal["buy", "sell"]
-    members: list[int]
-    prices: list[int]
-    qtys: list[int]
-
-
-class CohortFills(Message):
-    """Exchange to cohort at the end of a round: each member's settled fills (index, price,
-    qty), and the members whose fills could not be settled."""
-
-    round: int
-    members: list[int] = []
-    prices: list[int] = []
-    qtys: list[int] = []
-    failed: list[int] = []
 
 
 class _Tick(Message):
@@ -341,8 +288,6 @@ class Exchange(Agent):
         """The members' accounts, each only if its signature lets ``cohort`` trade for it
         (None where it does not: that member's orders are refused)."""
         from agora.agents.identity import recover_digest
-        from agora.agents.roles.cohort import cohort_digest
-
         if not self.check_delegations:
             return [member for member, _ in listed]
         accounts: list[str | None] = []

@@ -24,40 +24,16 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import Field
 
 from agora.agents.agent import Agent, Context, on_message
 from agora.agents.deal_protocol import from_self, refuse
 from agora.agents.errors import AgentsError, NotAParty
 from agora.agents.identity import Identity
 from agora.agents.messages import Message
-from agora.agents.roles.exchange import CancelOrders, PlaceOrder, RoundReport
+from agora.agents.roles.market_protocol import CancelOrders, PlaceOrder, RoundReport, ShockEnds, ShockStarts
+from agora.agents.roles.market_protocol import from_director as _from_director
 
 Side = Literal["buy", "sell"]
-
-
-class ShockStarts(Message):
-    """Director to an agent: a shock begins (to a cohort: for the ``members`` listed)."""
-
-    kind: Literal["outage", "demand_spike", "price_shock"]
-    factor: float = Field(default=1.0, gt=0)
-    shock: int = 0
-    members: list[str] = []
-
-
-class ShockEnds(Message):
-    shock: int = 0
-    members: list[str] = []
-
-
-def _from_director(ctx: Context, sender: str, agent: Agent | None = None) -> bool:
-    """Shocks come from the run's director (registered with that role), from nobody else; with
-    ``agent``, another sender's shock is refused and counted on it."""
-    if ctx.registry.role_of(sender) == "director":
-        return True
-    if agent is not None:
-        refuse(agent, ctx, sender, NotAParty(f"{sender} is not the run's director"))
-    return False
 
 
 class _Period(Message):

@@ -57,7 +57,7 @@ def _ring(n: int, seed: str) -> Population:
 def test_a_killed_shard_comes_back_and_nothing_is_lost_or_handled_twice(ray_cluster, tmp_path) -> None:
     import ray
 
-    from agora.agents.ray_runtime import RayRuntime
+    from agora.agents.ray import RayRuntime
 
     rt = RayRuntime(shards=2, durable=str(tmp_path / "journal"), name="ring-ft")
     try:
@@ -114,7 +114,7 @@ def test_journal_drops_a_torn_tail_and_compacts(tmp_path) -> None:
 
 def test_durable_runtime_refuses_agents_it_could_not_rebuild(ray_cluster, tmp_path) -> None:
     from agora.agents.errors import RuntimeFailure
-    from agora.agents.ray_runtime import RayRuntime
+    from agora.agents.ray import RayRuntime
 
     rt = RayRuntime(shards=1, durable=str(tmp_path))
     try:

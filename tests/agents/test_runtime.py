@@ -95,7 +95,7 @@ def test_hosting_twice_is_refused() -> None:
 
 @pytest.mark.ray
 def test_same_agents_run_as_ray_actors(ray_cluster) -> None:
-    from agora.agents.ray_runtime import RayRuntime
+    from agora.agents.ray import RayRuntime
 
     rt = RayRuntime()
     try:

@@ -50,7 +50,7 @@ class Gateway:
 
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[Gateway]:
-    from agora.gateway.market import HostedMarket
+    from agora.simulations.hosted import HostedMarket
 
     market = HostedMarket(_scenario())
     running = serve_in_thread(create_app(market, rate=10_000, burst=10_000, max_waits=MAX_WAITS))

@@ -93,7 +93,7 @@ class NeverMines:
 
 @pytest.fixture
 def stalled_gateway(anvil_url: str) -> Iterator[tuple[NeverMines, Any, str]]:
-    from agora.gateway.market import HostedMarket
+    from agora.simulations.hosted import HostedMarket
     from agora.simulations.scenario import Scenario
 
     proxy = NeverMines(anvil_url)

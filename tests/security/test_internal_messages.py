@@ -188,7 +188,7 @@ def test_ray_runtime_refuses_a_strangers_internal_messages(ray_cluster) -> None:
     """Strangers in another shard (a signed batch), in the victim's own shard (no Ray call at
     all) and injected by the driver (per-envelope signatures): every forgery refused and counted,
     the victim's timers as they were, the shard still delivering."""
-    from agora.agents.ray_runtime import RayRuntime
+    from agora.agents.ray import RayRuntime
 
     rt = RayRuntime(shards=2, seed="hole5")
     try:

@@ -167,7 +167,7 @@ def test_the_registry_actor_rebuilds_a_ratings_contract_from_its_fields() -> Non
     import types
 
     from agora.agents.registry import RatingRefused
-    from agora.agents.registry_service import RegistryService, WriteSigner
+    from agora.agents.ray.registry import RegistryService, WriteSigner
 
     rater, ratee = key("rater"), key("ratee")
     fake = types.SimpleNamespace(deal_id="0x" + "11" * 32, buyer=rater.address, provider=ratee.address,
@@ -185,8 +185,8 @@ def test_on_ray_the_registry_actor_takes_only_signed_writes_in_the_writers_name(
     does not control: the registry actor checks each write's signature, number, name and role."""
     import ray
 
-    from agora.agents.ray_runtime import RayRuntime
-    from agora.agents.registry_service import WriteSigner
+    from agora.agents.ray import RayRuntime
+    from agora.agents.ray.registry import WriteSigner
 
     rt = RayRuntime(MemoryLedger, shards=1)
     victim = Plain("victim", key("victim"))

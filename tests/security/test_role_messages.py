@@ -45,8 +45,9 @@ from agora.agents.deal_protocol import (
 from agora.agents.messages import Message
 from agora.agents.roles import Arbiter
 from agora.agents.roles.cohort import TraderCohort
-from agora.agents.roles.exchange import CohortFills, CohortOrders, Exchange, RoundReport
-from agora.agents.roles.trader import ShockEnds, ShockStarts, Trader
+from agora.agents.roles.exchange import Exchange
+from agora.agents.roles.market_protocol import CohortFills, CohortOrders, RoundReport, ShockEnds, ShockStarts
+from agora.agents.roles.trader import Trader
 from agora.chain import MemoryLedger
 from agora.simulations.demo import TradeConfig, demo_texts, make_agents
 from agora.tasks import ContentStore, JobResult, Metering, Resources

@@ -132,7 +132,7 @@ def test_on_ray_the_vault_runs_only_signed_requests_under_a_paid_deal(ray_cluste
     the requester whose key signed it, and only under a paid deal."""
     import ray
 
-    from agora.agents.ray_runtime import RayRuntime
+    from agora.agents.ray import RayRuntime
     from agora.tasks.executor import vault_name
     from agora.tasks.vault import ForgedRequest, UnpaidUse, request_digest
 

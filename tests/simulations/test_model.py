@@ -3,7 +3,7 @@ sets select and act; reporters collect; the same seed replays the same model."""
 
 from __future__ import annotations
 
-from agora.agents.roles.trader import ShockEnds, ShockStarts
+from agora.agents.roles.market_protocol import ShockEnds, ShockStarts
 from agora.simulations.model import Model
 
 

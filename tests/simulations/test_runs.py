@@ -331,7 +331,8 @@ def test_a_cohort_cannot_trade_away_an_account_that_did_not_join_it() -> None:
     """A cohort that lists someone else's account (forging the consent) gets none of its
     orders for that account settled: the victim's allowance to the exchange stays unspent."""
     from agora.agents import Identity, LocalRuntime
-    from agora.agents.roles.cohort import CohortOrders, TraderCohort, cohort_digest
+    from agora.agents.roles.cohort import TraderCohort
+    from agora.agents.roles.market_protocol import CohortOrders, cohort_digest
     from agora.agents.roles.exchange import Exchange
     from agora.agents.roles.trader import Trader
     from agora.chain import MemoryLedger
@@ -388,7 +389,7 @@ class Flooder(__import__("agora.agents.roles.trader", fromlist=["Trader"]).Trade
     """Sends 300 orders every time it may quote."""
 
     def _quote(self, ctx) -> None:
-        from agora.agents.roles.exchange import PlaceOrder
+        from agora.agents.roles.market_protocol import PlaceOrder
 
         if self.exchange:
             for i in range(300):

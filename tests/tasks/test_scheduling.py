@@ -40,10 +40,10 @@ def test_ray_will_not_put_two_jobs_on_memory_that_holds_one(ray_cluster) -> None
         time.sleep(seconds)
         return start, time.time()
 
-    big = job_options(_spec("a", 0.5, 10000))
+    big = job_options(_spec("a", 0.5, 10000), ray.cluster_resources())
     first = hold.options(**big).remote(1.5)
     second = hold.options(**big).remote(0.1)
-    small = hold.options(**job_options(_spec("c", 0.5, 4000))).remote(0.1)
+    small = hold.options(**job_options(_spec("c", 0.5, 4000), ray.cluster_resources())).remote(0.1)
     (s1, e1), (s2, _), (s3, _) = ray.get([first, second, small], timeout=60)
     assert s2 >= e1 - 0.05  # waited for the memory, though GPU count was free
     assert s3 < e1  # a job that fits ran alongside

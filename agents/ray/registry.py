@@ -121,7 +121,7 @@ class RegistryService(Registry):
         if self._reader is None:
             if self._ledger_handle is None:
                 raise NotYourName("this registry has no ledger to check ratings on")
-            from agora.chain.remote import RemoteLedger
+            from agora.agents.ray.ledger import RemoteLedger
 
             self._reader = RemoteLedger(self._ledger_handle)
         return self._reader
@@ -161,7 +161,7 @@ class BatchedRegistry:
     flushes, so an agent always reads its own writes."""
 
     def __init__(self, handle: Any) -> None:
-        from agora.tasks.executor import ActorClient
+        from agora.tasks.ray_executor import ActorClient
 
         self._handle = handle
         self._proxy = ActorClient(handle)
@@ -203,7 +203,7 @@ class OperatorRegistry:
     signed by the operator key, each made at once with its result or error."""
 
     def __init__(self, handle: Any, operator: Identity) -> None:
-        from agora.tasks.executor import ActorClient
+        from agora.tasks.ray_executor import ActorClient
 
         self._handle, self._proxy, self._operator, self._signer = handle, ActorClient(handle), operator, WriteSigner()
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import os
 import pickle
 import secrets
 import shutil
@@ -59,18 +58,6 @@ def _owner_only() -> Iterator[None]:
         raise UnsafeDeploymentState(str(exc)) from None
 
 
-def connect(address: str | None, allow_unauthenticated: bool = False) -> None:
-    """Join the cluster at ``address`` in Agora's namespace, refusing an unauthenticated one."""
-    import ray
-
-    if os.environ.get("RAY_AUTH_MODE", "disabled") != "token" and not allow_unauthenticated:
-        raise DeploymentError(
-            "Ray token authentication is off: set RAY_AUTH_MODE=token and the cluster's token "
-            "(RAY_AUTH_TOKEN or `ray get-auth-token`) before deploying; only tests may turn it off"
-        )
-    ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
-
-
 class _Restore:
     """A ledger factory that brings back a pickled ledger (what ``stop`` kept)."""
 
@@ -92,7 +79,7 @@ def _actor(name: str) -> Any | None:
 
 def deploy(population_file: str | Path, name: str, state: str | Path, *, shards: int = 2, rpc_url: str | None = None, address_book: str | None = None) -> dict[str, Any]:
     """Start (or resume) ``population_file`` as deployment ``name``; returns its manifest."""
-    from agora.agents.ray_runtime import RayRuntime
+    from agora.agents.ray import RayRuntime
     from agora.chain import EVMLedger, MemoryLedger
 
     state = Path(state).resolve()
@@ -175,7 +162,7 @@ def status(name: str) -> list[dict[str, Any]]:
     import ray
     from ray.exceptions import GetTimeoutError, RayActorError
 
-    from agora.chain.remote import RemoteLedger
+    from agora.agents.ray.ledger import RemoteLedger
 
     _, _, ledger, shards = _parts(name)
     down = [i for i, s in enumerate(shards) if s is None]
@@ -232,7 +219,7 @@ class Guest:
     def __init__(self, name: str, agents: list[Agent], *, lease_s: float = 30.0, renew_s: float = 5.0) -> None:
         import ray
 
-        from agora.agents.ray_runtime import _Shard
+        from agora.agents.ray.shard import Shard as _Shard
         from agora.tasks.store import default_root
 
         if lease_s <= renew_s:
