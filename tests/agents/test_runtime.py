@@ -110,13 +110,14 @@ def test_same_agents_run_as_ray_actors(ray_cluster) -> None:
         rt.shutdown()
 
 
-def test_ray_runtime_needs_ray_started_by_the_caller() -> None:
-    """Library code never calls ray.init(): without a running Ray, a clear error."""
+def test_ray_runtime_needs_ray_started_by_the_caller(tmp_path) -> None:
+    """Library code never calls ray.init(): without a running Ray, a clear error (run outside
+    the checkout, so only the installed ``agora`` can answer)."""
     import subprocess
     import sys
 
-    code = "from agents.ray_runtime import RayRuntime\ntry:\n    RayRuntime()\nexcept Exception as e:\n    print(type(e).__name__, e)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
+    code = "from agora.agents.ray import RayRuntime\ntry:\n    RayRuntime()\nexcept Exception as e:\n    print(type(e).__name__, e)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path).stdout
     assert out.startswith("RuntimeFailure") and "ray.init" in out
 
 
