@@ -12,7 +12,7 @@ agent, builds its :class:`Context` and delivers messages to the handler declared
         def heartbeat(self, ctx: Context) -> None:
             ctx.registry.heartbeat(ctx.address, ctx.now())
 
-Handlers may also come from shared :class:`~agents.protocol.Protocol` objects listed in the
+Handlers may also come from shared :class:`~agora.agents.protocol.Protocol` objects listed in the
 class's ``protocols``. The methods an agent declares itself form its own protocol, named after
 the class. ``on_start`` and ``on_stop`` are the startup and shutdown hooks.
 """

@@ -1,8 +1,8 @@
 """AgentHost: what every runtime does for one agent, written once.
 
-It builds the agent's :class:`~agents.agent.Context`, seals outgoing messages in envelopes
+It builds the agent's :class:`~agora.agents.agent.Context`, seals outgoing messages in envelopes
 (signed, with a nonce and an expiry, when the runtime's policy says so), passes incoming ones
-through the agent's :class:`~agents.inbox.Inbox` (signature, replay, expiry, size, quota,
+through the agent's :class:`~agora.agents.inbox.Inbox` (signature, replay, expiry, size, quota,
 schema), and dispatches them to the handlers, enforcing declared replies and driving ``async``
 handlers. A refused envelope or a handler that raises is logged and recorded; the agent keeps
 running. Runtimes differ only in how an envelope travels (``transport``), how a timer fires

@@ -91,7 +91,8 @@ def describe(exc: ValidationError) -> str:
         path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".") or "(top level)"
         given = err.get("input")
         shown = "" if err["type"] == "missing" or isinstance(given, dict) else f" (got {given!r})"
-        lines.append(f"  {path}: {err['msg']}{shown}")
+        message = err["msg"].removeprefix("Value error, ")  # our own validators' words, as written
+        lines.append(f"  {path}: {message}{shown}")
     return "\n".join(lines)
 
 

@@ -18,7 +18,7 @@ market counts in all of them and a ring of fake accounts rating itself counts in
 This class takes every write as given: it is the operator's (a runtime's ``registry``). An
 agent writes through the face its host gives it (agents.registry_access), only in its own name,
 under the role the operator gave it, and rates only a party to a settled deal; on Ray the
-registry actor checks the agent's signature on each write (agents.registry_service). Here, two
+registry actor checks the agent's signature on each write (agora.agents.ray.registry). Here, two
 rules hold for everyone: a model or dataset hash keeps its first owner (``ListingTaken``), and a
 rating that names its deal counts once per (rater, ratee, deal) (``RatingRefused``).
 """
@@ -33,7 +33,7 @@ from agora.agents.errors import AgentsError, InvalidOffer, UnknownOffer
 from agora.chain.errors import ChainError
 from agora.chain.types import check_address
 from agora.economy.errors import EconomyError
-from agora.economy.reputation import Market, ReputationGraph, relative
+from agora.economy.reputation import MarketKind, ReputationGraph, relative
 
 _HASH = r"^[0-9a-f]{64}$"
 
@@ -248,18 +248,11 @@ class Registry:
 
     # reputation
     def reputation_scores(self, viewer: str | None = None) -> dict[str, float]:
-        """Every rated agent's trust in [0, 1], 1.0 for the most trusted: personalized PageRank
-        from ``viewer`` and the pre-trusted agents, or EigenTrust when neither has rated."""
-        graph = self.reputation
-        seeds = set(graph.pretrusted) | ({_checksum(viewer)} if viewer else set())
-        if any(graph.graph.has_node(s) and graph.graph.out_degree(s) for s in seeds):
-            raw = graph.pagerank(personal=seeds)
-        else:
-            raw = graph.eigentrust()
-        top = max(raw.values(), default=0.0)
-        return {a: (v / top if top > 0 else 0.0) for a, v in raw.items()}
+        """Every rated agent's trust in [0, 1] as ``viewer`` sees it (the one rule:
+        :meth:`agora.economy.ReputationGraph.scores`)."""
+        return self.reputation.scores(_checksum(viewer) if viewer else None)
 
-    def rate(self, rater: str, ratee: str, verified: bool, amount: int = 1, market: Market = "any", deal_id: str | None = None) -> None:
+    def rate(self, rater: str, ratee: str, verified: bool, amount: int = 1, market: MarketKind = "any", deal_id: str | None = None) -> None:
         """Record that a delivery ``rater`` bought from ``ratee`` was verified or failed, once per
         deal when ``deal_id`` names it. This is the operator's own write (priors, tests); an
         agent's goes through its registry face, which first checks the deal on the ledger

@@ -8,7 +8,7 @@ first by :func:`check_write`: the offer's owner, the record's, heartbeat's, with
 cohort's address and the rater must be the writer, a registered role must be the one given, and
 a rating needs a settled deal between rater and ratee on the ledger (:func:`settled_deal`). On
 Ray the same check runs in the registry actor on writes signed by the agent's key in its shard
-(agents.registry_service), since a guest's shard runs code the deployment does not control.
+(agora.agents.ray.registry), since a guest's shard runs code the deployment does not control.
 
 A rating counts when it is backed by an escrow that is no longer open (released, refunded, or
 disputed) and binds the two: the rater opened it and the ratee is a payee (a buyer rates its

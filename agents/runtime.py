@@ -5,7 +5,7 @@
   ledger's clock follows it. Links may have latency, jitter and loss (as ABIDES models them),
   drawn from the run's seed; the runtime keeps a running hash of every delivered envelope, so
   two runs with one seed can be compared by one string.
-- :class:`agents.ray_runtime.RayRuntime`: agents in Ray actors, wall clock, for clusters.
+- :class:`agora.agents.ray.RayRuntime`: agents in Ray actors, wall clock, for clusters.
 
 Signing is the runtime's policy: a single-process simulation of trusted agents may turn it off
 (secp256k1 in Python signs a few thousand messages a second); across processes it is always on.
@@ -22,7 +22,7 @@ import random
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from typing import Any, Callable
+from typing import Any, Callable, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,13 +36,34 @@ from agora.chain import Ledger
 from agora.chain.ledger import LedgerReader
 
 
+LedgerSource = Union[Ledger, Callable[[], Ledger]]
+"""What a runtime is given to settle on: a ledger, or a factory that makes one (a Ray runtime
+builds it inside its ledger service's actor; the local runtime calls a factory at once)."""
+
+
 class Runtime(ABC):
+    """Where agents live. Callers (the scenario runner, the hosted market, your script) use only
+    this interface, so the same code runs on every runtime; what differs is declared, not tested
+    by type: ``driven`` says whether the agents run only inside :meth:`run` calls on a virtual
+    clock in this process (the local runtime) or on their own on the wall clock (Ray)."""
+
     ledger: Ledger
     registry: Registry
+    driven: bool
 
     @abstractmethod
-    def add(self, agent: Agent) -> str:
-        """Host ``agent``; returns its address. Add every agent before :meth:`start`."""
+    def add(self, agent: Agent, *, key_seed: int | str | None = None, dedicated: dict[str, Any] | None = None) -> str:
+        """Host ``agent``; returns its address. Add every agent before :meth:`start`.
+
+        ``key_seed``: the agent's key is ``Identity.from_seed(key_seed, agent.name)``, for a
+        runtime that must rebuild it after a crash (a durable RayRuntime requires it; others
+        keep agents in memory and need not). ``dedicated``: resources for a process of its own
+        (``{"num_gpus": 1}``) where the runtime places agents; one process has nowhere else."""
+
+    def add_population(self, population: Any) -> dict[str, str]:
+        """Host every agent of ``population`` (an :class:`~agora.agents.Population` or a
+        scenario); returns name -> address, in file order."""
+        return {agent.name: self.add(agent) for agent, _ in population.build()}
 
     @abstractmethod
     def start(self) -> None:
@@ -53,12 +74,36 @@ class Runtime(ABC):
         """Deliver messages until ``until()`` holds (True) or no progress / time is left (False)."""
 
     @abstractmethod
+    def now(self) -> float:
+        """The runtime's clock, in seconds: virtual (local) or the wall clock (Ray)."""
+
+    def advance(self, until: float) -> None:
+        """Let the agents work until the runtime's clock reaches ``until``."""
+        if self.driven:
+            self.run(timeout=max(0.0, until - self.now()))
+        else:
+            time.sleep(max(0.0, until - self.now()))
+
+    def watch(self, tap: Callable[[float, Envelope], None]) -> bool:
+        """Have ``tap(at, envelope)`` see every envelope delivered; False where the runtime
+        cannot (its envelopes are delivered in other processes)."""
+        return False
+
+    @abstractmethod
     def query(self, address: str, method: str, *args: Any) -> Any:
         """Read an agent's state through one of its public methods or attributes."""
 
     @abstractmethod
     def errors(self) -> dict[str, list[str]]:
         """Handler failures per agent name: they are logged, never fatal."""
+
+    @abstractmethod
+    def rejections(self) -> dict[str, dict[str, int]]:
+        """Envelopes each agent refused, by reason (BadSignature, ReplayedMessage, ...)."""
+
+    @abstractmethod
+    def traffic(self) -> dict[str, dict[str, dict[str, int]]]:
+        """Each agent's traffic ledger by address (see :func:`audit_traffic`)."""
 
     def shutdown(self) -> None:
         """Stop the agents (their on_stop hooks run) and release what the runtime holds."""
@@ -77,9 +122,11 @@ class Link(BaseModel):
 class LocalRuntime(Runtime):
     """All agents in this process; events ordered by (virtual time, send order)."""
 
+    driven = True
+
     def __init__(
         self,
-        ledger: Ledger,
+        ledger: LedgerSource,
         *,
         registry: Registry | None = None,
         store: Any = None,
@@ -91,6 +138,10 @@ class LocalRuntime(Runtime):
         ttl: float | None = 300.0,
         quota: Quota | None = None,
     ) -> None:
+        if not isinstance(ledger, Ledger):
+            if not callable(ledger):
+                raise RuntimeFailure(f"a runtime settles on a Ledger or a factory of one, not {type(ledger).__name__}")
+            ledger = ledger()
         self.ledger = ledger
         self.registry = registry or Registry()
         from agora.tasks import ContentStore, LocalExecutor
@@ -122,7 +173,9 @@ class LocalRuntime(Runtime):
     def now(self) -> float:
         return self.clock
 
-    def add(self, agent: Agent) -> str:
+    def add(self, agent: Agent, *, key_seed: int | str | None = None, dedicated: dict[str, Any] | None = None) -> str:
+        """Host ``agent`` in this process (``key_seed`` and ``dedicated``: see :class:`Runtime`;
+        agents here live in memory and share the one process)."""
         if agent.address in self._hosts:
             raise RuntimeFailure(f"{agent.name} ({agent.address}) is already hosted")
         self._hosts[agent.address] = self._host(agent)
@@ -211,6 +264,18 @@ class LocalRuntime(Runtime):
         for address, host in self._hosts.items():
             if only is None or address in only:
                 host.start()
+
+    def watch(self, tap: Callable[[float, Envelope], None]) -> bool:
+        self.tap = tap
+        return True
+
+    def advance(self, until: float) -> None:
+        """Deliver everything due by ``until``, then let the virtual clock stand there (time
+        passes on an idle market too: deadlines come due)."""
+        self.run(timeout=max(0.0, until - self.clock))
+        if self.clock < until:
+            self.clock = until
+            self.ledger.sync_time(int(until))
 
     def context(self, address: str) -> Any:
         """The Context agent ``address`` acts through (scripts speak for an agent with it)."""

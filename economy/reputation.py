@@ -22,7 +22,8 @@ import numpy as np
 
 from agora.economy.errors import InvalidBid
 
-Market = Literal["compute", "model", "data", "any"]
+MarketKind = Literal["compute", "model", "data", "any"]
+"""Which market a rating came from (one graph holds them all)."""
 
 
 class ReputationGraph:
@@ -31,7 +32,7 @@ class ReputationGraph:
         self.pretrusted = set(pretrusted)
         self.outcomes: dict[str, dict[str, int]] = {}  # ratee -> {"verified": n, "failed": n}
 
-    def record(self, rater: str, ratee: str, verified: bool, amount: int = 1, market: Market = "any") -> None:
+    def record(self, rater: str, ratee: str, verified: bool, amount: int = 1, market: MarketKind = "any") -> None:
         """A delivery ``rater`` bought from ``ratee`` was verified (True) or failed (False)."""
         if not rater or not ratee or rater == ratee:
             raise InvalidBid(f"a rating needs two different agents, got {rater!r} -> {ratee!r}")
@@ -90,6 +91,18 @@ class ReputationGraph:
         restart = {n: (1.0 if n in seeds else 0.0) for n in g} if seeds else None
         # start the walk at the seeds: starting uniform would leave unreachable agents a residue
         return nx.pagerank(g, alpha=alpha, personalization=restart, dangling=restart, nstart=restart, weight="weight")
+
+    def scores(self, viewer: str | None = None) -> dict[str, float]:
+        """The one reputation rule every market reads: each rated agent's trust in [0, 1], 1.0
+        for the most trusted. Personalized PageRank restarting at ``viewer`` and the pre-trusted
+        agents once one of them has rated anyone; EigenTrust over everyone until then."""
+        seeds = set(self.pretrusted) | ({viewer} if viewer else set())
+        if any(self.graph.has_node(s) and self.graph.out_degree(s) for s in seeds):
+            raw = self.pagerank(personal=seeds)
+        else:
+            raw = self.eigentrust()
+        top = max(raw.values(), default=0.0)
+        return {a: (v / top if top > 0 else 0.0) for a, v in raw.items()}
 
     def success_rate(self, agent: str) -> float | None:
         """Verified over all rated deliveries of ``agent`` (None when it has none)."""

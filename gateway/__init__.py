@@ -11,10 +11,10 @@ from agora.gateway.app import create_app
 from agora.gateway.auth import RateLimiter, Verifier, request_domain, request_typed_data, sign_request
 from agora.gateway.client import GatewayClient, GatewayHTTPError, embeddings
 from agora.gateway.errors import Conflict, Forbidden, GatewayError, Invalid, Mismatch, NotFound, PaymentRefused, RateLimited, Unauthorized, Unavailable
-from agora.gateway.market import JoinedMarket, Market
+from agora.gateway.market import JoinedMarket, MarketFront
 from agora.gateway.relay import GatewayAgent, GatewayJob
 
 __all__ = [
-    "Conflict", "Forbidden", "GatewayAgent", "GatewayClient", "GatewayError", "GatewayHTTPError", "GatewayJob", "Invalid", "JoinedMarket", "Market", "Mismatch", "NotFound", "PaymentRefused", "RateLimited", "RateLimiter", "Unauthorized", "Unavailable", "Verifier",
+    "Conflict", "Forbidden", "GatewayAgent", "GatewayClient", "GatewayError", "GatewayHTTPError", "GatewayJob", "Invalid", "JoinedMarket", "MarketFront", "Mismatch", "NotFound", "PaymentRefused", "RateLimited", "RateLimiter", "Unauthorized", "Unavailable", "Verifier",
     "create_app", "embeddings", "request_domain", "request_typed_data", "sign_request",
 ]

@@ -1,4 +1,4 @@
-"""The gateway's HTTP face: FastAPI over a :class:`~gateway.market.Market`.
+"""The gateway's HTTP face: FastAPI over a :class:`~agora.gateway.market.MarketFront`.
 
 Versioned under ``/v1`` and described by the generated OpenAPI spec (``/openapi.json``, with
 docs at ``/docs``). Reads of public market state (services, market data, profiles, accounts,
@@ -42,13 +42,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
 from agora.agents.errors import AgentsError, UnknownOffer
-from agora.agents.roles.serving import escrow_bill, escrow_terms
+from agora.agents.billing import escrow_bill, escrow_terms
 from agora.chain import errors as chain_errors
 from agora.chain.types import check_address, check_id, owned_id
 from agora.gateway.auth import RateLimiter, Verifier, request_domain
 from agora.gateway.errors import Conflict, GatewayError, Mismatch, NotFound, Unavailable
 from agora.gateway.jobs import add_jobs
-from agora.gateway.market import Market
+from agora.gateway.market import MarketFront
 from agora.gateway.relay import model_call_service
 from agora.gateway.schemas import (
     ADDRESS_PATTERN,
@@ -72,7 +72,7 @@ API = "/v1"
 
 # -- the app ------------------------------------------------------------------------------------
 def create_app(
-    market: Market, *, rate: float = 20.0, burst: int = 40, max_skew: float = 30.0, max_wait: float = 30.0, max_waits: int = 4,
+    market: MarketFront, *, rate: float = 20.0, burst: int = 40, max_skew: float = 30.0, max_wait: float = 30.0, max_waits: int = 4,
     write_timeout: float | None = 60.0, faucet: int = 0,
 ) -> FastAPI:
     """The gateway app over ``market``; ``rate``/``burst``: each address's (and each unsigned
@@ -294,11 +294,11 @@ def create_app(
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def _reputation(market: Market) -> dict[str, float]:
+def _reputation(market: MarketFront) -> dict[str, float]:
     return market.registry.reputation_scores()
 
 
-def _services(market: Market, kind: str | None, now: float, rep: dict[str, float] | None = None) -> list[Service]:
+def _services(market: MarketFront, kind: str | None, now: float, rep: dict[str, float] | None = None) -> list[Service]:
     """The listed services, read from the registry (under the market's lock); ``now``: ledger
     time, read before it was taken."""
     reg = market.registry

@@ -29,7 +29,7 @@ from fastapi import Depends, FastAPI, Header, Path, Query
 from starlette.concurrency import run_in_threadpool
 
 from agora.gateway.errors import Conflict, Forbidden, GatewayError, NotFound, PaymentRefused, RateLimited
-from agora.gateway.market import Market
+from agora.gateway.market import MarketFront
 from agora.gateway.relay import FINAL
 from agora.gateway.schemas import EscrowPayment, Job, JobSubmit
 
@@ -115,7 +115,7 @@ class WaitSlots:
             self.give(caller)
 
 
-def add_jobs(app: FastAPI, market: Market, signed: Callable[..., Any], *, max_wait: float, max_waits: int) -> None:
+def add_jobs(app: FastAPI, market: MarketFront, signed: Callable[..., Any], *, max_wait: float, max_waits: int) -> None:
     """Add the paid-call and job endpoints to ``app``."""
     keys, slots = IdempotencyKeys(), WaitSlots(max_waits)
     poll = 0.005 if market.kind == "hosted" else 0.02  # on Ray each look at a job is a call to its shard
@@ -213,7 +213,7 @@ class _Claims:
     read incrementally (each block once), outside any lock other requests need; only the merge
     into the table holds this one's lock."""
 
-    def __init__(self, market: Market) -> None:
+    def __init__(self, market: MarketFront) -> None:
         self.market = market
         self.claimed: dict[Any, str] = {}  # (channel id, nonce) -> the claim's tx, escrow id -> its release's or refund's
         self.scanned = 0  # the next block to read events from

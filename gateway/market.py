@@ -1,6 +1,6 @@
 """The market a gateway fronts: what the HTTP app may read and ask of it.
 
-:class:`Market` is the boundary: the ledger and registry (read, and the caller's own signed
+:class:`MarketFront` is the boundary: the ledger and registry (read, and the caller's own signed
 writes relayed), the gateway agent (``ask``: relay a call, read a job), and a tape of recent
 trades and deals that the market data endpoints and the explorer's live chart read.
 
@@ -30,13 +30,13 @@ from agora.agents.roles.exchange import read_trades
 from agora.gateway.errors import GatewayError
 from agora.gateway.relay import GatewayAgent
 
-__all__ = ["JoinedMarket", "Market", "PumpedMarket"]
+__all__ = ["JoinedMarket", "MarketFront", "PumpedFront"]
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
-class Market(ABC):
+class MarketFront(ABC):
     """What the gateway app needs of a market, whatever hosts it."""
 
     ledger: Ledger
@@ -73,7 +73,7 @@ class Market(ABC):
         """Stop the market (a hosted one) or let go of it (a joined one)."""
 
 
-class PumpedMarket(Market):
+class PumpedFront(MarketFront):
     """What both markets share: a pump thread that reads the exchanges' new trades into a tape
     (by its own cursor on each exchange's tape: any number of gateways, and the run's recorder,
     each see every trade) and the buyers' ended deals with their journeys, every ``tick``
@@ -157,10 +157,10 @@ class PumpedMarket(Market):
                 self._deals.append(record)
 
 
-class JoinedMarket(PumpedMarket):
+class JoinedMarket(PumpedFront):
     """A market already running on Ray, deployed with ``agora deploy --name NAME`` on a local
     Ray or a cluster this process has joined: the gateway agent joins it as a guest
-    (agents.deployment.Guest: a shard actor of its own, admitted by the deployment's shards,
+    (agora.agents.ray.deployment.Guest: a shard actor of its own, admitted by the deployment's shards,
     gone when the gateway stops) and reads the deployment's ledger and registry actors. The
     market's agents are the deployment's; stopping the gateway leaves them running."""
 

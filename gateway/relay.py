@@ -3,14 +3,14 @@
 A caller outside the market (no Ray, no Python, only an HTTP client and a key) has opened a
 payment channel on the ledger to a model server and signed a voucher for the call. The gateway
 agent checks the channel is that caller's and goes to that server, then sends the call on as
-an ordinary :class:`~agents.roles.serving.CallModel` message. The server checks the voucher
+an ordinary :class:`~agora.agents.roles.serving.CallModel` message. The server checks the voucher
 itself (the caller's signature pays, not the gateway's word), runs the job and answers the
 gateway, which files the answer under the caller's job. The gateway holds no caller's money
 and signs nothing for them: it only carries messages, so a gateway that lies can refuse to
 relay but never spend.
 
 A call may be paid by an escrow instead (``relay_escrow``): the caller opened it for this one
-call (agents.roles.serving.escrow_terms), the gateway checks it is the caller's and pays that
+call (agora.agents.billing.escrow_terms), the gateway checks it is the caller's and pays that
 server, and the server checks the rest on the ledger. The job is settled when the caller, having
 checked the answer, releases the bill; disputed when it (or the server, near the deadline) froze
 the escrow for the arbiter; refunded when the money went back.
@@ -36,7 +36,8 @@ from agora.agents.deal_protocol import refuse
 from agora.agents.errors import NotAParty
 from agora.agents.identity import Identity
 from agora.agents.registry import ServiceRecord
-from agora.agents.roles.serving import CallAnswer, CallModel, CallRefused, EscrowedCall, escrow_bill
+from agora.agents.billing import escrow_bill
+from agora.agents.roles.serving import CallAnswer, CallModel, CallRefused, EscrowedCall
 from agora.chain import ChainError
 from agora.chain.offchain import call_authorization_typed_data, recover
 from agora.chain.types import ChannelState, EscrowState

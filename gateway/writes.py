@@ -34,7 +34,7 @@ from agora.chain import errors as chain_errors
 from agora.chain.ledger import DeferredSigner, Ledger, SignatureNeeded
 from agora.chain.types import Prepared
 from agora.gateway.errors import Conflict, Forbidden, Invalid, Mismatch, NotFound, PaymentRefused, Unavailable
-from agora.gateway.market import Market
+from agora.gateway.market import MarketFront
 from agora.gateway.schemas import ID_PATTERN, SignedTx, TxAnswer, TxRequest, first_error, named
 
 PREPARED_TTL = 600.0  # seconds a prepared write waits for its signature
@@ -91,7 +91,7 @@ class PreparedWrites:
             self._entries.pop(pid, None)
 
 
-def add_ledger_writes(app: FastAPI, market: Market, signed: Callable[..., Any], retry_after: float) -> PreparedWrites:
+def add_ledger_writes(app: FastAPI, market: MarketFront, signed: Callable[..., Any], retry_after: float) -> PreparedWrites:
     """Add ``POST /v1/tx`` and ``POST /v1/tx/{prepared_id}`` to ``app``; the prepared writes."""
     prepared = PreparedWrites()
 

@@ -5,7 +5,7 @@ The economy is a scenario (``chaos-economy`` by default: all four roles of an AI
 MiniLM inference, and a double auction, a call market and a posted-price market) run by the
 ordinary runner on a *durable* Ray runtime (agents/ray/runtime.py: shards journal their agents
 and come back after a crash). The ledger is the embedded chain, or an anvil node behind
-:class:`~chain.node.FaultyRPC`. A plan drawn from the seed says what happens when:
+:class:`~agora.chain.node.FaultyRPC`. A plan drawn from the seed says what happens when:
 
 - ``kill_shard``: a shard's process is killed (Ray restarts it; it rebuilds its agents,
   providers and exchanges among them, from the journal, and sends again what was not

@@ -9,7 +9,6 @@ embeddings and releases the split. :func:`run_trade` returns everything the repo
 
 from __future__ import annotations
 
-import functools
 import time
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -17,7 +16,7 @@ from typing import Any, Callable, Literal
 from pydantic import BaseModel, ConfigDict
 
 from agora.agents import Buyer, ComputeProvider, DataOwner, DealRecord, Identity, JobRequest, LocalRuntime, ModelOwner, Runtime
-from agora.chain import Ledger, MemoryLedger, Receipt
+from agora.chain import Ledger, Receipt, ledger_factory
 from agora.tasks import ContentStore, Resources
 
 DATA_FILE = Path(__file__).parent / "data" / "demo_sentences.txt"
@@ -98,13 +97,10 @@ def make_agents(config: TradeConfig, texts: list[str]) -> dict[str, Any]:
     }
 
 
-def ledger_factory(kind: str, rpc_url: str | None = None) -> Callable[[], Ledger]:
-    """A picklable constructor (a Ray actor may build the ledger in its own process)."""
-    if kind == "memory":
-        return MemoryLedger
-    from agora.chain import EVMLedger  # only for a chain: its import costs most of a second
-
-    return functools.partial(EVMLedger.connect, rpc_url) if rpc_url else EVMLedger.embedded
+def ledger_of(kind: str, rpc_url: str | None = None) -> Callable[[], Ledger]:
+    """The demo's ``--ledger memory|evm`` (``evm``: ``--rpc-url`` or the embedded chain), as
+    :func:`agora.chain.ledger_factory` names it."""
+    return ledger_factory("memory" if kind == "memory" else rpc_url or "embedded")
 
 
 def build_runtime(config: TradeConfig) -> Runtime:
@@ -113,8 +109,8 @@ def build_runtime(config: TradeConfig) -> Runtime:
     if config.runtime == "ray":
         from agora.agents.ray import RayRuntime
 
-        return RayRuntime(ledger_factory(config.ledger, config.rpc_url), store_root=store_root, seed=config.seed)
-    return LocalRuntime(ledger_factory(config.ledger, config.rpc_url)(), store=ContentStore(store_root), seed=config.seed)
+        return RayRuntime(ledger_of(config.ledger, config.rpc_url), store_root=store_root, seed=config.seed)
+    return LocalRuntime(ledger_of(config.ledger, config.rpc_url), store=ContentStore(store_root), seed=config.seed)
 
 
 def run_trade(config: TradeConfig, runtime: Runtime | None = None, agents: dict[str, Any] | None = None, timeout: float = 600) -> TradeReport:

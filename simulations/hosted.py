@@ -4,7 +4,7 @@ The agents run on a :class:`~agora.agents.LocalRuntime` whose virtual clock a pu
 step with the wall clock, so markets trade, servers answer and deadlines pass in real time while
 HTTP requests come in (every touch of the runtime and its registry under one lock: the runtime is
 single-threaded by design), or on a RayRuntime of its own. It lives here, not in ``gateway``,
-because it runs a scenario: the gateway fronts any :class:`~agora.gateway.market.Market`.
+because it runs a scenario: the gateway fronts any :class:`~agora.gateway.market.MarketFront`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from agora.agents.registry import Registry
 from agora.chain import Ledger
 from agora.chain.factory import ledger_factory
 from agora.gateway.errors import GatewayError
-from agora.gateway.market import PumpedMarket
+from agora.gateway.market import PumpedFront
 from agora.gateway.relay import GatewayAgent
 from agora.simulations.runner import PRIOR, populate
 from agora.simulations.scenario import Scenario
@@ -29,7 +29,7 @@ __all__ = ["HostedMarket", "hosted"]
 T = TypeVar("T")
 
 
-class HostedMarket(PumpedMarket):
+class HostedMarket(PumpedFront):
     """A scenario's agents hosted by the gateway: on a :class:`~agora.agents.LocalRuntime` in this
     process, kept in step with the wall clock, or (``runtime="ray"``, Ray already started or
     joined by the entry point) on a :class:`~agora.agents.ray.RayRuntime`, whose shards keep
@@ -53,20 +53,20 @@ class HostedMarket(PumpedMarket):
             self.ledger, self.registry = self.runtime.ledger, self.runtime.registry
         else:
             raise GatewayError(f"runtime is local or ray, not {runtime!r}", "runtime")
-        self.local = runtime == "local"
         self._lock = threading.RLock()  # the local runtime is single-threaded; Ray's shards serialize themselves
         self.world = populate(scenario, self.runtime)
-        self.gateway = self.runtime.add(GatewayAgent("gateway", identity)) if self.local else self.runtime.add(GatewayAgent("gateway", identity), key_seed=scenario.seed)
+        self.local = self.runtime.driven  # in this process: paced by the pump, under one lock
+        self.gateway = self.runtime.add(GatewayAgent("gateway", identity), key_seed=scenario.seed)
         self.names = {address: name for name, address in self.world.addresses.items()}
         self.names.update({address: f"exchange-{m}" for m, address in self.world.exchanges.items()})
         self.exchanges, self.buyers = dict(self.world.exchanges), list(self.world.buyers)
         with self._lock:
             self.runtime.start()
         self._wall0 = time.monotonic()
-        self._virtual0 = self.runtime.now() if self.local else 0.0  # Ray's shards keep the wall clock: no pacing
+        self._virtual0 = self.runtime.now()  # a driven runtime's clock is kept in step with the wall clock
         self._start_pump(tick if self.local else max(tick, 0.25), tape_size)  # on Ray each drain is a call per exchange
 
-    # -- Market ----------------------------------------------------------------------------
+    # -- MarketFront ----------------------------------------------------------------------------
     def locked(self, fn: Callable[[], T]) -> T:
         if not self.local:
             return fn()  # the ledger service runs whole-ledger reads alone
@@ -97,9 +97,8 @@ class HostedMarket(PumpedMarket):
         return self.runtime.query(address, method, *args)
 
     def _advance(self) -> None:
-        if self.local:
-            target = self._virtual0 + (time.monotonic() - self._wall0)
-            self.runtime.run(timeout=max(0.0, target - self.runtime.now()))
+        if self.local:  # a runtime on the wall clock keeps it itself
+            self.runtime.advance(self._virtual0 + (time.monotonic() - self._wall0))
 
 
 def hosted(name_or_path: str, *, runtime: str = "local", ledger: str | None = None, overrides: dict[str, Any] | None = None) -> HostedMarket:

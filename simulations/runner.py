@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel
 
 from agora.agents import Identity, LocalRuntime
+from agora.agents.runtime import Runtime
 from agora.agents.registry import Registry
 from agora.agents.roles.cohort import TraderCohort
 from agora.agents.roles.exchange import Exchange, read_trades
@@ -66,7 +67,7 @@ def _runtime(scenario: Scenario, out: Path) -> Iterator[Any]:
     kind = scenario.runtime
     if kind.kind == "local":
         registry = Registry(pretrusted=[PRIOR])
-        runtime: Any = LocalRuntime(ledger_factory(scenario.ledger, **scenario.ledger_roles())(), registry=registry, seed=scenario.seed, sign=kind.signing, latency=kind.latency)
+        runtime: Any = LocalRuntime(ledger_factory(scenario.ledger, **scenario.ledger_roles()), registry=registry, seed=scenario.seed, sign=kind.signing, latency=kind.latency)
     else:
         from agora.agents.ray import RayRuntime, ray_is_running
 
@@ -112,10 +113,9 @@ def run(scenario: Scenario, out: Path, variant: str = "main", progress: bool = T
         with _runtime(scenario, out) as runtime:
             world = populate(scenario, runtime)
             _write_schedule(world, recorder, out)
-            if scenario.metrics.messages and isinstance(runtime, LocalRuntime):
-                runtime.tap = lambda at, env: recorder["messages"].append((at - runtime.epoch, env.sender, env.target, _type_name(env), env.session, env.nonce))
-            local = isinstance(runtime, LocalRuntime)
-            t0 = runtime.now() if local else time.time()
+            t0 = runtime.now()
+            if scenario.metrics.messages:  # where the runtime delivers in this process
+                runtime.watch(lambda at, env: recorder["messages"].append((at - t0, env.sender, env.target, _type_name(env), env.session, env.nonce)))
             runtime.start()
             if world.exchanges:  # the clock the markets keep: their rounds start from it
                 t0 = float(runtime.query(next(iter(world.exchanges.values())), "t0"))
@@ -168,10 +168,7 @@ def populate(scenario: Scenario, runtime: Any) -> _World:
         world.exchanges[market] = _add(runtime, ex, scenario)
     cohorts = [g for g in scenario.agents if g.host == "cohort" and g.count]
     lone = scenario.with_overrides({f"agents.{i}.count": 0 for i, g in enumerate(scenario.agents) if g.host == "cohort"}) if cohorts else scenario
-    if isinstance(runtime, LocalRuntime):
-        for agent, _ in lone.build():
-            world.addresses[agent.name] = runtime.add(agent)
-    elif lone.size():
+    if lone.size():
         world.addresses = runtime.add_population(lone)
     for group in cohorts:  # many alike traders in one agent each (agents/roles/cohort.py)
         cohort = _cohort(scenario, world, group)
@@ -203,8 +200,6 @@ def populate(scenario: Scenario, runtime: Any) -> _World:
 def _add(runtime: Any, agent: Any, scenario: Scenario) -> str:
     """Host one agent the runner made (its key from the scenario's seed and its name, which a
     durable Ray runtime needs to rebuild it after a crash)."""
-    if isinstance(runtime, LocalRuntime):
-        return runtime.add(agent)
     return runtime.add(agent, key_seed=scenario.seed)
 
 
@@ -279,11 +274,8 @@ def _loop(scenario: Scenario, runtime: Any, world: _World, recorder: Recorder, t
     return steps
 
 
-def _advance(runtime: Any, until: float) -> None:
-    if isinstance(runtime, LocalRuntime):
-        runtime.run(timeout=max(0.0, until - runtime.now()))
-    else:
-        time.sleep(max(0.0, until - time.time()))
+def _advance(runtime: Runtime, until: float) -> None:
+    runtime.advance(until)
 
 
 def _collect(scenario: Scenario, runtime: Any, world: _World, recorder: Recorder, k: int, t0: float) -> int:

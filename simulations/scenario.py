@@ -180,16 +180,26 @@ class MarketSpec(BaseModel):
     """One market: its mechanism, what a unit is, and the price range quotes stay in (base
     units per unit). ``cda``: continuous double auction; ``call``: uniform-price call market
     cleared every step; ``posted``: sellers post a price and capacity, buyers take the cheapest
-    that suits them."""
+    that suits them; or any mechanism registered with
+    :func:`agora.agents.roles.venues.register_venue`."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    mechanism: Literal["cda", "call", "posted"]
+    mechanism: str
     good: str = "unit"
     floor: int = Field(default=1, ge=1)
     ceiling: int = Field(default=200, ge=1)
     rounds: int = Field(default=4, ge=1, le=1000, description="rounds of quoting (a call each, in a call market) per step")
     max_messages_per_round: int | None = Field(default=16, ge=1, description="order messages one sender may send in a round; the rest are throttled")
+
+    @field_validator("mechanism")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        from agora.agents.roles.venues import VENUES
+
+        if v not in VENUES:
+            raise ValueError(f"mechanism is one of {', '.join(sorted(VENUES))} (or one you register)")
+        return v
 
     @model_validator(mode="after")
     def _range(self) -> MarketSpec:

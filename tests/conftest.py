@@ -79,15 +79,30 @@ ARBITER = Identity.from_seed("tests", "arbiter")
 TREASURY = Identity.from_seed("tests", "treasury")
 
 
-@pytest.fixture(params=["memory", "embedded", pytest.param("anvil", marks=pytest.mark.anvil)])
-def ledger(request: pytest.FixtureRequest) -> Ledger:
-    """Each ledger backend in turn: the conformance suite runs against all of them."""
+@pytest.fixture(params=["memory", "embedded", pytest.param("anvil", marks=pytest.mark.anvil), pytest.param("ray", marks=pytest.mark.ray)])
+def ledger(request: pytest.FixtureRequest) -> Iterator[Ledger]:
+    """Each ledger backend in turn: the conformance suite runs against all of them, and against
+    the ledger a Ray deployment's agents use (a memory ledger in its service actor, reached
+    through :class:`~agora.agents.ray.RemoteLedger`: every call crosses a process)."""
     roles = {"arbiter": ARBITER.address, "treasury": TREASURY.address}
     if request.param == "memory":
-        return MemoryLedger(**roles)
-    if request.param == "anvil":
-        return EVMLedger.connect(request.getfixturevalue("anvil_url"), **roles)
-    return EVMLedger.embedded(**roles)
+        yield MemoryLedger(**roles)
+    elif request.param == "anvil":
+        yield EVMLedger.connect(request.getfixturevalue("anvil_url"), **roles)
+    elif request.param == "ray":
+        request.getfixturevalue("ray_cluster")
+        import functools
+
+        import ray
+
+        from agora.agents.ray import LedgerService, RemoteLedger
+        from agora.agents.ray.runtime import LEDGER_CONCURRENCY
+
+        actor = ray.remote(LedgerService).options(num_cpus=0, max_concurrency=LEDGER_CONCURRENCY).remote(functools.partial(MemoryLedger, **roles), follow_wall_clock=False)
+        yield RemoteLedger(actor)
+        ray.kill(actor)
+    else:
+        yield EVMLedger.embedded(**roles)
 
 
 @pytest.fixture

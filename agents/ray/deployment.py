@@ -127,7 +127,7 @@ def deploy(population_file: str | Path, name: str, state: str | Path, *, shards:
         "resumed": resume,
         "ledger": rpc_url or "memory",
         "started": time.time(),
-        # what a guest shard needs to speak as this deployment's shards do (agents.deployment.Guest)
+        # what a guest shard needs to speak as this deployment's shards do (agora.agents.ray.deployment.Guest)
         "seed": population.seed,
         "signing": rt.signing,
         "store": rt.store_root,

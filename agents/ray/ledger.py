@@ -1,7 +1,7 @@
 """A ledger hosted in a Ray actor, and the proxy agents use to reach it.
 
 The embedded chain lives in one process; agents hosted as Ray actors reach it through
-:class:`RemoteLedger`, which is a full :class:`~chain.ledger.Ledger`: writes are prepared in the
+:class:`RemoteLedger`, which is a full :class:`~agora.chain.ledger.Ledger`: writes are prepared in the
 ledger's actor, signed in the agent's process (the key never travels), then submitted.
 The service follows the wall clock, so chain time agrees with deadlines in deployment.
 """

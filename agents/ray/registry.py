@@ -1,6 +1,6 @@
 """The registry on Ray: an actor every shard writes to, and the shard-side face that batches.
 
-A shard hosts its agents' keys, and a guest's shard (agents.deployment.Guest) runs code the
+A shard hosts its agents' keys, and a guest's shard (agora.agents.ray.deployment.Guest) runs code the
 deployment does not control, so the registry actor never takes a shard's word for who writes:
 each write is pickled, numbered and signed with its agent's key in the shard
 (:class:`BatchedRegistry` queues them and sends a batch per flush), and :class:`RegistryService`

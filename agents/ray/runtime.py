@@ -2,7 +2,7 @@
 
 One Ray actor per agent cannot scale (on this 2-core machine an actor takes about a third of a
 second and ~100 MB to start), so agents live in *shards*: each shard is one Ray actor hosting
-many :class:`~agents.host.AgentHost`s, the same hosts the LocalRuntime uses. Envelopes between
+many :class:`~agora.agents.host.AgentHost`s, the same hosts the LocalRuntime uses. Envelopes between
 shards travel in batches of at most ``batch`` per Ray call, flushed when a batch fills, when the
 call that produced them ends, and every few milliseconds for sends made by timers; envelopes
 between agents of one shard never leave the process. A heavy agent may get a shard of its own
@@ -48,6 +48,8 @@ there, the message counted as handled, to find out from the ledger whether the e
 from __future__ import annotations
 
 import itertools
+import pickle
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -58,7 +60,7 @@ from agora.agents.messages import Envelope
 from agora.agents.ray.ledger import LedgerService, RemoteLedger
 from agora.agents.ray.registry import OperatorRegistry, RegistryService
 from agora.agents.ray.supervisor import ShardMaker, Supervisor, on_head, respawn_dead
-from agora.agents.runtime import Runtime, wait_until
+from agora.agents.runtime import LedgerSource, Runtime, wait_until
 from agora.chain import Ledger, MemoryLedger
 
 
@@ -76,12 +78,28 @@ LEDGER_CONCURRENCY = 32
 (shards x their concurrency), so no sender queues behind another's confirmation."""
 
 
+class _Given:
+    """A ledger passed as an instance, made a factory: it travels to the ledger service's actor
+    (pickled; the service's copy is the runtime's ledger from then on, read it as ``rt.ledger``)."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        try:
+            self.data = pickle.dumps(ledger)
+        except Exception as exc:  # noqa: BLE001 - a ledger holding a connection or a node
+            raise RuntimeFailure(f"this {type(ledger).__name__} cannot travel to a Ray actor ({exc}): pass a factory that makes it there, e.g. EVMLedger.embedded") from None
+
+    def __call__(self) -> Ledger:
+        return pickle.loads(self.data)
+
+
 class RayRuntime(Runtime):
     """Hosts agents in shard actors on the Ray cluster this process is connected to."""
 
+    driven = False
+
     def __init__(
         self,
-        ledger_factory: Callable[[], Ledger] = MemoryLedger,
+        ledger: LedgerSource = MemoryLedger,
         *,
         shards: int = 2,
         store_root: str | None = None,
@@ -115,7 +133,10 @@ class RayRuntime(Runtime):
         life = {"lifetime": "detached"} if detached else {}
         service = {"num_cpus": 0, "max_concurrency": 1, **life, **on_head()}
         served = {**service, "max_concurrency": LEDGER_CONCURRENCY}  # many senders at once (see LedgerService)
-        self._ledger_actor = ray.remote(LedgerService).options(name=f"{self.name}-ledger", **served).remote(ledger_factory)
+        factory = _Given(ledger) if isinstance(ledger, Ledger) else ledger
+        if not callable(factory):
+            raise RuntimeFailure(f"a runtime settles on a Ledger or a factory of one, not {type(ledger).__name__}")
+        self._ledger_actor = ray.remote(LedgerService).options(name=f"{self.name}-ledger", **served).remote(factory)
         # the registry checks ratings on the ledger actor and takes the operator's writes (priors,
         # the roster of roles) by this key's signature: the actor refuses every unsigned write
         self._operator = Identity.generate()
@@ -149,7 +170,7 @@ class RayRuntime(Runtime):
     def shards(self) -> int:
         return len(self._shards)
 
-    def add(self, agent: Agent, dedicated: dict[str, Any] | None = None, key_seed: int | str | None = None) -> str:
+    def add(self, agent: Agent, *, key_seed: int | str | None = None, dedicated: dict[str, Any] | None = None) -> str:
         """Host ``agent`` in a shard (round robin), or in a shard of its own with the Ray
         resources in ``dedicated`` (a GPU provider: ``{"num_gpus": 1}``). A durable runtime
         never journals keys: it takes an agent whose key derives from ``key_seed`` and its name
@@ -255,6 +276,10 @@ class RayRuntime(Runtime):
 
     def run(self, until: Callable[[], bool] | None = None, timeout: float | None = None) -> bool:
         return wait_until(until or (lambda: True), timeout)
+
+    def now(self) -> float:
+        """The wall clock: the shards and the ledger service keep it (chain time follows it)."""
+        return time.time()
 
     def query(self, address: str, method: str, *args: Any) -> Any:
         import ray

@@ -40,7 +40,7 @@ class SessionTransport:
     _placement: dict[str, int]
 
     def admit(self, index: int, handle: Any, addresses: list[str], lease_s: float = 30.0) -> None:
-        """Guest shard ``handle`` (a gateway that joined this deployment, agents.deployment.Guest)
+        """Guest shard ``handle`` (a gateway that joined this deployment, agora.agents.ray.deployment.Guest)
         hosts ``addresses`` as shard ``index``: envelopes to them go to it. A guest is not
         journaled: it renews its lease every few seconds while it stays (a shard restarted
         meanwhile learns it again), and one whose lease lapses is let go as if it had left."""

@@ -1,5 +1,5 @@
 """The four roles of an AI deal: the buyer, the model owner (seller), the compute provider and
-the data owner. Each is a plain :class:`~agents.agent.Agent` that runs unchanged in any runtime."""
+the data owner. Each is a plain :class:`~agora.agents.agent.Agent` that runs unchanged in any runtime."""
 
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from agora.agents.agent import Agent, Context, on_message
+from agora.agents.billing import job_fees, metered_bill, provider_tariffs
 from agora.agents.deal_protocol import (
     CLAIM_GRACE_S,
     AcceptContract,
@@ -41,14 +42,14 @@ from agora.agents.deal_protocol import (
 from agora.agents.errors import NotAParty, UnfoundedClaim, UnknownOffer
 from agora.agents.identity import Identity
 from agora.agents.messages import Message
-from agora.chain import ChainError, DeadlineNotReached, Receipt, split
+from agora.chain import ChainError, DeadlineNotReached, Receipt
 from agora.economy.auction import Bid, ReverseAuction
 from agora.economy.contract import Contract, Payee, deal_domain, deal_id_for
 from agora.economy.errors import EconomyError
 from agora.economy.lifecycle import FINAL, Deal, DealState
 from agora.tasks.errors import TasksError, VerificationFailed
 from agora.tasks.jobs import JobResult, JobSpec, Resources
-from agora.tasks.metering import Tariff, bill
+from agora.tasks.metering import Tariff
 from agora.tasks.verify import redundant, spot_check, verify_result
 
 _MARKET = {"provider": "compute", "model_owner": "model", "data_owner": "data"}
@@ -235,7 +236,7 @@ class Buyer(Agent):
         trust = ctx.registry.trust(self.address, providers)
         auction = ReverseAuction(max_price=budget, risk_weight=request.risk_weight, gpu_memory_mb=spec.resources.gpu_memory_mb)
         self._calls[deal_id] = _Call(
-            auction=auction, fees=fees, deadline=deadline, trust=trust, tariffs=self._tariffs(spec, offers, tariffs), domain=deal_domain(ctx.ledger),
+            auction=auction, fees=fees, deadline=deadline, trust=trust, tariffs={**tariffs, **provider_tariffs(spec.resources.gpus, offers)}, domain=deal_domain(ctx.ledger),
         )
         for p in providers:
             ctx.send(p, CallForProposals(deal_id=deal_id, job=spec, job_hash=job_hash, compute_budget=budget, deadline=deadline))
@@ -253,18 +254,12 @@ class Buyer(Agent):
         if request.dataset is not None and not datasets:
             raise UnknownOffer(f"no dataset named {request.dataset!r} is offered")
         items = len(request.inputs) if request.inputs is not None else (datasets[0].items if datasets else 0)
-        # the most tokens a job can read (256 per text, the runner's truncation) and generate
-        most_tokens = items * (256 + (request.max_new_tokens if request.task == "generation" else 0))
-        royalty_cap = model.price_per_call + -(-model.price_per_1k_tokens * most_tokens // 1000)
-        fees = [Payee(address=model.owner, role="model_owner", amount=royalty_cap)]
-        tariffs = {model.owner: Tariff(payee=model.owner, role="model_owner", cap=royalty_cap, per_call=model.price_per_call, per_1k_tokens=model.price_per_1k_tokens)}
+        if datasets and datasets[0].models is not None and model.model_hash not in datasets[0].models:
+            raise UnknownOffer(f"dataset {request.dataset!r} may not be read by model {request.model!r}")
+        fees, tariffs = job_fees(model, datasets[0] if datasets else None, items, request.task, request.max_new_tokens)
         dataset_hash = vault = None
         if datasets:
             dataset_hash, vault = datasets[0].dataset_hash, datasets[0].vault or None
-            if datasets[0].models is not None and models[0].model_hash not in datasets[0].models:
-                raise UnknownOffer(f"dataset {request.dataset!r} may not be read by model {request.model!r}")
-            fees.append(Payee(address=datasets[0].owner, role="data_owner", amount=datasets[0].price_per_use))
-            tariffs[datasets[0].owner] = Tariff(payee=datasets[0].owner, role="data_owner", cap=datasets[0].price_per_use, per_call=datasets[0].price_per_use)
         spec = JobSpec(
             job_id=f"{self.name}-{n}",
             model_hash=models[0].model_hash,
@@ -276,16 +271,6 @@ class Buyer(Agent):
             max_new_tokens=request.max_new_tokens,
         )
         return spec, fees, tariffs
-
-    @staticmethod
-    def _tariffs(spec: JobSpec, offers: list[Any], fee_tariffs: dict[str, Tariff]) -> dict[str, Tariff]:
-        """Each provider bills its price per second of what the job held (GPU-seconds for a GPU
-        job), up to its bid; the fees as posted."""
-        metered = dict(fee_tariffs)
-        for offer in offers:
-            rate = {"per_gpu_second": offer.price_per_second} if spec.resources.gpus else {"per_second": offer.price_per_second}
-            metered[offer.owner] = Tariff(payee=offer.owner, role="provider", cap=0, **rate)  # the cap is its bid, set at award
-        return metered
 
     # -- 2. collect bids, award by reverse auction ---------------------------------------
     @on_message(Propose)
@@ -499,10 +484,7 @@ class Buyer(Agent):
         deal = self._lifecycles[record.deal_id]
         deal.verify(self.address, result.result_hash)
         call = self._calls[record.deal_id]
-        # each line at most the payee's amount and its line of the escrow (the split of the lock)
-        lines = split(record.contract.max_amount, record.contract.shares_bps())
-        tariffs = [call.tariffs[p.address].model_copy(update={"cap": min(p.amount, line)}) for p, line in zip(record.contract.payees, lines)]
-        charged = bill(result.metering, tariffs)  # what the job used, line by line, each within its line
+        charged = metered_bill(record.contract, call.tariffs, result.metering)  # what the job used, each line within its line
         deal.settle(ctx.wallet, amounts=charged.amounts())
         receipt = deal.receipts[-1]
         record.receipts.append(receipt)

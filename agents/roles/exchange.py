@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections import deque
 from itertools import islice
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
 import numpy as np
 
@@ -42,97 +42,16 @@ from agora.agents.errors import NotAParty
 from agora.agents.identity import Identity, keccak256
 from agora.agents.messages import Message
 from agora.agents.registry import ServiceRecord
+from agora.agents.roles.venues import Match, venue_for
 from agora.agents.roles.market_protocol import CancelOrders, CohortFills, CohortOrders, PlaceOrder, RoundReport, cohort_digest
 from agora.chain import AlreadySettled, ChainError
 from agora.chain.types import MAX_TRANSFER_LINES, lines_hash
-from agora.economy import ContinuousDoubleAuction, EconomyError, Fill, Order, PostedBoard
-from agora.economy.callmarket import clear_arrays
+from agora.economy import EconomyError, Order
 
-Mechanism = Literal["cda", "call", "posted"]
 
 
 class _Tick(Message):
     round: int
-
-
-def make_book(mechanism: Mechanism) -> Any:
-    # order ids come from the exchange's own counter: the books keep the highest, not every id
-    if mechanism == "cda":
-        return ContinuousDoubleAuction(increasing_ids=True)
-    if mechanism == "call":
-        return None  # a call market's book is the round's order arrays (economy.callmarket.clear_arrays)
-    return PostedBoard(increasing_ids=True)
-
-
-# who placed an order: ("t", trader address, its cid) or ("c", cohort address, member index)
-Ref = tuple[str, str, int]
-# a fill on its way to settlement: buyer, seller (the accounts that pay and are paid), price,
-# qty, and who placed each side
-Match = tuple[str, str, int, int, Ref, Ref]
-
-
-class _CallBook:
-    """A call market's orders for one round, as column chunks in arrival order: a lone
-    trader's order is a chunk of one, a cohort's a chunk of all its members' orders. Each order
-    names its owner (an index into ``owners``) and its number there (a cid, a member index)."""
-
-    def __init__(self) -> None:
-        self.owners: list[tuple[str, str, list[str] | None]] = []  # ("t", trader, None) or ("c", cohort, accounts)
-        self._index: dict[str, int] = {}
-        self.chunks: dict[str, list[tuple[Any, Any, Any, Any]]] = {"buy": [], "sell": []}  # (prices, qtys, owner ids, subs)
-
-    def owner(self, kind: str, address: str, accounts: list[str] | None = None) -> int:
-        found = self._index.get(address)
-        if found is None:
-            found = self._index[address] = len(self.owners)
-            self.owners.append((kind, address, accounts))
-        return found
-
-    def add(self, side: str, prices: Any, qtys: Any, owner: int, subs: Any) -> None:
-        self.chunks[side].append((prices, qtys, np.full(len(prices), owner, dtype=np.int64), subs))
-
-    def add_one(self, side: str, price: int, qty: int, owner: int, sub: int) -> None:
-        """One lone trader's order: runs of them gather in a plain list segment (an array per
-        order would cost more than the order)."""
-        chunks = self.chunks[side]
-        if not chunks or not isinstance(chunks[-1][0], list):
-            chunks.append(([], [], [], []))
-        segment = chunks[-1]
-        segment[0].append(price)
-        segment[1].append(qty)
-        segment[2].append(owner)
-        segment[3].append(sub)
-
-    def cancel(self, owner: str, subs: set[int]) -> None:
-        """Take ``owner``'s orders numbered ``subs`` out of the round's book."""
-        mine = self._index.get(owner)
-        if mine is None:
-            return
-        for side in ("buy", "sell"):
-            kept = []
-            for c in self.chunks[side]:
-                rows = [i for i in range(len(c[0])) if not (int(c[2][i]) == mine and int(c[3][i]) in subs)]
-                if rows:
-                    kept.append(tuple([c[k][i] for i in rows] for k in range(4)))
-            self.chunks[side] = kept
-
-    def clear(self) -> tuple[int | None, list[Match]]:
-        cols = {}
-        for side in ("buy", "sell"):
-            chunks = self.chunks[side]
-            cols[side] = [np.concatenate([np.asarray(c[k], dtype=np.int64) for c in chunks]) if chunks else np.zeros(0, dtype=np.int64) for k in range(4)]
-        price, bi, ai, qty = clear_arrays(cols["buy"][0], cols["buy"][1], cols["sell"][0], cols["sell"][1])
-        if price is None:
-            return None, []
-        owners = self.owners
-        bo, bs = cols["buy"][2][bi].tolist(), cols["buy"][3][bi].tolist()
-        so, ss = cols["sell"][2][ai].tolist(), cols["sell"][3][ai].tolist()
-        out: list[Match] = []
-        for b_owner, b_sub, s_owner, s_sub, q in zip(bo, bs, so, ss, qty.tolist()):
-            bk, ba, bacc = owners[b_owner]
-            sk, sa, sacc = owners[s_owner]
-            out.append((bacc[b_sub] if bacc is not None else ba, sacc[s_sub] if sacc is not None else sa, price, q, (bk, ba, b_sub), (sk, sa, s_sub)))
-        return price, out
 
 
 def read_trades(query: Callable[..., Any], address: str, since: int, page: int = 10_000) -> tuple[int, list[tuple[Any, ...]], int]:
@@ -160,7 +79,7 @@ class Exchange(Agent):
     role = "exchange"
 
     def __init__(
-        self, name: str, identity: Identity, market: str, mechanism: Mechanism, period: float, rounds: int = 1,
+        self, name: str, identity: Identity, market: str, mechanism: str, period: float, rounds: int = 1,
         floor: int = 1, ceiling: int = 200, good: str = "unit", check_delegations: bool = True, max_messages_per_round: int | None = 16,
         tape_size: int = 100_000,
     ) -> None:
@@ -173,14 +92,11 @@ class Exchange(Agent):
         self._sent: dict[str, int] = {}
         self.throttled = 0
         self.check_delegations = check_delegations  # off only in a trusted simulation that signs nothing
-        if mechanism not in ("cda", "call", "posted"):
-            raise EconomyError(f"unknown mechanism {mechanism!r}: cda, call or posted")
         if not period > 0 or rounds < 1:
             raise EconomyError(f"an exchange needs a positive period and at least one round, got {period}, {rounds}")
         self.market, self.mechanism, self.period, self.rounds = market, mechanism, float(period), int(rounds)
         self.floor, self.ceiling, self.good = floor, ceiling, good
-        self.book = make_book(mechanism)
-        self._calls = _CallBook()
+        self.venue = venue_for(mechanism)  # raises for a mechanism no venue is registered for
         self._members: dict[str, list[str]] = {}  # cohort -> its members' accounts
         self._cohorts_in_round: set[str] = set()
         self.t0 = 0.0
@@ -188,9 +104,6 @@ class Exchange(Agent):
         self._next_id = 0
         self._owner: dict[int, tuple[str, int]] = {}  # exchange order id -> (trader, its cid)
         self._open: dict[str, list[int]] = {}  # trader -> cids placed and not yet reported closed
-        self._postings: dict[str, int] = {}  # posted market: seller -> its live posting's cid
-        self._posting_ids: dict[str, int] = {}  # ... and its exchange order id
-        self._policy: dict[str, frozenset[str] | None] = {}  # posted market: seller -> models admitted
         self._pending: list[Match] = []
         self._settling: dict[str, Any] | None = None  # the round being paid (durable before any payment)
         self._last_price: int | None = None
@@ -240,27 +153,17 @@ class Exchange(Agent):
         self._next_id += 1
         self._owner[oid] = (sender, msg.cid)
         self._open.setdefault(sender, []).append(msg.cid)
-        if self.mechanism == "call":
-            if msg.price is None:
-                self.rejected += 1  # a call clears limit orders; a market order has no price to rank
-                return
-            self._calls.add_one(msg.side, msg.price, msg.qty, self._calls.owner("t", sender), msg.cid)
-            return
         try:
-            order = Order(oid, sender, msg.side, msg.price, msg.qty)
-            fills = self._posted(sender, msg, order) if self.mechanism == "posted" else self.book.submit(order)
+            self._pending += self.venue.place(Order(oid, sender, msg.side, msg.price, msg.qty), msg, self._owner)
         except EconomyError:
             self.rejected += 1
-            return
-        for f in fills:
-            self._pending.append(self._match(f))
 
     @on_message(CohortOrders)
     def place_many(self, ctx: Context, sender: str, msg: CohortOrders) -> None:
         """A cohort's orders, one per member, each from the member's own account."""
         if self._throttle(sender):
             return
-        if self.mechanism != "call" or not len(msg.members) == len(msg.prices) == len(msg.qtys):
+        if not self.venue.cohorts or not len(msg.members) == len(msg.prices) == len(msg.qtys):
             self.rejected += len(msg.members)
             return
         self._cohorts_in_round.add(sender)
@@ -281,7 +184,7 @@ class Exchange(Agent):
         if ok.any():
             ok[ok] = [accounts[m] is not None for m in members[ok].tolist()]  # members whose consent did not check out
         self.rejected += int(len(ok) - ok.sum())
-        self._calls.add(msg.side, prices[ok], qtys[ok], self._calls.owner("c", sender, accounts), members[ok])
+        self.venue.place_many(sender, msg.side, members[ok], prices[ok], qtys[ok], accounts)
         self.quotes += len(msg.members)
 
     def _verified(self, cohort: str, listed: list[tuple[str, str]]) -> list[str | None]:
@@ -301,38 +204,11 @@ class Exchange(Agent):
                 self.refused_members += 1
         return accounts
 
-    def _match(self, f: Fill) -> Match:
-        buyer = self._owner[f.buy_id]
-        if self.mechanism == "posted":
-            seller: tuple[str, int] = (f.seller, self._postings.get(f.seller, -1))
-        else:
-            seller = self._owner[f.sell_id]
-        return (f.buyer, f.seller, f.price, f.qty, ("t", buyer[0], buyer[1]), ("t", seller[0], seller[1]))
-
     @on_message(CancelOrders)
     def cancel(self, ctx: Context, sender: str, msg: CancelOrders) -> None:
         if self._throttle(sender):
             return
-        cids = set(msg.cids)
-        for oid, (trader, cid) in list(self._owner.items()):
-            if trader == sender and cid in cids:
-                if self.mechanism == "posted":
-                    if self._postings.get(sender) == cid:
-                        self.book.withdraw(sender)
-                elif self.mechanism == "cda":
-                    self.book.cancel(oid)
-        if self.mechanism == "call":  # not yet called: drop them from the round's book
-            self._calls.cancel(sender, cids)
-
-    def _posted(self, sender: str, msg: PlaceOrder, order: Order) -> Any:
-        if msg.side == "sell":  # a new posting replaces the seller's last; that one is reported closed
-            self._postings[sender] = msg.cid
-            self._posting_ids[sender] = order.id
-            self._policy[sender] = None if msg.allowed is None else frozenset(msg.allowed)
-            return self.book.submit(order)
-        model = msg.model
-        policy = self._policy
-        return self.book.submit(order, accept=lambda seller: policy.get(seller) is None or model in policy[seller])
+        self.venue.cancel(sender, set(msg.cids), self._owner)
 
     # -- rounds ----------------------------------------------------------------------------
     @on_message(_Tick)
@@ -346,16 +222,7 @@ class Exchange(Agent):
         self.round = msg.round
         now = self.t0 + msg.round * self.round_s
         period_end = msg.round % self.rounds == 0
-        if self.mechanism == "call":  # each order gets one call
-            _, matches = self._calls.clear()
-            self._pending.extend(matches)
-            self._calls = _CallBook()
-        elif self.mechanism == "cda":  # what still rests had its round: withdraw it
-            self.book.clear(now)
-            for oid in self._owner:
-                self.book.cancel(oid)
-        elif period_end:
-            self.book.clear(now)
+        self._pending += self.venue.end_round(now, period_end, self._owner)
         matches, self._pending = self._pending, []
         self._settling = {"round": msg.round, "now": now, "period_end": period_end, "matches": matches}
         self._finish_round(ctx)
@@ -448,21 +315,15 @@ class Exchange(Agent):
             ctx.send(cohort, CohortFills(round=self.round, members=members, prices=prices, qtys=qtys, failed=lost))
         for trader in sorted(set(self._open) | set(fills)):
             cids = self._open.get(trader, [])
-            if self.mechanism == "posted" and not period_end and trader in self._postings:
-                closed = [c for c in cids if c != self._postings[trader]]  # the posting lives on
-            else:
-                closed = cids
+            lasting = self.venue.lives_on(trader, period_end)  # a posting lives to its period's end
+            closed = [c for c in cids if c != lasting]
             keep = [c for c in cids if c not in closed]
             if keep:
                 self._open[trader] = keep
             else:
                 self._open.pop(trader, None)
             ctx.send(trader, RoundReport(round=self.round, fills=fills.get(trader, []), failed=bad.get(trader, []), closed=closed, last_price=self._last_price))
-        if period_end:
-            self._postings.clear()
-            self._posting_ids.clear()
-            self._policy.clear()
-        live = set(self._posting_ids.values())  # only postings outlive a round
+        live = self.venue.live_ids()  # what outlives a round (postings)
         self._owner = {oid: o for oid, o in self._owner.items() if oid in live}
 
     # -- for the recorder ------------------------------------------------------------------
@@ -480,5 +341,5 @@ class Exchange(Agent):
         return {
             "market": self.market, "mechanism": self.mechanism, "round": self.round, "settled": self.settled, "failed": self.failed,
             "rejected": self.rejected, "volume": self.volume, "turnover": self.turnover, "last_price": self._last_price,
-            "quotes": self.quotes, "throttled": self.throttled, "unmatched_buys": getattr(self.book, "refused", 0),  # posted: buy orders no admissible posting took
+            "quotes": self.quotes, "throttled": self.throttled, "unmatched_buys": self.venue.unmatched(),  # posted: buy orders no admissible posting took
         }

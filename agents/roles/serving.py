@@ -37,6 +37,7 @@ from typing import Any
 from pydantic import Field
 
 from agora.agents.agent import Agent, Context, on_message
+from agora.agents.billing import call_bill
 from agora.agents.deal_protocol import Claim, Ruling, from_self, refuse
 from agora.agents.errors import NotAParty
 from agora.agents.identity import Identity
@@ -46,7 +47,7 @@ from agora.agents.roles.owners import SERVICE_TTL
 from agora.chain import ChainError
 from agora.chain.errors import error_for_reason
 from agora.chain.offchain import ChannelReceiver, call_authorization_typed_data, recover, voucher_typed_data
-from agora.chain.types import BPS, ChannelClaim, ChannelTerms, EscrowState, EscrowTerms, owned_id, split
+from agora.chain.types import ChannelClaim, ChannelTerms, EscrowState, owned_id, split
 from agora.tasks.errors import TasksError
 from agora.tasks.jobs import JobResult, JobSpec, Resources
 
@@ -91,34 +92,6 @@ class _EscrowCheck(Message):
     """Timer: look at an answered call's escrow again (released, disputed, refunded, or due)."""
 
     escrow_id: str
-
-
-def _bill(server: str, owner: str, price: int, royalty: int) -> tuple[list[str], list[int]]:
-    """Who one call pays and how much: the server its fee and, for a model it hosts for another
-    owner, that owner its royalty (``release_items`` with these amounts, in this order)."""
-    if royalty and owner and owner.lower() != server.lower():
-        return [server, owner], [price - royalty, royalty]
-    return [server], [price]
-
-
-def escrow_bill(service: ServiceRecord) -> tuple[list[str], list[int]]:
-    """An escrowed call's bill, as the server's ``model-call`` listing states its terms."""
-    return _bill(service.address, str(service.terms.get("owner", "")), service.price, int(service.terms.get("royalty_per_call", 0)))
-
-
-def escrow_terms(service: ServiceRecord, escrow_id: str, deadline: int) -> EscrowTerms:
-    """Terms of an escrow that pays one call of ``service``: its payees, shares in basis points
-    and the smallest amount whose every line (``chain.types.split``) covers its bill; what the
-    caller does not release of it comes back."""
-    payees, bill = escrow_bill(service)
-    if len(bill) == 1:
-        return EscrowTerms(escrow_id=escrow_id, payees=payees, shares_bps=[BPS], amount=bill[0], deadline=deadline)
-    total = sum(bill)
-    owner_bps = min(BPS - 1, -(-bill[1] * BPS // total))  # rounded up: the owner's line covers its royalty
-    amount = max(total, -(-bill[0] * BPS // (BPS - owner_bps)))
-    while any(line < due for line, due in zip(split(amount, [BPS - owner_bps, owner_bps]), bill)):
-        amount += 1
-    return EscrowTerms(escrow_id=escrow_id, payees=payees, shares_bps=[BPS - owner_bps, owner_bps], amount=amount, deadline=deadline)
 
 
 class ModelServer(Agent):
@@ -246,7 +219,7 @@ class ModelServer(Agent):
         """The escrow, if it pays this server for one call as ``escrow_terms`` says; else the
         ledger's typed error naming what is wrong."""
         escrow = ctx.ledger.escrow(escrow_id)  # EscrowNotFound
-        payees, bill = _bill(self.address, self.owner, self.price_per_call, self.royalty)
+        payees, bill = call_bill(self.address, self.owner, self.price_per_call, self.royalty)
         if escrow.status != "open":
             raise error_for_reason("escrow: settled", f"escrow {escrow_id[:10]}… is {escrow.status}")
         if escrow_id in self.escrowed:

