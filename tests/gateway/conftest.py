@@ -15,7 +15,8 @@ class Served:
 
 @pytest.fixture(scope="package")  # stopped after the gateway's tests: its market trades on the chain every second
 def served() -> Iterator[Served]:
-    from agora.gateway import create_app, hosted
+    from agora.gateway import create_app
+    from agora.simulations.hosted import hosted
     from agora.gateway.server import serve_in_thread
 
     market = hosted("gateway-market")  # the whole trial market, its deals buyer included

@@ -58,7 +58,7 @@ def _gateway(command: list[str], env: dict[str, str], tries: int = 3) -> tuple[s
 def test_a_gateway_joins_a_running_deployment_and_relays_a_paid_call(ray_cluster, tmp_path) -> None:
     import ray
 
-    from agora.agents import deployment
+    from agora.agents.ray import deployment
 
     population = tmp_path / "served.yaml"
     population.write_text(json.dumps(_population()))  # JSON is YAML

@@ -121,7 +121,7 @@ def _population(tmp_path: Path) -> Path:
 
 
 def test_deploy_refuses_a_state_folder_others_may_write_before_it_starts_anything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from agora.agents import deployment
+    from agora.agents.ray import deployment
 
     monkeypatch.setattr(deployment, "_actor", lambda name: pytest.fail("deploy reached Ray before checking its state folder"))
     state = tmp_path / "state"
