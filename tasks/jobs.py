@@ -9,12 +9,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agora.tasks.errors import InvalidJob
+
+
+MODEL_KINDS: set[str] = {"embedding", "generation", "classification"}
+"""The kinds of model a job may run: one runner each (tasks.runner.RUNNERS; a registered runner
+adds its kind here)."""
 
 
 class Resources(BaseModel):
@@ -36,7 +41,7 @@ class JobSpec(BaseModel):
 
     job_id: str = Field(min_length=1)
     model_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
-    task: Literal["embedding", "generation", "classification"] = "embedding"
+    task: str = Field(default="embedding", description="the kind of model: embedding, generation, classification or a registered one")
     inputs: list[str] | None = None
     dataset_hash: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     vault: str | None = Field(default=None, description="compute-to-data: the vault holding the dataset; the job runs there")
@@ -55,6 +60,13 @@ class JobSpec(BaseModel):
             super().__init__(**data)
         except ValidationError as exc:
             raise InvalidJob(f"invalid job spec: {exc}") from None
+
+    @field_validator("task")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        if v not in MODEL_KINDS:
+            raise ValueError(f"task is one of {', '.join(sorted(MODEL_KINDS))}, got {v!r}")
+        return v
 
     @model_validator(mode="after")
     def _one_source(self) -> JobSpec:
@@ -118,8 +130,8 @@ class JobResult(BaseModel):
         )
 
     @classmethod
-    def from_texts(cls, job_id: str, texts: list[str], token_ids: list[list[int]], metering: Metering) -> JobResult:
-        return cls.from_array(job_id, np.zeros((len(texts), 0), "<f4"), metering, task="generation", texts=texts, token_ids=token_ids)
+    def from_texts(cls, job_id: str, texts: list[str], token_ids: list[list[int]], metering: Metering, task: str = "generation") -> JobResult:
+        return cls.from_array(job_id, np.zeros((len(texts), 0), "<f4"), metering, task=task, texts=texts, token_ids=token_ids)
 
     def raw(self) -> bytes:
         return base64.b64decode(self.data_b64)

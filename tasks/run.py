@@ -64,27 +64,18 @@ def run_job(spec: JobSpec, store_root: str, data_root: str | None = None, placem
         raise InvalidJob(f"model {spec.model_hash[:12]}… is a {kind} model, the job asks for {spec.task}")
     data = store if data_root is None else _store(data_root)  # a vault's private store
     texts = spec.inputs if spec.inputs is not None else read_dataset(data, spec.dataset_hash or "")
-    base = None
-    if kind == "classification":
-        base = store.path(json.loads((model_path / "card.json").read_text())["base_model"])
-    runner = _process_cache().get(model_path, kind, base)
+    card = model_path / "card.json"  # a model built on another (a classifier's head) names its base
+    base_hash = json.loads(card.read_text()).get("base_model") if card.exists() else None
+    runner = _process_cache().get(model_path, kind, store.path(base_hash) if base_hash else None)
     _cap_gpu_memory(spec)
     start = time.perf_counter()
-    new_tokens, array, outputs, ids, labels = 0, None, [], [], []
-    if kind == "embedding":
-        array, tokens = runner.embed(texts, spec.batch_size)
-    elif kind == "classification":
-        array, tokens = runner.classify(texts, spec.batch_size)
-        labels = [runner.labels[i] for i in array.argmax(axis=1)]
-    else:
-        outputs, ids, tokens = runner.generate(texts, spec.max_new_tokens, spec.batch_size)
-        new_tokens = sum(len(row) for row in ids)
+    out = runner.run(texts, spec.batch_size, spec.max_new_tokens)
     seconds = time.perf_counter() - start
     gpu_ids, node_id = placement
     metering = Metering(
         items=len(texts),
-        tokens=tokens,
-        new_tokens=new_tokens,
+        tokens=out.tokens,
+        new_tokens=out.new_tokens,
         seconds=seconds,
         gpu_seconds=seconds * spec.resources.gpus,
         threads=_torch_threads(),
@@ -92,16 +83,16 @@ def run_job(spec: JobSpec, store_root: str, data_root: str | None = None, placem
         gpu_ids=gpu_ids,
         node_id=node_id,
     )
-    return _package(spec, metering, array, outputs, ids, labels)
+    return _package(spec, metering, out.array, out.texts, out.token_ids, out.labels)
 
 
 def _package(spec: JobSpec, metering: Metering, array: Any, texts: list[str], token_ids: list[list[int]], labels: list[str]) -> JobResult:
-    """The result of ``spec`` for its task, refused when larger than the job's output cap."""
-    if spec.task == "generation":
-        result = JobResult.from_texts(spec.job_id, texts, token_ids, metering)
+    """The result of ``spec``: texts (with their token ids) or an array (with labels, for a
+    classifier), as its runner produced them; refused when larger than the job's output cap."""
+    if array is None:
+        result = JobResult.from_texts(spec.job_id, texts, token_ids, metering, task=spec.task)
     else:
-        lists = {"task": "classification", "labels": labels} if spec.task == "classification" else {}
-        result = JobResult.from_array(spec.job_id, array, metering, **lists)
+        result = JobResult.from_array(spec.job_id, array, metering, task=spec.task, **({"labels": labels} if labels else {}))
     if result.size() > spec.max_output_bytes:
         raise JobFailed(f"job {spec.job_id}: the result is {result.size()} bytes, over its cap of {spec.max_output_bytes}")
     return result

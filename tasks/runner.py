@@ -1,22 +1,65 @@
 """Model runners: load a verified model folder with transformers and run batches.
 
+Every kind of model is a :class:`ModelRunner`: loaded from its folder (and, for a model built
+on another, that base's runner), it runs a job's texts and says what it read and produced in one
+:class:`RunOutput`, so :func:`agora.tasks.run.run_job` meters and packages every kind alike. The
+kinds are a table (:data:`RUNNERS`): a new kind is its runner class, one :func:`register_runner`
+call, and its test in the runner conformance suite (tests/tasks/test_runners.py).
+
 accelerate places the model (``device_map="auto"``): on a GPU when the process sees one, on the
 CPU otherwise, so the same code serves a laptop, a CI box and a GPU node.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 import torch
 from transformers import AutoModel, AutoTokenizer
 
 
-class EmbeddingRunner:
+class RunOutput(NamedTuple):
+    """What one run produced: an array (embeddings, class probabilities) or texts with their new
+    token ids, labels for a classifier, the tokens read and the tokens generated."""
+
+    array: np.ndarray | None = None
+    texts: list[str] = []
+    token_ids: list[list[int]] = []
+    labels: list[str] = []
+    tokens: int = 0
+    new_tokens: int = 0
+
+
+class ModelRunner(ABC):
+    """One kind of model, loaded from a verified folder: what every kind offers ``run_job``."""
+
+    kind: ClassVar[str]
+
+    @property
+    @abstractmethod
+    def device(self) -> str:
+        """Where the model runs (``cpu``, ``cuda:0``)."""
+
+    @classmethod
+    def load(cls, path: Path, base: ModelRunner | None = None) -> ModelRunner:
+        """The runner for the model in ``path`` (``base``: the runner of the model it builds on,
+        when its card names one)."""
+        return cls(path)  # type: ignore[call-arg]
+
+    @abstractmethod
+    def run(self, texts: list[str], batch_size: int, max_new_tokens: int) -> RunOutput:
+        """Run ``texts`` in batches of ``batch_size`` (generation: at most ``max_new_tokens``
+        new tokens each); the same texts and batch size give the same output."""
+
+
+class EmbeddingRunner(ModelRunner):
     """Sentence embeddings, the all-MiniLM recipe: mean of token states, L2-normalized."""
+
+    kind = "embedding"
 
     def __init__(self, model_path: Path | str) -> None:
         self.path = Path(model_path)
@@ -48,6 +91,10 @@ class EmbeddingRunner:
             tokens += int(batch["attention_mask"].sum())
         return (np.concatenate(out) if out else np.zeros((0, self.dim), "f4")), tokens
 
+    def run(self, texts: list[str], batch_size: int, max_new_tokens: int) -> RunOutput:
+        array, tokens = self.embed(texts, batch_size)
+        return RunOutput(array=array, tokens=tokens)
+
 
 class RunnerCache:
     """Keeps the last few loaded models warm in this process (least recently used goes); one
@@ -55,24 +102,18 @@ class RunnerCache:
 
     def __init__(self, capacity: int = 3) -> None:
         self.capacity = capacity
-        self._runners: OrderedDict[tuple[Path, str], Any] = OrderedDict()
+        self._runners: OrderedDict[tuple[Path, str], ModelRunner] = OrderedDict()
         self.loads = 0
 
-    def get(self, path: Path, task: str = "embedding", base: Path | None = None) -> Any:
+    def get(self, path: Path, task: str = "embedding", base: Path | None = None) -> ModelRunner:
         key = (path, task)
         if key in self._runners:
             self._runners.move_to_end(key)
             return self._runners[key]
-        if task == "embedding":
-            runner: Any = EmbeddingRunner(path)
-        elif task == "generation":
-            runner = GenerationRunner(path)
-        elif task == "classification":
-            if base is None:
-                raise ValueError("a classifier needs its base embedding model")
-            runner = ClassificationRunner(path, self.get(base, "embedding"))
-        else:
-            raise ValueError(f"no runner for task {task!r}")
+        kind = RUNNERS.get(task)
+        if kind is None:
+            raise ValueError(f"no runner for task {task!r}: {', '.join(sorted(RUNNERS))}")
+        runner = kind.load(path, None if base is None else self.get(base, "embedding"))
         self.loads += 1
         self._runners[key] = runner
         while len(self._runners) > self.capacity:
@@ -80,11 +121,13 @@ class RunnerCache:
         return runner
 
 
-class GenerationRunner:
+class GenerationRunner(ModelRunner):
     """Greedy text generation with a causal LM. Prompts are padded on the left (so every row's
     new tokens start at the same position) and, for an instruct model with a chat template,
     wrapped as one user turn. Greedy decoding with a fixed batch shape is deterministic, which
     is what redundant execution compares."""
+
+    kind = "generation"
 
     def __init__(self, model_path: Path | str) -> None:
         from transformers import AutoModelForCausalLM
@@ -127,10 +170,16 @@ class GenerationRunner:
                 texts.append(self.tokenizer.decode(row, skip_special_tokens=True))
         return texts, ids, read
 
+    def run(self, texts: list[str], batch_size: int, max_new_tokens: int) -> RunOutput:
+        outputs, ids, read = self.generate(texts, max_new_tokens, batch_size)
+        return RunOutput(texts=outputs, token_ids=ids, tokens=read, new_tokens=sum(len(row) for row in ids))
 
-class ClassificationRunner:
+
+class ClassificationRunner(ModelRunner):
     """An embedding model plus a trained head (tasks.models.train_head): label and class
     probabilities per text."""
+
+    kind = "classification"
 
     def __init__(self, head_folder: Path | str, base: EmbeddingRunner) -> None:
         import json
@@ -151,3 +200,25 @@ class ClassificationRunner:
 
         vectors, tokens = self.base.embed(texts, batch_size)
         return softmax(vectors.astype(np.float64) @ self.weights + self.bias).astype(np.float32), tokens
+
+    def run(self, texts: list[str], batch_size: int, max_new_tokens: int) -> RunOutput:
+        probabilities, tokens = self.classify(texts, batch_size)
+        return RunOutput(array=probabilities, labels=[self.labels[i] for i in probabilities.argmax(axis=1)] if len(texts) else [], tokens=tokens)
+
+    @classmethod
+    def load(cls, path: Path, base: ModelRunner | None = None) -> ModelRunner:
+        if not isinstance(base, EmbeddingRunner):  # its card names the embedding model it was trained on
+            raise ValueError("a classifier needs its base embedding model")
+        return cls(path, base)
+
+
+RUNNERS: dict[str, type[ModelRunner]] = {"embedding": EmbeddingRunner, "generation": GenerationRunner, "classification": ClassificationRunner}
+"""Model kind -> its runner class (with a ``load(path, base)`` that makes one)."""
+
+
+def register_runner(runner: type[ModelRunner]) -> None:
+    """Make ``runner.kind`` a kind of model jobs can run (``runner.load(path, base)`` makes it)."""
+    from agora.tasks.jobs import MODEL_KINDS
+
+    RUNNERS[runner.kind] = runner
+    MODEL_KINDS.add(runner.kind)
