@@ -9,21 +9,21 @@ from __future__ import annotations
 from agora.agents.agent import Agent, Context, on_interval, on_message
 from agora.agents.errors import (
     AgentsError,
-    ForeignDeal,
-    NotAParty,
-    Refused,
-    UnfoundedClaim,
     BadEnvelope,
     BadSignature,
     ExpiredMessage,
+    ForeignDeal,
     InvalidOffer,
     KeystoreError,
+    NotAParty,
     PayloadTooLarge,
     RateLimited,
+    Refused,
     Rejected,
     ReplayedMessage,
     RuntimeFailure,
     UndeclaredReply,
+    UnfoundedClaim,
     UnknownMessage,
     UnknownOffer,
 )
@@ -32,7 +32,18 @@ from agora.agents.inbox import InternalMessage, Quota
 from agora.agents.messages import Envelope, Message
 from agora.agents.population import Population, PopulationError, register_role
 from agora.agents.protocol import Protocol
-from agora.agents.registry import ComputeOffer, DatasetOffer, ListingTaken, ModelOffer, NotYourName, RatingRefused, Registry, RegistryRefused, RoleNotYours, ServiceRecord
+from agora.agents.registry import (
+    ComputeOffer,
+    DatasetOffer,
+    ListingTaken,
+    ModelOffer,
+    NotYourName,
+    RatingRefused,
+    Registry,
+    RegistryRefused,
+    RoleNotYours,
+    ServiceRecord,
+)
 from agora.agents.registry_access import RegistryFace
 from agora.agents.roles import Buyer, ComputeProvider, DataOwner, DealRecord, JobRequest, ModelOwner
 from agora.agents.runtime import Link, LocalRuntime, Runtime

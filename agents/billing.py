@@ -56,7 +56,7 @@ def metered_bill(contract: Contract, tariffs: dict[str, Tariff], metering: Meter
     """What a delivered job owes each of the contract's payees, line by line: metered by its
     tariff, each line at most the payee's amount and its line of the escrow."""
     lines = split(contract.max_amount, contract.shares_bps())
-    capped = [tariffs[p.address].model_copy(update={"cap": min(p.amount, line)}) for p, line in zip(contract.payees, lines)]
+    capped = [tariffs[p.address].model_copy(update={"cap": min(p.amount, line)}) for p, line in zip(contract.payees, lines, strict=False)]
     return bill(metering, capped)
 
 
@@ -83,6 +83,6 @@ def escrow_terms(service: ServiceRecord, escrow_id: str, deadline: int) -> Escro
     total = sum(owed)
     owner_bps = min(BPS - 1, -(-owed[1] * BPS // total))  # rounded up: the owner's line covers its royalty
     amount = max(total, -(-owed[0] * BPS // (BPS - owner_bps)))
-    while any(line < due for line, due in zip(split(amount, [BPS - owner_bps, owner_bps]), owed)):
+    while any(line < due for line, due in zip(split(amount, [BPS - owner_bps, owner_bps]), owed, strict=False)):
         amount += 1
     return EscrowTerms(escrow_id=escrow_id, payees=payees, shares_bps=[BPS - owner_bps, owner_bps], amount=amount, deadline=deadline)

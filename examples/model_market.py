@@ -33,7 +33,7 @@ runtime.run(until=asker.all_done)
 deal = asker.latest()
 result = asker.results[deal.deal_id]
 print(f"deal {deal.status} {deal.reason}")
-for prompt, answer, ids in zip(asker.requests[0].inputs, result.texts, result.token_ids):
+for prompt, answer, ids in zip(asker.requests[0].inputs, result.texts, result.token_ids, strict=False):
     print(f"  Q: {prompt}\n  A: {answer.strip()}  ({len(ids)} tokens)")
 m = result.metering
 print(f"metered: {m.tokens} tokens read, {m.new_tokens} generated in {m.seconds:.2f} s on {m.device}")

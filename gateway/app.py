@@ -41,8 +41,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
-from agora.agents.errors import AgentsError, UnknownOffer
 from agora.agents.billing import escrow_bill, escrow_terms
+from agora.agents.errors import AgentsError, UnknownOffer
 from agora.chain import errors as chain_errors
 from agora.chain.types import check_address, check_id, owned_id
 from agora.gateway.auth import RateLimiter, Verifier, request_domain
@@ -66,6 +66,7 @@ from agora.gateway.schemas import (
     named,
 )
 from agora.gateway.writes import add_ledger_writes, node_name
+from agora.tasks.jobs import MODEL_KINDS
 
 API = "/v1"
 
@@ -307,7 +308,7 @@ def _services(market: MarketFront, kind: str | None, now: float, rep: dict[str, 
     if kind in (None, "model"):
         out += [Service(kind="model", address=m.owner, name=m.name, price=m.price_per_call, unit="call (royalty)", reputation=rep.get(m.owner, 0.0),
                         terms={"model_hash": m.model_hash, "task": m.task, "price_per_1k_tokens": m.price_per_1k_tokens, "license": m.license})
-                for t in ("embedding", "generation", "classification") for m in reg.find_models(task=t)]
+                for t in sorted(MODEL_KINDS) for m in reg.find_models(task=t)]
     if kind in (None, "dataset"):
         out += [Service(kind="dataset", address=d.owner, name=d.name, price=d.price_per_use, unit="use", reputation=rep.get(d.owner, 0.0),
                         terms={"dataset_hash": d.dataset_hash, "items": d.items, "compute_to_data": bool(d.vault)}) for d in reg.find_datasets()]

@@ -21,9 +21,9 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable
+from typing import Any
 
 from fastapi import Depends, FastAPI, Header, Path, Query
 from starlette.concurrency import run_in_threadpool

@@ -21,12 +21,13 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from agora.agents import Identity
 from agora.agents.registry import Registry
-from agora.chain import Ledger
 from agora.agents.roles.exchange import read_trades
+from agora.chain import Ledger
 from agora.gateway.errors import GatewayError
 from agora.gateway.relay import GatewayAgent
 

@@ -32,11 +32,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from agora.agents.agent import Agent, Context, on_interval, on_message
+from agora.agents.billing import escrow_bill
 from agora.agents.deal_protocol import refuse
 from agora.agents.errors import NotAParty
 from agora.agents.identity import Identity
 from agora.agents.registry import ServiceRecord
-from agora.agents.billing import escrow_bill
 from agora.agents.roles.serving import CallAnswer, CallModel, CallRefused, EscrowedCall
 from agora.chain import ChainError
 from agora.chain.offchain import call_authorization_typed_data, recover

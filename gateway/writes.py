@@ -23,8 +23,9 @@ import inspect
 import threading
 import time
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from fastapi import Depends, FastAPI, Path
 from fastapi.encoders import jsonable_encoder

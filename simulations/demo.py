@@ -10,8 +10,9 @@ embeddings and releases the split. :func:`run_trade` returns everything the repo
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 

@@ -137,7 +137,7 @@ def _curves(trades: pa.Table, market: str, schedule: pa.Table, shocks: list[dict
     for k in picks[:3]:
         values, costs = (a.tolist() for a in meter.schedule(k))
         at = trades.filter(pc.equal(trades["step"], k)) if trades.num_rows else trades
-        prices = [p for p, q in zip(_floats(at, "price"), at["qty"].to_pylist()) for _ in range(int(q))]
+        prices = [p for p, q in zip(_floats(at, "price"), at["qty"].to_pylist(), strict=False) for _ in range(int(q))]
         label = "first step" if k == 0 else "shock"
         figures.append(_img(plots.supply_demand(values, costs, prices, f"{market}: supply and demand, step {k} ({label})"), f"curves step {k}"))
     return figures
@@ -148,12 +148,12 @@ def _earnings(agents: pa.Table, schedule: pa.Table) -> dict[str, dict[str, float
     balance gained since the first sample (never below 0)."""
     if not agents.num_rows:
         return {}
-    sides = dict(zip(schedule["address"].to_pylist(), schedule["side"].to_pylist())) if schedule.num_rows else {}
+    sides = dict(zip(schedule["address"].to_pylist(), schedule["side"].to_pylist(), strict=False)) if schedule.num_rows else {}
     last = agents.filter(pc.equal(agents["step"], pc.max(agents["step"])))
     first = agents.filter(pc.equal(agents["step"], pc.min(agents["step"])))
-    start = dict(zip(first["address"].to_pylist(), _floats(first, "balance")))
+    start = dict(zip(first["address"].to_pylist(), _floats(first, "balance"), strict=False))
     out: dict[str, dict[str, float]] = {}
-    for r, balance, turnover in zip(last.to_pylist(), _floats(last, "balance"), _floats(last, "turnover")):
+    for r, balance, turnover in zip(last.to_pylist(), _floats(last, "balance"), _floats(last, "turnover"), strict=False):
         side = sides.get(r["address"])
         if side == "buy":
             continue
@@ -169,7 +169,7 @@ def _earnings_section(agents: pa.Table, schedule: pa.Table) -> str:
         parts.append(_img(plots.lorenz({g: list(e.values()) for g, e in groups.items()}, "Lorenz curve of earnings"), "lorenz"))
     if agents.num_rows:
         by: dict[str, dict[int, list[float]]] = {}
-        for step, group, rep in zip(agents["step"].to_pylist(), agents["group"].to_pylist(), _floats(agents, "reputation")):
+        for step, group, rep in zip(agents["step"].to_pylist(), agents["group"].to_pylist(), _floats(agents, "reputation"), strict=False):
             by.setdefault(group, {}).setdefault(step, []).append(rep)
         steps = sorted({s for g in by.values() for s in g})
         ys = {g: [sum(v.get(s, [0.0])) / max(1, len(v.get(s, [0.0]))) for s in steps] for g, v in by.items()}
@@ -181,10 +181,10 @@ def group_stats(agents: pa.Table, schedule: pa.Table) -> list[dict[str, Any]]:
     """Per group at the last sample: agents, units traded, mean price, share that traded, surplus."""
     if not agents.num_rows:
         return []
-    sides = dict(zip(schedule["address"].to_pylist(), schedule["side"].to_pylist())) if schedule.num_rows else {}
+    sides = dict(zip(schedule["address"].to_pylist(), schedule["side"].to_pylist(), strict=False)) if schedule.num_rows else {}
     last = agents.filter(pc.equal(agents["step"], pc.max(agents["step"])))
     acc: dict[str, dict[str, Any]] = {}
-    for r, turnover, surplus in zip(last.to_pylist(), _floats(last, "turnover"), _floats(last, "surplus")):
+    for r, turnover, surplus in zip(last.to_pylist(), _floats(last, "turnover"), _floats(last, "surplus"), strict=False):
         g = acc.setdefault(r["group"], {"group": r["group"], "role": r["role"], "side": sides.get(r["address"], ""), "agents": 0, "traded": 0, "turnover": 0.0, "served": 0, "surplus": 0.0})
         g["agents"] += 1
         g["traded"] += int(r["traded"])

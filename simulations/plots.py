@@ -38,7 +38,7 @@ def price_over_time(series: dict[str, dict[str, Sequence[float]]], title: str = 
         ax.plot(s["t"], s["vwap"], color=c, lw=1.8, label=f"{market}: mean price paid")
         if any(x == x for x in s["eq_low"]):
             ax.fill_between(s["t"], s["eq_low"], s["eq_high"], color=c, alpha=0.25, step="mid", label=f"{market}: competitive equilibrium")
-            ax.plot(s["t"], [(a + b) / 2 for a, b in zip(s["eq_low"], s["eq_high"])], color=c, lw=1, ls="--")
+            ax.plot(s["t"], [(a + b) / 2 for a, b in zip(s["eq_low"], s["eq_high"], strict=False)], color=c, lw=1, ls="--")
     ax.set_xlabel("time (s)")
     ax.set_ylabel("price (base units / unit)")
     ax.set_title(title)

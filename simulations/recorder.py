@@ -65,7 +65,7 @@ class Table:
         self.rows = 0
 
     def append(self, row: tuple[Any, ...]) -> None:
-        for column, value in zip(self._columns, row):
+        for column, value in zip(self._columns, row, strict=False):
             column.append(value)
         self.rows += 1
         if len(self._columns[0]) >= self.flush_rows:
@@ -75,7 +75,7 @@ class Table:
         """Many rows at once, column by column (a step's trades)."""
         for start in range(0, len(rows), self.flush_rows):
             chunk = rows[start : start + self.flush_rows]
-            for column, values in zip(self._columns, zip(*chunk)):
+            for column, values in zip(self._columns, zip(*chunk, strict=False), strict=False):
                 column.extend(values)
             self.rows += len(chunk)
             if len(self._columns[0]) >= self.flush_rows:
@@ -84,7 +84,7 @@ class Table:
     def flush(self) -> None:
         if not self._columns[0]:
             return
-        batch = pa.table([pa.array(c, type=f.type) for c, f in zip(self._columns, self.schema)], schema=self.schema)
+        batch = pa.table([pa.array(c, type=f.type) for c, f in zip(self._columns, self.schema, strict=False)], schema=self.schema)
         if self._writer is None:
             self._writer = pq.ParquetWriter(self.path, self.schema)
         self._writer.write_table(batch)

@@ -15,18 +15,19 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import yaml
 from pydantic import BaseModel
 
 from agora.agents import Identity, LocalRuntime
-from agora.agents.runtime import Runtime
 from agora.agents.registry import Registry
 from agora.agents.roles.cohort import TraderCohort
 from agora.agents.roles.exchange import Exchange, read_trades
+from agora.agents.runtime import Runtime
 from agora.chain import ledger_factory
 from agora.simulations.director import Director, plan
 from agora.simulations.errors import RunError
@@ -173,7 +174,7 @@ def populate(scenario: Scenario, runtime: Any) -> _World:
     for group in cohorts:  # many alike traders in one agent each (agents/roles/cohort.py)
         cohort = _cohort(scenario, world, group)
         world.cohorts[runtime.add(cohort)] = cohort.names
-        world.addresses.update(zip(cohort.names, cohort.addresses))
+        world.addresses.update(zip(cohort.names, cohort.addresses, strict=False))
         world.hosts.update(dict.fromkeys(cohort.addresses, cohort.address))
     groups = scenario.group_of()
     for name, address in world.addresses.items():

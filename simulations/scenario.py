@@ -261,9 +261,13 @@ class Scenario(Population):
     @field_validator("ledger")
     @classmethod
     def _ledger(cls, v: str) -> str:
-        if v in ("memory", "embedded") or v.startswith(("http://", "https://")):
-            return v
-        raise ValueError(f"ledger is memory, embedded or a JSON-RPC URL (http://...), got {v!r}")
+        from agora.chain import ChainError, ledger_factory
+
+        try:
+            ledger_factory(v)  # the one place that knows the names: a factory, nothing built yet
+        except ChainError as exc:
+            raise ValueError(str(exc)) from None
+        return v
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:

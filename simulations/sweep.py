@@ -25,7 +25,7 @@ from agora.simulations.scenario import Scenario
 def grid(params: dict[str, list[Any]]) -> list[dict[str, Any]]:
     """Every combination of the parameters' values, the first parameter varying slowest."""
     keys = list(params)
-    return [dict(zip(keys, values)) for values in itertools.product(*(params[k] for k in keys))]
+    return [dict(zip(keys, values, strict=False)) for values in itertools.product(*(params[k] for k in keys))]
 
 
 def point_name(index: int, overrides: dict[str, Any], variant: str | None = None) -> str:

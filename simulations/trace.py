@@ -22,7 +22,7 @@ from agora.simulations.recorder import read
 
 def _names(out: Path) -> dict[str, str]:
     agents = read(out, "agents")
-    names = dict(zip(agents["address"].to_pylist(), agents["agent"].to_pylist())) if agents.num_rows else {}
+    names = dict(zip(agents["address"].to_pylist(), agents["agent"].to_pylist(), strict=False)) if agents.num_rows else {}
     return {k.lower(): v for k, v in names.items()}
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from agora.tasks.errors import IntegrityError, InvalidJob, JobFailed, TasksError, UnknownArtifact, VerificationFailed
 from agora.tasks.executor import Executor, ExecutorFace, LocalExecutor, RequesterMismatch
+from agora.tasks.jobs import JobResult, JobSpec, Metering, Resources
 from agora.tasks.ray_executor import RayExecutor
 from agora.tasks.run import read_dataset, run_job
-from agora.tasks.jobs import JobResult, JobSpec, Metering, Resources
 from agora.tasks.store import ContentStore, digest_tree
 from agora.tasks.verify import verify_embeddings, verify_result
 

@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agora.tasks.errors import InvalidJob
 
-
 MODEL_KINDS: set[str] = {"embedding", "generation", "classification"}
 """The kinds of model a job may run: one runner each (tasks.runner.RUNNERS; a registered runner
 adds its kind here)."""

@@ -28,7 +28,6 @@ import numpy as np
 
 from agora.tasks.errors import TasksError
 
-TASKS = ("embedding", "generation", "classification")
 SMOLLM2 = "SmolLM2-135M-Instruct"
 _GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 

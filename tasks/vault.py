@@ -31,11 +31,11 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agora.chain.crypto import keccak256
 from agora.tasks.errors import TasksError
-from agora.tasks.jobs import JobResult, JobSpec
+from agora.tasks.jobs import MODEL_KINDS, JobResult, JobSpec
 from agora.tasks.store import ContentStore
 
 BPS = 10_000
@@ -82,8 +82,16 @@ class AccessPolicy(BaseModel):
 
     price_per_use: int = Field(ge=0)
     models: list[str] | None = Field(default=None, description="model hashes allowed to read it; None: any")
-    tasks: list[Literal["embedding", "generation", "classification"]] = ["embedding", "classification", "generation"]
+    tasks: list[str] = Field(default_factory=lambda: sorted(MODEL_KINDS), description="kinds of model that may read it (tasks.jobs.MODEL_KINDS)")
     raw_download: bool = Field(default=False, description="False: compute-to-data only, the rows never leave")
+
+    @field_validator("tasks")
+    @classmethod
+    def _known_kinds(cls, v: list[str]) -> list[str]:
+        unknown = sorted(set(v) - MODEL_KINDS)
+        if unknown:
+            raise ValueError(f"no model kind {', '.join(unknown)}: the kinds are {', '.join(sorted(MODEL_KINDS))}")
+        return v
 
 
 class AccessRecord(BaseModel):

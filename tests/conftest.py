@@ -26,8 +26,8 @@ settings.register_profile("ci", max_examples=25, derandomize=True, deadline=None
 settings.register_profile("deep", max_examples=500, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-from agora.agents.identity import Identity
-from agora.chain import EVMLedger, Ledger, MemoryLedger
+from agora.agents.identity import Identity  # noqa: E402 - after the profiles, which must come first
+from agora.chain import EVMLedger, Ledger, MemoryLedger  # noqa: E402
 
 TOKEN = 10**18
 

@@ -88,7 +88,7 @@ def violations(modules: dict[str, str]) -> list[str]:
             if target in modules and target != name:
                 graph.add_edge(name, target)
     for cycle in nx.simple_cycles(graph):
-        if len(cycle) > 1 and not all(name == f"{other}.__init__" for name, other in zip(cycle, cycle[1:])):
+        if len(cycle) > 1 and not all(name == f"{other}.__init__" for name, other in zip(cycle, cycle[1:], strict=False)):
             found.append("import loop: " + " -> ".join([*cycle, cycle[0]]))
     return sorted(set(found))
 

@@ -21,23 +21,23 @@ CODE = [*LAYERS, "tests", "bench", "examples"]
 
 
 def test_outside_the_repository_only_agora_is_importable_and_all_of_it_imports(tmp_path: Path) -> None:
-    script = """
+    script = f"""
 import importlib, importlib.util, json, pkgutil, sys
 import agora
-failed = {}
+failed = {{}}
 for info in pkgutil.walk_packages(agora.__path__, "agora."):
     try:
         importlib.import_module(info.name)
     except Exception as exc:
         failed[info.name] = repr(exc)
-top = sorted({name.split(".")[0] for name in sys.modules})
-print(json.dumps({
+top = sorted({{name.split(".")[0] for name in sys.modules}})
+print(json.dumps({{
     "failed": failed,
     "modules": sum(1 for name in sys.modules if name.startswith("agora.")),
-    "importable": {n: importlib.util.find_spec(n) is not None for n in %r},
-    "loaded": [n for n in top if n in %r],
-}))
-""" % (list(LAYERS), list(LAYERS))
+    "importable": {{n: importlib.util.find_spec(n) is not None for n in {list(LAYERS)!r}}},
+    "loaded": [n for n in top if n in {list(LAYERS)!r}],
+}}))
+"""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -22,7 +22,6 @@ from agora.agents.ray.runtime import RayRuntime
 from agora.tasks.ray_executor import ActorClient as RemoteProxy
 
 
-
 def ray_is_running() -> bool:
     """Whether this process has started or joined Ray (the entry point's job, never the library's)."""
     import ray

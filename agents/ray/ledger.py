@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from agora.chain.ledger import Ledger, OneWriteAtATimePerSender
 from agora.chain.types import BatchAccount, ChannelState, EscrowState, LedgerEvent, Positions, Prepared, Receipt, StakeState

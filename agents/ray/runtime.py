@@ -217,7 +217,7 @@ class RayRuntime(Runtime):
             calls = [self._shards[i].resume.remote(resume_from, spec, part, extra) for i, part in parts.items()]
         built = _unwrap(lambda: ray.get(calls))
         found: dict[str, tuple[str, int]] = {}
-        for index, pairs in zip(parts, built):
+        for index, pairs in zip(parts, built, strict=False):
             for name, address in pairs:
                 found[name] = (address, index)
                 if resume_from is not None:

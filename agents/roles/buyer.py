@@ -348,7 +348,7 @@ class Buyer(Agent):
         if k > 1:
             self._replicas[deal_id] = ids
             self._group_of.update({i: deal_id for i in ids})
-        for replica_id, (winner, price) in zip(ids, winners):
+        for replica_id, (winner, price) in zip(ids, winners, strict=False):
             replica = self.deals[replica_id]
             self._calls[replica_id] = call
             contract = self.draft_contract(replica, winner, price)

@@ -167,7 +167,7 @@ class TraderCohort(Agent):
         if same_period:
             np.subtract.at(self.left, members, qtys)
         np.add.at(self.traded, members, qtys)
-        for m, v in zip(msg.members, paid.tolist()):
+        for m, v in zip(msg.members, paid.tolist(), strict=False):
             self.turnover[m] += v
         if self.side == "buy":
             np.subtract.at(self.cash, members, paid)
@@ -207,5 +207,5 @@ class TraderCohort(Agent):
         """Each member's state, as a lone trader's ``state()`` reads."""
         return [
             {"address": a, "traded": int(t), "turnover": int(v), "surplus": float(s), "cash": int(c), "active": bool(x)}
-            for a, t, v, s, c, x in zip(self.addresses, self.traded.tolist(), self.turnover.tolist(), self.surplus.tolist(), self.cash.tolist(), self.active.tolist())
+            for a, t, v, s, c, x in zip(self.addresses, self.traded.tolist(), self.turnover.tolist(), self.surplus.tolist(), self.cash.tolist(), self.active.tolist(), strict=False)
         ]

@@ -31,8 +31,9 @@ refused and counted (issue 19, ``agents.deal_protocol.refuse``).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from itertools import islice
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -42,12 +43,11 @@ from agora.agents.errors import NotAParty
 from agora.agents.identity import Identity, keccak256
 from agora.agents.messages import Message
 from agora.agents.registry import ServiceRecord
-from agora.agents.roles.venues import Match, venue_for
 from agora.agents.roles.market_protocol import CancelOrders, CohortFills, CohortOrders, PlaceOrder, RoundReport, cohort_digest
+from agora.agents.roles.venues import Match, venue_for
 from agora.chain import AlreadySettled, ChainError
 from agora.chain.types import MAX_TRANSFER_LINES, lines_hash
 from agora.economy import EconomyError, Order
-
 
 
 class _Tick(Message):
@@ -250,7 +250,7 @@ class Exchange(Agent):
             receipt = ctx.wallet.transfer_from_many(lines, ref=ref)
         except AlreadySettled:
             paid = ctx.ledger.settlement(self.address, ref)
-            if paid != lines_hash(*(list(col) for col in zip(*lines))):
+            if paid != lines_hash(*(list(col) for col in zip(*lines, strict=False))):
                 ctx.log.error("settlement reference %s paid other lines (%s) than round %d's; not counted as paid", ref, paid, rnd)
                 return False
             self._record(fills, rnd, now, "")  # paid before a crash: the ledger remembers what

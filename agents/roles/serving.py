@@ -229,7 +229,7 @@ class ModelServer(Agent):
             raise error_for_reason("escrow: unauthorized", f"{escrow.buyer} released {owed} less than the bill of its earlier escrowed calls here: no more escrowed calls for it (a channel, paid ahead, still serves it)")
         if [p.lower() for p in escrow.payees] != [p.lower() for p in payees]:
             raise error_for_reason("escrow: unauthorized", f"escrow {escrow_id[:10]}… pays {escrow.payees}, not {payees} (server, then the model's owner)")
-        short = [(p, line, due) for p, line, due in zip(payees, split(escrow.amount, escrow.shares_bps), bill) if line < due]
+        short = [(p, line, due) for p, line, due in zip(payees, split(escrow.amount, escrow.shares_bps), bill, strict=False) if line < due]
         if short:
             p, line, due = short[0]
             raise error_for_reason("escrow: bad amount", f"escrow {escrow_id[:10]}…'s line for {p} is {line}, the call owes it {due}")

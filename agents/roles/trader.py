@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-
 from agora.agents.agent import Agent, Context, on_message
 from agora.agents.deal_protocol import from_self, refuse
 from agora.agents.errors import AgentsError, NotAParty

@@ -159,7 +159,7 @@ class _CallBook:
         bo, bs = cols["buy"][2][bi].tolist(), cols["buy"][3][bi].tolist()
         so, ss = cols["sell"][2][ai].tolist(), cols["sell"][3][ai].tolist()
         out: list[Match] = []
-        for b_owner, b_sub, s_owner, s_sub, q in zip(bo, bs, so, ss, qty.tolist()):
+        for b_owner, b_sub, s_owner, s_sub, q in zip(bo, bs, so, ss, qty.tolist(), strict=False):
             bk, ba, bacc = owners[b_owner]
             sk, sa, sacc = owners[s_owner]
             out.append((bacc[b_sub] if bacc is not None else ba, sacc[s_sub] if sacc is not None else sa, price, q, (bk, ba, b_sub), (sk, sa, s_sub)))  # type: ignore[arg-type]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -19,7 +18,7 @@ def main() -> None:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-def _join(address: Optional[str]) -> None:
+def _join(address: str | None) -> None:
     """Join the cluster at ``address`` in Agora's namespace, refusing one without Ray's token
     authentication (tests, only, may run a cluster without it)."""
     import ray
@@ -36,7 +35,7 @@ def _join(address: Optional[str]) -> None:
     ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
 
 
-def _start_ray(address: Optional[str], gpus: int = 0) -> None:
+def _start_ray(address: str | None, gpus: int = 0) -> None:
     """Join the cluster at ``address``, or start a local Ray with ``gpus`` logical GPUs (GPU
     jobs are scheduled on them; no GPU needed)."""
     import ray

@@ -8,7 +8,6 @@ import typer
 
 from agora.simulations.cli.app import app
 
-
 chain_app = typer.Typer(help="Deploy and check the settlement contracts on a chain.", no_args_is_help=True)
 
 app.add_typer(chain_app, name="chain")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -13,12 +13,12 @@ from agora.simulations.cli.app import _join, _start_ray, app
 @app.command()
 def deploy(
     population: Path = typer.Argument(..., help="the population file (YAML)"),
-    address: Optional[str] = typer.Option(None, help="the Ray cluster (default: RAY_ADDRESS or the local one)"),
+    address: str | None = typer.Option(None, help="the Ray cluster (default: RAY_ADDRESS or the local one)"),
     name: str = typer.Option("agora", help="the deployment's name: its actors are NAME-shard-i, NAME-ledger, NAME-registry"),
     state: Path = typer.Option(Path(".agora/deployments/agora"), help="folder every node reaches: journals, and what `stop` keeps"),
     shards: int = typer.Option(2, min=1, help="shard actors hosting the agents"),
-    rpc_url: Optional[str] = typer.Option(None, help="settle on this JSON-RPC node (default: a memory ledger kept across stop)"),
-    address_book: Optional[str] = typer.Option(None, help="with --rpc-url: the contracts' address book"),
+    rpc_url: str | None = typer.Option(None, help="settle on this JSON-RPC node (default: a memory ledger kept across stop)"),
+    address_book: str | None = typer.Option(None, help="with --rpc-url: the contracts' address book"),
 ) -> None:
     """Start a population as detached, named actors that outlive this command (or resume it)."""
     from agora.agents.ray.deployment import DeploymentError
@@ -35,7 +35,7 @@ def deploy(
 
 @app.command()
 def status(
-    address: Optional[str] = typer.Option(None, help="the Ray cluster"),
+    address: str | None = typer.Option(None, help="the Ray cluster"),
     name: str = typer.Option("agora", help="the deployment's name"),
     as_json: bool = typer.Option(False, "--json", help="print the rows as JSON"),
 ) -> None:
@@ -68,7 +68,7 @@ def status(
 
 @app.command()
 def stop(
-    address: Optional[str] = typer.Option(None, help="the Ray cluster"),
+    address: str | None = typer.Option(None, help="the Ray cluster"),
     name: str = typer.Option("agora", help="the deployment's name"),
     drain_timeout: float = typer.Option(60.0, help="seconds to wait for queues to empty"),
 ) -> None:
@@ -89,14 +89,14 @@ def gateway(
     scenario: str = typer.Option("gateway-market", help="the market to host in this process (a built-in name or a scenario file)"),
     host: str = typer.Option("127.0.0.1", help="the address to listen on (0.0.0.0: every interface)"),
     port: int = typer.Option(8000, min=0, max=65535, help="the port to listen on"),
-    ledger: Optional[str] = typer.Option(None, help="memory, embedded or a JSON-RPC URL (default: the scenario's)"),
+    ledger: str | None = typer.Option(None, help="memory, embedded or a JSON-RPC URL (default: the scenario's)"),
     rate: float = typer.Option(20.0, help="requests per second per address (and per unsigned client), on average"),
     burst: int = typer.Option(40, help="requests per address in a burst"),
     faucet: int = typer.Option(0, min=0, help="base units POST /v1/faucet mints once to each caller (a trial market; 0: none)"),
     write_timeout: float = typer.Option(60.0, min=0.1, help="seconds a relayed write waits for the chain node to mine it; past it the caller gets a 503 naming the node"),
     runtime: str = typer.Option("local", help="host the market in this process (local) or on Ray (ray: a local Ray, or the cluster at --address)"),
-    address: Optional[str] = typer.Option(None, help="the Ray cluster where the deployment to join runs (alone: join the one named agora), or to host the market on (--runtime ray)"),
-    join: Optional[str] = typer.Option(None, help="join the running deployment of this name (agora deploy --name) instead of hosting a market"),
+    address: str | None = typer.Option(None, help="the Ray cluster where the deployment to join runs (alone: join the one named agora), or to host the market on (--runtime ray)"),
+    join: str | None = typer.Option(None, help="join the running deployment of this name (agora deploy --name) instead of hosting a market"),
     gpus: int = typer.Option(2, help="logical GPUs for a local Ray"),
 ) -> None:
     """Serve the market over HTTP: the API under /v1 (OpenAPI at /docs), the explorer at /."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -14,8 +13,8 @@ from agora.simulations.cli.app import _finish, _load_scenario, _overrides, _star
 def demo(
     runtime: str = typer.Option("ray", help="ray (agents as Ray actors) or local (one process)"),
     ledger: str = typer.Option("evm", help="evm (embedded py-evm chain) or memory"),
-    rpc_url: Optional[str] = typer.Option(None, help="with --ledger evm: settle on this JSON-RPC node (anvil, a devnet)"),
-    address: Optional[str] = typer.Option(None, help="join an existing Ray cluster at this address"),
+    rpc_url: str | None = typer.Option(None, help="with --ledger evm: settle on this JSON-RPC node (anvil, a devnet)"),
+    address: str | None = typer.Option(None, help="join an existing Ray cluster at this address"),
     gpus: int = typer.Option(1, help="logical GPUs for the local Ray head (no GPU needed)"),
     seed: int = typer.Option(7, help="run seed: same seed, same keys and outcome"),
 ) -> None:
@@ -45,10 +44,10 @@ def demo(
 @app.command()
 def simulate(
     scenario: str = typer.Argument(..., help="a scenario file (YAML) or a built-in name (agora scenarios)"),
-    runtime: Optional[str] = typer.Option(None, help="local (one process, virtual clock) or ray"),
-    address: Optional[str] = typer.Option(None, help="with --runtime ray: the cluster to join (default: a local Ray)"),
-    ledger: Optional[str] = typer.Option(None, help="memory, embedded (py-evm chain) or a JSON-RPC URL"),
-    seed: Optional[int] = typer.Option(None, help="the run seed (same seed, same run)"),
+    runtime: str | None = typer.Option(None, help="local (one process, virtual clock) or ray"),
+    address: str | None = typer.Option(None, help="with --runtime ray: the cluster to join (default: a local Ray)"),
+    ledger: str | None = typer.Option(None, help="memory, embedded (py-evm chain) or a JSON-RPC URL"),
+    seed: int | None = typer.Option(None, help="the run seed (same seed, same run)"),
     out: Path = typer.Option(Path("runs/latest"), help="folder for the run records (Parquet), summary and report"),
     set_: list[str] = typer.Option([], "--set", help="override a field: PATH=VALUE (agents.buyers.count=500)"),
     report: bool = typer.Option(True, help="write report.html when done"),
@@ -99,7 +98,7 @@ def sweep(
     scenario: str = typer.Argument(..., help="a scenario file or a built-in name"),
     param: list[str] = typer.Option(..., "--param", help="PATH=V1,V2,...: a parameter and the values it takes (repeat for a grid)"),
     out: Path = typer.Option(Path("runs/sweep"), help="folder for the points (one run folder each) and sweep.json"),
-    address: Optional[str] = typer.Option(None, help="the Ray cluster to spread the points over (default: a local Ray)"),
+    address: str | None = typer.Option(None, help="the Ray cluster to spread the points over (default: a local Ray)"),
     local: bool = typer.Option(False, "--local", help="run the points one by one in this process, without Ray"),
     report: bool = typer.Option(True, help="write the comparison report when done"),
 ) -> None:
@@ -146,7 +145,7 @@ def version() -> None:
 def chaos(
     chain: str = typer.Option("embedded", help="embedded (py-evm in the ledger actor) or anvil (a node the run starts, behind a faulty proxy)"),
     seed: int = typer.Option(1, help="the fault plan's seed: same seed, same faults at the same moments"),
-    duration: Optional[float] = typer.Option(None, help="seconds of market (default: the scenario's)"),
+    duration: float | None = typer.Option(None, help="seconds of market (default: the scenario's)"),
     scenario: str = typer.Option("chaos-economy", help="the economy to run (a built-in name or a file)"),
     shards: int = typer.Option(3, help="shard actors (durable) hosting the agents"),
     shard_kills: int = typer.Option(2, help="shard processes to kill"),

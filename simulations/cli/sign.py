@@ -5,18 +5,17 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
 from agora.simulations.cli.app import app
 
-
 sign_app = typer.Typer(help="Sign for the gateway with your key, for curl and other HTTP clients (nothing leaves this machine).", no_args_is_help=True)
 
 app.add_typer(sign_app, name="sign")
 
-def _signer(key: Optional[str], seed: Optional[str]) -> Any:
+def _signer(key: str | None, seed: str | None) -> Any:
     from agora.agents.identity import Identity
 
     key, seed = key or os.environ.get("AGORA_KEY"), seed or os.environ.get("AGORA_SEED")
@@ -34,8 +33,8 @@ def sign_request_cmd(
     path: str = typer.Argument(..., help="the path with its query, exactly as sent: /v1/jobs?wait=10"),
     body: str = typer.Option("", help="the request body, exactly as sent (@FILE reads a file)"),
     url: str = typer.Option("http://127.0.0.1:8000", help="the gateway the request is for (asked for its signing domain, which names it)"),
-    key: Optional[str] = typer.Option(None, help="your private key, hex (default: $AGORA_KEY)"),
-    seed: Optional[str] = typer.Option(None, help="SEED:NAME, a key derived for trying things out (default: $AGORA_SEED)"),
+    key: str | None = typer.Option(None, help="your private key, hex (default: $AGORA_KEY)"),
+    seed: str | None = typer.Option(None, help="SEED:NAME, a key derived for trying things out (default: $AGORA_SEED)"),
 ) -> None:
     """Print the four signature headers as curl -H arguments: curl $(agora sign request GET /v1/jobs) ..."""
     from agora.gateway import GatewayClient, sign_request
@@ -49,8 +48,8 @@ def sign_request_cmd(
 @sign_app.command("id")
 def sign_id_cmd(
     salt: str = typer.Argument("", help="anything that makes the id yours alone to tell apart (default: random)"),
-    key: Optional[str] = typer.Option(None, help="your private key, hex (default: $AGORA_KEY)"),
-    seed: Optional[str] = typer.Option(None, help="SEED:NAME, a key derived for trying things out (default: $AGORA_SEED)"),
+    key: str | None = typer.Option(None, help="your private key, hex (default: $AGORA_KEY)"),
+    seed: str | None = typer.Option(None, help="SEED:NAME, a key derived for trying things out (default: $AGORA_SEED)"),
 ) -> None:
     """Print a new channel or escrow id that only your key may open (it begins with your address)."""
     import secrets
@@ -64,8 +63,8 @@ def sign_voucher_cmd(
     channel: str = typer.Argument(..., help="the channel id"),
     amount: int = typer.Argument(..., help="the cumulative amount owed since the channel's last claim, this call included"),
     url: str = typer.Option("http://127.0.0.1:8000", help="the gateway (asked for the channel's nonce and the signing domain)"),
-    key: Optional[str] = typer.Option(None, help="your private key, hex (default: $AGORA_KEY)"),
-    seed: Optional[str] = typer.Option(None, help="SEED:NAME, a key derived for trying things out (default: $AGORA_SEED)"),
+    key: str | None = typer.Option(None, help="your private key, hex (default: $AGORA_KEY)"),
+    seed: str | None = typer.Option(None, help="SEED:NAME, a key derived for trying things out (default: $AGORA_SEED)"),
 ) -> None:
     """Print the payment JSON for POST /v1/jobs: a voucher for AMOUNT on the channel's current nonce."""
     import json
@@ -81,8 +80,8 @@ def sign_voucher_cmd(
 @sign_app.command("tx")
 def sign_tx_cmd(
     tx: str = typer.Argument("-", help="the tx object POST /v1/tx answered with (JSON; - reads stdin, @FILE a file)"),
-    key: Optional[str] = typer.Option(None, help="your private key, hex (default: $AGORA_KEY)"),
-    seed: Optional[str] = typer.Option(None, help="SEED:NAME, a key derived for trying things out (default: $AGORA_SEED)"),
+    key: str | None = typer.Option(None, help="your private key, hex (default: $AGORA_KEY)"),
+    seed: str | None = typer.Option(None, help="SEED:NAME, a key derived for trying things out (default: $AGORA_SEED)"),
 ) -> None:
     """Print {"signed": "0x..."} for POST /v1/tx/{prepared_id}: the transaction signed with your key."""
     import json

@@ -73,7 +73,7 @@ def _healed(env: dict[str, str], dead_node: str, before: list[dict]) -> list[dic
         return None
     rows = json.loads(done.stdout.strip().splitlines()[-1])
     moved = all(r["node"] != dead_node for r in rows)
-    going = all(r["handled"] > b["handled"] for r, b in zip(rows, before))
+    going = all(r["handled"] > b["handled"] for r, b in zip(rows, before, strict=False))
     return rows if moved and going else None
 
 
@@ -83,7 +83,7 @@ def test_deploy_status_stop_and_resume_on_a_three_node_cluster(cluster, tmp_path
     peers = [Identity.from_seed(seed, names[(i + 1) % 6]).address for i in range(6)]
     groups = [
         {"role": "tests.agents.test_deployment:Beacon", "name": n, "settings": {"peer": p}, "funds": 1000 + i}
-        for i, (n, p) in enumerate(zip(names, peers))
+        for i, (n, p) in enumerate(zip(names, peers, strict=False))
     ]
     population = tmp_path / "beacons.yaml"
     population.write_text(json.dumps({"name": "beacons", "seed": seed, "agents": groups}))  # JSON is YAML
@@ -104,14 +104,14 @@ def test_deploy_status_stop_and_resume_on_a_three_node_cluster(cluster, tmp_path
     assert len({r["node"] for r in first}) == 3  # three shards on three nodes
     time.sleep(1.0)
     later = status(env, "beacons")
-    assert all(b["handled"] > a["handled"] for a, b in zip(first, later))
+    assert all(b["handled"] > a["handled"] for a, b in zip(first, later, strict=False))
 
     # a worker node dies: its shard is respawned on a live node from its journal
     doomed = next(r["node"] for r in later if r["node"] != cluster["head"])
     cluster["remove"](doomed)
     healed = _poll(lambda: _healed(env, doomed, later), timeout=90)
     assert healed, "the shard on the removed node did not come back"
-    assert all(h["handled"] >= b["handled"] for h, b in zip(healed, later))  # its agents' state came back too
+    assert all(h["handled"] >= b["handled"] for h, b in zip(healed, later, strict=False))  # its agents' state came back too
     later = healed
 
     stopped = agora(env, "stop", "--name", "beacons")
@@ -130,5 +130,5 @@ def test_deploy_status_stop_and_resume_on_a_three_node_cluster(cluster, tmp_path
     assert [r["balance"] for r in resumed] == [1000 + i for i in range(6)]  # the memory ledger came back
     assert all(r["handled"] >= at_stop[r["name"]] for r in resumed)  # counted on from the snapshot, not from zero
     time.sleep(1.0)
-    assert all(b["handled"] > a["handled"] for a, b in zip(resumed, status(env, "beacons")))  # timers re-armed
+    assert all(b["handled"] > a["handled"] for a, b in zip(resumed, status(env, "beacons"), strict=False))  # timers re-armed
     assert agora(env, "stop", "--name", "beacons").returncode == 0

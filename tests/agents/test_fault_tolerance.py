@@ -50,7 +50,7 @@ class Relay(Agent):
 def _ring(n: int, seed: str) -> Population:
     names = [f"r{i}" for i in range(n)]
     peers = [Identity.from_seed(seed, names[(i + 1) % n]).address for i in range(n)]
-    groups = [{"role": "tests.agents.test_fault_tolerance:Relay", "name": name, "settings": {"peer": peer}} for name, peer in zip(names, peers)]
+    groups = [{"role": "tests.agents.test_fault_tolerance:Relay", "name": name, "settings": {"peer": peer}} for name, peer in zip(names, peers, strict=False)]
     return Population.parse({"name": "ring", "seed": seed, "agents": groups})
 
 

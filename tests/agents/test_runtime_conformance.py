@@ -112,7 +112,7 @@ def test_a_population_is_hosted_by_name_in_file_order(make: Callable[..., Runtim
     names = ["p0", "p1", "p2"]
     peers = [Identity.from_seed(SEED, names[(i + 1) % 3]).address for i in range(3)]
     role = f"{__name__}:Greeter"
-    population = Population.parse({"name": "trio", "seed": SEED, "agents": [{"role": role, "name": n, "settings": {"peer": p}} for n, p in zip(names, peers)]})
+    population = Population.parse({"name": "trio", "seed": SEED, "agents": [{"role": role, "name": n, "settings": {"peer": p}} for n, p in zip(names, peers, strict=False)]})
     hosted = rt.add_population(population)
     assert list(hosted) == names
     assert hosted == {n: Identity.from_seed(SEED, n).address for n in names}

@@ -209,8 +209,8 @@ def test_the_ledger_service_serves_many_senders_at_once_and_whole_ledger_reads_a
 
     import ray
 
-    from agora.agents.ray.runtime import LEDGER_CONCURRENCY
     from agora.agents.ray.ledger import LedgerService, RemoteLedger
+    from agora.agents.ray.runtime import LEDGER_CONCURRENCY
 
     if backend == "embedded":
         factory = EVMLedger.embedded

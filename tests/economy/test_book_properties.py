@@ -58,7 +58,7 @@ def test_the_double_auction_is_never_crossed_and_never_overfills(sequence) -> No
         assert bid is None or ask is None or bid < ask  # never crossed after matching
         for oid, size in sizes.items():
             assert filled.get(oid, 0) + book.resting(oid) <= size
-    for oid, _, side, price, qty in book.orders():
+    for oid, _, _side, price, qty in book.orders():
         assert 0 < qty <= sizes[oid] - filled.get(oid, 0) and limits[oid] == price
 
 

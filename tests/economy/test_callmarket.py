@@ -77,5 +77,5 @@ def test_array_clearing_agrees_with_the_order_by_order_call(book) -> None:
         (bids if side == BUY else asks).append((i, price, qty))
     expected = [(f.buy_id, f.sell_id, f.qty, f.price) for f in market.clear()]
     price, bi, ai, qty = clear_arrays([p for _, p, _ in bids], [q for _, _, q in bids], [p for _, p, _ in asks], [q for _, _, q in asks])
-    got = [(bids[b][0], asks[a][0], int(q), price) for b, a, q in zip(bi, ai, qty)]
+    got = [(bids[b][0], asks[a][0], int(q), price) for b, a, q in zip(bi, ai, qty, strict=False)]
     assert got == expected

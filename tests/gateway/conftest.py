@@ -16,8 +16,8 @@ class Served:
 @pytest.fixture(scope="package")  # stopped after the gateway's tests: its market trades on the chain every second
 def served() -> Iterator[Served]:
     from agora.gateway import create_app
-    from agora.simulations.hosted import hosted
     from agora.gateway.server import serve_in_thread
+    from agora.simulations.hosted import hosted
 
     market = hosted("gateway-market")  # the whole trial market, its deals buyer included
     running = serve_in_thread(create_app(market, rate=10_000, burst=10_000))

@@ -5,7 +5,8 @@ into its typed error, on a real anvil node."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from web3.exceptions import ContractLogicError
@@ -42,7 +43,7 @@ def market(anvil_url: str) -> dict[str, Any]:
     ledger.mint(p["buyer"].address, 100 * TOKEN)
     ledger.mint(p["provider"].address, 10 * TOKEN)
     ids = {name: owned_id(p["buyer"].address, "access", name) for name in ("open", "settled", "disputed")}
-    for name, eid in ids.items():
+    for _name, eid in ids.items():
         terms = EscrowTerms(escrow_id=eid, payees=[p["provider"].address, p["owner"].address], shares_bps=[8000, 2000],
                             amount=TOKEN, deadline=ledger.now() + 3600, arbiter=ARBITER.address, drawable=[1])
         ledger.open_escrow(p["buyer"], terms)

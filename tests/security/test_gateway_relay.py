@@ -124,7 +124,7 @@ def test_signed_bytes_that_are_not_the_prepared_transaction_are_refused_naming_s
     undecodable = [b"\x00", b"\xc0", b"\xff" * 100, b"\x02" + b"junk" * 8]
     before = (ledger.balance_of(me.address), ledger.balance_of(bob.address), ledger.w3.eth.get_transaction_count(me.address))
     for field, raw in variants + [("signed", raw) for raw in undecodable]:
-        err = _refused(lambda: _post_signed(alice, answer["prepared_id"], raw))
+        err = _refused(lambda raw=raw: _post_signed(alice, answer["prepared_id"], raw))
         assert (err.status, err.field) == (400, "signed"), (field, err)
         words = ("signer", "signed by") if field == "signer" else (field,)
         assert err.detail.startswith("signed:") and any(w in err.detail for w in words), (field, err.detail)
@@ -142,7 +142,7 @@ def test_someone_elses_prepared_write_is_refused_and_stays_theirs(gateway: Gatew
     answer = _prepare(alice, "transfer", to=bob.address, amount=7)
     theirs = alice.identity.sign_transaction(answer["tx"])  # even alice's own bytes, captured, relayed by mallory
     for raw in (theirs, mallory.identity.sign_transaction(_unsent(answer["tx"]))):
-        err = _refused(lambda: _post_signed(mallory, answer["prepared_id"], raw))
+        err = _refused(lambda raw=raw: _post_signed(mallory, answer["prepared_id"], raw))
         assert (err.status, err.field) == (403, "prepared_id"), err
     err = _refused(lambda: _post_signed(alice, answer["prepared_id"], b"\xc0"))  # a refused submit by its owner ...
     assert (err.status, err.field) == (400, "signed")
@@ -200,7 +200,7 @@ def test_idempotency_keys_have_one_shape_and_are_the_callers_own(gateway: Gatewa
                                     "payment": {**client.voucher(channel, server["price"]), "amount": server["price"] + 1}}  # refused by the server: a job, nothing paid
     a_channel, b_channel = alice.open_channel(server["address"], deposit=server["price"]), bob.open_channel(server["address"], deposit=server["price"])
     for key in ("k", "x" * 15, "x" * 129, "has space in it", "dots.are.not.allowed", "semi;colon-0123456"):
-        err = _refused(lambda: alice.request("POST", "/v1/jobs", body=body(alice, a_channel), signed=True, headers={"Idempotency-Key": key}))
+        err = _refused(lambda key=key: alice.request("POST", "/v1/jobs", body=body(alice, a_channel), signed=True, headers={"Idempotency-Key": key}))
         assert (err.status, err.field) == (400, "Idempotency-Key") and "16" in err.detail and "128" in err.detail, (key, err)
     key = "shared-key-0123456789"
     first = _refused(lambda: alice.request("POST", "/v1/jobs", body=body(alice, a_channel), params={"wait": 20}, signed=True, headers={"Idempotency-Key": key}))

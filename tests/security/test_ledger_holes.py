@@ -108,7 +108,7 @@ def test_a_dispute_nobody_took_up_holds_no_bond_and_a_request_expires(ledger: Le
     naming a provider and disputing it froze that provider's bond for good (no claim could ever
     end it); and a request, once its delay had passed, let the bond leave at any later moment."""
     _open(ledger, people)
-    provider, stranger, arbiter = people["provider"], people["stranger"], people["arbiter"]
+    provider, stranger, _arbiter = people["provider"], people["stranger"], people["arbiter"]
     ledger.mint(provider.address, 50 * TOKEN)
     ledger.mint(stranger.address, TOKEN)
     ledger.stake(provider, 40 * TOKEN)

@@ -166,8 +166,8 @@ def test_the_registry_actor_rebuilds_a_ratings_contract_from_its_fields() -> Non
     import functools
     import types
 
-    from agora.agents.registry import RatingRefused
     from agora.agents.ray.registry import RegistryService, WriteSigner
+    from agora.agents.registry import RatingRefused
 
     rater, ratee = key("rater"), key("ratee")
     fake = types.SimpleNamespace(deal_id="0x" + "11" * 32, buyer=rater.address, provider=ratee.address,

@@ -28,7 +28,7 @@ TINY = {
 
 def _limits(out) -> dict[str, tuple[str, int]]:
     s = read(out, "schedule")
-    return {a: (side, lim) for a, side, lim in zip(s["address"].to_pylist(), s["side"].to_pylist(), s["limit"].to_pylist())}
+    return {a: (side, lim) for a, side, lim in zip(s["address"].to_pylist(), s["side"].to_pylist(), s["limit"].to_pylist(), strict=False)}
 
 
 def test_a_seeded_run_replays_exactly_and_trades_within_limits(tmp_path) -> None:
@@ -40,11 +40,11 @@ def test_a_seeded_run_replays_exactly_and_trades_within_limits(tmp_path) -> None
     assert read(tmp_path / "a", "steps").equals(read(tmp_path / "b", "steps"))
     assert first.conserved and first.errors == 0 and first.steps == 6
     limits = _limits(tmp_path / "a")
-    for buyer, seller, price in zip(a["buyer"].to_pylist(), a["seller"].to_pylist(), pc.cast(a["price"], "int64").to_pylist()):
+    for buyer, seller, price in zip(a["buyer"].to_pylist(), a["seller"].to_pylist(), pc.cast(a["price"], "int64").to_pylist(), strict=False):
         assert limits[seller][0] == "sell" and limits[buyer][0] == "buy"
         assert limits[seller][1] <= price <= limits[buyer][1]  # ZI-C never trades at a loss
     per_step = {}
-    for step, qty, seller in zip(a["step"].to_pylist(), a["qty"].to_pylist(), a["seller"].to_pylist()):
+    for step, qty, seller in zip(a["step"].to_pylist(), a["qty"].to_pylist(), a["seller"].to_pylist(), strict=False):
         per_step[(step, seller)] = per_step.get((step, seller), 0) + qty
     assert max(per_step.values()) <= 2  # never more than its units in a period
     different = simulate(scenario.with_overrides({"seed": 2}), tmp_path / "c", progress=False)[0]
@@ -55,11 +55,11 @@ def test_money_follows_the_trades_on_the_ledger(tmp_path) -> None:
     [summary] = simulate(Scenario.parse(TINY), tmp_path, progress=False)
     trades, agents = read(tmp_path, "trades"), read(tmp_path, "agents")
     paid: dict[str, int] = {}
-    for buyer, seller, price, qty in zip(trades["buyer"].to_pylist(), trades["seller"].to_pylist(), pc.cast(trades["price"], "int64").to_pylist(), trades["qty"].to_pylist()):
+    for buyer, seller, price, qty in zip(trades["buyer"].to_pylist(), trades["seller"].to_pylist(), pc.cast(trades["price"], "int64").to_pylist(), trades["qty"].to_pylist(), strict=False):
         paid[buyer] = paid.get(buyer, 0) - price * qty
         paid[seller] = paid.get(seller, 0) + price * qty
     last = agents.filter(pc.equal(agents["step"], 5))
-    for address, group, balance in zip(last["address"].to_pylist(), last["group"].to_pylist(), pc.cast(last["balance"], "int64").to_pylist()):
+    for address, group, balance in zip(last["address"].to_pylist(), last["group"].to_pylist(), pc.cast(last["balance"], "int64").to_pylist(), strict=False):
         funds = 5_000 if group == "buyers" else 0
         assert balance == funds + paid.get(address, 0)  # every balance is its funds plus its trades
     assert int(summary.minted) == int(summary.supply) == 50_000 and summary.conserved
@@ -96,7 +96,7 @@ def test_a_call_market_and_efficiency_of_zic_on_the_cda(tmp_path) -> None:
     assert call.trades > 0 and call.conserved
     trades = read(tmp_path / "call", "trades")
     rounds = {}
-    for step, t, price in zip(trades["step"].to_pylist(), trades["t"].to_pylist(), pc.cast(trades["price"], "int64").to_pylist()):
+    for _step, t, price in zip(trades["step"].to_pylist(), trades["t"].to_pylist(), pc.cast(trades["price"], "int64").to_pylist(), strict=False):
         rounds.setdefault(round(t, 6), set()).add(price)
     assert all(len(prices) == 1 for prices in rounds.values())  # each call clears at one uniform price
 
@@ -104,8 +104,8 @@ def test_a_call_market_and_efficiency_of_zic_on_the_cda(tmp_path) -> None:
 def test_posted_prices_respect_data_policies(tmp_path) -> None:
     [summary] = simulate(Scenario.load("data-market").with_overrides({"duration": 120}), tmp_path, progress=False)
     trades, schedule = read(tmp_path, "trades"), read(tmp_path, "schedule")
-    group = dict(zip(schedule["address"].to_pylist(), schedule["group"].to_pylist()))
-    pairs = {(group[b], group[s]) for b, s in zip(trades["buyer"].to_pylist(), trades["seller"].to_pylist())}
+    group = dict(zip(schedule["address"].to_pylist(), schedule["group"].to_pylist(), strict=False))
+    pairs = {(group[b], group[s]) for b, s in zip(trades["buyer"].to_pylist(), trades["seller"].to_pylist(), strict=False)}
     assert ("minilm-users", "strict-owners") in pairs and ("llm-users", "open-owners") in pairs
     assert ("llm-users", "strict-owners") not in pairs  # a policy that admits only MiniLM keeps the LLM out
     assert summary.conserved and summary.markets["data"]["unmatched_buys"] > 0
@@ -116,7 +116,7 @@ def test_posted_sellers_reprice_with_demand(tmp_path) -> None:
     agents = read(tmp_path, "agents")
     trades = read(tmp_path, "trades")
     vwap = {}
-    for step, price, qty in zip(trades["step"].to_pylist(), pc.cast(trades["price"], "int64").to_pylist(), trades["qty"].to_pylist()):
+    for step, price, qty in zip(trades["step"].to_pylist(), pc.cast(trades["price"], "int64").to_pylist(), trades["qty"].to_pylist(), strict=False):
         v, q = vwap.get(step, (0, 0))
         vwap[step] = (v + price * qty, q + qty)
     before = sum(v / q for s, (v, q) in vwap.items() if 15 <= s < 20) / 5
@@ -221,7 +221,7 @@ def test_the_same_scenario_runs_on_the_ray_runtime(ray_cluster, tmp_path) -> Non
     trades = read(tmp_path, "trades")
     assert trades.num_rows == summary.trades > 0
     limits = _limits(tmp_path)
-    for buyer, seller, price in zip(trades["buyer"].to_pylist(), trades["seller"].to_pylist(), pc.cast(trades["price"], "int64").to_pylist()):
+    for buyer, seller, price in zip(trades["buyer"].to_pylist(), trades["seller"].to_pylist(), pc.cast(trades["price"], "int64").to_pylist(), strict=False):
         assert limits[seller][1] <= price <= limits[buyer][1]
     assert read(tmp_path, "agents").num_rows == 20 * 3
 
@@ -287,15 +287,15 @@ def test_cohorts_trade_beside_lone_traders_each_member_on_its_own_account(tmp_pa
     trades, agents = read(tmp_path, "trades"), read(tmp_path, "agents")
     limits = _limits(tmp_path)
     paid: dict[str, int] = {}
-    for buyer, seller, price, qty in zip(trades["buyer"].to_pylist(), trades["seller"].to_pylist(), pc.cast(trades["price"], "int64").to_pylist(), trades["qty"].to_pylist()):
+    for buyer, seller, price, qty in zip(trades["buyer"].to_pylist(), trades["seller"].to_pylist(), pc.cast(trades["price"], "int64").to_pylist(), trades["qty"].to_pylist(), strict=False):
         assert limits[seller][1] <= price <= limits[buyer][1]  # ZI-C within every member's limit
         paid[buyer] = paid.get(buyer, 0) - price * qty
         paid[seller] = paid.get(seller, 0) + price * qty
     last = agents.filter(pc.equal(agents["step"], 5))
-    for address, group, balance, traded in zip(last["address"].to_pylist(), last["group"].to_pylist(), pc.cast(last["balance"], "int64").to_pylist(), last["traded"].to_pylist()):
+    for address, group, balance, _traded in zip(last["address"].to_pylist(), last["group"].to_pylist(), pc.cast(last["balance"], "int64").to_pylist(), last["traded"].to_pylist(), strict=False):
         assert balance == (5_000 if group in ("buyers", "lone") else 0) + paid.get(address, 0)  # each member's own account
     assert "lone-buyer" in set(agents["agent"].to_pylist())
-    lone = [a for a, g in zip(last["address"].to_pylist(), last["group"].to_pylist()) if g == "lone"][0]
+    lone = [a for a, g in zip(last["address"].to_pylist(), last["group"].to_pylist(), strict=False) if g == "lone"][0]
     assert lone in set(trades["buyer"].to_pylist())  # a lone trader trades in the same calls as the cohorts
     steps = read(tmp_path, "steps").to_pylist()
     assert [r["offered"] for r in steps] == [600, 600, 300, 300, 600, 600]  # half the sellers out for two steps
@@ -323,7 +323,7 @@ def test_cohorts_run_on_the_ray_runtime(ray_cluster, tmp_path) -> None:
     assert summary.runtime == "ray" and summary.conserved and summary.errors == 0 and summary.trades > 0
     limits = _limits(tmp_path)
     trades = read(tmp_path, "trades")
-    for buyer, seller, price in zip(trades["buyer"].to_pylist(), trades["seller"].to_pylist(), pc.cast(trades["price"], "int64").to_pylist()):
+    for buyer, seller, price in zip(trades["buyer"].to_pylist(), trades["seller"].to_pylist(), pc.cast(trades["price"], "int64").to_pylist(), strict=False):
         assert limits[seller][1] <= price <= limits[buyer][1]
 
 
@@ -332,8 +332,8 @@ def test_a_cohort_cannot_trade_away_an_account_that_did_not_join_it() -> None:
     orders for that account settled: the victim's allowance to the exchange stays unspent."""
     from agora.agents import Identity, LocalRuntime
     from agora.agents.roles.cohort import TraderCohort
-    from agora.agents.roles.market_protocol import CohortOrders, cohort_digest
     from agora.agents.roles.exchange import Exchange
+    from agora.agents.roles.market_protocol import CohortOrders, cohort_digest
     from agora.agents.roles.trader import Trader
     from agora.chain import MemoryLedger
 

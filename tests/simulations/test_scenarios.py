@@ -48,7 +48,7 @@ def test_every_builtin_validates_and_is_listed() -> None:
         ({"agents__1__draws": {"limit": {"uniform": [90, 40]}}}, "agents[1].draws.limit: uniform needs low <= high"),
         ({"agents__1__draws": {"limit": {"gamma": [1, 2]}}}, "agents[1].draws.limit: name exactly one distribution"),
         ({"markets": {"gpu": {"mechanism": "barter"}}}, "markets.gpu.mechanism: mechanism is one of call, cda, posted (or one you register) (got 'barter')"),
-        ({"ledger": "postgres"}, "ledger: ledger is memory, embedded or a JSON-RPC URL"),
+        ({"ledger": "postgres"}, "ledger: a ledger is memory, embedded or a JSON-RPC URL"),
         ({"step": 100}, "step 100.0 is longer than the duration 40.0"),
         ({"shocks": [{"at": 5, "kind": "outage", "target": "nobody"}]}, "shocks[0] targets 'nobody'"),
         ({"shocks": [{"at": 50, "kind": "outage", "target": "sellers"}]}, "shocks[0] at 50.0 s is not before the end"),
