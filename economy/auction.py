@@ -73,11 +73,17 @@ class ReverseAuction:
     def bids(self) -> list[Bid]:
         return list(self._bids.values())
 
+    def ranked(self) -> list[Bid]:
+        """Every acceptable bid, best first by what the buyer compares (``cost``; then the
+        better reputation; then the lower id, so arrival order never decides): the award goes to
+        the first, a job run on k providers to the first k."""
+        return sorted(self._bids.values(), key=lambda b: (self.cost(b), -b.reputation, b.bidder))
+
     def clear(self) -> Award | None:
         """The award, or None when nobody made an acceptable bid."""
         if not self._bids:
             return None
-        best = min(self._bids.values(), key=lambda b: (self.cost(b), -b.reputation, b.bidder))
+        best = self.ranked()[0]
         return Award(winner=best.bidder, price=best.price, bids=len(self._bids))
 
     def cost(self, bid: Bid) -> float:

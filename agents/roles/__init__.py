@@ -4,7 +4,8 @@ the data owner. Each is a plain :class:`~agora.agents.agent.Agent` that runs unc
 from __future__ import annotations
 
 from agora.agents.roles.arbiter import Arbiter
-from agora.agents.roles.buyer import Buyer, DealRecord, JobRequest
+from agora.agents.roles.buyer import Buyer
+from agora.agents.roles.buyer_deal import DealRecord, JobRequest
 from agora.agents.roles.owners import DataOwner, ModelOwner
 from agora.agents.roles.provider import ComputeProvider
 

@@ -67,7 +67,7 @@ def test_a_settled_buyer_comes_back_with_its_deal_bound_to_the_new_host(store, t
     buyer = again.agent(agents["buyer"].address)
     (deal,) = buyer.deals.values()
     assert deal.status == "settled" and deal.paid == report.deal.paid
-    lifecycle = buyer._lifecycles[deal.deal_id]
+    lifecycle = buyer._lifecycle(deal.deal_id)
     assert lifecycle.ledger is again._hosts[buyer.address].ctx.ledger  # re-bound, not a copy
     assert lifecycle.sync() is DealState.SETTLED
 

@@ -57,8 +57,8 @@ class LyingBuyer(Buyer):
     sent random vectors."""
 
     def _pay(self, ctx, record, result) -> None:
-        self.results[record.deal_id] = result  # the honest work, kept
-        deal = self._lifecycles[record.deal_id]
+        self._deals[record.deal_id].result = result  # the honest work, kept
+        deal = self._lifecycle(record.deal_id)
         deal.dispute(ctx.wallet, "claiming the result was random")
         record.status = "disputed"
         c = record.contract

@@ -1,0 +1,81 @@
+"""The buyer's side of disputes: freezing a deal for the arbiter, judging the replicas of a
+redundant job, and hearing the ruling. A part of :class:`~agora.agents.roles.buyer.Buyer` (its
+handlers are the buyer's), kept apart so each file holds one concern."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from agora.agents.agent import Context, on_message
+from agora.agents.deal_protocol import Claim, Ruling
+from agora.agents.roles.buyer_deal import BuyerDeal, DealRecord
+from agora.economy.lifecycle import FINAL, Deal, DealState
+from agora.tasks.errors import TasksError
+from agora.tasks.jobs import JobResult
+from agora.tasks.verify import redundant, verify_result
+
+
+class Disputes:
+    """Dispute handling for a buyer (mixed into :class:`~agora.agents.roles.buyer.Buyer`)."""
+
+    address: str
+    _deals: dict[str, BuyerDeal]
+
+    # the buyer's own, used here (annotations only: nothing is defined twice)
+    _lifecycle: Callable[[str], Deal]
+    _from: Callable[[Context, str, str, str], DealRecord | None]
+    _pay: Callable[[Context, DealRecord, JobResult], None]
+    _end: Callable[[float, DealRecord, Any, str], DealRecord]
+
+    def _dispute(self, ctx: Context, record: DealRecord, result: JobResult, why: str) -> None:
+        """Freeze the deal's escrow and put the result before the arbiter, who re-runs the job."""
+        assert record.contract is not None and record.job is not None
+        self._lifecycle(record.deal_id).dispute(ctx.wallet, why)
+        record.status, record.reason = "disputed", why
+        if ctx.ledger.arbiter in ctx.registry.agents():  # the ledger's arbiter, never one that calls itself so
+            c, signatures = record.contract, self._lifecycle(record.deal_id).signatures
+            claim = Claim(
+                deal_id=record.deal_id, contract=c, buyer_signature=signatures[c.buyer], provider_signature=signatures[c.provider],
+                job=record.job, result=result, receipt=record.receipt, cost=c.max_amount,
+            )
+            ctx.send(ctx.ledger.arbiter, claim)
+
+    # -- redundancy: compare the replicas, pay the majority, take the rest to the arbiter -----
+    def _judge(self, ctx: Context, group: str) -> None:
+        deals = [self._deals[i] for i in self._deals[group].replicas]
+        if any(not d.record.done and d.delivered is None for d in deals):
+            return  # a replica is still running (its deadline ends the wait)
+        results = {d.record.contract.provider: d.delivered for d in deals if d.delivered is not None and d.record.contract is not None}
+        verdict = redundant(results)
+        for d in deals:
+            if d.delivered is None:
+                continue
+            record, result, d.delivered = d.record, d.delivered, None
+            assert record.contract is not None
+            if record.contract.provider in verdict.agreed:
+                self._pay(ctx, record, result)
+                continue
+            # in the minority, or nobody agreed: frozen for the arbiter, who re-runs the job
+            self._dispute(ctx, record, result, "outvoted by the other replicas" if verdict.verified else "no majority among the replicas")
+
+    @on_message(Ruling)
+    def ruled(self, ctx: Context, sender: str, msg: Ruling) -> None:
+        """The arbiter ruled on a dispute of either party's. What it did is read on the ledger; a
+        result it paid for comes with the ruling and is kept once it verifies, so a provider that
+        delivered one thing and claimed with another still hands over what it was paid for."""
+        record = self._from(ctx, sender, msg.deal_id, "arbiter")
+        if record is None or record.status not in ("funded", "disputed"):
+            return
+        state = self._lifecycle(msg.deal_id).sync()  # the ledger says what the ruling did
+        if state not in FINAL:
+            return
+        record.paid = msg.paid if state is DealState.SETTLED else 0
+        if state is DealState.SETTLED and msg.result is not None and record.job is not None:
+            try:
+                verify_result(msg.result, record.job)
+                self._deals[record.deal_id].result = msg.result
+                record.result_hash, record.result_shape = msg.result.result_hash, msg.result.shape
+            except TasksError as exc:
+                ctx.log.warning("the result ruled on for %s does not verify: %s", record.deal_id, exc)
+        self._end(ctx.now(), record, "settled" if state is DealState.SETTLED else "refunded", f"arbiter: {msg.reason}")
