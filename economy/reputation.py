@@ -27,7 +27,7 @@ Market = Literal["compute", "model", "data", "any"]
 
 class ReputationGraph:
     def __init__(self, pretrusted: Iterable[str] = ()) -> None:
-        self.graph = nx.DiGraph()
+        self.graph: nx.DiGraph[str] = nx.DiGraph()
         self.pretrusted = set(pretrusted)
         self.outcomes: dict[str, dict[str, int]] = {}  # ratee -> {"verified": n, "failed": n}
 
@@ -45,9 +45,9 @@ class ReputationGraph:
         tally = self.outcomes.setdefault(ratee, {"verified": 0, "failed": 0})
         tally["verified" if verified else "failed"] += 1
 
-    def local_trust(self) -> nx.DiGraph:
+    def local_trust(self) -> nx.DiGraph[str]:
         """EigenTrust's normalized local trust: c_ij = max(good - bad, 0) / sum over j."""
-        g = nx.DiGraph()
+        g: nx.DiGraph[str] = nx.DiGraph()
         g.add_nodes_from(self.graph)
         for i in self.graph:
             scores = {j: max(d["good"] - d["bad"], 0) for j, d in self.graph[i].items()}
@@ -89,7 +89,8 @@ class ReputationGraph:
         seeds &= set(g)
         restart = {n: (1.0 if n in seeds else 0.0) for n in g} if seeds else None
         # start the walk at the seeds: starting uniform would leave unreachable agents a residue
-        return nx.pagerank(g, alpha=alpha, personalization=restart, dangling=restart, nstart=restart, weight="weight")
+        ranks: dict[str, float] = nx.pagerank(g, alpha=alpha, personalization=restart, dangling=restart, nstart=restart, weight="weight")
+        return ranks
 
     def success_rate(self, agent: str) -> float | None:
         """Verified over all rated deliveries of ``agent`` (None when it has none)."""
