@@ -10,6 +10,8 @@ imports this package whether or not it ever touches a chain.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from agora.chain.errors import (
     AlreadySettled,
     BadSignature,
@@ -49,6 +51,9 @@ from agora.chain.types import (
     StakeState,
     split,
 )
+
+if TYPE_CHECKING:  # at run time, imported on first use by __getattr__ below
+    from agora.chain.evm import EVMLedger
 
 
 def __getattr__(name: str) -> object:

@@ -34,7 +34,8 @@ def compile_contract(name: str) -> dict[str, Any]:
     key = hashlib.sha256(f"{vyper.__version__}\n{_FORMATS}\n{source}".encode()).hexdigest()[:24]
     path = cache_dir() / f"{name}-{key}.json"
     if path.exists():
-        return json.loads(path.read_text())
+        cached: dict[str, Any] = json.loads(path.read_text())
+        return cached
     out = compile_code(source, output_formats=list(_FORMATS))
     artifact = {**{f: out[f] for f in _FORMATS}, "vyper": vyper.__version__}
     path.parent.mkdir(parents=True, exist_ok=True)

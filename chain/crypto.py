@@ -13,10 +13,13 @@ try:  # the C keccak of safe-pysha3: about 4x faster than eth-utils' for an enve
     from sha3 import keccak_256 as _keccak_256
 
     def keccak256(data: bytes) -> bytes:
-        return _keccak_256(data).digest()
+        digest: bytes = _keccak_256(data).digest()
+        return digest
 
 except ImportError:  # pragma: no cover - same digest, slower
-    keccak256 = keccak  # type: ignore[assignment]
+
+    def keccak256(data: bytes) -> bytes:
+        return keccak(data)
 
 EIP191_32 = b"\x19Ethereum Signed Message:\n32"
 """The EIP-191 prefix of a signed 32-byte digest (``personal_sign`` of a hash)."""

@@ -25,7 +25,8 @@ def _one_shot_gas_estimate(state: Any, transaction: Any) -> int:
         used = transaction.intrinsic_gas + computation.get_gas_used()
     finally:
         state.revert(snapshot)
-    return min(state.gas_limit, used * 5 // 4 + 30_000)
+    estimate: int = min(state.gas_limit, used * 5 // 4 + 30_000)
+    return estimate
 
 
 class _SerialTesterProvider(EthereumTesterProvider):

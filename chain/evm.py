@@ -14,17 +14,19 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import requests
 from eth_tester import EthereumTester, PyEVMBackend
 from eth_tester.exceptions import TransactionFailed as TesterFailed
+from eth_typing import BlockNumber, ChecksumAddress, Hash32
 from eth_utils import keccak
 from eth_utils.exceptions import ValidationError as EthValidationError
 from hexbytes import HexBytes
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
 from web3.providers.rpc.utils import REQUEST_RETRY_ALLOWLIST, ExceptionRetryConfiguration
+from web3.types import RPCEndpoint, TxParams, Wei
 
 from agora.chain.addressbook import AddressBook, check, record
 from agora.chain.compiler import compile_contract
@@ -40,8 +42,10 @@ from agora.chain.types import (
     ChannelClaim,
     ChannelState,
     EscrowState,
+    EscrowStatus,
     EscrowTerms,
     LedgerEvent,
+    OpKind,
     Positions,
     Prepared,
     Receipt,
@@ -50,8 +54,9 @@ from agora.chain.types import (
     check_id,
 )
 
-_STATUS = {1: "open", 2: "released", 3: "refunded", 4: "disputed"}
+_STATUS: dict[int, EscrowStatus] = {1: "open", 2: "released", 3: "refunded", 4: "disputed"}
 GAS_ALLOWANCE_WEI = 10**18  # native coin handed to each account for its transactions
+_TxHash = Hash32 | HexBytes  # what web3 returns for a sent transaction, and what it takes to look one up
 
 
 def _reverted(exc: Exception) -> ChainError:
@@ -61,7 +66,14 @@ def _reverted(exc: Exception) -> ChainError:
 
 def c_name(contract: Any) -> str:
     """The contract's name in the address book, from the ledger attribute that holds it."""
-    return contract._agora_name
+    name: str = contract._agora_name
+    return name
+
+
+def _checksummed(address: str) -> ChecksumAddress:
+    """web3's type for the addresses this ledger passes it: already checksummed (the Ledger's
+    write methods checked them; nodes return them so), and web3 checks again on use."""
+    return cast(ChecksumAddress, address)
 
 
 class EVMLedger(OneWriteAtATimePerSender, Ledger):
@@ -173,10 +185,12 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
 
     # -- reads -------------------------------------------------------------------------
     def balance_of(self, address: str) -> int:
-        return self.token.functions.balanceOf(address).call()
+        balance: int = self.token.functions.balanceOf(address).call()
+        return balance
 
     def allowance(self, owner: str, spender: str) -> int:
-        return self.token.functions.allowance(check_address(owner, "owner"), check_address(spender, "spender")).call()
+        allowed: int = self.token.functions.allowance(check_address(owner, "owner"), check_address(spender, "spender")).call()
+        return allowed
 
     def settlement(self, settler: str, ref: str) -> str | None:
         found = self.token.functions.settlement(check_address(settler, "settler"), bytes.fromhex(check_ref(ref)[2:])).call()
@@ -229,7 +243,8 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
         }
 
     def total_supply(self) -> int:
-        return self.token.functions.totalSupply().call()
+        supply: int = self.token.functions.totalSupply().call()
+        return supply
 
     def escrowed_total(self) -> int:
         return sum(self.balance_of(c.address) for c in self._holders())
@@ -312,13 +327,15 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
             return self.now()
         provider = self.w3.provider
         if isinstance(provider, EthereumTesterProvider):
+            tester = provider.ethereum_tester
+            assert tester is not None  # the provider makes one when it is not given one
             with getattr(provider, "_lock", contextlib.nullcontext()):  # no request mid-way
-                backend = provider.ethereum_tester.backend
+                backend = tester.backend
                 backend.chain.header = backend.chain.header.copy(timestamp=target)
                 backend.mine_blocks()  # one empty block at ``target``
         else:  # anvil / hardhat style nodes
-            provider.make_request("evm_setNextBlockTimestamp", [target])
-            provider.make_request("evm_mine", [])
+            provider.make_request(RPCEndpoint("evm_setNextBlockTimestamp"), [target])
+            provider.make_request(RPCEndpoint("evm_mine"), [])
         return self.now()
 
     def _mint(self, to: str, amount: int) -> Receipt:
@@ -326,9 +343,9 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
         return self._operator_tx("mint", self.token.functions.mint(to, amount))
 
     def fund_gas(self, address: str) -> Receipt | None:
-        if self.w3.eth.get_balance(address) >= GAS_ALLOWANCE_WEI // 2:
+        if self.w3.eth.get_balance(_checksummed(address)) >= GAS_ALLOWANCE_WEI // 2:
             return None
-        tx = {"from": self.operator, "to": address, "value": GAS_ALLOWANCE_WEI}
+        tx: TxParams = {"from": self.operator, "to": address, "value": Wei(GAS_ALLOWANCE_WEI)}
         with self._operator_lock:
             tx_hash = self.w3.eth.send_transaction(tx)
         return self._receipt("fund_gas", self.operator, tx_hash)
@@ -401,10 +418,10 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
             return bt.settle(b.epoch, b.buyers, b.counts, sigs, b.payees, b.lines)
         raise TransactionFailed(f"unknown operation {op!r}")
 
-    def prepare(self, sender: str, op: str, args: dict[str, Any]) -> Prepared:
+    def prepare(self, sender: str, op: OpKind, args: dict[str, Any]) -> Prepared:
         try:
             tx = self._call(op, args).build_transaction(
-                {"from": sender, "nonce": self.w3.eth.get_transaction_count(sender, "pending")}
+                {"from": sender, "nonce": self.w3.eth.get_transaction_count(_checksummed(sender), "pending")}
             )
         except (TesterFailed, ContractLogicError) as exc:
             raise _reverted(exc) from None
@@ -421,9 +438,10 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
         if prepared.tx is None:
             raise TransactionFailed(f"{prepared.op} was not prepared as a transaction")
         tx = check_signed(prepared.tx, prepared.sender, signed, self.chain_id)
-        next_nonce = self._node(lambda: self.w3.eth.get_transaction_count(prepared.sender, "pending"))
+        next_nonce = self._node(lambda: self.w3.eth.get_transaction_count(_checksummed(prepared.sender), "pending"))
         if tx["nonce"] > next_nonce:
             raise SignedTxMismatch(f"signed: nonce {tx['nonce']} is ahead of {prepared.sender}'s next nonce {next_nonce}; the node would hold it unmined")
+        tx_hash: _TxHash | None
         try:
             tx_hash = self.w3.eth.send_raw_transaction(signed)
         except (TesterFailed, ContractLogicError) as exc:
@@ -445,15 +463,15 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
             self._seen.update(dict.fromkeys([prepared.args["buyer"], self.treasury]))
         return self._receipt(prepared.op, prepared.sender, tx_hash)
 
-    def _mined_revert(self, op: str, sender: str, tx_hash: bytes, receipt: Any) -> ChainError:
+    def _mined_revert(self, op: str, sender: str, tx_hash: _TxHash, receipt: Any) -> ChainError:
         """The typed error of a transaction that passed its estimate but reverted when mined (the
         state moved in between: a race, or a node restarted from its state dump). A receipt has
         no reason: the call is replayed on the state before its block to read the contract's."""
         where = f"{op} from {sender} reverted in block {receipt['blockNumber']}"
         try:
             tx = self.w3.eth.get_transaction(tx_hash)
-            call = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "value": tx["value"], "gas": tx["gas"]}
-            self.w3.eth.call(call, block_identifier=max(0, receipt["blockNumber"] - 1))  # type: ignore[arg-type]
+            call: TxParams = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "value": tx["value"], "gas": tx["gas"]}
+            self.w3.eth.call(call, block_identifier=BlockNumber(max(0, receipt["blockNumber"] - 1)))
         except (TesterFailed, ContractLogicError) as exc:
             found = _reverted(exc)
             return type(found)(f"{where}: {found}")
@@ -461,12 +479,12 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
             pass
         return TransactionFailed(f"{where} (its replay on the state before did not revert: the state moved within the block)")
 
-    def _already_sent(self, signed: bytes, exc: Exception) -> bytes | None:
+    def _already_sent(self, signed: bytes, exc: Exception) -> _TxHash | None:
         """After a lost response the retried send is refused as a duplicate: find the first."""
         text = str(exc).lower()
         if not any(k in text for k in ("already known", "nonce too low", "already imported")):
             return None
-        tx_hash = keccak(signed)
+        tx_hash = Hash32(keccak(signed))
         try:
             self.w3.eth.get_transaction(tx_hash)
         except Exception:  # noqa: BLE001 - not found means it really was refused
@@ -475,7 +493,7 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
 
     # -- helpers -------------------------------------------------------------------------
     def _at(self, name: str, address: str) -> Any:
-        contract = self.w3.eth.contract(address=address, abi=compile_contract(name)["abi"])
+        contract: Any = self.w3.eth.contract(address=_checksummed(address), abi=compile_contract(name)["abi"])
         contract._agora_name = name
         return contract
 
@@ -483,7 +501,10 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
         art = compile_contract(name)
         factory = self.w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
         tx_hash = factory.constructor(*args).transact({"from": self.operator})
-        return self._at(name, self.w3.eth.wait_for_transaction_receipt(tx_hash)["contractAddress"])
+        address = self.w3.eth.wait_for_transaction_receipt(tx_hash)["contractAddress"]
+        if address is None:  # a deployment's receipt always names what it created
+            raise TransactionFailed(f"deploying {name} created no contract")
+        return self._at(name, address)
 
     def _operator_tx(self, op: str, call: Any) -> Receipt:
         try:
@@ -493,7 +514,7 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
             raise _reverted(exc) from None
         return self._receipt(op, self.operator, tx_hash)
 
-    def _await_confirmations(self, block: int, tx_hash: bytes) -> None:
+    def _await_confirmations(self, block: int, tx_hash: _TxHash) -> None:
         """On a real node a write counts once ``confirmations`` blocks hold it (1: included).
         If the transaction left the chain meanwhile (a reorg), that is a failure, not a success."""
         if self.confirmations <= 1:
@@ -513,7 +534,7 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
         except (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError) as exc:
             raise NodeUnavailable(f"the chain node did not answer ({type(exc).__name__})") from None
 
-    def _receipt(self, op: str, sender: str, tx_hash: bytes) -> Receipt:
+    def _receipt(self, op: str, sender: str, tx_hash: _TxHash) -> Receipt:
         try:  # nodes mine within ms; one that holds a write past write_timeout is reported, not waited on
             r = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.write_timeout, poll_latency=0.005)
         except TimeExhausted:

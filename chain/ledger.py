@@ -26,6 +26,7 @@ from agora.chain.types import (
     EscrowState,
     EscrowTerms,
     LedgerEvent,
+    OpKind,
     Positions,
     Prepared,
     Receipt,
@@ -68,18 +69,6 @@ class DeferredSigner:
 
     def sign_transaction(self, tx: dict[str, Any]) -> bytes:
         raise TypeError("a DeferredSigner never signs: Ledger.execute hands its transaction back")
-
-
-class OneWriteAtATimePerSender:
-    """For a ledger whose writes reach a node that numbers each sender's transactions from its
-    pending count (the EVM ledger; the Ray-hosted proxy of any ledger): one sender's prepare,
-    sign and submit run one at a time, so concurrent callers never draw the same nonce, while
-    different senders go side by side. Put it before :class:`Ledger` in the bases."""
-
-    def execute(self, by: Signer, op: str, args: dict[str, Any]) -> Receipt:
-        locks = self.__dict__.setdefault("_sender_locks", {})  # dict.setdefault is atomic
-        with locks.setdefault(by.address, threading.Lock()):
-            return super().execute(by, op, args)  # type: ignore[misc]
 
 
 class Ledger(ABC):
@@ -190,7 +179,7 @@ class Ledger(ABC):
 
     # -- the two write steps -----------------------------------------------------------
     @abstractmethod
-    def prepare(self, sender: str, op: str, args: dict[str, Any]) -> Prepared:
+    def prepare(self, sender: str, op: OpKind, args: dict[str, Any]) -> Prepared:
         """Check ``op`` against current state and build what the sender must authorize."""
 
     @abstractmethod
@@ -198,7 +187,7 @@ class Ledger(ABC):
         """Apply a prepared operation, with the sender's signed transaction if it has one."""
 
     # -- public API ----------------------------------------------------------------------
-    def execute(self, by: Signer, op: str, args: dict[str, Any]) -> Receipt:
+    def execute(self, by: Signer, op: OpKind, args: dict[str, Any]) -> Receipt:
         prepared = self.prepare(by.address, op, args)
         if isinstance(by, DeferredSigner) and prepared.tx is not None:
             raise SignatureNeeded(prepared)
@@ -360,6 +349,18 @@ class Ledger(ABC):
         """True when every token is accounted for: balances plus escrow equal the supply."""
         held = sum(self.balance_of(a) for a in self.accounts())
         return held + self.escrowed_total() == self.total_supply()
+
+
+class OneWriteAtATimePerSender(Ledger):
+    """For a ledger whose writes reach a node that numbers each sender's transactions from its
+    pending count (the EVM ledger; the Ray-hosted proxy of any ledger): one sender's prepare,
+    sign and submit run one at a time, so concurrent callers never draw the same nonce, while
+    different senders go side by side. Subclass it in place of :class:`Ledger`."""
+
+    def execute(self, by: Signer, op: OpKind, args: dict[str, Any]) -> Receipt:
+        locks = self.__dict__.setdefault("_sender_locks", {})  # dict.setdefault is atomic
+        with locks.setdefault(by.address, threading.Lock()):
+            return super().execute(by, op, args)
 
 
 class LedgerReader:

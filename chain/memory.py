@@ -27,6 +27,7 @@ from agora.chain.types import (
     EscrowState,
     EscrowTerms,
     LedgerEvent,
+    OpKind,
     Positions,
     Prepared,
     Receipt,
@@ -171,7 +172,7 @@ class MemoryLedger(Ledger):
         return None
 
     # writes
-    def prepare(self, sender: str, op: str, args: dict[str, Any]) -> Prepared:
+    def prepare(self, sender: str, op: OpKind, args: dict[str, Any]) -> Prepared:
         check = getattr(self, f"_check_{op}")
         check(sender, **args)
         return Prepared(sender=sender, op=op, args=args)
@@ -601,9 +602,9 @@ class MemoryLedger(Ledger):
         batch = BatchSubmission(**raw)
         if not 0 < batch.epoch < 2**64:
             raise error_for_reason("batch: bad epoch", str(batch.epoch))
-        accounts = {}
+        accounts: dict[str, BatchAccount] = {}
         owed: dict[str, int] = {}
-        done = set()  # (buyer, epoch) settled by this submission
+        done: set[tuple[str, int]] = set()  # (buyer, epoch) settled by this submission
         skipped: list[str] = []  # buyers whose part settled before
         for (buyer, lines), sig in zip(batch.unpacked(), batch.signatures):
             typed = authorization_typed_data(_DOMAINS["batch"], batch.epoch, lines)

@@ -52,7 +52,8 @@ def anvil_binary() -> str:
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def _listening(port: int) -> bool:
@@ -78,7 +79,7 @@ class AnvilNode:
         self.extra = extra
         self.binary = anvil_binary()
         self.restarts = 0
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.port = port or 0
         self._start(port)
 

@@ -96,7 +96,8 @@ def authorization_typed_data(dom: dict[str, Any], epoch: int, lines: list[tuple[
 def recover(typed_data: dict[str, Any], signature: str) -> str | None:
     """The signer of ``typed_data``, or None for a malformed signature."""
     try:
-        return Account.recover_message(encode_typed_data(full_message=typed_data), signature=signature)
+        signer: str = Account.recover_message(encode_typed_data(full_message=typed_data), signature=signature)
+        return signer
     except Exception:  # noqa: BLE001 - a malformed signature recovers nobody
         return None
 
@@ -161,7 +162,9 @@ class EpochBuilder:
         buyers = sorted(self._owed)
         payees = sorted({p for b in buyers for p in self._owed[b]})
         index = {p: i for i, p in enumerate(payees)}
-        counts, sigs, packed = [], [], []
+        counts: list[int] = []
+        sigs: list[str] = []
+        packed: list[int] = []
         for buyer in buyers:
             lines = self.lines(buyer)
             counts.append(len(lines))

@@ -36,7 +36,8 @@ try:  # the C keccak of safe-pysha3 (a dependency): eth-utils' pure-Python one c
     from sha3 import keccak_256 as _keccak_256
 
     def keccak_hex(data: bytes) -> str:
-        return _keccak_256(data).hexdigest()
+        digest: str = _keccak_256(data).hexdigest()
+        return digest
 
 except ImportError:  # pragma: no cover
     from eth_utils import keccak as _slow

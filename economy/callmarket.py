@@ -16,10 +16,12 @@ from typing import Any
 from agora.economy.errors import InvalidOrder
 from agora.economy.orders import BUY, Fill, Order, admit
 
+_Row = list[Any]  # [order, remaining qty], the qty shrinking as the order fills
+
 
 class CallMarket:
     def __init__(self) -> None:
-        self._orders: dict[int, list] = {}  # id -> [order, remaining qty]
+        self._orders: dict[int, _Row] = {}  # id -> [order, remaining qty]
         self._seen: set[int] = set()
         self.now: float = 0.0
         self.last_price: int | None = None
@@ -61,7 +63,7 @@ class CallMarket:
         bids = sorted((r for r in rows if r[0].side is BUY), key=lambda r: -(r[0].price or 1 << 255))
         asks = sorted((r for r in rows if r[0].side is not BUY), key=lambda r: r[0].price or 0)
         left = {id(r): r[1] for r in rows}
-        pairs: list[tuple[list, list, int]] = []
+        pairs: list[tuple[_Row, _Row, int]] = []
         i = j = 0
         while i < len(bids) and j < len(asks):
             b, a = bids[i], asks[j]
@@ -100,7 +102,7 @@ class CallMarket:
         return price, fills
 
 
-def _next_row(rows: list[list], k: int) -> list[list]:
+def _next_row(rows: list[_Row], k: int) -> list[_Row]:
     """The row at ``k`` (the best order with quantity left after the match), as a 0/1 list."""
     return rows[k : k + 1]
 

@@ -191,7 +191,8 @@ class Contract(BaseModel):
         return "0x" + keccak(b"\x19" + signable.version + signable.header + signable.body).hex()
 
     def signer_of(self, signature: str) -> str:
-        return Account.recover_message(encode_typed_data(full_message=self.typed_data()), signature=signature)
+        signer: str = Account.recover_message(encode_typed_data(full_message=self.typed_data()), signature=signature)
+        return signer
 
     def verify_signature(self, signature: str, party: str) -> None:
         """Raise BadContractSignature unless ``party`` made ``signature`` over this contract."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator, Sequence
 from heapq import heappop, heappush
+from typing import Any
 
 from agora.economy.errors import DuplicateOrder, InvalidOrder
 from agora.economy.orders import BUY, SELL, Fill, IncreasingIds, Order, Side
@@ -28,6 +29,8 @@ _NO_FILLS: tuple[Fill, ...] = ()
 
 # A resting entry is a small list, mutated in place as it fills: [remaining qty, id, trader, expires]
 _QTY, _ID, _TRADER, _EXPIRES = 0, 1, 2, 3
+_Entry = list[Any]  # [int, int, str, float | None]: a list, not a tuple, so a fill can shrink it
+_Levels = dict[int, deque[_Entry]]  # price -> entries at that price, oldest first
 
 
 class ContinuousDoubleAuction:
@@ -37,11 +40,11 @@ class ContinuousDoubleAuction:
     def __init__(self, increasing_ids: bool = False) -> None:
         """``increasing_ids``: every order id is above the last one (an exchange's counter), so
         the book remembers only the highest instead of every id it ever saw."""
-        self._bids: dict[int, deque[list]] = {}
-        self._asks: dict[int, deque[list]] = {}
+        self._bids: _Levels = {}
+        self._asks: _Levels = {}
         self._bid_prices: list[int] = []  # negated prices: a max-heap
         self._ask_prices: list[int] = []
-        self._live: dict[int, tuple[bool, int, list]] = {}  # id -> (is_buy, price, entry)
+        self._live: dict[int, tuple[bool, int, _Entry]] = {}  # id -> (is_buy, price, entry)
         self._expiries: list[tuple[float, int]] = []
         self._seen: set[int] | IncreasingIds = IncreasingIds() if increasing_ids else set()
         self.now: float = 0.0
@@ -65,7 +68,7 @@ class ContinuousDoubleAuction:
         self._seen.add(oid)
         qty = order.qty
         price = order.price
-        fills = _NO_FILLS
+        fills: Sequence[Fill] = _NO_FILLS
         if order.side is BUY:
             heap = self._ask_prices
             if heap:
@@ -76,7 +79,7 @@ class ContinuousDoubleAuction:
                         break
                     qty, got = self._take(levels, heap, best, qty, oid, order.trader, True)
                     fills = got if not fills else [*fills, *got]
-            if qty and not order.ioc:
+            if qty and not order.ioc and price is not None:  # a market order (no price) is ioc
                 self._rest(self._bids, self._bid_prices, -price, price, True, [qty, oid, order.trader, expires])
         else:
             heap = self._bid_prices
@@ -88,7 +91,7 @@ class ContinuousDoubleAuction:
                         break
                     qty, got = self._take(levels, heap, best, qty, oid, order.trader, False)
                     fills = got if not fills else [*fills, *got]
-            if qty and not order.ioc:
+            if qty and not order.ioc and price is not None:
                 self._rest(self._asks, self._ask_prices, price, price, False, [qty, oid, order.trader, expires])
         return fills
 
@@ -155,7 +158,7 @@ class ContinuousDoubleAuction:
         return len(self._live)
 
     # -- internals -----------------------------------------------------------------------
-    def _rest(self, levels: dict, heap: list, key: int, price: int, is_buy: bool, entry: list) -> None:
+    def _rest(self, levels: _Levels, heap: list[int], key: int, price: int, is_buy: bool, entry: _Entry) -> None:
         level = levels.get(price)
         if level is None:
             levels[price] = level = deque()
@@ -166,7 +169,7 @@ class ContinuousDoubleAuction:
             heappush(self._expiries, (entry[_EXPIRES], entry[_ID]))
 
     def _take(
-        self, levels: dict, heap: list, key: int, qty: int, oid: int, trader: str, taker_buys: bool
+        self, levels: _Levels, heap: list[int], key: int, qty: int, oid: int, trader: str, taker_buys: bool
     ) -> tuple[int, list[Fill]]:
         """Fill up to ``qty`` against the level at heap key ``key``, oldest first."""
         price = -key if not taker_buys else key
@@ -194,7 +197,7 @@ class ContinuousDoubleAuction:
         return qty, fills
 
 
-def _best(heap: list[int], levels: dict) -> int | None:
+def _best(heap: list[int], levels: _Levels) -> int | None:
     """The heap's top key whose price level still exists (stale keys are popped on the way)."""
     while heap:
         key = heap[0]

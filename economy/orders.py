@@ -119,7 +119,7 @@ class Fill:
         """What the buyer pays the seller: price times quantity, in base units."""
         return self.price * self.qty
 
-    def _key(self) -> tuple:
+    def _key(self) -> tuple[int, int, str, str, int, int, Side | None]:
         return (self.buy_id, self.sell_id, self.buyer, self.seller, self.price, self.qty, self.taker)
 
     def __eq__(self, other: object) -> bool:

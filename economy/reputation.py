@@ -28,7 +28,7 @@ MarketKind = Literal["compute", "model", "data", "any"]
 
 class ReputationGraph:
     def __init__(self, pretrusted: Iterable[str] = ()) -> None:
-        self.graph = nx.DiGraph()
+        self.graph: nx.DiGraph[str] = nx.DiGraph()
         self.pretrusted = set(pretrusted)
         self.outcomes: dict[str, dict[str, int]] = {}  # ratee -> {"verified": n, "failed": n}
 
@@ -46,9 +46,9 @@ class ReputationGraph:
         tally = self.outcomes.setdefault(ratee, {"verified": 0, "failed": 0})
         tally["verified" if verified else "failed"] += 1
 
-    def local_trust(self) -> nx.DiGraph:
+    def local_trust(self) -> nx.DiGraph[str]:
         """EigenTrust's normalized local trust: c_ij = max(good - bad, 0) / sum over j."""
-        g = nx.DiGraph()
+        g: nx.DiGraph[str] = nx.DiGraph()
         g.add_nodes_from(self.graph)
         for i in self.graph:
             scores = {j: max(d["good"] - d["bad"], 0) for j, d in self.graph[i].items()}
@@ -90,7 +90,8 @@ class ReputationGraph:
         seeds &= set(g)
         restart = {n: (1.0 if n in seeds else 0.0) for n in g} if seeds else None
         # start the walk at the seeds: starting uniform would leave unreachable agents a residue
-        return nx.pagerank(g, alpha=alpha, personalization=restart, dangling=restart, nstart=restart, weight="weight")
+        ranks: dict[str, float] = nx.pagerank(g, alpha=alpha, personalization=restart, dangling=restart, nstart=restart, weight="weight")
+        return ranks
 
     def scores(self, viewer: str | None = None) -> dict[str, float]:
         """The one reputation rule every market reads: each rated agent's trust in [0, 1], 1.0

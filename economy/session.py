@@ -119,6 +119,7 @@ def run_session(
                 break
             trader = rng.choice(active)
             limit = trader.next_limit()
+            assert limit is not None  # every active trader has a unit left
             price = trader.strategy.quote(trader.side, limit, rng)
             if price is None:
                 continue
@@ -135,6 +136,7 @@ def run_session(
             for f in fills:
                 buyer, seller = by_name[f.buyer], by_name[f.seller]
                 value, cost = buyer.next_limit(), seller.next_limit()
+                assert value is not None and cost is not None  # each had an order in, so a unit left
                 trades.append(Trade(period, f.buyer, f.seller, f.price, value, cost))
                 buyer.earnings += value - f.price
                 seller.earnings += f.price - cost

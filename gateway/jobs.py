@@ -23,7 +23,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from enum import Enum
+from typing import Any, Final, Literal
 
 from fastapi import Depends, FastAPI, Header, Path, Query
 from starlette.concurrency import run_in_threadpool
@@ -35,7 +36,13 @@ from agora.gateway.schemas import EscrowPayment, Job, JobSubmit
 
 IDEMPOTENCY_KEYS = 100_000  # keys remembered (each a few hundred bytes)
 KEY_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,128}")
-_PENDING = object()
+
+
+class _Pending(Enum):
+    PENDING = "pending"
+
+
+_PENDING: Final = _Pending.PENDING  # a key whose first request is still being relayed
 
 
 class IdempotencyKeys:
@@ -54,7 +61,7 @@ class IdempotencyKeys:
                                f"{'…' if len(key) > 40 else ''} ({len(key)} characters)", "Idempotency-Key")
         return key
 
-    def begin(self, caller: str, key: str, digest: str) -> Any:
+    def begin(self, caller: str, key: str, digest: str) -> str | None | Literal[_Pending.PENDING]:
         """None: this request now holds the key (``finish`` or ``abandon`` it); a job id: the
         earlier request's; ``_PENDING``: the earlier request is still being relayed."""
         with self._lock:
@@ -160,15 +167,16 @@ def add_jobs(app: FastAPI, market: MarketFront, signed: Callable[..., Any], *, m
                                              "with the same key returns the same job and pays once"),
         wait: float = Query(default=10.0, ge=0, le=60, description="seconds to wait for the answer before returning the job as it stands"),
     ) -> Job:
-        job_id = None
+        job_id: str | None = None
         if idempotency_key is not None:
             IdempotencyKeys.check(idempotency_key)
             digest = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
             deadline = time.monotonic() + max_wait
-            while (job_id := keys.begin(caller, idempotency_key, digest)) is _PENDING:
+            while (begun := keys.begin(caller, idempotency_key, digest)) is _PENDING:
                 if time.monotonic() > deadline:
                     raise Conflict(f"Idempotency-Key {idempotency_key!r}: the first request with it is still being relayed", "Idempotency-Key")
                 await asyncio.sleep(0.02)
+            job_id = begun
         if job_id is None:
             try:
                 job_id = await run_in_threadpool(relay, body, caller)
@@ -208,6 +216,9 @@ def add_jobs(app: FastAPI, market: MarketFront, signed: Callable[..., Any], *, m
         return [{**j, "claim_tx": claims.tx(Job(**j))} for j in market.ask("recent_jobs", limit)]
 
 
+_ClaimKey = str | tuple[str, int]  # an escrow's id, or a channel's id and nonce
+
+
 class _Claims:
     """Each settled job's claim (or release, or refund) transaction, from the ledger's events:
     read incrementally (each block once), outside any lock other requests need; only the merge
@@ -215,16 +226,17 @@ class _Claims:
 
     def __init__(self, market: MarketFront) -> None:
         self.market = market
-        self.claimed: dict[Any, str] = {}  # (channel id, nonce) -> the claim's tx, escrow id -> its release's or refund's
+        self.claimed: dict[_ClaimKey, str] = {}  # (channel id, nonce) -> the claim's tx, escrow id -> its release's or refund's
         self.scanned = 0  # the next block to read events from
         self._lock = threading.Lock()
 
     def tx(self, job: Job) -> str | None:
         if job.status not in ("settled", "refunded") or job.claim_tx:
             return job.claim_tx
-        key: Any = job.escrow_id.lower() if job.payment == "escrow" else (job.channel_id.lower(), job.nonce)
+        key: _ClaimKey = job.escrow_id.lower() if job.payment == "escrow" else (job.channel_id.lower(), job.nonce)
         if key not in self.claimed:
-            found, last = {}, self.scanned
+            found: dict[_ClaimKey, str] = {}
+            last = self.scanned
             for e in self.market.ledger.events(from_block=self.scanned):
                 if e.kind == "ChannelClaimed":
                     found[(str(e.args.get("channel_id", "")).lower(), int(e.args.get("nonce", -1)))] = e.tx_hash

@@ -239,7 +239,7 @@ class GatewayAgent(Agent):
             job.paid = ctx.ledger.released(job.escrow_id, job.from_block)
             self._settle(ctx, job, None)
             return
-        job.status = status  # type: ignore[assignment]  # disputed, refunded
+        job.status = status  # disputed, refunded
         detail = "frozen for the arbiter's ruling" if status == "disputed" else "the whole lock went back to the caller"
         job.steps.append(JobStep(step=status, at=ctx.now(), detail=detail))
         if status == "refunded":

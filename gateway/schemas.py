@@ -3,6 +3,7 @@ from these), and how pydantic's errors become one ``(field, reason)`` a caller c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
@@ -160,7 +161,7 @@ class Job(GatewayJob):
 _UNION_TAGS = {("payment", "channel"), ("payment", "escrow")}  # where a discriminated union's tag sits in an error's location
 
 
-def first_error(errors: list[Any], skip: tuple[str, ...] = (), within: tuple[str, ...] = ()) -> tuple[str | None, str]:
+def first_error(errors: Sequence[Any], skip: tuple[str, ...] = (), within: tuple[str, ...] = ()) -> tuple[str | None, str]:
     """The first of pydantic's errors as (field, "field: reason"); ``skip``: location parts
     that are not fields (FastAPI's "body"), ``within``: where the validated value sits."""
     first = errors[0] if errors else {"loc": (), "msg": "invalid request"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from agora.tasks.errors import IntegrityError, InvalidJob, JobFailed, TasksError, UnknownArtifact, VerificationFailed
 from agora.tasks.executor import Executor, ExecutorFace, LocalExecutor, RequesterMismatch
 from agora.tasks.jobs import JobResult, JobSpec, Metering, Resources
@@ -9,6 +11,9 @@ from agora.tasks.ray_executor import RayExecutor
 from agora.tasks.run import read_dataset, run_job
 from agora.tasks.store import ContentStore, digest_tree
 from agora.tasks.verify import verify_embeddings, verify_result
+
+if TYPE_CHECKING:  # at run time, imported on first use by __getattr__ below
+    from agora.tasks.runner import ClassificationRunner, EmbeddingRunner, GenerationRunner, RunnerCache
 
 __all__ = [
     "ContentStore",
@@ -37,7 +42,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):  # the runner pulls in torch: import it only when asked for
+def __getattr__(name: str) -> object:  # the runner pulls in torch: import it only when asked for
     if name in ("EmbeddingRunner", "GenerationRunner", "ClassificationRunner", "RunnerCache"):
         from agora.tasks import runner
 

@@ -140,6 +140,7 @@ class RayExecutor(Executor):
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         name = vault_name(owner)
+        handle: Any  # ray types an actor's creation as its handle or its class
         try:
             handle = ray.get_actor(name)
         except ValueError:
@@ -198,7 +199,8 @@ def _pinned_runner(node: str) -> Any:
 
         options = {**job_options(spec), **_retries(spec), "scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=False)}
         try:
-            return ray.get(ray.remote(_run_here).options(**options).remote(spec, store_root, data_root))
+            # ray's overloads type _run_here by its required arguments only (data_root has a default)
+            return ray.get(ray.remote(_run_here).options(**options).remote(spec, store_root, data_root))  # type: ignore[call-arg]
         except RayTaskError as exc:
             if isinstance(exc.cause, TasksError):
                 raise exc.cause from None

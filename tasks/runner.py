@@ -146,7 +146,9 @@ class GenerationRunner(ModelRunner):
 
     def _prompt(self, text: str) -> str:
         if getattr(self.tokenizer, "chat_template", None):
-            return self.tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True)
+            prompt = self.tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True)
+            assert isinstance(prompt, str)  # tokenize=False: the text, not token ids
+            return prompt
         return text
 
     @torch.inference_mode()
@@ -167,7 +169,9 @@ class GenerationRunner(ModelRunner):
                 if eos in row:  # what follows the first end-of-sequence is padding
                     row = row[: row.index(eos) + 1]
                 ids.append(row)
-                texts.append(self.tokenizer.decode(row, skip_special_tokens=True))
+                text = self.tokenizer.decode(row, skip_special_tokens=True)
+                assert isinstance(text, str)  # one sequence decodes to one str
+                texts.append(text)
         return texts, ids, read
 
     def run(self, texts: list[str], batch_size: int, max_new_tokens: int) -> RunOutput:

@@ -125,7 +125,8 @@ class DataVault:
         self.ledger = ledger  # a ledger reader: None only for a standalone vault (policy checks only)
         self.uses_per_deal = uses_per_deal  # the provider's run and the arbiter's re-run
         self.uses: dict[str, int] = {}  # deal id -> uses granted under it
-        self._scanned, self._escrows = 0, []  # escrow ids seen opened on the ledger, oldest first
+        self._scanned = 0
+        self._escrows: list[str] = []  # escrow ids seen opened on the ledger, oldest first
         # (requester, spec digest) -> (deal, result, price in force when it ran), awaiting the draw
         self.held: dict[tuple[str, str], tuple[str, JobResult, int]] = {}
 

@@ -99,10 +99,10 @@ def agreement(a: JobResult, b: JobResult) -> float:
         labels = sum(1 for x, y in zip(a.labels, b.labels) if x == y) / len(a.labels)
         close = bool(np.allclose(a.array(), b.array(), atol=PROBABILITY_ATOL))
         return labels if close else min(labels, 0.5)
-    x, y = a.array().astype(np.float64), b.array().astype(np.float64)
-    if not len(x):
+    u, v = a.array().astype(np.float64), b.array().astype(np.float64)
+    if not len(u):
         return 1.0
-    cos = (x * y).sum(axis=1) / np.maximum(np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1), 1e-12)
+    cos = (u * v).sum(axis=1) / np.maximum(np.linalg.norm(u, axis=1) * np.linalg.norm(v, axis=1), 1e-12)
     return float(cos.min())
 
 
