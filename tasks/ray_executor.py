@@ -11,10 +11,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import agora.tasks.run as run
 from agora.tasks.errors import JobFailed, TasksError
 from agora.tasks.executor import Executor, signed_by, vault_name
 from agora.tasks.jobs import JobResult, JobSpec, Resources
-from agora.tasks.run import merge_results, read_dataset, run_job
+from agora.tasks.run import merge_results, read_dataset
 from agora.tasks.store import ContentStore
 from agora.tasks.vault import DataVault, ForgedRequest, request_digest
 
@@ -32,9 +33,10 @@ def _placement() -> tuple[list[str], str]:
     return [], ""
 
 
-def _run_here(spec: JobSpec, store_root: str, data_root: str | None = None) -> JobResult:
-    """``run_job`` as a Ray task: metered with the GPUs and node Ray gave it."""
-    return run_job(spec, store_root, data_root, placement=_placement())
+def run_job(spec: JobSpec, store_root: str, data_root: str | None = None) -> JobResult:
+    """:func:`agora.tasks.run.run_job` as a Ray task, metered with the GPUs and node Ray gave it
+    (the task keeps the name: a worker's process title reads ``ray::run_job``)."""
+    return run.run_job(spec, store_root, data_root, placement=_placement())
 
 
 def map_tasks(fn: Callable[..., Any], calls: list[tuple[Any, ...]], num_cpus: float = 1) -> Iterator[Any]:
@@ -87,7 +89,7 @@ class RayExecutor(Executor):
             group, refs = self._gang(spec)
         else:
             options = {**job_options(spec), **_retries(spec)}
-            refs = [ray.remote(_run_here).options(**{**options, **self.task_options}).remote(spec, self.store_root)]
+            refs = [ray.remote(run_job).options(**{**options, **self.task_options}).remote(spec, self.store_root)]
         try:
             parts = ray.get(refs, timeout=timeout_s)
             return parts[0] if len(parts) == 1 else merge_results(spec, parts)
@@ -131,7 +133,7 @@ class RayExecutor(Executor):
             options = {"num_gpus": 1, "num_cpus": per.cpus, **_retries(spec), "scheduling_strategy": strategy}
             if GPU_MEMORY in bundle:
                 options["resources"] = {GPU_MEMORY: bundle[GPU_MEMORY]}
-            refs.append(ray.remote(_run_here).options(**options).remote(part, self.store_root))
+            refs.append(ray.remote(run_job).options(**options).remote(part, self.store_root))
         return group, refs
 
     def open_vault(self, owner: str) -> tuple[str, Any]:
@@ -199,8 +201,8 @@ def _pinned_runner(node: str) -> Any:
 
         options = {**job_options(spec), **_retries(spec), "scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=False)}
         try:
-            # ray's overloads type _run_here by its required arguments only (data_root has a default)
-            return ray.get(ray.remote(_run_here).options(**options).remote(spec, store_root, data_root))  # type: ignore[call-arg]
+            # ray's overloads type run_job by its required arguments only (data_root has a default)
+            return ray.get(ray.remote(run_job).options(**options).remote(spec, store_root, data_root))  # type: ignore[call-arg]
         except RayTaskError as exc:
             if isinstance(exc.cause, TasksError):
                 raise exc.cause from None
