@@ -35,7 +35,9 @@ def job_fees(model: ModelOffer, dataset: DatasetOffer | None, items: int, task: 
     most_tokens = items * (TOKENS_READ_PER_TEXT + (max_new_tokens if task == "generation" else 0))
     royalty_cap = model.price_per_call + -(-model.price_per_1k_tokens * most_tokens // 1000)
     fees = [Payee(address=model.owner, role="model_owner", amount=royalty_cap)]
-    tariffs = {model.owner: Tariff(payee=model.owner, role="model_owner", cap=royalty_cap, per_call=model.price_per_call, per_1k_tokens=model.price_per_1k_tokens)}
+    tariffs = {
+        model.owner: Tariff(payee=model.owner, role="model_owner", cap=royalty_cap, per_call=model.price_per_call, per_1k_tokens=model.price_per_1k_tokens)
+    }
     if dataset is not None:
         fees.append(Payee(address=dataset.owner, role="data_owner", amount=dataset.price_per_use))
         tariffs[dataset.owner] = Tariff(payee=dataset.owner, role="data_owner", cap=dataset.price_per_use, per_call=dataset.price_per_use)

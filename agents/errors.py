@@ -1,27 +1,27 @@
 """Errors of the agents package.
 
-    AgentsError
-     ├── InvalidOffer (ValueError)          an offer with a bad price, hash or resource
-     ├── UnknownOffer (KeyError)            no model, dataset, provider or service under that key
-     ├── Rejected                           an envelope the receiver refused (logged; the agent runs on)
-     │    ├── BadSignature (PermissionError)   not signed by the sender it names
-     │    ├── BadEnvelope (ValueError)         a header field of the wrong type
-     │    ├── UnknownMessage (ValueError)      a schema digest no handler knows
-     │    ├── ReplayedMessage (PermissionError) a nonce this receiver has already seen from that sender
-     │    ├── ExpiredMessage (TimeoutError)    delivered after its expiry
-     │    ├── PayloadTooLarge (ValueError)     a payload over the receiver's cap
-     │    ├── RateLimited (PermissionError)    a sender over its rate quota
-     │    └── InternalMessage (PermissionError) an agent's own timer type from anyone else (agents.inbox)
-     ├── Refused                            a message a handler refused (counted per reason in ``agent.refused``)
-     │    ├── NotAParty (PermissionError)      about a deal, from someone not the party expected at that step
-     │    │    └── ForeignDeal                 a call for proposals under a deal id that is not its sender's
-     │    └── UnfoundedClaim (ValueError)      a claim whose contract, job or result is not the deal's on record
-     ├── RegistryRefused (PermissionError)  a registry write not in the writer's own name (agents.registry):
-     │                                      NotYourName, RoleNotYours, ListingTaken, RatingRefused
-     ├── UnsafeStateFolder (PermissionError) a state folder others may write (agents.snapshot)
-     ├── UndeclaredReply (TypeError)        a handler replied with a type its protocol did not declare
-     ├── KeystoreError (ValueError)         a keystore file or seed phrase that cannot give a key
-     └── RuntimeFailure                     the runtime could not deliver or host an agent
+AgentsError
+ ├── InvalidOffer (ValueError)          an offer with a bad price, hash or resource
+ ├── UnknownOffer (KeyError)            no model, dataset, provider or service under that key
+ ├── Rejected                           an envelope the receiver refused (logged; the agent runs on)
+ │    ├── BadSignature (PermissionError)   not signed by the sender it names
+ │    ├── BadEnvelope (ValueError)         a header field of the wrong type
+ │    ├── UnknownMessage (ValueError)      a schema digest no handler knows
+ │    ├── ReplayedMessage (PermissionError) a nonce this receiver has already seen from that sender
+ │    ├── ExpiredMessage (TimeoutError)    delivered after its expiry
+ │    ├── PayloadTooLarge (ValueError)     a payload over the receiver's cap
+ │    ├── RateLimited (PermissionError)    a sender over its rate quota
+ │    └── InternalMessage (PermissionError) an agent's own timer type from anyone else (agents.inbox)
+ ├── Refused                            a message a handler refused (counted per reason in ``agent.refused``)
+ │    ├── NotAParty (PermissionError)      about a deal, from someone not the party expected at that step
+ │    │    └── ForeignDeal                 a call for proposals under a deal id that is not its sender's
+ │    └── UnfoundedClaim (ValueError)      a claim whose contract, job or result is not the deal's on record
+ ├── RegistryRefused (PermissionError)  a registry write not in the writer's own name (agents.registry):
+ │                                      NotYourName, RoleNotYours, ListingTaken, RatingRefused
+ ├── UnsafeStateFolder (PermissionError) a state folder others may write (agents.snapshot)
+ ├── UndeclaredReply (TypeError)        a handler replied with a type its protocol did not declare
+ ├── KeystoreError (ValueError)         a keystore file or seed phrase that cannot give a key
+ └── RuntimeFailure                     the runtime could not deliver or host an agent
 """
 
 from __future__ import annotations

@@ -288,7 +288,15 @@ class AgentHost:
         inbox = {"high": dict(self.inbox._high), "holes": dict(self.inbox._holes)}
         now = self._clock()
         timers = [(max(0.0, due - now), env) for due, env in self.timers.values()]
-        state = {"agent": self.agent, "storage": self.ctx.storage.snapshot(), "inbox": inbox, "nonce": nonce, "timers": timers, "handled": self.handled, "traffic": self.traffic()}
+        state = {
+            "agent": self.agent,
+            "storage": self.ctx.storage.snapshot(),
+            "inbox": inbox,
+            "nonce": nonce,
+            "timers": timers,
+            "handled": self.handled,
+            "traffic": self.traffic(),
+        }
         body = snapshots.dump(state, self.refs())
         header = {"version": snapshots.SNAPSHOT_VERSION, "address": self.agent.address, "name": self.agent.name, "class": type(self.agent)}
         return pickle.dumps({**header, "body": body}, protocol=pickle.HIGHEST_PROTOCOL)

@@ -26,6 +26,7 @@ __all__ = ["Identity", "keccak256", "recover_digest", "recover_message"]
 
 Account.enable_unaudited_hdwallet_features()  # BIP-39/44 derivation (eth-account's own, pure Python)
 
+
 class Identity:
     """A key pair that signs messages, typed data and transactions."""
 

@@ -241,7 +241,6 @@ class Population(BaseModel):
                 made.append((agent, group))
         return made
 
-
     def resolved(self) -> Population:
         """A copy whose relative ``*_file`` / ``*_path`` settings are absolute, for building in
         another process (which does not know where the file was)."""
@@ -305,7 +304,9 @@ def _builtin_roles() -> None:
             texts = [line for line in Path(texts_file).read_text().splitlines() if line.strip()]
         return DataOwner(name, identity, texts, **terms)
 
-    def model_server(name: str, identity: Identity, model_name: str, price_per_call: int, model_path: str = "packaged", serves: str = "own", **settings: Any) -> Any:
+    def model_server(
+        name: str, identity: Identity, model_name: str, price_per_call: int, model_path: str = "packaged", serves: str = "own", **settings: Any
+    ) -> Any:
         """Pay per call behind a channel: ``serves: own`` lists and serves the model at
         ``model_path``; ``serves: listed`` hosts the same model as its owner listed it (found
         by content hash), charging ``price_per_call`` on top of the owner's royalty."""
@@ -325,7 +326,17 @@ def _builtin_roles() -> None:
     from agora.agents.roles.arbiter import Arbiter
     from agora.agents.roles.trader import Trader
 
-    _ROLES.update({"buyer": buyer, "model_owner": model_owner, "data_owner": data_owner, "compute_provider": ComputeProvider, "trader": Trader, "model_server": model_server, "arbiter": Arbiter})
+    _ROLES.update(
+        {
+            "buyer": buyer,
+            "model_owner": model_owner,
+            "data_owner": data_owner,
+            "compute_provider": ComputeProvider,
+            "trader": Trader,
+            "model_server": model_server,
+            "arbiter": Arbiter,
+        }
+    )
 
 
 _BUILTIN = frozenset({"buyer", "model_owner", "data_owner", "compute_provider", "trader", "model_server", "arbiter"})

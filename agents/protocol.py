@@ -52,9 +52,7 @@ def digest_of(name: str, version: str, routes: dict[type[Message], frozenset[typ
     spec = {
         "name": name,
         "version": version,
-        "messages": sorted(
-            [t.schema_digest(), sorted(r.schema_digest() for r in (replies or ()))] for t, replies in routes.items()
-        ),
+        "messages": sorted([t.schema_digest(), sorted(r.schema_digest() for r in (replies or ()))] for t, replies in routes.items()),
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 

@@ -236,10 +236,7 @@ class Registry:
         found = [
             r
             for (_, cap), r in self._services.items()
-            if cap == capability
-            and r.alive(now)
-            and (max_price is None or r.price <= max_price)
-            and (protocol is None or protocol in r.protocols.values())
+            if cap == capability and r.alive(now) and (max_price is None or r.price <= max_price) and (protocol is None or protocol in r.protocols.values())
         ]
         if min_reputation is not None:
             scores = self.reputation_scores(viewer)
@@ -321,9 +318,7 @@ class Registry:
 
     def find_compute(self, gpus: float = 0.0, gpu_memory_mb: int = 0, cpus: float = 0.0) -> list[ComputeOffer]:
         """Providers with at least this much capacity, cheapest first."""
-        found = [
-            c for c in self._compute.values() if c.gpus >= gpus and c.gpu_memory_mb >= gpu_memory_mb and c.cpus >= cpus
-        ]
+        found = [c for c in self._compute.values() if c.gpus >= gpus and c.gpu_memory_mb >= gpu_memory_mb and c.cpus >= cpus]
         return sorted(found, key=lambda c: (c.price_per_second, c.owner))
 
 

@@ -29,7 +29,21 @@ from agora.agents.registry import NotYourName, RatingRefused, Registry, RoleNotY
 from agora.chain.errors import ChainError
 from agora.chain.types import EscrowState, id_owner
 
-READS = ("search", "count", "model", "dataset", "compute", "agents", "find_models", "find_datasets", "find_compute", "trust", "reputation_scores", "cohort_members", "role_of")
+READS = (
+    "search",
+    "count",
+    "model",
+    "dataset",
+    "compute",
+    "agents",
+    "find_models",
+    "find_datasets",
+    "find_compute",
+    "trust",
+    "reputation_scores",
+    "cohort_members",
+    "role_of",
+)
 """What an agent may read: everything it needs to find offers and judge peers, nothing that
 hands out a mutable part of the registry (the reputation graph itself)."""
 
@@ -159,8 +173,16 @@ def agreed(escrow: EscrowState, rater: str, ratee: str, ledger: Any, contract: A
 
 
 def settled_deal(
-    registry: Any, ledger: Any, index: DealIndex, rater: str, ratee: str, amount: int, deal_id: str | None,
-    verified: bool = True, contract: Any = None, signature: str = "",
+    registry: Any,
+    ledger: Any,
+    index: DealIndex,
+    rater: str,
+    ratee: str,
+    amount: int,
+    deal_id: str | None,
+    verified: bool = True,
+    contract: Any = None,
+    signature: str = "",
 ) -> str:
     """The deal that backs this rating (RatingRefused if none): ``deal_id``'s escrow (the
     contract's, if one is given), or the newest escrow between the two that this rater has not
@@ -238,8 +260,15 @@ class RegistryFace:
         return self._write("register_cohort", (cohort, members, delegations), {})
 
     def rate(
-        self, rater: str, ratee: str, verified: bool, amount: int = 1, market: str = "any", deal_id: str | None = None,
-        contract: Any = None, signature: str = "",
+        self,
+        rater: str,
+        ratee: str,
+        verified: bool,
+        amount: int = 1,
+        market: str = "any",
+        deal_id: str | None = None,
+        contract: Any = None,
+        signature: str = "",
     ) -> None:
         """Rate ``ratee`` for a deal with it (``deal_id``: its escrow id; found on the ledger
         when not given). Refused (RatingRefused) without a settled deal between the two, and a

@@ -403,4 +403,3 @@ def audit_traffic(traffic: dict[str, dict[str, dict[str, int]]]) -> TrafficAudit
                 lost, twice = lost + max(0, n - seen), twice + max(0, seen - n)
                 uneven.append((address, target, n, seen))
     return TrafficAudit(sent=sent, admitted=admitted, refused=refused, replays=replays, lost=lost, twice=twice, pairs=pairs, uneven=uneven[:20])
-

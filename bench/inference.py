@@ -52,8 +52,9 @@ def raw(texts: list[str], calls: int, warm: int, threads: int) -> list[float]:
 def market(texts: list[str], calls: int, warm: int, threads: int) -> tuple[list[float], int, float]:
     store = ContentStore(tempfile.mkdtemp(prefix="agora-bench-"))
     rt = LocalRuntime(MemoryLedger(), store=store, executor=RayExecutor(store.root), seed=1)
-    server = ModelServer("server", Identity.from_seed("bench", "server"), packaged_model_path(), "all-MiniLM-L6-v2", PRICE,
-                         resources={"cpus": threads}, claim_every=10)
+    server = ModelServer(
+        "server", Identity.from_seed("bench", "server"), packaged_model_path(), "all-MiniLM-L6-v2", PRICE, resources={"cpus": threads}, claim_every=10
+    )
     caller = Caller("caller", Identity.from_seed("bench", "caller"), "all-MiniLM-L6-v2", texts, calls=warm + calls, deposit=(warm + calls) * PRICE)
     rt.add(server)
     rt.add(caller)

@@ -46,7 +46,9 @@ class Trader(mesa.Agent):
 
 
 class MesaMarket(mesa.Model):
-    def __init__(self, sellers: list[tuple[int, int]], buyers: list[tuple[int, int]], funds: int, rounds: int, floor: int = 1, ceiling: int = 200, seed: int = 0) -> None:
+    def __init__(
+        self, sellers: list[tuple[int, int]], buyers: list[tuple[int, int]], funds: int, rounds: int, floor: int = 1, ceiling: int = 200, seed: int = 0
+    ) -> None:
         super().__init__(seed=seed)
         self.floor, self.ceiling, self.rounds = floor, ceiling, rounds
         self.bids: list[tuple[Trader, int, int]] = []

@@ -63,10 +63,7 @@ def market(n_trades: int, n_agents: int, seed: int) -> tuple[dict[str, list[Iden
     rng = random.Random(seed)
     counts = {"buyer": 0.4, "provider": 0.3, "model": 0.2, "data": 0.1}
     agents = {role: [Identity.from_seed(seed, f"{role}-{i}") for i in range(max(1, int(n_agents * share)))] for role, share in counts.items()}
-    partners = {
-        b.address: (rng.sample(agents["provider"], 2), rng.sample(agents["model"], 2), rng.choice(agents["data"]))
-        for b in agents["buyer"]
-    }
+    partners = {b.address: (rng.sample(agents["provider"], 2), rng.sample(agents["model"], 2), rng.choice(agents["data"])) for b in agents["buyer"]}
     trades = []
     for i in range(n_trades):
         buyer = rng.choice(agents["buyer"])
@@ -107,7 +104,11 @@ def escrow_path(ledger: Ledger, trades: list[Trade]) -> Result:
         total = sum(p for _, p in t.payees)
         shares = [p * 10_000 // total for _, p in t.payees[1:]]
         terms = EscrowTerms(
-            escrow_id=owned_id(t.buyer.address, i + 1), payees=[who.address for who, _ in t.payees], shares_bps=[10_000 - sum(shares), *shares], amount=total, deadline=ledger.now() + 3600
+            escrow_id=owned_id(t.buyer.address, i + 1),
+            payees=[who.address for who, _ in t.payees],
+            shares_bps=[10_000 - sum(shares), *shares],
+            amount=total,
+            deadline=ledger.now() + 3600,
         )
         receipts = [ledger.open_escrow(t.buyer, terms), ledger.release(t.buyer, terms.escrow_id, total)]
         g, n = gas_of(receipts)

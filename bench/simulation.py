@@ -47,17 +47,39 @@ def rss_mib() -> float:
 
 def scenario(agents: int, periods: int, rounds: int, seed: int, host: str = "cohort") -> Scenario:
     half = agents // 2
-    return Scenario.parse({
-        "name": "scale", "seed": seed, "duration": periods * 10, "step": 10,
-        "markets": {"gpu": {"mechanism": "call", "good": "gpu-hour", "floor": 1, "ceiling": 200, "rounds": rounds}},
-        "metrics": {"agent_every": 10**6},  # every agent's state once, at the end
-        "agents": [
-            {"role": "trader", "host": host, "count": half, "name": "provider-{i}", "label": "providers",
-             "settings": {"market": "gpu", "side": "sell", "units": 1}, "draws": {"limit": {"uniform": [10, 110]}}, "strategy": {"kind": "zic"}},
-            {"role": "trader", "host": host, "count": agents - half, "name": "buyer-{i}", "label": "buyers", "funds": FUNDS,
-             "settings": {"market": "gpu", "side": "buy", "units": 1}, "draws": {"limit": {"uniform": [30, 200]}}, "strategy": {"kind": "zic"}},
-        ],
-    })
+    return Scenario.parse(
+        {
+            "name": "scale",
+            "seed": seed,
+            "duration": periods * 10,
+            "step": 10,
+            "markets": {"gpu": {"mechanism": "call", "good": "gpu-hour", "floor": 1, "ceiling": 200, "rounds": rounds}},
+            "metrics": {"agent_every": 10**6},  # every agent's state once, at the end
+            "agents": [
+                {
+                    "role": "trader",
+                    "host": host,
+                    "count": half,
+                    "name": "provider-{i}",
+                    "label": "providers",
+                    "settings": {"market": "gpu", "side": "sell", "units": 1},
+                    "draws": {"limit": {"uniform": [10, 110]}},
+                    "strategy": {"kind": "zic"},
+                },
+                {
+                    "role": "trader",
+                    "host": host,
+                    "count": agents - half,
+                    "name": "buyer-{i}",
+                    "label": "buyers",
+                    "funds": FUNDS,
+                    "settings": {"market": "gpu", "side": "buy", "units": 1},
+                    "draws": {"limit": {"uniform": [30, 200]}},
+                    "strategy": {"kind": "zic"},
+                },
+            ],
+        }
+    )
 
 
 def run_agora(sc: Scenario, out: Path, progress: bool = True) -> dict:
@@ -119,31 +141,65 @@ def main() -> None:
     table = Table(title=f"{args.agents:,} agents, {args.periods} periods x {args.rounds} calls (2 cores, CPU)")
     for c in ("framework", "total s", "trades", "trades/s", "quotes", "quotes/s", "conserved"):
         table.add_column(c, justify="right" if c != "framework" else "left")
-    table.add_row("Agora (local runtime, memory ledger, cohorts)", f"{agora['total']:.1f}", f"{s.trades:,}", f"{s.trades / agora['total']:,.0f}",
-                  f"{s.quotes:,}", f"{s.quotes / agora['total']:,.0f}", "yes" if s.conserved else "NO")
+    table.add_row(
+        "Agora (local runtime, memory ledger, cohorts)",
+        f"{agora['total']:.1f}",
+        f"{s.trades:,}",
+        f"{s.trades / agora['total']:,.0f}",
+        f"{s.quotes:,}",
+        f"{s.quotes / agora['total']:,.0f}",
+        "yes" if s.conserved else "NO",
+    )
     if mesa:
         mesa_total = mesa["build"] + mesa["run"]
-        table.add_row("Mesa 3 (Model, Agent, shuffle_do)", f"{mesa_total:.1f}", f"{mesa['trades']:,}", f"{mesa['trades'] / mesa_total:,.0f}",
-                      f"{mesa['quotes']:,}", f"{mesa['quotes'] / mesa_total:,.0f}", "yes" if mesa["conserved"] else "NO")
+        table.add_row(
+            "Mesa 3 (Model, Agent, shuffle_do)",
+            f"{mesa_total:.1f}",
+            f"{mesa['trades']:,}",
+            f"{mesa['trades'] / mesa_total:,.0f}",
+            f"{mesa['quotes']:,}",
+            f"{mesa['quotes'] / mesa_total:,.0f}",
+            "yes" if mesa["conserved"] else "NO",
+        )
     if lone:
         ls = lone["summary"]
-        table.add_row(f"Agora, one agent per trader ({args.lone_agents:,} agents, {args.lone_periods} periods)", f"{lone['total']:.1f}", f"{ls.trades:,}",
-                      f"{ls.trades / lone['total']:,.0f}", f"{ls.quotes:,}", f"{ls.quotes / lone['total']:,.0f}", "yes" if ls.conserved else "NO")
+        table.add_row(
+            f"Agora, one agent per trader ({args.lone_agents:,} agents, {args.lone_periods} periods)",
+            f"{lone['total']:.1f}",
+            f"{ls.trades:,}",
+            f"{ls.trades / lone['total']:,.0f}",
+            f"{ls.quotes:,}",
+            f"{ls.quotes / lone['total']:,.0f}",
+            "yes" if ls.conserved else "NO",
+        )
     if lone_mesa:
         t = lone_mesa["build"] + lone_mesa["run"]
-        table.add_row(f"Mesa 3, same ({args.lone_agents:,} agents, {args.lone_periods} periods)", f"{t:.1f}", f"{lone_mesa['trades']:,}",
-                      f"{lone_mesa['trades'] / t:,.0f}", f"{lone_mesa['quotes']:,}", f"{lone_mesa['quotes'] / t:,.0f}", "yes" if lone_mesa["conserved"] else "NO")
+        table.add_row(
+            f"Mesa 3, same ({args.lone_agents:,} agents, {args.lone_periods} periods)",
+            f"{t:.1f}",
+            f"{lone_mesa['trades']:,}",
+            f"{lone_mesa['trades'] / t:,.0f}",
+            f"{lone_mesa['quotes']:,}",
+            f"{lone_mesa['quotes'] / t:,.0f}",
+            "yes" if lone_mesa["conserved"] else "NO",
+        )
     console.print(table)
     floor = s.trades >= 1_000_000 and args.agents >= 100_000 and agora["total"] < 60
-    console.print(f"Agora: {s.trades:,} trades among {s.agents:,} agents in {agora['total']:.1f} s (floor: 1,000,000 trades, 100,000 agents, < 60 s: {'met' if floor else 'NOT met'}); "
-                  f"mean allocative efficiency {s.mean_efficiency:.3f}; {files:.1f} MiB of Parquet records")
+    console.print(
+        f"Agora: {s.trades:,} trades among {s.agents:,} agents in {agora['total']:.1f} s (floor: 1,000,000 trades, 100,000 agents, < 60 s: {'met' if floor else 'NOT met'}); "
+        f"mean allocative efficiency {s.mean_efficiency:.3f}; {files:.1f} MiB of Parquet records"
+    )
     growth = (agora["end"] - agora["quarter"]) / agora["quarter"] * 100
-    console.print(f"Agora resident memory: {agora['quarter']:.0f} MiB after a quarter of the run (period {agora['steps'] // 4}), {agora['end']:.0f} MiB at the end: "
-                  f"{growth:+.1f}% (floor < 10%); peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    console.print(
+        f"Agora resident memory: {agora['quarter']:.0f} MiB after a quarter of the run (period {agora['steps'] // 4}), {agora['end']:.0f} MiB at the end: "
+        f"{growth:+.1f}% (floor < 10%); peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
+    )
     if mesa:
         mesa_total = mesa["build"] + mesa["run"]
-        console.print(f"Agora / Mesa: trades/s {s.trades / agora['total'] / (mesa['trades'] / mesa_total):.2f}x, quotes/s {s.quotes / agora['total'] / (mesa['quotes'] / mesa_total):.2f}x "
-                      f"(Mesa built its agents in {mesa['build']:.1f} s and ran {mesa['run']:.1f} s)")
+        console.print(
+            f"Agora / Mesa: trades/s {s.trades / agora['total'] / (mesa['trades'] / mesa_total):.2f}x, quotes/s {s.quotes / agora['total'] / (mesa['quotes'] / mesa_total):.2f}x "
+            f"(Mesa built its agents in {mesa['build']:.1f} s and ran {mesa['run']:.1f} s)"
+        )
 
 
 if __name__ == "__main__":

@@ -38,20 +38,46 @@ def scenario(lone: int, members: int, steps: int) -> Scenario:
     def traders(role_host: str, n: int, market: str, label: str) -> list[dict]:
         half = max(1, n // 2)
         return [
-            {"role": "trader", "host": role_host, "count": half, "name": f"{label}-s{{i}}", "label": f"{label}-providers",
-             "settings": {"market": market, "side": "sell", "units": 1}, "draws": {"limit": {"uniform": [10, 110]}}, "strategy": {"kind": "zic"}},
-            {"role": "trader", "host": role_host, "count": max(1, n - half), "name": f"{label}-b{{i}}", "label": f"{label}-buyers", "funds": 10**9,
-             "settings": {"market": market, "side": "buy", "units": 1}, "draws": {"limit": {"uniform": [30, 200]}}, "strategy": {"kind": "zic"}},
+            {
+                "role": "trader",
+                "host": role_host,
+                "count": half,
+                "name": f"{label}-s{{i}}",
+                "label": f"{label}-providers",
+                "settings": {"market": market, "side": "sell", "units": 1},
+                "draws": {"limit": {"uniform": [10, 110]}},
+                "strategy": {"kind": "zic"},
+            },
+            {
+                "role": "trader",
+                "host": role_host,
+                "count": max(1, n - half),
+                "name": f"{label}-b{{i}}",
+                "label": f"{label}-buyers",
+                "funds": 10**9,
+                "settings": {"market": market, "side": "buy", "units": 1},
+                "draws": {"limit": {"uniform": [30, 200]}},
+                "strategy": {"kind": "zic"},
+            },
         ]
 
-    shocks = [{"at": t * 10.0, "kind": "outage", "target": f"{m}-providers", "fraction": 0.2, "duration": 200.0} for t in range(50, steps - 20, 100) for m in ("lone", "pool")]
-    return Scenario.parse({
-        "name": "soak", "seed": 5, "duration": steps * 10, "step": 10,
-        "markets": {"cda": {"mechanism": "cda", "rounds": 4}, "call": {"mechanism": "call", "rounds": 4}},
-        "metrics": {"agent_every": 10**6},
-        "agents": traders("agents", lone, "cda", "lone") + traders("cohort", members, "call", "pool"),
-        "shocks": shocks,
-    })
+    shocks = [
+        {"at": t * 10.0, "kind": "outage", "target": f"{m}-providers", "fraction": 0.2, "duration": 200.0}
+        for t in range(50, steps - 20, 100)
+        for m in ("lone", "pool")
+    ]
+    return Scenario.parse(
+        {
+            "name": "soak",
+            "seed": 5,
+            "duration": steps * 10,
+            "step": 10,
+            "markets": {"cda": {"mechanism": "cda", "rounds": 4}, "call": {"mechanism": "call", "rounds": 4}},
+            "metrics": {"agent_every": 10**6},
+            "agents": traders("agents", lone, "cda", "lone") + traders("cohort", members, "call", "pool"),
+            "shocks": shocks,
+        }
+    )
 
 
 def main() -> None:
@@ -81,8 +107,10 @@ def main() -> None:
     console = Console(width=140)
     console.print(table)
     first, end = marks[1][3], marks[-1][3]
-    console.print(f"resident memory {first:.0f} MiB at 20% of the run, {end:.0f} MiB at its end ({(end - first) / first * 100:+.1f}%); "
-                  f"{summary.trades:,} trades, handler errors {summary.errors}, money conserved: {summary.conserved}; shocks played {len(summary.shocks)}")
+    console.print(
+        f"resident memory {first:.0f} MiB at 20% of the run, {end:.0f} MiB at its end ({(end - first) / first * 100:+.1f}%); "
+        f"{summary.trades:,} trades, handler errors {summary.errors}, money conserved: {summary.conserved}; shocks played {len(summary.shocks)}"
+    )
     if summary.errors or not summary.conserved:
         raise SystemExit(1)
 

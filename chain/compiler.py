@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ def cache_dir() -> Path:
     return Path(root) / "artifacts"
 
 
-@lru_cache(maxsize=None)
+@cache
 def compile_contract(name: str) -> dict[str, Any]:
     """Return ``{"abi", "bytecode", "bytecode_runtime"}`` for ``contracts/<name>.vy``."""
     source = (CONTRACTS_DIR / f"{name}.vy").read_text()

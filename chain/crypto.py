@@ -21,6 +21,7 @@ except ImportError:  # pragma: no cover - same digest, slower
     def keccak256(data: bytes) -> bytes:
         return keccak(data)
 
+
 EIP191_32 = b"\x19Ethereum Signed Message:\n32"
 """The EIP-191 prefix of a signed 32-byte digest (``personal_sign`` of a hash)."""
 

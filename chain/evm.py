@@ -14,7 +14,8 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from typing import Any, Callable, cast
+from collections.abc import Callable
+from typing import Any, cast
 
 import requests
 from eth_tester import EthereumTester, PyEVMBackend
@@ -231,8 +232,10 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
     def batch_account(self, buyer: str) -> BatchAccount:
         fns = self.batch_contract.functions
         return BatchAccount(
-            deposit=fns.deposit_of(buyer).call(), last_epoch=fns.last_epoch(buyer).call(),
-            unlock_at=fns.unlock_at(buyer).call(), requested=fns.requested(buyer).call(),
+            deposit=fns.deposit_of(buyer).call(),
+            last_epoch=fns.last_epoch(buyer).call(),
+            unlock_at=fns.unlock_at(buyer).call(),
+            requested=fns.requested(buyer).call(),
         )
 
     def domains(self) -> dict[str, dict[str, Any]]:
@@ -420,9 +423,7 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
 
     def prepare(self, sender: str, op: OpKind, args: dict[str, Any]) -> Prepared:
         try:
-            tx = self._call(op, args).build_transaction(
-                {"from": sender, "nonce": self.w3.eth.get_transaction_count(_checksummed(sender), "pending")}
-            )
+            tx = self._call(op, args).build_transaction({"from": sender, "nonce": self.w3.eth.get_transaction_count(_checksummed(sender), "pending")})
         except (TesterFailed, ContractLogicError) as exc:
             raise _reverted(exc) from None
         except (EthValidationError, Web3RPCError) as exc:
@@ -538,7 +539,9 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
         try:  # nodes mine within ms; one that holds a write past write_timeout is reported, not waited on
             r = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.write_timeout, poll_latency=0.005)
         except TimeExhausted:
-            raise NodeUnavailable(f"the chain node did not mine {op} from {sender} (0x{bytes(tx_hash).hex()}) within {self.write_timeout:g} s; it may still land") from None
+            raise NodeUnavailable(
+                f"the chain node did not mine {op} from {sender} (0x{bytes(tx_hash).hex()}) within {self.write_timeout:g} s; it may still land"
+            ) from None
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise NodeUnavailable(f"the chain node stopped answering while {op} from {sender} waited for its receipt ({type(exc).__name__})") from None
         if r["status"] != 1:

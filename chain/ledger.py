@@ -430,4 +430,3 @@ def check_ref(ref: str | None) -> str:
     except ValueError:
         raise InvalidArgument(f"ref must be 32 bytes as 0x-hex, got {ref!r}") from None
     return ref.lower()
-

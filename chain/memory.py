@@ -10,7 +10,8 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from eth_utils import keccak, to_checksum_address
 
@@ -228,7 +229,7 @@ class MemoryLedger(Ledger):
         balances: dict[str, int] = {}
         allowed: dict[str, int] = {}
         get = self._balances.get
-        for i, (frm, to, amount) in enumerate(zip(froms, tos, amounts)):
+        for i, (frm, to, amount) in enumerate(zip(froms, tos, amounts, strict=False)):
             left = allowed[frm] if frm in allowed else self._allowances.get((frm, sender), 0)
             if left < amount:
                 raise error_for_reason("token: insufficient allowance", f"line {i}: {frm} allowed {sender} {left}, needs {amount}")
@@ -274,6 +275,7 @@ class MemoryLedger(Ledger):
         self._escrows[t.escrow_id] = EscrowState(buyer=sender, status="open", **t.model_dump())
 
         self._emit("Opened", deal_id=t.escrow_id, buyer=sender, amount=t.amount, deadline=t.deadline)
+
     def _open(self, escrow_id: str) -> EscrowState:
         e = self.escrow(escrow_id)
         if e.status == "disputed":
@@ -298,14 +300,14 @@ class MemoryLedger(Ledger):
             raise error_for_reason("escrow: unauthorized", f"{sender} may not release {escrow_id}")
         if len(amounts) != len(e.payees):
             raise error_for_reason("escrow: bad lines", f"{len(amounts)} amounts for {len(e.payees)} payees")
-        for payee, amount, cap in zip(e.payees, amounts, split(e.amount, e.shares_bps)):
+        for payee, amount, cap in zip(e.payees, amounts, split(e.amount, e.shares_bps), strict=False):
             if amount > cap:
                 raise error_for_reason("escrow: over line", f"{amount} to {payee} exceeds its line of {cap}")
 
     def _apply_release_items(self, sender: str, escrow_id: str, amounts: list[int]) -> None:
         e = self._settle(escrow_id, "released")
         paid = 0
-        for payee, amount, drew in zip(e.payees, amounts, e.lines_drawn):
+        for payee, amount, drew in zip(e.payees, amounts, e.lines_drawn, strict=False):
             if drew:  # paid in full at use
                 paid += drew
                 continue
@@ -321,13 +323,13 @@ class MemoryLedger(Ledger):
         beyond its part comes out of the buyer's return first, then payee 0's remainder."""
         e = self._settle(escrow_id, status)
         parts, drawn = split(amount, e.shares_bps), e.lines_drawn
-        excess = sum(drew - part for part, drew in zip(parts[1:], drawn[1:]) if drew)
+        excess = sum(drew - part for part, drew in zip(parts[1:], drawn[1:], strict=False) if drew)
         back, rest = e.amount - amount, parts[0]
         if excess > back:
             rest, back = rest - (excess - back), 0
         else:
             back -= excess
-        for payee, part, drew in zip(e.payees[1:], parts[1:], drawn[1:]):
+        for payee, part, drew in zip(e.payees[1:], parts[1:], drawn[1:], strict=False):
             if part and not drew:
                 self._credit(payee, part)
         if rest:
@@ -335,7 +337,6 @@ class MemoryLedger(Ledger):
         if back:
             self._credit(e.buyer, back)
         self._emit("Released", deal_id=escrow_id, paid=e.amount - back, returned=back)
-
 
     def _check_refund(self, sender: str, escrow_id: str) -> None:
         e = self._open(escrow_id)
@@ -386,6 +387,7 @@ class MemoryLedger(Ledger):
         self._settle(escrow_id, "disputed")
 
         self._emit("Disputed", deal_id=escrow_id, by=sender)
+
     def _check_resolve(self, sender: str, escrow_id: str, amount: int) -> None:
         e = self.escrow(escrow_id)
         if sender != self.arbiter:
@@ -426,6 +428,7 @@ class MemoryLedger(Ledger):
         self._stakes[sender] = st.model_copy(update={"stake": st.stake + amount})
 
         self._emit("Staked", provider=sender, amount=amount)
+
     def _check_request_unstake(self, sender: str, amount: int) -> None:
         if amount == 0:
             raise error_for_reason("stake: bad amount", "request a positive amount")
@@ -456,6 +459,7 @@ class MemoryLedger(Ledger):
         self._credit(sender, amount)
 
         self._emit("Unstaked", provider=sender, amount=amount)
+
     def _check_slash(self, sender: str, provider: str, amount: int, buyer: str, compensation: int) -> None:
         if sender != self.arbiter:
             raise error_for_reason("stake: unauthorized", f"only the arbiter {self.arbiter} slashes")
@@ -472,8 +476,9 @@ class MemoryLedger(Ledger):
         if amount > compensation:
             self._credit(self.treasury, amount - compensation)
 
-    # -- channels (mirroring PaymentChannel.vy) -------------------------------------------
+        # -- channels (mirroring PaymentChannel.vy) -------------------------------------------
         self._emit("Slashed", provider=provider, buyer=buyer, amount=amount, compensation=compensation)
+
     def _check_open_channel(self, sender: str, **terms: Any) -> None:
         t = ChannelTerms(**terms)
         if id_owner(t.channel_id) != sender:
@@ -492,6 +497,7 @@ class MemoryLedger(Ledger):
         )
 
         self._emit("ChannelOpened", channel_id=t.channel_id, sender=sender, recipient=t.recipient, deposit=t.amount, expiration=t.expiration)
+
     def _own_channel(self, sender: str, channel_id: str) -> ChannelState:
         c = self.channel(channel_id)
         if sender != c.sender:
@@ -557,8 +563,9 @@ class MemoryLedger(Ledger):
         self._channels[channel_id] = c.model_copy(update={"deposit": 0})
         self._credit(sender, c.deposit)
 
-    # -- netted batches (mirroring BatchSettlement.vy) -----------------------------------
+        # -- netted batches (mirroring BatchSettlement.vy) -----------------------------------
         self._emit("ChannelReclaimed", channel_id=channel_id, amount=c.deposit)
+
     def _check_deposit(self, sender: str, amount: int) -> None:
         self._check_transfer(sender, sender, amount)  # transferAndCall: no allowance needed
         if amount == 0 or self.batch_account(sender).deposit + amount >= 2**192:
@@ -570,6 +577,7 @@ class MemoryLedger(Ledger):
         self._batch[sender] = a.model_copy(update={"deposit": a.deposit + amount})
 
         self._emit("Deposited", buyer=sender, amount=amount)
+
     def _check_request_withdrawal(self, sender: str, amount: int) -> None:
         if amount == 0:
             raise error_for_reason("batch: bad amount", "request a positive amount")
@@ -598,6 +606,7 @@ class MemoryLedger(Ledger):
         self._credit(sender, amount)
 
         self._emit("Withdrawn", buyer=sender, amount=amount)
+
     def _run_batch(self, sender: str, commit: bool, **raw: Any) -> None:
         batch = BatchSubmission(**raw)
         if not 0 < batch.epoch < 2**64:
@@ -606,7 +615,7 @@ class MemoryLedger(Ledger):
         owed: dict[str, int] = {}
         done: set[tuple[str, int]] = set()  # (buyer, epoch) settled by this submission
         skipped: list[str] = []  # buyers whose part settled before
-        for (buyer, lines), sig in zip(batch.unpacked(), batch.signatures):
+        for (buyer, lines), sig in zip(batch.unpacked(), batch.signatures, strict=False):
             typed = authorization_typed_data(_DOMAINS["batch"], batch.epoch, lines)
             if recover(typed, sig) != buyer:
                 raise error_for_reason("batch: bad signature", f"lines for {buyer} are not what it signed")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
@@ -68,8 +69,13 @@ def call_authorization_typed_data(dom: dict[str, Any], escrow_id: str, server: s
         },
         "primaryType": "EscrowedCall",
         "domain": dom,
-        "message": {"escrowId": bytes.fromhex(escrow_id[2:]), "server": to_checksum_address(server),
-                    "modelHash": bytes.fromhex(model_hash.removeprefix("0x")), "task": task, "inputsHash": inputs_hash},
+        "message": {
+            "escrowId": bytes.fromhex(escrow_id[2:]),
+            "server": to_checksum_address(server),
+            "modelHash": bytes.fromhex(model_hash.removeprefix("0x")),
+            "task": task,
+            "inputsHash": inputs_hash,
+        },
     }
 
 

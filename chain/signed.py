@@ -65,8 +65,16 @@ def _dynamic_fee(items: list[Any]) -> tuple[dict[str, Any], bytes, tuple[int, in
     if items[8]:
         raise ValueError("an access list, which no prepared transaction has")
     chain_id, nonce, tip, fee, gas, to, value, data = items[:8]
-    tx = {"chainId": _int(chain_id), "nonce": _int(nonce), "maxPriorityFeePerGas": _int(tip), "maxFeePerGas": _int(fee),
-          "gas": _int(gas), "to": to, "value": _int(value), "data": data}
+    tx = {
+        "chainId": _int(chain_id),
+        "nonce": _int(nonce),
+        "maxPriorityFeePerGas": _int(tip),
+        "maxFeePerGas": _int(fee),
+        "gas": _int(gas),
+        "to": to,
+        "value": _int(value),
+        "data": data,
+    }
     y_parity = _int(items[9])
     if y_parity > 1:
         raise ValueError("y parity must be 0 or 1")

@@ -7,9 +7,8 @@ Shares are basis points (1/10,000) summing to exactly 10,000.
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
 import re
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
@@ -57,7 +56,7 @@ def eip55(lower: str) -> str:
     """The EIP-55 mixed-case form of 40 lowercase hex digits (what every address check and
     every derived identity writes)."""
     digest = keccak_hex(lower.encode())
-    return "0x" + "".join([c.upper() if d > "7" else c for c, d in zip(lower, digest)])
+    return "0x" + "".join([c.upper() if d > "7" else c for c, d in zip(lower, digest, strict=False)])
 
 
 def known_address(address: str) -> None:
@@ -230,7 +229,7 @@ class EscrowState(BaseModel):
 
     def drawn_line(self, payee: str) -> int:
         """What ``payee``'s lines drew at use."""
-        return sum(d for p, d in zip(self.payees, self.drawn) if p.lower() == payee.lower())
+        return sum(d for p, d in zip(self.payees, self.drawn, strict=False) if p.lower() == payee.lower())
 
 
 class Receipt(BaseModel):
@@ -378,7 +377,7 @@ class BatchSubmission(BaseModel):
     def unpacked(self) -> list[tuple[str, list[tuple[str, int]]]]:
         """[(buyer, [(payee, amount), ...]), ...] in submission order."""
         out, cursor = [], 0
-        for buyer, count in zip(self.buyers, self.counts):
+        for buyer, count in zip(self.buyers, self.counts, strict=False):
             chunk = self.lines[cursor : cursor + count]
             out.append((buyer, [(self.payees[line >> 240], line & (2**240 - 1)) for line in chunk]))
             cursor += count

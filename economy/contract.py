@@ -114,7 +114,7 @@ class Contract(BaseModel):
     def payout(self, amount: int) -> dict[str, int]:
         """What each payee receives when ``amount`` is released (the ledger's split rule)."""
         out: dict[str, int] = {}
-        for payee, part in zip(self.payees, split(amount, self.shares_bps())):
+        for payee, part in zip(self.payees, split(amount, self.shares_bps()), strict=False):
             out[payee.address] = out.get(payee.address, 0) + part
         return out
 
@@ -134,8 +134,10 @@ class Contract(BaseModel):
         another deal, buyer or terms, or signatures made for another chain or escrow contract.
         The arbiter checks a claim's contract with it, the registry a rating's."""
         terms = self.escrow_terms()
-        if self.deal_id.lower() != escrow.escrow_id.lower() or self.buyer.lower() != escrow.buyer.lower() or (
-            (terms.amount, terms.payees, terms.shares_bps, terms.deadline) != (escrow.amount, escrow.payees, escrow.shares_bps, escrow.deadline)
+        if (
+            self.deal_id.lower() != escrow.escrow_id.lower()
+            or self.buyer.lower() != escrow.buyer.lower()
+            or ((terms.amount, terms.payees, terms.shares_bps, terms.deadline) != (escrow.amount, escrow.payees, escrow.shares_bps, escrow.deadline))
         ):
             return f"the contract's terms are not the escrow {escrow.escrow_id}'s on the ledger"
         here = deal_domain(ledger)

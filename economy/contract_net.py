@@ -17,7 +17,7 @@ provider nobody trusts does not win by default. Like every mechanism, it never m
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from enum import Enum
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
@@ -25,7 +25,7 @@ from agora.economy.errors import InvalidBid, ProtocolViolation
 from agora.economy.reputation import choose
 
 
-class NetState(str, Enum):
+class NetState(StrEnum):
     OPEN = "open"
     AWARDED = "awarded"
     SUCCESSFUL = "successful"

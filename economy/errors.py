@@ -1,15 +1,15 @@
 """Errors of the economy package.
 
-    EconomyError
-     ├── InvalidBid (ValueError)              a bid with a bad price or bidder
-     ├── OverBudget (ValueError)              a bid above the buyer's maximum
-     ├── InvalidOrder (ValueError)            an order with a bad field, or bad market input
-     │    └── DuplicateOrder                  an order id used before (ids are single-use)
-     ├── ProtocolViolation (RuntimeError)     a message the Contract Net does not allow now
-     ├── IllegalTransition (RuntimeError)     a contract lifecycle step not allowed from its state
-     │    └── DeadlinePassed                  a step that came after the contract's deadline
-     ├── InvalidContract (ValueError)         contract terms that do not add up
-     └── BadContractSignature (PermissionError)  a signature not made by the named party
+EconomyError
+ ├── InvalidBid (ValueError)              a bid with a bad price or bidder
+ ├── OverBudget (ValueError)              a bid above the buyer's maximum
+ ├── InvalidOrder (ValueError)            an order with a bad field, or bad market input
+ │    └── DuplicateOrder                  an order id used before (ids are single-use)
+ ├── ProtocolViolation (RuntimeError)     a message the Contract Net does not allow now
+ ├── IllegalTransition (RuntimeError)     a contract lifecycle step not allowed from its state
+ │    └── DeadlinePassed                  a step that came after the contract's deadline
+ ├── InvalidContract (ValueError)         contract terms that do not add up
+ └── BadContractSignature (PermissionError)  a signature not made by the named party
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ payee, a refund after failure or a dispute lost counts against the provider.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -38,7 +38,7 @@ from agora.economy.errors import DeadlinePassed, IllegalTransition, InvalidContr
 from agora.economy.reputation import ReputationGraph
 
 
-class DealState(str, Enum):
+class DealState(StrEnum):
     PROPOSED = "proposed"
     SIGNED = "signed"
     FUNDED = "funded"
@@ -117,7 +117,9 @@ class Deal:
         self._party(party, {self.buyer, self.provider}, "sign")
         here = deal_domain(self.ledger)
         if (self.contract.chain_id, self.contract.escrow_contract) != (here["chain_id"], here["escrow_contract"]):
-            raise InvalidContract(f"sign: the contract is for chain {self.contract.chain_id} / {self.contract.escrow_contract}, this ledger is {here['chain_id']} / {here['escrow_contract']}")
+            raise InvalidContract(
+                f"sign: the contract is for chain {self.contract.chain_id} / {self.contract.escrow_contract}, this ledger is {here['chain_id']} / {here['escrow_contract']}"
+            )
         self.contract.verify_signature(signature, party)
         self.signatures[party] = signature
         if set(self.signatures) == {self.buyer, self.provider}:

@@ -18,7 +18,7 @@ def max_surplus(values: Sequence[float], costs: Sequence[float]) -> float:
     """The most total surplus unit buyers (``values``) and unit sellers (``costs``) can make:
     pair the highest values with the lowest costs while value exceeds cost."""
     total = 0.0
-    for v, c in zip(sorted(values, reverse=True), sorted(costs)):
+    for v, c in zip(sorted(values, reverse=True), sorted(costs), strict=False):
         if v <= c:
             break
         total += v - c

@@ -168,9 +168,7 @@ class ContinuousDoubleAuction:
         if entry[_EXPIRES] is not None:
             heappush(self._expiries, (entry[_EXPIRES], entry[_ID]))
 
-    def _take(
-        self, levels: _Levels, heap: list[int], key: int, qty: int, oid: int, trader: str, taker_buys: bool
-    ) -> tuple[int, list[Fill]]:
+    def _take(self, levels: _Levels, heap: list[int], key: int, qty: int, oid: int, trader: str, taker_buys: bool) -> tuple[int, list[Fill]]:
         """Fill up to ``qty`` against the level at heap key ``key``, oldest first."""
         price = -key if not taker_buys else key
         level = levels[price]

@@ -103,9 +103,7 @@ class Fill:
 
     __slots__ = ("buy_id", "sell_id", "buyer", "seller", "price", "qty", "taker")
 
-    def __init__(
-        self, buy_id: int, sell_id: int, buyer: str, seller: str, price: int, qty: int, taker: Side | None
-    ) -> None:
+    def __init__(self, buy_id: int, sell_id: int, buyer: str, seller: str, price: int, qty: int, taker: Side | None) -> None:
         self.buy_id = buy_id
         self.sell_id = sell_id
         self.buyer = buyer

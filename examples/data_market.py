@@ -32,8 +32,12 @@ store.put(minilm)
 vectors = LocalExecutor(store.root).run(JobSpec(job_id="train", model_hash=digest_tree(Path(minilm)), inputs=[r["text"] for r in rows])).array()
 classifier = write_classifier(work / "topics", train_head(vectors, [r["label"] for r in rows]), digest_tree(Path(minilm)))
 
-notes = ["Patient reports mild headache after a long shift.", "Follow-up in two weeks for the sprained ankle.",
-         "Blood pressure normal; continue current medication.", "Referred to physiotherapy after the match injury."]
+notes = [
+    "Patient reports mild headache after a long shift.",
+    "Follow-up in two weeks for the sprained ankle.",
+    "Blood pressure normal; continue current medication.",
+    "Referred to physiotherapy after the match injury.",
+]
 runtime = LocalRuntime(MemoryLedger(), store=store, seed=1)
 encoder = ModelOwner("encoder-owner", key("encoder-owner"), minilm, "all-MiniLM-L6-v2", price_per_call=2 * MILLI)
 topics = ModelOwner("topics-owner", key("topics-owner"), classifier, "topics", price_per_call=MILLI, task="classification")
@@ -60,5 +64,8 @@ except AccessDenied as exc:
 print("the clinic's access log:")
 for r in clinic.access_log():
     who = {gpu.address: "gpu", snoop.address: "snoop"}.get(r["requester"], r["requester"][:10])
-    print(f"  {r['action']:<8} by {who:<6} {'granted' if r['granted'] else 'refused: ' + r['reason']}" + (f" ({r['items']} rows read in place)" if r["granted"] else ""))
+    print(
+        f"  {r['action']:<8} by {who:<6} {'granted' if r['granted'] else 'refused: ' + r['reason']}"
+        + (f" ({r['items']} rows read in place)" if r["granted"] else "")
+    )
 print("money conserved:", runtime.ledger.is_conserved())

@@ -14,11 +14,12 @@ GW = os.environ.get("GW", "http://127.0.0.1:8000")
 
 with GatewayClient(GW, Identity.from_seed("walkthrough", "bob")) as gw:
     server = min(gw.services(kind="model-call", name="all-MiniLM-L6-v2"), key=lambda s: s["price"])
-    gw.faucet(); gw.open_account()  # noqa: E702 - trial tokens, then one transaction opens the account
+    gw.faucet()
+    gw.open_account()  # noqa: E702 - trial tokens, then one transaction opens the account
     channel = gw.open_channel(server["address"], deposit=10 * server["price"])
-    job = gw.call(server["address"], ["Agents buy GPU time."], channel)      # a voucher per call
+    job = gw.call(server["address"], ["Agents buy GPU time."], channel)  # a voucher per call
     print("channel call:", embeddings(job).shape, "claim", gw.job(job["job_id"], wait=20)["claim_tx"])
-    quote = gw.open_escrow(server["address"], seconds=600)                   # one escrow, one call
+    quote = gw.open_escrow(server["address"], seconds=600)  # one escrow, one call
     job = gw.call_escrowed(server["address"], ["Check me first."], quote["terms"]["escrow_id"])
     checked = embeddings(job).shape == (1, 384)
     gw.release(job) if checked else gw.dispute(job)  # pay the bill, or ask the arbiter

@@ -21,16 +21,31 @@ from agora.tasks.scheduling import node_resources
 MILLI = 10**15
 key = lambda name: Identity.from_seed("gpu-rental", name)  # noqa: E731
 
-ray.init(address="local", num_cpus=2, num_gpus=4, resources=node_resources(logical_gpu_memory_mb=16_000 + 3 * 80_000), include_dashboard=False, log_to_driver=False)
+ray.init(
+    address="local", num_cpus=2, num_gpus=4, resources=node_resources(logical_gpu_memory_mb=16_000 + 3 * 80_000), include_dashboard=False, log_to_driver=False
+)
 runtime = RayRuntime(MemoryLedger, shards=2)
 owner = ModelOwner("owner", key("owner"), packaged_model_path(), "all-MiniLM-L6-v2", price_per_call=MILLI)
 data = DataOwner("data", key("data"), demo_texts(), "sentences", price_per_use=MILLI, compute_to_data=False)
 small = ComputeProvider("small-gpu", key("small-gpu"), gpus=1, gpu_memory_mb=16_000, price_per_second=MILLI, throughput=64)
 big = ComputeProvider("big-gpu", key("big-gpu"), gpus=3, gpu_memory_mb=240_000, price_per_second=3 * MILLI, throughput=64)
-ask = lambda gpus, mb: JobRequest(model="all-MiniLM-L6-v2", dataset="sentences", resources=Resources(gpus=gpus, gpu_memory_mb=mb, cpus=0.5),  # noqa: E731
-                                  max_price=50 * MILLI, deadline_s=300)
-buyers = {"needs 40 GB": Buyer("b40", key("b40"), [ask(1, 40_000)]), "needs 8 GB": Buyer("b8", key("b8"), [ask(1, 8_000)]),
-          "needs 2 GPUs": Buyer("b2x", key("b2x"), [ask(2, 16_000)])}
+
+
+def ask(gpus, mb):
+    return JobRequest(
+        model="all-MiniLM-L6-v2",
+        dataset="sentences",
+        resources=Resources(gpus=gpus, gpu_memory_mb=mb, cpus=0.5),
+        max_price=50 * MILLI,
+        deadline_s=300,
+    )
+
+
+buyers = {
+    "needs 40 GB": Buyer("b40", key("b40"), [ask(1, 40_000)]),
+    "needs 8 GB": Buyer("b8", key("b8"), [ask(1, 8_000)]),
+    "needs 2 GPUs": Buyer("b2x", key("b2x"), [ask(2, 16_000)]),
+}
 for agent in (owner, data, small, big, *buyers.values()):
     runtime.add(agent)
 for b in buyers.values():

@@ -17,13 +17,31 @@ MILLI = 10**15
 key = lambda name: Identity.from_seed("model-market", name)  # noqa: E731
 
 runtime = LocalRuntime(MemoryLedger(), store=ContentStore(), seed=1)
-author = ModelOwner("author", key("author"), smollm2_folder(), "SmolLM2-135M-Instruct", price_per_call=MILLI,
-                    task="generation", license="apache-2.0", price_per_1k_tokens=4 * MILLI)
+author = ModelOwner(
+    "author",
+    key("author"),
+    smollm2_folder(),
+    "SmolLM2-135M-Instruct",
+    price_per_call=MILLI,
+    task="generation",
+    license="apache-2.0",
+    price_per_1k_tokens=4 * MILLI,
+)
 provider = ComputeProvider("cpu-box", key("cpu-box"), gpus=0, price_per_second=MILLI // 10, throughput=1)
-asker = Buyer("asker", key("asker"), [JobRequest(
-    task="generation", model="SmolLM2-135M-Instruct", max_new_tokens=24, max_price=200 * MILLI, deadline_s=600,
-    inputs=["What is the capital of France? Answer in one sentence.", "Name one use of a GPU."],
-)])
+asker = Buyer(
+    "asker",
+    key("asker"),
+    [
+        JobRequest(
+            task="generation",
+            model="SmolLM2-135M-Instruct",
+            max_new_tokens=24,
+            max_price=200 * MILLI,
+            deadline_s=600,
+            inputs=["What is the capital of France? Answer in one sentence.", "Name one use of a GPU."],
+        )
+    ],
+)
 for agent in (author, provider, asker):
     runtime.add(agent)
 runtime.ledger.mint(asker.address, 1000 * MILLI)

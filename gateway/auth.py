@@ -72,7 +72,9 @@ def request_typed_data(domain: dict[str, Any], method: str, path: str, body: byt
     }
 
 
-def sign_request(signer: Any, domain: dict[str, Any], method: str, path: str, body: bytes = b"", timestamp: int | None = None, nonce: int | None = None) -> dict[str, str]:
+def sign_request(
+    signer: Any, domain: dict[str, Any], method: str, path: str, body: bytes = b"", timestamp: int | None = None, nonce: int | None = None
+) -> dict[str, str]:
     """The headers that authenticate one request to the gateway whose request ``domain`` this is;
     ``signer`` has ``address`` and ``sign_typed_data`` (an :class:`agents.identity.Identity` or a wallet)."""
     timestamp = int(time.time()) if timestamp is None else timestamp
@@ -110,14 +112,19 @@ class Verifier:
         if abs(now - timestamp) > self.max_skew:
             raise Unauthorized(f"expired: signed at {timestamp}, the gateway's clock says {int(now)} (at most {self.max_skew:.0f} s apart)", TIMESTAMP)
         try:
-            signer = Account.recover_message(encode_typed_data(full_message=request_typed_data(self.domain, method, path, body, timestamp, nonce)), signature=headers[SIGNATURE])
+            signer = Account.recover_message(
+                encode_typed_data(full_message=request_typed_data(self.domain, method, path, body, timestamp, nonce)), signature=headers[SIGNATURE]
+            )
         except Exception:  # noqa: BLE001 - a malformed signature recovers nobody
             signer = None
         address = to_checksum_address(address)
         if signer != address:
             where = f"{self.domain['verifyingContract']}, salt {self.domain['salt'][:10]}…, chain {self.domain['chainId']}"
-            raise Unauthorized(f"wrong signature: it does not sign this {method.upper()} {path} for {address} at this gateway ({where}: "
-                               "sign under GET /v1/chain's domains.request)", SIGNATURE)
+            raise Unauthorized(
+                f"wrong signature: it does not sign this {method.upper()} {path} for {address} at this gateway ({where}: "
+                "sign under GET /v1/chain's domains.request)",
+                SIGNATURE,
+            )
         with self._lock:
             while self._seen and next(iter(self._seen.values())) < now:
                 self._seen.popitem(last=False)

@@ -55,7 +55,9 @@ class GatewayClient:
         self.close()
 
     # -- transport -----------------------------------------------------------------------------
-    def request(self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None, signed: bool = False, headers: dict[str, str] | None = None) -> Any:
+    def request(
+        self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None, signed: bool = False, headers: dict[str, str] | None = None
+    ) -> Any:
         """One request (signed when ``signed``), retried on a lost connection; the JSON answer.
         A signature refused as not this gateway's (it restarted: a new request domain) is made
         again under the domain the gateway publishes now, once."""
@@ -71,8 +73,13 @@ class GatewayClient:
         content = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
         last: Exception | None = None
         for attempt in range(self.retries + 1):
-            request = self.http.build_request(method, path, params={k: v for k, v in (params or {}).items() if v is not None}, content=content,
-                                              headers={"content-type": "application/json", **(headers or {})} if body is not None else dict(headers or {}))
+            request = self.http.build_request(
+                method,
+                path,
+                params={k: v for k, v in (params or {}).items() if v is not None},
+                content=content,
+                headers={"content-type": "application/json", **(headers or {})} if body is not None else dict(headers or {}),
+            )
             if signed:
                 if self.identity is None:
                     raise GatewayError("this request is signed: give the client an identity")
@@ -172,7 +179,9 @@ class GatewayClient:
         signature = self.identity.sign_typed_data(voucher_typed_data(domain, channel_id, state["nonce"], amount))
         return {"kind": "channel", "channel_id": channel_id, "amount": amount, "signature": signature}, state["nonce"]
 
-    def call(self, service: str, inputs: list[str], channel_id: str, *, price: int | None = None, wait: float = 30.0, idempotency_key: str | None = None) -> dict[str, Any]:
+    def call(
+        self, service: str, inputs: list[str], channel_id: str, *, price: int | None = None, wait: float = 30.0, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
         """Call the served model at ``service`` on ``inputs``, paying from ``channel_id``; the job
         (answered or refused). Lost answers are retried with the same idempotency key. A voucher
         refused because the server claimed the channel between signing and serving (its nonce
@@ -183,8 +192,14 @@ class GatewayClient:
         for attempt in range(2):
             payment, nonce = self._voucher(channel_id, price)
             try:
-                job = self.request("POST", "/v1/jobs", body={"service": service, "inputs": inputs, "payment": payment}, params={"wait": wait},
-                                   signed=True, headers={"Idempotency-Key": key if attempt == 0 else f"{key}-renewed"})
+                job = self.request(
+                    "POST",
+                    "/v1/jobs",
+                    body={"service": service, "inputs": inputs, "payment": payment},
+                    params={"wait": wait},
+                    signed=True,
+                    headers={"Idempotency-Key": key if attempt == 0 else f"{key}-renewed"},
+                )
             except GatewayHTTPError as exc:
                 if exc.status != 402 or attempt or self.channel(channel_id)["nonce"] == nonce:
                     raise

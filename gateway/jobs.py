@@ -57,8 +57,10 @@ class IdempotencyKeys:
     @staticmethod
     def check(key: str) -> str:
         if not KEY_SHAPE.fullmatch(key):
-            raise GatewayError(f"Idempotency-Key: 16 to 128 characters of A-Z, a-z, 0-9, _ and -, not {key[:40]!r}"
-                               f"{'…' if len(key) > 40 else ''} ({len(key)} characters)", "Idempotency-Key")
+            raise GatewayError(
+                f"Idempotency-Key: 16 to 128 characters of A-Z, a-z, 0-9, _ and -, not {key[:40]!r}{'…' if len(key) > 40 else ''} ({len(key)} characters)",
+                "Idempotency-Key",
+            )
         return key
 
     def begin(self, caller: str, key: str, digest: str) -> str | None | Literal[_Pending.PENDING]:
@@ -114,8 +116,11 @@ class WaitSlots:
     def held(self, caller: str) -> Iterator[None]:
         """A slot for the whole block, or RateLimited naming the limit."""
         if not self.take(caller):
-            raise RateLimited(f"{self.per_caller} concurrent waits per caller: {caller} has {self.per_caller} waiting; "
-                              "retry when one ends, or ask without wait", retry_after=1.0, field="wait")
+            raise RateLimited(
+                f"{self.per_caller} concurrent waits per caller: {caller} has {self.per_caller} waiting; retry when one ends, or ask without wait",
+                retry_after=1.0,
+                field="wait",
+            )
         try:
             yield
         finally:
@@ -133,12 +138,24 @@ def add_jobs(app: FastAPI, market: MarketFront, signed: Callable[..., Any], *, m
         ledger = market.ledger
         if isinstance(body.payment, EscrowPayment):
             escrow, block = ledger.escrow(body.payment.escrow_id), ledger.block_number()  # EscrowNotFound: 404
-            ticket = {"caller": caller, "service": body.service, "inputs": body.inputs, "escrow": escrow.model_dump(mode="json"), "from_block": block,
-                      "authorization": body.payment.authorization}
+            ticket = {
+                "caller": caller,
+                "service": body.service,
+                "inputs": body.inputs,
+                "escrow": escrow.model_dump(mode="json"),
+                "from_block": block,
+                "authorization": body.payment.authorization,
+            }
             return market.ask("relay_escrow", ticket)["job_id"]
         state = ledger.channel(body.payment.channel_id)  # ChannelNotFound: 404
-        ticket = {"caller": caller, "service": body.service, "inputs": body.inputs, "channel": state.model_dump(mode="json"),
-                  "amount": body.payment.amount, "signature": body.payment.signature}
+        ticket = {
+            "caller": caller,
+            "service": body.service,
+            "inputs": body.inputs,
+            "channel": state.model_dump(mode="json"),
+            "amount": body.payment.amount,
+            "signature": body.payment.signature,
+        }
         return market.ask("relay", ticket)["job_id"]
 
     async def look(job_id: str) -> dict[str, Any]:
@@ -163,8 +180,10 @@ def add_jobs(app: FastAPI, market: MarketFront, signed: Callable[..., Any], *, m
     async def submit_job(
         body: JobSubmit,
         caller: str = Depends(signed),
-        idempotency_key: str | None = Header(default=None, description="16-128 characters of [A-Za-z0-9_-], the caller's own: a retried submit "
-                                             "with the same key returns the same job and pays once"),
+        idempotency_key: str | None = Header(
+            default=None,
+            description="16-128 characters of [A-Za-z0-9_-], the caller's own: a retried submit with the same key returns the same job and pays once",
+        ),
         wait: float = Query(default=10.0, ge=0, le=60, description="seconds to wait for the answer before returning the job as it stands"),
     ) -> Job:
         job_id: str | None = None

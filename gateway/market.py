@@ -70,7 +70,7 @@ class MarketFront(ABC):
         """Name and role of an agent of this market (those it listed in discovery, at least)."""
         return self.registry.agents().get(address)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a market holding nothing has nothing to let go of
         """Stop the market (a hosted one) or let go of it (a joined one)."""
 
 
@@ -145,7 +145,19 @@ class PumpedFront(MarketFront):
                 log.warning("market %s: %d trades left its exchange's tape before the gateway read them", market, missed)
             for _, rnd, t, buyer, seller, price, qty, tx in rows:
                 self._seq += 1
-                self._tape.append({"seq": self._seq, "market": market, "round": rnd, "t": float(t), "buyer": buyer, "seller": seller, "price": int(price), "qty": int(qty), "tx": tx})
+                self._tape.append(
+                    {
+                        "seq": self._seq,
+                        "market": market,
+                        "round": rnd,
+                        "t": float(t),
+                        "buyer": buyer,
+                        "seller": seller,
+                        "price": int(price),
+                        "qty": int(qty),
+                        "tx": tx,
+                    }
+                )
 
     def _collect_deals(self) -> None:
         for buyer in self.buyers:
@@ -153,7 +165,12 @@ class PumpedFront(MarketFront):
                 if not deal.done or deal_id in self._seen_deals:
                     continue
                 self._seen_deals.add(deal_id)
-                record = {"buyer": buyer, "buyer_name": self.names.get(buyer, ""), **deal.model_dump(mode="json"), "history": self._query(buyer, "history", deal_id)}
+                record = {
+                    "buyer": buyer,
+                    "buyer_name": self.names.get(buyer, ""),
+                    **deal.model_dump(mode="json"),
+                    "history": self._query(buyer, "history", deal_id),
+                }
                 record.pop("result", None)
                 self._deals.append(record)
 

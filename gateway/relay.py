@@ -74,7 +74,9 @@ class GatewayJob(BaseModel):
     reason: str = ""
     result: JobResult | None = None
     claim_tx: str | None = Field(default=None, description="the server's claim of this call's voucher, or the escrow's release, once settled")
-    paid: int | None = Field(default=None, description="escrow payment: what the escrow paid out in all, once released (the caller's release, or the arbiter's ruling)")
+    paid: int | None = Field(
+        default=None, description="escrow payment: what the escrow paid out in all, once released (the caller's release, or the arbiter's ruling)"
+    )
     steps: list[JobStep] = []
     from_block: int = Field(default=0, exclude=True)  # escrow payment: the block the call was relayed at (its release comes after)
 
@@ -148,8 +150,17 @@ class GatewayAgent(Agent):
         _theirs_for(f"channel {state.channel_id[:10]}…", state.sender, state.recipient, t.caller, t.service, "payment.channel_id")
         call_id = next(self._ids)
         call = CallModel(call_id=call_id, inputs=t.inputs, channel_id=state.channel_id, amount=t.amount, signature=t.signature, sent_at=time.time())
-        return self._start(ctx, t.caller, t.service, service, call, f"voucher {t.amount} on nonce {state.nonce}",
-                           channel_id=state.channel_id, nonce=state.nonce, amount=t.amount)
+        return self._start(
+            ctx,
+            t.caller,
+            t.service,
+            service,
+            call,
+            f"voucher {t.amount} on nonce {state.nonce}",
+            channel_id=state.channel_id,
+            nonce=state.nonce,
+            amount=t.amount,
+        )
 
     def relay_escrow(self, ticket: dict[str, Any]) -> dict[str, Any]:
         """Check the escrow is the caller's and pays that server, then send the call on."""
@@ -159,21 +170,45 @@ class GatewayAgent(Agent):
         escrow = t.escrow
         _theirs_for(f"escrow {escrow.escrow_id[:10]}…", escrow.buyer, escrow.payees[0], t.caller, t.service, "payment.escrow_id", " first")
         if escrow.status != "open" or escrow.escrow_id in self._escrows:
-            raise PaymentRefused(f"escrow {escrow.escrow_id[:10]}… is {escrow.status if escrow.status != 'open' else 'already paying a call'}; open one per call",
-                                 "payment.escrow_id")
-        typed = call_authorization_typed_data(ctx.ledger.domains()["escrow"], escrow.escrow_id, t.service, str(service.terms.get("model_hash", "")),
-                                              str(service.terms.get("task", "")), t.inputs)
+            raise PaymentRefused(
+                f"escrow {escrow.escrow_id[:10]}… is {escrow.status if escrow.status != 'open' else 'already paying a call'}; open one per call",
+                "payment.escrow_id",
+            )
+        typed = call_authorization_typed_data(
+            ctx.ledger.domains()["escrow"], escrow.escrow_id, t.service, str(service.terms.get("model_hash", "")), str(service.terms.get("task", "")), t.inputs
+        )
         if (recover(typed, t.authorization) or "").lower() != escrow.buyer.lower():
-            raise PaymentRefused(f"the authorization is not {escrow.buyer}'s signature over this escrow, server, model, task and inputs", "payment.authorization")
+            raise PaymentRefused(
+                f"the authorization is not {escrow.buyer}'s signature over this escrow, server, model, task and inputs", "payment.authorization"
+            )
         self._escrows.add(escrow.escrow_id)
         call = EscrowedCall(call_id=next(self._ids), inputs=t.inputs, escrow_id=escrow.escrow_id, sent_at=time.time(), authorization=t.authorization)
-        return self._start(ctx, t.caller, t.service, service, call, f"escrow of {escrow.amount} until {escrow.deadline}",
-                           payment="escrow", escrow_id=escrow.escrow_id, release=escrow_bill(service)[1], from_block=t.from_block)
+        return self._start(
+            ctx,
+            t.caller,
+            t.service,
+            service,
+            call,
+            f"escrow of {escrow.amount} until {escrow.deadline}",
+            payment="escrow",
+            escrow_id=escrow.escrow_id,
+            release=escrow_bill(service)[1],
+            from_block=t.from_block,
+        )
 
-    def _start(self, ctx: Context, caller: str, server: str, service: ServiceRecord, call: CallModel | EscrowedCall, paid: str, **payment: Any) -> dict[str, Any]:
+    def _start(
+        self, ctx: Context, caller: str, server: str, service: ServiceRecord, call: CallModel | EscrowedCall, paid: str, **payment: Any
+    ) -> dict[str, Any]:
         """File the caller's new job (its payment in ``payment``) and send the call on."""
-        job = GatewayJob(job_id=self._job_id(call.call_id), caller=caller, service=server, model=str(service.terms.get("name", "")),
-                         price=service.price, inputs=len(call.inputs), **payment)
+        job = GatewayJob(
+            job_id=self._job_id(call.call_id),
+            caller=caller,
+            service=server,
+            model=str(service.terms.get("name", "")),
+            price=service.price,
+            inputs=len(call.inputs),
+            **payment,
+        )
         job.steps.append(JobStep(step="relayed", at=ctx.now(), detail=f"{paid} to {service.name}"))
         self.jobs[job.job_id] = job
         self._trim()

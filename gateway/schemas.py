@@ -16,9 +16,25 @@ ID_PATTERN = r"^0x[0-9a-fA-F]{64}$"
 
 # the writes a caller may have relayed: its own account, transfers, channels, escrows, deposits, stake
 RELAYED_OPS = (
-    "open_account", "transfer", "approve", "open_channel", "top_up_channel", "extend_channel", "reclaim_channel",
-    "open_escrow", "release", "release_items", "refund", "dispute", "draw", "deposit", "request_withdrawal", "withdraw",
-    "stake", "request_unstake", "unstake",
+    "open_account",
+    "transfer",
+    "approve",
+    "open_channel",
+    "top_up_channel",
+    "extend_channel",
+    "reclaim_channel",
+    "open_escrow",
+    "release",
+    "release_items",
+    "refund",
+    "dispute",
+    "draw",
+    "deposit",
+    "request_withdrawal",
+    "withdraw",
+    "stake",
+    "request_unstake",
+    "unstake",
 )
 
 
@@ -36,7 +52,9 @@ class ChainInfo(BaseModel):
     decimals: int
     gateway: str = Field(description="the gateway agent's address")
     now: int = Field(description="ledger time, unix seconds")
-    domains: dict[str, dict[str, Any]] = Field(description="EIP-712 domains: the ledger's contracts' (vouchers are signed under 'channel') and 'request', this gateway's, that every signed request is signed under")
+    domains: dict[str, dict[str, Any]] = Field(
+        description="EIP-712 domains: the ledger's contracts' (vouchers are signed under 'channel') and 'request', this gateway's, that every signed request is signed under"
+    )
     markets: list[str]
 
 
@@ -121,8 +139,13 @@ class ChannelPayment(BaseModel):
 
 class EscrowPayment(BaseModel):
     kind: Literal["escrow"]
-    escrow_id: str = Field(pattern=ID_PATTERN, description="an open escrow of the caller's paying the server this one call (terms from /v1/services/{address}/escrow)")
-    authorization: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$", description="the caller's EIP-712 signature letting the gateway spend this escrow on this call: EscrowedCall(escrowId, server, modelHash, task, inputsHash) under the `escrow` domain of /v1/chain (modelHash and task: the service's terms; inputsHash: keccak256 of the inputs as compact JSON)")
+    escrow_id: str = Field(
+        pattern=ID_PATTERN, description="an open escrow of the caller's paying the server this one call (terms from /v1/services/{address}/escrow)"
+    )
+    authorization: str = Field(
+        pattern=r"^0x[0-9a-fA-F]{130}$",
+        description="the caller's EIP-712 signature letting the gateway spend this escrow on this call: EscrowedCall(escrowId, server, modelHash, task, inputsHash) under the `escrow` domain of /v1/chain (modelHash and task: the service's terms; inputsHash: keccak256 of the inputs as compact JSON)",
+    )
 
     @field_validator("escrow_id")
     @classmethod

@@ -100,8 +100,11 @@ def add_ledger_writes(app: FastAPI, market: MarketFront, signed: Callable[..., A
     def tx(body: TxRequest, caller: str = Depends(signed)) -> TxAnswer:
         if body.op == "open_account" and market.ledger.balance_of(caller) == 0:
             # opening an account hands the key the chain's gas: not to every fresh key a stranger makes
-            raise PaymentRefused("open_account: this gateway pays an account's gas only for a key that holds tokens; "
-                                 "receive some first (a transfer, or POST /v1/faucet on a trial market)", "op")
+            raise PaymentRefused(
+                "open_account: this gateway pays an account's gas only for a key that holds tokens; "
+                "receive some first (a transfer, or POST /v1/faucet on a trial market)",
+                "op",
+            )
         call = _bound(market.ledger, body.op, body.args, caller)
         try:
             receipt = call()  # no market lock: the ledger draws the sender's nonce under its own
@@ -130,8 +133,9 @@ def add_ledger_writes(app: FastAPI, market: MarketFront, signed: Callable[..., A
             raise Mismatch(str(exc), "signed") from None
         except chain_errors.NodeUnavailable as exc:  # sent, maybe: the same bytes again learn its fate
             prepared.keep(prepared_id)
-            raise Unavailable(f"{exc}{node_name(market.ledger)}; post the same signed bytes to /v1/tx/{prepared_id[:18]}… "
-                              "again to learn its outcome", None, retry_after) from None
+            raise Unavailable(
+                f"{exc}{node_name(market.ledger)}; post the same signed bytes to /v1/tx/{prepared_id[:18]}… again to learn its outcome", None, retry_after
+            ) from None
         except BaseException:
             prepared.done(prepared_id)
             raise

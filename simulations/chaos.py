@@ -134,7 +134,9 @@ def run_chaos(config: ChaosConfig, out: Path | str, progress: bool = True) -> Ch
         ledger = proxy.url
     else:
         ledger = "embedded"
-    scenario = base.with_overrides({**config.overrides, "duration": duration, "ledger": ledger, "runtime": {"kind": "ray", "shards": config.shards, "durable": True}})
+    scenario = base.with_overrides(
+        {**config.overrides, "duration": duration, "ledger": ledger, "runtime": {"kind": "ray", "shards": config.shards, "durable": True}}
+    )
     faults = plan(config, duration)
     observer = _Chaos(config, faults, node, proxy)
     try:
@@ -150,7 +152,16 @@ def run_chaos(config: ChaosConfig, out: Path | str, progress: bool = True) -> Ch
         counts.update({f"rpc {k}": v for k, v in proxy.injected.items()})
     if node is not None:
         counts["chain restarts"] = node.restarts
-    report = ChaosReport(config=config, faults=faults, checks=observer.checks, counts=counts, trades=summary.trades, deals=observer.deal_statuses, errors=observer.errors, wall_s=round(time.perf_counter() - started, 1))
+    report = ChaosReport(
+        config=config,
+        faults=faults,
+        checks=observer.checks,
+        counts=counts,
+        trades=summary.trades,
+        deals=observer.deal_statuses,
+        errors=observer.errors,
+        wall_s=round(time.perf_counter() - started, 1),
+    )
     (Path(out) / "chaos.json").write_text(report.model_dump_json(indent=2))
     return report
 
@@ -349,7 +360,14 @@ def _checks(runtime: Any, world: Any, ended: bool, quiet: bool) -> list[Check]:
     audit = audit_traffic(runtime.traffic())
     check("accepted messages lost", 0, audit.lost)
     check("accepted messages handled twice", 0, audit.twice)
-    checks.append(Check(name="messages sent / admitted / refused / redeliveries dropped", expected="sent = admitted + refused", found=f"{audit.sent} / {audit.admitted} / {audit.refused} / {audit.replays}", ok=audit.sent == audit.admitted + audit.refused))
+    checks.append(
+        Check(
+            name="messages sent / admitted / refused / redeliveries dropped",
+            expected="sent = admitted + refused",
+            found=f"{audit.sent} / {audit.admitted} / {audit.refused} / {audit.replays}",
+            ok=audit.sent == audit.admitted + audit.refused,
+        )
+    )
     return checks
 
 

@@ -96,6 +96,7 @@ class Director(Agent):
 
     def _announce(self, ctx: Context, shock: PlannedShock, start: bool) -> None:
         """Tell every target (a cohort: once, for its members) that ``shock`` starts or ends."""
+
         def message(members: list[str]) -> ShockStarts | ShockEnds:
             if start:
                 return ShockStarts(kind=shock.kind, factor=shock.factor, shock=shock.index, members=members)  # type: ignore[arg-type]
@@ -105,4 +106,12 @@ class Director(Agent):
         ctx.broadcast(message([]), to=lone)
         for cohort, members in hosted.items():
             ctx.send(cohort, message(members))
-        self.fired.append({"index": shock.index, "kind": shock.kind, "at": round(ctx.now() - self.started, 6), "targets": len(shock.targets), "event": "start" if start else "end"})
+        self.fired.append(
+            {
+                "index": shock.index,
+                "kind": shock.kind,
+                "at": round(ctx.now() - self.started, 6),
+                "targets": len(shock.targets),
+                "event": "start" if start else "end",
+            }
+        )

@@ -1,10 +1,10 @@
 """Errors of the simulations package, under one root.
 
-    SimulationsError
-    ├── ScenarioError (also a PopulationError and a ValueError): a scenario file that does not
-    │   validate (each mistake named by its field path), or a built-in name nobody knows
-    ├── RunError: a run that could not be carried out (a ledger or runtime it cannot reach)
-    └── ReportError: a folder with no run records to report on
+SimulationsError
+├── ScenarioError (also a PopulationError and a ValueError): a scenario file that does not
+│   validate (each mistake named by its field path), or a built-in name nobody knows
+├── RunError: a run that could not be carried out (a ledger or runtime it cannot reach)
+└── ReportError: a folder with no run records to report on
 """
 
 from __future__ import annotations

@@ -43,7 +43,9 @@ class HostedMarket(PumpedFront):
         if runtime == "local":
             self.ledger = ledger or ledger_factory(scenario.ledger, **scenario.ledger_roles())()
             self.registry = Registry(pretrusted=[PRIOR])
-            self.runtime: Any = LocalRuntime(self.ledger, registry=self.registry, seed=scenario.seed, sign=scenario.runtime.signing, latency=scenario.runtime.latency)
+            self.runtime: Any = LocalRuntime(
+                self.ledger, registry=self.registry, seed=scenario.seed, sign=scenario.runtime.signing, latency=scenario.runtime.latency
+            )
         elif runtime == "ray":
             from agora.agents.ray import RayRuntime, ray_is_running
 

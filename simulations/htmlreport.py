@@ -85,11 +85,18 @@ def run_report(out: Path) -> str:
 
 def _summary_table(s: dict[str, Any]) -> str:
     rows = [
-        ["runtime / ledger", f"{s['runtime']} / {s['ledger']}"], ["seed", s["seed"]], ["agents", s["agents"]], ["steps", s["steps"]],
-        ["trades settled", s["trades"]], ["units traded", s["volume"]], ["turnover (base units)", int(s["turnover"])],
+        ["runtime / ledger", f"{s['runtime']} / {s['ledger']}"],
+        ["seed", s["seed"]],
+        ["agents", s["agents"]],
+        ["steps", s["steps"]],
+        ["trades settled", s["trades"]],
+        ["units traded", s["volume"]],
+        ["turnover (base units)", int(s["turnover"])],
         ["mean allocative efficiency", s["mean_efficiency"] if s["mean_efficiency"] is not None else float("nan")],
-        ["tokens minted / supply at the end", f"{int(s['minted']):,} / {int(s['supply']):,}"], ["money conserved", bool(s["conserved"])],
-        ["handler errors", s["errors"]], ["wall time (s)", float(s["wall_s"])],
+        ["tokens minted / supply at the end", f"{int(s['minted']):,} / {int(s['supply']):,}"],
+        ["money conserved", bool(s["conserved"])],
+        ["handler errors", s["errors"]],
+        ["wall time (s)", float(s["wall_s"])],
     ]
     for shock in s.get("shocks", []):
         rows.append([f"shock {shock['index']} ({shock['kind']}) {shock['event']}", f"t = {shock['at']:.1f} s, {shock['targets']} agents"])
@@ -102,7 +109,16 @@ def _market_section(trades: pa.Table, market: str, steps: pa.Table, schedule: pa
     t = _floats(rows, "t")
     series = {k: _floats(rows, k) for k in ("vwap", "min_price", "max_price", "eq_low", "eq_high")}
     scatter_t, scatter_p = _trade_sample(trades)
-    s = {"t": t, "vwap": series["vwap"], "min": series["min_price"], "max": series["max_price"], "eq_low": series["eq_low"], "eq_high": series["eq_high"], "scatter_t": scatter_t, "scatter_p": scatter_p}
+    s = {
+        "t": t,
+        "vwap": series["vwap"],
+        "min": series["min_price"],
+        "max": series["max_price"],
+        "eq_low": series["eq_low"],
+        "eq_high": series["eq_high"],
+        "scatter_t": scatter_t,
+        "scatter_p": scatter_p,
+    }
     parts = [f"<h2>Market: {html.escape(market)}</h2>", _img(plots.price_over_time({market: s}), f"{market} prices")]
     curves = _curves(trades, market, schedule, shocks, summary)
     if curves:
@@ -131,7 +147,9 @@ def _curves(trades: pa.Table, market: str, schedule: pa.Table, shocks: list[dict
     if not rows:
         return []
     step = float(summary.get("step_s") or 1.0)
-    meter = MarketMeter(market, [Holder(r["address"], r["agent"], r["group"], r["side"], r["limit"], r["units"]) for r in rows], [PlannedShock(**s) for s in shocks], step)
+    meter = MarketMeter(
+        market, [Holder(r["address"], r["agent"], r["group"], r["side"], r["limit"], r["units"]) for r in rows], [PlannedShock(**s) for s in shocks], step
+    )
     picks = [0] + sorted({int(s["at"] // step) for s in shocks if s["at"] // step < summary["steps"]})
     figures = []
     for k in picks[:3]:
@@ -185,7 +203,19 @@ def group_stats(agents: pa.Table, schedule: pa.Table) -> list[dict[str, Any]]:
     last = agents.filter(pc.equal(agents["step"], pc.max(agents["step"])))
     acc: dict[str, dict[str, Any]] = {}
     for r, turnover, surplus in zip(last.to_pylist(), _floats(last, "turnover"), _floats(last, "surplus"), strict=False):
-        g = acc.setdefault(r["group"], {"group": r["group"], "role": r["role"], "side": sides.get(r["address"], ""), "agents": 0, "traded": 0, "turnover": 0.0, "served": 0, "surplus": 0.0})
+        g = acc.setdefault(
+            r["group"],
+            {
+                "group": r["group"],
+                "role": r["role"],
+                "side": sides.get(r["address"], ""),
+                "agents": 0,
+                "traded": 0,
+                "turnover": 0.0,
+                "served": 0,
+                "surplus": 0.0,
+            },
+        )
         g["agents"] += 1
         g["traded"] += int(r["traded"])
         g["turnover"] += turnover
@@ -224,11 +254,18 @@ def compare_report(out: Path, runs: list[Path]) -> str:
         index = json.loads((out / "sweep.json").read_text())
         params = {p["name"]: ", ".join(f"{k}={v}" for k, v in p["overrides"].items() if k not in ("variants", "runtime.kind")) for p in index["points"]}
     eff = {k: s["mean_efficiency"] if s["mean_efficiency"] is not None else float("nan") for k, s in summaries.items()}
-    rows = [[k, params.get(k, ""), s["trades"], s["volume"], int(s["turnover"]), eff[k], bool(s["conserved"]), float(s["wall_s"])] for k, s in summaries.items()]
+    rows = [
+        [k, params.get(k, ""), s["trades"], s["volume"], int(s["turnover"]), eff[k], bool(s["conserved"]), float(s["wall_s"])] for k, s in summaries.items()
+    ]
     parts.append(_table(["run", "parameters", "trades", "units", "turnover", "mean efficiency", "conserved", "wall s"], rows))
     labels = list(summaries)
     parts.append("<div class='row'>")
-    parts.append(_img(plots.bars(labels, {"mean allocative efficiency": [eff[k] if eff[k] == eff[k] else 0.0 for k in labels]}, "Efficiency, run by run", "share"), "efficiency compared"))
+    parts.append(
+        _img(
+            plots.bars(labels, {"mean allocative efficiency": [eff[k] if eff[k] == eff[k] else 0.0 for k in labels]}, "Efficiency, run by run", "share"),
+            "efficiency compared",
+        )
+    )
     parts.append(_img(plots.bars(labels, {"units traded": [float(summaries[k]["volume"]) for k in labels]}, "Volume, run by run", "units"), "volume compared"))
     parts.append("</div>")
     parts.append("<p>" + " · ".join(f"<a href='{html.escape(p.name)}/report.html'>{html.escape(p.name)}</a>" for p in runs) + "</p>")
@@ -238,7 +275,14 @@ def compare_report(out: Path, runs: list[Path]) -> str:
         markets = sorted(set(steps["market"].to_pylist())) if steps.num_rows else []
         for market in markets[:1]:
             rows_m = steps.filter(pc.equal(steps["market"], market))
-            series[f"{p.name}"] = {"t": _floats(rows_m, "t"), "vwap": _floats(rows_m, "vwap"), "min": _floats(rows_m, "vwap"), "max": _floats(rows_m, "vwap"), "eq_low": _floats(rows_m, "eq_low"), "eq_high": _floats(rows_m, "eq_high")}
+            series[f"{p.name}"] = {
+                "t": _floats(rows_m, "t"),
+                "vwap": _floats(rows_m, "vwap"),
+                "min": _floats(rows_m, "vwap"),
+                "max": _floats(rows_m, "vwap"),
+                "eq_low": _floats(rows_m, "eq_low"),
+                "eq_high": _floats(rows_m, "eq_high"),
+            }
     if series:
         parts.append(_img(plots.price_over_time(series, "Mean price paid per step, run by run"), "prices compared"))
     stats = {p.name: {g["group"]: g for g in group_stats(read(p, "agents"), read(p, "schedule"))} for p in runs}
@@ -250,7 +294,12 @@ def compare_report(out: Path, runs: list[Path]) -> str:
         parts.append(_img(plots.bars(buyer_groups, price, "Mean price buyers paid", "base units / unit"), "prices paid"))
         parts.append(_img(plots.bars(buyer_groups, served, "Share of buyers served (traded at least once)", "share"), "access"))
         parts.append("</div>")
-        rows = [[run, g, s[g]["agents"], s[g]["traded"], s[g]["mean_price"], s[g]["served_share"], s[g]["surplus"]] for run, s in stats.items() for g in buyer_groups if g in s]
+        rows = [
+            [run, g, s[g]["agents"], s[g]["traded"], s[g]["mean_price"], s[g]["served_share"], s[g]["surplus"]]
+            for run, s in stats.items()
+            for g in buyer_groups
+            if g in s
+        ]
         parts.append(_table(["run", "group", "agents", "units bought", "mean price", "share served", "surplus"], rows))
     return _page(f"{name}: comparison", "".join(parts))
 

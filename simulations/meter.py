@@ -111,12 +111,27 @@ class MarketMeter:
             alpha = 100.0 * math.sqrt(float((w * (p - mid) ** 2).sum() / w.sum())) / mid
         earned = self._earned[self._sellers]
         return (
-            k, (k + 1) * self.step, self.market, len(trades), volume,
-            sum(t[2] for t in trades) / len(trades) if trades else NAN, float(lo) if lo is not None else NAN, float(hi) if hi is not None else NAN,
+            k,
+            (k + 1) * self.step,
+            self.market,
+            len(trades),
+            volume,
+            sum(t[2] for t in trades) / len(trades) if trades else NAN,
+            float(lo) if lo is not None else NAN,
+            float(hi) if hi is not None else NAN,
             turnover / volume if volume else NAN,
-            q, low if q else NAN, high if q else NAN, float(achieved), possible,
+            q,
+            low if q else NAN,
+            high if q else NAN,
+            float(achieved),
+            possible,
             allocative_efficiency(float(achieved), possible) if possible > 0 else NAN,
-            alpha, volume / offered if offered else 0.0, offered, demanded, active, _gini(earned) if len(earned) else 0.0,
+            alpha,
+            volume / offered if offered else 0.0,
+            offered,
+            demanded,
+            active,
+            _gini(earned) if len(earned) else 0.0,
         )
 
 
@@ -162,9 +177,27 @@ class DealMeter:
         capacity = len(self.providers) * self.step
         earnings = [self.earnings.get(p, 0) for p in self.providers]
         return (
-            k, (k + 1) * self.step, "deals", n, n, mean, min(prices) if n else NAN, max(prices) if n else NAN, mean,
-            0, NAN, NAN, NAN, NAN, NAN, NAN, min(1.0, busy / capacity) if capacity else 0.0, len(self.providers), n,
-            len(self.providers), gini(earnings) if earnings else 0.0,
+            k,
+            (k + 1) * self.step,
+            "deals",
+            n,
+            n,
+            mean,
+            min(prices) if n else NAN,
+            max(prices) if n else NAN,
+            mean,
+            0,
+            NAN,
+            NAN,
+            NAN,
+            NAN,
+            NAN,
+            NAN,
+            min(1.0, busy / capacity) if capacity else 0.0,
+            len(self.providers),
+            n,
+            len(self.providers),
+            gini(earnings) if earnings else 0.0,
         )
 
 

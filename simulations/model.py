@@ -49,10 +49,13 @@ class AgentSet(Sequence[Agent]):
         got = self._agents[index]
         return AgentSet(got, self.model) if isinstance(index, slice) else got
 
-    def select(self, filter: Callable[[Agent], bool] | None = None, *, role: str | None = None, label: str | None = None, at_most: int | None = None) -> AgentSet:  # noqa: A002 - Mesa's name
+    def select(
+        self, filter: Callable[[Agent], bool] | None = None, *, role: str | None = None, label: str | None = None, at_most: int | None = None
+    ) -> AgentSet:  # noqa: A002 - Mesa's name
         """The agents that pass ``filter``, of ``role``, labelled ``label``; at most ``at_most``."""
         chosen = [
-            a for a in self._agents
+            a
+            for a in self._agents
             if (role is None or a.role == role) and (label is None or self.model.labels.get(a.address) == label) and (filter is None or filter(a))
         ]
         return AgentSet(chosen[:at_most] if at_most is not None else chosen, self.model)
@@ -91,7 +94,12 @@ class DataCollector:
     """Reporters called after every ``every`` steps: model reporters take the model, agent
     reporters an attribute name or a function of the agent; results are kept in lists."""
 
-    def __init__(self, model_reporters: dict[str, Callable[[Model], Any]] | None = None, agent_reporters: dict[str, str | Callable[[Agent], Any]] | None = None, every: int = 1) -> None:
+    def __init__(
+        self,
+        model_reporters: dict[str, Callable[[Model], Any]] | None = None,
+        agent_reporters: dict[str, str | Callable[[Agent], Any]] | None = None,
+        every: int = 1,
+    ) -> None:
         self.model_reporters = dict(model_reporters or {})
         self.agent_reporters = dict(agent_reporters or {})
         self.every = every
@@ -160,7 +168,16 @@ class Model:
 
     def market(self, name: str, mechanism: str = "cda", rounds: int = 4, floor: int = 1, ceiling: int = 200) -> Exchange:
         """An exchange for market ``name``, its trading period the model's step."""
-        exchange = Exchange(f"exchange-{name}", Identity.from_seed(self.seed, f"exchange-{name}"), name, mechanism, period=self.step_s, rounds=rounds, floor=floor, ceiling=ceiling)  # type: ignore[arg-type]
+        exchange = Exchange(
+            f"exchange-{name}",
+            Identity.from_seed(self.seed, f"exchange-{name}"),
+            name,
+            mechanism,
+            period=self.step_s,
+            rounds=rounds,
+            floor=floor,
+            ceiling=ceiling,
+        )  # type: ignore[arg-type]
         self.exchanges[name] = exchange
         self.add(exchange)
         self._start_new()
@@ -169,7 +186,9 @@ class Model:
     def exchange(self, name: str) -> Exchange:
         return self.exchanges[name]
 
-    def traders(self, n: int, side: str, market: str, limit: Any, units: int = 1, strategy: str = "zic", funds: int = 0, label: str = "", **settings: Any) -> AgentSet:
+    def traders(
+        self, n: int, side: str, market: str, limit: Any, units: int = 1, strategy: str = "zic", funds: int = 0, label: str = "", **settings: Any
+    ) -> AgentSet:
         """``n`` traders, keys from the seed, limits drawn from ``limit`` (a number or a
         distribution as scenario files write it) with the model's generator."""
         from agora.agents.population import StrategySpec
@@ -179,12 +198,25 @@ class Model:
         made = []
         for i in range(n):
             name = f"{label or side}-{start + i}"
-            agent = Trader(name, Identity.from_seed(self.seed, name), market, side, max(1, int(dist.draw(self.rng))), units=units,  # type: ignore[arg-type]
-                           strategy=StrategySpec(kind=strategy) if strategy else None, **settings)
+            agent = Trader(
+                name,
+                Identity.from_seed(self.seed, name),
+                market,
+                side,
+                max(1, int(dist.draw(self.rng))),
+                units=units,  # type: ignore[arg-type]
+                strategy=StrategySpec(kind=strategy) if strategy else None,
+                **settings,
+            )
             made.append(self.add(agent, funds=funds, label=label))
         return AgentSet(made, self)
 
-    def collect(self, model_reporters: dict[str, Callable[[Model], Any]] | None = None, agent_reporters: dict[str, str | Callable[[Agent], Any]] | None = None, every: int = 1) -> DataCollector:
+    def collect(
+        self,
+        model_reporters: dict[str, Callable[[Model], Any]] | None = None,
+        agent_reporters: dict[str, str | Callable[[Agent], Any]] | None = None,
+        every: int = 1,
+    ) -> DataCollector:
         collector = DataCollector(model_reporters, agent_reporters, every)
         self.collectors.append(collector)
         return collector

@@ -30,28 +30,79 @@ import pyarrow.parquet as pq
 MONEY = pa.decimal128(38, 0)
 
 SCHEMAS: dict[str, pa.Schema] = {
-    "trades": pa.schema([
-        ("step", pa.int32()), ("t", pa.float64()), ("market", pa.string()), ("buyer", pa.string()), ("seller", pa.string()),
-        ("price", MONEY), ("qty", pa.int64()), ("tx", pa.string()), ("deal_id", pa.string()),
-    ]),
-    "steps": pa.schema([
-        ("step", pa.int32()), ("t", pa.float64()), ("market", pa.string()), ("trades", pa.int64()), ("volume", pa.int64()),
-        ("mean_price", pa.float64()), ("min_price", pa.float64()), ("max_price", pa.float64()), ("vwap", pa.float64()),
-        ("eq_qty", pa.int64()), ("eq_low", pa.float64()), ("eq_high", pa.float64()), ("surplus", pa.float64()),
-        ("max_surplus", pa.float64()), ("efficiency", pa.float64()), ("alpha", pa.float64()), ("utilization", pa.float64()),
-        ("offered", pa.int64()), ("demanded", pa.int64()), ("active_sellers", pa.int64()), ("gini", pa.float64()),
-    ]),
-    "agents": pa.schema([
-        ("step", pa.int32()), ("agent", pa.string()), ("address", pa.string()), ("group", pa.string()), ("role", pa.string()),
-        ("balance", MONEY), ("traded", pa.int64()), ("turnover", MONEY), ("surplus", pa.float64()), ("reputation", pa.float64()),
-    ]),
-    "schedule": pa.schema([
-        ("market", pa.string()), ("agent", pa.string()), ("address", pa.string()), ("group", pa.string()), ("side", pa.string()),
-        ("limit", pa.int64()), ("units", pa.int64()),
-    ]),
-    "messages": pa.schema([
-        ("t", pa.float64()), ("sender", pa.string()), ("target", pa.string()), ("type", pa.string()), ("session", pa.string()), ("nonce", pa.int64()),
-    ]),
+    "trades": pa.schema(
+        [
+            ("step", pa.int32()),
+            ("t", pa.float64()),
+            ("market", pa.string()),
+            ("buyer", pa.string()),
+            ("seller", pa.string()),
+            ("price", MONEY),
+            ("qty", pa.int64()),
+            ("tx", pa.string()),
+            ("deal_id", pa.string()),
+        ]
+    ),
+    "steps": pa.schema(
+        [
+            ("step", pa.int32()),
+            ("t", pa.float64()),
+            ("market", pa.string()),
+            ("trades", pa.int64()),
+            ("volume", pa.int64()),
+            ("mean_price", pa.float64()),
+            ("min_price", pa.float64()),
+            ("max_price", pa.float64()),
+            ("vwap", pa.float64()),
+            ("eq_qty", pa.int64()),
+            ("eq_low", pa.float64()),
+            ("eq_high", pa.float64()),
+            ("surplus", pa.float64()),
+            ("max_surplus", pa.float64()),
+            ("efficiency", pa.float64()),
+            ("alpha", pa.float64()),
+            ("utilization", pa.float64()),
+            ("offered", pa.int64()),
+            ("demanded", pa.int64()),
+            ("active_sellers", pa.int64()),
+            ("gini", pa.float64()),
+        ]
+    ),
+    "agents": pa.schema(
+        [
+            ("step", pa.int32()),
+            ("agent", pa.string()),
+            ("address", pa.string()),
+            ("group", pa.string()),
+            ("role", pa.string()),
+            ("balance", MONEY),
+            ("traded", pa.int64()),
+            ("turnover", MONEY),
+            ("surplus", pa.float64()),
+            ("reputation", pa.float64()),
+        ]
+    ),
+    "schedule": pa.schema(
+        [
+            ("market", pa.string()),
+            ("agent", pa.string()),
+            ("address", pa.string()),
+            ("group", pa.string()),
+            ("side", pa.string()),
+            ("limit", pa.int64()),
+            ("units", pa.int64()),
+        ]
+    ),
+    "messages": pa.schema(
+        [
+            ("t", pa.float64()),
+            ("sender", pa.string()),
+            ("target", pa.string()),
+            ("type", pa.string()),
+            ("session", pa.string()),
+            ("nonce", pa.int64()),
+        ]
+    ),
 }
 
 

@@ -66,9 +66,7 @@ def render(report: TradeReport, console: Console | None = None) -> None:
             f"{r['items']} rows read in place, only the result left"
         )
     gas = sum(r.gas_used for r in report.receipts)
-    console.print(
-        f"total gas {gas:,} · supply {tokens(report.supply)} AGR · conserved: {'yes' if report.conserved else 'NO'} · wall {report.wall_s:.1f} s"
-    )
+    console.print(f"total gas {gas:,} · supply {tokens(report.supply)} AGR · conserved: {'yes' if report.conserved else 'NO'} · wall {report.wall_s:.1f} s")
     for name, errs in report.errors.items():
         for e in errs:
             console.print(f"[yellow]{name}: {e}[/]")

@@ -68,7 +68,9 @@ def _runtime(scenario: Scenario, out: Path) -> Iterator[Any]:
     kind = scenario.runtime
     if kind.kind == "local":
         registry = Registry(pretrusted=[PRIOR])
-        runtime: Any = LocalRuntime(ledger_factory(scenario.ledger, **scenario.ledger_roles()), registry=registry, seed=scenario.seed, sign=kind.signing, latency=kind.latency)
+        runtime: Any = LocalRuntime(
+            ledger_factory(scenario.ledger, **scenario.ledger_roles()), registry=registry, seed=scenario.seed, sign=kind.signing, latency=kind.latency
+        )
     else:
         from agora.agents.ray import RayRuntime, ray_is_running
 
@@ -90,7 +92,9 @@ def _runtime(scenario: Scenario, out: Path) -> Iterator[Any]:
         runtime.shutdown()
 
 
-def simulate(scenario: Scenario, out: Path | str, progress: bool = True, on_step: Callable[[int, int], None] | None = None, observer: Any = None) -> list[RunSummary]:
+def simulate(
+    scenario: Scenario, out: Path | str, progress: bool = True, on_step: Callable[[int, int], None] | None = None, observer: Any = None
+) -> list[RunSummary]:
     """Run the scenario (each of its variants, side by side under ``out/VARIANT``).
     ``on_step(step, trades so far)`` is called after every step (benchmarks sample memory);
     an ``observer`` may have ``started(runtime, world)``, called once the agents run, and
@@ -105,7 +109,9 @@ def simulate(scenario: Scenario, out: Path | str, progress: bool = True, on_step
     return results
 
 
-def run(scenario: Scenario, out: Path, variant: str = "main", progress: bool = True, on_step: Callable[[int, int], None] | None = None, observer: Any = None) -> RunSummary:
+def run(
+    scenario: Scenario, out: Path, variant: str = "main", progress: bool = True, on_step: Callable[[int, int], None] | None = None, observer: Any = None
+) -> RunSummary:
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     (out / "scenario.yaml").write_text(yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False))
@@ -163,9 +169,19 @@ def populate(scenario: Scenario, runtime: Any) -> _World:
     on ``runtime``, not yet started: what a run steps, and what a gateway's hosted market serves."""
     world = _World()
     for market, spec in scenario.markets.items():  # exchanges first: traders look them up at start
-        ex = Exchange(f"exchange-{market}", Identity.from_seed(scenario.seed, f"exchange-{market}"), market, spec.mechanism,
-                      period=scenario.step, rounds=spec.rounds, floor=spec.floor, ceiling=spec.ceiling, good=spec.good,
-                      check_delegations=_signed(scenario), max_messages_per_round=spec.max_messages_per_round)
+        ex = Exchange(
+            f"exchange-{market}",
+            Identity.from_seed(scenario.seed, f"exchange-{market}"),
+            market,
+            spec.mechanism,
+            period=scenario.step,
+            rounds=spec.rounds,
+            floor=spec.floor,
+            ceiling=spec.ceiling,
+            good=spec.good,
+            check_delegations=_signed(scenario),
+            max_messages_per_round=spec.max_messages_per_round,
+        )
         world.exchanges[market] = _add(runtime, ex, scenario)
     cohorts = [g for g in scenario.agents if g.host == "cohort" and g.count]
     lone = scenario.with_overrides({f"agents.{i}.count": 0 for i, g in enumerate(scenario.agents) if g.host == "cohort"}) if cohorts else scenario
@@ -218,8 +234,15 @@ def _cohort(scenario: Scenario, world: _World, group: Any) -> TraderCohort:
     first = drawn[0]
     kind = group.strategy.kind if group.strategy is not None else "truthful"
     return TraderCohort(
-        f"{group.tag()}-cohort", Identity.from_seed(scenario.seed, f"{group.tag()}-cohort"), first["market"], first["side"], names,
-        [int(d["limit"]) for d in drawn], [int(d.get("units", 1)) for d in drawn], seed=scenario.seed, strategy=kind,
+        f"{group.tag()}-cohort",
+        Identity.from_seed(scenario.seed, f"{group.tag()}-cohort"),
+        first["market"],
+        first["side"],
+        names,
+        [int(d["limit"]) for d in drawn],
+        [int(d.get("units", 1)) for d in drawn],
+        seed=scenario.seed,
+        strategy=kind,
         delegate=_signed(scenario),
     )
 
@@ -255,7 +278,9 @@ def _write_schedule(world: _World, recorder: Recorder, out: Path) -> None:
     (out / "shocks.json").write_text(json.dumps([s.model_dump() for s in world.shocks], indent=1))
 
 
-def _loop(scenario: Scenario, runtime: Any, world: _World, recorder: Recorder, t0: float, progress: bool, on_step: Callable[[int, int], None] | None = None) -> int:
+def _loop(
+    scenario: Scenario, runtime: Any, world: _World, recorder: Recorder, t0: float, progress: bool, on_step: Callable[[int, int], None] | None = None
+) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     steps = scenario.steps()
@@ -300,7 +325,9 @@ def _collect(scenario: Scenario, runtime: Any, world: _World, recorder: Recorder
             if deal.status == "settled" and deal.contract is not None:
                 world.settled_deals += 1
                 busy[deal_id] = float(deal.metering.get("seconds", 0.0))
-                world.pending.setdefault(k, []).append(("deals", buyer, deal.contract.provider, deal.paid, 1, deal.finished_at - t0, deal.receipts[-1].tx_hash if deal.receipts else "", deal_id))
+                world.pending.setdefault(k, []).append(
+                    ("deals", buyer, deal.contract.provider, deal.paid, 1, deal.finished_at - t0, deal.receipts[-1].tx_hash if deal.receipts else "", deal_id)
+                )
     rows = world.pending.pop(k, [])
     recorder["trades"].extend([(k, t, market, buyer, seller, price, qty, tx, deal_id) for market, buyer, seller, price, qty, t, tx, deal_id in rows])
     for market, meter in world.meters.items():
@@ -321,8 +348,20 @@ def _agents(scenario: Scenario, runtime: Any, world: _World, recorder: Recorder,
     for name, address in world.addresses.items():
         group, role = world.groups[address]
         state = states.get(address) or (runtime.query(address, "state") if role == "trader" else {})
-        rows.append((k, name, address, group, role, runtime.ledger.balance_of(address), int(state.get("traded", 0)),
-                     int(state.get("turnover", 0)), float(state.get("surplus", 0.0)), float(scores.get(address, 0.0))))
+        rows.append(
+            (
+                k,
+                name,
+                address,
+                group,
+                role,
+                runtime.ledger.balance_of(address),
+                int(state.get("traded", 0)),
+                int(state.get("turnover", 0)),
+                float(state.get("surplus", 0.0)),
+                float(scores.get(address, 0.0)),
+            )
+        )
     table.extend(rows)
 
 
@@ -335,11 +374,27 @@ def _summary(scenario: Scenario, runtime: Any, world: _World, out: Path, variant
     fired = runtime.query(world.director, "fired") if world.director else []
     eff = world.efficiency
     return RunSummary(
-        name=scenario.name, variant=variant, out=str(out), seed=scenario.seed, runtime=scenario.runtime.kind, ledger=scenario.ledger,
-        steps=steps, step_s=scenario.step, agents=len(world.addresses), trades=n_trades, volume=volume, turnover=str(turnover), minted=str(world.minted),
-        supply=str(runtime.ledger.total_supply()), conserved=runtime.ledger.is_conserved() and runtime.ledger.total_supply() == world.minted,
-        wall_s=round(time.perf_counter() - started, 3), errors=sum(len(v) for v in runtime.errors().values()), markets=markets, shocks=fired,
-        mean_efficiency=sum(eff) / len(eff) if eff else None, quotes=quotes,
+        name=scenario.name,
+        variant=variant,
+        out=str(out),
+        seed=scenario.seed,
+        runtime=scenario.runtime.kind,
+        ledger=scenario.ledger,
+        steps=steps,
+        step_s=scenario.step,
+        agents=len(world.addresses),
+        trades=n_trades,
+        volume=volume,
+        turnover=str(turnover),
+        minted=str(world.minted),
+        supply=str(runtime.ledger.total_supply()),
+        conserved=runtime.ledger.is_conserved() and runtime.ledger.total_supply() == world.minted,
+        wall_s=round(time.perf_counter() - started, 3),
+        errors=sum(len(v) for v in runtime.errors().values()),
+        markets=markets,
+        shocks=fired,
+        mean_efficiency=sum(eff) / len(eff) if eff else None,
+        quotes=quotes,
     )
 
 

@@ -127,7 +127,8 @@ class ScenarioGroup(AgentGroup):
     label: str = ""
     reputation: float | None = Field(default=None, ge=0, le=1)
     host: Literal["agents", "cohort"] = Field(
-        default="agents", description="cohort: the group's traders share one agent, their state in arrays (agents/roles/cohort.py); call markets only",
+        default="agents",
+        description="cohort: the group's traders share one agent, their state in arrays (agents/roles/cohort.py); call markets only",
     )
 
     @model_validator(mode="after")

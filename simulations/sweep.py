@@ -58,7 +58,9 @@ def sweep(scenario: Scenario, params: dict[str, list[Any]], out: Path | str, par
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     points = plan(scenario, params)
-    (out / "sweep.json").write_text(json.dumps({"scenario": scenario.name, "params": params, "points": [{"name": n, "overrides": o} for n, o in points]}, indent=1, default=str))
+    (out / "sweep.json").write_text(
+        json.dumps({"scenario": scenario.name, "params": params, "points": [{"name": n, "overrides": o} for n, o in points]}, indent=1, default=str)
+    )
     todo = [(n, o) for n, o in points if not (out / n / "summary.json").exists()]
     spec = to_spec(scenario)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

@@ -76,8 +76,12 @@ def render(told: dict[str, Any]) -> None:
     names = told["names"]
     who = lambda a: names.get(str(a).lower(), str(a)[:10] + "…")  # noqa: E731
     if told["kind"] == "settlement":
-        _table(console, f"settlement {told['trades'][0]['tx']}", ("step", "t", "market", "buyer", "seller", "price", "qty"),
-               [(str(t["step"]), f"{t['t']:.2f}", t["market"], who(t["buyer"]), who(t["seller"]), str(t["price"]), str(t["qty"])) for t in told["trades"]])
+        _table(
+            console,
+            f"settlement {told['trades'][0]['tx']}",
+            ("step", "t", "market", "buyer", "seller", "price", "qty"),
+            [(str(t["step"]), f"{t['t']:.2f}", t["market"], who(t["buyer"]), who(t["seller"]), str(t["price"]), str(t["qty"])) for t in told["trades"]],
+        )
         return
     deal = told["deal"]
     contract = deal.get("contract") or {}
@@ -86,20 +90,42 @@ def render(told: dict[str, Any]) -> None:
     console.print(f"buyer {who(deal['buyer'])} · provider {who(provider) if provider else '–'} · paid {deal['paid']:,} base units · step {deal['step']}")
     job = deal.get("job") or {}
     if job:
-        console.print(f"job {job.get('job_id')}: {job.get('task')} with model {str(job.get('model_hash'))[:12]}… on {'dataset ' + str(job.get('dataset_hash'))[:12] + '…' if job.get('dataset_hash') else 'inline inputs'}, resources {job.get('resources')}")
+        console.print(
+            f"job {job.get('job_id')}: {job.get('task')} with model {str(job.get('model_hash'))[:12]}… on {'dataset ' + str(job.get('dataset_hash'))[:12] + '…' if job.get('dataset_hash') else 'inline inputs'}, resources {job.get('resources')}"
+        )
     if deal.get("bids"):
-        console.print("bids: " + ", ".join(f"{who(a)} {b:,}" for a, b in deal["bids"].items()) + (f" · refused: {', '.join(who(a) for a in deal['refused'])}" if deal.get("refused") else ""))
+        console.print(
+            "bids: "
+            + ", ".join(f"{who(a)} {b:,}" for a, b in deal["bids"].items())
+            + (f" · refused: {', '.join(who(a) for a in deal['refused'])}" if deal.get("refused") else "")
+        )
     if told["messages"]:
-        _table(console, f"messages ({len(told['messages'])})", ("t (s)", "from", "to", "message"),
-               [(f"{m['t']:.3f}", who(m["sender"]), who(m["target"]), m["type"]) for m in told["messages"]])
+        _table(
+            console,
+            f"messages ({len(told['messages'])})",
+            ("t (s)", "from", "to", "message"),
+            [(f"{m['t']:.3f}", who(m["sender"]), who(m["target"]), m["type"]) for m in told["messages"]],
+        )
     elif not told["messages_recorded"]:
         console.print("[dim]messages were not recorded in this run (metrics.messages: true records them on the local runtime)[/]")
     if deal.get("history"):
-        _table(console, "contract states", ("state", "by", "ledger time", "tx"),
-               [(step["state"], who(step["by"]), str(step["at"]), (step.get("tx") or "")[:18]) for step in deal["history"]])
+        _table(
+            console,
+            "contract states",
+            ("state", "by", "ledger time", "tx"),
+            [(step["state"], who(step["by"]), str(step["at"]), (step.get("tx") or "")[:18]) for step in deal["history"]],
+        )
     if deal.get("bill"):
-        _table(console, "metered bill", ("payee", "role", "amount", "cap", "basis"),
-               [(who(b["payee"]), b["role"], f"{int(b['amount']):,}", f"{int(b['cap']):,}", b["basis"]) for b in deal["bill"]])
+        _table(
+            console,
+            "metered bill",
+            ("payee", "role", "amount", "cap", "basis"),
+            [(who(b["payee"]), b["role"], f"{int(b['amount']):,}", f"{int(b['cap']):,}", b["basis"]) for b in deal["bill"]],
+        )
     if deal.get("receipts"):
-        _table(console, "ledger transactions", ("op", "sender", "tx", "block", "gas"),
-               [(r["op"], who(r["sender"]), r["tx_hash"][:18] + "…", str(r["block"]), f"{r['gas_used']:,}") for r in deal["receipts"]])
+        _table(
+            console,
+            "ledger transactions",
+            ("op", "sender", "tx", "block", "gas"),
+            [(r["op"], who(r["sender"]), r["tx_hash"][:18] + "…", str(r["block"]), f"{r['gas_used']:,}") for r in deal["receipts"]],
+        )

@@ -13,11 +13,15 @@ from agora.tasks.store import ContentStore, digest_tree
 from agora.tasks.verify import verify_embeddings, verify_result
 
 if TYPE_CHECKING:  # at run time, imported on first use by __getattr__ below
-    from agora.tasks.runner import ClassificationRunner, EmbeddingRunner, GenerationRunner, RunnerCache
+    from agora.tasks.runner import ClassificationRunner, EmbeddingRunner, GenerationRunner, ModelRunner, RunnerCache, RunOutput
 
 __all__ = [
+    "ClassificationRunner",
     "ContentStore",
     "EmbeddingRunner",
+    "GenerationRunner",
+    "ModelRunner",
+    "RunOutput",
     "Executor",
     "ExecutorFace",
     "RequesterMismatch",
@@ -43,7 +47,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:  # the runner pulls in torch: import it only when asked for
-    if name in ("EmbeddingRunner", "GenerationRunner", "ClassificationRunner", "RunnerCache"):
+    if name in ("EmbeddingRunner", "GenerationRunner", "ClassificationRunner", "ModelRunner", "RunOutput", "RunnerCache"):
         from agora.tasks import runner
 
         return getattr(runner, name)

@@ -1,15 +1,15 @@
 """Errors of the tasks package.
 
-    TasksError
-     ├── UnknownArtifact (KeyError)   no model or dataset under that hash in the store
-     ├── IntegrityError               stored files no longer hash to their name (tampered)
-     ├── InvalidJob (ValueError)      a job spec that fails validation
-     ├── JobFailed                    the job raised, or Ray could not run it
-     ├── VerificationFailed           a result that does not check out (shape, hash, values)
-     ├── RequesterMismatch (PermissionError)  a job run in another agent's name (tasks.executor)
-     └── AccessDenied (PermissionError)  a dataset use its vault refuses (tasks.vault)
-          ├── UnpaidUse               no paid deal covers this use
-          └── ForgedRequest           a vault request not signed by its requester (Ray)
+TasksError
+ ├── UnknownArtifact (KeyError)   no model or dataset under that hash in the store
+ ├── IntegrityError               stored files no longer hash to their name (tampered)
+ ├── InvalidJob (ValueError)      a job spec that fails validation
+ ├── JobFailed                    the job raised, or Ray could not run it
+ ├── VerificationFailed           a result that does not check out (shape, hash, values)
+ ├── RequesterMismatch (PermissionError)  a job run in another agent's name (tasks.executor)
+ └── AccessDenied (PermissionError)  a dataset use its vault refuses (tasks.vault)
+      ├── UnpaidUse               no paid deal covers this use
+      └── ForgedRequest           a vault request not signed by its requester (Ray)
 """
 
 from __future__ import annotations

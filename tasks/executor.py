@@ -69,7 +69,7 @@ def vault_name(owner: str) -> str:
 def vault_owner(name: str) -> str:
     """The owner a vault's name names ("" for a name not made by :func:`vault_name`)."""
     prefix = "agora-vault-"
-    return name[len(prefix):] if name.startswith(prefix) else ""
+    return name[len(prefix) :] if name.startswith(prefix) else ""
 
 
 class LocalExecutor(Executor):

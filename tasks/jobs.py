@@ -50,7 +50,9 @@ class JobSpec(BaseModel):
     max_output_bytes: int = Field(default=64 << 20, ge=1, description="a larger result is refused, not delivered")
     timeout_s: float | None = Field(default=None, gt=0, description="wall-clock limit of the run")
     crash_retries: int = Field(
-        default=1, ge=0, le=5,
+        default=1,
+        ge=0,
+        le=5,
         description="times Ray re-runs the job when its worker process or node dies (never when the job itself fails); inference is pure, so a re-run is safe, and the deadline still bounds the whole",
     )
 

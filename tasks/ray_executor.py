@@ -148,8 +148,10 @@ class RayExecutor(Executor):
         except ValueError:
             node = ray.get_runtime_context().get_node_id()
             options = {"name": name, "num_cpus": 0, "max_concurrency": 4, "get_if_exists": True}
-            handle = ray.remote(RayVault).options(**options, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote(
-                owner, str(self.vault_root(owner)), self.store_root, self.ledger
+            handle = (
+                ray.remote(RayVault)
+                .options(**options, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
+                .remote(owner, str(self.vault_root(owner)), self.store_root, self.ledger)
             )
         self._opened[name] = handle  # a named actor still dies with its last handle: keep one
         return name, ActorClient(handle)

@@ -81,9 +81,7 @@ class EmbeddingRunner(ModelRunner):
         out: list[np.ndarray] = []
         tokens = 0
         for start in range(0, len(texts), batch_size):
-            batch = self.tokenizer(
-                texts[start : start + batch_size], padding=True, truncation=True, max_length=256, return_tensors="pt"
-            ).to(self.device)
+            batch = self.tokenizer(texts[start : start + batch_size], padding=True, truncation=True, max_length=256, return_tensors="pt").to(self.device)
             states = self.model(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
             pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
@@ -162,9 +160,7 @@ class GenerationRunner(ModelRunner):
             chunk = [self._prompt(p) for p in prompts[start : start + batch_size]]
             batch = self.tokenizer(chunk, padding=True, return_tensors="pt").to(self.device)
             read += int(batch["attention_mask"].sum())
-            out = self.model.generate(
-                **batch, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=self.tokenizer.pad_token_id
-            )
+            out = self.model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=self.tokenizer.pad_token_id)
             for row in out[:, batch["input_ids"].shape[1] :].tolist():
                 if eos in row:  # what follows the first end-of-sequence is padding
                     row = row[: row.index(eos) + 1]

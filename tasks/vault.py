@@ -262,7 +262,15 @@ class DataVault:
             return [r for r in self.log if digest in (None, r.dataset_hash)]
 
     def _record(
-        self, requester: str, digest: str, action: str, granted: bool, reason: str = "", spec: JobSpec | None = None, result: JobResult | None = None, deal_id: str = ""
+        self,
+        requester: str,
+        digest: str,
+        action: str,
+        granted: bool,
+        reason: str = "",
+        spec: JobSpec | None = None,
+        result: JobResult | None = None,
+        deal_id: str = "",
     ) -> None:
         record = AccessRecord(
             at=time.time(),

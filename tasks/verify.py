@@ -87,16 +87,16 @@ def agreement(a: JobResult, b: JobResult) -> float:
         if len(a.token_ids) != len(b.token_ids):
             return 0.0
         same = total = 0
-        for x, y in zip(a.token_ids, b.token_ids):
+        for x, y in zip(a.token_ids, b.token_ids, strict=False):
             total += max(len(x), len(y))
-            same += sum(1 for i, j in zip(x, y) if i == j)
+            same += sum(1 for i, j in zip(x, y, strict=False) if i == j)
         return same / total if total else 1.0
     if a.shape != b.shape:
         return 0.0
     if a.task == "classification":
         if not a.labels:
             return 1.0
-        labels = sum(1 for x, y in zip(a.labels, b.labels) if x == y) / len(a.labels)
+        labels = sum(1 for x, y in zip(a.labels, b.labels, strict=False) if x == y) / len(a.labels)
         close = bool(np.allclose(a.array(), b.array(), atol=PROBABILITY_ATOL))
         return labels if close else min(labels, 0.5)
     u, v = a.array().astype(np.float64), b.array().astype(np.float64)

@@ -45,8 +45,6 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     items.sort(key=lambda item: item.nodeid.split("::")[0] != "tests/test_examples.py")
 
 
-
-
 def start_anvil(*extra: str) -> tuple[subprocess.Popen, str]:
     """Start anvil on a free loopback port (chain.node.AnvilNode); returns (proc, url). A
     required tool: missing is a failure, never a skip."""
@@ -98,7 +96,11 @@ def ledger(request: pytest.FixtureRequest) -> Iterator[Ledger]:
         from agora.agents.ray import LedgerService, RemoteLedger
         from agora.agents.ray.runtime import LEDGER_CONCURRENCY
 
-        actor = ray.remote(LedgerService).options(num_cpus=0, max_concurrency=LEDGER_CONCURRENCY).remote(functools.partial(MemoryLedger, **roles), follow_wall_clock=False)
+        actor = (
+            ray.remote(LedgerService)
+            .options(num_cpus=0, max_concurrency=LEDGER_CONCURRENCY)
+            .remote(functools.partial(MemoryLedger, **roles), follow_wall_clock=False)
+        )
         yield RemoteLedger(actor)
         ray.kill(actor)
     else:

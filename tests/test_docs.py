@@ -179,8 +179,12 @@ def test_the_annotated_scenario_names_every_field() -> None:
     data = yaml.safe_load(ANNOTATED.read_text())
     groups, markets = data["agents"], list(data["markets"].values())
     parts = {
-        Scenario: [data], RuntimeSpec: [data["runtime"]], MetricsSpec: [data["metrics"]], MarketSpec: markets,
-        ScenarioGroup: groups, Shock: data["shocks"],
+        Scenario: [data],
+        RuntimeSpec: [data["runtime"]],
+        MetricsSpec: [data["metrics"]],
+        MarketSpec: markets,
+        ScenarioGroup: groups,
+        Shock: data["shocks"],
     }
     missing = [f"{cls.__name__}.{field}" for cls, found in parts.items() for field in cls.model_fields if not any(field in item for item in found)]
     missing += [f"keys.{field}" for field in ("source", "phrase_env") if field not in data["keys"]]
@@ -225,7 +229,7 @@ INLINE_AGORA = re.compile(r"`(agora\s+[a-z][^`]*)`")
 
 def agora_commands() -> list[tuple[str, str]]:
     found = [(b.where, m["rest"].strip()) for b in ALL if b.lang in SHELL for line in shell_lines(b) for m in AGORA.finditer(line)]
-    found += [(str(page.relative_to(ROOT)), m[1][len("agora"):].strip()) for page in PAGES for m in INLINE_AGORA.finditer(page.read_text())]
+    found += [(str(page.relative_to(ROOT)), m[1][len("agora") :].strip()) for page in PAGES for m in INLINE_AGORA.finditer(page.read_text())]
     return found
 
 

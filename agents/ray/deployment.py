@@ -77,7 +77,9 @@ def _actor(name: str) -> Any | None:
         return None
 
 
-def deploy(population_file: str | Path, name: str, state: str | Path, *, shards: int = 2, rpc_url: str | None = None, address_book: str | None = None) -> dict[str, Any]:
+def deploy(
+    population_file: str | Path, name: str, state: str | Path, *, shards: int = 2, rpc_url: str | None = None, address_book: str | None = None
+) -> dict[str, Any]:
     """Start (or resume) ``population_file`` as deployment ``name``; returns its manifest."""
     from agora.agents.ray import RayRuntime
     from agora.chain import EVMLedger, MemoryLedger
@@ -229,9 +231,21 @@ class Guest:
         self.rows = self._rows(shards)
         self.placement = {row["address"]: row["shard"] for row in self.rows}
         self.index = self.manifest["shards"] + 1 + secrets.randbelow(2**30)  # apart from any other guest's
-        self.shard = ray.remote(_Shard).options(num_cpus=0, max_concurrency=8).remote(
-            self.index, self.ledger_actor, self.registry_actor, self.manifest.get("store") or str(default_root()),
-            self.manifest.get("seed", 0), 64, 300.0, 0.005, self.manifest.get("signing", "session"), name=name,
+        self.shard = (
+            ray.remote(_Shard)
+            .options(num_cpus=0, max_concurrency=8)
+            .remote(
+                self.index,
+                self.ledger_actor,
+                self.registry_actor,
+                self.manifest.get("store") or str(default_root()),
+                self.manifest.get("seed", 0),
+                64,
+                300.0,
+                0.005,
+                self.manifest.get("signing", "session"),
+                name=name,
+            )
         )
         self.addresses: list[str] = ray.get(self.shard.add.remote(agents))
         ray.get(self.shard.connect.remote(shards, {**self.placement, **dict.fromkeys(self.addresses, self.index)}))

@@ -120,7 +120,9 @@ class Durability:
             sent = self._outbox.pop(address, [])
         return address, seq, snapshot, sent
 
-    def _record(self, taken: list[tuple[str, int, bytes, list[Envelope]]], acked: list[int] = (), meta: dict[str, Any] | None = None) -> list[tuple[int, int, list[Envelope]]]:  # type: ignore[assignment]
+    def _record(
+        self, taken: list[tuple[str, int, bytes, list[Envelope]]], acked: list[int] = (), meta: dict[str, Any] | None = None
+    ) -> list[tuple[int, int, list[Envelope]]]:  # type: ignore[assignment]
         """Append one record; returns the batches it made durable, to ship. A snapshot older
         than the one already journaled for its agent (a checkpoint taken mid-handler while a
         commit was collecting) is left out; the envelopes that came with it are not."""
@@ -198,4 +200,3 @@ class Durability:
                 self._reship.append(batch_id)
                 continue
             self._acked.append(batch_id)
-

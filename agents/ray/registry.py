@@ -172,7 +172,9 @@ class BatchedRegistry:
 
     def face(self, agent: Any, ledger: Any) -> RegistryFace:
         identity = agent.identity
-        return RegistryFace(self, agent.address, type(agent).role, ledger, sink=lambda name, args, kwargs: self._queue(self._signer.sign(identity, name, args, kwargs)))
+        return RegistryFace(
+            self, agent.address, type(agent).role, ledger, sink=lambda name, args, kwargs: self._queue(self._signer.sign(identity, name, args, kwargs))
+        )
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("_") or name in WRITES or name in OPERATOR_WRITES:

@@ -44,7 +44,6 @@ there, the message counted as handled, to find out from the ledger whether the e
 (the exchange pays its rounds so).
 """
 
-
 from __future__ import annotations
 
 import itertools
@@ -86,7 +85,9 @@ class _Given:
         try:
             self.data = pickle.dumps(ledger)
         except Exception as exc:  # noqa: BLE001 - a ledger holding a connection or a node
-            raise RuntimeFailure(f"this {type(ledger).__name__} cannot travel to a Ray actor ({exc}): pass a factory that makes it there, e.g. EVMLedger.embedded") from None
+            raise RuntimeFailure(
+                f"this {type(ledger).__name__} cannot travel to a Ray actor ({exc}): pass a factory that makes it there, e.g. EVMLedger.embedded"
+            ) from None
 
     def __call__(self) -> Ledger:
         return pickle.loads(self.data)
@@ -140,7 +141,9 @@ class RayRuntime(Runtime):
         # the registry checks ratings on the ledger actor and takes the operator's writes (priors,
         # the roster of roles) by this key's signature: the actor refuses every unsigned write
         self._operator = Identity.generate()
-        self._registry_actor = ray.remote(RegistryService).options(name=f"{self.name}-registry", **service).remote(registry_state, self._ledger_actor, self._operator.address)
+        self._registry_actor = (
+            ray.remote(RegistryService).options(name=f"{self.name}-registry", **service).remote(registry_state, self._ledger_actor, self._operator.address)
+        )
         self.ledger = RemoteLedger(self._ledger_actor)
         self.registry = OperatorRegistry(self._registry_actor, self._operator)  # type: ignore[assignment]
         self.store_root = str(store_root or default_root())  # a folder every node can read
@@ -163,7 +166,9 @@ class RayRuntime(Runtime):
     def _new_shard(self, index: int, options: dict[str, Any]) -> Any:
         args = (self._ledger_actor, self._registry_actor, self.store_root, self.seed, self.batch, self.ttl, self.linger, self.signing)
         if index == len(self._makers):
-            self._makers.append(ShardMaker(self.name, args, {"durable": self.durable, "fsync": self.fsync}, {**self.actor_options, **options}, general=not options))
+            self._makers.append(
+                ShardMaker(self.name, args, {"durable": self.durable, "fsync": self.fsync}, {**self.actor_options, **options}, general=not options)
+            )
         return self._makers[index].spawn(index)
 
     @property
@@ -179,7 +184,9 @@ class RayRuntime(Runtime):
             raise RuntimeFailure(f"{agent.name} ({agent.address}) is already hosted")
         if self.durable is not None:
             if key_seed is None:
-                raise RuntimeFailure("a durable runtime rebuilds agents' keys after a restart: use add_population, or add(agent, key_seed=...) for a key from a seed")
+                raise RuntimeFailure(
+                    "a durable runtime rebuilds agents' keys after a restart: use add_population, or add(agent, key_seed=...) for a key from a seed"
+                )
             if Identity.from_seed(key_seed, agent.name).address != agent.address:
                 raise RuntimeFailure(f"{agent.name}'s key does not derive from key_seed {key_seed!r} and its name: a durable shard could not rebuild it")
             self._seeded.setdefault(len(self._shards) if dedicated is not None else self._peek(), []).append((key_seed, agent.name))
@@ -349,7 +356,9 @@ class RayRuntime(Runtime):
         import ray
 
         life = {"lifetime": "detached"} if self.detached else {}
-        self._supervisor = ray.remote(Supervisor).options(name=f"{self.name}-supervisor", num_cpus=0, **life, **on_head()).remote(self._makers, self._shards, period)
+        self._supervisor = (
+            ray.remote(Supervisor).options(name=f"{self.name}-supervisor", num_cpus=0, **life, **on_head()).remote(self._makers, self._shards, period)
+        )
         return self._supervisor
 
     def shutdown(self) -> None:

@@ -94,7 +94,10 @@ class Shard(SessionTransport, Durability):
         self._node = ray.get_runtime_context().get_node_id()  # where Ray placed this shard
         self._ledger = RemoteLedger(ledger)
         self._registry = BatchedRegistry(registry)
-        self._store, self._executor = ContentStore(store_root), RayExecutor(store_root, ledger=functools.partial(RemoteLedger, ledger))  # vaults check payment on it
+        self._store, self._executor = (
+            ContentStore(store_root),
+            RayExecutor(store_root, ledger=functools.partial(RemoteLedger, ledger)),
+        )  # vaults check payment on it
         self._boxes: dict[str, _Mailbox] = {}
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix=f"shard{index}-work")  # agents' off-mailbox work
         self._placement: dict[str, int] = {}
@@ -454,7 +457,18 @@ class Shard(SessionTransport, Durability):
         rows = []
         for address, box in self._boxes.items():
             agent = box.host.agent
-            rows.append({"name": agent.name, "address": address, "class": type(agent).__name__, "queued": len(box.queue), "open_contracts": agent.open_contracts(), "shard": self.index, "node": self._node, "handled": box.host.handled})
+            rows.append(
+                {
+                    "name": agent.name,
+                    "address": address,
+                    "class": type(agent).__name__,
+                    "queued": len(box.queue),
+                    "open_contracts": agent.open_contracts(),
+                    "shard": self.index,
+                    "node": self._node,
+                    "handled": box.host.handled,
+                }
+            )
         return rows
 
     def errors(self) -> dict[str, list[str]]:
@@ -476,6 +490,18 @@ class Shard(SessionTransport, Durability):
     def stats(self) -> dict[str, Any]:
         queued = sum(len(b.queue) for b in self._boxes.values())
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # peak resident memory, Linux KiB
-        return {"agents": len(self._boxes), "sent": self.sent, "received": self.received, "handled": self.handled, "calls": self.calls, "queued": queued, "cpu_s": time.process_time(), "rss_mb": rss_mb, "rejected_batches": self.rejected_batches, "node": self._node, "recovered": self.recovered, "unacked": len(self._unacked), "dropped": self.dropped}
-
-
+        return {
+            "agents": len(self._boxes),
+            "sent": self.sent,
+            "received": self.received,
+            "handled": self.handled,
+            "calls": self.calls,
+            "queued": queued,
+            "cpu_s": time.process_time(),
+            "rss_mb": rss_mb,
+            "rejected_batches": self.rejected_batches,
+            "node": self._node,
+            "recovered": self.recovered,
+            "unacked": len(self._unacked),
+            "dropped": self.dropped,
+        }

@@ -129,4 +129,3 @@ class SessionTransport:
         # receiver checks each delegation only the first time it sees it
         delegations = {e.sender: self._delegations[e.sender] for e in envelopes}
         return self._shard(dest).deliver_batch.remote(self._session.address, envelopes, signature, delegations)
-

@@ -193,7 +193,15 @@ class Arbiter(Agent):
         self._announce(ctx, msg.deal_id, escrow, 0, 0, False, reason, None)
 
     def _announce(
-        self, ctx: Context, deal_id: str, escrow: EscrowState, paid: int, slashed: int, upheld: bool, reason: str, result: JobResult | None,
+        self,
+        ctx: Context,
+        deal_id: str,
+        escrow: EscrowState,
+        paid: int,
+        slashed: int,
+        upheld: bool,
+        reason: str,
+        result: JobResult | None,
     ) -> None:
         """Record a ruling and tell both parties; the buyer also gets the result it paid for."""
         self.rulings[deal_id] = {"provider": escrow.payees[0], "paid": paid, "slashed": slashed, "upheld": upheld}

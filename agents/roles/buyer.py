@@ -50,6 +50,8 @@ from agora.tasks.jobs import JobResult
 from agora.tasks.verify import spot_check, verify_result
 
 _MARKET = {"provider": "compute", "model_owner": "model", "data_owner": "data"}
+
+
 class _OpenRequest(Message):
     n: int
 
@@ -162,7 +164,12 @@ class Buyer(Disputes, Agent):
         trust = ctx.registry.trust(self.address, providers)
         auction = ReverseAuction(max_price=budget, risk_weight=request.risk_weight, gpu_memory_mb=spec.resources.gpu_memory_mb)
         self._deals[deal_id].call = Call(
-            auction=auction, fees=fees, deadline=deadline, trust=trust, tariffs={**tariffs, **provider_tariffs(spec.resources.gpus, offers)}, domain=deal_domain(ctx.ledger),
+            auction=auction,
+            fees=fees,
+            deadline=deadline,
+            trust=trust,
+            tariffs={**tariffs, **provider_tariffs(spec.resources.gpus, offers)},
+            domain=deal_domain(ctx.ledger),
         )
         for p in providers:
             ctx.send(p, CallForProposals(deal_id=deal_id, job=spec, job_hash=job_hash, compute_budget=budget, deadline=deadline))
@@ -443,7 +450,9 @@ class Buyer(Disputes, Agent):
         deal = self._lifecycle(msg.deal_id)
         if deal.sync() is DealState.DISPUTED:
             c, signatures = record.contract, deal.signatures
-            ctx.send(ctx.ledger.arbiter, Undelivered(deal_id=msg.deal_id, contract=c, buyer_signature=signatures[c.buyer], provider_signature=signatures[c.provider]))
+            ctx.send(
+                ctx.ledger.arbiter, Undelivered(deal_id=msg.deal_id, contract=c, buyer_signature=signatures[c.buyer], provider_signature=signatures[c.provider])
+            )
 
     def _retry(self, ctx: Context, record: DealRecord) -> None:
         """After a refund: call the providers that have not failed this request, if the request
@@ -471,7 +480,16 @@ class Buyer(Disputes, Agent):
         if not verified:
             lifecycle = self._deals[record.deal_id].lifecycle
             signature = lifecycle.signatures.get(contract.provider, "") if lifecycle is not None else ""  # the provider's own: a rating against it needs it
-            ctx.registry.rate(ctx.wallet.address, contract.provider, False, max(contract.max_amount, 1), "compute", deal_id=record.deal_id, contract=contract, signature=signature)
+            ctx.registry.rate(
+                ctx.wallet.address,
+                contract.provider,
+                False,
+                max(contract.max_amount, 1),
+                "compute",
+                deal_id=record.deal_id,
+                contract=contract,
+                signature=signature,
+            )
             return
         for payee in contract.payees:
             if payee.address != ctx.wallet.address:  # a buyer that owns the model does not rate itself

@@ -43,11 +43,18 @@ class JobRequest(BaseModel):
     max_new_tokens: int = Field(default=32, ge=1, le=1024, description="generation: new tokens per prompt, at most")
     reply_window_s: float = Field(default=5.0, gt=0)
     risk_weight: float = Field(default=1.0, ge=0, description="how much dearer a trusted provider may be (see ReverseAuction)")
-    retries: int = Field(default=0, ge=0, le=16, description="after a refund (the provider failed or went silent), call the other providers again this many times")
+    retries: int = Field(
+        default=0, ge=0, le=16, description="after a refund (the provider failed or went silent), call the other providers again this many times"
+    )
     redundancy: int = Field(default=1, ge=1, le=7, description="run the job on this many providers and pay only those in the agreeing majority")
     spot_check: int = Field(default=0, ge=0, le=64, description="rows of an inline-input job the buyer re-runs itself, chosen at random, before paying")
     start_s: float = Field(default=0.0, ge=0, description="seconds after the buyer starts before it calls for this job (a population's demand over time)")
-    discover_s: float = Field(default=10.0, ge=0, le=3600, description="while the named model, dataset or a provider with the resources is not offered yet, look again each second for this long before giving up (a market still assembling)")
+    discover_s: float = Field(
+        default=10.0,
+        ge=0,
+        le=3600,
+        description="while the named model, dataset or a provider with the resources is not offered yet, look again each second for this long before giving up (a market still assembling)",
+    )
 
 
 class DealRecord(BaseModel):

@@ -36,8 +36,14 @@ class Disputes:
         if ctx.ledger.arbiter in ctx.registry.agents():  # the ledger's arbiter, never one that calls itself so
             c, signatures = record.contract, self._lifecycle(record.deal_id).signatures
             claim = Claim(
-                deal_id=record.deal_id, contract=c, buyer_signature=signatures[c.buyer], provider_signature=signatures[c.provider],
-                job=record.job, result=result, receipt=record.receipt, cost=c.max_amount,
+                deal_id=record.deal_id,
+                contract=c,
+                buyer_signature=signatures[c.buyer],
+                provider_signature=signatures[c.provider],
+                job=record.job,
+                result=result,
+                receipt=record.receipt,
+                cost=c.max_amount,
             )
             ctx.send(ctx.ledger.arbiter, claim)
 

@@ -44,8 +44,19 @@ class TraderCohort(Agent):
     role = "cohort"
 
     def __init__(
-        self, name: str, identity: Identity, market: str, side: Side, members: list[str], limits: list[int], units: list[int],
-        seed: int | str = 0, strategy: str = "zic", floor: int | None = None, ceiling: int | None = None, delegate: bool = True,
+        self,
+        name: str,
+        identity: Identity,
+        market: str,
+        side: Side,
+        members: list[str],
+        limits: list[int],
+        units: list[int],
+        seed: int | str = 0,
+        strategy: str = "zic",
+        floor: int | None = None,
+        ceiling: int | None = None,
+        delegate: bool = True,
     ) -> None:
         super().__init__(name, identity)
         if side not in ("buy", "sell") or strategy not in ("truthful", "zic", "ziu"):
@@ -127,7 +138,11 @@ class TraderCohort(Agent):
         floor, ceiling = int(self.floor or 1), int(self.ceiling or 1)
         want = self.left > 0
         if self.side == "buy":
-            cap = np.minimum(limit, self.cash // np.maximum(self.left, 1)) if self.strategy != "ziu" else np.minimum(ceiling, self.cash // np.maximum(self.left, 1))
+            cap = (
+                np.minimum(limit, self.cash // np.maximum(self.left, 1))
+                if self.strategy != "ziu"
+                else np.minimum(ceiling, self.cash // np.maximum(self.left, 1))
+            )
             cap = np.minimum(cap, ceiling)
             want &= cap >= floor
             if self.strategy == "truthful":
@@ -207,5 +222,7 @@ class TraderCohort(Agent):
         """Each member's state, as a lone trader's ``state()`` reads."""
         return [
             {"address": a, "traded": int(t), "turnover": int(v), "surplus": float(s), "cash": int(c), "active": bool(x)}
-            for a, t, v, s, c, x in zip(self.addresses, self.traded.tolist(), self.turnover.tolist(), self.surplus.tolist(), self.cash.tolist(), self.active.tolist(), strict=False)
+            for a, t, v, s, c, x in zip(
+                self.addresses, self.traded.tolist(), self.turnover.tolist(), self.surplus.tolist(), self.cash.tolist(), self.active.tolist(), strict=False
+            )
         ]

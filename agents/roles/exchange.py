@@ -79,8 +79,18 @@ class Exchange(Agent):
     role = "exchange"
 
     def __init__(
-        self, name: str, identity: Identity, market: str, mechanism: str, period: float, rounds: int = 1,
-        floor: int = 1, ceiling: int = 200, good: str = "unit", check_delegations: bool = True, max_messages_per_round: int | None = 16,
+        self,
+        name: str,
+        identity: Identity,
+        market: str,
+        mechanism: str,
+        period: float,
+        rounds: int = 1,
+        floor: int = 1,
+        ceiling: int = 200,
+        good: str = "unit",
+        check_delegations: bool = True,
+        max_messages_per_round: int | None = 16,
         tape_size: int = 100_000,
     ) -> None:
         super().__init__(name, identity)
@@ -124,8 +134,14 @@ class Exchange(Agent):
         ctx.wallet.open_account()
         self.t0 = ctx.now()
         terms = {
-            "market": self.market, "mechanism": self.mechanism, "good": self.good, "floor": self.floor, "ceiling": self.ceiling,
-            "period": self.period, "rounds": self.rounds, "t0": self.t0,
+            "market": self.market,
+            "mechanism": self.mechanism,
+            "good": self.good,
+            "floor": self.floor,
+            "ceiling": self.ceiling,
+            "period": self.period,
+            "rounds": self.rounds,
+            "t0": self.t0,
         }
         ctx.registry.register_agent(self.address, self.name, self.role)
         ctx.registry.register_service(
@@ -191,6 +207,7 @@ class Exchange(Agent):
         """The members' accounts, each only if its signature lets ``cohort`` trade for it
         (None where it does not: that member's orders are refused)."""
         from agora.agents.identity import recover_digest
+
         if not self.check_delegations:
             return [member for member, _ in listed]
         accounts: list[str | None] = []
@@ -339,7 +356,16 @@ class Exchange(Agent):
 
     def stats(self) -> dict[str, Any]:
         return {
-            "market": self.market, "mechanism": self.mechanism, "round": self.round, "settled": self.settled, "failed": self.failed,
-            "rejected": self.rejected, "volume": self.volume, "turnover": self.turnover, "last_price": self._last_price,
-            "quotes": self.quotes, "throttled": self.throttled, "unmatched_buys": self.venue.unmatched(),  # posted: buy orders no admissible posting took
+            "market": self.market,
+            "mechanism": self.mechanism,
+            "round": self.round,
+            "settled": self.settled,
+            "failed": self.failed,
+            "rejected": self.rejected,
+            "volume": self.volume,
+            "turnover": self.turnover,
+            "last_price": self._last_price,
+            "quotes": self.quotes,
+            "throttled": self.throttled,
+            "unmatched_buys": self.venue.unmatched(),  # posted: buy orders no admissible posting took
         }

@@ -51,7 +51,15 @@ class ModelOwner(_Earner):
     role = "model_owner"
 
     def __init__(
-        self, name: str, identity: Identity, model_path: Path | str, model_name: str, price_per_call: int, task: str = "embedding", license: str = "", price_per_1k_tokens: int = 0
+        self,
+        name: str,
+        identity: Identity,
+        model_path: Path | str,
+        model_name: str,
+        price_per_call: int,
+        task: str = "embedding",
+        license: str = "",
+        price_per_1k_tokens: int = 0,
     ) -> None:
         super().__init__(name, identity)
         self.model_path = str(model_path)
@@ -64,8 +72,13 @@ class ModelOwner(_Earner):
         ctx.registry.register_agent(self.address, self.name, self.role)
         terms = {"name": self.offer_terms["name"], "task": self.offer_terms["task"], "model_hash": self.model_hash, "per": "call"}
         service = ServiceRecord(
-            address=self.address, name=self.name, capability="model", price=self.offer_terms["price_per_call"],
-            terms=terms, protocols=self.protocol_digests(), ttl=SERVICE_TTL,
+            address=self.address,
+            name=self.name,
+            capability="model",
+            price=self.offer_terms["price_per_call"],
+            terms=terms,
+            protocols=self.protocol_digests(),
+            ttl=SERVICE_TTL,
         )
         ctx.registry.register_service(service, now=ctx.now())
 
@@ -123,8 +136,13 @@ class DataOwner(_Earner):
         ctx.registry.register_agent(self.address, self.name, self.role)
         terms = {"name": self.dataset_name, "items": self.items, "dataset_hash": self.dataset_hash, "per": "use", "compute_to_data": self.compute_to_data}
         service = ServiceRecord(
-            address=self.address, name=self.name, capability="dataset", price=self.price_per_use,
-            terms=terms, protocols=self.protocol_digests(), ttl=SERVICE_TTL,
+            address=self.address,
+            name=self.name,
+            capability="dataset",
+            price=self.price_per_use,
+            terms=terms,
+            protocols=self.protocol_digests(),
+            ttl=SERVICE_TTL,
         )
         ctx.registry.register_service(service, now=ctx.now())
 

@@ -91,7 +91,16 @@ class ComputeProvider(Agent):
     role = "compute_provider"
 
     def __init__(
-        self, name: str, identity: Identity, *, gpus: float, price_per_second: int, throughput: float = 100.0, gpu_memory_mb: int = 0, cpus: float = 1.0, stake: int = 0,
+        self,
+        name: str,
+        identity: Identity,
+        *,
+        gpus: float,
+        price_per_second: int,
+        throughput: float = 100.0,
+        gpu_memory_mb: int = 0,
+        cpus: float = 1.0,
+        stake: int = 0,
         claim_margin_s: float = 30.0,
     ) -> None:
         super().__init__(name, identity)
@@ -119,8 +128,13 @@ class ComputeProvider(Agent):
         ctx.registry.register_agent(self.address, self.name, self.role)
         terms = {"gpus": self.capacity["gpus"], "gpu_memory_mb": self.capacity["gpu_memory_mb"], "throughput": self.throughput, "per": "second"}
         service = ServiceRecord(
-            address=self.address, name=self.name, capability="compute", price=self.price_per_second,
-            terms=terms, protocols=self.protocol_digests(), ttl=SERVICE_TTL,
+            address=self.address,
+            name=self.name,
+            capability="compute",
+            price=self.price_per_second,
+            terms=terms,
+            protocols=self.protocol_digests(),
+            ttl=SERVICE_TTL,
         )
         ctx.registry.register_service(service, now=ctx.now())
 
@@ -329,8 +343,14 @@ class ComputeProvider(Agent):
         job.status = "claimed"
         c, signatures = job.contract, job.deal.signatures
         claim = Claim(
-            deal_id=job.deal_id, contract=c, buyer_signature=signatures[c.buyer], provider_signature=signatures[c.provider],
-            job=job.call.job, result=job.result, receipt=job.receipt, cost=c.max_amount,
+            deal_id=job.deal_id,
+            contract=c,
+            buyer_signature=signatures[c.buyer],
+            provider_signature=signatures[c.provider],
+            job=job.call.job,
+            result=job.result,
+            receipt=job.receipt,
+            cost=c.max_amount,
         )
         ctx.send(ctx.ledger.arbiter, claim)
 

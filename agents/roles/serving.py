@@ -102,9 +102,20 @@ class ModelServer(Agent):
 
     role = "model_server"
 
-    def __init__(self, name: str, identity: Identity, model_path: str | None, model_name: str, price_per_call: int,
-                 resources: dict[str, Any] | None = None, task: str = "embedding", claim_every: int = 100, model_hash: str = "",
-                 escrow_window_s: float = 120.0, escrow_margin_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        name: str,
+        identity: Identity,
+        model_path: str | None,
+        model_name: str,
+        price_per_call: int,
+        resources: dict[str, Any] | None = None,
+        task: str = "embedding",
+        claim_every: int = 100,
+        model_hash: str = "",
+        escrow_window_s: float = 120.0,
+        escrow_margin_s: float = 30.0,
+    ) -> None:
         super().__init__(name, identity)
         if bool(model_path) == bool(model_hash):
             raise TasksError("a ModelServer needs exactly one of model_path (its own model) or model_hash (an owner's listed model)")
@@ -139,9 +150,24 @@ class ModelServer(Agent):
             self.owner, self.royalty = offer.owner, offer.price_per_call
         self.price_per_call = self.fee + self.royalty
         ctx.registry.register_agent(self.address, self.name, self.role)
-        terms = {"name": self.model_name, "task": self.task, "model_hash": self.model_hash, "owner": self.owner or self.address, "royalty_per_call": self.royalty, "per": "call"}
+        terms = {
+            "name": self.model_name,
+            "task": self.task,
+            "model_hash": self.model_hash,
+            "owner": self.owner or self.address,
+            "royalty_per_call": self.royalty,
+            "per": "call",
+        }
         ctx.registry.register_service(
-            ServiceRecord(address=self.address, name=self.name, capability="model-call", price=self.price_per_call, terms=terms, protocols=self.protocol_digests(), ttl=SERVICE_TTL),
+            ServiceRecord(
+                address=self.address,
+                name=self.name,
+                capability="model-call",
+                price=self.price_per_call,
+                terms=terms,
+                protocols=self.protocol_digests(),
+                ttl=SERVICE_TTL,
+            ),
             now=ctx.now(),
         )
 
@@ -185,8 +211,13 @@ class ModelServer(Agent):
             return
         spec = JobSpec(job_id=f"{msg.escrow_id[:10]}-{msg.call_id}", model_hash=self.model_hash, task=self.task, inputs=msg.inputs, resources=self.resources)
         # the block it was open at: its release, whenever it comes, is in an event from here on
-        record = self.escrowed[escrow.escrow_id] = {"job": spec, "result": None, "status": "running", "from_block": ctx.ledger.block_number(),
-                                                    "authorization": msg.authorization}
+        record = self.escrowed[escrow.escrow_id] = {
+            "job": spec,
+            "result": None,
+            "status": "running",
+            "from_block": ctx.ledger.block_number(),
+            "authorization": msg.authorization,
+        }
         try:
             result = ctx.executor.run(spec)  # runs as this server (its executor refuses another requester), for the caller
         except TasksError as exc:  # not served, not paid: the whole lock goes back now
@@ -213,7 +244,9 @@ class ModelServer(Agent):
         signer = recover(typed, msg.authorization) if msg.authorization else None
         if signer is None or signer.lower() != escrow.buyer.lower():
             what = "carries no authorization" if not msg.authorization else f"carries an authorization by {signer}"
-            raise error_for_reason("escrow: unauthorized", f"escrow {escrow.escrow_id[:10]}… is {escrow.buyer}'s; a call on it from {sender} {what} of its buyer for these inputs")
+            raise error_for_reason(
+                "escrow: unauthorized", f"escrow {escrow.escrow_id[:10]}… is {escrow.buyer}'s; a call on it from {sender} {what} of its buyer for these inputs"
+            )
 
     def _check_escrow(self, ctx: Context, escrow_id: str) -> EscrowState:
         """The escrow, if it pays this server for one call as ``escrow_terms`` says; else the
@@ -226,7 +259,10 @@ class ModelServer(Agent):
             raise error_for_reason("escrow: exists", f"escrow {escrow_id[:10]}… already paid for a call")
         owed = self.shorted.get(escrow.buyer.lower(), 0)
         if owed:
-            raise error_for_reason("escrow: unauthorized", f"{escrow.buyer} released {owed} less than the bill of its earlier escrowed calls here: no more escrowed calls for it (a channel, paid ahead, still serves it)")
+            raise error_for_reason(
+                "escrow: unauthorized",
+                f"{escrow.buyer} released {owed} less than the bill of its earlier escrowed calls here: no more escrowed calls for it (a channel, paid ahead, still serves it)",
+            )
         if [p.lower() for p in escrow.payees] != [p.lower() for p in payees]:
             raise error_for_reason("escrow: unauthorized", f"escrow {escrow_id[:10]}… pays {escrow.payees}, not {payees} (server, then the model's owner)")
         short = [(p, line, due) for p, line, due in zip(payees, split(escrow.amount, escrow.shares_bps), bill, strict=False) if line < due]
@@ -236,7 +272,9 @@ class ModelServer(Agent):
         if escrow.arbiter is not None and escrow.arbiter.lower() != ctx.ledger.arbiter.lower():
             raise error_for_reason("escrow: unauthorized", f"escrow {escrow_id[:10]}… names its own arbiter {escrow.arbiter}, not the ledger's")
         if escrow.deadline - ctx.ledger.now() < self.escrow_window_s:
-            raise error_for_reason("escrow: bad deadline", f"escrow {escrow_id[:10]}… ends in {escrow.deadline - ctx.ledger.now()} s; a call needs {self.escrow_window_s:.0f}")
+            raise error_for_reason(
+                "escrow: bad deadline", f"escrow {escrow_id[:10]}… ends in {escrow.deadline - ctx.ledger.now()} s; a call needs {self.escrow_window_s:.0f}"
+            )
         return escrow
 
     @on_message(_EscrowCheck)
@@ -282,8 +320,17 @@ class ModelServer(Agent):
         if escrow.status == "open":
             ctx.wallet.dispute(escrow_id)
         record["status"] = "claimed"
-        ctx.send(ctx.ledger.arbiter, Claim(deal_id=escrow_id, job=record["job"], result=record["result"], provider=self.address, cost=self.price_per_call,
-                                            authorization=record.get("authorization", "")))
+        ctx.send(
+            ctx.ledger.arbiter,
+            Claim(
+                deal_id=escrow_id,
+                job=record["job"],
+                result=record["result"],
+                provider=self.address,
+                cost=self.price_per_call,
+                authorization=record.get("authorization", ""),
+            ),
+        )
 
     @on_message(Ruling)
     def ruled(self, ctx: Context, sender: str, msg: Ruling) -> None:
@@ -354,7 +401,9 @@ class Caller(Agent):
             return
         self.server, self.price = offers[0].address, offers[0].price  # the cheapest
         self.channel_id = owned_id(self.address, self.server, ctx.now())  # ours alone: nobody can open it first
-        ctx.wallet.open_channel(ChannelTerms(channel_id=self.channel_id, recipient=self.server, amount=self.deposit, expiration=int(ctx.ledger.now()) + self.channel_seconds))
+        ctx.wallet.open_channel(
+            ChannelTerms(channel_id=self.channel_id, recipient=self.server, amount=self.deposit, expiration=int(ctx.ledger.now()) + self.channel_seconds)
+        )
         self._next(ctx)
 
     def _next(self, ctx: Context) -> None:
@@ -365,7 +414,10 @@ class Caller(Agent):
         # vouchers count from the last claim: a claim pays out of the deposit and moves the nonce on
         amount = self.owed - (self.deposit - state.deposit)
         signature = ctx.wallet.sign_typed_data(voucher_typed_data(ctx.ledger.domains()["channel"], self.channel_id, state.nonce, amount))
-        ctx.send(self.server, CallModel(call_id=self.sent, inputs=self.inputs, channel_id=self.channel_id, amount=amount, signature=signature, sent_at=time.perf_counter()))
+        ctx.send(
+            self.server,
+            CallModel(call_id=self.sent, inputs=self.inputs, channel_id=self.channel_id, amount=amount, signature=signature, sent_at=time.perf_counter()),
+        )
         self.sent += 1
 
     @on_message(CallAnswer)

@@ -43,9 +43,20 @@ class Trader(Agent):
     role = "trader"
 
     def __init__(
-        self, name: str, identity: Identity, market: str, side: Side, limit: int, units: int = 1,
-        strategy: Any = None, pricing: Literal["fixed", "adaptive", "revenue"] = "fixed", price: int | None = None,
-        adjust: float = 0.05, per_order: int = 1, model: str = "", allowed: list[str] | None = None,
+        self,
+        name: str,
+        identity: Identity,
+        market: str,
+        side: Side,
+        limit: int,
+        units: int = 1,
+        strategy: Any = None,
+        pricing: Literal["fixed", "adaptive", "revenue"] = "fixed",
+        price: int | None = None,
+        adjust: float = 0.05,
+        per_order: int = 1,
+        model: str = "",
+        allowed: list[str] | None = None,
     ) -> None:
         super().__init__(name, identity)
         if side not in ("buy", "sell"):

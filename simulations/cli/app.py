@@ -82,8 +82,18 @@ def _summary_table(results: list) -> None:  # noqa: ANN001 - RunSummary objects
         table.add_column(column, justify="left" if column == "run" else "right")
     for r in results:
         eff = "–" if r.mean_efficiency is None else f"{r.mean_efficiency:.3f}"
-        table.add_row(f"{r.name}/{r.variant}", f"{r.agents:,}", str(r.steps), f"{r.trades:,}", f"{r.volume:,}", f"{int(r.turnover):,}", eff,
-                      "[green]yes[/]" if r.conserved else "[red]NO[/]", str(r.errors), f"{r.wall_s:.1f}")
+        table.add_row(
+            f"{r.name}/{r.variant}",
+            f"{r.agents:,}",
+            str(r.steps),
+            f"{r.trades:,}",
+            f"{r.volume:,}",
+            f"{int(r.turnover):,}",
+            eff,
+            "[green]yes[/]" if r.conserved else "[red]NO[/]",
+            str(r.errors),
+            f"{r.wall_s:.1f}",
+        )
     Console(width=None if sys.stdout.isatty() else 140).print(table)
 
 

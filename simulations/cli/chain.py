@@ -12,6 +12,7 @@ chain_app = typer.Typer(help="Deploy and check the settlement contracts on a cha
 
 app.add_typer(chain_app, name="chain")
 
+
 @chain_app.command("deploy")
 def chain_deploy(
     rpc: str = typer.Option(..., help="JSON-RPC URL of the node (its first account deploys)"),
@@ -25,6 +26,7 @@ def chain_deploy(
     for name, deployed in book.contracts.items():
         typer.echo(f"{name:16} {deployed.address}  code {deployed.code_hash[:18]}…")
     typer.echo(f"chain {book.chain_id}: address book written to {out}")
+
 
 @chain_app.command("check")
 def chain_check(

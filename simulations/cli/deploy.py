@@ -33,6 +33,7 @@ def deploy(
     how = "resumed from its last stop" if manifest["resumed"] else "started"
     typer.echo(f"deployment {name}: {len(manifest['agents'])} agents in {shards} shards {how}; state in {manifest['state']}")
 
+
 @app.command()
 def status(
     address: str | None = typer.Option(None, help="the Ray cluster"),
@@ -66,6 +67,7 @@ def status(
         table.add_row(r["name"], r["address"], r["class"], where, f"{r['balance']:,}", str(r["open_contracts"]), str(r["queued"]), str(r["handled"]))
     Console(width=160).print(table)
 
+
 @app.command()
 def stop(
     address: str | None = typer.Option(None, help="the Ray cluster"),
@@ -84,6 +86,7 @@ def stop(
         raise typer.Exit(code=1) from None
     typer.echo(f"deployment {name} stopped: {kept['agents']} agents snapshotted in {kept['state']}")
 
+
 @app.command()
 def gateway(
     scenario: str = typer.Option("gateway-market", help="the market to host in this process (a built-in name or a scenario file)"),
@@ -93,9 +96,13 @@ def gateway(
     rate: float = typer.Option(20.0, help="requests per second per address (and per unsigned client), on average"),
     burst: int = typer.Option(40, help="requests per address in a burst"),
     faucet: int = typer.Option(0, min=0, help="base units POST /v1/faucet mints once to each caller (a trial market; 0: none)"),
-    write_timeout: float = typer.Option(60.0, min=0.1, help="seconds a relayed write waits for the chain node to mine it; past it the caller gets a 503 naming the node"),
+    write_timeout: float = typer.Option(
+        60.0, min=0.1, help="seconds a relayed write waits for the chain node to mine it; past it the caller gets a 503 naming the node"
+    ),
     runtime: str = typer.Option("local", help="host the market in this process (local) or on Ray (ray: a local Ray, or the cluster at --address)"),
-    address: str | None = typer.Option(None, help="the Ray cluster where the deployment to join runs (alone: join the one named agora), or to host the market on (--runtime ray)"),
+    address: str | None = typer.Option(
+        None, help="the Ray cluster where the deployment to join runs (alone: join the one named agora), or to host the market on (--runtime ray)"
+    ),
     join: str | None = typer.Option(None, help="join the running deployment of this name (agora deploy --name) instead of hosting a market"),
     gpus: int = typer.Option(2, help="logical GPUs for a local Ray"),
 ) -> None:

@@ -41,6 +41,7 @@ def demo(
     if report.deal.status != "settled" or not report.conserved:
         raise typer.Exit(code=1)
 
+
 @app.command()
 def simulate(
     scenario: str = typer.Argument(..., help="a scenario file (YAML) or a built-in name (agora scenarios)"),
@@ -65,6 +66,7 @@ def simulate(
         _start_ray(chosen.runtime.address, gpus)
     _finish(lambda: run(chosen, out), out, report, failure=1)
 
+
 @app.command()
 def scenarios() -> None:
     """List the built-in scenarios."""
@@ -81,6 +83,7 @@ def scenarios() -> None:
         table.add_row(name, f"{sc.size():,}", markets, str(sc.steps()), ", ".join(sc.variants) or "–", sc.description)
     Console().print(table)
 
+
 @app.command("report")
 def report_cmd(out: Path = typer.Argument(..., help="a run folder (or a folder of variants / sweep points)")) -> None:
     """Write a self-contained HTML report with plots of a run (or a comparison of runs)."""
@@ -92,6 +95,7 @@ def report_cmd(out: Path = typer.Argument(..., help="a run folder (or a folder o
     except ReportError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(code=2) from None
+
 
 @app.command()
 def sweep(
@@ -119,6 +123,7 @@ def sweep(
         _start_ray(address)
     _finish(lambda: run_sweep(chosen, params, out, parallel=not local), out, report, failure=2)
 
+
 @app.command()
 def trace(
     deal_id: str = typer.Argument(..., help="a deal id (whole deals), or an exchange settlement's tx hash"),
@@ -134,12 +139,14 @@ def trace(
         typer.echo(str(exc), err=True)
         raise typer.Exit(code=2) from None
 
+
 @app.command()
 def version() -> None:
     """Print the installed version."""
     from importlib.metadata import version as v
 
     typer.echo(v("agora-economy"))
+
 
 @app.command()
 def chaos(
@@ -165,8 +172,18 @@ def chaos(
     from agora.simulations.chaos import ChaosConfig, run_chaos
 
     try:
-        config = ChaosConfig(chain=chain, seed=seed, duration=duration, scenario=scenario, shards=shards, shard_kills=shard_kills,
-                             job_kills=job_kills, chain_restarts=chain_restarts, drop_rate=drop_rate, rpc_fault_rate=rpc_fault_rate)
+        config = ChaosConfig(
+            chain=chain,
+            seed=seed,
+            duration=duration,
+            scenario=scenario,
+            shards=shards,
+            shard_kills=shard_kills,
+            job_kills=job_kills,
+            chain_restarts=chain_restarts,
+            drop_rate=drop_rate,
+            rpc_fault_rate=rpc_fault_rate,
+        )
     except ValidationError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(code=2) from None

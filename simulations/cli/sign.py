@@ -15,6 +15,7 @@ sign_app = typer.Typer(help="Sign for the gateway with your key, for curl and ot
 
 app.add_typer(sign_app, name="sign")
 
+
 def _signer(key: str | None, seed: str | None) -> Any:
     from agora.agents.identity import Identity
 
@@ -26,6 +27,7 @@ def _signer(key: str | None, seed: str | None) -> Any:
         return Identity.from_seed(s, name)
     typer.echo("give --key HEX (or AGORA_KEY), or --seed SEED:NAME (or AGORA_SEED: a throwaway key for trying things out)", err=True)
     raise typer.Exit(code=2)
+
 
 @sign_app.command("request")
 def sign_request_cmd(
@@ -45,6 +47,7 @@ def sign_request_cmd(
     headers = sign_request(_signer(key, seed), domain, method, path, data)
     typer.echo(" ".join(f"-H {k}:{v}" for k, v in headers.items()))
 
+
 @sign_app.command("id")
 def sign_id_cmd(
     salt: str = typer.Argument("", help="anything that makes the id yours alone to tell apart (default: random)"),
@@ -57,6 +60,7 @@ def sign_id_cmd(
     from agora.chain.types import owned_id
 
     typer.echo(owned_id(_signer(key, seed).address, salt or secrets.token_hex(16)))
+
 
 @sign_app.command("voucher")
 def sign_voucher_cmd(
@@ -76,6 +80,7 @@ def sign_voucher_cmd(
         domain, nonce = gateway.chain()["domains"]["channel"], int(gateway.channel(channel)["nonce"])
     signature = _signer(key, seed).sign_typed_data(voucher_typed_data(domain, channel, nonce, amount))
     typer.echo(json.dumps({"kind": "channel", "channel_id": channel, "amount": amount, "signature": signature}))
+
 
 @sign_app.command("tx")
 def sign_tx_cmd(

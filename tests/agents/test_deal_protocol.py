@@ -170,7 +170,9 @@ def test_retries_end_in_refunds_when_every_provider_fails(store) -> None:
     config = _config(store)
     agents = make_agents(config, demo_texts())
     agents["gpu_a"] = _gpu_a(CrashingProvider, config)
-    agents["gpu_b"] = CrashingProvider("gpu-b", Identity.from_seed(config.seed, "gpu-b"), gpus=1, gpu_memory_mb=24_000, price_per_second=2 * 10**15, throughput=48)
+    agents["gpu_b"] = CrashingProvider(
+        "gpu-b", Identity.from_seed(config.seed, "gpu-b"), gpus=1, gpu_memory_mb=24_000, price_per_second=2 * 10**15, throughput=48
+    )
     _with_retries(config, agents, retries=3)
     report = run_trade(config, agents=agents)
     assert [d.status for d in report.attempts] == ["refunded", "refunded", "no_award"]  # nobody left to call
@@ -238,8 +240,10 @@ def test_redundant_execution_pays_the_majority_and_the_arbiter_slashes_the_cheat
     stake = 10**16
     providers = {"cheat": PlausibleCheat, "honest": ComputeProvider, "odd": OddBatchProvider}
     report, agents, runtime = _redundant_market(store, providers, redundancy=3, stake=stake)
-    replicas = {runtime.query(agents["buyer"].address, "deals")[d].contract.provider: runtime.query(agents["buyer"].address, "deals")[d]
-                for d in runtime.query(agents["buyer"].address, "deals")}
+    replicas = {
+        runtime.query(agents["buyer"].address, "deals")[d].contract.provider: runtime.query(agents["buyer"].address, "deals")[d]
+        for d in runtime.query(agents["buyer"].address, "deals")
+    }
     cheat, honest, odd = (agents[n].address for n in ("cheat", "honest", "odd"))
     assert replicas[honest].status == "settled" and replicas[odd].status == "settled"  # other padding, same answer: paid
     assert replicas[cheat].status == "refunded" and replicas[cheat].reason.startswith("arbiter: the result differs")

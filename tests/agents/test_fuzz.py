@@ -28,7 +28,9 @@ class Echo(Agent):
         self.seen.append(msg.n)
 
 
-junk = st.one_of(st.none(), st.integers(-5, 2**70), st.floats(allow_nan=True), st.text(max_size=30), st.binary(max_size=10), st.lists(st.integers(), max_size=3))
+junk = st.one_of(
+    st.none(), st.integers(-5, 2**70), st.floats(allow_nan=True), st.text(max_size=30), st.binary(max_size=10), st.lists(st.integers(), max_size=3)
+)
 payloads = st.one_of(
     st.text(max_size=60),
     st.sampled_from(['{"n": 1}', '{"n": "x"}', '{"n": 1, "extra": 2}', "[]", "{", '{"n": 1e400}', '{"deal_id": 5, "n": 2}', "null"]),

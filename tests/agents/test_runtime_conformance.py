@@ -112,7 +112,9 @@ def test_a_population_is_hosted_by_name_in_file_order(make: Callable[..., Runtim
     names = ["p0", "p1", "p2"]
     peers = [Identity.from_seed(SEED, names[(i + 1) % 3]).address for i in range(3)]
     role = f"{__name__}:Greeter"
-    population = Population.parse({"name": "trio", "seed": SEED, "agents": [{"role": role, "name": n, "settings": {"peer": p}} for n, p in zip(names, peers, strict=False)]})
+    population = Population.parse(
+        {"name": "trio", "seed": SEED, "agents": [{"role": role, "name": n, "settings": {"peer": p}} for n, p in zip(names, peers, strict=False)]}
+    )
     hosted = rt.add_population(population)
     assert list(hosted) == names
     assert hosted == {n: Identity.from_seed(SEED, n).address for n in names}
@@ -125,4 +127,6 @@ def test_the_runtime_says_how_it_runs() -> None:
     from agora.agents.ray import RayRuntime
 
     assert LocalRuntime.driven is True and RayRuntime.driven is False
-    assert not hasattr(Runtime, "__abstractmethods__") or {"add", "start", "run", "now", "query", "errors", "rejections", "traffic"} <= Runtime.__abstractmethods__
+    assert (
+        not hasattr(Runtime, "__abstractmethods__") or {"add", "start", "run", "now", "query", "errors", "rejections", "traffic"} <= Runtime.__abstractmethods__
+    )

@@ -107,4 +107,3 @@ def test_deposit_needs_no_approval(ledger: Ledger, people: dict) -> None:
     with pytest.raises(InvalidAmount):
         ledger.deposit(buyer, 0)
     assert ledger.is_conserved()
-

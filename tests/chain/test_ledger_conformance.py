@@ -213,7 +213,11 @@ def test_an_exchange_settles_trades_within_allowances_all_or_nothing(ledger: Led
     ledger.approve(owner, exchange.address, 5 * TOKEN)
     assert ledger.allowance(buyer.address, exchange.address) == 30 * TOKEN
     before = _balances(ledger, people)
-    lines = [(buyer.address, owner.address, 10 * TOKEN), (owner.address, people["data"].address, 4 * TOKEN), (buyer.address, people["provider"].address, 7 * TOKEN)]
+    lines = [
+        (buyer.address, owner.address, 10 * TOKEN),
+        (owner.address, people["data"].address, 4 * TOKEN),
+        (buyer.address, people["provider"].address, 7 * TOKEN),
+    ]
     ledger.transfer_from_many(exchange, lines)
     after = _balances(ledger, people)
     assert after["buyer"] == before["buyer"] - 17 * TOKEN and after["owner"] == 6 * TOKEN and after["data"] == 4 * TOKEN and after["provider"] == 7 * TOKEN

@@ -52,4 +52,10 @@ def test_invalid_terms_are_refused(people) -> None:
     with pytest.raises(InvalidContract, match="worth"):
         _contract(people, 0, 0, 0)
     with pytest.raises(InvalidContract, match="deal_id"):
-        Contract(deal_id="0x12", buyer=people["buyer"].address, payees=[{"address": people["provider"].address, "role": "provider", "amount": 1}], deadline=1, job_hash="0x" + "1" * 64)
+        Contract(
+            deal_id="0x12",
+            buyer=people["buyer"].address,
+            payees=[{"address": people["provider"].address, "role": "provider", "amount": 1}],
+            deadline=1,
+            job_hash="0x" + "1" * 64,
+        )

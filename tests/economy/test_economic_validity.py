@@ -20,9 +20,7 @@ SEEDS = range(12)
 
 
 def _mean_efficiency(make, steps: int, market: str = "cda") -> float:
-    return statistics.mean(
-        run_session(BUYERS, SELLERS, make, steps=steps, seed=s, market=market).efficiency() for s in SEEDS
-    )
+    return statistics.mean(run_session(BUYERS, SELLERS, make, steps=steps, seed=s, market=market).efficiency() for s in SEEDS)
 
 
 def test_zic_reaches_high_efficiency_and_ziu_markedly_less() -> None:

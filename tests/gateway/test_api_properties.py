@@ -30,8 +30,13 @@ def _send(served: Served, domain: dict, case) -> httpx.Response:
     body = b"" if case.body is None or not isinstance(case.body, (dict, list, str, int, float, bool)) else json.dumps(case.body).encode()
     headers = {k: v for k, v in (case.headers or {}).items() if isinstance(v, str) and v.isascii() and v.isprintable()}
     with httpx.Client(base_url=served.url, timeout=90) as http:
-        request = http.build_request(case.method, case.formatted_path, params=case.query, content=body or None,
-                                     headers={**headers, "content-type": "application/json"} if body else headers)
+        request = http.build_request(
+            case.method,
+            case.formatted_path,
+            params=case.query,
+            content=body or None,
+            headers={**headers, "content-type": "application/json"} if body else headers,
+        )
         request.headers.update(sign_request(CALLER, domain, case.method, request.url.raw_path.decode(), body))
         return http.send(request)
 

@@ -26,7 +26,9 @@ def browser() -> Iterator[Chromium]:
 
 def test_the_explorer_shows_services_a_live_chart_jobs_and_deals_reaching_settled(served: Served, browser: Chromium) -> None:
     browser.open(served.url + "/")
-    rows = browser.wait_for("document.querySelectorAll('#services tr.service').length >= 6 && [...document.querySelectorAll('#services tr.service')].map(r => r.innerText)")
+    rows = browser.wait_for(
+        "document.querySelectorAll('#services tr.service').length >= 6 && [...document.querySelectorAll('#services tr.service')].map(r => r.innerText)"
+    )
     assert any("model-call" in r and "all-MiniLM-L6-v2" in r for r in rows) and any(r.startswith("compute") for r in rows)
     assert any(r.startswith("dataset") and "demo-sentences" in r for r in rows)
     assert "chain" in browser.evaluate("document.getElementById('chain').innerText")
@@ -38,7 +40,11 @@ def test_the_explorer_shows_services_a_live_chart_jobs_and_deals_reaching_settle
         " let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; })()"
     )
     assert painted > 500  # axes, labels and at least one market's line
-    later = int(browser.wait_for(f"Number(document.getElementById('chart').dataset.points) > {first} && Number(document.getElementById('chart').dataset.points)", timeout=60))
+    later = int(
+        browser.wait_for(
+            f"Number(document.getElementById('chart').dataset.points) > {first} && Number(document.getElementById('chart').dataset.points)", timeout=60
+        )
+    )
     assert later > first
     assert browser.evaluate("document.querySelectorAll('#trades tbody tr').length") >= 1
 
@@ -50,7 +56,10 @@ def test_the_explorer_shows_services_a_live_chart_jobs_and_deals_reaching_settle
         client.open_account()
         channel = client.open_channel(server["address"], deposit=3 * server["price"])
         job = client.call(server["address"], ["shown in a browser"], channel, price=server["price"])
-    status = browser.wait_for(f"(document.querySelector('#jobs tr[data-job=\"{job['job_id']}\"]') || {{}}).dataset?.status === 'settled' && document.querySelector('#jobs tr[data-job=\"{job['job_id']}\"]').innerText", timeout=60)
+    status = browser.wait_for(
+        f"(document.querySelector('#jobs tr[data-job=\"{job['job_id']}\"]') || {{}}).dataset?.status === 'settled' && document.querySelector('#jobs tr[data-job=\"{job['job_id']}\"]').innerText",
+        timeout=60,
+    )
     assert "relayed" in status and "answered" in status and "settled" in status and "0x" in status  # the journey and the claim's tx
 
     # the buyer's deal: call, bids, contract signed, escrow funded, run, delivered, verified, settled, with tx hashes

@@ -149,7 +149,11 @@ def test_a_call_paid_by_escrow_is_released_once_checked_or_ruled_by_the_arbiter(
     assert ledger.balance_of(server["address"]) - before[server["address"]] == fee + split(server["price"], quote["terms"]["shares_bps"])[0]
 
     # an escrow the server's checks refuse (no line for the model's owner): refused, nothing paid, the lock stays the caller's
-    bad = {**client.request("GET", f"/v1/services/{server['address']}/escrow", params={"buyer": me})["terms"], "payees": [server["address"]], "shares_bps": [10_000]}
+    bad = {
+        **client.request("GET", f"/v1/services/{server['address']}/escrow", params={"buyer": me})["terms"],
+        "payees": [server["address"]],
+        "shares_bps": [10_000],
+    }
     client.execute("open_escrow", terms=bad)
     with pytest.raises(GatewayHTTPError) as refused:
         client.call_escrowed(server["address"], ["underpaid"], bad["escrow_id"])
@@ -242,9 +246,13 @@ def test_bad_input_gets_4xx_naming_the_field_and_changes_nothing(served: Served,
         assert err.value.status == status, (body, err.value)
         if field is not None:
             assert err.value.field == field, err.value
-    for op, args, field in [("transfer", {"to": "nobody", "amount": 1}, "args.to"), ("transfer", {"to": server["address"], "amount": "1"}, "args.amount"),
-                            ("transfer", {"amount": 1}, "args.to"), ("open_channel", {"terms": {"channel_id": "0x01"}}, "args.terms"),
-                            ("transfer", {"to": server["address"], "amount": 1, "memo": "x"}, "args.memo")]:
+    for op, args, field in [
+        ("transfer", {"to": "nobody", "amount": 1}, "args.to"),
+        ("transfer", {"to": server["address"], "amount": "1"}, "args.amount"),
+        ("transfer", {"amount": 1}, "args.to"),
+        ("open_channel", {"terms": {"channel_id": "0x01"}}, "args.terms"),
+        ("transfer", {"to": server["address"], "amount": 1, "memo": "x"}, "args.memo"),
+    ]:
         with pytest.raises(GatewayHTTPError) as err:
             client.execute(op, **args)
         assert err.value.status == 422 and err.value.field.startswith(field), (op, args, err.value)

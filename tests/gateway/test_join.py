@@ -29,10 +29,22 @@ FEE, ROYALTY = 2 * 10**15, 10**15
 
 
 def _population() -> dict:
-    return {"name": "served", "seed": "served", "agents": [
-        {"role": "model_owner", "name": "minilm-owner", "settings": {"model_path": "packaged", "model_name": "all-MiniLM-L6-v2", "price_per_call": ROYALTY}},
-        {"role": "model_server", "name": "minilm-server", "settings": {"model_name": "all-MiniLM-L6-v2", "serves": "listed", "claim_every": 1, "price_per_call": FEE}},
-    ]}
+    return {
+        "name": "served",
+        "seed": "served",
+        "agents": [
+            {
+                "role": "model_owner",
+                "name": "minilm-owner",
+                "settings": {"model_path": "packaged", "model_name": "all-MiniLM-L6-v2", "price_per_call": ROYALTY},
+            },
+            {
+                "role": "model_server",
+                "name": "minilm-server",
+                "settings": {"model_name": "all-MiniLM-L6-v2", "serves": "listed", "claim_every": 1, "price_per_call": FEE},
+            },
+        ],
+    }
 
 
 def _gateway(command: list[str], env: dict[str, str], tries: int = 3) -> tuple[subprocess.Popen, str]:

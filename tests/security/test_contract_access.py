@@ -44,8 +44,15 @@ def market(anvil_url: str) -> dict[str, Any]:
     ledger.mint(p["provider"].address, 10 * TOKEN)
     ids = {name: owned_id(p["buyer"].address, "access", name) for name in ("open", "settled", "disputed")}
     for _name, eid in ids.items():
-        terms = EscrowTerms(escrow_id=eid, payees=[p["provider"].address, p["owner"].address], shares_bps=[8000, 2000],
-                            amount=TOKEN, deadline=ledger.now() + 3600, arbiter=ARBITER.address, drawable=[1])
+        terms = EscrowTerms(
+            escrow_id=eid,
+            payees=[p["provider"].address, p["owner"].address],
+            shares_bps=[8000, 2000],
+            amount=TOKEN,
+            deadline=ledger.now() + 3600,
+            arbiter=ARBITER.address,
+            drawable=[1],
+        )
         ledger.open_escrow(p["buyer"], terms)
     ledger.release(p["buyer"], ids["settled"], TOKEN // 2)
     ledger.dispute(p["provider"], ids["disputed"])
@@ -79,37 +86,47 @@ def _cases(m: dict[str, Any]) -> list[tuple[str, str, Callable[[], Any], type[Ch
     for who in (x, prov, own, ARBITER.address):
         cases += [("Escrow.dispute", who, esc.dispute(op), Unauthorized, "escrow: unauthorized")] if who != prov else []
     for who in (x, prov, own):
-        cases += [("Escrow.release", who, esc.release(op, 1), Unauthorized, "escrow: unauthorized"),
-                  ("Escrow.release_items", who, esc.release_items(op, [1, 0]), Unauthorized, "escrow: unauthorized"),
-                  ("Escrow.resolve", who, esc.resolve(dis, 1), Unauthorized, "escrow: unauthorized")]
+        cases += [
+            ("Escrow.release", who, esc.release(op, 1), Unauthorized, "escrow: unauthorized"),
+            ("Escrow.release_items", who, esc.release_items(op, [1, 0]), Unauthorized, "escrow: unauthorized"),
+            ("Escrow.resolve", who, esc.resolve(dis, 1), Unauthorized, "escrow: unauthorized"),
+        ]
     cases += [("Escrow.refund", who, esc.refund(op), Unauthorized, "escrow: unauthorized") for who in (x, own)]
     cases += [("Escrow.draw", who, esc.draw(op, 1), Unauthorized, "escrow: unauthorized") for who in (x, b, own, ARBITER.address)]
-    cases += [("Escrow.draw (former party)", prov, esc.draw(se, 1), AlreadySettled, "escrow: settled"),
-              ("Escrow.draw (disputed)", prov, esc.draw(dis, 1), Disputed, "escrow: disputed"),
-              ("Escrow.draw (disputed)", x, esc.draw(dis, 1), Disputed, "escrow: disputed")]
-    cases += [("Escrow.refund before the deadline", b, esc.refund(op), DeadlineNotReached, "deadline not reached"),
-              ("Escrow.resolve", b, esc.resolve(dis, 1), Unauthorized, "escrow: unauthorized"),
-              ("Escrow.release (former party)", b, esc.release(se, 1), AlreadySettled, "escrow: settled"),
-              ("Escrow.refund (former party)", prov, esc.refund(se), AlreadySettled, "escrow: settled"),
-              ("Escrow.dispute (former party)", b, esc.dispute(se), AlreadySettled, "escrow: settled"),
-              ("Escrow.release (disputed)", b, esc.release(dis, 1), Disputed, "escrow: disputed"),
-              ("Escrow.refund (disputed)", prov, esc.refund(dis), Disputed, "escrow: disputed")]
+    cases += [
+        ("Escrow.draw (former party)", prov, esc.draw(se, 1), AlreadySettled, "escrow: settled"),
+        ("Escrow.draw (disputed)", prov, esc.draw(dis, 1), Disputed, "escrow: disputed"),
+        ("Escrow.draw (disputed)", x, esc.draw(dis, 1), Disputed, "escrow: disputed"),
+    ]
+    cases += [
+        ("Escrow.refund before the deadline", b, esc.refund(op), DeadlineNotReached, "deadline not reached"),
+        ("Escrow.resolve", b, esc.resolve(dis, 1), Unauthorized, "escrow: unauthorized"),
+        ("Escrow.release (former party)", b, esc.release(se, 1), AlreadySettled, "escrow: settled"),
+        ("Escrow.refund (former party)", prov, esc.refund(se), AlreadySettled, "escrow: settled"),
+        ("Escrow.dispute (former party)", b, esc.dispute(se), AlreadySettled, "escrow: settled"),
+        ("Escrow.release (disputed)", b, esc.release(dis, 1), Disputed, "escrow: disputed"),
+        ("Escrow.refund (disputed)", prov, esc.refund(dis), Disputed, "escrow: disputed"),
+    ]
     cases += [("PaymentChannel.open under the buyer's id", x, ch.open(_b(owned_id(b, "next channel")), x, 1, 2**40), Unauthorized, "not sender's id")]
     for who in (x, prov):
-        cases += [("PaymentChannel.top_up", who, ch.top_up(c, 1), Unauthorized, "channel: unauthorized"),
-                  ("PaymentChannel.extend", who, ch.extend(c, 2**40), Unauthorized, "channel: unauthorized"),
-                  ("PaymentChannel.reclaim", who, ch.reclaim(c), Unauthorized, "channel: unauthorized")]
+        cases += [
+            ("PaymentChannel.top_up", who, ch.top_up(c, 1), Unauthorized, "channel: unauthorized"),
+            ("PaymentChannel.extend", who, ch.extend(c, 2**40), Unauthorized, "channel: unauthorized"),
+            ("PaymentChannel.reclaim", who, ch.reclaim(c), Unauthorized, "channel: unauthorized"),
+        ]
     cases += [("PaymentChannel.claim_many", who, ch.claim_many([c], [1], [b"\x00" * 65]), Unauthorized, "channel: unauthorized") for who in (x, b)]
-    cases += [("PaymentChannel.reclaim before expiry", b, ch.reclaim(c), DeadlineNotReached, "not expired"),
-              ("BatchSettlement.onTokenTransfer", x, bt.onTokenTransfer(x, 100, b""), Unauthorized, "batch: unauthorized"),
-              ("BatchSettlement.withdraw", x, bt.withdraw(1), DeadlineNotReached, "batch: locked"),
-              ("BatchSettlement.withdraw unrequested", b, bt.withdraw(1), DeadlineNotReached, "batch: locked"),
-              ("BatchSettlement.request_withdrawal", x, bt.request_withdrawal(1), InsufficientFunds, "insufficient deposit"),
-              ("BatchSettlement.settle a forged part", x, settle, BadSignature, "batch: bad signature"),
-              ("Staking.onTokenTransfer", x, st.onTokenTransfer(x, 100, b""), Unauthorized, "stake: unauthorized"),
-              ("Staking.unstake", x, st.unstake(1), DeadlineNotReached, "stake: locked"),
-              ("Staking.unstake unrequested", prov, st.unstake(1), DeadlineNotReached, "stake: locked"),
-              ("Staking.request_unstake", x, st.request_unstake(1), InsufficientFunds, "insufficient stake")]
+    cases += [
+        ("PaymentChannel.reclaim before expiry", b, ch.reclaim(c), DeadlineNotReached, "not expired"),
+        ("BatchSettlement.onTokenTransfer", x, bt.onTokenTransfer(x, 100, b""), Unauthorized, "batch: unauthorized"),
+        ("BatchSettlement.withdraw", x, bt.withdraw(1), DeadlineNotReached, "batch: locked"),
+        ("BatchSettlement.withdraw unrequested", b, bt.withdraw(1), DeadlineNotReached, "batch: locked"),
+        ("BatchSettlement.request_withdrawal", x, bt.request_withdrawal(1), InsufficientFunds, "insufficient deposit"),
+        ("BatchSettlement.settle a forged part", x, settle, BadSignature, "batch: bad signature"),
+        ("Staking.onTokenTransfer", x, st.onTokenTransfer(x, 100, b""), Unauthorized, "stake: unauthorized"),
+        ("Staking.unstake", x, st.unstake(1), DeadlineNotReached, "stake: locked"),
+        ("Staking.unstake unrequested", prov, st.unstake(1), DeadlineNotReached, "stake: locked"),
+        ("Staking.request_unstake", x, st.request_unstake(1), InsufficientFunds, "insufficient stake"),
+    ]
     cases += [("Staking.slash", who, st.slash(prov, 1, b, 0), Unauthorized, "stake: unauthorized") for who in (x, b, prov)]
     return cases
 

@@ -62,10 +62,20 @@ class LyingBuyer(Buyer):
         deal.dispute(ctx.wallet, "claiming the result was random")
         record.status = "disputed"
         c = record.contract
-        ctx.send(ctx.ledger.arbiter, _claim(
-            deal_id=record.deal_id, contract=c, buyer_signature=deal.signatures[c.buyer], provider_signature=deal.signatures[c.provider],
-            job=record.job, result=_random_vectors(record.job), receipt=getattr(record, "receipt", ""), provider=c.provider, cost=c.max_amount,
-        ))
+        ctx.send(
+            ctx.ledger.arbiter,
+            _claim(
+                deal_id=record.deal_id,
+                contract=c,
+                buyer_signature=deal.signatures[c.buyer],
+                provider_signature=deal.signatures[c.provider],
+                job=record.job,
+                result=_random_vectors(record.job),
+                receipt=getattr(record, "receipt", ""),
+                provider=c.provider,
+                cost=c.max_amount,
+            ),
+        )
 
 
 class LazyProvider(ComputeProvider):
@@ -83,10 +93,20 @@ class LazyProvider(ComputeProvider):
         job.status = "claimed"
         c = job.contract
         receipt = ctx.wallet.sign_typed_data(c.receipt_typed_data(result.result_hash)) if hasattr(c, "receipt_typed_data") else ""
-        ctx.send(ctx.ledger.arbiter, _claim(
-            deal_id=msg.deal_id, contract=c, buyer_signature=job.deal.signatures[c.buyer], provider_signature=job.deal.signatures[c.provider],
-            job=tiny, result=result, receipt=receipt, provider=self.address, cost=c.max_amount,
-        ))
+        ctx.send(
+            ctx.ledger.arbiter,
+            _claim(
+                deal_id=msg.deal_id,
+                contract=c,
+                buyer_signature=job.deal.signatures[c.buyer],
+                provider_signature=job.deal.signatures[c.provider],
+                job=tiny,
+                result=result,
+                receipt=receipt,
+                provider=self.address,
+                cost=c.max_amount,
+            ),
+        )
 
 
 def _ledger(kind: str, arbiter: str):
@@ -160,7 +180,10 @@ def test_a_provider_that_never_ran_the_job_is_not_paid_for_a_job_of_its_own(stor
 def _terms(people: dict, ledger) -> dict[str, Any]:
     job = "0x" + "22" * 32
     return dict(
-        deal_id=deal_id_for(people["buyer"].address, job, 0), buyer=people["buyer"].address, job_hash=job, deadline=ledger.now() + 600,
+        deal_id=deal_id_for(people["buyer"].address, job, 0),
+        buyer=people["buyer"].address,
+        job_hash=job,
+        deadline=ledger.now() + 600,
         payees=[{"address": people["provider"].address, "role": "provider", "amount": 6_000}],
     )
 
@@ -211,19 +234,34 @@ def test_an_escrowed_calls_claim_is_judged_only_on_inputs_its_caller_signed(stor
     ledger.dispute(server.identity, escrow_id)
     asked = ["what the caller asked"]
     own = JobSpec(job_id="call-0", model_hash=minilm_hash, inputs=["a job of the server's own"])
-    signed = lambda inputs: caller.sign_typed_data(call_authorization_typed_data(ledger.domains()["escrow"], escrow_id, server.address, minilm_hash, "embedding", inputs))  # noqa: E731
+
+    def signed(inputs):
+        return caller.sign_typed_data(call_authorization_typed_data(ledger.domains()["escrow"], escrow_id, server.address, minilm_hash, "embedding", inputs))
+
     for job, authorization in ((own, ""), (own, signed(asked))):  # no authorization; one for other inputs
         claim = _claim(deal_id=escrow_id, job=job, result=rt.executor.run(job), provider=server.address, cost=price, authorization=authorization)
         _send_from(rt, server, arbiter.address, claim)
         rt.run(timeout=5)
     cheaper = own.model_copy(update={"inputs": asked, "model_hash": "ab" * 32})  # the caller's inputs, another model
-    claim = _claim(deal_id=escrow_id, job=cheaper, result=rt.executor.run(own.model_copy(update={"inputs": asked})), provider=server.address, cost=price, authorization=signed(asked))
+    claim = _claim(
+        deal_id=escrow_id,
+        job=cheaper,
+        result=rt.executor.run(own.model_copy(update={"inputs": asked})),
+        provider=server.address,
+        cost=price,
+        authorization=signed(asked),
+    )
     _send_from(rt, server, arbiter.address, claim)
     rt.run(timeout=5)
     assert ledger.escrow(escrow_id).status == "disputed" and ledger.balance_of(server.address) == 0  # nothing paid
     assert arbiter.refused == {"UnfoundedClaim": 3}
     job = own.model_copy(update={"inputs": asked})
-    _send_from(rt, server, arbiter.address, _claim(deal_id=escrow_id, job=job, result=rt.executor.run(job), provider=server.address, cost=price, authorization=signed(asked)))
+    _send_from(
+        rt,
+        server,
+        arbiter.address,
+        _claim(deal_id=escrow_id, job=job, result=rt.executor.run(job), provider=server.address, cost=price, authorization=signed(asked)),
+    )
     rt.run(timeout=5)
     assert ledger.escrow(escrow_id).status == "released" and ledger.balance_of(server.address) == price
     assert arbiter.rulings[escrow_id]["upheld"] and ledger.is_conserved()
@@ -249,10 +287,20 @@ class EquivocatingProvider(ComputeProvider):
         ctx.send(job.buyer, _msg(Deliver, deal_id=job.deal_id, result=junk, receipt=receipt(junk)))
         job.deal.dispute(ctx.wallet, "claiming before the buyer can object")
         c = job.contract
-        ctx.send(ctx.ledger.arbiter, _claim(
-            deal_id=job.deal_id, contract=c, buyer_signature=job.deal.signatures[c.buyer], provider_signature=job.deal.signatures[c.provider],
-            job=job.call.job, result=msg.result, receipt=receipt(msg.result), provider=self.address, cost=c.max_amount,
-        ))
+        ctx.send(
+            ctx.ledger.arbiter,
+            _claim(
+                deal_id=job.deal_id,
+                contract=c,
+                buyer_signature=job.deal.signatures[c.buyer],
+                provider_signature=job.deal.signatures[c.provider],
+                job=job.call.job,
+                result=msg.result,
+                receipt=receipt(msg.result),
+                provider=self.address,
+                cost=c.max_amount,
+            ),
+        )
 
 
 def _msg(cls, **fields: Any):

@@ -68,7 +68,9 @@ def test_an_escrow_pays_only_for_its_buyers_call(store) -> None:
     assert all("payment refused" in r and victim.address in r for r in mallory.refusals), mallory.refusals
     assert server.served_escrowed == 0 and rt.ledger.escrow(escrow_id).status == "open"
     # the buyer's own call, relayed by another agent with the buyer's authorization for exactly it
-    ctx[relay.address].send(server.address, EscrowedCall(call_id=7, inputs=TEXTS, escrow_id=escrow_id, authorization=victim.identity.sign_typed_data(typed(TEXTS))))
+    ctx[relay.address].send(
+        server.address, EscrowedCall(call_id=7, inputs=TEXTS, escrow_id=escrow_id, authorization=victim.identity.sign_typed_data(typed(TEXTS)))
+    )
     rt.run()
     assert relay.answers == [7] and server.served_escrowed == 1
     rt.shutdown()

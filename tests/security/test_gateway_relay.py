@@ -32,14 +32,29 @@ MAX_WAITS = 3
 def _scenario() -> Any:
     from agora.simulations.scenario import Scenario
 
-    return Scenario.model_validate({
-        "version": 1, "name": "relay-checks", "seed": 18, "duration": 3600, "step": 5, "ledger": "embedded",
-        "agents": [
-            {"role": "arbiter", "name": "arbiter"},
-            {"role": "model_owner", "name": "minilm-owner", "settings": {"model_path": "packaged", "model_name": "all-MiniLM-L6-v2", "price_per_call": ROYALTY}},
-            {"role": "model_server", "name": "minilm-server", "settings": {"model_name": "all-MiniLM-L6-v2", "serves": "listed", "claim_every": 1, "price_per_call": FEE}},
-        ],
-    })
+    return Scenario.model_validate(
+        {
+            "version": 1,
+            "name": "relay-checks",
+            "seed": 18,
+            "duration": 3600,
+            "step": 5,
+            "ledger": "embedded",
+            "agents": [
+                {"role": "arbiter", "name": "arbiter"},
+                {
+                    "role": "model_owner",
+                    "name": "minilm-owner",
+                    "settings": {"model_path": "packaged", "model_name": "all-MiniLM-L6-v2", "price_per_call": ROYALTY},
+                },
+                {
+                    "role": "model_server",
+                    "name": "minilm-server",
+                    "settings": {"model_name": "all-MiniLM-L6-v2", "serves": "listed", "claim_every": 1, "price_per_call": FEE},
+                },
+            ],
+        }
+    )
 
 
 class Gateway:
@@ -161,8 +176,11 @@ def test_a_payment_that_is_not_what_was_quoted_is_refused_naming_it_and_nothing_
     quote = alice.request("GET", f"/v1/services/{server['address']}/escrow", params={"buyer": alice.identity.address})["terms"]
 
     def job(client: GatewayClient, payment: dict[str, Any]) -> GatewayHTTPError:
-        return _refused(lambda: client.request("POST", "/v1/jobs", body={"service": server["address"], "inputs": ["x"], "payment": payment},
-                                               params={"wait": 20}, signed=True))
+        return _refused(
+            lambda: client.request(
+                "POST", "/v1/jobs", body={"service": server["address"], "inputs": ["x"], "payment": payment}, params={"wait": 20}, signed=True
+            )
+        )
 
     wrong_payee = {**quote, "escrow_id": owned_id(alice.identity.address, "wrong payee"), "payees": [stranger, server["terms"]["owner"]]}
     short = {**quote, "escrow_id": owned_id(alice.identity.address, "short"), "amount": server["price"] - 1}
@@ -173,8 +191,11 @@ def test_a_payment_that_is_not_what_was_quoted_is_refused_naming_it_and_nothing_
     mine = alice.open_channel(stranger, deposit=server["price"])  # a channel to someone else
     bob_channel = bob.open_channel(server["address"], deposit=server["price"])
     held = {a: ledger.balance_of(a) for a in (alice.identity.address, bob.identity.address, server["address"], stranger)}
+
     def escrowed(terms: dict[str, Any], signer: GatewayClient = alice, inputs: tuple[str, ...] = ("x",)) -> dict[str, Any]:
-        typed = call_authorization_typed_data(ledger.domains()["escrow"], terms["escrow_id"], server["address"], server["terms"]["model_hash"], server["terms"]["task"], list(inputs))
+        typed = call_authorization_typed_data(
+            ledger.domains()["escrow"], terms["escrow_id"], server["address"], server["terms"]["model_hash"], server["terms"]["task"], list(inputs)
+        )
         return {"kind": "escrow", "escrow_id": terms["escrow_id"], "authorization": signer.identity.sign_typed_data(typed)}
 
     cases = [
@@ -196,8 +217,14 @@ def test_a_payment_that_is_not_what_was_quoted_is_refused_naming_it_and_nothing_
 def test_idempotency_keys_have_one_shape_and_are_the_callers_own(gateway: Gateway, caller) -> None:
     alice, bob = caller("alice4"), caller("bob4")
     server = _server(alice)
-    body = lambda client, channel: {"service": server["address"], "inputs": ["x"],  # noqa: E731
-                                    "payment": {**client.voucher(channel, server["price"]), "amount": server["price"] + 1}}  # refused by the server: a job, nothing paid
+
+    def body(client, channel):
+        return {
+            "service": server["address"],
+            "inputs": ["x"],
+            "payment": {**client.voucher(channel, server["price"]), "amount": server["price"] + 1},
+        }  # refused by the server: a job, nothing paid
+
     a_channel, b_channel = alice.open_channel(server["address"], deposit=server["price"]), bob.open_channel(server["address"], deposit=server["price"])
     for key in ("k", "x" * 15, "x" * 129, "has space in it", "dots.are.not.allowed", "semi;colon-0123456"):
         err = _refused(lambda key=key: alice.request("POST", "/v1/jobs", body=body(alice, a_channel), signed=True, headers={"Idempotency-Key": key}))
@@ -265,10 +292,12 @@ def _concurrently(calls: list[Callable[[], Any]]) -> list[tuple[int, Any]]:
 def test_a_wait_on_another_callers_job_is_refused_before_it_waits(gateway: Gateway, caller) -> None:
     alice, mallory = caller("alice6"), caller("mallory6")
     job = _unfinished_job(alice)
-    done = _concurrently([
-        lambda: alice.job(job["job_id"], wait=2),  # the owner's own wait: the job stays unfinished, so this ends at its wait
-        lambda: mallory.job(job["job_id"], wait=30),  # another caller's: refused at once, not after 30 s
-    ])
+    done = _concurrently(
+        [
+            lambda: alice.job(job["job_id"], wait=2),  # the owner's own wait: the job stays unfinished, so this ends at its wait
+            lambda: mallory.job(job["job_id"], wait=30),  # another caller's: refused at once, not after 30 s
+        ]
+    )
     order = [i for i, _ in done]
     outcomes = dict(done)
     assert isinstance(outcomes[1], GatewayHTTPError) and (outcomes[1].status, outcomes[1].field) == (403, "job_id"), outcomes[1]

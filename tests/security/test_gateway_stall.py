@@ -97,8 +97,9 @@ def stalled_gateway(anvil_url: str) -> Iterator[tuple[NeverMines, Any, str]]:
     from agora.simulations.scenario import Scenario
 
     proxy = NeverMines(anvil_url)
-    scenario = Scenario.model_validate({"version": 1, "name": "stall", "seed": 19, "duration": 3600, "step": 5, "ledger": proxy.url,
-                                        "agents": [{"role": "arbiter", "name": "arbiter"}]})
+    scenario = Scenario.model_validate(
+        {"version": 1, "name": "stall", "seed": 19, "duration": 3600, "step": 5, "ledger": proxy.url, "agents": [{"role": "arbiter", "name": "arbiter"}]}
+    )
     market = HostedMarket(scenario)
     running = serve_in_thread(create_app(market, rate=10_000, burst=10_000, write_timeout=2.0))
     try:

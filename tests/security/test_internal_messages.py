@@ -120,7 +120,7 @@ def test_a_copy_of_the_agents_own_armed_timer_is_not_its_timer() -> None:
     rt.add(clock)
     rt.start()
     host = rt._hosts[clock.address]
-    (nonce, (_, armed)), = [(n, t) for n, t in host.timers.items() if type(t[1]._message) is IntervalTick]
+    ((nonce, (_, armed)),) = [(n, t) for n, t in host.timers.items() if type(t[1]._message) is IntervalTick]
     rt._push(rt.now(), pickle.loads(pickle.dumps(armed)))
     assert rt.run(timeout=3.5 * PERIOD) is False
     assert (clock.beats, clock.alarms) == (3, 1)

@@ -196,8 +196,13 @@ def test_signed_bytes_must_be_the_prepared_transaction(ledger: Ledger, people: d
         with pytest.raises(SignedTxMismatch, match="signed: not a signed transaction"):
             ledger.submit(prepared, junk)
     many = ledger.prepare(buyer.address, "approve", {"spender": owner.address, "amount": 10})
-    for field, change in (("chain id", {"chainId": 1}), ("nonce", {"nonce": prepared.tx["nonce"] + 3}), ("value", {"value": 1}),
-                          ("to", {"to": owner.address}), ("data", {"data": many.tx["data"]})):
+    for field, change in (
+        ("chain id", {"chainId": 1}),
+        ("nonce", {"nonce": prepared.tx["nonce"] + 3}),
+        ("value", {"value": 1}),
+        ("to", {"to": owner.address}),
+        ("data", {"data": many.tx["data"]}),
+    ):
         with pytest.raises(SignedTxMismatch, match=field):
             ledger.submit(prepared, buyer.sign_transaction({**prepared.tx, **change}))
     with pytest.raises(SignedTxMismatch, match="signed by"):
@@ -227,8 +232,7 @@ def test_a_lifted_part_or_a_later_epoch_first_kills_no_other_payment(ledger: Led
     for name in ("buyer", "arbiter"):
         ledger.deposit(people[name], TOKEN)
     one, two = _two_buyer_epoch(ledger, people, 1), _two_buyer_epoch(ledger, people, 2)
-    lifted = one.model_copy(update={"buyers": one.buyers[:1], "counts": one.counts[:1], "signatures": one.signatures[:1],
-                                    "lines": one.lines[: one.counts[0]]})
+    lifted = one.model_copy(update={"buyers": one.buyers[:1], "counts": one.counts[:1], "signatures": one.signatures[:1], "lines": one.lines[: one.counts[0]]})
     ledger.settle_batch(people["stranger"], lifted)  # the attacker submits the buyer's part alone
     ledger.settle_batch(people["stranger"], two)  # and the later epoch before the earlier one
     ledger.settle_batch(people["stranger"], one)  # the whole earlier batch still settles the rest

@@ -71,7 +71,9 @@ def test_no_registry_write_is_taken_in_another_agents_name() -> None:
         "rate as a buyer": lambda: ctx.registry.rate(buyer.address, v, False, 10**18, "compute"),
         "list another's model": lambda: ctx.registry.register_model(ModelOffer(owner=v, model_hash="b" * 64, name="x", price_per_call=1)),
         "re-list a model under itself": lambda: ctx.registry.register_model(ModelOffer(owner=me, model_hash=HASH_M, name="m", price_per_call=1)),
-        "re-list a dataset under itself": lambda: ctx.registry.register_dataset(DatasetOffer(owner=me, dataset_hash=HASH_D, name="d", items=3, price_per_use=1)),
+        "re-list a dataset under itself": lambda: ctx.registry.register_dataset(
+            DatasetOffer(owner=me, dataset_hash=HASH_D, name="d", items=3, price_per_use=1)
+        ),
         "withdraw another's services": lambda: ctx.registry.withdraw(v),
         "heartbeat another's services": lambda: ctx.registry.heartbeat(v, ctx.now()),
         "a service in another's name": lambda: ctx.registry.register_service(ServiceRecord(address=v, name="v", capability="model", price=0), now=ctx.now()),
@@ -135,8 +137,12 @@ def test_a_buyer_rates_a_provider_down_only_under_a_contract_it_signed() -> None
 
     def contract(n: int) -> Contract:
         return Contract(
-            deal_id=owned_id(me, "framed", n), buyer=me, payees=[Payee(address=v, role="provider", amount=100)],
-            deadline=int(rt.ledger.now()) + 60, job_hash="0x" + "ab" * 32, **deal_domain(rt.ledger),
+            deal_id=owned_id(me, "framed", n),
+            buyer=me,
+            payees=[Payee(address=v, role="provider", amount=100)],
+            deadline=int(rt.ledger.now()) + 60,
+            job_hash="0x" + "ab" * 32,
+            **deal_domain(rt.ledger),
         )
 
     framed, signed = contract(1), contract(2)
@@ -170,12 +176,15 @@ def test_the_registry_actor_rebuilds_a_ratings_contract_from_its_fields() -> Non
     from agora.agents.registry import RatingRefused
 
     rater, ratee = key("rater"), key("ratee")
-    fake = types.SimpleNamespace(deal_id="0x" + "11" * 32, buyer=rater.address, provider=ratee.address,
-                                 escrow_terms=functools.partial(dict), verify_signature=max)
+    fake = types.SimpleNamespace(
+        deal_id="0x" + "11" * 32, buyer=rater.address, provider=ratee.address, escrow_terms=functools.partial(dict), verify_signature=max
+    )
     service, signer = RegistryService(), WriteSigner()
     for contract in (fake, "0x00", {"deal_id": "not a deal"}):
         with pytest.raises(RatingRefused):
-            service.write(*signer.sign(rater, "rate", (rater.address, ratee.address, False, 10, "compute"), {"deal_id": None, "contract": contract, "signature": ""}))
+            service.write(
+                *signer.sign(rater, "rate", (rater.address, ratee.address, False, 10, "compute"), {"deal_id": None, "contract": contract, "signature": ""})
+            )
     assert not service.reputation.graph.has_edge(rater.address, ratee.address)
 
 
@@ -230,7 +239,12 @@ def test_the_arbiter_rates_only_the_provider_of_an_escrow_it_ruled_on() -> None:
     wallet, judge = rt.context(buyer.address).wallet, rt.context(arbiter.address)
     wallet.open_account()
     rt.ledger.mint(buyer.address, 200)
-    terms = lambda n: EscrowTerms(escrow_id=owned_id(buyer.address, "ruled", n), payees=[provider.address], shares_bps=[10_000], amount=100, deadline=int(rt.ledger.now()) + 60)  # noqa: E731
+
+    def terms(n):
+        return EscrowTerms(
+            escrow_id=owned_id(buyer.address, "ruled", n), payees=[provider.address], shares_bps=[10_000], amount=100, deadline=int(rt.ledger.now()) + 60
+        )
+
     wallet.open_escrow(terms(1))
     wallet.release(terms(1).escrow_id, 100)
     with pytest.raises(RegistryRefused):

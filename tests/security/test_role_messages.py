@@ -119,18 +119,39 @@ def _forgeries(rt: LocalRuntime, agents: dict[str, Any]) -> dict[str, list[Messa
     result = JobResult.from_array(job.job_id, np.ones((rows, 384), "f4"), Metering(items=rows, tokens=rows, seconds=0.1, device="cpu"))
     return {
         "buyer": [
-            Propose(deal_id=d, price=1), Refuse(deal_id=d, reason="no"), AcceptContract(deal_id=d, provider_signature=SIG),
-            DeclineContract(deal_id=d, reason="no"), _msg(Deliver, deal_id=d, result=result, receipt=SIG), ReportFailure(deal_id=d, reason="gone"),
-            Ruling(deal_id=d, paid=0, slashed=0, reason="forged"), ProposalsDue(deal_id=d), DeadlinePassed(deal_id=d),
+            Propose(deal_id=d, price=1),
+            Refuse(deal_id=d, reason="no"),
+            AcceptContract(deal_id=d, provider_signature=SIG),
+            DeclineContract(deal_id=d, reason="no"),
+            _msg(Deliver, deal_id=d, result=result, receipt=SIG),
+            ReportFailure(deal_id=d, reason="gone"),
+            Ruling(deal_id=d, paid=0, slashed=0, reason="forged"),
+            ProposalsDue(deal_id=d),
+            DeadlinePassed(deal_id=d),
         ],
         "provider": [
             CallForProposals(deal_id=d, job=job, job_hash="0x" + job.digest(), compute_budget=10**18, deadline=c.deadline),
-            AwardContract(deal_id=d, contract=c, buyer_signature=SIG), RejectProposal(deal_id=d), EscrowFunded(deal_id=d, tx_hash=TX),
-            Settled(deal_id=d, paid=c.max_amount, tx_hash=TX), Ruling(deal_id=d, paid=0, slashed=0, reason="forged"),
-            PaymentDue(deal_id=d), JobDone(deal_id=d, result=result),
+            AwardContract(deal_id=d, contract=c, buyer_signature=SIG),
+            RejectProposal(deal_id=d),
+            EscrowFunded(deal_id=d, tx_hash=TX),
+            Settled(deal_id=d, paid=c.max_amount, tx_hash=TX),
+            Ruling(deal_id=d, paid=0, slashed=0, reason="forged"),
+            PaymentDue(deal_id=d),
+            JobDone(deal_id=d, result=result),
         ],
         "arbiter": [
-            _msg(Claim, deal_id=d, contract=c, buyer_signature=SIG, provider_signature=SIG, job=job, result=result, receipt=SIG, provider=c.provider, cost=c.max_amount),
+            _msg(
+                Claim,
+                deal_id=d,
+                contract=c,
+                buyer_signature=SIG,
+                provider_signature=SIG,
+                job=job,
+                result=result,
+                receipt=SIG,
+                provider=c.provider,
+                cost=c.max_amount,
+            ),
             *([Undelivered(deal_id=d, contract=c, buyer_signature=SIG, provider_signature=SIG)] if Undelivered else []),
         ],
         "model_owner": [Settled(deal_id=d, paid=c.max_amount, tx_hash=TX)],
@@ -236,7 +257,9 @@ def test_a_call_for_proposals_under_another_buyers_deal_id_is_refused(store, whe
     record = _the_deal(agents)
     # a job that needs nothing the signed one holds, so a provider has room for it beside that one
     light = Resources(gpus=0, cpus=0, gpu_memory_mb=0)
-    mine = record.job.model_copy(update={"job_id": "stranger-0", "inputs": ["a job of the stranger's own"], "dataset_hash": None, "vault": None, "resources": light})
+    mine = record.job.model_copy(
+        update={"job_id": "stranger-0", "inputs": ["a job of the stranger's own"], "dataset_hash": None, "vault": None, "resources": light}
+    )
     call = CallForProposals(deal_id=record.deal_id, job=mine, job_hash="0x" + mine.digest(), compute_budget=10**18, deadline=int(rt.now()) + 100)
     for k in providers:  # the invited ones and the other alike: the id is not the stranger's
         _send(rt, agents["stranger"].address, agents[k].address, [call])

@@ -54,7 +54,9 @@ def _saved(root: Path) -> Path:
     return root
 
 
-@pytest.mark.parametrize(("mode", "kind"), [(0o777, "group- and world-writable"), (0o770, "group-writable"), (0o702, "world-writable")], ids=["0o777", "0o770", "0o702"])
+@pytest.mark.parametrize(
+    ("mode", "kind"), [(0o777, "group- and world-writable"), (0o770, "group-writable"), (0o702, "world-writable")], ids=["0o777", "0o770", "0o702"]
+)
 def test_a_snapshot_folder_others_may_write_is_refused_at_load(tmp_path: Path, mode: int, kind: str) -> None:
     root = _saved(tmp_path / "snapshots")
     os.chmod(root, mode)

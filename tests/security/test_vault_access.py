@@ -42,7 +42,9 @@ def _market(store):
 def _escrow(rt, buyer, payees: list[str], shares: list[int], amount: int, n: int = 1) -> str:
     deal = owned_id(buyer.address, "vault", n)
     drawable = [i for i, p in enumerate(payees) if i > 0]  # the buyer lets the provider pay the owner at use
-    rt.context(buyer.address).wallet.open_escrow(EscrowTerms(escrow_id=deal, payees=payees, shares_bps=shares, amount=amount, deadline=int(rt.ledger.now()) + 600, drawable=drawable))
+    rt.context(buyer.address).wallet.open_escrow(
+        EscrowTerms(escrow_id=deal, payees=payees, shares_bps=shares, amount=amount, deadline=int(rt.ledger.now()) + 600, drawable=drawable)
+    )
     return deal
 
 

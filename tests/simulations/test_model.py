@@ -17,7 +17,9 @@ def _market(seed: int = 3) -> tuple[Model, object, object]:
 
 def test_a_model_steps_collects_and_replays() -> None:
     model, sellers, buyers = _market()
-    collector = model.collect(model_reporters={"volume": lambda m: m.exchange("gpu").stats()["volume"]}, agent_reporters={"traded": "traded", "cash": lambda a: a.cash})
+    collector = model.collect(
+        model_reporters={"volume": lambda m: m.exchange("gpu").stats()["volume"]}, agent_reporters={"traded": "traded", "cash": lambda a: a.cash}
+    )
     model.run(5)
     assert model.steps == 5 and len(collector.model_vars["volume"]) == 5
     assert collector.model_vars["volume"] == sorted(collector.model_vars["volume"]) and collector.model_vars["volume"][-1] > 0

@@ -20,8 +20,25 @@ TINY = {
     "step": 10,
     "markets": {"gpu": {"mechanism": "cda", "rounds": 8, "ceiling": 200}},
     "agents": [
-        {"role": "trader", "count": 10, "name": "s-{i}", "label": "sellers", "settings": {"market": "gpu", "side": "sell", "units": 2}, "draws": {"limit": {"uniform": [10, 80]}}, "strategy": {"kind": "zic"}},
-        {"role": "trader", "count": 10, "name": "b-{i}", "label": "buyers", "funds": 5_000, "settings": {"market": "gpu", "side": "buy", "units": 2}, "draws": {"limit": {"uniform": [30, 120]}}, "strategy": {"kind": "zic"}},
+        {
+            "role": "trader",
+            "count": 10,
+            "name": "s-{i}",
+            "label": "sellers",
+            "settings": {"market": "gpu", "side": "sell", "units": 2},
+            "draws": {"limit": {"uniform": [10, 80]}},
+            "strategy": {"kind": "zic"},
+        },
+        {
+            "role": "trader",
+            "count": 10,
+            "name": "b-{i}",
+            "label": "buyers",
+            "funds": 5_000,
+            "settings": {"market": "gpu", "side": "buy", "units": 2},
+            "draws": {"limit": {"uniform": [30, 120]}},
+            "strategy": {"kind": "zic"},
+        },
     ],
 }
 
@@ -55,7 +72,9 @@ def test_money_follows_the_trades_on_the_ledger(tmp_path) -> None:
     [summary] = simulate(Scenario.parse(TINY), tmp_path, progress=False)
     trades, agents = read(tmp_path, "trades"), read(tmp_path, "agents")
     paid: dict[str, int] = {}
-    for buyer, seller, price, qty in zip(trades["buyer"].to_pylist(), trades["seller"].to_pylist(), pc.cast(trades["price"], "int64").to_pylist(), trades["qty"].to_pylist(), strict=False):
+    for buyer, seller, price, qty in zip(
+        trades["buyer"].to_pylist(), trades["seller"].to_pylist(), pc.cast(trades["price"], "int64").to_pylist(), trades["qty"].to_pylist(), strict=False
+    ):
         paid[buyer] = paid.get(buyer, 0) - price * qty
         paid[seller] = paid.get(seller, 0) + price * qty
     last = agents.filter(pc.equal(agents["step"], 5))
@@ -82,7 +101,15 @@ def test_an_outage_cuts_supply_and_raises_the_equilibrium(tmp_path) -> None:
 
 
 def test_a_demand_spike_and_a_price_shock(tmp_path) -> None:
-    spiked = Scenario.parse({**TINY, "shocks": [{"at": 30, "kind": "demand_spike", "target": "buyers", "factor": 2}, {"at": 30, "kind": "price_shock", "target": "sellers", "factor": 0.5}]})
+    spiked = Scenario.parse(
+        {
+            **TINY,
+            "shocks": [
+                {"at": 30, "kind": "demand_spike", "target": "buyers", "factor": 2},
+                {"at": 30, "kind": "price_shock", "target": "sellers", "factor": 0.5},
+            ],
+        }
+    )
     simulate(spiked, tmp_path, progress=False)
     steps = read(tmp_path, "steps").to_pylist()
     assert [r["demanded"] for r in steps] == [20, 20, 20, 40, 40, 40]
@@ -195,7 +222,9 @@ def test_a_sweep_spreads_points_over_ray_and_resumes(ray_cluster, tmp_path) -> N
     shutil.rmtree(tmp_path / names[1])
     again = sweep(scenario, params, tmp_path, progress=False)
     assert [r.trades for r in again] == [r.trades for r in results]
-    assert {n: (tmp_path / n / "summary.json").stat().st_mtime_ns for n in names if n != names[1]} == {n: t for n, t in stamps.items() if n != names[1]}  # finished points not redone
+    assert {n: (tmp_path / n / "summary.json").stat().st_mtime_ns for n in names if n != names[1]} == {
+        n: t for n, t in stamps.items() if n != names[1]
+    }  # finished points not redone
     from agora.simulations.htmlreport import write_report
 
     assert "p003-mechanism=call-seed=2" in write_report(tmp_path).read_text()
@@ -240,7 +269,11 @@ def test_the_full_economy_settles_real_deals_and_traces_them(tmp_path) -> None:
     settled = [d for d in deals if d["status"] == "settled"]
     assert len(settled) >= 5 and {d["step"] for d in settled} != {settled[0]["step"]}  # demand came over time
     for d in settled:
-        assert sum(int(line["amount"]) for line in d["bill"]) == d["paid"] <= d["contract"]["payees"][0]["amount"] + sum(int(p["amount"]) for p in d["contract"]["payees"][1:])
+        assert (
+            sum(int(line["amount"]) for line in d["bill"])
+            == d["paid"]
+            <= d["contract"]["payees"][0]["amount"] + sum(int(p["amount"]) for p in d["contract"]["payees"][1:])
+        )
         assert [s["state"] for s in d["history"]][-1] == "settled"
     steps = read(tmp_path, "steps")
     assert set(steps["market"].to_pylist()) == {"gpu", "deals"}
@@ -275,7 +308,14 @@ COHORTS = {
     "agents": [
         {**TINY["agents"][0], "host": "cohort", "count": 300},
         {**TINY["agents"][1], "host": "cohort", "count": 300},
-        {"role": "trader", "name": "lone-buyer", "label": "lone", "funds": 5_000, "settings": {"market": "gpu", "side": "buy", "units": 3, "limit": 150}, "strategy": {"kind": "zic"}},
+        {
+            "role": "trader",
+            "name": "lone-buyer",
+            "label": "lone",
+            "funds": 5_000,
+            "settings": {"market": "gpu", "side": "buy", "units": 3, "limit": 150},
+            "strategy": {"kind": "zic"},
+        },
     ],
 }
 
@@ -287,12 +327,16 @@ def test_cohorts_trade_beside_lone_traders_each_member_on_its_own_account(tmp_pa
     trades, agents = read(tmp_path, "trades"), read(tmp_path, "agents")
     limits = _limits(tmp_path)
     paid: dict[str, int] = {}
-    for buyer, seller, price, qty in zip(trades["buyer"].to_pylist(), trades["seller"].to_pylist(), pc.cast(trades["price"], "int64").to_pylist(), trades["qty"].to_pylist(), strict=False):
+    for buyer, seller, price, qty in zip(
+        trades["buyer"].to_pylist(), trades["seller"].to_pylist(), pc.cast(trades["price"], "int64").to_pylist(), trades["qty"].to_pylist(), strict=False
+    ):
         assert limits[seller][1] <= price <= limits[buyer][1]  # ZI-C within every member's limit
         paid[buyer] = paid.get(buyer, 0) - price * qty
         paid[seller] = paid.get(seller, 0) + price * qty
     last = agents.filter(pc.equal(agents["step"], 5))
-    for address, group, balance, _traded in zip(last["address"].to_pylist(), last["group"].to_pylist(), pc.cast(last["balance"], "int64").to_pylist(), last["traded"].to_pylist(), strict=False):
+    for address, group, balance, _traded in zip(
+        last["address"].to_pylist(), last["group"].to_pylist(), pc.cast(last["balance"], "int64").to_pylist(), last["traded"].to_pylist(), strict=False
+    ):
         assert balance == (5_000 if group in ("buyers", "lone") else 0) + paid.get(address, 0)  # each member's own account
     assert "lone-buyer" in set(agents["agent"].to_pylist())
     lone = [a for a, g in zip(last["address"].to_pylist(), last["group"].to_pylist(), strict=False) if g == "lone"][0]
@@ -318,7 +362,9 @@ def test_a_cohort_needs_a_call_market() -> None:
 @pytest.mark.ray
 @pytest.mark.slow
 def test_cohorts_run_on_the_ray_runtime(ray_cluster, tmp_path) -> None:
-    on_ray = Scenario.parse({**COHORTS, "duration": 6, "step": 2, "markets": {"gpu": {"mechanism": "call", "rounds": 2}}, "runtime": {"kind": "ray", "shards": 2}})
+    on_ray = Scenario.parse(
+        {**COHORTS, "duration": 6, "step": 2, "markets": {"gpu": {"mechanism": "call", "rounds": 2}}, "runtime": {"kind": "ray", "shards": 2}}
+    )
     [summary] = simulate(on_ray, tmp_path, progress=False)
     assert summary.runtime == "ray" and summary.conserved and summary.errors == 0 and summary.trades > 0
     limits = _limits(tmp_path)
@@ -372,11 +418,26 @@ def test_signed_runs_check_every_cohort_members_consent(tmp_path) -> None:
 def test_a_flooding_trader_is_throttled_and_the_market_trades_on(tmp_path) -> None:
     """A trader sending hundreds of orders a round gets its allowance (4 here) through and no
     more; everyone else trades as before, and money is conserved."""
-    flood = Scenario.parse({**TINY, "markets": {"gpu": {"mechanism": "cda", "rounds": 8, "max_messages_per_round": 4}},
-                            "agents": [*TINY["agents"], {"role": "tests.simulations.test_runs:Flooder", "name": "flooder", "label": "flooder", "funds": 5_000,
-                                                         "settings": {"market": "gpu", "side": "buy", "units": 1, "limit": 60}}]})
+    flood = Scenario.parse(
+        {
+            **TINY,
+            "markets": {"gpu": {"mechanism": "cda", "rounds": 8, "max_messages_per_round": 4}},
+            "agents": [
+                *TINY["agents"],
+                {
+                    "role": "tests.simulations.test_runs:Flooder",
+                    "name": "flooder",
+                    "label": "flooder",
+                    "funds": 5_000,
+                    "settings": {"market": "gpu", "side": "buy", "units": 1, "limit": 60},
+                },
+            ],
+        }
+    )
     [summary] = simulate(flood, tmp_path / "flood", progress=False)
-    [calm] = simulate(Scenario.parse({**TINY, "markets": {"gpu": {"mechanism": "cda", "rounds": 8, "max_messages_per_round": 4}}}), tmp_path / "calm", progress=False)
+    [calm] = simulate(
+        Scenario.parse({**TINY, "markets": {"gpu": {"mechanism": "cda", "rounds": 8, "max_messages_per_round": 4}}}), tmp_path / "calm", progress=False
+    )
     stats = summary.markets["gpu"]
     assert stats["throttled"] > 10_000 and summary.conserved and summary.errors == 0
     rounds = 8 * 6 + 1

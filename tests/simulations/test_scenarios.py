@@ -15,8 +15,25 @@ BASE = {
     "step": 10,
     "markets": {"gpu": {"mechanism": "cda", "rounds": 4}},
     "agents": [
-        {"role": "trader", "count": 4, "name": "s-{i}", "label": "sellers", "settings": {"market": "gpu", "side": "sell", "units": 2}, "draws": {"limit": {"uniform": [10, 50]}}, "strategy": {"kind": "zic"}},
-        {"role": "trader", "count": 4, "name": "b-{i}", "label": "buyers", "funds": 10_000, "settings": {"market": "gpu", "side": "buy", "units": 2}, "draws": {"limit": {"uniform": [40, 90]}}, "strategy": {"kind": "zic"}},
+        {
+            "role": "trader",
+            "count": 4,
+            "name": "s-{i}",
+            "label": "sellers",
+            "settings": {"market": "gpu", "side": "sell", "units": 2},
+            "draws": {"limit": {"uniform": [10, 50]}},
+            "strategy": {"kind": "zic"},
+        },
+        {
+            "role": "trader",
+            "count": 4,
+            "name": "b-{i}",
+            "label": "buyers",
+            "funds": 10_000,
+            "settings": {"market": "gpu", "side": "buy", "units": 2},
+            "draws": {"limit": {"uniform": [40, 90]}},
+            "strategy": {"kind": "zic"},
+        },
     ],
 }
 
@@ -126,8 +143,29 @@ _json = st.recursive(
     lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
     max_leaves=20,
 )
-_paths = st.sampled_from(["name", "seed", "duration", "step", "ledger", "runtime", "markets", "shocks", "agents", "agents__0__count", "agents__0__settings",
-                          "agents__0__draws", "agents__1__strategy", "agents__0__host", "markets__gpu", "markets__gpu__rounds", "metrics", "variants", "keys"])
+_paths = st.sampled_from(
+    [
+        "name",
+        "seed",
+        "duration",
+        "step",
+        "ledger",
+        "runtime",
+        "markets",
+        "shocks",
+        "agents",
+        "agents__0__count",
+        "agents__0__settings",
+        "agents__0__draws",
+        "agents__1__strategy",
+        "agents__0__host",
+        "markets__gpu",
+        "markets__gpu__rounds",
+        "metrics",
+        "variants",
+        "keys",
+    ]
+)
 
 
 @settings(max_examples=200)

@@ -32,9 +32,7 @@ def test_lines_never_exceed_their_caps_and_round_up_once() -> None:
     assert b.lines[1].basis.endswith("(capped)")
 
 
-@given(
-    st.integers(0, 10_000), st.integers(0, 10**6), st.integers(0, 10**5), st.floats(0, 1e4), st.integers(0, 10**9), st.integers(0, 10**12)
-)
+@given(st.integers(0, 10_000), st.integers(0, 10**6), st.integers(0, 10**5), st.floats(0, 1e4), st.integers(0, 10**9), st.integers(0, 10**12))
 def test_bills_are_deterministic_capped_and_cover_the_use(items: int, tokens: int, new: int, seconds: float, rate: int, cap: int) -> None:
     m = _m(items=items, tokens=tokens, new_tokens=new, seconds=seconds, gpu_seconds=seconds)
     tariffs = [Tariff(payee="P", role="provider", cap=cap, per_gpu_second=rate, per_1k_tokens=rate)]
