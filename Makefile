@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install lock demo test browser bench soak chaos clean
+.PHONY: install lock demo test lint browser bench soak chaos clean
 
 install: $(STAMP)
 
@@ -61,9 +61,17 @@ browser:
 
 # the docs site first: --strict fails on any warning (a broken link, an include whose file moved, a
 # docstring griffe cannot read); not -q, which hides warnings from --strict's count
+# the quality gates first (seconds to a minute or two each), then the suite
 test: install $(ANVIL) browser
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict -d site
 	$(PY) -m pytest -q
+
+# what make test checks before the suite, alone
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 bench: install
 	$(PY) bench/ledger_bench.py
