@@ -20,7 +20,7 @@ LAYERS = ("agents", "chain", "economy", "gateway", "simulations", "tasks")
 CODE = [*LAYERS, "tests", "bench", "examples"]
 
 
-def test_outside_the_repository_only_agora_is_importable_and_all_of_it_imports(tmp_path: Path) -> None:
+def test_outside_the_repository_only_agora_is_importable_and_all_of_it_imports_and_its_data(tmp_path: Path) -> None:
     script = f"""
 import importlib, importlib.util, json, pkgutil, sys
 import agora
@@ -31,7 +31,12 @@ for info in pkgutil.walk_packages(agora.__path__, "agora."):
     except Exception as exc:
         failed[info.name] = repr(exc)
 top = sorted({{name.split(".")[0] for name in sys.modules}})
+from agora.chain.compiler import CONTRACTS_DIR
+from agora.gateway.app import explorer_html
+from agora.simulations.scenario import builtin_names
+shipped = {{"explorer": "<html" in explorer_html().lower(), "scenarios": len(builtin_names()), "contracts": len(list(CONTRACTS_DIR.glob("*.vy")))}}
 print(json.dumps({{
+    "shipped": shipped,
     "failed": failed,
     "modules": sum(1 for name in sys.modules if name.startswith("agora.")),
     "importable": {{n: importlib.util.find_spec(n) is not None for n in {list(LAYERS)!r}}},
@@ -46,6 +51,9 @@ print(json.dumps({{
     assert found["modules"] > 80
     assert found["importable"] == {name: False for name in LAYERS}
     assert found["loaded"] == []
+    # what the package ships beside its code, read through it (the explorer once asked for a
+    # top-level `gateway`, found only from inside the checkout)
+    assert found["shipped"]["explorer"] and found["shipped"]["scenarios"] >= 3 and found["shipped"]["contracts"] == 5
 
 
 def _top_level_imports(path: Path) -> list[str]:
