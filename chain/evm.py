@@ -33,18 +33,15 @@ from agora.chain.addressbook import AddressBook, check, record
 from agora.chain.compiler import compile_contract
 from agora.chain.embedded import _one_shot_gas_estimate, _SerialTesterProvider, _wall_clock_vm
 from agora.chain.errors import ChainError, NodeUnavailable, SignedTxMismatch, TransactionFailed, error_for_reason
-from agora.chain.ledger import NO_REF, Ledger, OneWriteAtATimePerSender, check_ref
+from agora.chain.evm_ops import Contracts, contract_call
+from agora.chain.ledger import Ledger, OneWriteAtATimePerSender, check_ref
 from agora.chain.offchain import domain
 from agora.chain.signed import check_signed
 from agora.chain.types import (
-    UINT256_MAX,
     BatchAccount,
-    BatchSubmission,
-    ChannelClaim,
     ChannelState,
     EscrowState,
     EscrowStatus,
-    EscrowTerms,
     LedgerEvent,
     OpKind,
     Positions,
@@ -355,71 +352,9 @@ class EVMLedger(OneWriteAtATimePerSender, Ledger):
 
     # -- writes --------------------------------------------------------------------------
     def _call(self, op: str, args: dict[str, Any]) -> Any:
-        fns = self.escrow_contract.functions
-        if op == "open_account":
-            spenders = [c.address for c in (self.escrow_contract, self.channel_contract)]
-            return self.token.functions.approve_many(spenders, UINT256_MAX)
-        if op == "transfer":
-            return self.token.functions.transfer(args["to"], args["amount"])
-        if op == "approve":
-            return self.token.functions.approve(args["spender"], args["amount"])
-        if op == "transfer_from_many":
-            return self.token.functions.transferFromMany(args["froms"], args["tos"], args["amounts"], bytes.fromhex(args.get("ref", NO_REF)[2:]))
-        if op == "open_escrow":
-            t = EscrowTerms(**args)
-            arbiter = t.arbiter or "0x" + "00" * 20
-            return fns.open(bytes.fromhex(t.escrow_id[2:]), t.payees, t.shares_bps, t.amount, t.deadline, arbiter, t.drawable_mask())
-        if op == "release":
-            return fns.release(bytes.fromhex(args["escrow_id"][2:]), args["amount"])
-        if op == "release_items":
-            return fns.release_items(bytes.fromhex(args["escrow_id"][2:]), args["amounts"])
-        if op == "refund":
-            return fns.refund(bytes.fromhex(args["escrow_id"][2:]))
-        if op == "dispute":
-            return fns.dispute(bytes.fromhex(args["escrow_id"][2:]))
-        if op == "draw":
-            return fns.draw(bytes.fromhex(args["escrow_id"][2:]), args["line"])
-        if op == "resolve":
-            return fns.resolve(bytes.fromhex(args["escrow_id"][2:]), args["amount"])
-        if op == "hold":
-            return fns.hold(bytes.fromhex(args["escrow_id"][2:]))
-        st = self.staking_contract.functions
-        if op == "stake":  # ERC-677: one transaction, no allowance
-            return self.token.functions.transferAndCall(self.staking_contract.address, args["amount"], b"")
-        if op == "request_unstake":
-            return st.request_unstake(args["amount"])
-        if op == "unstake":
-            return st.unstake(args["amount"])
-        if op == "slash":
-            return st.slash(args["provider"], args["amount"], args["buyer"], args["compensation"])
-        return self._call_channel_or_batch(op, args)
-
-    def _call_channel_or_batch(self, op: str, args: dict[str, Any]) -> Any:
-        ch, bt = self.channel_contract.functions, self.batch_contract.functions
-        key = bytes.fromhex(args["channel_id"][2:]) if "channel_id" in args else b""
-        if op == "open_channel":
-            return ch.open(key, args["recipient"], args["amount"], args["expiration"])
-        if op == "top_up_channel":
-            return ch.top_up(key, args["amount"])
-        if op == "extend_channel":
-            return ch.extend(key, args["expiration"])
-        if op == "claim_channels":
-            claims = [ChannelClaim(**c) for c in args["claims"]]
-            ids = [bytes.fromhex(c.channel_id[2:]) for c in claims]
-            return ch.claim_many(ids, [c.amount for c in claims], [bytes.fromhex(c.signature.removeprefix("0x")) for c in claims])
-        if op == "reclaim_channel":
-            return ch.reclaim(key)
-        if op == "deposit":  # ERC-677: one transaction, no allowance
-            return self.token.functions.transferAndCall(self.batch_contract.address, args["amount"], b"")
-        if op == "request_withdrawal":
-            return bt.request_withdrawal(args["amount"])
-        if op == "withdraw":
-            return bt.withdraw(args["amount"])
-        if op == "settle_batch":
-            b = BatchSubmission(**args)
-            sigs = [bytes.fromhex(sig.removeprefix("0x")) for sig in b.signatures]
-            return bt.settle(b.epoch, b.buyers, b.counts, sigs, b.payees, b.lines)
-        raise TransactionFailed(f"unknown operation {op!r}")
+        """The contract function call that performs ``op`` (chain.evm_ops)."""
+        contracts = Contracts(self.token, self.escrow_contract, self.channel_contract, self.batch_contract, self.staking_contract)
+        return contract_call(contracts, op, args)
 
     def prepare(self, sender: str, op: OpKind, args: dict[str, Any]) -> Prepared:
         try:
