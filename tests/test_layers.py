@@ -113,3 +113,10 @@ def test_a_shortcut_across_the_layers_is_caught() -> None:
         assert any(line.startswith(module) for line in broken), (module, broken)
     loop = violations({**real, "agora.chain.types": real["agora.chain.types"] + "\nfrom agora.chain import ledger\n"})
     assert any(line.startswith("import loop") for line in loop)
+
+
+def test_no_module_is_over_500_lines() -> None:
+    """Rooms small enough to read whole: a module that outgrows this splits by concern."""
+    root = Path(agora.__file__).parent
+    sizes = {str(p.relative_to(root)): len(p.read_text().splitlines()) for layer in ORDER for p in (root / layer).rglob("*.py")}
+    assert {name: n for name, n in sizes.items() if n > 500} == {}

@@ -22,6 +22,26 @@ from agora.agents.journal import Journal
 from agora.agents.messages import Envelope
 
 
+class _Countdown:
+    """The envelopes of one delivery call still to be handled."""
+
+    __slots__ = ("left", "lock", "event")
+
+    def __init__(self, n: int) -> None:
+        self.left, self.lock, self.event = n, threading.Lock(), threading.Event()
+        if n == 0:
+            self.event.set()
+
+    def done(self) -> None:
+        with self.lock:
+            self.left -= 1
+            if self.left <= 0:
+                self.event.set()
+
+    def wait(self) -> None:
+        self.event.wait()
+
+
 class Durability:
     """Journal records, recovery and acknowledgements, for a shard made with ``durable``."""
 

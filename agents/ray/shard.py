@@ -23,7 +23,7 @@ from agora.agents.host import AgentHost
 from agora.agents.identity import Identity
 from agora.agents.journal import Journal
 from agora.agents.messages import Envelope
-from agora.agents.ray.durable import Durability
+from agora.agents.ray.durable import Durability, _Countdown
 from agora.agents.ray.ledger import RemoteLedger
 from agora.agents.ray.registry import BatchedRegistry
 from agora.agents.ray.transport import SessionTransport, delegation_digest
@@ -36,26 +36,6 @@ class _Mailbox:
 
     def __init__(self, host: AgentHost) -> None:
         self.host, self.queue, self.lock = host, deque(), threading.Lock()
-
-
-class _Countdown:
-    """The envelopes of one delivery call still to be handled."""
-
-    __slots__ = ("left", "lock", "event")
-
-    def __init__(self, n: int) -> None:
-        self.left, self.lock, self.event = n, threading.Lock(), threading.Event()
-        if n == 0:
-            self.event.set()
-
-    def done(self) -> None:
-        with self.lock:
-            self.left -= 1
-            if self.left <= 0:
-                self.event.set()
-
-    def wait(self) -> None:
-        self.event.wait()
 
 
 class Shard(SessionTransport, Durability):

@@ -47,7 +47,7 @@ from agora.economy.errors import EconomyError
 from agora.economy.lifecycle import FINAL, Deal, DealState
 from agora.tasks.errors import TasksError, VerificationFailed
 from agora.tasks.jobs import JobResult
-from agora.tasks.verify import spot_check, verify_result
+from agora.tasks.verify import verify_result
 
 _MARKET = {"provider": "compute", "model_owner": "model", "data_owner": "data"}
 
@@ -360,20 +360,6 @@ class Buyer(Disputes, Agent):
         """The request a deal (or a replica of one) was opened for."""
         lead = self._deals[self._deals[deal_id].group or deal_id]
         return self.requests[lead.attempt[0] if lead.attempt else 0]
-
-    def _spot_checked(self, ctx: Context, record: DealRecord, result: JobResult) -> bool:
-        """Re-run a few randomly chosen rows on the buyer's own executor (the provider cannot know
-        which) and compare them with the delivered ones; True when there is nothing to check."""
-        rows = self._request_of(record.deal_id).spot_check
-        if not rows or record.job is None or record.job.inputs is None or ctx.executor is None:
-            return True
-        try:
-            ok, checked = spot_check(result, record.job, lambda spec: ctx.executor.run(spec, requester=self.address), ctx.rng, rows)
-        except TasksError as exc:
-            ctx.log.warning("spot check of %s could not run: %s", record.deal_id, exc)
-            return True  # no evidence either way: the result already passed verify_result
-        record.reason = f"spot-checked rows {checked}"
-        return ok
 
     def _pay(self, ctx: Context, record: DealRecord, result: JobResult) -> None:
         """Verify the delivery on the deal, bill it from its metering, settle line by line."""

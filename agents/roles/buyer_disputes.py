@@ -1,4 +1,5 @@
-"""The buyer's side of disputes: freezing a deal for the arbiter, judging the replicas of a
+"""The buyer's checks beyond the hash and its side of disputes: spot-checking a delivery on its own
+executor, freezing a deal for the arbiter, judging the replicas of a
 redundant job, and hearing the ruling. A part of :class:`~agora.agents.roles.buyer.Buyer` (its
 handlers are the buyer's), kept apart so each file holds one concern."""
 
@@ -13,7 +14,7 @@ from agora.agents.roles.buyer_deal import BuyerDeal, DealRecord
 from agora.economy.lifecycle import FINAL, Deal, DealState
 from agora.tasks.errors import TasksError
 from agora.tasks.jobs import JobResult
-from agora.tasks.verify import redundant, verify_result
+from agora.tasks.verify import redundant, spot_check, verify_result
 
 
 class Disputes:
@@ -27,6 +28,21 @@ class Disputes:
     _from: Callable[[Context, str, str, str], DealRecord | None]
     _pay: Callable[[Context, DealRecord, JobResult], None]
     _end: Callable[[float, DealRecord, Any, str], DealRecord]
+    _request_of: Callable[[str], Any]
+
+    def _spot_checked(self, ctx: Context, record: DealRecord, result: JobResult) -> bool:
+        """Re-run a few randomly chosen rows on the buyer's own executor (the provider cannot know
+        which) and compare them with the delivered ones; True when there is nothing to check."""
+        rows = self._request_of(record.deal_id).spot_check
+        if not rows or record.job is None or record.job.inputs is None or ctx.executor is None:
+            return True
+        try:
+            ok, checked = spot_check(result, record.job, lambda spec: ctx.executor.run(spec, requester=self.address), ctx.rng, rows)
+        except TasksError as exc:
+            ctx.log.warning("spot check of %s could not run: %s", record.deal_id, exc)
+            return True  # no evidence either way: the result already passed verify_result
+        record.reason = f"spot-checked rows {checked}"
+        return ok
 
     def _dispute(self, ctx: Context, record: DealRecord, result: JobResult, why: str) -> None:
         """Freeze the deal's escrow and put the result before the arbiter, who re-runs the job."""
