@@ -4,7 +4,7 @@ from these), and how pydantic's errors become one ``(field, reason)`` a caller c
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -15,7 +15,7 @@ ADDRESS_PATTERN = r"^0x[0-9a-fA-F]{40}$"
 ID_PATTERN = r"^0x[0-9a-fA-F]{64}$"
 
 # the writes a caller may have relayed: its own account, transfers, channels, escrows, deposits, stake
-RELAYED_OPS = (
+RelayedOp = Literal[
     "open_account",
     "transfer",
     "approve",
@@ -35,7 +35,8 @@ RELAYED_OPS = (
     "stake",
     "request_unstake",
     "unstake",
-)
+]
+RELAYED_OPS: tuple[str, ...] = get_args(RelayedOp)
 
 
 # -- the API's shapes --------------------------------------------------------------------------
@@ -110,7 +111,7 @@ class Account(BaseModel):
 
 
 class TxRequest(BaseModel):
-    op: Literal[RELAYED_OPS]  # type: ignore[valid-type]
+    op: RelayedOp
     args: dict[str, Any] = Field(default={}, description="the operation's arguments, as the Ledger method names them (the sender is the signer)")
 
 

@@ -94,13 +94,16 @@ class AccessPolicy(BaseModel):
         return v
 
 
+AccessAction = Literal["compute", "download"]
+
+
 class AccessRecord(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     at: float
     requester: str
     dataset_hash: str
-    action: Literal["compute", "download"]
+    action: AccessAction
     granted: bool
     reason: str = ""
     job_id: str = ""
@@ -265,7 +268,7 @@ class DataVault:
         self,
         requester: str,
         digest: str,
-        action: str,
+        action: AccessAction,
         granted: bool,
         reason: str = "",
         spec: JobSpec | None = None,
@@ -276,7 +279,7 @@ class DataVault:
             at=time.time(),
             requester=requester,
             dataset_hash=digest,
-            action=action,  # type: ignore[arg-type]
+            action=action,
             granted=granted,
             reason=reason,
             job_id=spec.job_id if spec else "",
