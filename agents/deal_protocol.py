@@ -13,7 +13,7 @@
       Settled           ─────────────▶  (also to the model and data owners)
       [a dispute: either party]  Claim (signed contract, job, result, receipt) ──▶ arbiter ── Ruling ──▶ both
 
-Timers a buyer sets on itself: ProposalsDue (stop waiting for bids), DeadlinePassed (refund).
+Timers a buyer sets on itself: ProposalsDue (stop waiting for bids), DeadlineDue (the contract's deadline came: refund if undelivered).
 
 Every message about a deal is the business of its parties only (issue 19): a call for proposals
 only under a deal id that begins with its sender's address (the id is the buyer's, ``owned_id``),
@@ -124,7 +124,7 @@ class ProposalsDue(Message):
     internal = True  # the buyer's own timer: refused at the inbox from anyone else
 
 
-class DeadlinePassed(Message):
+class DeadlineDue(Message):
     """Timer: the contract deadline is here; refund if nothing was delivered."""
 
     internal = True

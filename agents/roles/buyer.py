@@ -22,7 +22,7 @@ from agora.agents.deal_protocol import (
     AcceptContract,
     AwardContract,
     CallForProposals,
-    DeadlinePassed,
+    DeadlineDue,
     DeclineContract,
     Deliver,
     EscrowFunded,
@@ -310,7 +310,7 @@ class Buyer(Disputes, Agent):
         record.receipts.append(receipt)
         record.status = "funded"
         ctx.send(sender, EscrowFunded(deal_id=msg.deal_id, tx_hash=receipt.tx_hash))
-        ctx.schedule(max(0.0, record.contract.deadline - ctx.now()) + 1, DeadlinePassed(deal_id=msg.deal_id))
+        ctx.schedule(max(0.0, record.contract.deadline - ctx.now()) + 1, DeadlineDue(deal_id=msg.deal_id))
 
     @on_message(DeclineContract)
     def declined(self, ctx: Context, sender: str, msg: DeclineContract) -> None:
@@ -395,8 +395,8 @@ class Buyer(Disputes, Agent):
         else:
             record.reason = f"provider failed without refunding: {msg.reason}"
 
-    @on_message(DeadlinePassed)
-    def deadline_passed(self, ctx: Context, sender: str, msg: DeadlinePassed) -> None:
+    @on_message(DeadlineDue)
+    def deadline_passed(self, ctx: Context, sender: str, msg: DeadlineDue) -> None:
         record = self._from(ctx, sender, msg.deal_id, "self")
         if record is None or record.status != "funded":
             return
@@ -414,7 +414,7 @@ class Buyer(Disputes, Agent):
                 raise DeadlineNotReached(f"ledger time {ctx.ledger.now()}")
             deal.timeout(ctx.wallet)
         except DeadlineNotReached:  # the ledger's clock lags ours: look again shortly
-            ctx.schedule(1.0, DeadlinePassed(deal_id=msg.deal_id))
+            ctx.schedule(1.0, DeadlineDue(deal_id=msg.deal_id))
             return
         record.receipts.append(deal.receipts[-1])
         self._end(ctx.now(), record, "refunded", record.reason or "deadline passed without a delivery")

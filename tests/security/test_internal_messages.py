@@ -160,7 +160,7 @@ INTERNAL = [
 # the deal protocol's timers and off-mailbox completion (agents/deal_protocol.py marks them)
 DEAL_TIMERS = [
     (("agora.agents.roles.buyer", "agora.agents.deal_protocol"), "Buyer", "ProposalsDue"),
-    (("agora.agents.roles.buyer", "agora.agents.deal_protocol"), "Buyer", "DeadlinePassed"),
+    (("agora.agents.roles.buyer", "agora.agents.deal_protocol"), "Buyer", "DeadlineDue"),
     (("agora.agents.roles.provider", "agora.agents.deal_protocol"), "ComputeProvider", "PaymentDue"),
     (("agora.agents.roles.provider", "agora.agents.deal_protocol"), "ComputeProvider", "JobDone"),
 ]

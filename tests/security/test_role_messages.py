@@ -28,7 +28,7 @@ from agora.agents.deal_protocol import (
     AwardContract,
     CallForProposals,
     Claim,
-    DeadlinePassed,
+    DeadlineDue,
     DeclineContract,
     Deliver,
     EscrowFunded,
@@ -127,7 +127,7 @@ def _forgeries(rt: LocalRuntime, agents: dict[str, Any]) -> dict[str, list[Messa
             ReportFailure(deal_id=d, reason="gone"),
             Ruling(deal_id=d, paid=0, slashed=0, reason="forged"),
             ProposalsDue(deal_id=d),
-            DeadlinePassed(deal_id=d),
+            DeadlineDue(deal_id=d),
         ],
         "provider": [
             CallForProposals(deal_id=d, job=job, job_hash="0x" + job.digest(), compute_budget=10**18, deadline=c.deadline),
