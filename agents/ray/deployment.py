@@ -221,7 +221,7 @@ class Guest:
     def __init__(self, name: str, agents: list[Agent], *, lease_s: float = 30.0, renew_s: float = 5.0) -> None:
         import ray
 
-        from agora.agents.ray.shard import Shard as _Shard
+        from agora.agents.ray.shard import RayShard
         from agora.tasks.store import default_root
 
         if lease_s <= renew_s:
@@ -232,7 +232,7 @@ class Guest:
         self.placement = {row["address"]: row["shard"] for row in self.rows}
         self.index = self.manifest["shards"] + 1 + secrets.randbelow(2**30)  # apart from any other guest's
         self.shard = (
-            ray.remote(_Shard)
+            ray.remote(RayShard)
             .options(num_cpus=0, max_concurrency=8)
             .remote(
                 self.index,

@@ -20,6 +20,7 @@ from agora.agents.host import AgentHost
 from agora.agents.identity import Identity
 from agora.agents.journal import Journal
 from agora.agents.messages import Envelope
+from agora.agents.ray.peers import Peers
 
 
 class _Countdown:
@@ -61,7 +62,7 @@ class Durability:
     _meta_changed: dict[str, Any]
     _journaled: dict[str, tuple[int, bytes]]
     _placement: dict[str, int]
-    _shards: list[Any]
+    _peers: Peers
     _shard_count: int
     _guest_grace: float
     _live: threading.Event
@@ -174,7 +175,7 @@ class Durability:
             try:
                 self._track(*batch)
             except Exception:  # noqa: BLE001 - a receiver not found (being respawned): sent again later
-                self._shards = []
+                self._peers.forget()
                 self._reship += [b[0] for b in batches[n:]]
                 break
 
@@ -203,20 +204,17 @@ class Durability:
     def _collect_acks(self) -> None:
         """Batches the receivers finished (handled and journaled) are acknowledged in the next
         record; one whose receiver is gone for good goes again."""
-        import ray
-
         with self._inflight_lock:
             refs = list(self._inflight)
         if not refs:
             return
-        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
-        for ref in ready:
+        for ref in self._peers.finished(refs):
             with self._inflight_lock:
                 batch_id = self._inflight.pop(ref)
             try:
-                ray.get(ref)
+                self._peers.outcome(ref)
             except Exception:  # noqa: BLE001 - Ray retries across restarts; this is past them
-                self._shards = []  # look the shards up again by name
+                self._peers.forget()  # look the shards up again by name
                 self._reship.append(batch_id)
                 continue
             self._acked.append(batch_id)

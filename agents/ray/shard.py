@@ -25,6 +25,7 @@ from agora.agents.journal import Journal
 from agora.agents.messages import Envelope
 from agora.agents.ray.durable import Durability, _Countdown
 from agora.agents.ray.ledger import RemoteLedger
+from agora.agents.ray.peers import Peers, RayPeers
 from agora.agents.ray.registry import BatchedRegistry
 from agora.agents.ray.transport import SessionTransport, delegation_digest
 
@@ -58,10 +59,14 @@ class Shard(SessionTransport, Durability):
         name: str = "agora",
         durable: str | None = None,
         fsync: bool = False,
+        *,
+        peers: Peers,
+        executor: Any,
     ) -> None:
-        import ray
-
-        from agora.tasks.ray_executor import RayExecutor
+        """A shard hosting agents that settle on ``ledger`` and read and write ``registry`` (a
+        registry face with ``flush``: writes are batched), reaching other shards through
+        ``peers`` and running jobs on ``executor``. :class:`RayShard` builds these from the
+        runtime's actor handles; tests build them in one process."""
         from agora.tasks.store import ContentStore
 
         self.index, self.batch, self.ttl, self.seed = index, batch, ttl, seed
@@ -71,17 +76,13 @@ class Shard(SessionTransport, Durability):
         self._delegations: dict[str, str] = {}  # hosted agent -> its signed delegation to the session key
         self._trusted: dict[str, str] = {}  # remote sender -> the session address it delegated to
         self.rejected_batches = 0
-        self._node = ray.get_runtime_context().get_node_id()  # where Ray placed this shard
-        self._ledger = RemoteLedger(ledger)
-        self._registry = BatchedRegistry(registry)
-        self._store, self._executor = (
-            ContentStore(store_root),
-            RayExecutor(store_root, ledger=functools.partial(RemoteLedger, ledger)),
-        )  # vaults check payment on it
+        self._peers = peers
+        self._node = peers.node  # where this shard runs
+        self._ledger, self._registry = ledger, registry
+        self._store, self._executor = ContentStore(store_root), executor
         self._boxes: dict[str, _Mailbox] = {}
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix=f"shard{index}-work")  # agents' off-mailbox work
         self._placement: dict[str, int] = {}
-        self._shards: list[Any] = []
         self._out: dict[int, list[Envelope]] = {}
         self._out_lock = threading.Lock()
         self._timers: list[tuple[float, int, Envelope]] = []
@@ -218,7 +219,8 @@ class Shard(SessionTransport, Durability):
         return list(self._boxes)
 
     def connect(self, shards: list[Any], placement: dict[str, int]) -> None:
-        self._shards, self._placement, self._shard_count = shards, placement, len(shards)
+        self._peers.connect(shards)
+        self._placement, self._shard_count = placement, len(shards)
         self._live.set()
         if self._journal is not None:
             self._meta_changed.update(placement=placement, shards=len(shards))
@@ -231,11 +233,7 @@ class Shard(SessionTransport, Durability):
         guest = self._guests.get(index)
         if guest is not None:
             return guest[0]
-        if len(self._shards) < self._shard_count:
-            import ray
-
-            self._shards = [ray.get_actor(f"{self.name}-shard-{i}") for i in range(self._shard_count)]
-        return self._shards[index]
+        return self._peers.handle(index, self._shard_count)
 
     def start(self, addresses: list[str]) -> None:
         try:
@@ -374,7 +372,7 @@ class Shard(SessionTransport, Durability):
                     try:
                         self._track(batch_id, *self._unacked[batch_id])
                     except Exception:  # noqa: BLE001 - the receiver is being respawned: try again shortly
-                        self._shards = []
+                        self._peers.forget()
                         self._reship += again[n:]
                         time.sleep(0.2)
                         break
@@ -385,7 +383,7 @@ class Shard(SessionTransport, Durability):
                 try:
                     self._commit()
                 except Exception:  # noqa: BLE001 - e.g. a receiver being respawned; the batches wait in _unacked
-                    self._shards = []
+                    self._peers.forget()
 
     # -- durability (a shard made with ``durable``) ----------------------------------------
     def _arm(self, delay: float, envelope: Envelope) -> None:
@@ -485,3 +483,43 @@ class Shard(SessionTransport, Durability):
             "unacked": len(self._unacked),
             "dropped": self.dropped,
         }
+
+
+class RayShard(Shard):
+    """A shard as a Ray actor: the ledger and registry services reached through their handles,
+    the other shards as named actors, jobs as Ray tasks (vaults check payment on the ledger)."""
+
+    def __init__(
+        self,
+        index: int,
+        ledger: Any,
+        registry: Any,
+        store_root: str,
+        seed: int | str,
+        batch: int,
+        ttl: float | None,
+        linger: float,
+        signing: str,
+        name: str = "agora",
+        durable: str | None = None,
+        fsync: bool = False,
+    ) -> None:
+        from agora.tasks.ray_executor import RayExecutor
+
+        executor = RayExecutor(store_root, ledger=functools.partial(RemoteLedger, ledger))
+        super().__init__(
+            index,
+            RemoteLedger(ledger),
+            BatchedRegistry(registry),
+            store_root,
+            seed,
+            batch,
+            ttl,
+            linger,
+            signing,
+            name,
+            durable,
+            fsync,
+            peers=RayPeers(name),
+            executor=executor,
+        )

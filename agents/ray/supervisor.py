@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any
 
-from agora.agents.ray.shard import Shard
+from agora.agents.ray.shard import RayShard
 
 
 def on_head() -> dict[str, Any]:
@@ -47,7 +47,7 @@ class ShardMaker:
             nodes = sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive"))
             if nodes:
                 chosen["scheduling_strategy"] = NodeAffinitySchedulingStrategy(nodes[index % len(nodes)], soft=False)
-        return ray.remote(Shard).options(**chosen).remote(index, *self.args, name=self.name, **self.kwargs)
+        return ray.remote(RayShard).options(**chosen).remote(index, *self.args, name=self.name, **self.kwargs)
 
 
 def respawn_dead(makers: list[ShardMaker], shards: list[Any], probe_timeout: float = 10.0) -> list[int]:

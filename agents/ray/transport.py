@@ -15,6 +15,7 @@ from typing import Any
 from agora.agents.errors import BadSignature, Rejected, RuntimeFailure
 from agora.agents.identity import Identity, keccak256, recover_digest
 from agora.agents.messages import Envelope
+from agora.agents.ray.peers import Peers
 
 
 def delegation_digest(agent: str, session: str) -> bytes:
@@ -38,6 +39,8 @@ class SessionTransport:
     _guest_grace: float
     _shard_count: int
     _placement: dict[str, int]
+    _peers: Peers
+    _shard: Any  # the shard method giving another shard's handle
 
     def admit(self, index: int, handle: Any, addresses: list[str], lease_s: float = 30.0) -> None:
         """Guest shard ``handle`` (a gateway that joined this deployment, agora.agents.ray.deployment.Guest)
@@ -123,9 +126,9 @@ class SessionTransport:
         """One Ray call to shard ``dest``: agent-signed envelopes as they are, or one session
         signature over the batch (with the delegations ``dest`` has not seen yet)."""
         if self.signing == "agent":
-            return self._shard(dest).deliver.remote(envelopes)
+            return self._peers.call(self._shard(dest), "deliver", envelopes)
         signature = self._session.sign_digest(keccak256(b"".join(e.signing_bytes() for e in envelopes)))
         # every batch carries its senders' delegations: batches may arrive in any order, and the
         # receiver checks each delegation only the first time it sees it
         delegations = {e.sender: self._delegations[e.sender] for e in envelopes}
-        return self._shard(dest).deliver_batch.remote(self._session.address, envelopes, signature, delegations)
+        return self._peers.call(self._shard(dest), "deliver_batch", self._session.address, envelopes, signature, delegations)
