@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, Literal, TypedDict
+from typing import Any, ClassVar, Literal, Self, TypedDict
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
@@ -97,12 +97,16 @@ def describe(exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
+StrategyKind = Literal["truthful", "zic", "ziu", "zip", "shading"]
+"""The bidding strategies a trader may use (economy.strategies), by name."""
+
+
 class StrategySpec(BaseModel):
     """A bidding strategy by name (economy.strategies) and its parameters."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    kind: Literal["truthful", "zic", "ziu", "zip", "shading"]
+    kind: StrategyKind
     params: dict[str, Any] = {}
 
     def build(self, side: Side, rng: Any) -> Any:
@@ -198,7 +202,7 @@ class Population(BaseModel):
         return population
 
     @classmethod
-    def parse(cls, data: Any, where: str = "population") -> Population:
+    def parse(cls, data: Any, where: str = "population") -> Self:
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
