@@ -214,7 +214,7 @@ class PostedVenue(Venue):
             self._policy[seller] = None if msg.allowed is None else frozenset(msg.allowed)
             return [_match(f, owners, self._postings.get(f.seller, -1)) for f in fills]
         model, policy = msg.model, self._policy
-        fills = self.book.submit(order, accept=lambda s: policy.get(s) is None or model in policy[s])  # type: ignore[operator]
+        fills = self.book.submit(order, accept=lambda s: (allowed := policy.get(s)) is None or model in allowed)
         return [_match(f, owners, self._postings.get(f.seller, -1)) for f in fills]
 
     def cancel(self, sender: str, cids: set[int], owners: Owners) -> None:
