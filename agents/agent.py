@@ -29,7 +29,7 @@ from agora.agents.errors import RuntimeFailure, UnknownMessage
 from agora.agents.identity import Identity
 from agora.agents.messages import Message
 from agora.agents.protocol import Protocol, digest_of, replies_of
-from agora.agents.registry import Registry
+from agora.agents.registry_access import RegistryFace
 from agora.agents.storage import Storage
 from agora.agents.wallet import Wallet
 from agora.chain.ledger import LedgerReader
@@ -70,7 +70,7 @@ class Context:
     address: str
     name: str
     wallet: Wallet
-    registry: Registry
+    registry: RegistryFace  # the agent's face of the registry: reads, and writes in its own name
     send: Callable[[str, Message], None]
     schedule: Callable[[float, Message], None]  # deliver a message to this agent after a delay
     now: Callable[[], float]
@@ -79,7 +79,7 @@ class Context:
     executor: Any = None  # tasks.Executor for providers
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("agora.agent"))
     storage: Storage = field(default_factory=Storage)
-    background: Callable[[Callable[[], None]], None] | None = None  # where the runtime runs off-mailbox work
+    background: Callable[[Callable[[], None]], object] | None = None  # where the runtime runs off-mailbox work
     persist: Callable[[], None] | None = None  # a durable runtime's journal write of this agent, now
 
     def checkpoint(self) -> None:

@@ -78,7 +78,7 @@ class AgentHost:
         ttl: float | None = 300.0,
         quota: Quota | None = None,
         storage: Storage | None = None,
-        background: Callable[[Callable[[], None]], None] | None = None,
+        background: Callable[[Callable[[], None]], object] | None = None,
         persist: Callable[[], None] | None = None,
     ) -> None:
         self.agent = agent

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import coincurve
 from eth_account import Account
@@ -84,7 +84,7 @@ class Identity:
         except ValueError as exc:  # eth-account: wrong password (MAC mismatch) or a malformed file
             raise KeystoreError(f"cannot decrypt keystore: {exc}") from None
 
-    def to_keystore(self, password: str, kdf: str = "scrypt", iterations: int | None = None) -> dict[str, Any]:
+    def to_keystore(self, password: str, kdf: Literal["pbkdf2", "scrypt"] = "scrypt", iterations: int | None = None) -> dict[str, Any]:
         """This key encrypted under ``password`` as a keystore v3 document (write it with
         ``json.dump``). Only the encrypted key leaves this object."""
         if not password:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self, TypedDict
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from agora.agents.agent import Agent
 from agora.agents.errors import AgentsError
 from agora.agents.identity import Identity
+from agora.economy.orders import Side
 
 SCHEMA_VERSION = 1
 RoleFactory = Callable[..., Agent]
@@ -96,15 +97,19 @@ def describe(exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
+StrategyKind = Literal["truthful", "zic", "ziu", "zip", "shading"]
+"""The bidding strategies a trader may use (economy.strategies), by name."""
+
+
 class StrategySpec(BaseModel):
     """A bidding strategy by name (economy.strategies) and its parameters."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    kind: Literal["truthful", "zic", "ziu", "zip", "shading"]
+    kind: StrategyKind
     params: dict[str, Any] = {}
 
-    def build(self, side: str, rng: Any) -> Any:
+    def build(self, side: Side, rng: Any) -> Any:
         from agora.economy import strategies
 
         made = {"truthful": strategies.Truthful, "zic": strategies.ZIC, "ziu": strategies.ZIU, "shading": strategies.Shading}
@@ -152,6 +157,12 @@ class KeySource(BaseModel):
     phrase_env: str = "AGORA_MNEMONIC"
 
 
+class LedgerRoles(TypedDict, total=False):
+    """The ledger's roles a population fills (keyword arguments of a ledger or its factory)."""
+
+    arbiter: str
+
+
 class Population(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -191,7 +202,7 @@ class Population(BaseModel):
         return population
 
     @classmethod
-    def parse(cls, data: Any, where: str = "population") -> Population:
+    def parse(cls, data: Any, where: str = "population") -> Self:
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
@@ -200,7 +211,7 @@ class Population(BaseModel):
     def size(self) -> int:
         return sum(g.count for g in self.agents)
 
-    def ledger_roles(self) -> dict[str, str]:
+    def ledger_roles(self) -> LedgerRoles:
         """The ledger's roles this population fills, for the ledger it runs on: its arbiter
         group's one agent rules on disputed escrows, so that address is the ledger's arbiter."""
         arbiters = [n for g in self.agents if g.role == "arbiter" for n in g.names()]

@@ -150,6 +150,7 @@ class ComputeOffer(Offer):
 
 
 OfferT = TypeVar("OfferT", bound=Offer)
+RecordT = TypeVar("RecordT", bound=_Record)
 
 
 class Registry:
@@ -322,7 +323,7 @@ class Registry:
         return sorted(found, key=lambda c: (c.price_per_second, c.owner))
 
 
-def _check(offer: Any, cls: type[OfferT]) -> OfferT:
+def _check(offer: Any, cls: type[RecordT]) -> RecordT:
     if not isinstance(offer, cls):
         raise InvalidOffer(f"expected a {cls.__name__}, got {type(offer).__name__}")
     return offer

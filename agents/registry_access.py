@@ -23,11 +23,15 @@ from the ledger's events, incrementally), which keeps older callers working.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agora.agents.registry import NotYourName, RatingRefused, Registry, RoleNotYours
 from agora.chain.errors import ChainError
 from agora.chain.types import EscrowState, id_owner
+
+if TYPE_CHECKING:
+    from agora.agents.registry import ComputeOffer, DatasetOffer, ModelOffer, ServiceRecord
+    from agora.economy.reputation import MarketKind
 
 READS = (
     "search",
@@ -229,6 +233,31 @@ class RegistryFace:
         for name in READS:  # bound once: a search through the face costs what it costs on the registry
             setattr(self, name, getattr(registry, name))
 
+    if TYPE_CHECKING:  # the reads (READS), bound from the registry in __init__: Registry's signatures
+
+        def search(
+            self,
+            capability: str,
+            now: float,
+            *,
+            max_price: int | None = None,
+            protocol: str | None = None,
+            min_reputation: float | None = None,
+            viewer: str | None = None,
+        ) -> list[ServiceRecord]: ...
+        def count(self, capability: str, now: float) -> int: ...
+        def model(self, model_hash: str) -> ModelOffer: ...
+        def dataset(self, dataset_hash: str) -> DatasetOffer: ...
+        def compute(self, provider: str) -> ComputeOffer: ...
+        def agents(self) -> dict[str, dict[str, str]]: ...
+        def find_models(self, task: str = "embedding", name: str | None = None) -> list[ModelOffer]: ...
+        def find_datasets(self, name: str | None = None) -> list[DatasetOffer]: ...
+        def find_compute(self, gpus: float = 0.0, gpu_memory_mb: int = 0, cpus: float = 0.0) -> list[ComputeOffer]: ...
+        def trust(self, viewer: str, among: list[str]) -> dict[str, float]: ...
+        def reputation_scores(self, viewer: str | None = None) -> dict[str, float]: ...
+        def cohort_members(self, cohort: str) -> list[tuple[str, str]]: ...
+        def role_of(self, address: str) -> str | None: ...
+
     def _write(self, name: str, args: tuple, kwargs: dict[str, Any]) -> Any:
         check_name(self._address, name, args, kwargs, self._role)
         if self._sink is not None:
@@ -265,7 +294,7 @@ class RegistryFace:
         ratee: str,
         verified: bool,
         amount: int = 1,
-        market: str = "any",
+        market: MarketKind = "any",
         deal_id: str | None = None,
         contract: Any = None,
         signature: str = "",

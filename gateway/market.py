@@ -83,6 +83,7 @@ class PumpedFront(MarketFront):
     exchanges: dict[str, str]  # market -> exchange address
     buyers: list[str]
     names: dict[str, str]  # address -> agent name
+    _lock: threading.RLock  # made by the subclass before it starts the pump: the market held still
 
     def _start_pump(self, tick: float, tape_size: int) -> None:
         self.tick = tick

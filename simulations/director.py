@@ -76,7 +76,8 @@ class Director(Agent):
                 ctx.schedule(shock.at + shock.duration, _End(index=shock.index))
 
     def _split(self, targets: list[str]) -> tuple[list[str], dict[str, list[str]]]:
-        lone, hosted = [], {}
+        lone: list[str] = []
+        hosted: dict[str, list[str]] = {}
         for t in targets:
             if t in self.hosts:
                 hosted.setdefault(self.hosts[t], []).append(t)

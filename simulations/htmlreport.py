@@ -75,9 +75,10 @@ def run_report(out: Path) -> str:
     parts = [f"<h1>{html.escape(summary['name'])} <span class='muted'>· {html.escape(summary['variant'])}</span></h1>"]
     parts.append(_summary_table(summary))
     markets = sorted(set(steps["market"].to_pylist())) if steps.num_rows else []
-    trades = read(out, "trades").select(["step", "t", "market", "price", "qty"]) if markets else None  # read once for every market
-    for market in markets:
-        parts.append(_market_section(trades.filter(pc.equal(trades["market"], market)), market, steps, schedule, shocks, summary))
+    if markets:
+        trades = read(out, "trades").select(["step", "t", "market", "price", "qty"])  # read once for every market
+        for market in markets:
+            parts.append(_market_section(trades.filter(pc.equal(trades["market"], market)), market, steps, schedule, shocks, summary))
     parts.append(_earnings_section(agents, schedule))
     parts.append(_groups_section(agents, schedule))
     return _page(f"{summary['name']} report", "".join(parts))

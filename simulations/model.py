@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from agora.agents import Agent, Identity, LocalRuntime
 from agora.agents.messages import Message
+from agora.agents.population import StrategyKind
 from agora.agents.registry import Registry
 from agora.agents.roles.exchange import Exchange
 from agora.agents.roles.trader import Trader
 from agora.chain import Ledger, MemoryLedger
+from agora.economy.orders import Side
 from agora.simulations.scenario import Dist
 
 
@@ -115,8 +117,8 @@ class DataCollector:
             self.model_vars[name].append(reporter(model))
         for agent in model.agents:
             row = {"step": model.steps, "agent": agent.name}
-            for name, reporter in self.agent_reporters.items():
-                row[name] = reporter(agent) if callable(reporter) else getattr(agent, reporter, None)
+            for name, agent_reporter in self.agent_reporters.items():
+                row[name] = agent_reporter(agent) if callable(agent_reporter) else getattr(agent, agent_reporter, None)
             if self.agent_reporters:
                 self.agent_vars.append(row)
 
@@ -177,7 +179,7 @@ class Model:
             rounds=rounds,
             floor=floor,
             ceiling=ceiling,
-        )  # type: ignore[arg-type]
+        )
         self.exchanges[name] = exchange
         self.add(exchange)
         self._start_new()
@@ -187,7 +189,16 @@ class Model:
         return self.exchanges[name]
 
     def traders(
-        self, n: int, side: str, market: str, limit: Any, units: int = 1, strategy: str = "zic", funds: int = 0, label: str = "", **settings: Any
+        self,
+        n: int,
+        side: Side,
+        market: str,
+        limit: Any,
+        units: int = 1,
+        strategy: StrategyKind | Literal[""] = "zic",  # "": none, the trader asks its limit
+        funds: int = 0,
+        label: str = "",
+        **settings: Any,
     ) -> AgentSet:
         """``n`` traders, keys from the seed, limits drawn from ``limit`` (a number or a
         distribution as scenario files write it) with the model's generator."""
@@ -204,7 +215,7 @@ class Model:
                 market,
                 side,
                 max(1, int(dist.draw(self.rng))),
-                units=units,  # type: ignore[arg-type]
+                units=units,
                 strategy=StrategySpec(kind=strategy) if strategy else None,
                 **settings,
             )

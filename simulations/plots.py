@@ -7,7 +7,7 @@ report embeds them, so the HTML file stands alone.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import matplotlib
@@ -26,7 +26,7 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
-def price_over_time(series: dict[str, dict[str, Sequence[float]]], title: str = "Price per step against the equilibrium") -> bytes:
+def price_over_time(series: Mapping[str, Mapping[str, Sequence[float]]], title: str = "Price per step against the equilibrium") -> bytes:
     """``series``: market -> columns t, vwap, min, max, eq_low, eq_high (and optionally
     scatter_t / scatter_p, a sample of single trades)."""
     fig, ax = plt.subplots(figsize=(8, 3.6))
@@ -62,7 +62,7 @@ def supply_demand(values: Sequence[float], costs: Sequence[float], prices: Seque
     return _png(fig)
 
 
-def lines(x: Sequence[float], ys: dict[str, Sequence[float]], title: str, ylabel: str, kind: str = "line", ylim: tuple[float, float] | None = None) -> bytes:
+def lines(x: Sequence[float], ys: Mapping[str, Sequence[float]], title: str, ylabel: str, kind: str = "line", ylim: tuple[float, float] | None = None) -> bytes:
     fig, ax = plt.subplots(figsize=(8, 3.0))
     n = max(1, len(ys))
     width = (x[1] - x[0]) / (n + 1) if kind == "bar" and len(x) > 1 else 0.8
@@ -82,7 +82,7 @@ def lines(x: Sequence[float], ys: dict[str, Sequence[float]], title: str, ylabel
     return _png(fig)
 
 
-def lorenz(groups: dict[str, Sequence[float]], title: str) -> bytes:
+def lorenz(groups: Mapping[str, Sequence[float]], title: str) -> bytes:
     """Lorenz curves of earnings, one per group, with the line of equality."""
     from agora.economy.metrics import gini
 
@@ -105,7 +105,7 @@ def lorenz(groups: dict[str, Sequence[float]], title: str) -> bytes:
     return _png(fig)
 
 
-def bars(labels: Sequence[str], series: dict[str, Sequence[float]], title: str, ylabel: str) -> bytes:
+def bars(labels: Sequence[str], series: Mapping[str, Sequence[float]], title: str, ylabel: str) -> bytes:
     """Grouped bars: one group per label, one bar per series (variants side by side)."""
     fig, ax = plt.subplots(figsize=(7, 3.2))
     n = max(1, len(series))

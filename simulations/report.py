@@ -59,11 +59,11 @@ def render(report: TradeReport, console: Console | None = None) -> None:
     for line in deal.bill:
         who = names.get(line["payee"], _short(line["payee"]))
         console.print(f"bill: {who} ({line['role']}) {tokens(line['amount'])} AGR of at most {tokens(line['cap'])} — {line['basis']}")
-    for r in report.data_access:
-        verdict = "granted" if r["granted"] else f"refused ({r['reason']})"
+    for access in report.data_access:
+        verdict = "granted" if access["granted"] else f"refused ({access['reason']})"
         console.print(
-            f"data vault: {r['action']} by {names.get(r['requester'], _short(r['requester']))} — {verdict}; "
-            f"{r['items']} rows read in place, only the result left"
+            f"data vault: {access['action']} by {names.get(access['requester'], _short(access['requester']))} — {verdict}; "
+            f"{access['items']} rows read in place, only the result left"
         )
     gas = sum(r.gas_used for r in report.receipts)
     console.print(f"total gas {gas:,} · supply {tokens(report.supply)} AGR · conserved: {'yes' if report.conserved else 'NO'} · wall {report.wall_s:.1f} s")

@@ -199,9 +199,10 @@ def populate(scenario: Scenario, runtime: Any) -> _World:
             world.funds[address] = groups[name].funds
             runtime.ledger.mint(address, groups[name].funds)
             world.minted += groups[name].funds
-        if groups[name].reputation is not None:
+        reputation = groups[name].reputation
+        if reputation is not None:
             weight = 100
-            good = int(round(groups[name].reputation * weight))
+            good = int(round(reputation * weight))
             if good:
                 runtime.registry.rate(PRIOR, address, True, good)
             if weight - good:

@@ -30,14 +30,19 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from agora.agents.agent import Agent
 from agora.agents.errors import AgentsError
 from agora.agents.population import Population
+from agora.agents.ray.registry import OperatorRegistry
 from agora.agents.snapshot import UnsafeStateFolder, check_private, private_folder, read_private, write_private
 
 NAMESPACE = "agora"
+
+ActorHandle = Any
+"""A Ray actor handle (``ray.remote(Cls)...remote()``): its methods' ``.remote`` are made at
+run time, which a type checker cannot follow, so handles are typed as Any."""
 
 
 class DeploymentError(AgentsError, RuntimeError):
@@ -134,7 +139,8 @@ def deploy(
         "signing": rt.signing,
         "store": rt.store_root,
     }
-    rt.registry.set_deployment(manifest)
+    # the Ray runtime's registry is the operator's client of the registry actor (RayRuntime.__init__)
+    cast(OperatorRegistry, rt.registry).set_deployment(manifest)
     write_private(state / "deployment.json", json.dumps(manifest, indent=2).encode())
     return manifest
 
@@ -231,7 +237,9 @@ class Guest:
         self.rows = self._rows(shards)
         self.placement = {row["address"]: row["shard"] for row in self.rows}
         self.index = self.manifest["shards"] + 1 + secrets.randbelow(2**30)  # apart from any other guest's
-        self.shard = (
+        # Any: Ray types this handle in part, and its methods' ``.remote`` not at all
+        self.shard = cast(
+            ActorHandle,
             ray.remote(RayShard)
             .options(num_cpus=0, max_concurrency=8)
             .remote(
@@ -245,7 +253,7 @@ class Guest:
                 0.005,
                 self.manifest.get("signing", "session"),
                 name=name,
-            )
+            ),
         )
         self.addresses: list[str] = ray.get(self.shard.add.remote(agents))
         ray.get(self.shard.connect.remote(shards, {**self.placement, **dict.fromkeys(self.addresses, self.index)}))

@@ -13,14 +13,19 @@ import itertools
 import pickle
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
+from agora.agents.agent import Agent
 from agora.agents.host import AgentHost
 from agora.agents.identity import Identity
 from agora.agents.journal import Journal
 from agora.agents.messages import Envelope
 from agora.agents.ray.peers import Peers
+from agora.agents.ray.registry import BatchedRegistry
+
+if TYPE_CHECKING:
+    from agora.agents.ray.shard import _Mailbox
 
 
 class _Countdown:
@@ -66,8 +71,16 @@ class Durability:
     _shard_count: int
     _guest_grace: float
     _live: threading.Event
+    _seq: Iterator[int]
+    _batch_ids: Iterator[int]
     batch: int
     recovered: int
+    # provided by the shard that mixes this class in (agora.agents.ray.shard.Shard)
+    _boxes: dict[str, _Mailbox]
+    _registry: BatchedRegistry
+    _host: Callable[[list[Agent]], list[str]]
+    _drain: Callable[[_Mailbox], None]
+    _ship: Callable[[int, list[Envelope]], Any]
 
     def _recover(self, state: Any) -> None:
         """Rebuild this shard after a restart: keys from the journaled populations, each agent
@@ -142,8 +155,8 @@ class Durability:
         return address, seq, snapshot, sent
 
     def _record(
-        self, taken: list[tuple[str, int, bytes, list[Envelope]]], acked: list[int] = (), meta: dict[str, Any] | None = None
-    ) -> list[tuple[int, int, list[Envelope]]]:  # type: ignore[assignment]
+        self, taken: list[tuple[str, int, bytes, list[Envelope]]], acked: Sequence[int] = (), meta: dict[str, Any] | None = None
+    ) -> list[tuple[int, int, list[Envelope]]]:
         """Append one record; returns the batches it made durable, to ship. A snapshot older
         than the one already journaled for its agent (a checkpoint taken mid-handler while a
         commit was collecting) is left out; the envelopes that came with it are not."""

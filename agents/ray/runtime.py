@@ -50,7 +50,7 @@ import itertools
 import pickle
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from agora.agents.agent import Agent
 from agora.agents.errors import RuntimeFailure
@@ -256,7 +256,7 @@ class RayRuntime(Runtime):
         roles: dict[str, str] = {}  # the roles the operator gave, before any agent registers one
         for hosted in _unwrap(lambda: ray.get([s.roles.remote() for s in self._shards])):
             roles.update(hosted)
-        self.registry.assign_roles(roles)
+        cast(OperatorRegistry, self.registry).assign_roles(roles)  # set in __init__; Runtime types it Registry
         ray.get([s.connect.remote(self._shards, self._placement) for s in self._shards])
         order = [a for a in self._order if a not in self._resumed]  # resumed agents started long ago
         if parallel:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import heapq
 import itertools
+import random
 import resource
 import threading
 import time
@@ -36,7 +37,9 @@ class _Mailbox:
     __slots__ = ("host", "queue", "lock")
 
     def __init__(self, host: AgentHost) -> None:
-        self.host, self.queue, self.lock = host, deque(), threading.Lock()
+        self.host, self.lock = host, threading.Lock()
+        # (envelope, from another shard, authenticated by its batch, the delivery's countdown)
+        self.queue: deque[tuple[Envelope, bool, bool, _Countdown | None]] = deque()
 
 
 class Shard(SessionTransport, Durability):
@@ -91,7 +94,8 @@ class Shard(SessionTransport, Durability):
         self._running = True
         self._live = threading.Event()  # timers fire only while set: once connected, until paused
         self.sent = self.received = self.handled = self.calls = self.recovered = self.dropped = 0
-        self._drop_rate, self._drop_rng = 0.0, None
+        self._drop_rate = 0.0
+        self._drop_rng: random.Random | None = None
         self.name = name
         self._shard_count = 0
         # durability (off unless ``durable`` names a folder): see agents.journal
@@ -154,7 +158,7 @@ class Shard(SessionTransport, Durability):
                 sign=self.signing == "agent",
                 ttl=self.ttl,
                 background=self._pool.submit,
-                persist=None if self._journal is None else (lambda address=agent.address: self._persist_now(address)),
+                persist=None if self._journal is None else functools.partial(self._persist_now, agent.address),
             )
             if self.signing == "session":
                 self._delegations[agent.address] = agent.identity.sign_digest(delegation_digest(agent.address, self._session.address))
@@ -261,15 +265,13 @@ class Shard(SessionTransport, Durability):
         """Chaos runs: lose this share of the deliveries from other shards before accepting
         them (the sender hears a failure and sends the batch again; only a durable shard's
         senders do, so faults are for durable runtimes). Forgotten at a restart."""
-        import random
-
         if self._journal is None and drop_rate > 0:
             raise RuntimeFailure("dropped deliveries are only sent again between durable shards")
         if drop_rate != self._drop_rate:
             self._drop_rate, self._drop_rng = drop_rate, random.Random(f"drop:{seed}:{self.index}:{self.recovered}")
 
     def _lose(self) -> None:
-        if self._drop_rate and self._drop_rng.random() < self._drop_rate:
+        if self._drop_rate and self._drop_rng is not None and self._drop_rng.random() < self._drop_rate:
             self.dropped += 1
             raise InjectedFault(f"shard {self.index} dropped a delivery (injected)")
 

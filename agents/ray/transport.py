@@ -10,17 +10,27 @@ agents' keys anyway. ``"agent"`` signs and verifies every envelope with its agen
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agora.agents.errors import BadSignature, Rejected, RuntimeFailure
 from agora.agents.identity import Identity, keccak256, recover_digest
 from agora.agents.messages import Envelope
 from agora.agents.ray.peers import Peers
 
+if TYPE_CHECKING:
+    from agora.agents.ray.durable import _Countdown
+
 
 def delegation_digest(agent: str, session: str) -> bytes:
     """What an agent signs to let a shard's session key vouch for its envelopes."""
     return keccak256(f"agora-delegation\n{agent.lower()}\n{session.lower()}".encode())
+
+
+class _Enqueue(Protocol):
+    """The signature of ``Shard._enqueue``, which this mixin calls."""
+
+    def __call__(self, envelope: Envelope, remote: bool, authenticated: bool = False, countdown: _Countdown | None = None) -> None: ...
 
 
 class SessionTransport:
@@ -40,7 +50,14 @@ class SessionTransport:
     _shard_count: int
     _placement: dict[str, int]
     _peers: Peers
-    _shard: Any  # the shard method giving another shard's handle
+    # provided by the shard that mixes this class in (agora.agents.ray.shard.Shard)
+    _drop_batches: Callable[[Callable[[int], bool]], None]
+    _lose: Callable[[], None]
+    _countdown: Callable[[int], _Countdown | None]
+    _reject: Callable[[Envelope, Rejected, _Countdown | None], None]
+    _enqueue: _Enqueue
+    _settle: Callable[[_Countdown | None], None]
+    _shard: Callable[[int], Any]
 
     def admit(self, index: int, handle: Any, addresses: list[str], lease_s: float = 30.0) -> None:
         """Guest shard ``handle`` (a gateway that joined this deployment, agora.agents.ray.deployment.Guest)

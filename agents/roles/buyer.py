@@ -45,11 +45,12 @@ from agora.economy.auction import Bid, ReverseAuction
 from agora.economy.contract import Contract, Payee, deal_domain, deal_id_for
 from agora.economy.errors import EconomyError
 from agora.economy.lifecycle import FINAL, Deal, DealState
+from agora.economy.reputation import MarketKind
 from agora.tasks.errors import TasksError, VerificationFailed
 from agora.tasks.jobs import JobResult
 from agora.tasks.verify import verify_result
 
-_MARKET = {"provider": "compute", "model_owner": "model", "data_owner": "data"}
+_MARKET: dict[str, MarketKind] = {"provider": "compute", "model_owner": "model", "data_owner": "data"}
 
 
 class _OpenRequest(Message):
@@ -337,7 +338,7 @@ class Buyer(Disputes, Agent):
         except EconomyError as exc:  # late, or delivered twice
             record.reason = f"delivery refused: {exc}"
             return
-        items = len(record.job.inputs) if record.job.inputs is not None else ctx.registry.dataset(record.job.dataset_hash).items
+        items = len(record.job.inputs) if record.job.inputs is not None else ctx.registry.dataset(record.job.dataset_hash or "").items
         try:
             if msg.result.metering.items != items:
                 raise VerificationFailed(f"{msg.result.metering.items} items processed, {items} paid for")

@@ -107,7 +107,7 @@ class Exchange(Agent):
         self.market, self.mechanism, self.period, self.rounds = market, mechanism, float(period), int(rounds)
         self.floor, self.ceiling, self.good = floor, ceiling, good
         self.venue = venue_for(mechanism)  # raises for a mechanism no venue is registered for
-        self._members: dict[str, list[str]] = {}  # cohort -> its members' accounts
+        self._members: dict[str, list[str | None]] = {}  # cohort -> its members' accounts (None: consent did not check out)
         self._cohorts_in_round: set[str] = set()
         self.t0 = 0.0
         self.round = 0
@@ -133,7 +133,7 @@ class Exchange(Agent):
     def on_start(self, ctx: Context) -> None:
         ctx.wallet.open_account()
         self.t0 = ctx.now()
-        terms = {
+        terms: dict[str, str | int | float] = {
             "market": self.market,
             "mechanism": self.mechanism,
             "good": self.good,

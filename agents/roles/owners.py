@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TypedDict
 
 from agora.agents.agent import Agent, Context, on_message
 from agora.agents.deal_protocol import Settled, refuse
@@ -45,6 +46,16 @@ class _Earner(Agent):
         self.settlements.append({"deal_id": msg.deal_id, "tx_hash": msg.tx_hash, "buyer": sender})
 
 
+class _ModelTerms(TypedDict):
+    """A model owner's terms, the fields of its ModelOffer besides the owner and the hash."""
+
+    name: str
+    task: str
+    price_per_call: int
+    license: str
+    price_per_1k_tokens: int
+
+
 class ModelOwner(_Earner):
     """Uploads a model folder to the content store and offers it at ``price_per_call``."""
 
@@ -63,14 +74,20 @@ class ModelOwner(_Earner):
     ) -> None:
         super().__init__(name, identity)
         self.model_path = str(model_path)
-        self.offer_terms = {"name": model_name, "task": task, "price_per_call": price_per_call, "license": license, "price_per_1k_tokens": price_per_1k_tokens}
+        self.offer_terms: _ModelTerms = {
+            "name": model_name,
+            "task": task,
+            "price_per_call": price_per_call,
+            "license": license,
+            "price_per_1k_tokens": price_per_1k_tokens,
+        }
         self.model_hash = ""
 
     def on_start(self, ctx: Context) -> None:
         self.model_hash = ctx.store.put(self.model_path)
         ctx.registry.register_model(ModelOffer(owner=self.address, model_hash=self.model_hash, **self.offer_terms))
         ctx.registry.register_agent(self.address, self.name, self.role)
-        terms = {"name": self.offer_terms["name"], "task": self.offer_terms["task"], "model_hash": self.model_hash, "per": "call"}
+        terms: dict[str, str | int | float] = {"name": self.offer_terms["name"], "task": self.offer_terms["task"], "model_hash": self.model_hash, "per": "call"}
         service = ServiceRecord(
             address=self.address,
             name=self.name,
@@ -134,7 +151,13 @@ class DataOwner(_Earner):
         )
         ctx.registry.register_dataset(offer)
         ctx.registry.register_agent(self.address, self.name, self.role)
-        terms = {"name": self.dataset_name, "items": self.items, "dataset_hash": self.dataset_hash, "per": "use", "compute_to_data": self.compute_to_data}
+        terms: dict[str, str | int | float] = {
+            "name": self.dataset_name,
+            "items": self.items,
+            "dataset_hash": self.dataset_hash,
+            "per": "use",
+            "compute_to_data": self.compute_to_data,
+        }
         service = ServiceRecord(
             address=self.address,
             name=self.name,

@@ -113,7 +113,7 @@ class ComputeProvider(Agent):
         self.refused: dict[str, int] = {}  # reason -> messages refused (agents.deal_protocol.refuse)
 
     @property
-    def capacity(self) -> dict[str, float]:
+    def capacity(self) -> dict[str, Any]:
         return self.book.total.model_dump()
 
     def open_contracts(self) -> int:
@@ -126,7 +126,12 @@ class ComputeProvider(Agent):
         offer = ComputeOffer(owner=self.address, price_per_second=self.price_per_second, throughput=self.throughput, **self.capacity)
         ctx.registry.register_compute(offer)
         ctx.registry.register_agent(self.address, self.name, self.role)
-        terms = {"gpus": self.capacity["gpus"], "gpu_memory_mb": self.capacity["gpu_memory_mb"], "throughput": self.throughput, "per": "second"}
+        terms: dict[str, str | int | float] = {
+            "gpus": self.capacity["gpus"],
+            "gpu_memory_mb": self.capacity["gpu_memory_mb"],
+            "throughput": self.throughput,
+            "per": "second",
+        }
         service = ServiceRecord(
             address=self.address,
             name=self.name,
@@ -167,7 +172,7 @@ class ComputeProvider(Agent):
         if reason:
             ctx.send(sender, Refuse(deal_id=msg.deal_id, reason=reason))
             return
-        items = len(job.inputs) if job.inputs is not None else ctx.registry.dataset(job.dataset_hash).items
+        items = len(job.inputs) if job.inputs is not None else ctx.registry.dataset(job.dataset_hash or "").items
         price = self.quote(items)
         if price > msg.compute_budget:
             ctx.send(sender, Refuse(deal_id=msg.deal_id, reason=f"my price {price} exceeds the budget {msg.compute_budget}"))

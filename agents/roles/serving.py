@@ -150,7 +150,7 @@ class ModelServer(Agent):
             self.owner, self.royalty = offer.owner, offer.price_per_call
         self.price_per_call = self.fee + self.royalty
         ctx.registry.register_agent(self.address, self.name, self.role)
-        terms = {
+        terms: dict[str, str | int | float] = {
             "name": self.model_name,
             "task": self.task,
             "model_hash": self.model_hash,

@@ -140,11 +140,12 @@ class _CallBook:
         if mine is None:
             return
         for side in ("buy", "sell"):
-            kept = []
+            kept: list[tuple[Any, Any, Any, Any]] = []
             for c in self.chunks[side]:
                 rows = [i for i in range(len(c[0])) if not (int(c[2][i]) == mine and int(c[3][i]) in subs)]
                 if rows:
-                    kept.append(tuple([c[k][i] for i in rows] for k in range(4)))
+                    prices, qtys, owners, numbers = ([c[k][i] for i in rows] for k in range(4))
+                    kept.append((prices, qtys, owners, numbers))
             self.chunks[side] = kept
 
     def clear(self) -> tuple[int | None, list[Match]]:
@@ -162,7 +163,7 @@ class _CallBook:
         for b_owner, b_sub, s_owner, s_sub, q in zip(bo, bs, so, ss, qty.tolist(), strict=False):
             bk, ba, bacc = owners[b_owner]
             sk, sa, sacc = owners[s_owner]
-            out.append((bacc[b_sub] if bacc is not None else ba, sacc[s_sub] if sacc is not None else sa, price, q, (bk, ba, b_sub), (sk, sa, s_sub)))  # type: ignore[arg-type]
+            out.append((bacc[b_sub] if bacc is not None else ba, sacc[s_sub] if sacc is not None else sa, price, q, (bk, ba, b_sub), (sk, sa, s_sub)))
         return price, out
 
 
@@ -213,7 +214,7 @@ class PostedVenue(Venue):
             self._policy[seller] = None if msg.allowed is None else frozenset(msg.allowed)
             return [_match(f, owners, self._postings.get(f.seller, -1)) for f in fills]
         model, policy = msg.model, self._policy
-        fills = self.book.submit(order, accept=lambda s: policy.get(s) is None or model in policy[s])  # type: ignore[operator]
+        fills = self.book.submit(order, accept=lambda s: (allowed := policy.get(s)) is None or model in allowed)
         return [_match(f, owners, self._postings.get(f.seller, -1)) for f in fills]
 
     def cancel(self, sender: str, cids: set[int], owners: Owners) -> None:

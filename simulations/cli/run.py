@@ -22,7 +22,8 @@ def demo(
     from agora.simulations.demo import TradeConfig, run_trade
     from agora.simulations.report import render
 
-    config = TradeConfig(runtime=runtime, ledger=ledger, seed=seed, gpus=min(1, gpus), rpc_url=rpc_url)
+    # validated from the command line's strings (the model checks runtime and ledger)
+    config = TradeConfig.model_validate({"runtime": runtime, "ledger": ledger, "seed": seed, "gpus": min(1, gpus), "rpc_url": rpc_url})
     if runtime == "ray":
         import ray
 
@@ -172,17 +173,19 @@ def chaos(
     from agora.simulations.chaos import ChaosConfig, run_chaos
 
     try:
-        config = ChaosConfig(
-            chain=chain,
-            seed=seed,
-            duration=duration,
-            scenario=scenario,
-            shards=shards,
-            shard_kills=shard_kills,
-            job_kills=job_kills,
-            chain_restarts=chain_restarts,
-            drop_rate=drop_rate,
-            rpc_fault_rate=rpc_fault_rate,
+        config = ChaosConfig.model_validate(  # from the command line's strings (the model checks chain)
+            {
+                "chain": chain,
+                "seed": seed,
+                "duration": duration,
+                "scenario": scenario,
+                "shards": shards,
+                "shard_kills": shard_kills,
+                "job_kills": job_kills,
+                "chain_restarts": chain_restarts,
+                "drop_rate": drop_rate,
+                "rpc_fault_rate": rpc_fault_rate,
+            }
         )
     except ValidationError as exc:
         typer.echo(str(exc), err=True)
