@@ -65,6 +65,7 @@ browser:
 test: install $(ANVIL) browser
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict -d site
 	$(PY) -m pytest -q
 
@@ -72,6 +73,7 @@ test: install $(ANVIL) browser
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 bench: install
 	$(PY) bench/ledger_bench.py

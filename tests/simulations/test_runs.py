@@ -234,7 +234,7 @@ def test_a_sweep_refuses_a_bad_point_before_running(tmp_path) -> None:
     from agora.simulations.errors import ScenarioError
     from agora.simulations.sweep import sweep
 
-    with pytest.raises(ScenarioError, match="markets.gpu.mechanism: Input should be 'cda', 'call' or 'posted'"):
+    with pytest.raises(ScenarioError, match=r"markets.gpu.mechanism: mechanism is one of call, cda, posted \(or one you register\)"):
         sweep(Scenario.parse(TINY), {"markets.gpu.mechanism": ["cda", "barter"]}, tmp_path, parallel=False, progress=False)
     assert not any(p.is_dir() for p in tmp_path.iterdir())
 
