@@ -31,7 +31,20 @@ class _Registry(Registry):
 def _shards(tmp_path: Path, n: int = 2, durable: str | None = None, ledger: MemoryLedger | None = None) -> list[Shard]:
     ledger, registry, peers = ledger or MemoryLedger(), _Registry(), LocalPeers()
     made = [
-        Shard(i, ledger, registry, str(tmp_path / "store"), "shard-test", 64, 300.0, 0.005, "session", durable=durable, peers=peers, executor=LocalExecutor(tmp_path / "store"))
+        Shard(
+            i,
+            ledger,
+            registry,
+            str(tmp_path / "store"),
+            "shard-test",
+            64,
+            300.0,
+            0.005,
+            "session",
+            durable=durable,
+            peers=peers,
+            executor=LocalExecutor(tmp_path / "store"),
+        )
         for i in range(n)
     ]
     return made
