@@ -227,7 +227,7 @@ class Guest:
     def __init__(self, name: str, agents: list[Agent], *, lease_s: float = 30.0, renew_s: float = 5.0) -> None:
         import ray
 
-        from agora.agents.ray.shard import RayShard
+        from agora.agents.ray.supervisor import RayShard
         from agora.tasks.store import default_root
 
         if lease_s <= renew_s:

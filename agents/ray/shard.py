@@ -25,9 +25,7 @@ from agora.agents.identity import Identity
 from agora.agents.journal import Journal
 from agora.agents.messages import Envelope
 from agora.agents.ray.durable import Durability, _Countdown
-from agora.agents.ray.ledger import RemoteLedger
-from agora.agents.ray.peers import Peers, RayPeers
-from agora.agents.ray.registry import BatchedRegistry
+from agora.agents.ray.peers import Peers
 from agora.agents.ray.transport import SessionTransport, delegation_digest
 
 
@@ -485,43 +483,3 @@ class Shard(SessionTransport, Durability):
             "unacked": len(self._unacked),
             "dropped": self.dropped,
         }
-
-
-class RayShard(Shard):
-    """A shard as a Ray actor: the ledger and registry services reached through their handles,
-    the other shards as named actors, jobs as Ray tasks (vaults check payment on the ledger)."""
-
-    def __init__(
-        self,
-        index: int,
-        ledger: Any,
-        registry: Any,
-        store_root: str,
-        seed: int | str,
-        batch: int,
-        ttl: float | None,
-        linger: float,
-        signing: str,
-        name: str = "agora",
-        durable: str | None = None,
-        fsync: bool = False,
-    ) -> None:
-        from agora.tasks.ray_executor import RayExecutor
-
-        executor = RayExecutor(store_root, ledger=functools.partial(RemoteLedger, ledger))
-        super().__init__(
-            index,
-            RemoteLedger(ledger),
-            BatchedRegistry(registry),
-            store_root,
-            seed,
-            batch,
-            ttl,
-            linger,
-            signing,
-            name,
-            durable,
-            fsync,
-            peers=RayPeers(name),
-            executor=executor,
-        )

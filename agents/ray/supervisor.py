@@ -1,4 +1,5 @@
-"""Making shards, and making them again: a deployment heals with no driver attached.
+"""Making shards as Ray actors (:class:`RayShard`), and making them again: a deployment heals
+with no driver attached.
 
 Shards are named actors. A general shard needs no resources, so shard i goes to node i mod n of
 the cluster's live nodes (hard affinity; Ray's SPREAD stacks zero-CPU actors on one node). A
@@ -7,11 +8,55 @@ live node, and it comes back from its journal."""
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from typing import Any
 
-from agora.agents.ray.shard import RayShard
+from agora.agents.ray.ledger import RemoteLedger
+from agora.agents.ray.peers import RayPeers
+from agora.agents.ray.registry import BatchedRegistry
+from agora.agents.ray.shard import Shard
+
+
+class RayShard(Shard):
+    """A shard as a Ray actor: the ledger and registry services reached through their handles,
+    the other shards as named actors, jobs as Ray tasks (vaults check payment on the ledger)."""
+
+    def __init__(
+        self,
+        index: int,
+        ledger: Any,
+        registry: Any,
+        store_root: str,
+        seed: int | str,
+        batch: int,
+        ttl: float | None,
+        linger: float,
+        signing: str,
+        name: str = "agora",
+        durable: str | None = None,
+        fsync: bool = False,
+    ) -> None:
+        from agora.tasks.ray_executor import RayExecutor
+
+        executor = RayExecutor(store_root, ledger=functools.partial(RemoteLedger, ledger))
+        super().__init__(
+            index,
+            RemoteLedger(ledger),
+            BatchedRegistry(registry),
+            store_root,
+            seed,
+            batch,
+            ttl,
+            linger,
+            signing,
+            name,
+            durable,
+            fsync,
+            peers=RayPeers(name),
+            executor=executor,
+        )
 
 
 def on_head() -> dict[str, Any]:
