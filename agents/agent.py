@@ -45,7 +45,7 @@ def on_message(message_type: type[Message], replies: Iterable[type[Message]] | N
     declared = replies_of(replies)
 
     def mark(fn: Handler) -> Handler:
-        fn._agora_handles = (message_type, declared)  # type: ignore[attr-defined]
+        fn._agora_handles = (message_type, declared)  # type: ignore[attr-defined]  # a mark on the function, read by __init_subclass__
         return fn
 
     return mark
@@ -57,7 +57,7 @@ def on_interval(period: float) -> Callable[[Handler], Handler]:
         raise RuntimeFailure(f"an interval must be positive, got {period!r}")
 
     def mark(fn: Handler) -> Handler:
-        fn._agora_interval = float(period)  # type: ignore[attr-defined]
+        fn._agora_interval = float(period)  # type: ignore[attr-defined]  # a mark on the function, read by __init_subclass__
         return fn
 
     return mark

@@ -169,7 +169,7 @@ class Envelope:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Envelope) and self._fields() == other._fields()
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # unhashable on purpose: an envelope is compared by content, never a dict key
 
     def describe(self) -> dict[str, Any]:
         return {"sender": self.sender, "target": self.target, "schema": self.schema_digest[:12], "nonce": self.nonce, "session": self.session}

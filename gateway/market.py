@@ -194,7 +194,7 @@ class JoinedMarket(PumpedFront):
         self.guest = Guest(name, [GatewayAgent("gateway", identity or Identity.generate())])
         self.gateway = self.guest.addresses[0]
         self.ledger = RemoteLedger(self.guest.ledger_actor)
-        self.registry = RemoteProxy(self.guest.registry_actor)  # type: ignore[assignment]
+        self.registry = RemoteProxy(self.guest.registry_actor)  # type: ignore[assignment]  # the actor client stands in for a Registry
         self.ledger_kind = "memory" if self.guest.manifest["ledger"] == "memory" else "rpc"
         rows = self.guest.rows
         self.names = {row["address"]: row["name"] for row in rows}

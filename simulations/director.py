@@ -100,7 +100,7 @@ class Director(Agent):
 
         def message(members: list[str]) -> ShockStarts | ShockEnds:
             if start:
-                return ShockStarts(kind=shock.kind, factor=shock.factor, shock=shock.index, members=members)  # type: ignore[arg-type]
+                return ShockStarts(kind=shock.kind, factor=shock.factor, shock=shock.index, members=members)  # type: ignore[arg-type]  # shock.kind is validated by the scenario to one of the message's kinds
             return ShockEnds(shock=shock.index, members=members)
 
         lone, hosted = self._split(shock.targets)

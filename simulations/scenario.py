@@ -248,7 +248,7 @@ class Scenario(Population):
     """A population with markets, a ledger, a runtime, a clock, shocks and variants."""
 
     description: str = ""
-    agents: list[ScenarioGroup] = Field(min_length=1)  # type: ignore[assignment]
+    agents: list[ScenarioGroup] = Field(min_length=1)  # type: ignore[assignment]  # narrows Population.agents to scenario groups
     markets: dict[str, MarketSpec] = {}
     ledger: str = "memory"
     runtime: RuntimeSpec = RuntimeSpec()

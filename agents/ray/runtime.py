@@ -145,7 +145,7 @@ class RayRuntime(Runtime):
             ray.remote(RegistryService).options(name=f"{self.name}-registry", **service).remote(registry_state, self._ledger_actor, self._operator.address)
         )
         self.ledger = RemoteLedger(self._ledger_actor)
-        self.registry = OperatorRegistry(self._registry_actor, self._operator)  # type: ignore[assignment]
+        self.registry = OperatorRegistry(self._registry_actor, self._operator)  # type: ignore[assignment]  # the actor client stands in for a Registry
         self.store_root = str(store_root or default_root())  # a folder every node can read
         self.seed, self.batch, self.ttl, self.linger, self.signing = seed, batch, ttl, linger, signing
         self.actor_options = {"num_cpus": 0, "max_concurrency": 8, **life, **(actor_options or {})}

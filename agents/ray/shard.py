@@ -146,7 +146,7 @@ class Shard(SessionTransport, Durability):
             host = AgentHost(
                 agent,
                 self._ledger,
-                self._registry,  # type: ignore[arg-type]
+                self._registry,  # type: ignore[arg-type]  # the batched face, not a Registry: it has every read the host uses
                 transport=self._send,
                 timer=self._arm,
                 clock=time.time,
