@@ -2,4 +2,5 @@
 
 from agora.simulations.cli import app
 
-app()
+if __name__ == "__main__":  # imported (by a tool walking the package), it runs nothing
+    app()
