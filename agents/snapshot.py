@@ -38,7 +38,7 @@ from typing import Any
 from agora.agents.errors import AgentsError
 from agora.agents.identity import Identity
 
-SNAPSHOT_VERSION = 2  # 2: replay windows as holes; armed timers; handled count
+SNAPSHOT_VERSION = 3  # 2: replay windows as holes; armed timers; handled count. 3: agora.* paths, venues, buyer deal records
 
 
 class SnapshotError(AgentsError, ValueError):

@@ -120,9 +120,9 @@ def run(
         with _runtime(scenario, out) as runtime:
             world = populate(scenario, runtime)
             _write_schedule(world, recorder, out)
-            t0 = runtime.now()
+            t0 = epoch = runtime.now()
             if scenario.metrics.messages:  # where the runtime delivers in this process
-                runtime.watch(lambda at, env: recorder["messages"].append((at - t0, env.sender, env.target, _type_name(env), env.session, env.nonce)))
+                runtime.watch(lambda at, env: recorder["messages"].append((at - epoch, env.sender, env.target, _type_name(env), env.session, env.nonce)))
             runtime.start()
             if world.exchanges:  # the clock the markets keep: their rounds start from it
                 t0 = float(runtime.query(next(iter(world.exchanges.values())), "t0"))

@@ -47,6 +47,13 @@ def read_dataset(store: ContentStore, digest: str) -> list[str]:
     return rows
 
 
+def _kind_needs_base(kind: str) -> bool:
+    from agora.tasks.runner import RUNNERS  # the runners pull in torch: only when a job runs
+
+    runner = RUNNERS.get(kind)
+    return bool(runner is not None and runner.needs_base)
+
+
 def run_job(spec: JobSpec, store_root: str, data_root: str | None = None, placement: tuple[list[str], str] = ([], "")) -> JobResult:
     """Run one job against the store at ``store_root``; raises TasksError. ``placement`` is
     the GPU ids and node the job was given, for its metering (the Ray executor passes them).
@@ -64,9 +71,10 @@ def run_job(spec: JobSpec, store_root: str, data_root: str | None = None, placem
         raise InvalidJob(f"model {spec.model_hash[:12]}… is a {kind} model, the job asks for {spec.task}")
     data = store if data_root is None else _store(data_root)  # a vault's private store
     texts = spec.inputs if spec.inputs is not None else read_dataset(data, spec.dataset_hash or "")
-    card = model_path / "card.json"  # a model built on another (a classifier's head) names its base
-    base_hash = json.loads(card.read_text()).get("base_model") if card.exists() else None
-    runner = _process_cache().get(model_path, kind, store.path(base_hash) if base_hash else None)
+    base = None
+    if _kind_needs_base(kind):  # a model built on another (a classifier's head) names its base in its card
+        base = store.path(json.loads((model_path / "card.json").read_text())["base_model"])
+    runner = _process_cache().get(model_path, kind, base)
     _cap_gpu_memory(spec)
     start = time.perf_counter()
     out = runner.run(texts, spec.batch_size, spec.max_new_tokens)

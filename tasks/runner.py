@@ -38,6 +38,8 @@ class ModelRunner(ABC):
     """One kind of model, loaded from a verified folder: what every kind offers ``run_job``."""
 
     kind: ClassVar[str]
+    needs_base: ClassVar[bool] = False
+    """Whether the model is built on another one (its card names the ``base_model``)."""
 
     @property
     @abstractmethod
@@ -180,6 +182,7 @@ class ClassificationRunner(ModelRunner):
     probabilities per text."""
 
     kind = "classification"
+    needs_base = True
 
     def __init__(self, head_folder: Path | str, base: EmbeddingRunner) -> None:
         import json

@@ -82,7 +82,10 @@ class AccessPolicy(BaseModel):
 
     price_per_use: int = Field(ge=0)
     models: list[str] | None = Field(default=None, description="model hashes allowed to read it; None: any")
-    tasks: list[str] = Field(default_factory=lambda: sorted(MODEL_KINDS), description="kinds of model that may read it (tasks.jobs.MODEL_KINDS)")
+    tasks: list[str] = Field(
+        default_factory=lambda: ["embedding", "classification", "generation"],
+        description="kinds of model that may read it (of tasks.jobs.MODEL_KINDS); a kind registered later is admitted only when named",
+    )
     raw_download: bool = Field(default=False, description="False: compute-to-data only, the rows never leave")
 
     @field_validator("tasks")

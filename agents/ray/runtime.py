@@ -94,7 +94,12 @@ class _Given:
 
 
 class RayRuntime(Runtime):
-    """Hosts agents in shard actors on the Ray cluster this process is connected to."""
+    """Hosts agents in shard actors on the Ray cluster this process is connected to.
+
+    ``ledger`` is a factory (``EVMLedger.embedded``, ``functools.partial(MemoryLedger, ...)``)
+    that the ledger service's actor calls, or a ledger instance, which travels there pickled: the
+    runtime's ledger is then that copy, so read and write it as ``rt.ledger`` (what you do to the
+    instance you passed afterwards does not reach the runtime)."""
 
     driven = False
 

@@ -75,3 +75,20 @@ def test_a_mechanism_registered_by_name_runs_as_a_market() -> None:
         assert rt.ledger.is_conserved()
     finally:
         del VENUES["batch"]
+
+
+def test_a_refused_posting_leaves_the_live_one_as_it_was() -> None:
+    """A posted market's sell order the board refuses (no price) changes nothing: the seller's
+    live posting, its id and its model policy stay, and buyers still fill against it."""
+    from agora.agents.roles.market_protocol import PlaceOrder
+    from agora.agents.roles.venues import PostedVenue
+    from agora.economy import Order
+
+    venue, owners = PostedVenue(), {0: ("s", 7), 1: ("s", 8), 2: ("b", 1)}
+    venue.place(Order(0, "s", "sell", 50, 3), PlaceOrder(cid=7, side="sell", price=50, qty=3, allowed=["m1"]), owners)
+    with pytest.raises(EconomyError):
+        venue.place(Order(1, "s", "sell", None, 3), PlaceOrder(cid=8, side="sell", qty=3), owners)
+    assert venue.lives_on("s", period_end=False) == 7 and venue.live_ids() == {0}
+    fills = venue.place(Order(2, "b", "buy", 60, 1), PlaceOrder(cid=1, side="buy", price=60, model="m1"), owners)
+    assert [(m[0], m[1], m[2], m[5]) for m in fills] == [("b", "s", 50, ("t", "s", 7))]
+    assert venue.place(Order(3, "b", "buy", 60, 1), PlaceOrder(cid=2, side="buy", price=60, model="m2"), {**owners, 3: ("b", 2)}) == []
