@@ -31,7 +31,6 @@ from agora.agents.deal_protocol import (
     Refuse,
     RejectProposal,
     ReportFailure,
-    Settled,
     Undelivered,
     refuse,
 )
@@ -370,18 +369,18 @@ class Buyer(Disputes, Agent):
         call = self._deals[record.deal_id].call
         assert call is not None
         charged = metered_bill(record.contract, call.tariffs, result.metering)  # what the job used, each line within its line
-        deal.settle(ctx.wallet, amounts=charged.amounts())
-        receipt = deal.receipts[-1]
-        record.receipts.append(receipt)
-        self._deals[record.deal_id].result = result
+        kept = self._deals[record.deal_id]
+        kept.result, kept.settling = result, charged.amounts()
         record.result_hash, record.result_shape = result.result_hash, result.shape
         record.metering = result.metering.model_dump()
         record.bill = [line.model_dump() for line in charged.lines]
         record.paid = charged.total
-        self._end(ctx.now(), record, "settled", "")
-        self._rate(ctx, record, verified=True)
-        for payee in {p.address for p in record.contract.payees}:
-            ctx.send(payee, Settled(deal_id=record.deal_id, paid=record.paid, tx_hash=receipt.tx_hash))
+        # write-ahead: a buyer that crashes after this release lands and before its state is
+        # journaled comes back here knowing what it was paying, and learns at the deadline whether
+        # it landed (deadline_passed), instead of recording a paid deal as unpaid
+        ctx.checkpoint()
+        deal.settle(ctx.wallet, amounts=kept.settling)
+        self._settled(ctx, record)
 
     # -- failure paths: the provider refunded, or the deadline passed ----------------------
     @on_message(ReportFailure)
@@ -406,6 +405,8 @@ class Buyer(Disputes, Agent):
         if state is DealState.DISPUTED:  # the provider froze it for the arbiter: its ruling ends the deal
             record.status, record.reason = "disputed", "the provider disputed the escrow; awaiting the arbiter"
             ctx.schedule(CLAIM_GRACE_S + 1.0, _AskRefund(deal_id=msg.deal_id))  # unless it proves no delivery by then
+            return
+        if self._release_recovered(ctx, record, deal, state):
             return
         if state in FINAL:  # the arbiter already ruled (its Ruling may still be on its way)
             self._end(ctx.now(), record, "settled" if state is DealState.SETTLED else "refunded", "ruled by the arbiter")

@@ -108,6 +108,7 @@ class BuyerDeal:
     replicas: list[str] = field(default_factory=list)  # of a group's first deal: every deal running the job
     delivered: JobResult | None = None  # a replica's checked result, awaiting the verdict
     result: JobResult | None = None  # the verified result paid for
+    settling: list[int] | None = None  # a release written ahead (journaled before it is sent), until it is known to have landed
 
 
 def resolve(registry: Any, request: JobRequest, job_id: str) -> tuple[JobSpec, list[Payee], dict[str, Tariff]]:

@@ -9,8 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 from agora.agents.agent import Context, on_message
-from agora.agents.deal_protocol import Claim, Ruling
+from agora.agents.deal_protocol import Claim, Ruling, Settled
 from agora.agents.roles.buyer_deal import BuyerDeal, DealRecord
+from agora.chain import ChainError
 from agora.economy.lifecycle import FINAL, Deal, DealState
 from agora.tasks.errors import TasksError
 from agora.tasks.jobs import JobResult
@@ -29,6 +30,41 @@ class Disputes:
     _pay: Callable[[Context, DealRecord, JobResult], None]
     _end: Callable[[float, DealRecord, Any, str], DealRecord]
     _request_of: Callable[[str], Any]
+    _rate: Callable[[Context, DealRecord, bool], None]
+
+    def _settled(self, ctx: Context, record: DealRecord) -> None:
+        """The buyer's own release landed: the deal ends settled, rated, and its payees told."""
+        assert record.contract is not None
+        self._deals[record.deal_id].settling = None
+        receipt = self._lifecycle(record.deal_id).receipts[-1]
+        record.receipts.append(receipt)
+        self._end(ctx.now(), record, "settled", "")
+        self._rate(ctx, record, True)  # verified
+        for payee in {p.address for p in record.contract.payees}:
+            ctx.send(payee, Settled(deal_id=record.deal_id, paid=record.paid, tx_hash=receipt.tx_hash))
+
+    def _release_recovered(self, ctx: Context, record: DealRecord, deal: Deal, state: DealState) -> bool:
+        """At the deadline, a release of the buyer's own that was under way when it crashed
+        (written ahead in ``_pay``): landed, the deal ends settled as billed; never sent, it is
+        sent now (a buyer may release after the deadline). True when that ended the deal."""
+        kept = self._deals[record.deal_id]
+        if kept.settling is None:
+            return False
+        if state is DealState.SETTLED:
+            kept.settling = None
+            self._end(ctx.now(), record, "settled", "released before a restart")
+            self._rate(ctx, record, True)  # verified
+            return True
+        if state is DealState.VERIFIED:
+            try:
+                deal.settle(ctx.wallet, amounts=kept.settling)
+            except ChainError as exc:
+                ctx.log.warning("release of %s after a restart failed: %s", record.deal_id, exc)
+            else:
+                self._settled(ctx, record)
+                return True
+        kept.settling, kept.result, record.paid, record.bill = None, None, 0, []  # not paid after all
+        return False
 
     def _spot_checked(self, ctx: Context, record: DealRecord, result: JobResult) -> bool:
         """Re-run a few randomly chosen rows on the buyer's own executor (the provider cannot know

@@ -319,3 +319,36 @@ def test_a_buyer_that_never_pays_is_claimed_before_the_deadline_and_the_arbiter_
     provider = next(a for a in agents.values() if getattr(a, "address", None) == contract.provider)
     assert provider.job_status(record.deal_id) == "paid"
     assert runtime.ledger.is_conserved()
+
+
+class CrashingBuyer(Buyer):
+    """Its release lands on the ledger, then it crashes before recording it: the handler dies
+    right after ``release_items`` returns, as a process would (and, durable, comes back as it
+    was journaled before the release)."""
+
+    def _pay(self, ctx, record, result) -> None:
+        lifecycle = self._lifecycle(record.deal_id) if hasattr(self, "_lifecycle") else self._lifecycles[record.deal_id]
+        release = lifecycle.settle
+
+        def release_then_crash(*args, **kwargs):
+            release(*args, **kwargs)
+            raise RuntimeError("the buyer's process died after its release landed")
+
+        lifecycle.settle = release_then_crash
+        super()._pay(ctx, record, result)
+
+
+def test_a_buyer_that_crashes_after_its_release_records_what_it_paid(store) -> None:
+    """A paid deal is never recorded as unpaid: the bill is written ahead of the release, and
+    at the deadline the buyer finds its release landed and ends the deal settled as billed (seen
+    in a chaos run: a shard killed between a release and its journal left the buyer's record
+    'settled, paid 0' while it had paid)."""
+    config = _config(store, deadline_s=60)
+    agents = make_agents(config, demo_texts())
+    request = agents["buyer"].requests[0]
+    agents["buyer"] = CrashingBuyer("buyer", Identity.from_seed(config.seed, "buyer"), [request])
+    report = run_trade(config, agents=agents)
+    deal = report.deal
+    spent = next(p.before - p.after for p in report.parties if p.address == agents["buyer"].address)
+    assert deal.status == "settled" and spent > 0
+    assert deal.paid == spent  # what the record says it paid is what left its account
