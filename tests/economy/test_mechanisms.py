@@ -141,3 +141,45 @@ def test_market_conformance(name: str) -> None:
     assert sum(q for i, q in traded.items() if orders[i].side == BUY) == sum(f.qty for f, _ in fills)
     if sells == "book":
         assert sum(q for i, q in traded.items() if orders[i].side == SELL) == sum(f.qty for f, _ in fills)
+
+
+def test_a_session_picks_exactly_whom_a_list_of_the_active_traders_would() -> None:
+    """run_session keeps the active traders in a Fenwick tree so a pick costs O(log n): the
+    k-th active trader is the one a plain list of them (rng.choice) would give, through any
+    order of traders running out."""
+    from agora.economy.session import _Active
+
+    rng = random.Random(3)
+    alive = [rng.random() < 0.8 for _ in range(257)]
+    active = _Active(alive)
+    for _ in range(300):
+        listed = [i for i, on in enumerate(alive) if on]
+        assert active.count == len(listed)
+        if not listed:
+            break
+        k = rng.randrange(len(listed))
+        assert active.kth(k) == listed[k]
+        gone = listed[rng.randrange(len(listed))]
+        alive[gone] = False
+        active.add(gone, -1)
+
+
+def test_only_strategies_that_learn_are_told_of_every_shout() -> None:
+    """Telling every trader of every shout made a session quadratic; strategies whose observe
+    does nothing are no longer told, and a learner still hears every shout."""
+    from agora.economy.session import run_session
+    from agora.economy.strategies import ZIC
+
+    heard: dict[str, int] = {}
+
+    class Listening(ZIC):
+        def observe(self, side, price, traded, limit) -> None:  # noqa: ANN001 - the Strategy signature
+            heard[self.name] = heard.get(self.name, 0) + 1
+
+    def make(name: str, side: str, rng: random.Random) -> ZIC:
+        strategy = Listening(1, 200) if name == "b0" else ZIC(1, 200)
+        strategy.name = name  # type: ignore[attr-defined]  # the test's own tag
+        return strategy
+
+    result = run_session({"b0": [150], "b1": [140]}, {"s0": [20], "s1": [30]}, make, steps=50, seed=2)
+    assert heard == {"b0": heard["b0"]} and heard["b0"] >= len(result.trades) > 0
