@@ -81,6 +81,7 @@ bench: install
 	$(PY) bench/inference.py
 	$(PY) bench/settlement.py
 	$(PY) bench/orderbook.py
+	$(PY) bench/session.py
 	$(PY) bench/messaging.py
 	$(PY) bench/simulation.py
 	$(PY) bench/gateway.py
