@@ -31,7 +31,7 @@ from agora.chain.errors import (
     TransactionFailed,
     Unauthorized,
 )
-from agora.chain.factory import ledger_factory
+from agora.chain.factory import check_ledger_spec, ledger_factory
 from agora.chain.ledger import Ledger, LedgerReader, Signer
 from agora.chain.memory import MemoryLedger
 from agora.chain.offchain import ChannelReceiver, EpochBuilder, authorization_typed_data, voucher_typed_data
@@ -65,6 +65,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "check_ledger_spec",
     "ledger_factory",
     "BPS",
     "AlreadySettled",

@@ -186,3 +186,15 @@ def test_a_scenario_with_one_field_replaced_by_junk_is_a_typed_error_or_a_scenar
         assert "is not a valid scenario" in str(exc)
         return
     assert scenario.steps() >= 1
+
+
+def test_naming_a_chain_ledger_loads_no_chain() -> None:
+    """A scenario's ledger name is checked against chain's list of names without importing web3
+    (most of a second, and absent where the chain extra is not installed)."""
+    import subprocess
+    import sys
+
+    code = "import sys\nfrom agora.simulations.scenario import Scenario\nScenario.load('full-economy').with_overrides({'ledger': 'embedded'})\nprint('web3' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "False"
