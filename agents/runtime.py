@@ -78,11 +78,9 @@ class Runtime(ABC):
         """The runtime's clock, in seconds: virtual (local) or the wall clock (Ray)."""
 
     def advance(self, until: float) -> None:
-        """Let the agents work until the runtime's clock reaches ``until``."""
-        if self.driven:
-            self.run(timeout=max(0.0, until - self.now()))
-        else:
-            time.sleep(max(0.0, until - self.now()))
+        """Let the agents work until the runtime's clock reaches ``until``: a runtime on the wall
+        clock waits for it (its agents run on their own); a driven one overrides this to run them."""
+        time.sleep(max(0.0, until - self.now()))
 
     def watch(self, tap: Callable[[float, Envelope], None]) -> bool:
         """Have ``tap(at, envelope)`` see every envelope delivered; False where the runtime
